@@ -1,0 +1,104 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { KindStats, ResourceRegistry } from '../registry/registry.js';
+import type { Reloader, ReloadOutcome } from '../reload/reloader.js';
+
+export interface DaemonMetricsOptions {
+  registry: ResourceRegistry;
+  reloader: Reloader;
+  /** Node's default process metrics (fds, heap, event loop lag, GC). Default true. */
+  defaultMetrics?: boolean;
+}
+
+const OUTCOMES: readonly ReloadOutcome[] = ['applied', 'unchanged', 'invalid', 'failed'];
+
+/**
+ * The daemon's Prometheus metrics, on a prom-client `Registry` of its own (never the global
+ * default one, so several daemons can live in one process).
+ *
+ * Resource counters are read from `ResourceRegistry.stats()` at scrape time, so they always
+ * equal what the leak report shows; reload counters and the duration histogram are fed by the
+ * reloader's events.
+ */
+export class DaemonMetrics {
+  readonly register = new Registry();
+  readonly #unsubscribe: () => void;
+
+  constructor(options: DaemonMetricsOptions) {
+    const { registry, reloader, register } = { ...options, register: this.register };
+    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register });
+
+    new Gauge({
+      name: 'hotconf_config_generation',
+      help: 'Generation number of the active config (0 before the first one).',
+      registers: [register],
+      collect() {
+        this.set(reloader.active?.id ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'hotconf_generations_live',
+      help: 'Generations not yet released: the active one plus those draining.',
+      registers: [register],
+      collect() {
+        this.set(reloader.generations().length);
+      },
+    });
+    const reloads = new Counter({ name: 'hotconf_reloads_total', help: 'Reloads by result.', labelNames: ['result'], registers: [register] });
+    for (const result of OUTCOMES) reloads.inc({ result }, 0);
+    const duration = new Histogram({
+      name: 'hotconf_reload_duration_seconds',
+      help: 'Time from reading the source to the swap (or rejection).',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [register],
+    });
+    const lastSuccess = new Gauge({
+      name: 'hotconf_last_reload_success_timestamp_seconds',
+      help: 'Unix time of the last reload that ended applied or unchanged.',
+      registers: [register],
+    });
+    const sourceErrors = new Counter({ name: 'hotconf_source_errors_total', help: 'Background source errors (unreadable file, lost watch) that produced no document.', registers: [register] });
+    const aborted = new Counter({ name: 'hotconf_requests_aborted_total', help: 'Requests cut because their generation did not drain within shutdown_timeout_ms.', registers: [register] });
+
+    const perKind = (name: string, help: string, field: keyof KindStats, type: 'counter' | 'gauge'): void => {
+      const collect = function (this: Counter<'kind'> | Gauge<'kind'>) {
+        this.reset();
+        for (const [kind, stats] of Object.entries(registry.stats())) {
+          if (this instanceof Gauge) this.set({ kind }, stats[field]);
+          else this.inc({ kind }, stats[field]);
+        }
+      };
+      if (type === 'counter') new Counter({ name, help, labelNames: ['kind'], registers: [register], collect });
+      else new Gauge({ name, help, labelNames: ['kind'], registers: [register], collect });
+    };
+    perKind('hotconf_resources_live', 'Resources created and not yet destroyed.', 'live', 'gauge');
+    perKind('hotconf_resource_refs', 'Leases held on live resources.', 'refs', 'gauge');
+    perKind('hotconf_resources_created_total', 'Resources created (factory create ran).', 'created', 'counter');
+    perKind('hotconf_resources_destroyed_total', 'Resources destroyed (last lease released).', 'destroyed', 'counter');
+    perKind('hotconf_resources_reused_total', 'Acquires served by a live resource without create.', 'reused', 'counter');
+    perKind('hotconf_resource_create_failures_total', 'Factory create calls that threw.', 'createFailures', 'counter');
+    perKind('hotconf_resource_destroy_failures_total', 'Destroys that threw or timed out.', 'destroyFailures', 'counter');
+    perKind('hotconf_leases_leaked_total', 'Leases garbage-collected without release().', 'leakedLeases', 'counter');
+
+    this.#unsubscribe = reloader.subscribe((event) => {
+      if (event.type === 'reload') {
+        reloads.inc({ result: event.result.result });
+        duration.observe(event.duration_seconds);
+        if (event.result.result === 'applied' || event.result.result === 'unchanged') lastSuccess.set(Date.now() / 1000);
+      } else if (event.type === 'generation_released') {
+        if (event.report.aborted > 0) aborted.inc(event.report.aborted);
+      } else if (event.type === 'source_error') {
+        sourceErrors.inc();
+      }
+    });
+  }
+
+  /** Prometheus text exposition. */
+  async render(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.register.contentType, body: await this.register.metrics() };
+  }
+
+  /** Stop listening to the reloader. */
+  close(): void {
+    this.#unsubscribe();
+  }
+}

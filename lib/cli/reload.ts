@@ -1,0 +1,25 @@
+import { AdminUnreachableError, EXIT_UNREACHABLE, adminBaseUrl, callAdmin } from './admin-client.js';
+
+/**
+ * `hotconf reload [--admin URL]`: `POST /reload` on a running daemon. Exit 0 when the result
+ * is applied or unchanged, 1 when invalid or failed (errors on stderr), 2 when unreachable.
+ */
+export async function reloadCommand(options: { admin?: string }, io: { out: (s: string) => void; err: (s: string) => void }): Promise<number> {
+  const base = adminBaseUrl(options.admin);
+  let body: { result?: string; generation?: number; errors?: { path: string; message: string }[]; error?: string };
+  try {
+    ({ body } = (await callAdmin(base, 'POST', '/reload')) as { body: typeof body });
+  } catch (error) {
+    if (!(error instanceof AdminUnreachableError)) throw error;
+    io.err(`${error.message}\n`);
+    return EXIT_UNREACHABLE;
+  }
+  if (body.result === 'applied' || body.result === 'unchanged') {
+    io.out(`${body.result} (generation ${body.generation})\n`);
+    return 0;
+  }
+  io.err(`reload ${body.result ?? 'failed'} (generation ${body.generation ?? '?'} keeps serving)\n`);
+  for (const e of body.errors ?? []) io.err(`  ${e.path || '(document)'}: ${e.message}\n`);
+  if (body.error) io.err(`  ${body.error}\n`);
+  return 1;
+}

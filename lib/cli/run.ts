@@ -1,0 +1,58 @@
+import { fileURLToPath } from 'node:url';
+import { Daemon } from '../daemon.js';
+import { errorMessage } from '../errors.js';
+import { createLogger, type LogLevel, type Logger } from '../log.js';
+import { FileSource } from '../sources/file.js';
+import type { ConfigSource } from '../sources/source.js';
+
+/** The config `hotconf run` serves when given none: the demo shipped with the package. */
+export const DEMO_CONFIG = fileURLToPath(new URL('../../fixtures/demo.yaml', import.meta.url));
+
+export interface RunOptions {
+  config?: string;
+  watch: boolean;
+  admin?: string;
+  logLevel: LogLevel;
+}
+
+/**
+ * `hotconf run`: start the daemon and keep it running until SIGTERM/SIGINT. SIGHUP reloads.
+ * A config that is missing or invalid at start prints the reason (naming the file) on stderr and
+ * exits 1. An uncaught exception or unhandled rejection anywhere is logged with its stack and
+ * exits 1: a supervisor restarts a dead daemon, nobody restarts a half-alive one.
+ */
+export async function runCommand(options: RunOptions): Promise<void> {
+  const logger = createLogger(options.logLevel);
+  exitOnCrash(logger);
+  const source: ConfigSource = new FileSource({ path: options.config ?? DEMO_CONFIG, logger });
+  const daemon = new Daemon({ source, logger, adminListen: options.admin, watch: options.watch, installGlobalTelemetry: true });
+  daemon.handleSignals();
+  try {
+    const result = await daemon.start();
+    const active = daemon.reloader.active!;
+    logger.info(
+      {
+        generation: result.generation,
+        source: source.describe(),
+        admin: daemon.adminAddress,
+        listeners: [...active.listeners()].map(([key, l]) => ({ key, address: l.address.address, port: l.address.port })),
+      },
+      'started',
+    );
+  } catch (error) {
+    process.stderr.write(`hotconf: ${errorMessage(error)}\n`);
+    logger.fatal({ err: error }, 'start_failed');
+    process.exit(1);
+  }
+}
+
+function exitOnCrash(logger: Logger): void {
+  process.on('uncaughtException', (err, origin) => {
+    logger.fatal({ err, origin }, 'uncaught_exception');
+    process.exit(1);
+  });
+  process.on('unhandledRejection', (reason) => {
+    logger.fatal({ err: reason }, 'unhandled_rejection');
+    process.exit(1);
+  });
+}

@@ -1,0 +1,98 @@
+import { parseDocument as parseYamlDocument } from 'yaml';
+import type { z } from 'zod';
+import { ConfigInvalidError, type ConfigIssue } from '../errors.js';
+import { canonicalHash } from './hash.js';
+import { ConfigSchema, type Config } from './schema.js';
+
+/** Documents larger than this are rejected before parsing (1 MiB, as etcd's default request limit). */
+export const DEFAULT_MAX_DOCUMENT_BYTES = 1024 * 1024;
+
+/**
+ * YAML alias expansions allowed per document. The yaml library's own default; set explicitly so
+ * a "billion laughs" document fails instead of exhausting memory.
+ */
+const MAX_ALIAS_COUNT = 100;
+
+export interface ParseOptions {
+  /** Where the document came from (file path, etcd key), named in every error. */
+  origin?: string;
+  /** Size limit in bytes. Default `DEFAULT_MAX_DOCUMENT_BYTES`. */
+  maxDocumentBytes?: number;
+}
+
+/** A validated config and its canonical hash (SHA-256 hex of the defaults-filled config). */
+export interface LoadedConfig {
+  config: Config;
+  hash: string;
+}
+
+/**
+ * Parse a YAML or JSON document (JSON is parsed as YAML 1.2, of which it is a subset) into plain
+ * data. Rejects documents over the size limit, empty documents, duplicate keys, multiple
+ * documents and alias bombs.
+ *
+ * @throws ConfigInvalidError with one issue per syntax error (path '', message with line/column)
+ */
+export function parseDocument(text: string | Uint8Array, options: ParseOptions = {}): unknown {
+  const maxBytes = options.maxDocumentBytes ?? DEFAULT_MAX_DOCUMENT_BYTES;
+  const size = typeof text === 'string' ? Buffer.byteLength(text) : text.byteLength;
+  if (size > maxBytes) {
+    throw new ConfigInvalidError([{ path: '', message: `document is ${size} bytes; the limit is ${maxBytes} bytes` }], options.origin);
+  }
+  const source = typeof text === 'string' ? text : Buffer.from(text).toString('utf8');
+  const doc = parseYamlDocument(source, { uniqueKeys: true, prettyErrors: true, strict: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigInvalidError(
+      doc.errors.map((e) => ({ path: '', message: `syntax error: ${e.message.split('\n')[0]}` })),
+      options.origin,
+    );
+  }
+  let data: unknown;
+  try {
+    data = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+  } catch (error) {
+    throw new ConfigInvalidError([{ path: '', message: `cannot expand document: ${(error as Error).message}` }], options.origin);
+  }
+  if (data === null || data === undefined) throw new ConfigInvalidError([{ path: '', message: 'document is empty' }], options.origin);
+  return data;
+}
+
+/**
+ * Validate parsed data against the strict schema and deep-freeze the result.
+ *
+ * @throws ConfigInvalidError with one `{path, message}` per problem (`listeners.0.listen`)
+ */
+export function validateConfig(data: unknown, origin?: string): Config {
+  const result = ConfigSchema.safeParse(data);
+  if (!result.success) throw new ConfigInvalidError(zodIssues(result.error), origin);
+  return deepFreeze(result.data);
+}
+
+/** `parseDocument` + `validateConfig` + canonical hash. Throws like both. */
+export function loadConfig(text: string | Uint8Array, options: ParseOptions = {}): LoadedConfig {
+  const config = validateConfig(parseDocument(text, options), options.origin);
+  return { config, hash: canonicalHash(config) };
+}
+
+/** Flatten zod issues to `{path, message}`; unknown keys get one issue each, at their own path. */
+export function zodIssues(error: z.ZodError): ConfigIssue[] {
+  const out: ConfigIssue[] = [];
+  for (const issue of error.issues) {
+    const base = issue.path.map(String);
+    if (issue.code === 'unrecognized_keys') {
+      for (const key of issue.keys) out.push({ path: [...base, key].join('.'), message: 'unknown key' });
+    } else {
+      out.push({ path: base.join('.'), message: issue.message });
+    }
+  }
+  return out;
+}
+
+/** Freeze an object graph in place and return it. */
+export function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}

@@ -1,0 +1,57 @@
+/** What a secret value is replaced with in `/config`, logs and errors. */
+export const REDACTED = '[REDACTED]';
+
+/**
+ * Config paths whose values are secrets, dotted, `*` for any key or index: the one list that
+ * `/config`, the reload log and error messages redact from.
+ */
+export const SECRET_PATHS: readonly string[] = ['tracing.headers.*'];
+
+/**
+ * A deep copy of `config` with every value at a `SECRET_PATHS` path replaced by `REDACTED`.
+ * The input is not modified (configs are frozen).
+ */
+export function redactConfig<T>(config: T, paths: readonly string[] = SECRET_PATHS): T {
+  const copy = structuredClone(config) as T;
+  forEachSecret(copy, paths, (record, key) => {
+    record[key] = REDACTED;
+  });
+  return copy;
+}
+
+/**
+ * Every secret string in `config` (the values `redactConfig` hides), so free text such as an
+ * error message can be scrubbed before it is logged or returned.
+ */
+export function secretValues(config: unknown, paths: readonly string[] = SECRET_PATHS): string[] {
+  const out: string[] = [];
+  forEachSecret(config, paths, (record, key) => {
+    const value = record[key];
+    if (typeof value === 'string' && value.length > 0) out.push(value);
+  });
+  return out;
+}
+
+/** Replace each secret (4 characters or more) occurring in `text` by `REDACTED`. */
+export function scrubSecrets(text: string, secrets: readonly string[]): string {
+  let out = text;
+  for (const secret of secrets) if (secret.length >= 4) out = out.split(secret).join(REDACTED);
+  return out;
+}
+
+type Visit = (record: Record<string, unknown>, key: string) => void;
+
+function forEachSecret(root: unknown, paths: readonly string[], visit: Visit): void {
+  for (const path of paths) walk(root, path.split('.'), visit);
+}
+
+function walk(node: unknown, segments: string[], visit: Visit): void {
+  if (node === null || typeof node !== 'object' || segments.length === 0) return;
+  const [head, ...rest] = segments as [string, ...string[]];
+  const record = node as Record<string, unknown>;
+  const keys = head === '*' ? Object.keys(record) : Object.hasOwn(record, head) ? [head] : [];
+  for (const key of keys) {
+    if (rest.length === 0) visit(record, key);
+    else walk(record[key], rest, visit);
+  }
+}

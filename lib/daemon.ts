@@ -1,0 +1,213 @@
+import type { AddressInfo } from 'node:net';
+import { leakReport, type LeakReport } from './admin/leaks.js';
+import { DaemonMetrics } from './admin/metrics.js';
+import { AdminServer, type AdminBackend } from './admin/server.js';
+import { redactConfig } from './config/redact.js';
+import { HotconfError } from './errors.js';
+import type { ActionRunner } from './http/handler.js';
+import type { ActionCompiler } from './http/router.js';
+import { silentLogger, type Logger } from './log.js';
+import { ResourceRegistry } from './registry/registry.js';
+import type { ResourceKinds } from './reload/provision.js';
+import { Reloader, type ReloadResult, type ReloadTrigger } from './reload/reloader.js';
+import { installGlobalTelemetry } from './resources/forwarding-tracer.js';
+import type { ConfigSource } from './sources/source.js';
+
+export interface DaemonOptions {
+  source: ConfigSource;
+  logger?: Logger;
+  /**
+   * Admin API address (`HOST:PORT`, port 0 for any). Overrides `admin.listen` from the config and
+   * binds before the first config is read, so `/healthz` answers 503 while a source is still
+   * unreachable. Without it, the admin API binds the first config's `admin.listen`.
+   */
+  adminListen?: string;
+  /** Serve the admin API at all. Default true. */
+  admin?: boolean;
+  /** Watch the source for changes. Default true. */
+  watch?: boolean;
+  /** Registry to provision from. Default: a new one (closed by `stop()`). */
+  registry?: ResourceRegistry;
+  /** Factory builders per resource kind (tests inject faults here). */
+  kinds?: ResourceKinds;
+  /** Register the OpenTelemetry globals (once per process). Default false; the CLI sets it. */
+  installGlobalTelemetry?: boolean;
+  /** Node's default process metrics on `/metrics`. Default true. */
+  defaultMetrics?: boolean;
+  /** Documents over this size are invalid, in bytes. Default 1 MiB. */
+  maxDocumentBytes?: number;
+  compileAction?: ActionCompiler;
+  runAction?: ActionRunner;
+}
+
+/** The first config could not be applied: the daemon does not start. `result` says why. */
+export class StartupError extends HotconfError {
+  readonly result: ReloadResult;
+  constructor(result: ReloadResult) {
+    const detail = result.errors?.map((e) => (e.path ? `${e.path}: ${e.message}` : e.message)).join('; ') ?? result.error ?? result.result;
+    super('E_STARTUP_FAILED', `cannot start: ${result.result} config: ${detail}`);
+    this.result = result;
+  }
+}
+
+/**
+ * hotconf as a process: a source, a registry, a reloader, the admin API and metrics, wired
+ * together with an explicit lifecycle (`start` → serve → `stop`), after Caddy's `Run`/`Stop`.
+ *
+ * `stop()` drains and releases every generation, closes the registry and returns the final leak
+ * report; it is idempotent. Signals are opt-in (`handleSignals`), so library users keep control
+ * of their process.
+ */
+export class Daemon implements AdminBackend {
+  readonly registry: ResourceRegistry;
+  readonly reloader: Reloader;
+  readonly metrics: DaemonMetrics;
+  readonly #source: ConfigSource;
+  readonly #log: Logger;
+  readonly #options: DaemonOptions;
+  readonly #admin: AdminServer | undefined;
+  readonly #ownsRegistry: boolean;
+  #state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
+  #stopping: Promise<LeakReport> | undefined;
+
+  constructor(options: DaemonOptions) {
+    this.#options = options;
+    this.#source = options.source;
+    this.#log = options.logger ?? silentLogger();
+    this.#ownsRegistry = options.registry === undefined;
+    this.registry = options.registry ?? new ResourceRegistry({ logger: this.#log });
+    this.reloader = new Reloader({
+      source: options.source,
+      registry: this.registry,
+      logger: this.#log,
+      kinds: options.kinds,
+      maxDocumentBytes: options.maxDocumentBytes,
+      compileAction: options.compileAction,
+      runAction: options.runAction,
+    });
+    this.metrics = new DaemonMetrics({ registry: this.registry, reloader: this.reloader, defaultMetrics: options.defaultMetrics });
+    this.#admin = options.admin === false ? undefined : new AdminServer(this, this.#log);
+    if (options.installGlobalTelemetry && !installGlobalTelemetry(this.reloader.tracerProvider)) {
+      this.#log.warn('otel_globals_already_installed');
+    }
+  }
+
+  /**
+   * Read and apply the first config, bind the admin API and start watching.
+   * @throws StartupError when the first config is invalid or cannot be provisioned (everything
+   *   started so far is stopped again)
+   * @throws the admin bind error (`EADDRINUSE`)
+   */
+  async start(): Promise<ReloadResult> {
+    if (this.#state !== 'new') throw new Error(`Daemon.start() called in state ${this.#state}`);
+    this.#state = 'starting';
+    try {
+      if (this.#admin && this.#options.adminListen) await this.#admin.start(this.#options.adminListen);
+      const result = await this.reloader.reload('start');
+      if (result.result !== 'applied') throw new StartupError(result);
+      if (this.#admin && !this.#admin.address) await this.#admin.start(this.reloader.active!.config.admin.listen);
+      if (this.#options.watch ?? true) await this.reloader.watch();
+      if (this.#stopping) throw new Error('stopped during start');
+      this.#state = 'running';
+      return result;
+    } catch (error) {
+      await this.stop();
+      throw error;
+    }
+  }
+
+  /** Bound admin address, once the admin API is up. */
+  get adminAddress(): AddressInfo | undefined {
+    return this.#admin?.address;
+  }
+
+  /** Re-read the source and apply it. Never rejects. */
+  reload(trigger: ReloadTrigger = 'api'): Promise<ReloadResult> {
+    return this.reloader.reload(trigger);
+  }
+
+  health(): { status: 'ok' | 'starting' | 'stopping'; generation: number } {
+    const generation = this.reloader.active?.id ?? 0;
+    if (this.#state === 'stopping' || this.#state === 'stopped') return { status: 'stopping', generation };
+    return { status: generation > 0 ? 'ok' : 'starting', generation };
+  }
+
+  config(): unknown {
+    const active = this.reloader.active;
+    if (!active) return undefined;
+    return {
+      generation: active.id,
+      hash: active.hash,
+      loaded_at: active.loadedAt.toISOString(),
+      source: active.source,
+      config: redactConfig(active.config),
+    };
+  }
+
+  leaks(): LeakReport {
+    return leakReport(this.registry, this.reloader);
+  }
+
+  renderMetrics(): Promise<{ contentType: string; body: string }> {
+    return this.metrics.render();
+  }
+
+  /**
+   * Stop watching, drain and release every generation, close the registry and the admin API.
+   * Resolves with the final leak report (also logged as `final_leak_report`). Idempotent.
+   */
+  stop(): Promise<LeakReport> {
+    this.#stopping ??= this.#stop();
+    return this.#stopping;
+  }
+
+  async #stop(): Promise<LeakReport> {
+    this.#state = 'stopping';
+    await this.#source.close().catch((err) => this.#log.error({ err }, 'source_close_failed'));
+    await this.reloader.stop();
+    this.metrics.close();
+    const closed = this.#ownsRegistry ? await this.registry.close() : { held: [], destroyFailures: 0 };
+    const report = this.leaks();
+    for (const held of closed.held) {
+      report.suspects.push({ reason: 'refs_mismatch', kind: held.kind, key: held.key, detail: `${held.refs} lease(s) still held at close` });
+    }
+    report.ok = report.suspects.length === 0;
+    await this.#admin?.close();
+    this.#state = 'stopped';
+    this.#log.info({ ok: report.ok, resources: report.resources, suspects: report.suspects }, 'final_leak_report');
+    return report;
+  }
+
+  /**
+   * Install process signal handlers: SIGHUP reloads; SIGTERM and SIGINT stop and then call
+   * `exit(0)` (1 if the stop itself failed); a second SIGTERM/SIGINT during the stop exits 1 at
+   * once. Returns a function that removes the handlers.
+   */
+  handleSignals(exit: (code: number) => void = (code) => process.exit(code)): () => void {
+    let stopping = false;
+    const onHup = () => {
+      this.#log.info({ signal: 'SIGHUP' }, 'signal');
+      void this.reload('signal');
+    };
+    const onStop = (signal: NodeJS.Signals) => {
+      this.#log.info({ signal }, 'signal');
+      if (stopping) return exit(1);
+      stopping = true;
+      this.stop().then(
+        () => exit(0),
+        (err) => {
+          this.#log.error({ err }, 'stop_failed');
+          exit(1);
+        },
+      );
+    };
+    process.on('SIGHUP', onHup);
+    process.on('SIGTERM', onStop);
+    process.on('SIGINT', onStop);
+    return () => {
+      process.off('SIGHUP', onHup);
+      process.off('SIGTERM', onStop);
+      process.off('SIGINT', onStop);
+    };
+  }
+}

@@ -1,0 +1,90 @@
+/**
+ * Error classes with a stable `code`. Every error that crosses a module boundary is one of
+ * these, so callers (the admin API, the CLI, log readers) can branch on `code` instead of
+ * parsing messages.
+ */
+
+/** One problem in a config document: `path` is dotted (`listeners.0.listen`), '' for the whole document. */
+export interface ConfigIssue {
+  path: string;
+  message: string;
+}
+
+/** Base class: `code` is stable across releases, `message` is for humans. */
+export class HotconfError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/**
+ * A config document that cannot be used: unparseable, empty, too large, or rejected by the schema.
+ * `origin` names where it came from (a file path, an etcd key) and `issues` lists each problem.
+ */
+export class ConfigInvalidError extends HotconfError {
+  readonly issues: readonly ConfigIssue[];
+  readonly origin: string | undefined;
+  constructor(issues: readonly ConfigIssue[], origin?: string) {
+    const where = origin ? `${origin}: ` : '';
+    const detail = issues.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message)).join('; ');
+    super('E_CONFIG_INVALID', `${where}invalid config: ${detail}`);
+    this.issues = issues;
+    this.origin = origin;
+  }
+}
+
+/** A source could not produce a document (file unreadable, etcd unreachable). */
+export class SourceReadError extends HotconfError {
+  readonly origin: string;
+  constructor(origin: string, message: string, options?: { cause?: unknown }) {
+    super('E_SOURCE_READ', `${origin}: ${message}`, options);
+    this.origin = origin;
+  }
+}
+
+/**
+ * Provisioning a generation failed: a factory threw (a port is taken, an exporter URL is bad).
+ * `path` is the config path of the section whose resource failed (`listeners.1`), `kind` and
+ * `key` identify the resource.
+ */
+export class ProvisionError extends HotconfError {
+  readonly path: string;
+  readonly kind: string;
+  readonly key: string;
+  constructor(path: string, kind: string, key: string, cause: unknown) {
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    super('E_PROVISION_FAILED', `${path}: cannot provision ${kind}: ${reason}`, { cause });
+    this.path = path;
+    this.kind = kind;
+    this.key = key;
+  }
+}
+
+/** `lease.value` was read after `lease.release()`. */
+export class LeaseReleasedError extends HotconfError {
+  constructor(kind: string, key: string) {
+    super('E_LEASE_RELEASED', `lease on ${kind} ${key} was released; its value must not be used`);
+  }
+}
+
+/** `acquire` was called on a closed registry. */
+export class RegistryClosedError extends HotconfError {
+  constructor() {
+    super('E_REGISTRY_CLOSED', 'the resource registry is closed');
+  }
+}
+
+/** A resource's `destroy` did not settle within the registry's `destroyTimeoutMs`. */
+export class DestroyTimeoutError extends HotconfError {
+  constructor(kind: string, key: string, timeoutMs: number) {
+    super('E_DESTROY_TIMEOUT', `destroy of ${kind} ${key} did not finish within ${timeoutMs} ms`);
+  }
+}
+
+/** Message of any thrown value, for logs and API bodies. */
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,157 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, defaultTextMapGetter, trace, type Attributes, type Tracer } from '@opentelemetry/api';
+import {
+  ATTR_CLIENT_ADDRESS,
+  ATTR_ERROR_TYPE,
+  ATTR_HTTP_REQUEST_METHOD,
+  ATTR_HTTP_REQUEST_METHOD_ORIGINAL,
+  ATTR_HTTP_RESPONSE_STATUS_CODE,
+  ATTR_HTTP_ROUTE,
+  ATTR_NETWORK_PEER_ADDRESS,
+  ATTR_NETWORK_PEER_PORT,
+  ATTR_NETWORK_PROTOCOL_VERSION,
+  ATTR_SERVER_ADDRESS,
+  ATTR_SERVER_PORT,
+  ATTR_URL_PATH,
+  ATTR_URL_QUERY,
+  ATTR_URL_SCHEME,
+  ATTR_USER_AGENT_ORIGINAL,
+} from '@opentelemetry/semantic-conventions';
+import { HTTP_METHODS } from '../config/schema.js';
+import type { Logger } from '../log.js';
+import { HTTP_PROPAGATOR } from '../resources/forwarding-tracer.js';
+import { runInRequestContext, type RequestContext } from './context.js';
+import { normalizeHost, normalizeTarget, type CompiledRoute, type RouteAction, type Router } from './router.js';
+
+/** What the data plane needs from a generation. Implemented by `Generation`. */
+export interface ServingGeneration {
+  readonly id: number;
+  /** Tracer of this generation's tracing pipeline (a no-op tracer when tracing is off). */
+  readonly tracer: Tracer;
+  /** Route table for a listener key, undefined when this generation has no such listener. */
+  router(listenKey: string): Router | undefined;
+  /**
+   * Count a request as in flight on this generation until the returned function is called.
+   * `abort` is called if the generation's drain times out with the request still running.
+   */
+  pin(abort: () => void): () => void;
+}
+
+/** Runs a matched route's action. Proxy actions plug in here. */
+export type ActionRunner = (action: RouteAction, req: IncomingMessage, res: ServerResponse, ctx: RequestContext) => void;
+
+export interface RequestHandlerOptions {
+  /** The generation active right now (read once per request, at arrival). */
+  active: () => ServingGeneration | undefined;
+  /** Registry key of the listener this handler serves. */
+  listenKey: string;
+  logger: Logger;
+  /** Runs actions other than `respond`. */
+  runAction?: ActionRunner;
+}
+
+const KNOWN_METHODS: ReadonlySet<string> = new Set(HTTP_METHODS);
+
+/**
+ * The per-request entry point of a listener. For each request: read the active generation once
+ * and pin it (the whole request is served by it, even across a reload), route it, start a
+ * server span (OTel HTTP semantic conventions, parented on an incoming `traceparent`), create a
+ * fresh `RequestContext`, run the action, and end the span and unpin when the response closes.
+ */
+export function createRequestHandler(options: RequestHandlerOptions): (req: IncomingMessage, res: ServerResponse) => void {
+  const { active, listenKey, logger } = options;
+  return (req, res) => {
+    const generation = active();
+    if (!generation) {
+      sendJson(res, 503, { error: 'no active config' }, true);
+      return;
+    }
+    const unpin = generation.pin(() => req.socket.destroy());
+    res.once('close', unpin);
+    const router = generation.router(listenKey);
+    if (!router) {
+      // The listener is still bound for a draining generation but the active one dropped it.
+      sendJson(res, 503, { error: 'listener is not in the active config' }, true);
+      return;
+    }
+    const target = normalizeTarget(req.url);
+    const method = req.method ?? 'GET';
+    const route = target ? router.match(method, normalizeHost(req.headers.host), target.path) : undefined;
+
+    const parent = HTTP_PROPAGATOR.extract(ROOT_CONTEXT, req.headers, defaultTextMapGetter);
+    const span = generation.tracer.startSpan(
+      route ? `${spanMethod(method)} ${route.pathPrefix}` : spanMethod(method),
+      { kind: SpanKind.SERVER, attributes: serverAttributes(req, method, target, route) },
+      parent,
+    );
+    const ctx: RequestContext = { generation: generation.id, listener: listenKey, route, span, startedAt: process.hrtime.bigint() };
+    res.once('close', () => {
+      span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, res.statusCode);
+      if (!res.writableFinished) {
+        span.setAttribute(ATTR_ERROR_TYPE, 'aborted');
+        span.setStatus({ code: SpanStatusCode.ERROR, message: 'connection closed before the response finished' });
+      } else if (res.statusCode >= 500) {
+        span.setAttribute(ATTR_ERROR_TYPE, String(res.statusCode));
+        span.setStatus({ code: SpanStatusCode.ERROR });
+      }
+      span.end();
+    });
+
+    context.with(trace.setSpan(parent, span), () =>
+      runInRequestContext(ctx, () => {
+        try {
+          if (!target) sendJson(res, 400, { error: 'bad request target' }, false);
+          else if (!route) sendJson(res, 404, { error: 'no route' }, false);
+          else if (route.action.type === 'respond') {
+            res.writeHead(route.action.status, route.action.headers);
+            res.end(method === 'HEAD' ? undefined : route.action.body);
+          } else if (options.runAction) options.runAction(route.action, req, res, ctx);
+          else sendJson(res, 500, { error: 'route action not supported' }, false);
+        } catch (error) {
+          logger.error({ err: error, generation: generation.id, listener: listenKey }, 'request_failed');
+          if (!res.headersSent) sendJson(res, 500, { error: 'internal error' }, false);
+          else res.destroy();
+        }
+      }),
+    );
+  };
+}
+
+/** A short JSON response; `close` asks the client to drop the connection. */
+export function sendJson(res: ServerResponse, status: number, body: unknown, close: boolean): void {
+  const payload = Buffer.from(JSON.stringify(body));
+  const headers: Record<string, string> = { 'content-type': 'application/json', 'content-length': String(payload.byteLength) };
+  if (close) headers.connection = 'close';
+  res.writeHead(status, headers);
+  res.end(payload);
+}
+
+function spanMethod(method: string): string {
+  return KNOWN_METHODS.has(method) ? method : 'HTTP';
+}
+
+function serverAttributes(req: IncomingMessage, method: string, target: { path: string; query: string } | undefined, route: CompiledRoute | undefined): Attributes {
+  const socket = req.socket;
+  const attributes: Attributes = {
+    [ATTR_HTTP_REQUEST_METHOD]: KNOWN_METHODS.has(method) ? method : '_OTHER',
+    [ATTR_URL_SCHEME]: 'http',
+    [ATTR_NETWORK_PROTOCOL_VERSION]: req.httpVersion,
+  };
+  if (!KNOWN_METHODS.has(method)) attributes[ATTR_HTTP_REQUEST_METHOD_ORIGINAL] = method;
+  if (target) {
+    attributes[ATTR_URL_PATH] = target.path;
+    if (target.query) attributes[ATTR_URL_QUERY] = target.query.slice(1);
+  }
+  if (route) attributes[ATTR_HTTP_ROUTE] = route.pathPrefix;
+  const host = normalizeHost(req.headers.host);
+  if (host) attributes[ATTR_SERVER_ADDRESS] = host;
+  if (socket.localPort !== undefined) attributes[ATTR_SERVER_PORT] = socket.localPort;
+  if (socket.remoteAddress) {
+    attributes[ATTR_CLIENT_ADDRESS] = socket.remoteAddress;
+    attributes[ATTR_NETWORK_PEER_ADDRESS] = socket.remoteAddress;
+  }
+  if (socket.remotePort !== undefined) attributes[ATTR_NETWORK_PEER_PORT] = socket.remotePort;
+  const userAgent = req.headers['user-agent'];
+  if (userAgent) attributes[ATTR_USER_AGENT_ORIGINAL] = userAgent;
+  return attributes;
+}

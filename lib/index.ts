@@ -1,0 +1,35 @@
+// The public API of hotconf: re-exports only.
+export { ResourceRegistry, Lease, sectionKey } from './registry/index.js';
+export type { ResourceFactory, KindStats, EntrySnapshot, CloseReport, RegistryEvent, ResourceRegistryOptions } from './registry/index.js';
+
+export { ConfigSchema, loadConfig, parseDocument, validateConfig, redactConfig, canonicalHash, canonicalJson, DEFAULT_MAX_DOCUMENT_BYTES, SECRET_PATHS, REDACTED } from './config/index.js';
+export type { Config, ListenerConfig, RouteConfig, TracingConfig, LoadedConfig, ParseOptions } from './config/index.js';
+
+export { Reloader } from './reload/reloader.js';
+export type { ReloadResult, ReloadOutcome, ReloadTrigger, ReloaderEvent, ReloaderOptions } from './reload/reloader.js';
+export { Generation } from './reload/generation.js';
+export type { ReleaseReport } from './reload/generation.js';
+export { defaultResourceKinds, provision } from './reload/provision.js';
+export type { ResourceKinds, ProvisionReport } from './reload/provision.js';
+
+export { FileSource } from './sources/file.js';
+export type { FileSourceOptions } from './sources/file.js';
+export type { ConfigSource, RawDocument, SourceInfo, SourceWatchHandlers } from './sources/source.js';
+
+export { tracerProviderFactory, TRACER_PROVIDER_KIND } from './resources/tracing.js';
+export type { TracingPipeline, TracingFactoryOptions } from './resources/tracing.js';
+export { listenerFactory, LISTENER_KIND } from './resources/listener.js';
+export type { ListenerHandle, ListenerFactoryOptions, RequestHandler } from './resources/listener.js';
+export { ForwardingTracerProvider, installGlobalTelemetry } from './resources/forwarding-tracer.js';
+
+export { currentRequest } from './http/context.js';
+export type { RequestContext } from './http/context.js';
+
+export { Daemon, StartupError } from './daemon.js';
+export type { DaemonOptions } from './daemon.js';
+export { leakReport } from './admin/leaks.js';
+export type { LeakReport, LeakSuspect } from './admin/leaks.js';
+export { DaemonMetrics } from './admin/metrics.js';
+
+export { createLogger, silentLogger } from './log.js';
+export * from './errors.js';

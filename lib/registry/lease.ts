@@ -1,0 +1,62 @@
+import { LeaseReleasedError } from '../errors.js';
+
+/**
+ * One reference to a registry resource. The holder reads `value` while it holds the lease and
+ * calls `release()` exactly once when done; the registry destroys the value when the last lease
+ * on it is released.
+ *
+ * A released lease is dead: reading `value` throws `LeaseReleasedError` (code
+ * `E_LEASE_RELEASED`), so a stale reference kept past its owner's life fails loudly instead of
+ * handing out a destroyed object (the APISIX stale-tracing-context bug).
+ *
+ * Leases are created only by `ResourceRegistry.acquire`.
+ */
+export class Lease<T> {
+  /** Resource kind, e.g. `listener`. */
+  readonly kind: string;
+  /** Resource key within its kind, e.g. `127.0.0.1:8080`. */
+  readonly key: string;
+  /** True when this acquire ran the factory's `create`; false when it reused a live value. */
+  readonly created: boolean;
+  #value: T;
+  #released = false;
+  #onRelease: (lease: Lease<T>) => Promise<boolean>;
+
+  /** @internal Use `ResourceRegistry.acquire`. */
+  constructor(kind: string, key: string, value: T, created: boolean, onRelease: (lease: Lease<T>) => Promise<boolean>) {
+    this.kind = kind;
+    this.key = key;
+    this.created = created;
+    this.#value = value;
+    this.#onRelease = onRelease;
+  }
+
+  /** The shared resource. Throws `LeaseReleasedError` once this lease is released. */
+  get value(): T {
+    if (this.#released) throw new LeaseReleasedError(this.kind, this.key);
+    return this.#value;
+  }
+
+  /** True once `release()` has been called. */
+  get released(): boolean {
+    return this.#released;
+  }
+
+  /**
+   * Drop this reference. Resolves true when this release was the last one and destroyed the
+   * value (a destroy that failed or timed out still counts: the value is gone either way),
+   * false otherwise. Idempotent: a second call resolves false and never drops another lease's
+   * reference.
+   */
+  release(): Promise<boolean> {
+    if (this.#released) return Promise.resolve(false);
+    this.#released = true;
+    this.#value = undefined as T;
+    return this.#onRelease(this);
+  }
+
+  /** `await using lease = await registry.acquire(...)` releases at scope exit. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.release();
+  }
+}

@@ -1,0 +1,317 @@
+import { SpanStatusCode } from '@opentelemetry/api';
+import { loadConfig, type LoadedConfig } from '../config/parse.js';
+import { scrubSecrets, secretValues } from '../config/redact.js';
+import { ConfigInvalidError, ProvisionError, SourceReadError, errorMessage, type ConfigIssue } from '../errors.js';
+import { createRequestHandler, type ActionRunner } from '../http/handler.js';
+import type { ActionCompiler } from '../http/router.js';
+import { silentLogger, type Logger } from '../log.js';
+import type { ResourceRegistry } from '../registry/registry.js';
+import { ForwardingTracerProvider } from '../resources/forwarding-tracer.js';
+import { TRACER_NAME } from '../resources/tracing.js';
+import type { ConfigSource, RawDocument } from '../sources/source.js';
+import { Emitter } from '../util/emitter.js';
+import { withTimeout } from '../util/timeout.js';
+import { Generation, type ReleaseReport } from './generation.js';
+import { defaultResourceKinds, provision, type ProvisionReport, type ResourceKinds } from './provision.js';
+
+/** `applied`: a new generation serves; `unchanged`: same canonical config; `invalid`: rejected input; `failed`: provisioning failed. */
+export type ReloadOutcome = 'applied' | 'unchanged' | 'invalid' | 'failed';
+
+/**
+ * The outcome of one reload. `generation` is the generation serving afterwards (0: none yet).
+ * `errors` is set for `invalid`, `error` (and `path` when known) for `failed`.
+ */
+export interface ReloadResult {
+  result: ReloadOutcome;
+  generation: number;
+  hash?: string;
+  errors?: ConfigIssue[];
+  error?: string;
+  path?: string;
+}
+
+/** What set a reload off; a label on logs and spans. */
+export type ReloadTrigger = 'start' | 'watch' | 'signal' | 'api' | (string & {});
+
+export type ReloaderEvent =
+  | { type: 'reload'; trigger: ReloadTrigger; result: ReloadResult; duration_seconds: number; provisioned: ProvisionReport }
+  | { type: 'generation_released'; generation: number; report: ReleaseReport }
+  | { type: 'source_error'; error: Error };
+
+export interface ReloaderOptions {
+  source: ConfigSource;
+  registry: ResourceRegistry;
+  logger?: Logger;
+  /** Factory builders per kind. Default `defaultResourceKinds()`. */
+  kinds?: ResourceKinds;
+  /** Documents over this size are invalid, in bytes. Default 1 MiB. */
+  maxDocumentBytes?: number;
+  /** Data-plane hooks: compile and run route actions other than `respond`. */
+  compileAction?: ActionCompiler;
+  runAction?: ActionRunner;
+}
+
+interface PendingReload {
+  /** Re-read the source (SIGHUP, API) rather than use a pushed document. */
+  pull: boolean;
+  doc: RawDocument | undefined;
+  trigger: ReloadTrigger;
+  waiters: ((result: ReloadResult) => void)[];
+}
+
+/**
+ * Turns documents from a source into serving generations, one reload at a time.
+ *
+ * Reload = read → parse → validate → compare canonical hash (equal: `unchanged`) → provision a
+ * new generation through the registry (unchanged sections reuse their resources) → swap
+ * atomically → drain the old generation (bounded by its `shutdown_timeout_ms`) → release its
+ * leases. Invalid input or a failed provision leaves the active generation serving.
+ *
+ * Reloads are serialized; requests that arrive while one runs are coalesced into a single next
+ * reload (latest document wins; a pull re-reads the source, which is at least as new), so a
+ * burst of 1000 SIGHUPs costs two reloads.
+ */
+export class Reloader {
+  /** Follows the active generation's tracer provider; hotconf's reload spans go through it. */
+  readonly tracerProvider = new ForwardingTracerProvider();
+  readonly #source: ConfigSource;
+  readonly #registry: ResourceRegistry;
+  readonly #log: Logger;
+  readonly #kinds: ResourceKinds;
+  readonly #maxDocumentBytes: number | undefined;
+  readonly #compileAction: ActionCompiler | undefined;
+  readonly #runAction: ActionRunner | undefined;
+  readonly #events: Emitter<ReloaderEvent>;
+  readonly #retiring = new Map<Generation, Promise<void>>();
+  #active: Generation | undefined;
+  #lastId = 0;
+  #running: Promise<void> | undefined;
+  #pending: PendingReload | undefined;
+  #stopping: Promise<void> | undefined;
+
+  constructor(options: ReloaderOptions) {
+    this.#source = options.source;
+    this.#registry = options.registry;
+    this.#log = (options.logger ?? silentLogger()).child({ component: 'reload' });
+    this.#kinds = options.kinds ?? defaultResourceKinds({ onListenerError: (err) => this.#log.error({ err }, 'listener_error') });
+    this.#maxDocumentBytes = options.maxDocumentBytes;
+    this.#compileAction = options.compileAction;
+    this.#runAction = options.runAction;
+    this.#events = new Emitter((err, event) => this.#log.error({ err, event: event.type }, 'reloader_listener_failed'));
+  }
+
+  /** The generation new requests are routed to; undefined before the first config and after `stop()`. */
+  get active(): Generation | undefined {
+    return this.#active;
+  }
+
+  /** Generations not yet released: the active one plus those draining. */
+  generations(): Generation[] {
+    return [...(this.#active ? [this.#active] : []), ...this.#retiring.keys()];
+  }
+
+  /** Observe reloads, releases and source errors (metrics). Returns the unsubscribe function. */
+  subscribe(listener: (event: ReloaderEvent) => void): () => void {
+    return this.#events.subscribe(listener);
+  }
+
+  /** Re-read the source now and apply it (SIGHUP, `POST /reload`, start). Never rejects. */
+  reload(trigger: ReloadTrigger = 'api'): Promise<ReloadResult> {
+    return this.#enqueue(trigger, { pull: true });
+  }
+
+  /** Apply a document a watching source pushed. Never rejects. */
+  submit(doc: RawDocument, trigger: ReloadTrigger = 'watch'): Promise<ReloadResult> {
+    return this.#enqueue(trigger, { pull: false, doc });
+  }
+
+  /** Start the source's watch: every document it reports is submitted. */
+  async watch(): Promise<void> {
+    await this.#source.watch({
+      onDocument: (doc) => void this.submit(doc, 'watch'),
+      onError: (error) => {
+        this.#log.warn({ error: errorMessage(error), source: this.#source.describe() }, 'source_error');
+        this.#events.emit({ type: 'source_error', error });
+      },
+    });
+  }
+
+  /** True while a reload is running or queued. */
+  get busy(): boolean {
+    return this.#running !== undefined || this.#pending !== undefined;
+  }
+
+  /** Resolves when no reload is running or queued. */
+  async idle(): Promise<void> {
+    while (this.#running) await this.#running;
+  }
+
+  /**
+   * Stop: refuse new reloads, let the running one finish (bounded by the active config's
+   * `shutdown_timeout_ms`), stop the listeners accepting, drain every generation and release
+   * all leases. Idempotent.
+   */
+  stop(): Promise<void> {
+    this.#stopping ??= this.#stop();
+    return this.#stopping;
+  }
+
+  async #stop(): Promise<void> {
+    const budgetMs = this.#active?.config.shutdown_timeout_ms ?? 10_000;
+    const pending = this.#pending;
+    this.#pending = undefined;
+    pending?.waiters.forEach((resolve) => resolve(this.#stoppingResult()));
+    if (this.#running) {
+      await withTimeout(this.#running, budgetMs, () => new Error('reload still running')).catch(() => {
+        this.#log.warn({ budget_ms: budgetMs }, 'stop_gave_up_on_running_reload');
+      });
+    }
+    const last = this.#active;
+    this.#active = undefined;
+    this.tracerProvider.setDelegate(undefined);
+    if (last) {
+      for (const listener of last.listeners().values()) listener.stopAccepting();
+      this.#retire(last);
+    }
+    await Promise.all(this.#retiring.values());
+  }
+
+  #stoppingResult(): ReloadResult {
+    return { result: 'failed', generation: this.#active?.id ?? 0, error: 'hotconf is stopping' };
+  }
+
+  #enqueue(trigger: ReloadTrigger, request: { pull: boolean; doc?: RawDocument }): Promise<ReloadResult> {
+    if (this.#stopping) return Promise.resolve(this.#stoppingResult());
+    const pending = (this.#pending ??= { pull: false, doc: undefined, trigger, waiters: [] });
+    if (request.pull) pending.pull = true;
+    if (request.doc) pending.doc = request.doc;
+    pending.trigger = trigger;
+    const result = new Promise<ReloadResult>((resolve) => pending.waiters.push(resolve));
+    this.#pump();
+    return result;
+  }
+
+  #pump(): void {
+    if (this.#running || !this.#pending) return;
+    const job = this.#pending;
+    this.#pending = undefined;
+    this.#running = (async () => {
+      const result = await this.#run(job);
+      for (const resolve of job.waiters) resolve(result);
+    })().finally(() => {
+      this.#running = undefined;
+      this.#pump();
+    });
+  }
+
+  async #run(job: PendingReload): Promise<ReloadResult> {
+    const started = process.hrtime.bigint();
+    const span = this.tracerProvider.getTracer(TRACER_NAME).startSpan('hotconf.reload', { attributes: { 'hotconf.reload.trigger': job.trigger } });
+    let provisioned: ProvisionReport = {};
+    let result: ReloadResult;
+    try {
+      let doc: RawDocument;
+      if (job.pull || !job.doc) doc = await this.#source.read();
+      else doc = job.doc;
+      ({ result, provisioned } = await this.#apply(doc));
+    } catch (error) {
+      result = this.#resultOf(error);
+    }
+    const durationSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+    span.setAttributes({ 'hotconf.reload.result': result.result, 'hotconf.generation': result.generation });
+    if (result.result === 'failed') span.setStatus({ code: SpanStatusCode.ERROR, message: result.error });
+    span.end();
+    const active = this.#active;
+    const fields = {
+      trigger: job.trigger,
+      result: result.result,
+      generation: result.generation,
+      duration_ms: Math.round(durationSeconds * 1e6) / 1e3,
+      hash: active?.hash.slice(0, 12),
+      source: active?.source ?? this.#source.describe(),
+      created: countsOf(provisioned, 'created'),
+      reused: countsOf(provisioned, 'reused'),
+      ...(result.errors ? { errors: result.errors } : {}),
+      ...(result.error ? { error: result.error, path: result.path } : {}),
+    };
+    if (result.result === 'applied' || result.result === 'unchanged') this.#log.info(fields, 'reload');
+    else this.#log.warn(fields, 'reload');
+    this.#events.emit({ type: 'reload', trigger: job.trigger, result, duration_seconds: durationSeconds, provisioned });
+    return result;
+  }
+
+  async #apply(doc: RawDocument): Promise<{ result: ReloadResult; provisioned: ProvisionReport }> {
+    const active = this.#active;
+    const unchanged = (): { result: ReloadResult; provisioned: ProvisionReport } => {
+      // Same config: the newest document that produced it is what `/config` reports.
+      active!.version = doc.version;
+      active!.source = doc.source;
+      return { result: { result: 'unchanged', generation: active!.id, hash: active!.hash }, provisioned: {} };
+    };
+    if (active && active.source.kind === doc.source.kind && active.version === doc.version) return unchanged();
+    const origin = String(doc.source.path ?? doc.source.key ?? doc.source.kind);
+    const loaded: LoadedConfig = loadConfig(doc.text, { origin, maxDocumentBytes: this.#maxDocumentBytes });
+    if (active && active.hash === loaded.hash) return unchanged();
+
+    const generation = new Generation(this.#lastId + 1, loaded.config, loaded.hash, doc.version, doc.source);
+    let provisioned: ProvisionReport;
+    try {
+      provisioned = await provision(generation, {
+        registry: this.#registry,
+        kinds: this.#kinds,
+        compileAction: this.#compileAction,
+        requestHandler: (listenKey) => createRequestHandler({ active: () => this.#active, listenKey, logger: this.#log, runAction: this.#runAction }),
+      });
+    } catch (error) {
+      throw this.#scrubbed(error, loaded);
+    }
+    if (this.#stopping) {
+      await generation.release();
+      return { result: this.#stoppingResult(), provisioned };
+    }
+    this.#lastId = generation.id;
+    generation.state = 'active';
+    this.#active = generation;
+    this.tracerProvider.setDelegate(generation.tracing?.provider);
+    if (active) this.#retire(active);
+    return { result: { result: 'applied', generation: generation.id, hash: generation.hash }, provisioned };
+  }
+
+  #retire(generation: Generation): void {
+    generation.retiredAt = Date.now();
+    const released = (async () => {
+      const started = Date.now();
+      const aborted = await generation.drain(generation.config.shutdown_timeout_ms);
+      const destroyed = await generation.release();
+      const report: ReleaseReport = { destroyed, aborted, drain_ms: Date.now() - started };
+      this.#log.info({ generation: generation.id, ...report }, 'generation_released');
+      this.#events.emit({ type: 'generation_released', generation: generation.id, report });
+    })()
+      .catch((err) => this.#log.error({ err, generation: generation.id }, 'generation_release_failed'))
+      .finally(() => this.#retiring.delete(generation));
+    this.#retiring.set(generation, released);
+  }
+
+  #resultOf(error: unknown): ReloadResult {
+    const generation = this.#active?.id ?? 0;
+    if (error instanceof ConfigInvalidError) return { result: 'invalid', generation, errors: [...error.issues] };
+    if (error instanceof SourceReadError) return { result: 'invalid', generation, errors: [{ path: '', message: error.message }] };
+    if (error instanceof ProvisionError) return { result: 'failed', generation, error: error.message, path: error.path };
+    this.#log.error({ err: error }, 'reload_crashed');
+    return { result: 'failed', generation, error: errorMessage(error) };
+  }
+
+  /** Errors may quote config values: hide the secrets of the config being applied. */
+  #scrubbed(error: unknown, loaded: LoadedConfig): unknown {
+    const secrets = secretValues(loaded.config);
+    if (secrets.length === 0 || !(error instanceof Error)) return error;
+    error.message = scrubSecrets(error.message, secrets);
+    return error;
+  }
+}
+
+function countsOf(report: ProvisionReport, field: 'created' | 'reused'): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [kind, counts] of Object.entries(report)) if (counts[field] > 0) out[kind] = counts[field];
+  return out;
+}

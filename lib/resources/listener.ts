@@ -1,0 +1,94 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { parseListenAddress } from '../config/address.js';
+import type { ResourceFactory } from '../registry/registry.js';
+import { withTimeout } from '../util/timeout.js';
+
+/** Registry kind (and metric label) of HTTP listeners. */
+export const LISTENER_KIND = 'listener';
+
+/** Called for every request a listener accepts. */
+export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
+
+/** A bound HTTP server. `address` is the bound address (the real port when `listen` asked for 0). */
+export interface ListenerHandle {
+  readonly server: Server;
+  readonly address: AddressInfo;
+  /** Resolves once the server is closed and its last connection has ended. */
+  readonly closed: Promise<void>;
+  /** Stop accepting new connections; requests already in progress finish. Idempotent. */
+  stopAccepting(): void;
+}
+
+export interface ListenerFactoryOptions {
+  /** How long `destroy` lets open connections finish before cutting them, in ms. Default 1000. */
+  closeTimeoutMs?: number;
+  /** `server.headersTimeout`, in ms. Default 10000 (a slow client cannot hold a socket forever). */
+  headersTimeoutMs?: number;
+  /** `server.requestTimeout`, in ms. Default 60000. */
+  requestTimeoutMs?: number;
+  /** `server.keepAliveTimeout`, in ms. Default 5000 (Node's). */
+  keepAliveTimeoutMs?: number;
+  /** Server errors after the bind (the bind error itself rejects `create`). */
+  onError?: (error: Error) => void;
+}
+
+/**
+ * The registry factory for a listener (key: its `listen` address, so a listener whose address
+ * is unchanged is kept across reloads and its connections, keepalive included, survive).
+ *
+ * The server holds no routes and no per-request state: `onRequest` is called for every request
+ * and decides, at arrival, which generation serves it. `create` resolves once the socket is
+ * bound and rejects with the bind error (`EADDRINUSE`, `EACCES`). `destroy` stops accepting,
+ * closes idle keepalive connections, lets requests in progress finish for `closeTimeoutMs`, then
+ * closes every connection that is left.
+ */
+export function listenerFactory(listen: string, onRequest: RequestHandler, options: ListenerFactoryOptions = {}): ResourceFactory<ListenerHandle> {
+  const closeTimeoutMs = options.closeTimeoutMs ?? 1000;
+  return {
+    async create() {
+      const parsed = parseListenAddress(listen);
+      if ('error' in parsed) throw new Error(`${listen}: ${parsed.error}`);
+      const server = createServer({ requestTimeout: options.requestTimeoutMs ?? 60_000 }, onRequest);
+      server.headersTimeout = options.headersTimeoutMs ?? 10_000;
+      server.keepAliveTimeout = options.keepAliveTimeoutMs ?? 5000;
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen({ host: parsed.host, port: parsed.port, exclusive: true }, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      // Installed after bind: bind errors reject create, later ones (EMFILE on accept) must not
+      // become an uncaught 'error' event.
+      server.on('error', (error) => options.onError?.(error));
+      const closed = new Promise<void>((resolve) => server.once('close', () => resolve()));
+      let accepting = true;
+      return {
+        server,
+        closed,
+        address: server.address() as AddressInfo,
+        stopAccepting() {
+          if (!accepting) return;
+          accepting = false;
+          server.close();
+          server.closeIdleConnections();
+        },
+      };
+    },
+    async destroy(handle) {
+      handle.stopAccepting();
+      try {
+        await withTimeout(handle.closed, closeTimeoutMs, () => new Error('connections still open'));
+      } catch {
+        handle.server.closeAllConnections();
+        await handle.closed;
+      }
+    },
+  };
+}
+
+/** Registry key of a listener: its normalised `listen` address. */
+export function listenerKey(listen: string): string {
+  return listen.toLowerCase();
+}

@@ -1,0 +1,120 @@
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import type { Tracer } from '@opentelemetry/api';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import {
+  BatchSpanProcessor,
+  ConsoleSpanExporter,
+  ParentBasedSampler,
+  TraceIdRatioBasedSampler,
+  type SpanExporter,
+  type SpanProcessor,
+} from '@opentelemetry/sdk-trace-base';
+import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
+import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
+import type { TracingConfig } from '../config/schema.js';
+import { HotconfError } from '../errors.js';
+import type { ResourceFactory } from '../registry/registry.js';
+import { withTimeout } from '../util/timeout.js';
+
+/** Registry kind (and metric label) of tracing pipelines. */
+export const TRACER_PROVIDER_KIND = 'tracer_provider';
+
+/** Instrumentation scope of the spans hotconf itself starts. */
+export const TRACER_NAME = 'hotconf';
+
+/**
+ * One tracing pipeline: provider + batch span processor + exporter, and the HTTP agent the OTLP
+ * exporter sends through. Everything here is built in `create` and torn down in `destroy`.
+ */
+export interface TracingPipeline {
+  readonly provider: NodeTracerProvider;
+  /** `provider.getTracer('hotconf')`. */
+  readonly tracer: Tracer;
+  /** The exporter's keep-alive agent (otlp-http only), owned by this pipeline. */
+  readonly agent: HttpAgent | undefined;
+}
+
+export interface TracingFactoryOptions {
+  /** Budget for the final flush + shutdown in `destroy`, in ms. Default 5000. */
+  flushTimeoutMs?: number;
+  /** Builds the exporter; injectable for fault tests. Default: from `section.exporter`. */
+  createExporter?: (section: TracingConfig, agent: HttpAgent | undefined) => SpanExporter | undefined;
+}
+
+/**
+ * The registry factory for a `tracing` section (key: `sectionKey(section)`).
+ *
+ * `create` builds a `NodeTracerProvider` with a parent-based ratio sampler, a
+ * `BatchSpanProcessor` configured from `section.batch`, and the exporter (`none`: no processor;
+ * `console`; `otlp-http`: JSON over HTTP to `section.endpoint` with `section.headers`). Nothing
+ * is built before `create` runs, so reusing a live pipeline allocates nothing (Caddy leaked one
+ * exporter and batcher per reload by building them first).
+ *
+ * The OTLP exporter's transport never destroys the keep-alive agent it creates (its `shutdown`
+ * is empty, exporter-base 0.223.0), so every replaced exporter would leave sockets open. The
+ * pipeline therefore creates the agent itself, hands it over through `httpAgentOptions` as a
+ * factory, and destroys it in `destroy` after `forceFlush` + `shutdown` (bounded by
+ * `flushTimeoutMs`; the agent is destroyed even when the flush times out, and the timeout is
+ * then reported as a destroy failure: spans were lost).
+ */
+export function tracerProviderFactory(section: TracingConfig, options: TracingFactoryOptions = {}): ResourceFactory<TracingPipeline> {
+  const flushTimeoutMs = options.flushTimeoutMs ?? 5000;
+  const createExporter = options.createExporter ?? defaultExporter;
+  return {
+    create() {
+      const agent = section.exporter === 'otlp-http' ? newAgent(section.endpoint) : undefined;
+      const exporter = createExporter(section, agent);
+      const spanProcessors: SpanProcessor[] = [];
+      if (exporter) {
+        spanProcessors.push(
+          new BatchSpanProcessor(exporter, {
+            scheduledDelayMillis: section.batch.scheduled_delay_ms,
+            maxQueueSize: section.batch.max_queue_size,
+            maxExportBatchSize: section.batch.max_export_batch_size,
+            exportTimeoutMillis: section.batch.export_timeout_ms,
+          }),
+        );
+      }
+      const provider = new NodeTracerProvider({
+        resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: section.service_name }),
+        sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(section.sample_ratio) }),
+        spanProcessors,
+      });
+      return { provider, tracer: provider.getTracer(TRACER_NAME), agent };
+    },
+    async destroy({ provider, agent }) {
+      const flushed = (async () => {
+        await provider.forceFlush();
+        await provider.shutdown();
+      })();
+      try {
+        await withTimeout(flushed, flushTimeoutMs, () => new HotconfError('E_TRACING_FLUSH_TIMEOUT', `tracing flush did not finish within ${flushTimeoutMs} ms`));
+      } finally {
+        agent?.destroy();
+      }
+    },
+  };
+}
+
+function newAgent(endpoint: string): HttpAgent {
+  const options = { keepAlive: true, maxSockets: 2 };
+  return new URL(endpoint).protocol === 'https:' ? new HttpsAgent(options) : new HttpAgent(options);
+}
+
+function defaultExporter(section: TracingConfig, agent: HttpAgent | undefined): SpanExporter | undefined {
+  switch (section.exporter) {
+    case 'none':
+      return undefined;
+    case 'console':
+      return new ConsoleSpanExporter();
+    case 'otlp-http':
+      return new OTLPTraceExporter({
+        url: section.endpoint,
+        headers: { ...section.headers },
+        timeoutMillis: section.batch.export_timeout_ms,
+        httpAgentOptions: () => agent as HttpAgent,
+      });
+  }
+}

@@ -1,0 +1,141 @@
+import { createHash } from 'node:crypto';
+import { open, realpath } from 'node:fs/promises';
+import { basename, dirname, resolve } from 'node:path';
+import { watch, type FSWatcher } from 'chokidar';
+import { SourceReadError, errorMessage } from '../errors.js';
+import { silentLogger, type Logger } from '../log.js';
+import type { ConfigSource, RawDocument, SourceInfo, SourceWatchHandlers } from './source.js';
+
+export interface FileSourceOptions {
+  /** The config file (YAML or JSON). Relative paths resolve against the working directory. */
+  path: string;
+  /** Quiet period after the last file-system event before the file is re-read, in ms. Default 25. */
+  debounceMs?: number;
+  /** Files larger than this are refused without being read, in bytes. Default 1 MiB. */
+  maxDocumentBytes?: number;
+  logger?: Logger;
+}
+
+/**
+ * Kubernetes mounts a ConfigMap as `file -> ..data/file` and swaps the `..data` symlink
+ * atomically; watching that name catches the swap.
+ */
+const KUBERNETES_DATA_LINK = '..data';
+
+/**
+ * Config from a file. `read()` reads and hashes the bytes (`version` is their SHA-256).
+ * `watch()` watches the file's directory with chokidar, which catches in-place writes, editor
+ * rename-saves, delete + recreate and Kubernetes ConfigMap `..data` symlink swaps; events are
+ * debounced, the file is re-read, and a document is reported only when its bytes changed since
+ * the last read. A file that is missing or unreadable while watched is reported to `onError` and
+ * the last document stays in force.
+ */
+export class FileSource implements ConfigSource {
+  readonly kind = 'file';
+  readonly path: string;
+  readonly #debounceMs: number;
+  readonly #maxBytes: number;
+  readonly #log: Logger;
+  #watcher: FSWatcher | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #lastVersion: string | undefined;
+  #closed = false;
+
+  constructor(options: FileSourceOptions) {
+    this.path = resolve(options.path);
+    this.#debounceMs = options.debounceMs ?? 25;
+    this.#maxBytes = options.maxDocumentBytes ?? 1024 * 1024;
+    this.#log = (options.logger ?? silentLogger()).child({ component: 'source', source: 'file' });
+  }
+
+  describe(): SourceInfo {
+    return { kind: 'file', path: this.path };
+  }
+
+  /** @throws SourceReadError naming the file: missing, a directory, unreadable, or over the size limit */
+  async read(): Promise<RawDocument> {
+    let bytes: Buffer;
+    try {
+      const handle = await open(this.path, 'r');
+      try {
+        const stat = await handle.stat();
+        if (stat.isDirectory()) throw new SourceReadError(this.path, 'is a directory, not a file');
+        if (stat.size > this.#maxBytes) {
+          throw new SourceReadError(this.path, `file is ${stat.size} bytes; the limit is ${this.#maxBytes} bytes`);
+        }
+        bytes = await handle.readFile();
+      } finally {
+        await handle.close();
+      }
+    } catch (error) {
+      if (error instanceof SourceReadError) throw error;
+      throw new SourceReadError(this.path, `cannot read config file: ${errorMessage(error)}`, { cause: error });
+    }
+    if (bytes.byteLength > this.#maxBytes) {
+      throw new SourceReadError(this.path, `file is ${bytes.byteLength} bytes; the limit is ${this.#maxBytes} bytes`);
+    }
+    const version = createHash('sha256').update(bytes).digest('hex');
+    this.#lastVersion = version;
+    return { text: bytes.toString('utf8'), version, source: this.describe() };
+  }
+
+  async watch(handlers: SourceWatchHandlers): Promise<void> {
+    if (this.#watcher) throw new Error('FileSource.watch() called twice');
+    const dirs = new Set([dirname(this.path)]);
+    const names = new Set([basename(this.path), KUBERNETES_DATA_LINK]);
+    // When the file is a symlink into another directory, edits there must be seen too.
+    const target = await realpath(this.path).catch(() => undefined);
+    if (target && target !== this.path) {
+      dirs.add(dirname(target));
+      names.add(basename(target));
+    }
+    const watcher = watch([...dirs], {
+      depth: 0,
+      ignoreInitial: true,
+      // Every event re-reads the file, so chokidar's own unlink/add folding would only add delay.
+      atomic: false,
+      // Report a replaced symlink (`..data`) as a change of the link instead of descending into it.
+      followSymlinks: false,
+      ignored: (path: string) => !dirs.has(path) && !names.has(basename(path)),
+    });
+    this.#watcher = watcher;
+    watcher.on('all', (event, path) => {
+      this.#log.debug({ event, path }, 'file_event');
+      this.#schedule(handlers);
+    });
+    // Renames of a symlink over another can reach us only as raw events; they are cheap to add.
+    watcher.on('raw', (_event, name) => {
+      if (names.has(basename(String(name)))) this.#schedule(handlers);
+    });
+    watcher.on('error', (error) => handlers.onError(error instanceof Error ? error : new Error(String(error))));
+    await new Promise<void>((resolveReady) => watcher.once('ready', resolveReady));
+  }
+
+  #schedule(handlers: SourceWatchHandlers): void {
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => void this.#check(handlers), this.#debounceMs);
+    this.#timer.unref();
+  }
+
+  async #check(handlers: SourceWatchHandlers): Promise<void> {
+    if (this.#closed) return;
+    const previous = this.#lastVersion;
+    let doc: RawDocument;
+    try {
+      doc = await this.read();
+    } catch (error) {
+      handlers.onError(error as Error);
+      return;
+    }
+    if (this.#closed || doc.version === previous) return;
+    handlers.onDocument(doc);
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    const watcher = this.#watcher;
+    this.#watcher = undefined;
+    await watcher?.close();
+  }
+}

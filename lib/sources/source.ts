@@ -1,0 +1,45 @@
+/**
+ * What a config source hands the reloader: raw text plus where and which version it is. Sources
+ * never parse; parsing and validation happen in the reloader, identically for every source.
+ */
+export interface RawDocument {
+  /** The document as read (YAML or JSON). */
+  text: string;
+  /**
+   * Identifies this content at its source: the SHA-256 of the bytes for a file, the key's mod
+   * revision for etcd. Equal versions from the same source mean equal text.
+   */
+  version: string;
+  /** Source facts for `/config` and logs, e.g. `{kind: 'file', path}`. Never holds secrets. */
+  source: SourceInfo;
+}
+
+/** `{kind, ...}`: shown as `source` in `/config`. */
+export type SourceInfo = { kind: string } & Record<string, unknown>;
+
+/** Callbacks a watching source reports to. Both are called outside any reload. */
+export interface SourceWatchHandlers {
+  /** A new document is available (not yet validated). */
+  onDocument(doc: RawDocument): void;
+  /** A background problem (unreadable file, lost connection) that did not produce a document. */
+  onError(error: Error): void;
+}
+
+/**
+ * A place config documents come from. Lifecycle: `read()` any number of times, `watch()` at most
+ * once, `close()` once (idempotent) to stop watching and release every handle it opened.
+ */
+export interface ConfigSource {
+  /** `file`, `etcd`. */
+  readonly kind: string;
+  /**
+   * Read the current document now, bypassing any cache (SIGHUP, `POST /reload`, start).
+   * @throws SourceReadError when the source cannot produce a document
+   */
+  read(): Promise<RawDocument>;
+  /** Start watching; resolves once the watch is established. */
+  watch(handlers: SourceWatchHandlers): Promise<void>;
+  /** Source facts for `/config` before any document was read. */
+  describe(): SourceInfo;
+  close(): Promise<void>;
+}
