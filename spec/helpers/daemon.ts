@@ -1,0 +1,97 @@
+import { rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { stringify } from 'yaml';
+import { Daemon, type DaemonOptions } from '../../lib/daemon.js';
+import { createLogger, type Logger } from '../../lib/log.js';
+import type { ReloadResult } from '../../lib/reload/reloader.js';
+import { FileSource } from '../../lib/sources/file.js';
+import { onCleanup } from './cleanup.js';
+import { freePort } from './ports.js';
+import { tempDir } from './tmp.js';
+
+/** A logger that keeps every line as parsed JSON (and the raw text) for assertions. */
+export function memoryLogger(level: 'debug' | 'info' | 'warn' = 'debug'): { logger: Logger; lines: () => Record<string, unknown>[]; text: () => string } {
+  const raw: string[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      raw.push(chunk.toString('utf8'));
+      done();
+    },
+  });
+  const logger = createLogger(level, stream);
+  return {
+    logger,
+    lines: () => raw.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>),
+    text: () => raw.join(''),
+  };
+}
+
+/** A minimal valid config: one listener answering `body` on every path. */
+export function basicConfig(options: { port: number; body?: string; tracing?: Record<string, unknown>; extra?: Record<string, unknown> }): Record<string, unknown> {
+  return {
+    shutdown_timeout_ms: 2000,
+    ...(options.tracing ? { tracing: options.tracing } : {}),
+    listeners: [{ name: 'web', listen: `127.0.0.1:${options.port}`, routes: [{ path_prefix: '/', respond: { status: 200, body: options.body ?? 'hello' } }] }],
+    ...options.extra,
+  };
+}
+
+/** Atomic replace (write a temp file, rename over): what editors and config managers do. */
+export async function writeConfigAtomic(file: string, config: Record<string, unknown> | string): Promise<void> {
+  const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
+  await writeFile(tmp, typeof config === 'string' ? config : stringify(config));
+  await rename(tmp, file);
+}
+
+export interface TestDaemon {
+  daemon: Daemon;
+  dir: string;
+  file: string;
+  /** The daemon's log lines. */
+  logs: ReturnType<typeof memoryLogger>;
+  /** Admin base URL, e.g. `http://127.0.0.1:41234`. */
+  admin: string;
+  /** Replace the config file atomically. */
+  write(config: Record<string, unknown> | string): Promise<void>;
+  /** Replace the config file and reload through the daemon (no watcher involved). */
+  apply(config: Record<string, unknown> | string): Promise<ReloadResult>;
+}
+
+/**
+ * Start an in-process daemon on a real config file in a temp dir, admin API on a free loopback
+ * port, logs captured. Stopped (and its registry closed) after the test.
+ */
+export async function startDaemon(
+  config: Record<string, unknown> | string,
+  options: Partial<Omit<DaemonOptions, 'source'>> & { watch?: boolean } = {},
+): Promise<TestDaemon> {
+  const dir = await tempDir();
+  const file = join(dir, 'hotconf.yaml');
+  await writeFile(file, typeof config === 'string' ? config : stringify(config));
+  const logs = memoryLogger();
+  const adminPort = await freePort();
+  const daemon = new Daemon({
+    source: new FileSource({ path: file, logger: logs.logger }),
+    logger: logs.logger,
+    adminListen: `127.0.0.1:${adminPort}`,
+    watch: false,
+    defaultMetrics: false,
+    ...options,
+  });
+  onCleanup(() => daemon.stop());
+  await daemon.start();
+  const write = (c: Record<string, unknown> | string) => writeConfigAtomic(file, c);
+  return {
+    daemon,
+    dir,
+    file,
+    logs,
+    admin: `http://127.0.0.1:${daemon.adminAddress!.port}`,
+    write,
+    async apply(c) {
+      await write(c);
+      return daemon.reload('api');
+    },
+  };
+}

@@ -1,0 +1,120 @@
+import { createServer, type Server } from 'node:http';
+import type { Socket } from 'node:net';
+import { onCleanup } from './cleanup.js';
+
+/** A span as received over OTLP/HTTP JSON, flattened for assertions. */
+export interface ReceivedSpan {
+  traceId: string;
+  spanId: string;
+  parentSpanId: string | undefined;
+  name: string;
+  /** OTLP span kind number (2 = SERVER, 3 = CLIENT). */
+  kind: number;
+  attributes: Record<string, unknown>;
+  serviceName: string | undefined;
+}
+
+/**
+ * An in-process OTLP/HTTP trace receiver (JSON, as `@opentelemetry/exporter-trace-otlp-http`
+ * sends) on a loopback port. It records every span and every TCP connection exporters open, so
+ * specs can count both: a leaked exporter shows up as a connection that stays open.
+ */
+export class OtlpReceiver {
+  readonly spans: ReceivedSpan[] = [];
+  /** Connections ever accepted. */
+  connectionsOpened = 0;
+  /** Export requests received. */
+  requests = 0;
+  readonly #sockets = new Set<Socket>();
+  readonly #server: Server;
+  #url = '';
+
+  private constructor() {
+    this.#server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        this.requests += 1;
+        try {
+          this.#record(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end('{}');
+        } catch (error) {
+          res.writeHead(400);
+          res.end(String(error));
+        }
+      });
+    });
+    this.#server.on('connection', (socket: Socket) => {
+      this.connectionsOpened += 1;
+      this.#sockets.add(socket);
+      socket.once('close', () => this.#sockets.delete(socket));
+    });
+  }
+
+  /** Start on 127.0.0.1 (any port); closed after the test. */
+  static async start(): Promise<OtlpReceiver> {
+    const receiver = new OtlpReceiver();
+    await new Promise<void>((resolve) => receiver.#server.listen(0, '127.0.0.1', () => resolve()));
+    const { port } = receiver.#server.address() as { port: number };
+    receiver.#url = `http://127.0.0.1:${port}/v1/traces`;
+    onCleanup(() => receiver.close());
+    return receiver;
+  }
+
+  /** The OTLP traces endpoint URL. */
+  get url(): string {
+    return this.#url;
+  }
+
+  /** TCP connections currently open from exporters. */
+  get openConnections(): number {
+    return this.#sockets.size;
+  }
+
+  async close(): Promise<void> {
+    for (const socket of this.#sockets) socket.destroy();
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+
+  #record(body: { resourceSpans?: unknown[] }): void {
+    for (const rs of (body.resourceSpans ?? []) as { resource?: { attributes?: KeyValue[] }; scopeSpans?: { spans?: RawSpan[] }[] }[]) {
+      const resource = flatten(rs.resource?.attributes);
+      for (const ss of rs.scopeSpans ?? []) {
+        for (const span of ss.spans ?? []) {
+          this.spans.push({
+            traceId: span.traceId,
+            spanId: span.spanId,
+            parentSpanId: span.parentSpanId || undefined,
+            name: span.name,
+            kind: span.kind,
+            attributes: flatten(span.attributes),
+            serviceName: resource['service.name'] as string | undefined,
+          });
+        }
+      }
+    }
+  }
+}
+
+interface KeyValue {
+  key: string;
+  value: Record<string, unknown>;
+}
+interface RawSpan {
+  traceId: string;
+  spanId: string;
+  parentSpanId?: string;
+  name: string;
+  kind: number;
+  attributes?: KeyValue[];
+}
+
+function flatten(attributes: KeyValue[] | undefined): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const { key, value } of attributes ?? []) {
+    const v = value.stringValue ?? value.intValue ?? value.doubleValue ?? value.boolValue ?? value.arrayValue;
+    out[key] = typeof v === 'string' && value.intValue !== undefined ? Number(v) : v;
+  }
+  return out;
+}
