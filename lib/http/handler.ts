@@ -81,7 +81,7 @@ export function createRequestHandler(options: RequestHandlerOptions): (req: Inco
     const parent = HTTP_PROPAGATOR.extract(ROOT_CONTEXT, req.headers, defaultTextMapGetter);
     const span = generation.tracer.startSpan(
       route ? `${spanMethod(method)} ${route.pathPrefix}` : spanMethod(method),
-      { kind: SpanKind.SERVER, attributes: serverAttributes(req, method, target, route) },
+      { kind: SpanKind.SERVER, attributes: { ...serverAttributes(req, method, target, route), 'hotconf.generation': generation.id, 'hotconf.listener': listenKey } },
       parent,
     );
     const ctx: RequestContext = { generation: generation.id, listener: listenKey, route, span, startedAt: process.hrtime.bigint() };

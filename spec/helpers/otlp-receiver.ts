@@ -45,6 +45,8 @@ export class OtlpReceiver {
         }
       });
     });
+    // Like a collector, keep idle exporter connections open: a leaked agent's socket stays visible.
+    this.#server.keepAliveTimeout = 0;
     this.#server.on('connection', (socket: Socket) => {
       this.connectionsOpened += 1;
       this.#sockets.add(socket);

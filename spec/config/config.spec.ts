@@ -1,0 +1,169 @@
+import { readFileSync } from 'node:fs';
+import { expect } from 'chai';
+import { stringify } from 'yaml';
+import { DEFAULT_MAX_DOCUMENT_BYTES, loadConfig, parseDocument, validateConfig } from '../../lib/config/parse.js';
+import { REDACTED, redactConfig, scrubSecrets, secretValues } from '../../lib/config/redact.js';
+import { parseListenAddress } from '../../lib/config/address.js';
+import { ConfigInvalidError } from '../../lib/errors.js';
+
+const DEMO = readFileSync(new URL('../../fixtures/demo.yaml', import.meta.url), 'utf8');
+
+function issuesOf(fn: () => unknown): { path: string; message: string }[] {
+  try {
+    fn();
+  } catch (error) {
+    expect(error).to.be.instanceOf(ConfigInvalidError);
+    expect((error as ConfigInvalidError).code).to.equal('E_CONFIG_INVALID');
+    return [...(error as ConfigInvalidError).issues];
+  }
+  throw new Error('expected the config to be rejected');
+}
+
+function minimal(extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return { listeners: [{ name: 'web', listen: '127.0.0.1:8080', routes: [{ path_prefix: '/', respond: { status: 200 } }] }], ...extra };
+}
+
+describe('config parsing and validation', () => {
+  it('accepts the demo config and fills defaults', () => {
+    const { config, hash } = loadConfig(DEMO, { origin: 'demo.yaml' });
+    expect(config.admin.listen).to.equal('127.0.0.1:9901');
+    expect(config.listeners[0]!.name).to.equal('web');
+    expect(config.tracing!.batch).to.deep.equal({ scheduled_delay_ms: 5000, max_queue_size: 2048, max_export_batch_size: 512, export_timeout_ms: 30000 });
+    expect(hash).to.match(/^[0-9a-f]{64}$/);
+  });
+
+  it('accepts JSON as well as YAML, with the same hash for the same config', () => {
+    const yaml = loadConfig(stringify(minimal()));
+    const json = loadConfig(JSON.stringify(minimal()));
+    expect(json.hash).to.equal(yaml.hash);
+  });
+
+  it('gives the same hash whatever the key order, comments or explicitly written defaults', () => {
+    const a = loadConfig('listeners:\n  - {name: web, listen: "127.0.0.1:8080", routes: [{path_prefix: /, respond: {status: 200}}]}\n');
+    const b = loadConfig(
+      '# a comment\nshutdown_timeout_ms: 10000\nadmin: {listen: "127.0.0.1:9901"}\nlisteners:\n  - routes: [{respond: {body: "", status: 200, headers: {}}, path_prefix: /}]\n    listen: "127.0.0.1:8080"\n    name: web\n',
+    );
+    expect(b.hash).to.equal(a.hash);
+    expect(loadConfig(stringify(minimal({ shutdown_timeout_ms: 5 }))).hash).to.not.equal(a.hash);
+  });
+
+  it('deep-freezes the validated config', () => {
+    const { config } = loadConfig(DEMO);
+    expect(Object.isFrozen(config)).to.equal(true);
+    expect(Object.isFrozen(config.listeners[0]!.routes[0]!.respond)).to.equal(true);
+    expect(() => {
+      (config.listeners[0] as { name: string }).name = 'changed';
+    }).to.throw(TypeError);
+  });
+
+  it('names the path and the origin of each schema error', () => {
+    const doc = minimal();
+    (doc.listeners as Record<string, unknown>[])[0]!.listen = 'localhost';
+    let error: ConfigInvalidError | undefined;
+    try {
+      loadConfig(stringify(doc), { origin: '/etc/hotconf.yaml' });
+    } catch (e) {
+      error = e as ConfigInvalidError;
+    }
+    expect(error?.issues).to.deep.equal([{ path: 'listeners.0.listen', message: 'expected HOST:PORT, e.g. 127.0.0.1:8080 or [::1]:8080' }]);
+    expect(error?.message).to.contain('/etc/hotconf.yaml').and.contain('listeners.0.listen');
+  });
+
+  it('rejects unknown keys at every depth, one issue per key at its own path', () => {
+    const doc = minimal({ extra: 1 });
+    ((doc.listeners as Record<string, unknown>[])[0]!.routes as Record<string, unknown>[])[0]!.respond = { status: 200, colour: 'red' };
+    expect(issuesOf(() => validateConfig(doc))).to.have.deep.members([
+      { path: 'extra', message: 'unknown key' },
+      { path: 'listeners.0.routes.0.respond.colour', message: 'unknown key' },
+    ]);
+  });
+
+  it('rejects wrong types and out-of-range values with their paths', () => {
+    const doc = minimal({ shutdown_timeout_ms: 'soon', tracing: { sample_ratio: 2, exporter: 'zipkin' } });
+    const paths = issuesOf(() => validateConfig(doc)).map((i) => i.path);
+    expect(paths).to.include.members(['shutdown_timeout_ms', 'tracing.sample_ratio', 'tracing.exporter']);
+  });
+
+  it('rejects a route with no action, and a status outside 100-599', () => {
+    const doc = minimal();
+    (doc.listeners as Record<string, unknown>[])[0]!.routes = [{ path_prefix: '/' }, { path_prefix: '/x', respond: { status: 600 } }];
+    const issues = issuesOf(() => validateConfig(doc));
+    expect(issues.map((i) => i.path)).to.have.members(['listeners.0.routes.0', 'listeners.0.routes.1.respond.status']);
+  });
+
+  it('rejects duplicate listener names and addresses, and a listener on the admin address', () => {
+    const doc = {
+      listeners: [
+        { name: 'web', listen: '127.0.0.1:8080' },
+        { name: 'web', listen: '127.0.0.1:8081' },
+        { name: 'other', listen: '127.0.0.1:8080' },
+        { name: 'admin-clash', listen: '127.0.0.1:9901' },
+      ],
+    };
+    const issues = issuesOf(() => validateConfig(doc));
+    expect(issues).to.deep.include({ path: 'listeners.1.name', message: 'duplicate listener name "web" (also listeners.0.name)' });
+    expect(issues).to.deep.include({ path: 'listeners.2.listen', message: 'address 127.0.0.1:8080 is already used by listeners.0' });
+    expect(issues).to.deep.include({ path: 'listeners.3.listen', message: 'address 127.0.0.1:9901 is the admin address' });
+  });
+
+  it('rejects header values with CR or LF and invalid header names', () => {
+    const doc = minimal();
+    ((doc.listeners as Record<string, unknown>[])[0]!.routes as Record<string, unknown>[])[0]!.respond = {
+      status: 200,
+      headers: { 'x-ok': 'fine', 'x-bad': 'a\r\nset-cookie: evil=1', 'bad name': 'v' },
+    };
+    const paths = issuesOf(() => validateConfig(doc)).map((i) => i.path);
+    expect(paths).to.include('listeners.0.routes.0.respond.headers.x-bad');
+    expect(paths).to.include('listeners.0.routes.0.respond.headers.bad name');
+  });
+
+  it('rejects an empty document, a comment-only document and a bare scalar', () => {
+    expect(issuesOf(() => parseDocument(''))).to.deep.equal([{ path: '', message: 'document is empty' }]);
+    expect(issuesOf(() => parseDocument('# nothing here\n'))).to.deep.equal([{ path: '', message: 'document is empty' }]);
+    expect(issuesOf(() => loadConfig('just a string')).map((i) => i.path)).to.deep.equal(['']);
+  });
+
+  it('rejects documents over the size limit before parsing them', () => {
+    const big = `# ${'x'.repeat(DEFAULT_MAX_DOCUMENT_BYTES)}\n`;
+    expect(issuesOf(() => parseDocument(big))[0]!.message).to.match(/^document is \d+ bytes; the limit is 1048576 bytes$/);
+    expect(issuesOf(() => parseDocument('a: 1\nb: 2\n', { maxDocumentBytes: 5 }))[0]!.message).to.contain('limit is 5 bytes');
+  });
+
+  it('reports YAML syntax errors with their line and column', () => {
+    const issues = issuesOf(() => parseDocument('listeners:\n  - name: web\n    listen: [unclosed\n'));
+    expect(issues[0]!.message).to.match(/^syntax error: .* at line \d+, column \d+/);
+  });
+
+  it('rejects duplicate keys and multi-document YAML', () => {
+    expect(issuesOf(() => parseDocument('a: 1\na: 2\n'))[0]!.message).to.contain('Map keys must be unique');
+    expect(issuesOf(() => parseDocument('a: 1\n---\nb: 2\n'))[0]!.message).to.contain('multiple documents');
+  });
+
+  it('parses IPv4, bracketed IPv6 and host names as listen addresses', () => {
+    expect(parseListenAddress('127.0.0.1:8080')).to.deep.equal({ host: '127.0.0.1', port: 8080 });
+    expect(parseListenAddress('[::1]:0')).to.deep.equal({ host: '::1', port: 0 });
+    expect(parseListenAddress('localhost:65535')).to.deep.equal({ host: 'localhost', port: 65535 });
+    expect(parseListenAddress('127.0.0.1:65536')).to.have.property('error');
+    expect(parseListenAddress('::1:80')).to.have.property('error');
+    expect(parseListenAddress('[nope]:80')).to.have.property('error');
+  });
+});
+
+describe('secret redaction', () => {
+  const secretConfig = () =>
+    loadConfig(stringify(minimal({ tracing: { exporter: 'otlp-http', headers: { authorization: 'Bearer s3cr3t-token', 'x-api-key': 'k3y-value' } } }))).config;
+
+  it('replaces tracing header values in a copy and leaves the frozen original alone', () => {
+    const config = secretConfig();
+    const redacted = redactConfig(config);
+    expect(redacted.tracing!.headers).to.deep.equal({ authorization: REDACTED, 'x-api-key': REDACTED });
+    expect(config.tracing!.headers.authorization).to.equal('Bearer s3cr3t-token');
+    expect(JSON.stringify(redacted)).to.not.contain('s3cr3t').and.not.contain('k3y-value');
+  });
+
+  it('collects secret values so free text can be scrubbed', () => {
+    const secrets = secretValues(secretConfig());
+    expect(secrets).to.have.members(['Bearer s3cr3t-token', 'k3y-value']);
+    expect(scrubSecrets('failed with Bearer s3cr3t-token and k3y-value', secrets)).to.equal(`failed with ${REDACTED} and ${REDACTED}`);
+  });
+});

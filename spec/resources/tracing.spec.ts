@@ -1,0 +1,134 @@
+import { expect } from 'chai';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
+import { basicConfig, startDaemon } from '../helpers/daemon.js';
+import { getText, httpRequest } from '../helpers/http.js';
+import { OtlpReceiver } from '../helpers/otlp-receiver.js';
+import { freePort } from '../helpers/ports.js';
+import { waitFor } from '../helpers/wait.js';
+
+const SERVER = 2;
+
+function otlp(receiver: OtlpReceiver, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return { exporter: 'otlp-http', endpoint: receiver.url, batch: { scheduled_delay_ms: 20 }, ...extra };
+}
+
+describe('tracing', () => {
+  it('exports a server span per request with the HTTP semantic conventions', async () => {
+    const receiver = await OtlpReceiver.start();
+    const port = await freePort();
+    await startDaemon(basicConfig({ port, tracing: otlp(receiver, { service_name: 'edge' }) }));
+    await httpRequest(`http://127.0.0.1:${port}/hello/there?x=1`, { headers: { 'user-agent': 'spec-agent' } });
+    const span = await waitFor('the server span', () => receiver.spans.find((s) => s.kind === SERVER));
+    expect(span.name).to.equal('GET /');
+    expect(span.serviceName).to.equal('edge');
+    expect(span.attributes).to.deep.include({
+      'http.request.method': 'GET',
+      'url.path': '/hello/there',
+      'url.query': 'x=1',
+      'url.scheme': 'http',
+      'http.route': '/',
+      'http.response.status_code': 200,
+      'server.port': port,
+      'user_agent.original': 'spec-agent',
+      'network.protocol.version': '1.1',
+      'hotconf.generation': 1,
+    });
+    expect(span.parentSpanId).to.equal(undefined);
+  });
+
+  it('continues the trace of an incoming traceparent', async () => {
+    const receiver = await OtlpReceiver.start();
+    const port = await freePort();
+    await startDaemon(basicConfig({ port, tracing: otlp(receiver) }));
+    const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
+    const parentId = '00f067aa0ba902b7';
+    await httpRequest(`http://127.0.0.1:${port}/`, { headers: { traceparent: `00-${traceId}-${parentId}-01` } });
+    const span = await waitFor('the server span', () => receiver.spans.find((s) => s.kind === SERVER));
+    expect(span.traceId).to.equal(traceId);
+    expect(span.parentSpanId).to.equal(parentId);
+  });
+
+  it('marks 5xx responses and unmatched routes on the span', async () => {
+    const receiver = await OtlpReceiver.start();
+    const port = await freePort();
+    const config = basicConfig({ port, tracing: otlp(receiver) });
+    (config.listeners as { routes: unknown[] }[])[0]!.routes = [{ path_prefix: '/boom', respond: { status: 503, body: 'down' } }];
+    await startDaemon(config);
+    await httpRequest(`http://127.0.0.1:${port}/boom`);
+    await httpRequest(`http://127.0.0.1:${port}/nothing`);
+    await waitFor('two spans', () => receiver.spans.length >= 2);
+    const boom = receiver.spans.find((s) => s.attributes['url.path'] === '/boom')!;
+    const missing = receiver.spans.find((s) => s.attributes['url.path'] === '/nothing')!;
+    expect(boom.attributes).to.include({ 'http.response.status_code': 503, 'error.type': '503' });
+    expect(missing.name).to.equal('GET');
+    expect(missing.attributes).to.include({ 'http.response.status_code': 404 });
+    expect(missing.attributes).to.not.have.property('http.route');
+  });
+
+  it('traces each reload as a hotconf.reload span', async () => {
+    const receiver = await OtlpReceiver.start();
+    const port = await freePort();
+    const t = await startDaemon(basicConfig({ port, tracing: otlp(receiver) }));
+    await t.apply(basicConfig({ port, body: 'next', tracing: otlp(receiver) }));
+    const span = await waitFor('the reload span', () => receiver.spans.find((s) => s.name === 'hotconf.reload'));
+    expect(span.attributes).to.include({ 'hotconf.reload.trigger': 'api', 'hotconf.reload.result': 'applied', 'hotconf.generation': 2 });
+  });
+
+  it('flushes a replaced pipeline and destroys its exporter agent, so its connection closes', async () => {
+    const receiver = await OtlpReceiver.start();
+    const port = await freePort();
+    // A long batch delay: nothing is exported until the pipeline is flushed on destroy.
+    const slow = (name: string) => otlp(receiver, { service_name: name, batch: { scheduled_delay_ms: 60_000 } });
+    const t = await startDaemon(basicConfig({ port, tracing: slow('first') }));
+    for (let i = 0; i < 3; i++) await getText(`http://127.0.0.1:${port}/`);
+    expect(receiver.spans).to.have.length(0);
+    await t.apply(basicConfig({ port, tracing: slow('second') }));
+    await waitFor('generation 1 to be released', () => t.daemon.reloader.generations().length === 1);
+    expect(receiver.spans.filter((s) => s.serviceName === 'first' && s.kind === SERVER)).to.have.length(3);
+    expect(receiver.connectionsOpened).to.be.greaterThan(0);
+    await waitFor('the first pipeline connection to close', () => receiver.openConnections === 0);
+    expect(t.daemon.registry.stats().tracer_provider).to.include({ created: 2, destroyed: 1, destroyFailures: 0 });
+  });
+
+  describe('the Caddy per-reload leak, reproduced against the same SDK', () => {
+    const RELOADS = 20;
+
+    it('eager pattern: an exporter and batch processor built on every reload leaks one connection per reload', async () => {
+      const receiver = await OtlpReceiver.start();
+      // Caddy's tracerProviderFactory: a ref-counted provider that only uses the processor it is
+      // given when it creates the provider; on the reuse path the eagerly built one is dropped.
+      let shared: NodeTracerProvider | undefined;
+      const getOrCreate = (processor: BatchSpanProcessor) => (shared ??= new NodeTracerProvider({ spanProcessors: [processor] }));
+      for (let i = 0; i < RELOADS; i++) {
+        const exporter = new OTLPTraceExporter({ url: receiver.url });
+        const processor = new BatchSpanProcessor(exporter, { scheduledDelayMillis: 20 });
+        // The module uses its own processor once (a reload span) before the provider is shared.
+        const scratch = new NodeTracerProvider({ spanProcessors: [processor] });
+        scratch.getTracer('caddy').startSpan('reload').end();
+        await processor.forceFlush();
+        getOrCreate(processor);
+      }
+      await waitFor('all reload spans', () => receiver.spans.length === RELOADS);
+      console.log(`      eager: ${RELOADS} reloads → ${receiver.openConnections} exporter connections left open`);
+      expect(receiver.openConnections).to.equal(RELOADS);
+      await shared!.shutdown();
+    });
+
+    it('registry pattern: the same reloads build one pipeline and keep at most its own connections', async () => {
+      const receiver = await OtlpReceiver.start();
+      const port = await freePort();
+      const t = await startDaemon(basicConfig({ port, body: 'r0', tracing: otlp(receiver) }));
+      for (let i = 1; i <= RELOADS; i++) {
+        expect((await t.apply(basicConfig({ port, body: `r${i}`, tracing: otlp(receiver) }))).result).to.equal('applied');
+        await getText(`http://127.0.0.1:${port}/`);
+      }
+      await waitFor('the request spans', () => receiver.spans.filter((s) => s.kind === SERVER).length === RELOADS);
+      console.log(`      registry: ${RELOADS} reloads → ${receiver.openConnections} exporter connection(s) open, ${receiver.connectionsOpened} ever opened`);
+      expect(t.daemon.registry.stats().tracer_provider).to.include({ created: 1, reused: RELOADS, live: 1 });
+      expect(receiver.openConnections).to.be.at.most(2);
+      expect(receiver.connectionsOpened).to.be.at.most(2);
+    });
+  });
+});

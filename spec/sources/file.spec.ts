@@ -1,0 +1,137 @@
+import { createHash } from 'node:crypto';
+import { mkdir, rename, rm, symlink, unlink, utimes, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { expect } from 'chai';
+import { SourceReadError } from '../../lib/errors.js';
+import { FileSource } from '../../lib/sources/file.js';
+import type { RawDocument } from '../../lib/sources/source.js';
+import { onCleanup } from '../helpers/cleanup.js';
+import { tempDir } from '../helpers/tmp.js';
+import { rejectionOf, sleep, waitFor } from '../helpers/wait.js';
+
+/** A watching FileSource that records what it reports; closed after the test. */
+async function watched(path: string) {
+  const source = new FileSource({ path });
+  onCleanup(() => source.close());
+  const docs: RawDocument[] = [];
+  const errors: Error[] = [];
+  await source.read();
+  await source.watch({ onDocument: (d) => docs.push(d), onError: (e) => errors.push(e) });
+  return { source, docs, errors, texts: () => docs.map((d) => d.text) };
+}
+
+describe('FileSource', () => {
+  describe('read', () => {
+    it('returns the text, its SHA-256 as version and the absolute path', async () => {
+      const dir = await tempDir();
+      const file = join(dir, 'c.yaml');
+      await writeFile(file, 'a: 1\n');
+      const doc = await new FileSource({ path: file }).read();
+      expect(doc.text).to.equal('a: 1\n');
+      expect(doc.version).to.equal(createHash('sha256').update('a: 1\n').digest('hex'));
+      expect(doc.source).to.deep.equal({ kind: 'file', path: file });
+    });
+
+    it('names the file when it is missing', async () => {
+      const dir = await tempDir();
+      const error = await rejectionOf(new FileSource({ path: join(dir, 'absent.yaml') }).read());
+      expect(error).to.be.instanceOf(SourceReadError);
+      expect(error.message).to.contain(join(dir, 'absent.yaml')).and.contain('ENOENT');
+    });
+
+    it('refuses a directory and a file over the size limit without reading it', async () => {
+      const dir = await tempDir();
+      expect((await rejectionOf(new FileSource({ path: dir }).read())).message).to.contain('is a directory');
+      const big = join(dir, 'big.yaml');
+      await writeFile(big, 'x'.repeat(2000));
+      expect((await rejectionOf(new FileSource({ path: big, maxDocumentBytes: 1000 }).read())).message).to.contain('file is 2000 bytes; the limit is 1000 bytes');
+    });
+  });
+
+  describe('watch', () => {
+    it('reports an in-place write', async () => {
+      const dir = await tempDir();
+      const file = join(dir, 'c.yaml');
+      await writeFile(file, 'v: 0\n');
+      const w = await watched(file);
+      await writeFile(file, 'v: 1\n');
+      await waitFor('the write to be reported', () => w.texts().includes('v: 1\n'));
+    });
+
+    it('reports an editor rename-save (write a temp file, rename over)', async () => {
+      const dir = await tempDir();
+      const file = join(dir, 'c.yaml');
+      await writeFile(file, 'v: 0\n');
+      const w = await watched(file);
+      await writeFile(`${file}.swp`, 'v: 2\n');
+      await rename(`${file}.swp`, file);
+      await waitFor('the rename to be reported', () => w.texts().includes('v: 2\n'));
+    });
+
+    it('reports a delete as an error, keeps watching and reports the recreated file', async () => {
+      const dir = await tempDir();
+      const file = join(dir, 'c.yaml');
+      await writeFile(file, 'v: 0\n');
+      const w = await watched(file);
+      await unlink(file);
+      await waitFor('the delete to be reported', () => w.errors.some((e) => e.message.includes('ENOENT')));
+      expect(w.docs).to.have.length(0);
+      await writeFile(file, 'v: 3\n');
+      await waitFor('the recreated file to be reported', () => w.texts().includes('v: 3\n'));
+    });
+
+    it('follows a Kubernetes ConfigMap ..data symlink swap', async () => {
+      const dir = await tempDir();
+      await mkdir(join(dir, '..2026_01'));
+      await writeFile(join(dir, '..2026_01', 'c.yaml'), 'v: 1\n');
+      await symlink('..2026_01', join(dir, '..data'));
+      await symlink('..data/c.yaml', join(dir, 'c.yaml'));
+      const w = await watched(join(dir, 'c.yaml'));
+      for (const [n, stamp] of [[2, '..2026_02'], [3, '..2026_03']] as const) {
+        // What the kubelet does: new timestamped dir, new link, atomic rename over ..data, old dir removed.
+        await mkdir(join(dir, stamp));
+        await writeFile(join(dir, stamp, 'c.yaml'), `v: ${n}\n`);
+        await symlink(stamp, join(dir, '..data_tmp'));
+        await rename(join(dir, '..data_tmp'), join(dir, '..data'));
+        await rm(join(dir, n === 2 ? '..2026_01' : '..2026_02'), { recursive: true });
+        await waitFor(`swap ${n} to be reported`, () => w.texts().includes(`v: ${n}\n`));
+      }
+      expect(w.texts()).to.deep.equal(['v: 2\n', 'v: 3\n']);
+    });
+
+    it('reports nothing when the file is touched without a content change', async () => {
+      const dir = await tempDir();
+      const file = join(dir, 'c.yaml');
+      await writeFile(file, 'v: 0\n');
+      const w = await watched(file);
+      await writeFile(file, 'v: 0\n');
+      await utimes(file, new Date(), new Date());
+      await writeFile(file, 'v: 4\n'); // a real change after the no-ops, to know the events were processed
+      await waitFor('the real change', () => w.texts().includes('v: 4\n'));
+      expect(w.texts()).to.deep.equal(['v: 4\n']);
+    });
+
+    it('debounces a burst of writes into the final content', async () => {
+      const dir = await tempDir();
+      const file = join(dir, 'c.yaml');
+      await writeFile(file, 'v: 0\n');
+      const w = await watched(file);
+      for (let i = 1; i <= 20; i++) await writeFile(file, `v: ${i}\n`);
+      await waitFor('the last write', () => w.texts().includes('v: 20\n'));
+      await sleep(100);
+      expect(w.docs.length).to.be.lessThan(20);
+      expect(w.texts().at(-1)).to.equal('v: 20\n');
+    });
+
+    it('stops reporting and releases its watchers on close', async () => {
+      const dir = await tempDir();
+      const file = join(dir, 'c.yaml');
+      await writeFile(file, 'v: 0\n');
+      const w = await watched(file);
+      await w.source.close();
+      await writeFile(file, 'v: 9\n');
+      await sleep(150);
+      expect(w.docs).to.have.length(0);
+    });
+  });
+});
