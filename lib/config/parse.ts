@@ -81,6 +81,8 @@ export function zodIssues(error: z.ZodError): ConfigIssue[] {
     const base = issue.path.map(String);
     if (issue.code === 'unrecognized_keys') {
       for (const key of issue.keys) out.push({ path: [...base, key].join('.'), message: 'unknown key' });
+    } else if (issue.code === 'invalid_type' && issue.input === undefined) {
+      out.push({ path: base.join('.'), message: `required (${issue.expected})` });
     } else {
       out.push({ path: base.join('.'), message: issue.message });
     }

@@ -155,20 +155,29 @@ describe('Reloader', () => {
   });
 
   describe('serialization', () => {
-    it('coalesces a burst of reload requests into at most two reloads with the latest config', async () => {
+    it('coalesces a burst of 50 reload requests into at most two reloads', async () => {
       const port = await freePort();
       const t = await startDaemon(basicConfig({ port, body: 'v0' }));
       const events: ReloaderEvent[] = [];
       onCleanup(t.daemon.reloader.subscribe((e) => events.push(e)));
       await t.write(basicConfig({ port, body: 'v1' }));
-      const first = t.daemon.reload();
-      await t.write(basicConfig({ port, body: 'v2' }));
-      const burst = Array.from({ length: 50 }, () => t.daemon.reload('signal'));
-      const results = await Promise.all([first, ...burst]);
-      const reloads = events.filter((e) => e.type === 'reload');
-      expect(reloads.length).to.be.within(1, 2);
-      expect(new Set(results.slice(1).map((r) => r.generation)).size).to.equal(1);
-      expect(await getText(`http://127.0.0.1:${port}/`)).to.equal('v2');
+      const results = await Promise.all(Array.from({ length: 50 }, () => t.daemon.reload('signal')));
+      expect(events.filter((e) => e.type === 'reload').length).to.be.within(1, 2);
+      expect(new Set(results.map((r) => r.generation))).to.deep.equal(new Set([2]));
+      expect(await getText(`http://127.0.0.1:${port}/`)).to.equal('v1');
+    });
+
+    it('applies the latest of a burst of pushed documents, skipping the ones in between', async () => {
+      const port = await freePort();
+      const t = await startDaemon(basicConfig({ port, body: 'v0' }));
+      const events: ReloaderEvent[] = [];
+      onCleanup(t.daemon.reloader.subscribe((e) => events.push(e)));
+      const docs = Array.from({ length: 30 }, (_, i) => ({ text: stringify(basicConfig({ port, body: `v${i + 1}` })), version: `v${i + 1}`, source: { kind: 'file', path: t.file } }));
+      const results = await Promise.all(docs.map((d) => t.daemon.reloader.submit(d)));
+      expect(events.filter((e) => e.type === 'reload').length).to.be.within(1, 2);
+      expect(results.at(-1)!.result).to.equal('applied');
+      expect(await getText(`http://127.0.0.1:${port}/`)).to.equal('v30');
+      expect(t.daemon.reloader.active!.version).to.equal('v30');
     });
 
     it('applies documents pushed by the watcher', async () => {

@@ -1,0 +1,64 @@
+import { expect } from 'chai';
+import { loadConfig } from '../../lib/config/parse.js';
+import { Generation } from '../../lib/reload/generation.js';
+import { ResourceRegistry } from '../../lib/registry/registry.js';
+import { sleep } from '../helpers/wait.js';
+
+function generation(): Generation {
+  const { config, hash } = loadConfig('listeners: []\n');
+  return new Generation(7, config, hash, 'v1', { kind: 'file', path: '/x' });
+}
+
+describe('Generation', () => {
+  it('drains at once when no request is pinned', async () => {
+    const g = generation();
+    expect(await g.drain(10_000)).to.equal(0);
+    expect(g.state).to.equal('draining');
+  });
+
+  it('waits for pinned requests to finish before the drain resolves', async () => {
+    const g = generation();
+    const unpin = g.pin(() => {
+      throw new Error('must not be aborted');
+    });
+    let drained = false;
+    const draining = g.drain(10_000).then((aborted) => {
+      drained = true;
+      return aborted;
+    });
+    await sleep(30);
+    expect(drained).to.equal(false);
+    expect(g.inflight).to.equal(1);
+    unpin();
+    unpin(); // idempotent
+    expect(await draining).to.equal(0);
+    expect(g.inflight).to.equal(0);
+  });
+
+  it('aborts the requests still pinned when the drain timeout passes, and counts them', async () => {
+    const g = generation();
+    const aborted: number[] = [];
+    g.pin(() => aborted.push(1));
+    g.pin(() => aborted.push(2));
+    expect(await g.drain(20)).to.equal(2);
+    expect(aborted).to.have.members([1, 2]);
+  });
+
+  it('releases its leases once, reporting what it destroyed per kind', async () => {
+    const registry = new ResourceRegistry();
+    const g = generation();
+    const other = await registry.acquire('thing', 'shared', { create: () => 'shared', destroy: () => {} });
+    g.hold(await registry.acquire('thing', 'shared', { create: () => 'unused', destroy: () => {} }));
+    g.hold(await registry.acquire('thing', 'own', { create: () => 'own', destroy: () => {} }));
+    expect(g.holds()).to.deep.equal([
+      { kind: 'thing', key: 'shared' },
+      { kind: 'thing', key: 'own' },
+    ]);
+    expect(await g.release()).to.deep.equal({ thing: 1 });
+    expect(await g.release()).to.deep.equal({});
+    expect(g.holds()).to.deep.equal([]);
+    expect(registry.refs('thing', 'shared')).to.equal(1);
+    await other.release();
+    await registry.close();
+  });
+});

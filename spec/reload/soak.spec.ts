@@ -1,0 +1,56 @@
+import { readdirSync } from 'node:fs';
+import { expect } from 'chai';
+import { activeHandles } from '../../lib/admin/leaks.js';
+import { basicConfig, startDaemon } from '../helpers/daemon.js';
+import { getText } from '../helpers/http.js';
+import { OtlpReceiver } from '../helpers/otlp-receiver.js';
+import { freePort } from '../helpers/ports.js';
+import { waitFor } from '../helpers/wait.js';
+
+function openFds(): number {
+  return readdirSync('/proc/self/fd').length;
+}
+
+function totalHandles(): number {
+  return Object.values(activeHandles()).reduce((a, b) => a + b, 0);
+}
+
+describe('500 reloads', () => {
+  it('keep one tracer provider, one listener, one live generation, and flat fds and handles', async function () {
+    this.timeout(120_000);
+    const receiver = await OtlpReceiver.start();
+    const port = await freePort();
+    const tracing = { exporter: 'otlp-http', endpoint: receiver.url, batch: { scheduled_delay_ms: 20 } };
+    const t = await startDaemon(basicConfig({ port, body: 'r0', tracing }));
+    const settle = async () => {
+      await waitFor('old generations to be released', () => t.daemon.reloader.generations().length === 1);
+      global.gc?.();
+    };
+    // Warm up so lazily opened things (the exporter's connection, fs watchers) exist before the baseline.
+    for (let i = 1; i <= 20; i++) await t.apply(basicConfig({ port, body: `r${i}`, tracing }));
+    await getText(`http://127.0.0.1:${port}/`);
+    await settle();
+    const fdsBefore = openFds();
+    const handlesBefore = totalHandles();
+
+    for (let i = 21; i <= 520; i++) {
+      const result = await t.apply(basicConfig({ port, body: `r${i}`, tracing }));
+      expect(result.result).to.equal('applied');
+      if (i % 50 === 0) expect(await getText(`http://127.0.0.1:${port}/`)).to.equal(`r${i}`);
+    }
+    await settle();
+    const fdsAfter = openFds();
+    const handlesAfter = totalHandles();
+    console.log(`      500 reloads: fds ${fdsBefore} → ${fdsAfter}, handles ${handlesBefore} → ${handlesAfter}, exporter connections opened ${receiver.connectionsOpened}`);
+
+    const stats = t.daemon.registry.stats();
+    expect(stats.tracer_provider).to.include({ created: 1, live: 1, refs: 1, destroyed: 0 });
+    expect(stats.listener).to.include({ created: 1, live: 1, refs: 1, destroyed: 0 });
+    expect(t.daemon.reloader.active!.id).to.equal(521);
+    expect(t.daemon.reloader.generations()).to.have.length(1);
+    expect(fdsAfter - fdsBefore).to.be.at.most(2);
+    expect(handlesAfter - handlesBefore).to.be.at.most(2);
+    expect(receiver.connectionsOpened).to.be.at.most(2);
+    expect(t.daemon.leaks()).to.include({ ok: true, generations_live: 1 });
+  });
+});
