@@ -109,6 +109,9 @@ export class FileSource implements ConfigSource {
     });
     watcher.on('error', (error) => handlers.onError(error instanceof Error ? error : new Error(String(error))));
     await new Promise<void>((resolveReady) => watcher.once('ready', resolveReady));
+    // A write between the caller's last read() and the watch being ready produced no event:
+    // compare once now, so it is not lost.
+    this.#schedule(handlers);
   }
 
   #schedule(handlers: SourceWatchHandlers): void {

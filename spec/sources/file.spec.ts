@@ -135,3 +135,18 @@ describe('FileSource', () => {
     });
   });
 });
+
+describe('FileSource between read and watch', () => {
+  it('reports a write made after the last read but before the watch was ready', async () => {
+    const dir = await tempDir();
+    const file = join(dir, 'c.yaml');
+    await writeFile(file, 'v: 0\n');
+    const source = new FileSource({ path: file });
+    onCleanup(() => source.close());
+    await source.read();
+    await writeFile(file, 'v: 1\n'); // no watcher yet: no event will ever say so
+    const docs: RawDocument[] = [];
+    await source.watch({ onDocument: (d) => docs.push(d), onError: () => {} });
+    await waitFor('the missed write to be reported', () => docs.some((d) => d.text === 'v: 1\n'));
+  });
+});
