@@ -20,14 +20,19 @@ export class Lease<T> {
   readonly created: boolean;
   #value: T;
   #released = false;
-  #onRelease: (lease: Lease<T>) => Promise<boolean>;
+  readonly #owner: unknown;
+  readonly #onRelease: (lease: Lease<T>, owner: never) => Promise<boolean>;
 
-  /** @internal Use `ResourceRegistry.acquire`. */
-  constructor(kind: string, key: string, value: T, created: boolean, onRelease: (lease: Lease<T>) => Promise<boolean>) {
+  /**
+   * @internal Use `ResourceRegistry.acquire`. `onRelease(lease, owner)` drops the reference;
+   * `owner` is the registry's entry, passed back so no closure is allocated per lease.
+   */
+  constructor(kind: string, key: string, value: T, created: boolean, owner: unknown, onRelease: (lease: Lease<T>, owner: never) => Promise<boolean>) {
     this.kind = kind;
     this.key = key;
     this.created = created;
     this.#value = value;
+    this.#owner = owner;
     this.#onRelease = onRelease;
   }
 
@@ -52,7 +57,7 @@ export class Lease<T> {
     if (this.#released) return Promise.resolve(false);
     this.#released = true;
     this.#value = undefined as T;
-    return this.#onRelease(this);
+    return this.#onRelease(this, this.#owner as never);
   }
 
   /** `await using lease = await registry.acquire(...)` releases at scope exit. */

@@ -74,9 +74,7 @@ interface Entry {
   settled: Promise<unknown>;
 }
 
-interface LeakToken {
-  entry: Entry;
-}
+const RESOLVED_FALSE = Promise.resolve(false);
 
 const EMPTY_STATS: KindStats = Object.freeze({
   live: 0,
@@ -115,7 +113,13 @@ export class ResourceRegistry {
   readonly #entries = new Map<string, Entry>();
   readonly #stats = new Map<string, Omit<KindStats, 'live' | 'refs'>>();
   readonly #events: Emitter<RegistryEvent>;
-  readonly #finalizer = new FinalizationRegistry<LeakToken>((token) => this.#onLeaseCollected(token));
+  // Held value: the lease's entry (never the lease itself); unregister token: the lease.
+  readonly #finalizer = new FinalizationRegistry<Entry>((entry) => this.#onLeaseCollected(entry));
+  // One release callback for every lease, instead of a closure per lease (the reuse path is hot).
+  readonly #releaseLease = (lease: Lease<unknown>, entry: Entry): Promise<boolean> => {
+    this.#finalizer.unregister(lease);
+    return this.#release(entry);
+  };
   #closing: Promise<CloseReport> | undefined;
 
   constructor(options: ResourceRegistryOptions = {}) {
@@ -141,7 +145,7 @@ export class ResourceRegistry {
       if (entry.state === 'live') {
         entry.refs += 1;
         this.#count(kind, 'reused');
-        this.#emit({ type: 'reused', kind, key });
+        if (this.#events.observed) this.#emit({ type: 'reused', kind, key });
         return this.#lease(entry, false) as Lease<T>;
       }
       if (entry.state === 'creating') {
@@ -251,20 +255,16 @@ export class ResourceRegistry {
   }
 
   #lease(entry: Entry, created: boolean): Lease<unknown> {
-    const lease = new Lease(entry.kind, entry.key, entry.value, created, (l) => {
-      this.#finalizer.unregister(l);
-      return this.#release(entry);
-    });
-    this.#finalizer.register(lease, { entry }, lease);
+    const lease = new Lease(entry.kind, entry.key, entry.value, created, entry, this.#releaseLease);
+    this.#finalizer.register(lease, entry, lease);
     return lease;
   }
 
-  async #release(entry: Entry): Promise<boolean> {
-    if (entry.state !== 'live') return false; // destroyed by close(): nothing left to drop
+  #release(entry: Entry): Promise<boolean> {
+    if (entry.state !== 'live') return RESOLVED_FALSE; // destroyed by close(): nothing left to drop
     entry.refs -= 1;
-    if (entry.refs > 0) return false;
-    await this.#destroy(entry);
-    return true;
+    if (entry.refs > 0) return RESOLVED_FALSE;
+    return this.#destroy(entry).then(() => true);
   }
 
   /** Runs `destroy` bounded by the timeout; resolves false when it failed. Never rejects. */
@@ -292,7 +292,7 @@ export class ResourceRegistry {
     return run;
   }
 
-  #onLeaseCollected({ entry }: LeakToken): void {
+  #onLeaseCollected(entry: Entry): void {
     const { kind, key } = entry;
     this.#count(kind, 'leakedLeases');
     this.#log.error({ kind, key }, 'lease_leaked');

@@ -18,6 +18,11 @@ export class Emitter<E> {
     };
   }
 
+  /** True when someone listens: lets hot paths skip building the event object. */
+  get observed(): boolean {
+    return this.#listeners.size > 0;
+  }
+
   emit(event: E): void {
     for (const listener of this.#listeners) {
       try {
