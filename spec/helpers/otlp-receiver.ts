@@ -25,6 +25,9 @@ export class OtlpReceiver {
   connectionsOpened = 0;
   /** Export requests received. */
   requests = 0;
+  /** Spans received, also when they are not retained. */
+  spanCount = 0;
+  #retainSpans = true;
   readonly #sockets = new Set<Socket>();
   readonly #server: Server;
   #url = '';
@@ -54,13 +57,18 @@ export class OtlpReceiver {
     });
   }
 
-  /** Start on 127.0.0.1 (any port); closed after the test. */
-  static async start(): Promise<OtlpReceiver> {
+  /**
+   * Start on 127.0.0.1 (any port). Closed after the current test unless `autoClose` is false
+   * (benchmarks, which close it themselves). `retainSpans: false` only counts spans, so a
+   * long soak does not measure the receiver's own memory.
+   */
+  static async start(options: { autoClose?: boolean; retainSpans?: boolean } = {}): Promise<OtlpReceiver> {
     const receiver = new OtlpReceiver();
+    receiver.#retainSpans = options.retainSpans ?? true;
     await new Promise<void>((resolve) => receiver.#server.listen(0, '127.0.0.1', () => resolve()));
     const { port } = receiver.#server.address() as { port: number };
     receiver.#url = `http://127.0.0.1:${port}/v1/traces`;
-    onCleanup(() => receiver.close());
+    if (options.autoClose ?? true) onCleanup(() => receiver.close());
     return receiver;
   }
 
@@ -84,6 +92,8 @@ export class OtlpReceiver {
       const resource = flatten(rs.resource?.attributes);
       for (const ss of rs.scopeSpans ?? []) {
         for (const span of ss.spans ?? []) {
+          this.spanCount += 1;
+          if (!this.#retainSpans) continue;
           this.spans.push({
             traceId: span.traceId,
             spanId: span.spanId,

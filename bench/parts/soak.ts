@@ -1,0 +1,128 @@
+import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { stringify } from 'yaml';
+import { Daemon } from '../../lib/daemon.js';
+import { silentLogger } from '../../lib/log.js';
+import { FileSource } from '../../lib/sources/file.js';
+import { OtlpReceiver } from '../../spec/helpers/otlp-receiver.js';
+import { EagerTracingController } from '../eager/eager-tracing.js';
+import { fetchText, singleSocketAgent } from '../lib/http.js';
+import { freePort } from '../lib/ports.js';
+import { openFds, openFileLimit, progress } from '../lib/util.js';
+
+/** One sample, taken after a forced GC. */
+export interface SoakSample {
+  reloads: number;
+  fds: number;
+  handles: number;
+  heap_bytes: number;
+  /** Exporter connections open at the OTLP receiver. */
+  exporter_connections: number;
+}
+
+export interface SoakRun {
+  reloads: number;
+  samples: SoakSample[];
+  fd_delta: number;
+  handles_delta: number;
+  heap_delta_bytes: number;
+  sockets_leaked: number;
+}
+
+const SAMPLE_EVERY = 100;
+/** Reloads before the first sample, so lazily opened things exist in the baseline. */
+const WARMUP = 300;
+
+function config(port: number, endpoint: string, body: string): string {
+  return stringify({
+    tracing: { exporter: 'otlp-http', endpoint, batch: { scheduled_delay_ms: 200 } },
+    listeners: [{ name: 'web', listen: `127.0.0.1:${port}`, routes: [{ path_prefix: '/', respond: { status: 200, body } }] }],
+  });
+}
+
+function sample(reloads: number, receiver: OtlpReceiver): SoakSample {
+  if (typeof global.gc !== 'function') throw new Error('run the bench with node --expose-gc (npm run bench does)');
+  global.gc();
+  return { reloads, fds: openFds(), handles: process.getActiveResourcesInfo().length, heap_bytes: process.memoryUsage().heapUsed, exporter_connections: receiver.openConnections };
+}
+
+/**
+ * Drive `reloads` config changes through `POST {admin}/reload`, each writing a new body to the
+ * config file first, sampling fds, active handles, heap after GC and exporter connections every
+ * SAMPLE_EVERY reloads (after WARMUP).
+ */
+async function drive(label: string, reloads: number, admin: string, file: string, port: number, receiver: OtlpReceiver): Promise<SoakRun> {
+  const agent = singleSocketAgent();
+  const samples: SoakSample[] = [];
+  const tick = progress(label);
+  try {
+    for (let i = 1; i <= WARMUP + reloads; i++) {
+      await writeFile(`${file}.tmp`, config(port, receiver.url, `v${i}`));
+      await rename(`${file}.tmp`, file);
+      const res = await fetchText(`${admin}/reload`, { method: 'POST', agent });
+      if (res.status !== 200) throw new Error(`${label}: reload ${i} answered ${res.status} ${res.body}`);
+      const done = i - WARMUP;
+      if (done >= 0 && done % SAMPLE_EVERY === 0) {
+        await new Promise((resolve) => setTimeout(resolve, 20)); // let released generations finish their destroys
+        samples.push(sample(done, receiver));
+        tick(done, reloads);
+      }
+    }
+  } finally {
+    agent.destroy();
+  }
+  const first = samples[0]!;
+  const last = samples.at(-1)!;
+  return {
+    reloads,
+    samples,
+    fd_delta: last.fds - first.fds,
+    handles_delta: last.handles - first.handles,
+    heap_delta_bytes: last.heap_bytes - first.heap_bytes,
+    sockets_leaked: last.exporter_connections - first.exporter_connections,
+  };
+}
+
+/** hotconf: an in-process daemon (so GC can be forced), reloaded through its admin API. */
+export async function soakPart(reloads: number): Promise<SoakRun> {
+  const dir = await mkdtemp(join(tmpdir(), 'hotconf-soak-'));
+  const file = join(dir, 'hotconf.yaml');
+  const receiver = await OtlpReceiver.start({ autoClose: false, retainSpans: false });
+  const [port, admin] = [await freePort(), await freePort()];
+  await writeFile(file, config(port, receiver.url, 'v0'));
+  const daemon = new Daemon({ source: new FileSource({ path: file }), logger: silentLogger(), adminListen: `127.0.0.1:${admin}`, watch: false, defaultMetrics: false });
+  await daemon.start();
+  try {
+    return await drive('soak (hotconf)', reloads, `http://127.0.0.1:${admin}`, file, port, receiver);
+  } finally {
+    await daemon.stop();
+    await receiver.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The eager counterfactual under the same reloads. Each leaked exporter connection costs two
+ * fds in this process (client and receiver ends), so the count is capped below the open-file
+ * limit; the cap is reported.
+ */
+export async function eagerPart(reloads: number): Promise<SoakRun & { capped_by_fd_limit: boolean }> {
+  const budget = Math.floor((openFileLimit() - 400) / 2) - WARMUP;
+  const count = Math.max(SAMPLE_EVERY, Math.min(reloads, Math.floor(budget / SAMPLE_EVERY) * SAMPLE_EVERY));
+  const dir = await mkdtemp(join(tmpdir(), 'hotconf-eager-'));
+  const file = join(dir, 'hotconf.yaml');
+  const receiver = await OtlpReceiver.start({ autoClose: false, retainSpans: false });
+  const port = await freePort();
+  await writeFile(file, config(port, receiver.url, 'v0'));
+  const controller = new EagerTracingController(() => readFile(file, 'utf8'));
+  const admin = await controller.listen();
+  try {
+    return { ...(await drive('eager counterfactual', count, admin, file, port, receiver)), capped_by_fd_limit: count < reloads };
+  } finally {
+    await controller.close();
+    await receiver.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}

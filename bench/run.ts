@@ -1,0 +1,154 @@
+/**
+ * `npm run bench [-- --quick] [-- --only part,part]`: every part measured side by side in one
+ * run, printed as it finishes, then a markdown table; results in bench/results/latest.{json,md}
+ * and the soak plot in bench/results/soak.svg. A part that cannot run (a tool missing) fails
+ * loudly with the install command and makes the run exit 1; it is never skipped silently.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { soakSvg } from './lib/plot.js';
+import { machineFacts, round } from './lib/util.js';
+import { registryPart } from './parts/registry.js';
+import { reloadFilePart } from './parts/reload-file.js';
+import { eagerPart, soakPart, type SoakRun } from './parts/soak.js';
+
+const RESULTS = fileURLToPath(new URL('./results/', import.meta.url));
+
+interface Part {
+  name: string;
+  run(quick: boolean, results: Results): Promise<Record<string, unknown>>;
+  /** One line for the console when the part finished. */
+  line(result: Record<string, unknown>): string;
+}
+
+type Results = Record<string, Record<string, unknown>>;
+
+const soakSamples: Record<string, SoakRun['samples']> = {};
+
+const PARTS: Part[] = [
+  {
+    name: 'registry',
+    run: (quick) => registryPart(quick) as unknown as Promise<Record<string, unknown>>,
+    line: (r) => `registry: reuse path ${fmt(r.acquire_release_ops_per_s)} ops/s vs raw Map ${fmt(r.raw_map_ops_per_s)} ops/s (ratio ${round(Number(r.ratio_to_raw_map), 3)})`,
+  },
+  {
+    name: 'reload_file',
+    run: (quick) => reloadFilePart(quick) as unknown as Promise<Record<string, unknown>>,
+    line: (r) => `reload_file: p50 ${r.p50_ms} ms, p99 ${r.p99_ms} ms over ${r.samples} changes`,
+  },
+  {
+    name: 'soak',
+    async run(quick) {
+      const run = await soakPart(quick ? 1000 : 5000);
+      soakSamples.hotconf = run.samples;
+      const { samples: _samples, ...numbers } = run;
+      return numbers;
+    },
+    line: (r) => `soak: ${r.reloads} reloads, fd Δ ${r.fd_delta}, handles Δ ${r.handles_delta}, heap Δ ${fmt(r.heap_delta_bytes)} B, exporter sockets leaked ${r.sockets_leaked}`,
+  },
+  {
+    name: 'eager_counterfactual',
+    async run(quick) {
+      const run = await eagerPart(quick ? 1000 : 5000);
+      soakSamples['eager (Caddy pattern)'] = run.samples;
+      const { samples: _samples, ...numbers } = run;
+      return numbers;
+    },
+    line: (r) => `eager counterfactual: ${r.reloads} reloads, sockets leaked ${r.sockets_leaked}, fd Δ ${r.fd_delta}, handles Δ ${r.handles_delta}, heap Δ ${fmt(r.heap_delta_bytes)} B`,
+  },
+];
+
+function fmt(value: unknown): string {
+  return Number(value).toLocaleString('en-US', { maximumFractionDigits: 2 });
+}
+
+interface Goal {
+  goal: string;
+  measured: string;
+  met: boolean | null;
+}
+
+/** The README's goals, checked against this run (null: the part did not run). */
+function goals(r: Results): Goal[] {
+  const out: Goal[] = [];
+  const has = (part: string) => r[part] && !r[part]!.error;
+  const n = (part: string, field: string) => Number(r[part]?.[field]);
+  out.push(
+    has('registry')
+      ? { goal: 'registry reuse path ≥ 0.2 × raw Map loop', measured: `${round(n('registry', 'ratio_to_raw_map'), 3)} ×`, met: n('registry', 'ratio_to_raw_map') >= 0.2 }
+      : { goal: 'registry reuse path ≥ 0.2 × raw Map loop', measured: 'not run', met: null },
+  );
+  out.push(
+    has('reload_file')
+      ? { goal: 'file change → served p50 ≤ 100 ms', measured: `${n('reload_file', 'p50_ms')} ms`, met: n('reload_file', 'p50_ms') <= 100 }
+      : { goal: 'file change → served p50 ≤ 100 ms', measured: 'not run', met: null },
+  );
+  if (has('reload_etcd')) {
+    const ratio = n('reload_etcd', 'p50_ms') / n('reload_etcd', 'watch_floor_p50_ms');
+    out.push({ goal: 'etcd put → served p50 ≤ 3 × raw watch round trip', measured: `${round(ratio, 2)} ×`, met: ratio <= 3 });
+  } else out.push({ goal: 'etcd put → served p50 ≤ 3 × raw watch round trip', measured: 'not run', met: null });
+  if (has('storm')) {
+    const ratio = n('storm', 'storm_rps') / n('storm', 'baseline_rps');
+    out.push({ goal: 'storm throughput ≥ 0.9 × baseline, zero errors', measured: `${round(ratio, 3)} ×, ${n('storm', 'errors')} errors`, met: ratio >= 0.9 && n('storm', 'errors') === 0 });
+    out.push({ goal: 'proxy throughput vs Caddy (same machine)', measured: `${round(n('storm', 'baseline_rps') / n('storm', 'caddy_baseline_rps'), 2)} ×`, met: null });
+  } else out.push({ goal: 'storm throughput ≥ 0.9 × baseline, zero errors', measured: 'not run', met: null });
+  if (has('soak')) {
+    const fd = n('soak', 'fd_delta');
+    const handles = n('soak', 'handles_delta');
+    out.push({ goal: 'soak fd and handle deltas ≤ 3', measured: `fd Δ ${fd}, handles Δ ${handles}`, met: fd <= 3 && handles <= 3 });
+  }
+  if (has('eager_counterfactual')) {
+    out.push({ goal: 'eager counterfactual leak shown beside it', measured: `${n('eager_counterfactual', 'sockets_leaked')} sockets over ${n('eager_counterfactual', 'reloads')} reloads`, met: n('eager_counterfactual', 'sockets_leaked') > 0 });
+  }
+  return out;
+}
+
+function markdown(r: Results, machine: ReturnType<typeof machineFacts>, quick: boolean): string {
+  const rows: string[] = ['| part | field | value |', '|---|---|---:|'];
+  for (const [part, fields] of Object.entries(r)) {
+    for (const [field, value] of Object.entries(fields)) rows.push(`| ${part} | ${field} | ${typeof value === 'number' ? fmt(value) : String(value)} |`);
+  }
+  const goalRows = ['| goal | measured | met |', '|---|---|---|', ...goals(r).map((g) => `| ${g.goal} | ${g.measured} | ${g.met === null ? '–' : g.met ? 'yes' : 'no'} |`)];
+  return [
+    `Run ${machine.date}${quick ? ' (--quick)' : ''} on ${machine.cpu_model}, ${machine.cores} cores, Node ${machine.node_version}.`,
+    '',
+    ...goalRows,
+    '',
+    ...rows,
+    '',
+  ].join('\n');
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const quick = args.includes('--quick');
+  const onlyArg = args.find((a) => a.startsWith('--only='))?.slice('--only='.length) ?? (args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined);
+  const only = onlyArg ? new Set(onlyArg.split(',')) : undefined;
+  const machine = machineFacts();
+  console.log(`hotconf bench${quick ? ' --quick' : ''}: ${machine.cpu_model}, ${machine.cores} cores, Node ${machine.node_version}`);
+  const results: Results = {};
+  let failed = 0;
+  for (const part of PARTS) {
+    if (only && !only.has(part.name)) continue;
+    const started = Date.now();
+    try {
+      results[part.name] = await part.run(quick, results);
+      console.log(`✔ ${part.line(results[part.name]!)}  [${round((Date.now() - started) / 1000, 1)} s]`);
+    } catch (error) {
+      failed += 1;
+      results[part.name] = { error: (error as Error).message };
+      console.log(`✘ ${part.name} FAILED: ${(error as Error).message}`);
+    }
+  }
+  await mkdir(RESULTS, { recursive: true });
+  const json = { machine, quick, ...results, goals: goals(results) };
+  const md = markdown(results, machine, quick);
+  await writeFile(`${RESULTS}latest.json`, `${JSON.stringify(json, null, 2)}\n`);
+  await writeFile(`${RESULTS}latest.md`, md);
+  if (Object.keys(soakSamples).length > 0) await writeFile(`${RESULTS}soak.svg`, await soakSvg(soakSamples));
+  console.log(`\n${md}`);
+  console.log(`results: bench/results/latest.json, latest.md${Object.keys(soakSamples).length > 0 ? ', soak.svg' : ''}`);
+  process.exitCode = failed > 0 ? 1 : 0;
+}
+
+await main();

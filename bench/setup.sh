@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what `npm run bench` needs that npm does not bring: wrk (load generator), caddy (the
+# comparison proxy) and etcd (the etcd reload part). Debian packages, via apt-get, when missing.
+set -euo pipefail
+need=()
+command -v wrk >/dev/null 2>&1 || need+=(wrk)
+command -v caddy >/dev/null 2>&1 || need+=(caddy)
+command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
+command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
+if [ ${#need[@]} -eq 0 ]; then
+  echo "bench tools present: wrk, caddy, etcd, etcdctl"
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "missing: ${need[*]}. Run as root: apt-get update && apt-get install -y ${need[*]}" >&2
+  exit 1
+fi
+apt-get update -q
+DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}"
+# Debian's caddy package may start a system caddy on :80/:2019; the bench runs its own on free ports.
