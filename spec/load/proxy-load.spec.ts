@@ -3,12 +3,11 @@ import { expect } from 'chai';
 import { Client } from 'undici';
 import { startDaemon } from '../helpers/daemon.js';
 import { freePort } from '../helpers/ports.js';
+import { leftoverHandles } from '../helpers/root-hooks.js';
 import { TestUpstream, proxyConfig } from '../helpers/upstream.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 
-/** Handle types of the test runner itself, as root-hooks.ts counts them. */
-const RUNNER_HANDLES = new Set(['TTYWrap', 'PipeWrap', 'FSReqCallback', 'FileHandleCloseReq', 'StatWatcher']);
-const handleCount = () => process.getActiveResourcesInfo().filter((t) => !RUNNER_HANDLES.has(t)).length;
+const handleCount = () => leftoverHandles().length;
 const fdCount = () => readdirSync('/proc/self/fd').length;
 
 const CONNECTIONS = 8;
