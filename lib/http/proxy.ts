@@ -353,6 +353,7 @@ async function attemptOnce(a: Attempt): Promise<AttemptOutcome> {
   const started = process.hrtime.bigint();
   let status: number | undefined;
   let answered = false;
+  let responseBody: Readable | undefined;
   pool.inflight += 1;
   try {
     const response = await pool.pool.request({
@@ -366,6 +367,7 @@ async function attemptOnce(a: Attempt): Promise<AttemptOutcome> {
       bodyTimeout: upstream.config.timeout_ms,
     });
     status = response.statusCode;
+    responseBody = response.body;
     answered = true;
     span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, status);
     a.res.writeHead(status, downstreamResponseHeaders(response.headers));
@@ -374,6 +376,9 @@ async function attemptOnce(a: Attempt): Promise<AttemptOutcome> {
     upstream.observer?.upstreamRequest(upstream.name, a.chosen.origin, codeClass(status), seconds(started));
     return { answered };
   } catch (error) {
+    // A body left unread would hold its pooled connection forever (pipeline destroys it, but
+    // writeHead can throw before pipeline starts).
+    responseBody?.destroy();
     const reason = a.signal.aborted ? a.signal.reason : error;
     endSpan(span, status, reason);
     upstream.observer?.upstreamRequest(upstream.name, a.chosen.origin, 'error', seconds(started));
