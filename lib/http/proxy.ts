@@ -289,7 +289,8 @@ export async function proxyRequest(action: ProxyAction, req: IncomingMessage, re
     if (!res.writableFinished) abort.abort(new ClientAbortedError());
   };
   res.once('close', onClose);
-  const timer = setTimeout(() => abort.abort(new UpstreamTimeoutError(upstream.name, config.timeout_ms)), config.timeout_ms);
+  // Cleared in the finally below; unref'd because the sockets, not this timer, keep the request alive.
+  const timer = setTimeout(() => abort.abort(new UpstreamTimeoutError(upstream.name, config.timeout_ms)), config.timeout_ms).unref();
   const path = upstreamPath(target, action);
   const headers = upstreamRequestHeaders(req, req.socket.remoteAddress, config.forwarded_header);
   const body: BodyState = { started: false };
