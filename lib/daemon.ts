@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net';
+import { Registry as MetricsRegistry } from 'prom-client';
 import { leakReport, type LeakReport } from './admin/leaks.js';
-import { DaemonMetrics } from './admin/metrics.js';
+import { DaemonMetrics, UpstreamMetrics } from './admin/metrics.js';
 import { AdminServer, type AdminBackend } from './admin/server.js';
 import { redactConfig } from './config/redact.js';
 import { HotconfError } from './errors.js';
@@ -76,6 +77,9 @@ export class Daemon implements AdminBackend {
     this.#log = options.logger ?? silentLogger();
     this.#ownsRegistry = options.registry === undefined;
     this.registry = options.registry ?? new ResourceRegistry({ logger: this.#log });
+    // One prom-client registry for the daemon: the data plane's metrics are registered first so
+    // the proxy and checkers get them injected through the reloader.
+    const register = new MetricsRegistry();
     this.reloader = new Reloader({
       source: options.source,
       registry: this.registry,
@@ -84,8 +88,9 @@ export class Daemon implements AdminBackend {
       maxDocumentBytes: options.maxDocumentBytes,
       compileAction: options.compileAction,
       runAction: options.runAction,
+      observer: new UpstreamMetrics(register),
     });
-    this.metrics = new DaemonMetrics({ registry: this.registry, reloader: this.reloader, defaultMetrics: options.defaultMetrics });
+    this.metrics = new DaemonMetrics({ registry: this.registry, reloader: this.reloader, defaultMetrics: options.defaultMetrics, register });
     this.#admin = options.admin === false ? undefined : new AdminServer(this, this.#log);
     if (options.installGlobalTelemetry && !installGlobalTelemetry(this.reloader.tracerProvider)) {
       this.#log.warn('otel_globals_already_installed');

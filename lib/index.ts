@@ -3,7 +3,7 @@ export { ResourceRegistry, Lease, sectionKey } from './registry/index.js';
 export type { ResourceFactory, KindStats, EntrySnapshot, CloseReport, RegistryEvent, ResourceRegistryOptions } from './registry/index.js';
 
 export { ConfigSchema, loadConfig, parseDocument, validateConfig, redactConfig, canonicalHash, canonicalJson, DEFAULT_MAX_DOCUMENT_BYTES, SECRET_PATHS, REDACTED } from './config/index.js';
-export type { Config, ListenerConfig, RouteConfig, TracingConfig, LoadedConfig, ParseOptions } from './config/index.js';
+export type { Config, ListenerConfig, RouteConfig, TracingConfig, UpstreamConfig, HealthCheckConfig, LoadedConfig, ParseOptions } from './config/index.js';
 
 export { Reloader } from './reload/reloader.js';
 export type { ReloadResult, ReloadOutcome, ReloadTrigger, ReloaderEvent, ReloaderOptions } from './reload/reloader.js';
@@ -21,15 +21,35 @@ export type { TracingPipeline, TracingFactoryOptions } from './resources/tracing
 export { listenerFactory, LISTENER_KIND } from './resources/listener.js';
 export type { ListenerHandle, ListenerFactoryOptions, RequestHandler } from './resources/listener.js';
 export { ForwardingTracerProvider, installGlobalTelemetry } from './resources/forwarding-tracer.js';
+export { upstreamPoolFactory, upstreamPoolKey, upstreamPoolSettings, upstreamTargets, UPSTREAM_POOL_KIND } from './resources/upstream.js';
+export type { UpstreamPool, UpstreamPoolSettings, UpstreamPoolFactoryOptions } from './resources/upstream.js';
+export {
+  HealthChecker,
+  TargetHealth,
+  ProbeTimeoutError,
+  healthCheckerFactory,
+  healthCheckerKey,
+  targetHealthFactory,
+  targetHealthKey,
+  probeUrl,
+  statusMatcher,
+  HEALTH_CHECKER_KIND,
+  TARGET_HEALTH_KIND,
+} from './resources/health.js';
+export type { HealthObserver, HealthCheckerOptions, HealthCheckerFactoryOptions } from './resources/health.js';
 
 export { currentRequest } from './http/context.js';
+export { Upstream, ProxyTarget, proxyRequest, runProxyAction, compileProxy, UpstreamTimeoutError, ClientAbortedError } from './http/proxy.js';
+export type { ProxyAction, ProxyObserver, UpstreamObserver, UpstreamOptions } from './http/proxy.js';
+export { Balancer } from './http/balancer.js';
+export type { LoadBalancing, Balanceable } from './http/balancer.js';
 export type { RequestContext } from './http/context.js';
 
 export { Daemon, StartupError } from './daemon.js';
 export type { DaemonOptions } from './daemon.js';
 export { leakReport } from './admin/leaks.js';
 export type { LeakReport, LeakSuspect } from './admin/leaks.js';
-export { DaemonMetrics } from './admin/metrics.js';
+export { DaemonMetrics, UpstreamMetrics } from './admin/metrics.js';
 
 export { createLogger, silentLogger } from './log.js';
 export * from './errors.js';

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { UpstreamObserver } from '../http/proxy.js';
 import type { KindStats, ResourceRegistry } from '../registry/registry.js';
 import type { Reloader, ReloadOutcome } from '../reload/reloader.js';
 
@@ -7,6 +8,8 @@ export interface DaemonMetricsOptions {
   reloader: Reloader;
   /** Node's default process metrics (fds, heap, event loop lag, GC). Default true. */
   defaultMetrics?: boolean;
+  /** The prom-client registry to register on (shared with `UpstreamMetrics`). Default: a new one. */
+  register?: Registry;
 }
 
 const OUTCOMES: readonly ReloadOutcome[] = ['applied', 'unchanged', 'invalid', 'failed'];
@@ -20,10 +23,11 @@ const OUTCOMES: readonly ReloadOutcome[] = ['applied', 'unchanged', 'invalid', '
  * reloader's events.
  */
 export class DaemonMetrics {
-  readonly register = new Registry();
+  readonly register: Registry;
   readonly #unsubscribe: () => void;
 
   constructor(options: DaemonMetricsOptions) {
+    this.register = options.register ?? new Registry();
     const { registry, reloader, register } = { ...options, register: this.register };
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register });
 
@@ -70,6 +74,19 @@ export class DaemonMetrics {
       if (type === 'counter') new Counter({ name, help, labelNames: ['kind'], registers: [register], collect });
       else new Gauge({ name, help, labelNames: ['kind'], registers: [register], collect });
     };
+    new Gauge({
+      name: 'hotconf_upstream_target_healthy',
+      help: 'Health of each target of each upstream of the active config (1 healthy, 0 unhealthy; always 1 without health_check).',
+      labelNames: ['upstream', 'target'],
+      registers: [register],
+      collect() {
+        this.reset();
+        for (const upstream of reloader.active?.upstreams().values() ?? []) {
+          for (const target of upstream.targets) this.set({ upstream: upstream.name, target: target.origin }, target.healthy ? 1 : 0);
+        }
+      },
+    });
+
     perKind('hotconf_resources_live', 'Resources created and not yet destroyed.', 'live', 'gauge');
     perKind('hotconf_resource_refs', 'Leases held on live resources.', 'refs', 'gauge');
     perKind('hotconf_resources_created_total', 'Resources created (factory create ran).', 'created', 'counter');
@@ -100,5 +117,46 @@ export class DaemonMetrics {
   /** Stop listening to the reloader. */
   close(): void {
     this.#unsubscribe();
+  }
+}
+
+/**
+ * The data plane's metrics, on the daemon's prom-client registry: injected into the proxy and
+ * the health checkers as their `UpstreamObserver` (never a module global).
+ */
+export class UpstreamMetrics implements UpstreamObserver {
+  readonly #requests: Counter<'upstream' | 'target' | 'code_class'>;
+  readonly #duration: Histogram<'upstream' | 'target'>;
+  readonly #healthErrors: Counter<'upstream'>;
+
+  constructor(register: Registry) {
+    this.#requests = new Counter({
+      name: 'hotconf_upstream_requests_total',
+      help: 'Upstream attempts by target and outcome (code_class 2xx..5xx, or error: connect error, timeout, reset, client abort).',
+      labelNames: ['upstream', 'target', 'code_class'],
+      registers: [register],
+    });
+    this.#duration = new Histogram({
+      name: 'hotconf_upstream_request_duration_seconds',
+      help: 'Upstream attempt duration: request sent to last response byte relayed (or the error).',
+      labelNames: ['upstream', 'target'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [register],
+    });
+    this.#healthErrors = new Counter({
+      name: 'hotconf_health_check_errors_total',
+      help: 'Health probes that threw (connect error, timeout, reset); the probe loop goes on.',
+      labelNames: ['upstream'],
+      registers: [register],
+    });
+  }
+
+  upstreamRequest(upstream: string, target: string, codeClass: string, durationSeconds: number): void {
+    this.#requests.inc({ upstream, target, code_class: codeClass });
+    this.#duration.observe({ upstream, target }, durationSeconds);
+  }
+
+  healthCheckError(upstream: string): void {
+    this.#healthErrors.inc({ upstream });
   }
 }

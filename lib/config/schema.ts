@@ -29,7 +29,10 @@ export const RespondSchema = z.strictObject({
 });
 
 /** The actions a route can take; a route has exactly one. */
-export const ROUTE_ACTIONS = ['respond'] as const;
+export const ROUTE_ACTIONS = ['respond', 'upstream'] as const;
+
+/** Upstream names: the key in `upstreams`, used by routes and as a metric label. */
+const UpstreamNameSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'must be 1-64 letters, digits, _ . -');
 
 export const RouteSchema = z
   .strictObject({
@@ -37,11 +40,18 @@ export const RouteSchema = z
     host: z.string().min(1).regex(/^[^\s/]+$/, 'must be a host name without scheme or path').optional(),
     methods: z.array(z.enum(HTTP_METHODS)).min(1).optional(),
     respond: RespondSchema.optional(),
+    /** Name of an entry in `upstreams`. */
+    upstream: UpstreamNameSchema.optional(),
+    /** Remove `path_prefix` from the path sent upstream (upstream routes only). */
+    strip_prefix: z.boolean().default(false),
   })
   .superRefine((route, ctx) => {
     const present = ROUTE_ACTIONS.filter((action) => route[action] !== undefined);
     if (present.length !== 1) {
       ctx.addIssue({ code: 'custom', message: `a route needs exactly one of: ${ROUTE_ACTIONS.join(', ')}` });
+    }
+    if (route.strip_prefix && route.upstream === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['strip_prefix'], message: 'applies to upstream routes only' });
     }
   });
 
@@ -74,6 +84,65 @@ export const TracingSchema = z.strictObject({
   batch: BatchSchema.prefault({}),
 });
 
+/**
+ * An upstream target: an http(s) origin (`http://127.0.0.1:9000`), no path, query, fragment or
+ * credentials. Stored as written; `targetOrigin` gives the normalised origin used as key.
+ */
+const TargetSchema = z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }).superRefine((value, ctx) => {
+  const url = new URL(value);
+  if (url.pathname !== '/' || url.search || url.hash || url.username || url.password) {
+    ctx.addIssue({ code: 'custom', message: 'must be an origin (scheme://host:port) without path, query, fragment or credentials' });
+  }
+});
+
+/** `[200, 204]`, or a class like `"2xx"`. */
+const ExpectedStatusSchema = z.union([z.array(z.int().min(100).max(599)).min(1), z.string().regex(/^[1-5]xx$/, 'must be a status class like "2xx"')]);
+
+/** Active health checking of an upstream's targets (thresholds as Envoy's and nginx's). */
+export const HealthCheckSchema = z.strictObject({
+  path: z.string().startsWith('/', 'must start with /').regex(/^[^\s#]*$/, 'must not contain whitespace or #').default('/healthz'),
+  interval_ms: z.int().min(10).max(3_600_000).default(2000),
+  timeout_ms: z.int().min(1).max(600_000).default(1000),
+  healthy_threshold: z.int().min(1).max(100).default(2),
+  unhealthy_threshold: z.int().min(1).max(100).default(3),
+  expected_status: ExpectedStatusSchema.default([200]),
+});
+
+export const UpstreamPoolSchema = z.strictObject({
+  /** Connections per target (undici `Pool` `connections`). */
+  connections: z.int().min(1).max(10_000).default(64),
+  /** Idle keepalive connections are closed after this (undici `keepAliveTimeout`, and its cap). */
+  keep_alive_timeout_ms: z.int().min(1).max(3_600_000).default(4000),
+});
+
+export const LOAD_BALANCING = ['round_robin', 'random', 'least_request'] as const;
+/** `via` (RFC 9110 section 7.6.3) or `forwarded` (RFC 7239) added to proxied requests; x-forwarded-* are always set. */
+export const FORWARDED_HEADERS = ['none', 'via', 'forwarded'] as const;
+
+export const UpstreamSchema = z
+  .strictObject({
+    targets: z.array(TargetSchema).min(1),
+    load_balancing: z.enum(LOAD_BALANCING).default('round_robin'),
+    /** Budget for the whole exchange with the upstream, retries included, in ms. */
+    timeout_ms: z.int().min(1).max(3_600_000).default(30000),
+    connect_timeout_ms: z.int().min(1).max(600_000).default(5000),
+    pool: UpstreamPoolSchema.prefault({}),
+    /** Extra attempts after a connect error, each to another target. */
+    retries: z.int().min(0).max(10).default(1),
+    forwarded_header: z.enum(FORWARDED_HEADERS).default('none'),
+    health_check: HealthCheckSchema.optional(),
+  })
+  .superRefine((upstream, ctx) => {
+    const seen = new Map<string, number>();
+    upstream.targets.forEach((target, i) => {
+      if (!URL.canParse(target)) return;
+      const origin = new URL(target).origin;
+      const same = seen.get(origin);
+      if (same !== undefined) ctx.addIssue({ code: 'custom', path: ['targets', i], message: `duplicate target ${origin} (also targets.${same})` });
+      else seen.set(origin, i);
+    });
+  });
+
 export const AdminSchema = z.strictObject({
   listen: ListenAddressSchema.default('127.0.0.1:9901'),
 });
@@ -83,6 +152,7 @@ export const ConfigSchema = z
     admin: AdminSchema.prefault({}),
     shutdown_timeout_ms: z.int().min(0).max(3_600_000).default(10000),
     tracing: TracingSchema.optional(),
+    upstreams: z.record(UpstreamNameSchema, UpstreamSchema).default({}),
     listeners: z.array(ListenerSchema),
   })
   .superRefine((config, ctx) => {
@@ -100,6 +170,11 @@ export const ConfigSchema = z
       if (listener.listen === config.admin.listen) {
         ctx.addIssue({ code: 'custom', path: ['listeners', i, 'listen'], message: `address ${listener.listen} is the admin address` });
       }
+      listener.routes.forEach((route, j) => {
+        if (route.upstream !== undefined && !Object.hasOwn(config.upstreams, route.upstream)) {
+          ctx.addIssue({ code: 'custom', path: ['listeners', i, 'routes', j, 'upstream'], message: `unknown upstream "${route.upstream}"` });
+        }
+      });
     });
   });
 
@@ -109,3 +184,5 @@ export type ListenerConfig = Config['listeners'][number];
 export type RouteConfig = ListenerConfig['routes'][number];
 export type RespondConfig = z.infer<typeof RespondSchema>;
 export type TracingConfig = z.infer<typeof TracingSchema>;
+export type UpstreamConfig = z.infer<typeof UpstreamSchema>;
+export type HealthCheckConfig = z.infer<typeof HealthCheckSchema>;

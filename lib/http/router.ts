@@ -1,5 +1,6 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { RouteConfig } from '../config/schema.js';
+import type { ProxyAction } from './proxy.js';
 
 /** A static response, precomputed once per generation. */
 export interface RespondAction {
@@ -9,8 +10,8 @@ export interface RespondAction {
   body: Buffer;
 }
 
-/** What a matched route does. Proxy actions join this union with upstreams. */
-export type RouteAction = RespondAction;
+/** What a matched route does: answer from the config, or proxy to an upstream. */
+export type RouteAction = RespondAction | ProxyAction;
 
 /** A route compiled for matching. `index` is its position in the listener's `routes`. */
 export interface CompiledRoute {

@@ -1,6 +1,7 @@
 import { ProxyTracerProvider, type Tracer } from '@opentelemetry/api';
 import type { Config } from '../config/schema.js';
 import type { ServingGeneration } from '../http/handler.js';
+import type { Upstream } from '../http/proxy.js';
 import type { Router } from '../http/router.js';
 import type { Lease } from '../registry/lease.js';
 import type { ListenerHandle } from '../resources/listener.js';
@@ -41,6 +42,7 @@ export class Generation implements ServingGeneration {
   readonly #leases: Lease<unknown>[] = [];
   readonly #routers = new Map<string, Router>();
   readonly #listeners = new Map<string, ListenerHandle>();
+  readonly #upstreams = new Map<string, Upstream>();
   #tracing: TracingPipeline | undefined;
   readonly #inflight = new Set<() => void>();
   #onIdle: (() => void) | undefined;
@@ -67,6 +69,15 @@ export class Generation implements ServingGeneration {
   addListener(key: string, handle: ListenerHandle, router: Router): void {
     this.#listeners.set(key, handle);
     this.#routers.set(key, router);
+  }
+
+  addUpstream(upstream: Upstream): void {
+    this.#upstreams.set(upstream.name, upstream);
+  }
+
+  /** Upstreams by name, as this generation serves them (its pools, health states, balancers). */
+  upstreams(): ReadonlyMap<string, Upstream> {
+    return this.#upstreams;
   }
 
   get tracing(): TracingPipeline | undefined {

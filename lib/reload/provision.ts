@@ -1,10 +1,23 @@
-import type { TracingConfig } from '../config/schema.js';
+import type { HealthCheckConfig, TracingConfig, UpstreamConfig } from '../config/schema.js';
 import { ProvisionError } from '../errors.js';
-import { Router, type ActionCompiler } from '../http/router.js';
+import { ProxyTarget, Upstream, compileProxy, type ProxyObserver, type UpstreamObserver } from '../http/proxy.js';
+import { Router, compileRespond, type ActionCompiler } from '../http/router.js';
+import type { Logger } from '../log.js';
 import type { ResourceFactory, ResourceRegistry } from '../registry/registry.js';
 import { sectionKey } from '../registry/key.js';
+import {
+  HEALTH_CHECKER_KIND,
+  TARGET_HEALTH_KIND,
+  healthCheckerFactory,
+  healthCheckerKey,
+  targetHealthFactory,
+  targetHealthKey,
+  type HealthChecker,
+  type TargetHealth,
+} from '../resources/health.js';
 import { LISTENER_KIND, listenerFactory, listenerKey, type ListenerHandle, type RequestHandler } from '../resources/listener.js';
 import { TRACER_PROVIDER_KIND, tracerProviderFactory, type TracingPipeline } from '../resources/tracing.js';
+import { UPSTREAM_POOL_KIND, upstreamPoolFactory, upstreamPoolKey, upstreamPoolSettings, upstreamTargets, type UpstreamPool, type UpstreamPoolSettings } from '../resources/upstream.js';
 import type { Generation } from './generation.js';
 
 /**
@@ -15,13 +28,21 @@ import type { Generation } from './generation.js';
 export interface ResourceKinds {
   tracerProvider(section: TracingConfig): ResourceFactory<TracingPipeline>;
   listener(listen: string, onRequest: RequestHandler): ResourceFactory<ListenerHandle>;
+  /** Health state of one target of one upstream; see `TargetHealth`. */
+  targetHealth(upstream: string, origin: string): ResourceFactory<TargetHealth>;
+  /** An upstream's checker over the states the generation acquired for its targets. */
+  healthChecker(upstream: string, section: HealthCheckConfig, targets: readonly TargetHealth[]): ResourceFactory<HealthChecker>;
+  upstreamPool(settings: UpstreamPoolSettings): ResourceFactory<UpstreamPool>;
 }
 
 /** The production factory builders. */
-export function defaultResourceKinds(options: { onListenerError?: (error: Error) => void } = {}): ResourceKinds {
+export function defaultResourceKinds(options: { onListenerError?: (error: Error) => void; logger?: Logger; observer?: UpstreamObserver } = {}): ResourceKinds {
   return {
     tracerProvider: (section) => tracerProviderFactory(section),
     listener: (listen, onRequest) => listenerFactory(listen, onRequest, { onError: options.onListenerError }),
+    targetHealth: (upstream, origin) => targetHealthFactory(upstream, origin),
+    healthChecker: (upstream, section, targets) => healthCheckerFactory(upstream, section, targets, { logger: options.logger, observer: options.observer }),
+    upstreamPool: (settings) => upstreamPoolFactory(settings),
   };
 }
 
@@ -30,16 +51,25 @@ export interface ProvisionContext {
   kinds: ResourceKinds;
   /** The request handler for the listener with this registry key (it routes by active generation). */
   requestHandler(listenKey: string): RequestHandler;
-  /** Builds route actions; default: `respond` only. */
+  /** Builds the actions of routes other than `upstream` ones; default: `respond`. */
   compileAction?: ActionCompiler;
+  /** Receives proxy attempts (metrics). */
+  observer?: ProxyObserver;
+  /** Parent of the proxy's loggers. */
+  logger?: Logger;
 }
 
 /** Per kind: how many of the generation's leases created a value and how many reused one. */
 export type ProvisionReport = Record<string, { created: number; reused: number }>;
 
 /**
- * Acquire every resource `generation.config` needs, in order: tracing, then listeners. Resources
- * whose config section is unchanged are reused (their factories never run).
+ * Acquire every resource `generation.config` needs, in order: tracing; then per upstream its
+ * targets' health states and its health checker (with `health_check`), and its targets' pools;
+ * then listeners, whose routes are compiled against this generation's upstreams. Resources whose
+ * config section is unchanged are reused (their factories never run).
+ *
+ * Health states come before the checker so that a checker rebuilt with new settings finds, and
+ * inherits, the states the previous generation still holds.
  *
  * On failure, releases exactly the leases this generation acquired (reused values just lose a
  * reference; values it created are destroyed) and throws.
@@ -67,9 +97,14 @@ export async function provision(generation: Generation, ctx: ProvisionContext): 
       const section = config.tracing;
       generation.setTracing(await acquire('tracing', TRACER_PROVIDER_KIND, sectionKey(section), ctx.kinds.tracerProvider(section)));
     }
+    for (const [name, section] of Object.entries(config.upstreams)) {
+      generation.addUpstream(await provisionUpstream(name, section, generation, ctx, acquire));
+    }
+    const compileOther = ctx.compileAction ?? compileRespond;
+    const compile: ActionCompiler = (route, index) => (route.upstream !== undefined ? compileProxy(route, generation.upstreams()) : compileOther(route, index));
     for (const [i, listener] of config.listeners.entries()) {
       const key = listenerKey(listener.listen);
-      const router = Router.fromConfig(listener.routes, ctx.compileAction);
+      const router = Router.fromConfig(listener.routes, compile);
       const handle = await acquire(`listeners.${i}.listen`, LISTENER_KIND, key, ctx.kinds.listener(listener.listen, ctx.requestHandler(key)));
       generation.addListener(key, handle, router);
     }
@@ -78,4 +113,28 @@ export async function provision(generation: Generation, ctx: ProvisionContext): 
     throw error;
   }
   return report;
+}
+
+type Acquire = <T>(path: string, kind: string, key: string, factory: ResourceFactory<T>) => Promise<T>;
+
+/** One upstream: health states and checker (when configured), then one pool per target. */
+async function provisionUpstream(name: string, section: UpstreamConfig, generation: Generation, ctx: ProvisionContext, acquire: Acquire): Promise<Upstream> {
+  const origins = upstreamTargets(section);
+  const path = `upstreams.${name}`;
+  let states: TargetHealth[] | undefined;
+  if (section.health_check) {
+    states = [];
+    for (const [i, origin] of origins.entries()) {
+      states.push(await acquire(`${path}.targets.${i}`, TARGET_HEALTH_KIND, targetHealthKey(name, origin), ctx.kinds.targetHealth(name, origin)));
+    }
+    const key = healthCheckerKey(name, origins, section.health_check);
+    await acquire(`${path}.health_check`, HEALTH_CHECKER_KIND, key, ctx.kinds.healthChecker(name, section.health_check, states));
+  }
+  const targets: ProxyTarget[] = [];
+  for (const [i, origin] of origins.entries()) {
+    const settings = upstreamPoolSettings(origin, section);
+    const pool = await acquire(`${path}.targets.${i}`, UPSTREAM_POOL_KIND, upstreamPoolKey(settings), ctx.kinds.upstreamPool(settings));
+    targets.push(new ProxyTarget(pool, states?.[i]));
+  }
+  return new Upstream({ name, config: section, targets, tracer: generation.tracer, observer: ctx.observer, logger: ctx.logger });
 }

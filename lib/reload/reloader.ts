@@ -3,6 +3,7 @@ import { loadConfig, type LoadedConfig } from '../config/parse.js';
 import { scrubSecrets, secretValues } from '../config/redact.js';
 import { ConfigInvalidError, ProvisionError, SourceReadError, errorMessage, type ConfigIssue } from '../errors.js';
 import { createRequestHandler, type ActionRunner } from '../http/handler.js';
+import { runProxyAction, type UpstreamObserver } from '../http/proxy.js';
 import type { ActionCompiler } from '../http/router.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { ResourceRegistry } from '../registry/registry.js';
@@ -46,9 +47,14 @@ export interface ReloaderOptions {
   kinds?: ResourceKinds;
   /** Documents over this size are invalid, in bytes. Default 1 MiB. */
   maxDocumentBytes?: number;
-  /** Data-plane hooks: compile and run route actions other than `respond`. */
+  /**
+   * Data-plane hooks: compile routes other than `respond` and `upstream` ones, and run actions
+   * other than `respond` (default `runProxyAction`; a replacement must hand proxy actions to it).
+   */
   compileAction?: ActionCompiler;
   runAction?: ActionRunner;
+  /** Receives proxy attempts and health-check errors (the daemon's metrics). */
+  observer?: UpstreamObserver;
 }
 
 interface PendingReload {
@@ -77,10 +83,12 @@ export class Reloader {
   readonly #source: ConfigSource;
   readonly #registry: ResourceRegistry;
   readonly #log: Logger;
+  readonly #rootLog: Logger;
+  readonly #observer: UpstreamObserver | undefined;
   readonly #kinds: ResourceKinds;
   readonly #maxDocumentBytes: number | undefined;
   readonly #compileAction: ActionCompiler | undefined;
-  readonly #runAction: ActionRunner | undefined;
+  readonly #runAction: ActionRunner;
   readonly #events: Emitter<ReloaderEvent>;
   readonly #retiring = new Map<Generation, Promise<void>>();
   #active: Generation | undefined;
@@ -92,11 +100,14 @@ export class Reloader {
   constructor(options: ReloaderOptions) {
     this.#source = options.source;
     this.#registry = options.registry;
-    this.#log = (options.logger ?? silentLogger()).child({ component: 'reload' });
-    this.#kinds = options.kinds ?? defaultResourceKinds({ onListenerError: (err) => this.#log.error({ err }, 'listener_error') });
+    this.#rootLog = options.logger ?? silentLogger();
+    this.#log = this.#rootLog.child({ component: 'reload' });
+    this.#observer = options.observer;
+    this.#kinds =
+      options.kinds ?? defaultResourceKinds({ onListenerError: (err) => this.#log.error({ err }, 'listener_error'), logger: this.#rootLog, observer: options.observer });
     this.#maxDocumentBytes = options.maxDocumentBytes;
     this.#compileAction = options.compileAction;
-    this.#runAction = options.runAction;
+    this.#runAction = options.runAction ?? runProxyAction;
     this.#events = new Emitter((err, event) => this.#log.error({ err, event: event.type }, 'reloader_listener_failed'));
   }
 
@@ -260,6 +271,8 @@ export class Reloader {
         registry: this.#registry,
         kinds: this.#kinds,
         compileAction: this.#compileAction,
+        observer: this.#observer,
+        logger: this.#rootLog,
         requestHandler: (listenKey) => createRequestHandler({ active: () => this.#active, listenKey, logger: this.#log, runAction: this.#runAction }),
       });
     } catch (error) {

@@ -3,7 +3,8 @@ import { runCleanups } from './cleanup.js';
 /** Handle types that belong to the test runner itself (stdio), not to the code under test. */
 const RUNNER_HANDLES = new Set(['TTYWrap', 'PipeWrap', 'FSReqCallback', 'FileHandleCloseReq', 'StatWatcher']);
 
-function leftoverHandles(): string[] {
+/** Active handles minus the runner's own: what code under test holds open. */
+export function leftoverHandles(): string[] {
   return process.getActiveResourcesInfo().filter((type) => !RUNNER_HANDLES.has(type));
 }
 

@@ -1,0 +1,422 @@
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { isIP } from 'node:net';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Span, type Tracer } from '@opentelemetry/api';
+import {
+  ATTR_ERROR_TYPE,
+  ATTR_HTTP_REQUEST_METHOD,
+  ATTR_HTTP_REQUEST_RESEND_COUNT,
+  ATTR_HTTP_RESPONSE_STATUS_CODE,
+  ATTR_SERVER_ADDRESS,
+  ATTR_SERVER_PORT,
+  ATTR_URL_FULL,
+} from '@opentelemetry/semantic-conventions';
+import type { RouteConfig, UpstreamConfig } from '../config/schema.js';
+import { HotconfError, errorMessage } from '../errors.js';
+import { silentLogger, type Logger } from '../log.js';
+import { HTTP_PROPAGATOR } from '../resources/forwarding-tracer.js';
+import type { HealthObserver, TargetHealth } from '../resources/health.js';
+import type { UpstreamPool } from '../resources/upstream.js';
+import { RepeatLimiter } from '../util/repeat-limiter.js';
+import { Balancer } from './balancer.js';
+import type { RequestContext } from './context.js';
+import { sendJson, type ActionRunner } from './handler.js';
+import { normalizeTarget } from './router.js';
+
+/** Receives one event per upstream attempt, for metrics; injected, never a module global. */
+export interface ProxyObserver {
+  /**
+   * One attempt to `target` ended. `codeClass` is `2xx`..`5xx` from the upstream's status when
+   * the response was relayed completely, `error` otherwise (connect error, timeout, reset, client
+   * abort). `durationSeconds`: from sending the request to the last response byte (or the error).
+   */
+  upstreamRequest(upstream: string, target: string, codeClass: string, durationSeconds: number): void;
+}
+
+/** Everything the data plane reports: proxy attempts and health-check errors. */
+export type UpstreamObserver = ProxyObserver & HealthObserver;
+
+/** One target of an upstream in one generation: its pool and, with health checks, its shared state. */
+export class ProxyTarget {
+  readonly origin: string;
+  readonly #pool: UpstreamPool;
+  readonly #health: TargetHealth | undefined;
+
+  constructor(pool: UpstreamPool, health: TargetHealth | undefined) {
+    this.origin = pool.origin;
+    this.#pool = pool;
+    this.#health = health;
+  }
+
+  get pool(): UpstreamPool {
+    return this.#pool;
+  }
+
+  /** Without a health check every target is healthy. */
+  get healthy(): boolean {
+    return this.#health?.healthy ?? true;
+  }
+
+  get inflight(): number {
+    return this.#pool.inflight;
+  }
+}
+
+export interface UpstreamOptions {
+  name: string;
+  config: UpstreamConfig;
+  targets: readonly ProxyTarget[];
+  /** The generation's tracer: client spans go to the same pipeline as its server spans. */
+  tracer: Tracer;
+  observer?: ProxyObserver;
+  logger?: Logger;
+  /** For `random` balancing. Default `Math.random`. */
+  random?: () => number;
+}
+
+/**
+ * An upstream as one generation serves it: its config, its targets (pools and health states
+ * acquired by that generation) and a balancer. Built per generation and dropped with it; the
+ * pools and states it points at are registry resources that outlive it when unchanged.
+ */
+export class Upstream {
+  readonly name: string;
+  readonly config: UpstreamConfig;
+  readonly targets: readonly ProxyTarget[];
+  readonly tracer: Tracer;
+  readonly observer: ProxyObserver | undefined;
+  readonly log: Logger;
+  readonly balancer: Balancer<ProxyTarget>;
+  /** Identical attempt errors per target are logged once a minute at most. */
+  readonly errorLog = new RepeatLimiter(60_000);
+
+  constructor(options: UpstreamOptions) {
+    this.name = options.name;
+    this.config = options.config;
+    this.targets = options.targets;
+    this.tracer = options.tracer;
+    this.observer = options.observer;
+    this.log = (options.logger ?? silentLogger()).child({ component: 'proxy', upstream: options.name });
+    this.balancer = new Balancer(options.config.load_balancing, options.targets, options.random);
+  }
+}
+
+/** A route that proxies to an upstream (compiled per generation, pointing at that generation's `Upstream`). */
+export interface ProxyAction {
+  type: 'proxy';
+  upstream: Upstream;
+  pathPrefix: string;
+  stripPrefix: boolean;
+}
+
+/** Compile an `upstream` route against the generation's upstreams. @throws Error for an unknown name (the schema rejects those first) */
+export function compileProxy(route: RouteConfig, upstreams: ReadonlyMap<string, Upstream>): ProxyAction {
+  const upstream = route.upstream === undefined ? undefined : upstreams.get(route.upstream);
+  if (!upstream) throw new Error(`route ${route.path_prefix}: unknown upstream ${String(route.upstream)}`);
+  return { type: 'proxy', upstream, pathPrefix: route.path_prefix, stripPrefix: route.strip_prefix };
+}
+
+/** The `ActionRunner` for proxy actions: what the request handler calls for upstream routes. */
+export const runProxyAction: ActionRunner = (action, req, res, ctx) => {
+  if (action.type !== 'proxy') throw new Error(`no runner for route action ${action.type}`);
+  void proxyRequest(action, req, res, ctx);
+};
+
+/** The whole exchange took longer than the upstream's `timeout_ms`: 504. */
+export class UpstreamTimeoutError extends HotconfError {
+  constructor(upstream: string, timeoutMs: number) {
+    super('E_UPSTREAM_TIMEOUT', `upstream ${upstream} did not answer within ${timeoutMs} ms`);
+  }
+}
+
+/** The client went away before the response was relayed: the upstream request is aborted. */
+export class ClientAbortedError extends HotconfError {
+  constructor() {
+    super('E_CLIENT_ABORTED', 'the client closed the connection');
+  }
+}
+
+/**
+ * Hop-by-hop headers, never forwarded in either direction (RFC 9110 section 7.6.1; the list of
+ * Go's `httputil.ReverseProxy`), plus `expect` (Node's server has answered it already) and the
+ * trace-context headers (replaced by the client span's).
+ */
+const HOP_BY_HOP: ReadonlySet<string> = new Set(['connection', 'proxy-connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+const REPLACED_REQUEST_HEADERS: ReadonlySet<string> = new Set(['expect', 'traceparent', 'tracestate', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host']);
+
+/** Errors from opening the connection: nothing was sent, so another target may be tried. */
+const CONNECT_ERROR_CODES: ReadonlySet<string> = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT']);
+const TIMEOUT_ERROR_CODES: ReadonlySet<string> = new Set(['E_UPSTREAM_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+
+/** Header names listed in `Connection`, lowercased (they are hop-by-hop too). */
+function connectionTokens(value: string | string[] | undefined): Set<string> {
+  const out = new Set<string>();
+  for (const part of [value ?? []].flat()) for (const token of part.split(',')) if (token.trim()) out.add(token.trim().toLowerCase());
+  return out;
+}
+
+/**
+ * The headers sent upstream, as a flat `[name, value, ...]` list in the client's order: the
+ * client's headers minus hop-by-hop ones (`Host` is kept, as Envoy and Caddy do), then
+ * `x-forwarded-for` (the client's chain plus the client address), `x-forwarded-proto`,
+ * `x-forwarded-host`, and `via` (RFC 9110) or `forwarded` (RFC 7239) when configured. Pure.
+ */
+export function upstreamRequestHeaders(req: Pick<IncomingMessage, 'rawHeaders' | 'headers' | 'httpVersion'>, clientAddress: string | undefined, forwardedHeader: UpstreamConfig['forwarded_header']): string[] {
+  const dropped = connectionTokens(req.headers.connection);
+  const out: string[] = [];
+  for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
+    const name = req.rawHeaders[i]!;
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower) || REPLACED_REQUEST_HEADERS.has(lower) || dropped.has(lower)) continue;
+    if ((lower === 'via' && forwardedHeader === 'via') || (lower === 'forwarded' && forwardedHeader === 'forwarded')) continue;
+    out.push(name, req.rawHeaders[i + 1]!);
+  }
+  const chain = [req.headers['x-forwarded-for'], clientAddress].filter((v): v is string => Boolean(v)).join(', ');
+  if (chain) out.push('x-forwarded-for', chain);
+  out.push('x-forwarded-proto', 'http');
+  if (req.headers.host) out.push('x-forwarded-host', req.headers.host);
+  if (forwardedHeader === 'via') {
+    out.push('via', [req.headers.via, `${req.httpVersion} hotconf`].filter(Boolean).join(', '));
+  } else if (forwardedHeader === 'forwarded') {
+    const element = [clientAddress ? `for=${forwardedNode(clientAddress)}` : 'for=unknown', req.headers.host ? `host=${quoteIfNeeded(req.headers.host)}` : undefined, 'proto=http'].filter(Boolean).join(';');
+    out.push('forwarded', [req.headers.forwarded, element].filter(Boolean).join(', '));
+  }
+  return out;
+}
+
+/** RFC 7239 node: IPv6 bracketed and quoted, IPv4 bare. */
+function forwardedNode(address: string): string {
+  return isIP(address) === 6 ? `"[${address}]"` : address;
+}
+
+function quoteIfNeeded(value: string): string {
+  return /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(value) ? value : `"${value.replace(/["\\]/g, '\\$&')}"`;
+}
+
+/** The upstream's response headers minus hop-by-hop ones. Pure. */
+export function downstreamResponseHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
+  const dropped = connectionTokens(headers.connection);
+  const out: OutgoingHttpHeaders = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || HOP_BY_HOP.has(name) || dropped.has(name)) continue;
+    out[name] = value;
+  }
+  return out;
+}
+
+/** The path sent upstream: the normalised path and query, `path_prefix` removed when `strip_prefix`. Pure. */
+export function upstreamPath(target: { path: string; query: string }, action: Pick<ProxyAction, 'pathPrefix' | 'stripPrefix'>): string {
+  let path = target.path;
+  if (action.stripPrefix && path.startsWith(action.pathPrefix)) {
+    path = path.slice(action.pathPrefix.length);
+    if (!path.startsWith('/')) path = `/${path}`;
+  }
+  return path + target.query;
+}
+
+function hasBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
+interface BodyState {
+  /** Set once the first attempt started reading the client's body: no retry after that. */
+  started: boolean;
+}
+
+/**
+ * The client's body as an iterable that reads `req` only when undici starts sending it, so an
+ * attempt that fails to connect leaves the body unread for the next one. Iterating with
+ * `destroyOnReturn: false` keeps the client connection alive when an attempt gives up mid-body
+ * (undici destroys stream bodies on error, which would kill the client socket).
+ */
+function lazyBody(req: IncomingMessage, state: BodyState): AsyncIterable<Buffer> {
+  return {
+    async *[Symbol.asyncIterator]() {
+      state.started = true;
+      for await (const chunk of req.iterator({ destroyOnReturn: false })) yield chunk as Buffer;
+    },
+  };
+}
+
+function codeOf(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+function isConnectError(error: unknown): boolean {
+  const code = codeOf(error);
+  return code !== undefined && (CONNECT_ERROR_CODES.has(code) || (error as { syscall?: string }).syscall === 'connect');
+}
+
+function codeClass(status: number): string {
+  return `${Math.floor(status / 100)}xx`;
+}
+
+interface AttemptOutcome {
+  /** The response was relayed (or started to be): no further attempt, whatever happened after. */
+  answered: boolean;
+  error?: unknown;
+}
+
+/**
+ * Proxy one request to `action.upstream`, as the generation that compiled `action` sees it
+ * (its routes, balancer and pools), and never reject.
+ *
+ * - Streams both bodies (backpressure both ways, nothing buffered whole).
+ * - Each attempt goes to a healthy target the request has not tried yet, with a CLIENT span
+ *   (OTel HTTP client semantic conventions) parented on the request's server span and its
+ *   `traceparent` sent upstream.
+ * - A connect error is retried on another target, up to `retries` times, only while the client's
+ *   body is unread; any other failure is final.
+ * - No healthy target: 503 at once. Connect error with no target left: 502. `timeout_ms` (for the
+ *   whole exchange, retries included) or undici's headers/body timeout: 504. Once response
+ *   headers were relayed, a failure can only cut the client connection.
+ * - The client closing its connection (including the drain-timeout abort of the request's
+ *   generation, which destroys the socket) aborts the upstream request.
+ */
+export async function proxyRequest(action: ProxyAction, req: IncomingMessage, res: ServerResponse, ctx: RequestContext): Promise<void> {
+  const { upstream } = action;
+  const { config } = upstream;
+  const target = normalizeTarget(req.url);
+  if (!target) {
+    sendJson(res, 400, { error: 'bad request target' }, false);
+    return;
+  }
+  const abort = new AbortController();
+  const onClose = () => {
+    if (!res.writableFinished) abort.abort(new ClientAbortedError());
+  };
+  res.once('close', onClose);
+  // Cleared in the finally below; unref'd because the sockets, not this timer, keep the request alive.
+  const timer = setTimeout(() => abort.abort(new UpstreamTimeoutError(upstream.name, config.timeout_ms)), config.timeout_ms).unref();
+  const path = upstreamPath(target, action);
+  const headers = upstreamRequestHeaders(req, req.socket.remoteAddress, config.forwarded_header);
+  const body: BodyState = { started: false };
+  const tried = new Set<ProxyTarget>();
+  try {
+    for (let attempt = 0; ; attempt += 1) {
+      const chosen = upstream.balancer.pick(tried);
+      if (!chosen) {
+        if (attempt === 0) sendJson(res, 503, { error: 'no healthy upstream target', upstream: upstream.name }, false);
+        else sendJson(res, 502, { error: 'upstream connect error', upstream: upstream.name }, false);
+        return;
+      }
+      tried.add(chosen);
+      const outcome = await attemptOnce({ action, req, res, ctx, chosen, attempt, path, headers, body, signal: abort.signal });
+      if (outcome.error === undefined) return;
+      const error = abort.signal.aborted ? abort.signal.reason : outcome.error;
+      if (error instanceof ClientAbortedError) return;
+      if (!outcome.answered && isConnectError(error) && !body.started && attempt < config.retries) continue;
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      if (TIMEOUT_ERROR_CODES.has(codeOf(error) ?? '')) sendJson(res, 504, { error: 'upstream timeout', upstream: upstream.name }, false);
+      else if (isConnectError(error)) sendJson(res, 502, { error: 'upstream connect error', upstream: upstream.name }, false);
+      else sendJson(res, 502, { error: 'upstream error', upstream: upstream.name }, false);
+      return;
+    }
+  } catch (error) {
+    upstream.log.error({ err: error, generation: ctx.generation }, 'proxy_failed');
+    if (!res.headersSent) sendJson(res, 500, { error: 'internal error' }, false);
+    else res.destroy();
+  } finally {
+    clearTimeout(timer);
+    res.off('close', onClose);
+  }
+}
+
+interface Attempt {
+  action: ProxyAction;
+  req: IncomingMessage;
+  res: ServerResponse;
+  ctx: RequestContext;
+  chosen: ProxyTarget;
+  attempt: number;
+  path: string;
+  headers: readonly string[];
+  body: BodyState;
+  signal: AbortSignal;
+}
+
+async function attemptOnce(a: Attempt): Promise<AttemptOutcome> {
+  const { upstream } = a.action;
+  const method = a.req.method ?? 'GET';
+  const url = new URL(a.path, a.chosen.origin);
+  const span = upstream.tracer.startSpan(method, { kind: SpanKind.CLIENT, attributes: clientAttributes(method, url, a.attempt) }, trace.setSpan(ROOT_CONTEXT, a.ctx.span));
+  const headers = [...a.headers];
+  HTTP_PROPAGATOR.inject(trace.setSpan(ROOT_CONTEXT, span), headers, {
+    set: (carrier: string[], key, value) => carrier.push(key, value),
+  });
+  const pool = a.chosen.pool;
+  const started = process.hrtime.bigint();
+  let status: number | undefined;
+  let answered = false;
+  let responseBody: Readable | undefined;
+  pool.inflight += 1;
+  try {
+    const response = await pool.pool.request({
+      path: a.path,
+      method,
+      headers,
+      // undici sends async iterables (its runtime check says so); its typings list streams only.
+      body: hasBody(a.req) ? (lazyBody(a.req, a.body) as unknown as Readable) : null,
+      signal: a.signal,
+      headersTimeout: upstream.config.timeout_ms,
+      bodyTimeout: upstream.config.timeout_ms,
+    });
+    status = response.statusCode;
+    responseBody = response.body;
+    answered = true;
+    span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, status);
+    a.res.writeHead(status, downstreamResponseHeaders(response.headers));
+    await pipeline(response.body, a.res);
+    endSpan(span, status, undefined);
+    upstream.observer?.upstreamRequest(upstream.name, a.chosen.origin, codeClass(status), seconds(started));
+    return { answered };
+  } catch (error) {
+    // A body left unread would hold its pooled connection forever (pipeline destroys it, but
+    // writeHead can throw before pipeline starts).
+    responseBody?.destroy();
+    const reason = a.signal.aborted ? a.signal.reason : error;
+    endSpan(span, status, reason);
+    upstream.observer?.upstreamRequest(upstream.name, a.chosen.origin, 'error', seconds(started));
+    if (!(reason instanceof ClientAbortedError)) {
+      const code = codeOf(reason);
+      const { log, suppressed } = upstream.errorLog.check(a.chosen.origin, `${code} ${errorMessage(reason)}`);
+      if (log) upstream.log.warn({ target: a.chosen.origin, attempt: a.attempt, code, error: errorMessage(reason), suppressed, generation: a.ctx.generation }, 'upstream_attempt_failed');
+    }
+    return { answered, error: reason };
+  } finally {
+    pool.inflight -= 1;
+  }
+}
+
+function clientAttributes(method: string, url: URL, attempt: number): Attributes {
+  const attributes: Attributes = {
+    [ATTR_HTTP_REQUEST_METHOD]: method,
+    [ATTR_SERVER_ADDRESS]: url.hostname.replace(/^\[|\]$/g, ''),
+    [ATTR_SERVER_PORT]: Number(url.port || (url.protocol === 'https:' ? 443 : 80)),
+    [ATTR_URL_FULL]: url.href,
+  };
+  if (attempt > 0) attributes[ATTR_HTTP_REQUEST_RESEND_COUNT] = attempt;
+  return attributes;
+}
+
+/** Client span status as the HTTP client conventions say: 4xx and 5xx, and errors, are errors. */
+function endSpan(span: Span, status: number | undefined, error: unknown): void {
+  if (error !== undefined) {
+    span.setAttribute(ATTR_ERROR_TYPE, codeOf(error) ?? (error instanceof Error ? error.name : 'error'));
+    span.setStatus({ code: SpanStatusCode.ERROR, message: errorMessage(error) });
+  } else if (status !== undefined && status >= 400) {
+    span.setAttribute(ATTR_ERROR_TYPE, String(status));
+    span.setStatus({ code: SpanStatusCode.ERROR });
+  }
+  span.end();
+}
+
+function seconds(started: bigint): number {
+  return Number(process.hrtime.bigint() - started) / 1e9;
+}

@@ -1,0 +1,146 @@
+import { createHash } from 'node:crypto';
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { onCleanup } from './cleanup.js';
+
+/** A data request an upstream received (health probes are counted apart). */
+export interface ReceivedRequest {
+  method: string;
+  url: string;
+  headers: IncomingHttpHeaders;
+  rawHeaders: string[];
+  /** Local port of the proxy's connection: equal ports mean one pooled connection. */
+  remotePort: number | undefined;
+  /** Set when the connection closed before the response finished (the proxy aborted it). */
+  aborted: boolean;
+  /** Set once the response finished. */
+  finished: boolean;
+}
+
+export type UpstreamHandler = (req: IncomingMessage, res: ServerResponse, received: ReceivedRequest) => void;
+
+/** Reads the whole body, answers 200 JSON: method, url, headers, body size and SHA-256. */
+export const echoJson: UpstreamHandler = (req, res) => {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  req.on('data', (chunk: Buffer) => {
+    bytes += chunk.byteLength;
+    hash.update(chunk);
+  });
+  req.on('end', () => {
+    const body = Buffer.from(JSON.stringify({ method: req.method, url: req.url, headers: req.headers, body_bytes: bytes, body_sha256: hash.digest('hex') }));
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(body.byteLength), 'x-upstream': 'echo' });
+    res.end(body);
+  });
+};
+
+/** Streams the request body straight back as it arrives (chunked): proves streaming both ways. */
+export const streamEcho: UpstreamHandler = (req, res) => {
+  res.writeHead(200, { 'content-type': 'application/octet-stream' });
+  res.flushHeaders();
+  req.pipe(res);
+};
+
+/** Never answers: for timeouts, client aborts and drains. */
+export const hang: UpstreamHandler = () => {};
+
+/**
+ * A real HTTP upstream on 127.0.0.1 for proxy specs. `GET /healthz` answers `healthStatus`
+ * (counted in `healthChecks`, not recorded); every other request is recorded in `requests` and
+ * handed to `handler` (default `echoJson`). Both can be changed while it runs. Closed after the
+ * test (every connection destroyed).
+ */
+export class TestUpstream {
+  readonly requests: ReceivedRequest[] = [];
+  healthChecks = 0;
+  healthStatus = 200;
+  handler: UpstreamHandler;
+  /** TCP connections ever accepted. */
+  connectionsOpened = 0;
+  readonly #sockets = new Set<Socket>();
+  readonly #server: Server;
+  #port = 0;
+
+  private constructor(handler: UpstreamHandler) {
+    this.handler = handler;
+    this.#server = createServer((req, res) => {
+      if (req.url === '/healthz') {
+        this.healthChecks += 1;
+        req.resume();
+        res.writeHead(this.healthStatus, { 'content-length': '0' });
+        res.end();
+        return;
+      }
+      const received: ReceivedRequest = {
+        method: req.method ?? '',
+        url: req.url ?? '',
+        headers: req.headers,
+        rawHeaders: req.rawHeaders,
+        remotePort: req.socket.remotePort,
+        aborted: false,
+        finished: false,
+      };
+      this.requests.push(received);
+      res.once('finish', () => (received.finished = true));
+      res.once('close', () => (received.aborted = !received.finished));
+      this.handler(req, res, received);
+    });
+    this.#server.on('connection', (socket: Socket) => {
+      this.connectionsOpened += 1;
+      this.#sockets.add(socket);
+      socket.once('close', () => this.#sockets.delete(socket));
+    });
+  }
+
+  /** Start on 127.0.0.1 (`port` 0: any); closed after the test. */
+  static async start(options: { handler?: UpstreamHandler; port?: number } = {}): Promise<TestUpstream> {
+    const upstream = new TestUpstream(options.handler ?? echoJson);
+    await new Promise<void>((resolve, reject) => {
+      upstream.#server.once('error', reject);
+      upstream.#server.listen(options.port ?? 0, '127.0.0.1', () => resolve());
+    });
+    upstream.#port = (upstream.#server.address() as { port: number }).port;
+    onCleanup(() => upstream.close());
+    return upstream;
+  }
+
+  get port(): number {
+    return this.#port;
+  }
+
+  /** `http://127.0.0.1:PORT`: what a config lists as a target. */
+  get origin(): string {
+    return `http://127.0.0.1:${this.#port}`;
+  }
+
+  /** Connections open right now. */
+  get openConnections(): number {
+    return this.#sockets.size;
+  }
+
+  /** Stop listening and destroy every connection. Idempotent. */
+  async close(): Promise<void> {
+    if (!this.#server.listening) return;
+    for (const socket of this.#sockets) socket.destroy();
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+}
+
+/**
+ * A config with one listener on `port` whose only route (unless `routes` is given) proxies every
+ * path to the first of `upstreams`.
+ */
+export function proxyConfig(options: {
+  port: number;
+  upstreams: Record<string, Record<string, unknown>>;
+  routes?: Record<string, unknown>[];
+  extra?: Record<string, unknown>;
+}): Record<string, unknown> {
+  const first = Object.keys(options.upstreams)[0];
+  return {
+    shutdown_timeout_ms: 2000,
+    upstreams: options.upstreams,
+    listeners: [{ name: 'web', listen: `127.0.0.1:${options.port}`, routes: options.routes ?? [{ path_prefix: '/', upstream: first }] }],
+    ...options.extra,
+  };
+}
