@@ -11,6 +11,7 @@ import { machineFacts, round } from './lib/util.js';
 import { registryPart } from './parts/registry.js';
 import { reloadFilePart } from './parts/reload-file.js';
 import { eagerPart, soakPart, type SoakRun } from './parts/soak.js';
+import { stormPart } from './parts/storm.js';
 
 const RESULTS = fileURLToPath(new URL('./results/', import.meta.url));
 
@@ -35,6 +36,12 @@ const PARTS: Part[] = [
     name: 'reload_file',
     run: (quick) => reloadFilePart(quick) as unknown as Promise<Record<string, unknown>>,
     line: (r) => `reload_file: p50 ${r.p50_ms} ms, p99 ${r.p99_ms} ms over ${r.samples} changes`,
+  },
+  {
+    name: 'storm',
+    run: (quick) => stormPart(quick) as unknown as Promise<Record<string, unknown>>,
+    line: (r) =>
+      `storm: hotconf ${fmt(r.baseline_rps)} → ${fmt(r.storm_rps)} rps under ${r.storm_reloads} reloads, ${r.errors} errors; caddy ${fmt(r.caddy_baseline_rps)} → ${fmt(r.caddy_storm_rps)} rps under ${r.caddy_storm_reloads} reloads, ${r.caddy_errors} errors`,
   },
   {
     name: 'soak',

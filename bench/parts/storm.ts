@@ -1,0 +1,193 @@
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
+import { startDaemonProcess } from '../lib/daemon-process.js';
+import { fetchText, singleSocketAgent } from '../lib/http.js';
+import { freePort } from '../lib/ports.js';
+import { requireTool, sleep } from '../lib/util.js';
+import { runWrk, type WrkResult } from '../lib/wrk.js';
+
+export interface StormResult {
+  baseline_rps: number;
+  storm_rps: number;
+  errors: number;
+  storm_reloads: number;
+  caddy_baseline_rps: number;
+  caddy_storm_rps: number;
+  caddy_errors: number;
+  caddy_storm_reloads: number;
+  duration_s: number;
+}
+
+const RELOADS_PER_S = 10;
+
+/** Start the backend in its own process; resolves once it listens. */
+async function startBackend(port: number): Promise<ChildProcess> {
+  const child = fork(fileURLToPath(new URL('../lib/backend.ts', import.meta.url)), [String(port)], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  await new Promise<void>((resolve, reject) => {
+    child.once('message', () => resolve());
+    child.once('exit', (code) => reject(new Error(`backend exited with ${code}`)));
+  });
+  return child;
+}
+
+async function stopProcess(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  await exited;
+}
+
+function hotconfConfig(port: number, backend: number, revision: number): string {
+  return stringify({
+    upstreams: { api: { targets: [`http://127.0.0.1:${backend}`] } },
+    listeners: [
+      {
+        name: 'web',
+        listen: `127.0.0.1:${port}`,
+        routes: [
+          { path_prefix: '/api', upstream: 'api' },
+          // The part of the config each storm reload changes: routes, not the upstream or listener.
+          { path_prefix: '/revision', respond: { status: 200, body: `r${revision}` } },
+        ],
+      },
+    ],
+  });
+}
+
+function caddyConfig(port: number, admin: number, backend: number, revision: number): string {
+  return JSON.stringify({
+    admin: { listen: `127.0.0.1:${admin}` },
+    apps: {
+      http: {
+        servers: {
+          bench: {
+            listen: [`127.0.0.1:${port}`],
+            automatic_https: { disable: true },
+            routes: [
+              { match: [{ path: ['/api*'] }], handle: [{ handler: 'reverse_proxy', upstreams: [{ dial: `127.0.0.1:${backend}` }] }] },
+              { match: [{ path: ['/revision'] }], handle: [{ handler: 'static_response', body: `r${revision}` }] },
+            ],
+          },
+        },
+      },
+    },
+  });
+}
+
+/** Fire `reload(i)` RELOADS_PER_S times a second until `stop()`; resolves with the count. */
+function reloadLoop(reload: (i: number) => Promise<void>): { stop: () => Promise<number> } {
+  let running = true;
+  let count = 0;
+  const done = (async () => {
+    while (running) {
+      const started = Date.now();
+      count += 1;
+      await reload(count);
+      await sleep(Math.max(0, 1000 / RELOADS_PER_S - (Date.now() - started)));
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await done;
+      return count;
+    },
+  };
+}
+
+async function measure(url: string, durationS: number, reload: (i: number) => Promise<void>): Promise<{ baseline: WrkResult; storm: WrkResult; reloads: number }> {
+  const baseline = await runWrk(url, durationS);
+  const loop = reloadLoop(reload);
+  const storm = await runWrk(url, durationS);
+  const reloads = await loop.stop();
+  return { baseline, storm, reloads };
+}
+
+function postJson(url: string, body: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/**
+ * Reload storm: wrk keepalive load through a proxy route for `durationS` seconds without
+ * reloads, then with 10 reloads per second; the same for Caddy (reverse_proxy to the same
+ * backend, reloads through its admin `/load`). Errors = socket errors + non-2xx responses.
+ */
+export async function stormPart(quick: boolean): Promise<StormResult> {
+  const durationS = quick ? 5 : 15;
+  requireTool('wrk', 'apt-get install -y wrk');
+  const caddyBin = requireTool('caddy', 'apt-get install -y caddy');
+  const dir = await mkdtemp(join(tmpdir(), 'hotconf-storm-'));
+  const [backendPort, port, admin, caddyPort, caddyAdmin] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
+  const backend = await startBackend(backendPort);
+  try {
+    const file = join(dir, 'hotconf.yaml');
+    await writeFile(file, hotconfConfig(port, backendPort, 0));
+    const daemon = await startDaemonProcess(['--config', file, '--no-watch'], `127.0.0.1:${admin}`);
+    const agent = singleSocketAgent();
+    let hot;
+    try {
+      hot = await measure(`http://127.0.0.1:${port}/api`, durationS, async (i) => {
+        await writeFile(`${file}.tmp`, hotconfConfig(port, backendPort, i));
+        await rename(`${file}.tmp`, file);
+        const res = await fetchText(`${daemon.admin}/reload`, { method: 'POST', agent });
+        if (res.status !== 200) throw new Error(`hotconf reload ${i}: ${res.status} ${res.body}`);
+      });
+    } finally {
+      agent.destroy();
+      await daemon.stop();
+    }
+
+    const caddyFile = join(dir, 'caddy.json');
+    await writeFile(caddyFile, caddyConfig(caddyPort, caddyAdmin, backendPort, 0));
+    const caddy = spawn(caddyBin, ['run', '--config', caddyFile], {
+      stdio: ['ignore', 'ignore', 'ignore'],
+      env: { ...process.env, HOME: dir, XDG_DATA_HOME: join(dir, 'data'), XDG_CONFIG_HOME: join(dir, 'config') },
+    });
+    let cad;
+    try {
+      await waitHealthy(`http://127.0.0.1:${caddyPort}/revision`, caddy);
+      cad = await measure(`http://127.0.0.1:${caddyPort}/api`, durationS, async (i) => {
+        const status = await postJson(`http://127.0.0.1:${caddyAdmin}/load`, caddyConfig(caddyPort, caddyAdmin, backendPort, i));
+        if (status !== 200) throw new Error(`caddy /load ${i}: ${status}`);
+      });
+    } finally {
+      await stopProcess(caddy);
+    }
+    return {
+      baseline_rps: Math.round(hot.baseline.requests_per_s),
+      storm_rps: Math.round(hot.storm.requests_per_s),
+      errors: hot.storm.socket_errors + hot.storm.non_2xx + hot.baseline.socket_errors + hot.baseline.non_2xx,
+      storm_reloads: hot.reloads,
+      caddy_baseline_rps: Math.round(cad.baseline.requests_per_s),
+      caddy_storm_rps: Math.round(cad.storm.requests_per_s),
+      caddy_errors: cad.storm.socket_errors + cad.storm.non_2xx + cad.baseline.socket_errors + cad.baseline.non_2xx,
+      caddy_storm_reloads: cad.reloads,
+      duration_s: durationS,
+    };
+  } finally {
+    await stopProcess(backend);
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function waitHealthy(url: string, child: ChildProcess): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`caddy exited with ${child.exitCode}`);
+    if (await fetchText(url).then((r) => r.status === 200, () => false)) return;
+    if (Date.now() > deadline) throw new Error('caddy did not start');
+    await sleep(100);
+  }
+}
