@@ -85,7 +85,7 @@ export class Daemon implements AdminBackend {
       compileAction: options.compileAction,
       runAction: options.runAction,
     });
-    this.metrics = new DaemonMetrics({ registry: this.registry, reloader: this.reloader, defaultMetrics: options.defaultMetrics });
+    this.metrics = new DaemonMetrics({ registry: this.registry, reloader: this.reloader, source: options.source, defaultMetrics: options.defaultMetrics });
     this.#admin = options.admin === false ? undefined : new AdminServer(this, this.#log);
     if (options.installGlobalTelemetry && !installGlobalTelemetry(this.reloader.tracerProvider)) {
       this.#log.warn('otel_globals_already_installed');
