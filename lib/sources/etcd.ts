@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ExponentialBackoff, handleWhen, noop, retry, type IBackoff } from 'cockatiel';
-import { Etcd3, isRecoverableError, type IKeyValue, type IOptions, type IRangeResponse, type IResponseHeader, type IWatchResponse, type Watcher } from 'etcd3';
+import { Etcd3, isRecoverableError, type IDuplexStream, type IKeyValue, type IOptions, type IRangeResponse, type IResponseHeader, type IWatchRequest, type IWatchResponse } from 'etcd3';
 import type { Registry } from 'prom-client';
 import { SourceReadError, SourceUnavailableError, errorMessage } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
@@ -91,18 +91,19 @@ interface Position {
  *   unique once a cluster's history is rebuilt; `source.revision` is the mod revision.
  *
  * Keeping the watch honest, after etcd clientv3's `nextRev` bookkeeping: the source tracks the
- * revision it has seen everything up to itself and never lets `etcd3` resume a watch on its own
- * (etcd3 1.1.2 advances a reconnecting watcher's start revision to the header of its `created`
- * response and, on a wiped cluster, waits for a revision that never comes). On a lost
- * connection it retries a get with backoff, checks the answer against what it saw (cluster ID,
- * store revision, the key's mod revision) and watches again from the resume revision. A
- * compacted resume revision, a changed cluster ID, a store revision that went backwards or a
- * watch that stopped delivering (a get of the key every `consistencyCheckIntervalMs`) make it
- * resync: re-read the key at the current revision, report it, watch from there.
+ * revision it has seen everything up to itself and drives the watch stream itself (etcd3's
+ * `Watcher` resumes from the header of its `created` response, waits forever for a revision a
+ * wiped cluster never reaches, and hides why etcd cancelled it). On a lost connection it retries
+ * a get with backoff, checks the answer against what it saw (cluster ID, store revision, the
+ * key's mod revision) and watches again from the resume revision. A compacted resume revision,
+ * a changed cluster ID, a store revision that went backwards or a watch that stopped delivering
+ * (a keys-only get of the key every `consistencyCheckIntervalMs`) make it resync: re-read the
+ * key at the current revision, report it when it is news, watch from there.
  *
  * Concurrency: watch events, reconnects and resyncs run on one supervisor loop; `read()` may
  * run concurrently and only records what it saw. `close()` stops the loop, cancels the watch
- * and closes the client (a pending etcd3 watcher would keep the process alive). Idempotent.
+ * stream at once (no round trip: etcd may be frozen) and closes the client, so nothing keeps
+ * the process alive. Idempotent.
  */
 export class EtcdSource implements ConfigSource {
   readonly kind = 'etcd';
@@ -132,8 +133,6 @@ export class EtcdSource implements ConfigSource {
   #checking = false;
   /** The previous consistency check saw a change not yet delivered, while the watch stood at `resume`. */
   #lag: { resume: number } | undefined;
-  /** The cancel of the last watcher, awaited by `close()`. */
-  #cancelling: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
 
   /** @throws Error when `endpoints` is empty or mixes http and https (etcd3's rule) */
@@ -209,7 +208,6 @@ export class EtcdSource implements ConfigSource {
     clearInterval(this.#checkTimer);
     this.#endSession?.({ kind: 'closed' });
     await this.#supervisor;
-    await this.#cancelling;
     this.#client.close();
     this.#stats.connected = false;
   }
@@ -343,8 +341,7 @@ export class EtcdSource implements ConfigSource {
     let backoff: IBackoff<unknown> | undefined;
     for (let attempt = 1; !this.#abort.signal.aborted; attempt += 1) {
       try {
-        let reason: ResyncReason | undefined = end.kind === 'resync' ? end.reason : undefined;
-        if (end.kind === 'canceled') reason = await this.#cancelReason();
+        let reason: ResyncReason | undefined = end.kind === 'resync' ? end.reason : end.kind === 'canceled' ? 'watch_canceled' : undefined;
         const position = this.#position!;
         const res = await this.#range();
         reason ??= this.#contradiction(res, position);
@@ -358,20 +355,6 @@ export class EtcdSource implements ConfigSource {
       }
     }
     return undefined;
-  }
-
-  /**
-   * etcd3 turns a cancelled watch into a bare "Watcher canceled" error (the compact revision of
-   * the response is not passed on): a get at the resume revision tells whether it was compacted.
-   */
-  async #cancelReason(): Promise<ResyncReason> {
-    try {
-      await this.#client.kv.range({ key: Buffer.from(this.key), revision: String(this.#position!.resume), keys_only: true }, { deadline: Date.now() + this.#requestTimeoutMs });
-      return 'watch_canceled';
-    } catch (error) {
-      if (/compacted/i.test(errorMessage(error))) return 'compacted';
-      throw error;
-    }
   }
 
   /**
@@ -407,49 +390,66 @@ export class EtcdSource implements ConfigSource {
   }
 
   /**
-   * One etcd3 watcher from the resume revision, until it is lost, cancelled, or ended by a
-   * consistency check or `close()`. etcd3's own reconnection is never used: the watcher is
-   * cancelled as soon as it reports a disconnection.
+   * One watch stream from the resume revision, until it is lost, cancelled by etcd, or ended by
+   * a consistency check or `close()`.
+   *
+   * This uses etcd3's typed `watchClient` stream rather than its `Watcher`: the Watcher hides
+   * `compact_revision` behind a bare "Watcher canceled" error, resumes on its own from the
+   * header of its `created` response, and cannot be torn down while etcd does not answer (its
+   * cancel waits for etcd's confirmation, and a closed client leaves the stream open). Here a
+   * session owns its stream and `cancel()`s it at once when it ends.
    */
-  #session(onConnected: () => void): Promise<SessionEnd> {
+  async #session(onConnected: () => void): Promise<SessionEnd> {
     const position = this.#position!;
-    // watcher() rather than create(): listeners are attached before any event can fire, and a
-    // connection lost while creating does not leave a promise pending forever.
-    const watcher: Watcher = this.#client.watch().key(this.key).startRevision(String(position.resume)).watcher();
+    let stream: IDuplexStream<IWatchRequest, IWatchResponse>;
+    try {
+      stream = await this.#client.watchClient.watch();
+    } catch (error) {
+      return { kind: 'disconnected', error: error as Error };
+    }
+    if (this.#abort.signal.aborted) {
+      stream.on('error', () => undefined);
+      stream.cancel();
+      return { kind: 'closed' };
+    }
     return new Promise<SessionEnd>((resolve) => {
       let ended = false;
-      const end = (result: SessionEnd, cancel: boolean) => {
+      const end = (result: SessionEnd) => {
         if (ended) return;
         ended = true;
         clearTimeout(connectTimer);
         this.#endSession = undefined;
         this.#stats.connected = false;
-        // An errored watcher is already gone from etcd3's manager; cancelling it would wait forever.
-        if (cancel) this.#cancelling = this.#cancel(watcher);
+        // The cancel surfaces as a CANCELLED error: the listener below swallows it once ended.
+        stream.cancel();
         resolve(result);
       };
-      this.#endSession = (result) => end(result, true);
+      this.#endSession = end;
       const connectTimer = setTimeout(
-        () => end({ kind: 'disconnected', error: new Error(`watch not established within ${this.#requestTimeoutMs} ms`) }, true),
+        () => end({ kind: 'disconnected', error: new Error(`watch not established within ${this.#requestTimeoutMs} ms`) }),
         this.#requestTimeoutMs,
       );
       connectTimer.unref();
-      watcher.on('connected', (res: IWatchResponse) => {
-        clearTimeout(connectTimer);
-        const reason = this.#headerContradiction(res.header);
-        if (reason) return end({ kind: 'resync', reason }, true);
-        this.#stats.connected = true;
-        onConnected();
-      });
-      watcher.on('data', (res: IWatchResponse) => {
+      stream.on('data', (res: IWatchResponse) => {
         if (ended) return;
+        if (res.canceled) {
+          // etcd cancels a watch whose start revision was compacted, right after creating it.
+          if (res.compact_revision !== '0' && res.compact_revision !== '') return end({ kind: 'resync', reason: 'compacted' });
+          return end({ kind: 'canceled', error: new Error(`etcd cancelled the watch: ${res.cancel_reason || 'no reason given'}`) });
+        }
         const reason = this.#headerContradiction(res.header);
-        if (reason) return end({ kind: 'resync', reason }, true);
+        if (reason) return end({ kind: 'resync', reason });
+        if (res.created) {
+          clearTimeout(connectTimer);
+          this.#stats.connected = true;
+          onConnected();
+          return;
+        }
         this.#onWatchResponse(res);
       });
-      watcher.on('disconnected', (error: Error) => end({ kind: 'disconnected', error }, true));
-      // Without this listener etcd3's cancel would be an unhandled 'error' event: a crash.
-      watcher.on('error', (error: Error) => end({ kind: 'canceled', error }, false));
+      stream.on('error', (error: Error) => end({ kind: 'disconnected', error }));
+      stream.on('end', () => end({ kind: 'disconnected', error: new Error('etcd ended the watch stream') }));
+      stream.write({ create_request: { key: Buffer.from(this.key), start_revision: String(position.resume), progress_notify: true } });
     });
   }
 
@@ -483,13 +483,6 @@ export class EtcdSource implements ConfigSource {
     position.mod = last.type === 'Delete' ? 0 : Number(last.kv.mod_revision);
     // After clientv3: resume after the last event, not the header (a catch-up batch may be partial).
     position.resume = Number(last.kv.mod_revision) + 1;
-  }
-
-  async #cancel(watcher: Watcher): Promise<void> {
-    // cancel() waits for etcd to confirm; a frozen or dead server never does.
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([watcher.cancel().catch(() => undefined), new Promise<void>((resolve) => (timer = setTimeout(resolve, this.#requestTimeoutMs).unref()))]);
-    clearTimeout(timer);
   }
 
   /**
@@ -548,9 +541,6 @@ export function etcdClientOptions(options: Pick<EtcdSourceOptions, 'endpoints' |
     ...(auth ? { auth: { username: auth.username, password: auth.password } } : {}),
     grpcOptions: { 'grpc.keepalive_time_ms': 10_000, 'grpc.keepalive_timeout_ms': 5000 },
     faultHandling: {
-      // Only paces etcd3's own watch reconnection, which the source never relies on; a short cap
-      // keeps the timers it leaves behind after close() short.
-      watchBackoff: new ExponentialBackoff({ initialDelay: 50, maxDelay: 1000 }),
       host: () => noop,
       // With several endpoints, a recoverable failure tries the next one.
       global: options.endpoints.length > 1 ? retry(handleWhen(isRecoverableError), { maxAttempts: options.endpoints.length - 1 }) : noop,

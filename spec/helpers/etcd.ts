@@ -107,6 +107,16 @@ export class EtcdServer {
     return rev;
   }
 
+  /** SIGSTOP: the server keeps its sockets open and answers nothing. */
+  freeze(): void {
+    this.#child?.kill('SIGSTOP');
+  }
+
+  /** SIGCONT after `freeze`. */
+  thaw(): void {
+    this.#child?.kill('SIGCONT');
+  }
+
   /** SIGKILL the server (no graceful shutdown) and wait for it to exit. */
   async kill(): Promise<void> {
     const child = this.#child;

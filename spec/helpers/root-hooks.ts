@@ -3,15 +3,8 @@ import { runCleanups } from './cleanup.js';
 /** Handle types that belong to the test runner itself (stdio), not to the code under test. */
 const RUNNER_HANDLES = new Set(['TTYWrap', 'PipeWrap', 'FSReqCallback', 'FileHandleCloseReq', 'StatWatcher']);
 
-/**
- * Open handles that are not the runner's. Once this hook has awaited, mocha has armed a timeout
- * timer for the hook itself: `hookAwaited` discounts that one Timeout.
- */
-function leftoverHandles(hookAwaited = false): string[] {
-  const left = process.getActiveResourcesInfo().filter((type) => !RUNNER_HANDLES.has(type));
-  const mochaTimer = left.indexOf('Timeout');
-  if (hookAwaited && mochaTimer >= 0) left.splice(mochaTimer, 1);
-  return left;
+function leftoverHandles(): string[] {
+  return process.getActiveResourcesInfo().filter((type) => !RUNNER_HANDLES.has(type));
 }
 
 /**
@@ -29,7 +22,7 @@ export const mochaHooks = {
     let left = leftoverHandles();
     while (left.length > 0 && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 50));
-      left = leftoverHandles(true);
+      left = leftoverHandles();
     }
     if (left.length > 0) {
       setTimeout(() => process.exit(1), 2000).unref();
