@@ -145,6 +145,36 @@ describe('hotconf with etcd (CLI, real processes)', function () {
       expect(await stop(daemon)).to.equal(0);
     });
 
+    it('authenticates with --etcd-user and the password from HOTCONF_ETCD_PASSWORD, never showing it', async () => {
+      const password = 'spec-secret-4711';
+      await etcd.put(KEY, stringify(basicConfig({ port, body: 'authenticated' })));
+      const client = etcd.client();
+      await client.role('root').create();
+      await client.user('root').create(password);
+      await client.user('root').addRole('root');
+      await client.auth.authEnable();
+      const adminPort = await freePort();
+      const admin = `http://127.0.0.1:${adminPort}`;
+      const args = ['run', '--etcd', etcd.clientUrl, '--key', KEY, '--admin', `127.0.0.1:${adminPort}`, '--etcd-user', 'root'];
+
+      const denied = await runHotconf([...args, '--startup-timeout', '1s'], { env: { HOTCONF_ETCD_PASSWORD: 'wrong' } });
+      expect(denied.code).to.equal(1);
+      expect(denied.stderr).to.match(/authentication failed/i);
+
+      const daemon = spawnHotconf(args, { env: { HOTCONF_ETCD_PASSWORD: password } });
+      await waitFor('the daemon to start with auth', async () => (await health(admin).catch(() => 0)) === 200, 30_000);
+      expect(await getText(`http://127.0.0.1:${port}/`)).to.equal('authenticated');
+      expect(daemon.stdout() + daemon.stderr() + (await httpRequest(`${admin}/config`)).body).to.not.include(password);
+      expect(await stop(daemon)).to.equal(0);
+      expect(daemon.stdout() + daemon.stderr()).to.not.include(password);
+    });
+
+    it('refuses --etcd-user without a password, naming where the password comes from', async () => {
+      const res = await runHotconf(['run', '--etcd', etcd.clientUrl, '--key', KEY, '--etcd-user', 'root'], { env: { HOTCONF_ETCD_PASSWORD: '' } });
+      expect(res.code).to.equal(64);
+      expect(res.stderr).to.include('--etcd-user root needs a password: set $HOTCONF_ETCD_PASSWORD or --etcd-password-file');
+    });
+
     it('recovers from a compacted resume revision: daemon frozen (SIGSTOP) while etcd is written, compacted and restarted', async () => {
       await etcd.put(KEY, stringify(basicConfig({ port, body: 'before' })));
       const adminPort = await freePort();
