@@ -171,7 +171,7 @@ export class EtcdSource implements ConfigSource {
   async read(): Promise<RawDocument> {
     this.#throwIfClosed();
     if (!this.#position) return this.#readAtStartup();
-    const { kv } = await this.#readOnce();
+    const kv = await this.#readOnce();
     this.#stats.revision = Number(kv.mod_revision);
     return this.#document(kv);
   }
@@ -225,7 +225,7 @@ export class EtcdSource implements ConfigSource {
     for (let attempt = 1; ; attempt += 1) {
       let reason: Error;
       try {
-        const { kv } = await this.#readOnce();
+        const kv = await this.#readOnce();
         this.#stats.revision = Number(kv.mod_revision);
         return this.#document(kv);
       } catch (error) {
@@ -245,27 +245,24 @@ export class EtcdSource implements ConfigSource {
     }
   }
 
-  /** One get; records the position when none is known yet. */
-  async #readOnce(): Promise<{ res: IRangeResponse; kv: IKeyValue }> {
+  /** One get of the key's value; records the position when none is known yet. */
+  async #readOnce(): Promise<IKeyValue> {
     const res = await this.#range();
     const kv = res.kvs[0];
     if (!kv) throw new SourceReadError(this.key, `key does not exist in etcd at ${this.endpoints.join(',')} (revision ${res.header.revision})`);
     if (!this.#position) {
       this.#position = { resume: Number(res.header.revision) + 1, mod: Number(kv.mod_revision), clusterId: res.header.cluster_id };
     }
-    return { res, kv };
+    return kv;
   }
 
   /**
    * A linearizable range on the key, bounded by `requestTimeoutMs`.
    * @throws SourceUnavailableError naming the endpoints and key
    */
-  async #range(options: { revision?: number; keysOnly?: boolean } = {}): Promise<IRangeResponse> {
+  async #range(options: { keysOnly?: boolean } = {}): Promise<IRangeResponse> {
     try {
-      return await this.#client.kv.range(
-        { key: Buffer.from(this.key), ...(options.revision ? { revision: String(options.revision) } : {}), keys_only: options.keysOnly ?? false },
-        { deadline: Date.now() + this.#requestTimeoutMs },
-      );
+      return await this.#client.kv.range({ key: Buffer.from(this.key), keys_only: options.keysOnly ?? false }, { deadline: Date.now() + this.#requestTimeoutMs });
     } catch (error) {
       this.#throwIfClosed();
       throw new SourceUnavailableError(this.key, `etcd at ${this.endpoints.join(',')} unreachable: ${errorMessage(error)}`, { cause: error });
@@ -301,14 +298,19 @@ export class EtcdSource implements ConfigSource {
   async #supervise(established: () => void): Promise<void> {
     let end: Exclude<SessionEnd, { kind: 'closed' }> | undefined;
     let outage = false;
+    // Sessions that end before etcd confirmed the watch (a refused create) back off too.
+    let unconfirmed: IBackoff<unknown> | undefined;
     while (!this.#abort.signal.aborted) {
+      if (end && unconfirmed) await this.#sleep(unconfirmed.duration).catch(() => undefined);
       if (end) {
         const recovered = await this.#recover(end).catch((error) => {
           if (!this.#abort.signal.aborted) this.#log.error({ err: error }, 'watch_recovery_failed');
         });
         if (recovered === undefined) return;
       }
+      let confirmed = false;
       const result = await this.#session(() => {
+        confirmed = true;
         established();
         if (outage) {
           this.#stats.reconnects += 1;
@@ -320,6 +322,7 @@ export class EtcdSource implements ConfigSource {
       });
       if (result.kind === 'closed') return;
       end = result;
+      unconfirmed = confirmed ? undefined : (unconfirmed?.next(undefined) ?? this.#backoff.next());
       if (end.kind === 'disconnected') {
         if (!outage) {
           this.#log.warn({ key: this.key, error: end.error.message }, 'watch_disconnected');
@@ -432,25 +435,38 @@ export class EtcdSource implements ConfigSource {
       connectTimer.unref();
       stream.on('data', (res: IWatchResponse) => {
         if (ended) return;
-        if (res.canceled) {
-          // etcd cancels a watch whose start revision was compacted, right after creating it.
-          if (res.compact_revision !== '0' && res.compact_revision !== '') return end({ kind: 'resync', reason: 'compacted' });
-          return end({ kind: 'canceled', error: new Error(`etcd cancelled the watch: ${res.cancel_reason || 'no reason given'}`) });
+        try {
+          this.#onStreamResponse(res, end, () => {
+            clearTimeout(connectTimer);
+            onConnected();
+          });
+        } catch (error) {
+          // Thrown inside grpc-js's stream it would be an uncaught exception: start over instead.
+          this.#log.error({ err: error }, 'watch_response_failed');
+          end({ kind: 'disconnected', error: error as Error });
         }
-        const reason = this.#headerContradiction(res.header);
-        if (reason) return end({ kind: 'resync', reason });
-        if (res.created) {
-          clearTimeout(connectTimer);
-          this.#stats.connected = true;
-          onConnected();
-          return;
-        }
-        this.#onWatchResponse(res);
       });
       stream.on('error', (error: Error) => end({ kind: 'disconnected', error }));
       stream.on('end', () => end({ kind: 'disconnected', error: new Error('etcd ended the watch stream') }));
       stream.write({ create_request: { key: Buffer.from(this.key), start_revision: String(position.resume), progress_notify: true } });
     });
+  }
+
+  /** Dispatch one response of the watch stream: cancel, contradiction, created, or events. */
+  #onStreamResponse(res: IWatchResponse, end: (result: SessionEnd) => void, connected: () => void): void {
+    if (res.canceled) {
+      // etcd cancels a watch whose start revision was compacted, right after creating it.
+      if (res.compact_revision !== '0' && res.compact_revision !== '') return end({ kind: 'resync', reason: 'compacted' });
+      return end({ kind: 'canceled', error: new Error(`etcd cancelled the watch: ${res.cancel_reason || 'no reason given'}`) });
+    }
+    const reason = this.#headerContradiction(res.header);
+    if (reason) return end({ kind: 'resync', reason });
+    if (res.created) {
+      this.#stats.connected = true;
+      connected();
+      return;
+    }
+    this.#onWatchResponse(res);
   }
 
   /** A header from another cluster, or older than what was seen. */

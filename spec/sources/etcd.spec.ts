@@ -171,6 +171,32 @@ describe('EtcdSource with a real etcd', function () {
     expect(order).to.deep.equal([...order].sort((a, b) => a - b));
   });
 
+  it('folds a burst of 100 puts that arrives during a slow reload into one next reload of the final value', async () => {
+    await etcd.put(KEY, body('start'));
+    const { daemon, logs, source, admin } = await startEtcdDaemon(etcd, KEY);
+    // Fault: a re-read that takes until the burst is over keeps the reloader busy throughout.
+    let burstDone!: () => void;
+    const done = new Promise<void>((resolve) => (burstDone = resolve));
+    const read = source.read.bind(source);
+    sinon.stub(source, 'read').callsFake(async () => {
+      await done;
+      return read();
+    });
+    const slow = daemon.reload('api');
+    const puts = await Promise.all(Array.from({ length: 100 }, (_, i) => etcd.put(KEY, body(`burst-${i}`))));
+    await waitFor('every put event to be seen', () => source.stats().events.put === 100);
+    burstDone();
+    const last = Math.max(...puts);
+    expect((await slow).result).to.equal('applied');
+    await daemon.reloader.idle();
+    expect(await served()).to.equal(`burst-${puts.indexOf(last)}`);
+    expect((await configOf(admin)).source.revision).to.equal(last);
+    // The slow re-read already read the final value; the 100 pushed documents became one reload.
+    const watchReloads = reloadLines(logs, 'watch');
+    expect(watchReloads).to.have.length(1);
+    expect(watchReloads[0]).to.include({ result: 'unchanged' });
+  });
+
   it('resyncs when etcd comes back with a wiped data dir (revision went backwards)', async () => {
     for (const text of ['old-1', 'old-2', 'old-3', 'old-4', 'old-5']) await etcd.put(KEY, body(text));
     const { source, admin } = await startEtcdDaemon(etcd, KEY);
