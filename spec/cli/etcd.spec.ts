@@ -212,3 +212,44 @@ describe('hotconf with etcd (CLI, real processes)', function () {
     });
   });
 });
+
+describe('hotconf with etcd over mutual TLS (CLI, real processes)', function () {
+  this.timeout(90_000);
+
+  it('puts and serves through --etcd-ca/--etcd-cert/--etcd-key, and is refused without a client certificate', async () => {
+    const etcd = await EtcdServer.start({ tls: true });
+    const tls = etcd.tls!;
+    const port = await freePort();
+    const dir = await tempDir();
+    const path = join(dir, 'hotconf.yaml');
+    await writeFile(path, stringify(basicConfig({ port, body: 'over tls' })));
+    const flags = ['--etcd', etcd.clientUrl, '--key', KEY, '--etcd-ca', tls.ca];
+
+    const anonymous = await runHotconf(['put', ...flags, path]);
+    expect(anonymous.code).to.equal(2);
+    expect((await current(etcd)).revision).to.equal(0);
+
+    const written = await runHotconf(['put', ...flags, '--etcd-cert', tls.clientCert, '--etcd-key', tls.clientKey, path]);
+    expect(written.code, written.stderr).to.equal(0);
+    const { revision } = await current(etcd);
+    expect(revision).to.be.above(0);
+
+    const adminPort = await freePort();
+    const admin = `http://127.0.0.1:${adminPort}`;
+    // The same flags through their environment variables: the bootstrap section.
+    const daemon = spawnHotconf(['run', '--admin', `127.0.0.1:${adminPort}`], {
+      env: { HOTCONF_ETCD_ENDPOINTS: etcd.clientUrl, HOTCONF_ETCD_KEY: KEY, HOTCONF_ETCD_CA: tls.ca, HOTCONF_ETCD_CERT: tls.clientCert, HOTCONF_ETCD_CERT_KEY: tls.clientKey },
+    });
+    await waitFor('the daemon to start over TLS', async () => (await health(admin).catch(() => 0)) === 200, 30_000);
+    expect(await getText(`http://127.0.0.1:${port}/`)).to.equal('over tls');
+    const config = JSON.parse((await httpRequest(`${admin}/config`)).body) as { source: unknown };
+    expect(config.source).to.deep.equal({ kind: 'etcd', endpoints: [etcd.clientUrl], key: KEY, revision });
+    expect(await stop(daemon)).to.equal(0);
+  });
+
+  it('refuses TLS files with http:// endpoints, naming the flags', async () => {
+    const res = await runHotconf(['put', '--etcd', 'http://127.0.0.1:1', '--key', KEY, '--etcd-ca', '/nonexistent.pem', '/nonexistent.yaml']);
+    expect(res.code).to.equal(64);
+    expect(res.stderr).to.include('--etcd-ca/--etcd-cert/--etcd-key need https:// endpoints in --etcd');
+  });
+});

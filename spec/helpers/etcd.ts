@@ -1,6 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { rm } from 'node:fs/promises';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { ExponentialBackoff, handleWhen, noop, retry } from 'cockatiel';
 import { Etcd3, isRecoverableError } from 'etcd3';
 import { Daemon } from '../../lib/daemon.js';
@@ -21,6 +24,32 @@ const READY_TIMEOUT_MS = 30_000;
 /** Bytes of etcd's own output kept for error messages. */
 const OUTPUT_TAIL_BYTES = 16 * 1024;
 
+/** PEM files of a throwaway CA, a server certificate for 127.0.0.1 and a client certificate. */
+export interface TlsFiles {
+  ca: string;
+  serverCert: string;
+  serverKey: string;
+  clientCert: string;
+  clientKey: string;
+}
+
+/** Make a CA, a server certificate (SAN IP:127.0.0.1) and a client certificate with openssl in `dir`. */
+async function makeCertificates(dir: string): Promise<TlsFiles> {
+  const openssl = (...args: string[]) => promisify(execFile)('openssl', args, { cwd: dir });
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  await openssl('req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '1', '-subj', '/CN=hotconf-spec-ca');
+  for (const [name, cn] of [
+    ['server', '127.0.0.1'],
+    ['client', 'hotconf'],
+  ] as const) {
+    await writeFile(join(dir, `${name}.ext`), 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n');
+    await openssl('req', ...ec, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${cn}`);
+    await openssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.crt`, '-days', '1', '-extfile', `${name}.ext`);
+  }
+  const at = (file: string) => join(dir, file);
+  return { ca: at('ca.crt'), serverCert: at('server.crt'), serverKey: at('server.key'), clientCert: at('client.crt'), clientKey: at('client.key') };
+}
+
 /**
  * A real single-member etcd server (Debian's `etcd-server` 3.4) on free loopback ports with a
  * temp data dir, for specs. It can be killed with SIGKILL, restarted on the same data dir (and
@@ -33,6 +62,8 @@ const OUTPUT_TAIL_BYTES = 16 * 1024;
 export class EtcdServer {
   readonly clientUrl: string;
   readonly dataDir: string;
+  /** With `start({tls: true})`: https only, client certificates required. */
+  readonly tls: TlsFiles | undefined;
   readonly #peerUrl: string;
   readonly #name: string;
   #child: ChildProcess | undefined;
@@ -42,17 +73,22 @@ export class EtcdServer {
   /** Cluster token: changed by `wipe({newCluster: true})` so the cluster ID changes too. */
   #token = 'hotconf-spec';
 
-  private constructor(clientPort: number, peerPort: number, dataDir: string) {
-    this.clientUrl = `http://127.0.0.1:${clientPort}`;
+  private constructor(clientPort: number, peerPort: number, dataDir: string, tls: TlsFiles | undefined) {
+    this.tls = tls;
+    this.clientUrl = `${tls ? 'https' : 'http'}://127.0.0.1:${clientPort}`;
     this.#peerUrl = `http://127.0.0.1:${peerPort}`;
     this.dataDir = dataDir;
     this.#name = `spec-${clientPort}`;
   }
 
-  /** Start a fresh etcd and wait until it is healthy; stopped and removed after the test. */
-  static async start(): Promise<EtcdServer> {
+  /**
+   * Start a fresh etcd and wait until it is healthy; stopped and removed after the test. With
+   * `tls`, clients must speak TLS and present a certificate signed by `server.tls.ca`.
+   */
+  static async start(options: { tls?: boolean } = {}): Promise<EtcdServer> {
     const dir = await tempDir('hotconf-etcd-');
-    const server = new EtcdServer(await freePort(), await freePort(), join(dir, 'data'));
+    const tls = options.tls ? await makeCertificates(dir) : undefined;
+    const server = new EtcdServer(await freePort(), await freePort(), join(dir, 'data'), tls);
     onCleanup(() => server.stop());
     await server.#spawn();
     return server;
@@ -69,8 +105,10 @@ export class EtcdServer {
    */
   client(): Etcd3 {
     if (!this.#client) {
+      const tls = this.tls;
       const client = new Etcd3({
         hosts: this.clientUrl,
+        ...(tls ? { credentials: { rootCertificate: readFileSync(tls.ca), certChain: readFileSync(tls.clientCert), privateKey: readFileSync(tls.clientKey) } } : {}),
         faultHandling: {
           host: () => noop,
           global: retry(handleWhen(isRecoverableError), { maxAttempts: 20, backoff: new ExponentialBackoff({ initialDelay: 20, maxDelay: 500 }) }),
@@ -154,6 +192,22 @@ export class EtcdServer {
     clearTimeout(timer);
   }
 
+  async #health(): Promise<{ status: number; body: string }> {
+    const tls = this.tls;
+    if (!tls) return httpRequest(`${this.clientUrl}/health`);
+    const [ca, cert, key] = await Promise.all([readFile(tls.ca), readFile(tls.clientCert), readFile(tls.clientKey)]);
+    return new Promise((resolve, reject) => {
+      const req = httpsRequest(`${this.clientUrl}/health`, { ca, cert, key, agent: false, servername: '' }, (res) => {
+        let body = '';
+        res.on('data', (chunk: Buffer) => (body += chunk.toString('utf8')));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  }
+
   async #spawn(): Promise<void> {
     const args = [
       `--name=${this.#name}`,
@@ -168,6 +222,7 @@ export class EtcdServer {
       '--logger=zap',
       '--log-outputs=stderr',
       '--log-level=warn',
+      ...(this.tls ? [`--cert-file=${this.tls.serverCert}`, `--key-file=${this.tls.serverKey}`, `--trusted-ca-file=${this.tls.ca}`, '--client-cert-auth'] : []),
     ];
     const child = spawn(ETCD_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.#child = child;
@@ -191,7 +246,7 @@ export class EtcdServer {
         `etcd at ${this.clientUrl} to become healthy`,
         async () => {
           if (spawnError || !this.#child) return 'gone';
-          const res = await httpRequest(`${this.clientUrl}/health`);
+          const res = await this.#health();
           return res.status === 200 && (JSON.parse(res.body) as { health?: string }).health === 'true' ? 'ok' : undefined;
         },
         READY_TIMEOUT_MS,
