@@ -90,7 +90,7 @@ export class Daemon implements AdminBackend {
       runAction: options.runAction,
       observer: new UpstreamMetrics(register),
     });
-    this.metrics = new DaemonMetrics({ registry: this.registry, reloader: this.reloader, defaultMetrics: options.defaultMetrics, register });
+    this.metrics = new DaemonMetrics({ registry: this.registry, reloader: this.reloader, source: options.source, defaultMetrics: options.defaultMetrics, register });
     this.#admin = options.admin === false ? undefined : new AdminServer(this, this.#log);
     if (options.installGlobalTelemetry && !installGlobalTelemetry(this.reloader.tracerProvider)) {
       this.#log.warn('otel_globals_already_installed');

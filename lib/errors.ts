@@ -46,6 +46,15 @@ export class SourceReadError extends HotconfError {
 }
 
 /**
+ * A source that is reachable in principle could not be asked right now (etcd down, request
+ * timed out). Unlike a plain `SourceReadError` this says nothing about the document, so the
+ * reloader reports `failed` rather than `invalid`; the active config keeps serving.
+ */
+export class SourceUnavailableError extends SourceReadError {
+  override readonly code = 'E_SOURCE_UNAVAILABLE';
+}
+
+/**
  * Provisioning a generation failed: a factory threw (a port is taken, an exporter URL is bad).
  * `path` is the config path of the section whose resource failed (`listeners.1`), `kind` and
  * `key` identify the resource.

@@ -14,6 +14,8 @@ export type { ResourceKinds, ProvisionReport } from './reload/provision.js';
 
 export { FileSource } from './sources/file.js';
 export type { FileSourceOptions } from './sources/file.js';
+export { EtcdSource, etcdClientOptions, RESYNC_REASONS } from './sources/etcd.js';
+export type { EtcdSourceOptions, EtcdSourceStats, ResyncReason } from './sources/etcd.js';
 export type { ConfigSource, RawDocument, SourceInfo, SourceWatchHandlers } from './sources/source.js';
 
 export { tracerProviderFactory, TRACER_PROVIDER_KIND } from './resources/tracing.js';

@@ -2,10 +2,13 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { UpstreamObserver } from '../http/proxy.js';
 import type { KindStats, ResourceRegistry } from '../registry/registry.js';
 import type { Reloader, ReloadOutcome } from '../reload/reloader.js';
+import type { ConfigSource } from '../sources/source.js';
 
 export interface DaemonMetricsOptions {
   registry: ResourceRegistry;
   reloader: Reloader;
+  /** Its `registerMetrics` hook, if any, adds the source's own metrics. */
+  source?: ConfigSource;
   /** Node's default process metrics (fds, heap, event loop lag, GC). Default true. */
   defaultMetrics?: boolean;
   /** The prom-client registry to register on (shared with `UpstreamMetrics`). Default: a new one. */
@@ -30,6 +33,7 @@ export class DaemonMetrics {
     this.register = options.register ?? new Registry();
     const { registry, reloader, register } = { ...options, register: this.register };
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register });
+    options.source?.registerMetrics?.(register);
 
     new Gauge({
       name: 'hotconf_config_generation',

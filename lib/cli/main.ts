@@ -1,8 +1,10 @@
 import { Command, Option } from 'commander';
-import { LOG_LEVELS, type LogLevel } from '../log.js';
+import { LOG_LEVELS } from '../log.js';
+import { addEtcdOptions } from './etcd-options.js';
 import { leaksCommand } from './leaks.js';
+import { putCommand, type PutOptions } from './put.js';
 import { reloadCommand } from './reload.js';
-import { runCommand } from './run.js';
+import { runCommand, type RunOptions } from './run.js';
 import { validateCommand } from './validate.js';
 
 const io = { out: (s: string) => void process.stdout.write(s), err: (s: string) => void process.stderr.write(s) };
@@ -14,14 +16,16 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 64));
 
-  program
+  const run = program
     .command('run')
     .description('run the daemon (SIGHUP reloads, SIGTERM/SIGINT drain and stop)')
     .option('--config <file>', 'config file (YAML or JSON); default: the bundled fixtures/demo.yaml')
-    .option('--no-watch', 'do not watch the file; reload only on SIGHUP or POST /reload')
-    .option('--admin <host:port>', "admin API address (overrides the config's admin.listen)")
-    .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS).default('info'))
-    .action(async (opts: { config?: string; watch: boolean; admin?: string; logLevel: LogLevel }) => {
+    .option('--no-watch', 'do not watch the source; reload only on SIGHUP or POST /reload')
+    .option('--admin <host:port>', "admin API address (overrides the config's admin.listen; with --etcd default 127.0.0.1:9901)")
+    .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS).default('info'));
+  addEtcdOptions(run)
+    .addOption(new Option('--startup-timeout <duration>', 'with --etcd: give up waiting for the first config (500ms, 30s, 5m); default: wait forever').env('HOTCONF_STARTUP_TIMEOUT'))
+    .action(async (opts: RunOptions) => {
       await runCommand(opts);
     });
 
@@ -32,6 +36,16 @@ export function buildProgram(): Command {
     .action(async (file: string) => {
       process.exitCode = await validateCommand(file, io);
     });
+
+  addEtcdOptions(
+    program
+      .command('put')
+      .description('validate a config file and write it to an etcd key; exit 0 written, 1 not written, 2 etcd unreachable')
+      .argument('<file>', 'config file (YAML or JSON)')
+      .option('--if-revision <n>', "write only if the key's mod revision is still N (0: the key must not exist)"),
+  ).action(async (file: string, opts: PutOptions) => {
+    process.exitCode = await putCommand(file, opts, io);
+  });
 
   program
     .command('reload')

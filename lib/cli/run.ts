@@ -2,17 +2,27 @@ import { fileURLToPath } from 'node:url';
 import { Daemon } from '../daemon.js';
 import { errorMessage } from '../errors.js';
 import { createLogger, type LogLevel, type Logger } from '../log.js';
+import { EtcdSource } from '../sources/etcd.js';
 import { FileSource } from '../sources/file.js';
 import type { ConfigSource } from '../sources/source.js';
+import { EXIT_USAGE, etcdConnection, parseDuration, type EtcdCliOptions } from './etcd-options.js';
 
 /** The config `hotconf run` serves when given none: the demo shipped with the package. */
 export const DEMO_CONFIG = fileURLToPath(new URL('../../fixtures/demo.yaml', import.meta.url));
 
-export interface RunOptions {
+/**
+ * Where the admin API binds for an etcd source when `--admin` is not given: it must be up
+ * before the first read (`/healthz` 503 while etcd is unreachable), so before any config exists.
+ */
+export const DEFAULT_ETCD_ADMIN = '127.0.0.1:9901';
+
+export interface RunOptions extends EtcdCliOptions {
   config?: string;
   watch: boolean;
   admin?: string;
   logLevel: LogLevel;
+  /** `--startup-timeout` (etcd): give up waiting for the first config, e.g. `30s`. */
+  startupTimeout?: string;
 }
 
 /**
@@ -24,8 +34,23 @@ export interface RunOptions {
 export async function runCommand(options: RunOptions): Promise<void> {
   const logger = createLogger(options.logLevel);
   exitOnCrash(logger);
-  const source: ConfigSource = new FileSource({ path: options.config ?? DEMO_CONFIG, logger });
-  const daemon = new Daemon({ source, logger, adminListen: options.admin, watch: options.watch, installGlobalTelemetry: true });
+  let source: ConfigSource;
+  let adminListen = options.admin;
+  try {
+    const etcd = await etcdConnection(options);
+    if (etcd && options.config !== undefined) throw new Error('--config and --etcd exclude each other');
+    const startupTimeoutMs = parseDuration('--startup-timeout', options.startupTimeout);
+    if (etcd) {
+      source = new EtcdSource({ ...etcd, startupTimeoutMs, logger });
+      adminListen ??= DEFAULT_ETCD_ADMIN;
+    } else {
+      source = new FileSource({ path: options.config ?? DEMO_CONFIG, logger });
+    }
+  } catch (error) {
+    process.stderr.write(`hotconf run: ${errorMessage(error)}\n`);
+    process.exit(EXIT_USAGE);
+  }
+  const daemon = new Daemon({ source, logger, adminListen, watch: options.watch, installGlobalTelemetry: true });
   daemon.handleSignals();
   try {
     const result = await daemon.start();

@@ -3,26 +3,41 @@ import { resolve } from 'node:path';
 import { loadConfig } from '../config/parse.js';
 import { ConfigInvalidError, errorMessage } from '../errors.js';
 
+type Io = { out: (s: string) => void; err: (s: string) => void };
+
 /**
  * `hotconf validate FILE`: parse and validate without starting anything. Exit 0 when valid;
  * exit 1 with one `FILE: PATH: MESSAGE` line per error on stderr otherwise.
  */
-export async function validateCommand(file: string, io: { out: (s: string) => void; err: (s: string) => void }): Promise<number> {
+export async function validateCommand(file: string, io: Io): Promise<number> {
   const path = resolve(file);
-  let text: Buffer;
+  const text = await readConfigFile(path, io);
+  const hash = text && checkConfig(path, text, io);
+  if (!hash) return 1;
+  io.out(`${path}: valid (hash ${hash.slice(0, 12)})\n`);
+  return 0;
+}
+
+/** Read a config file; on failure print `FILE: cannot read config file: REASON` and return undefined. */
+export async function readConfigFile(path: string, io: Io): Promise<Buffer | undefined> {
   try {
-    text = await readFile(path);
+    return await readFile(path);
   } catch (error) {
     io.err(`${path}: cannot read config file: ${errorMessage(error)}\n`);
-    return 1;
+    return undefined;
   }
+}
+
+/**
+ * Validate a document with the daemon's schema. Returns its canonical hash, or undefined after
+ * printing one `FILE: PATH: MESSAGE` line per error.
+ */
+export function checkConfig(path: string, text: Buffer, io: Io): string | undefined {
   try {
-    const { hash } = loadConfig(text, { origin: path });
-    io.out(`${path}: valid (hash ${hash.slice(0, 12)})\n`);
-    return 0;
+    return loadConfig(text, { origin: path }).hash;
   } catch (error) {
     if (!(error instanceof ConfigInvalidError)) throw error;
     for (const issue of error.issues) io.err(`${path}: ${issue.path || '(document)'}: ${issue.message}\n`);
-    return 1;
+    return undefined;
   }
 }

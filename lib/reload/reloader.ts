@@ -1,7 +1,7 @@
 import { SpanStatusCode } from '@opentelemetry/api';
 import { loadConfig, type LoadedConfig } from '../config/parse.js';
 import { scrubSecrets, secretValues } from '../config/redact.js';
-import { ConfigInvalidError, ProvisionError, SourceReadError, errorMessage, type ConfigIssue } from '../errors.js';
+import { ConfigInvalidError, ProvisionError, SourceReadError, SourceUnavailableError, errorMessage, type ConfigIssue } from '../errors.js';
 import { createRequestHandler, type ActionRunner } from '../http/handler.js';
 import { runProxyAction, type UpstreamObserver } from '../http/proxy.js';
 import type { ActionCompiler } from '../http/router.js';
@@ -15,7 +15,10 @@ import { withTimeout } from '../util/timeout.js';
 import { Generation, type ReleaseReport } from './generation.js';
 import { defaultResourceKinds, provision, type ProvisionReport, type ResourceKinds } from './provision.js';
 
-/** `applied`: a new generation serves; `unchanged`: same canonical config; `invalid`: rejected input; `failed`: provisioning failed. */
+/**
+ * `applied`: a new generation serves; `unchanged`: same canonical config; `invalid`: rejected input;
+ * `failed`: provisioning failed, or the source could not be reached (`SourceUnavailableError`).
+ */
 export type ReloadOutcome = 'applied' | 'unchanged' | 'invalid' | 'failed';
 
 /**
@@ -308,6 +311,8 @@ export class Reloader {
   #resultOf(error: unknown): ReloadResult {
     const generation = this.#active?.id ?? 0;
     if (error instanceof ConfigInvalidError) return { result: 'invalid', generation, errors: [...error.issues] };
+    // Nothing is known about the document: not `invalid`, and the active config keeps serving.
+    if (error instanceof SourceUnavailableError) return { result: 'failed', generation, error: error.message };
     if (error instanceof SourceReadError) return { result: 'invalid', generation, errors: [{ path: '', message: error.message }] };
     if (error instanceof ProvisionError) return { result: 'failed', generation, error: error.message, path: error.path };
     this.#log.error({ err: error }, 'reload_crashed');

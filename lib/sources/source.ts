@@ -1,3 +1,5 @@
+import type { Registry } from 'prom-client';
+
 /**
  * What a config source hands the reloader: raw text plus where and which version it is. Sources
  * never parse; parsing and validation happen in the reloader, identically for every source.
@@ -42,4 +44,10 @@ export interface ConfigSource {
   /** Source facts for `/config` before any document was read. */
   describe(): SourceInfo;
   close(): Promise<void>;
+  /**
+   * Optional: add the source's own metrics (connection state, revision, ...) to the daemon's
+   * prom-client registry. Called once per registry by `DaemonMetrics`; the metrics read the
+   * source's state at scrape time, so the metrics module needs to know nothing of the source.
+   */
+  registerMetrics?(register: Registry): void;
 }
