@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { soakSvg } from './lib/plot.js';
 import { machineFacts, round } from './lib/util.js';
 import { registryPart } from './parts/registry.js';
+import { reloadEtcdPart } from './parts/reload-etcd.js';
 import { reloadFilePart } from './parts/reload-file.js';
 import { eagerPart, soakPart, type SoakRun } from './parts/soak.js';
 import { stormPart } from './parts/storm.js';
@@ -36,6 +37,11 @@ const PARTS: Part[] = [
     name: 'reload_file',
     run: (quick) => reloadFilePart(quick) as unknown as Promise<Record<string, unknown>>,
     line: (r) => `reload_file: p50 ${r.p50_ms} ms, p99 ${r.p99_ms} ms over ${r.samples} changes`,
+  },
+  {
+    name: 'reload_etcd',
+    run: (quick) => reloadEtcdPart(quick) as unknown as Promise<Record<string, unknown>>,
+    line: (r) => `reload_etcd: put → served p50 ${r.p50_ms} ms, p99 ${r.p99_ms} ms; raw watch floor p50 ${r.watch_floor_p50_ms} ms over ${r.samples} puts`,
   },
   {
     name: 'storm',
