@@ -58,11 +58,22 @@ export function parseDocument(text: string | Uint8Array, options: ParseOptions =
 }
 
 /**
- * Validate parsed data against the strict schema and deep-freeze the result.
+ * Keys that address an object's prototype machinery. Strict objects already reject them as
+ * unknown keys, but record-typed sections (header maps) accept any token, and zod builds records
+ * by assignment: a `__proto__` entry there silently replaced the record's prototype and skipped
+ * the value's validation. They are refused anywhere in a document, before the schema runs.
+ */
+const PROTOTYPE_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
+
+/**
+ * Validate parsed data against the strict schema and deep-freeze the result. Keys named
+ * `__proto__`, `constructor` or `prototype` are rejected at any depth first.
  *
  * @throws ConfigInvalidError with one `{path, message}` per problem (`listeners.0.listen`)
  */
 export function validateConfig(data: unknown, origin?: string): Config {
+  const polluting = prototypeKeyIssues(data);
+  if (polluting.length > 0) throw new ConfigInvalidError(polluting, origin);
   const result = ConfigSchema.safeParse(data);
   if (!result.success) throw new ConfigInvalidError(zodIssues(result.error), origin);
   return deepFreeze(result.data);
@@ -84,6 +95,19 @@ export function zodIssues(error: z.ZodError): ConfigIssue[] {
     } else {
       out.push({ path: base.join('.'), message: issue.message });
     }
+  }
+  return out;
+}
+
+/** One issue per `PROTOTYPE_KEYS` key found in plain data (own keys only, any depth). */
+function prototypeKeyIssues(data: unknown, path: string[] = [], out: ConfigIssue[] = [], seen = new Set<object>()): ConfigIssue[] {
+  // YAML aliases make shared and even cyclic graphs: visit each object once.
+  if (data === null || typeof data !== 'object' || seen.has(data)) return out;
+  seen.add(data);
+  for (const key of Object.keys(data)) {
+    const at = [...path, key];
+    if (PROTOTYPE_KEYS.has(key)) out.push({ path: at.join('.'), message: `key "${key}" is not allowed` });
+    else prototypeKeyIssues((data as Record<string, unknown>)[key], at, out, seen);
   }
   return out;
 }
