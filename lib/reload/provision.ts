@@ -1,3 +1,4 @@
+import { scrubError, secretValues } from '../config/redact.js';
 import type { TracingConfig } from '../config/schema.js';
 import { ProvisionError } from '../errors.js';
 import { Router, type ActionCompiler } from '../http/router.js';
@@ -44,14 +45,19 @@ export type ProvisionReport = Record<string, { created: number; reused: number }
  * On failure, releases exactly the leases this generation acquired (reused values just lose a
  * reference; values it created are destroyed) and throws.
  *
+ * Factory errors may quote config values: every factory's `create` and `destroy` errors are
+ * scrubbed of the config's secrets (`SECRET_PATHS`) before the registry, which logs them, or
+ * anyone else sees them.
+ *
  * @throws ProvisionError naming the config path (`listeners.1.listen`), kind and key that failed
  */
 export async function provision(generation: Generation, ctx: ProvisionContext): Promise<ProvisionReport> {
   const report: ProvisionReport = {};
+  const secrets = secretValues(generation.config);
   const acquire = async <T>(path: string, kind: string, key: string, factory: ResourceFactory<T>): Promise<T> => {
     let lease;
     try {
-      lease = await ctx.registry.acquire(kind, key, factory);
+      lease = await ctx.registry.acquire(kind, key, scrubbingFactory(factory, secrets));
     } catch (error) {
       throw new ProvisionError(path, kind, key, error);
     }
@@ -78,4 +84,25 @@ export async function provision(generation: Generation, ctx: ProvisionContext): 
     throw error;
   }
   return report;
+}
+
+/** `factory` with its errors scrubbed of `secrets` (see `scrubError`). */
+function scrubbingFactory<T>(factory: ResourceFactory<T>, secrets: readonly string[]): ResourceFactory<T> {
+  if (secrets.length === 0) return factory;
+  return {
+    async create() {
+      try {
+        return await factory.create();
+      } catch (error) {
+        throw scrubError(error, secrets);
+      }
+    },
+    async destroy(value) {
+      try {
+        await factory.destroy(value);
+      } catch (error) {
+        throw scrubError(error, secrets);
+      }
+    },
+  };
 }

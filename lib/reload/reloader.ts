@@ -1,6 +1,5 @@
 import { SpanStatusCode } from '@opentelemetry/api';
 import { loadConfig, type LoadedConfig } from '../config/parse.js';
-import { scrubSecrets, secretValues } from '../config/redact.js';
 import { ConfigInvalidError, ProvisionError, SourceReadError, errorMessage, type ConfigIssue } from '../errors.js';
 import { createRequestHandler, type ActionRunner } from '../http/handler.js';
 import type { ActionCompiler } from '../http/router.js';
@@ -254,17 +253,12 @@ export class Reloader {
     if (active && active.hash === loaded.hash) return unchanged();
 
     const generation = new Generation(this.#lastId + 1, loaded.config, loaded.hash, doc.version, doc.source);
-    let provisioned: ProvisionReport;
-    try {
-      provisioned = await provision(generation, {
-        registry: this.#registry,
-        kinds: this.#kinds,
-        compileAction: this.#compileAction,
-        requestHandler: (listenKey) => createRequestHandler({ active: () => this.#active, listenKey, logger: this.#log, runAction: this.#runAction }),
-      });
-    } catch (error) {
-      throw this.#scrubbed(error, loaded);
-    }
+    const provisioned = await provision(generation, {
+      registry: this.#registry,
+      kinds: this.#kinds,
+      compileAction: this.#compileAction,
+      requestHandler: (listenKey) => createRequestHandler({ active: () => this.#active, listenKey, logger: this.#log, runAction: this.#runAction }),
+    });
     if (this.#stopping) {
       await generation.release();
       return { result: this.#stoppingResult(), provisioned };
@@ -299,14 +293,6 @@ export class Reloader {
     if (error instanceof ProvisionError) return { result: 'failed', generation, error: error.message, path: error.path };
     this.#log.error({ err: error }, 'reload_crashed');
     return { result: 'failed', generation, error: errorMessage(error) };
-  }
-
-  /** Errors may quote config values: hide the secrets of the config being applied. */
-  #scrubbed(error: unknown, loaded: LoadedConfig): unknown {
-    const secrets = secretValues(loaded.config);
-    if (secrets.length === 0 || !(error instanceof Error)) return error;
-    error.message = scrubSecrets(error.message, secrets);
-    return error;
   }
 }
 
