@@ -77,6 +77,13 @@ export class RegistryClosedError extends HotconfError {
   }
 }
 
+/** A resource's `create` did not settle within the registry's `createTimeoutMs`; the acquire fails. */
+export class CreateTimeoutError extends HotconfError {
+  constructor(kind: string, key: string, timeoutMs: number) {
+    super('E_CREATE_TIMEOUT', `create of ${kind} ${key} did not finish within ${timeoutMs} ms`);
+  }
+}
+
 /** A resource's `destroy` did not settle within the registry's `destroyTimeoutMs`. */
 export class DestroyTimeoutError extends HotconfError {
   constructor(kind: string, key: string, timeoutMs: number) {
