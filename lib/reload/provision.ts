@@ -1,6 +1,7 @@
 import { scrubError, secretValues } from '../config/redact.js';
 import type { TracingConfig } from '../config/schema.js';
 import { ProvisionError } from '../errors.js';
+import type { HttpLimits } from '../http/limits.js';
 import { Router, type ActionCompiler } from '../http/router.js';
 import type { ResourceFactory, ResourceRegistry } from '../registry/registry.js';
 import { sectionKey } from '../registry/key.js';
@@ -18,11 +19,11 @@ export interface ResourceKinds {
   listener(listen: string, onRequest: RequestHandler): ResourceFactory<ListenerHandle>;
 }
 
-/** The production factory builders. */
-export function defaultResourceKinds(options: { onListenerError?: (error: Error) => void } = {}): ResourceKinds {
+/** The production factory builders; `httpLimits` apply to every listener's clients. */
+export function defaultResourceKinds(options: { onListenerError?: (error: Error) => void; httpLimits?: Partial<HttpLimits> } = {}): ResourceKinds {
   return {
     tracerProvider: (section) => tracerProviderFactory(section),
-    listener: (listen, onRequest) => listenerFactory(listen, onRequest, { onError: options.onListenerError }),
+    listener: (listen, onRequest) => listenerFactory(listen, onRequest, { onError: options.onListenerError, limits: options.httpLimits }),
   };
 }
 

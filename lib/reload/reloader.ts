@@ -2,6 +2,7 @@ import { SpanStatusCode } from '@opentelemetry/api';
 import { loadConfig, type LoadedConfig } from '../config/parse.js';
 import { ConfigInvalidError, ProvisionError, SourceReadError, errorMessage, type ConfigIssue } from '../errors.js';
 import { createRequestHandler, type ActionRunner } from '../http/handler.js';
+import type { HttpLimits } from '../http/limits.js';
 import type { ActionCompiler } from '../http/router.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { ResourceRegistry } from '../registry/registry.js';
@@ -41,8 +42,10 @@ export interface ReloaderOptions {
   source: ConfigSource;
   registry: ResourceRegistry;
   logger?: Logger;
-  /** Factory builders per kind. Default `defaultResourceKinds()`. */
+  /** Factory builders per kind. Default `defaultResourceKinds({httpLimits})`. */
   kinds?: ResourceKinds;
+  /** Client limits of the default listeners (ignored when `kinds` is given). */
+  httpLimits?: Partial<HttpLimits>;
   /** Documents over this size are invalid, in bytes. Default 1 MiB. */
   maxDocumentBytes?: number;
   /** Data-plane hooks: compile and run route actions other than `respond`. */
@@ -92,7 +95,8 @@ export class Reloader {
     this.#source = options.source;
     this.#registry = options.registry;
     this.#log = (options.logger ?? silentLogger()).child({ component: 'reload' });
-    this.#kinds = options.kinds ?? defaultResourceKinds({ onListenerError: (err) => this.#log.error({ err }, 'listener_error') });
+    this.#kinds =
+      options.kinds ?? defaultResourceKinds({ onListenerError: (err) => this.#log.error({ err }, 'listener_error'), httpLimits: options.httpLimits });
     this.#maxDocumentBytes = options.maxDocumentBytes;
     this.#compileAction = options.compileAction;
     this.#runAction = options.runAction;
