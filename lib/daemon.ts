@@ -2,9 +2,13 @@ import type { AddressInfo } from 'node:net';
 import { leakReport, type LeakReport } from './admin/leaks.js';
 import { DaemonMetrics } from './admin/metrics.js';
 import { AdminServer, type AdminBackend } from './admin/server.js';
+import { checkAdminToken, readAdminTokenFile } from './admin/token.js';
+import { isLoopbackHost, parseListenAddress } from './config/address.js';
 import { redactConfig } from './config/redact.js';
+import type { Config } from './config/schema.js';
 import { HotconfError } from './errors.js';
 import type { ActionRunner } from './http/handler.js';
+import type { HttpLimits } from './http/limits.js';
 import type { ActionCompiler } from './http/router.js';
 import { silentLogger, type Logger } from './log.js';
 import { ResourceRegistry } from './registry/registry.js';
@@ -24,6 +28,13 @@ export interface DaemonOptions {
   adminListen?: string;
   /** Serve the admin API at all. Default true. */
   admin?: boolean;
+  /**
+   * Bearer token the admin API requires (the CLI passes `$HOTCONF_ADMIN_TOKEN`); takes
+   * precedence over the config's `admin.token_file`. Checked with `checkAdminToken`.
+   */
+  adminToken?: string;
+  /** Timeouts and size limits for clients of the listeners and the admin API. */
+  httpLimits?: Partial<HttpLimits>;
   /** Watch the source for changes. Default true. */
   watch?: boolean;
   /** Registry to provision from. Default: a new one (closed by `stop()`). */
@@ -38,6 +49,11 @@ export interface DaemonOptions {
   maxDocumentBytes?: number;
   compileAction?: ActionCompiler;
   runAction?: ActionRunner;
+}
+
+function isLoopbackAddress(listen: string): boolean {
+  const parsed = parseListenAddress(listen);
+  return !('error' in parsed) && isLoopbackHost(parsed.host);
 }
 
 /** The first config could not be applied: the daemon does not start. `result` says why. */
@@ -82,11 +98,12 @@ export class Daemon implements AdminBackend {
       logger: this.#log,
       kinds: options.kinds,
       maxDocumentBytes: options.maxDocumentBytes,
+      httpLimits: options.httpLimits,
       compileAction: options.compileAction,
       runAction: options.runAction,
     });
     this.metrics = new DaemonMetrics({ registry: this.registry, reloader: this.reloader, defaultMetrics: options.defaultMetrics });
-    this.#admin = options.admin === false ? undefined : new AdminServer(this, this.#log);
+    this.#admin = options.admin === false ? undefined : new AdminServer(this, this.#log, { limits: options.httpLimits });
     if (options.installGlobalTelemetry && !installGlobalTelemetry(this.reloader.tracerProvider)) {
       this.#log.warn('otel_globals_already_installed');
     }
@@ -94,18 +111,28 @@ export class Daemon implements AdminBackend {
 
   /**
    * Read and apply the first config, bind the admin API and start watching.
+   *
+   * The admin token is `adminToken`, else the first config's `admin.token_file` (read once).
+   * `adminListen` is bound before the first config when that needs no token from the config
+   * (it is loopback, or `adminToken` is set), otherwise right after it; a token from the config
+   * then applies from that moment on.
+   *
    * @throws StartupError when the first config is invalid or cannot be provisioned (everything
    *   started so far is stopped again)
+   * @throws AdminTokenRequiredError when the admin address is not loopback and there is no token
+   * @throws AdminTokenError when the token (or its file) is unusable
    * @throws the admin bind error (`EADDRINUSE`)
    */
   async start(): Promise<ReloadResult> {
     if (this.#state !== 'new') throw new Error(`Daemon.start() called in state ${this.#state}`);
     this.#state = 'starting';
     try {
-      if (this.#admin && this.#options.adminListen) await this.#admin.start(this.#options.adminListen);
+      const { adminListen } = this.#options;
+      const optionToken = this.#options.adminToken === undefined ? undefined : checkAdminToken(this.#options.adminToken, 'the adminToken option (HOTCONF_ADMIN_TOKEN)');
+      if (this.#admin && adminListen && (optionToken !== undefined || isLoopbackAddress(adminListen))) await this.#admin.start(adminListen, optionToken);
       const result = await this.reloader.reload('start');
       if (result.result !== 'applied') throw new StartupError(result);
-      if (this.#admin && !this.#admin.address) await this.#admin.start(this.reloader.active!.config.admin.listen);
+      if (this.#admin) await this.#startAdmin(this.reloader.active!.config, optionToken);
       if (this.#options.watch ?? true) await this.reloader.watch();
       if (this.#stopping) throw new Error('stopped during start');
       this.#state = 'running';
@@ -114,6 +141,14 @@ export class Daemon implements AdminBackend {
       await this.stop();
       throw error;
     }
+  }
+
+  /** Bind the admin API if not yet bound, with the token from the option or the config. */
+  async #startAdmin(config: Config, optionToken: string | undefined): Promise<void> {
+    const admin = this.#admin!;
+    const token = optionToken ?? (config.admin.token_file === undefined ? undefined : await readAdminTokenFile(config.admin.token_file));
+    if (!admin.address) await admin.start(this.#options.adminListen ?? config.admin.listen, token);
+    else if (token !== undefined && !admin.authenticated) admin.setToken(token);
   }
 
   /** Bound admin address, once the admin API is up. */

@@ -91,6 +91,27 @@ export class DestroyTimeoutError extends HotconfError {
   }
 }
 
+/** An admin token that cannot be used: unreadable file, empty, too short. Never quotes the token. */
+export class AdminTokenError extends HotconfError {
+  readonly origin: string;
+  constructor(origin: string, message: string, options?: { cause?: unknown }) {
+    super('E_ADMIN_TOKEN', `${origin}: ${message}`, options);
+    this.origin = origin;
+  }
+}
+
+/** The admin API was asked to bind a non-loopback address without a token: hotconf refuses to start. */
+export class AdminTokenRequiredError extends HotconfError {
+  readonly listen: string;
+  constructor(listen: string) {
+    super(
+      'E_ADMIN_TOKEN_REQUIRED',
+      `admin address ${listen} is not loopback: set admin.token_file in the config or HOTCONF_ADMIN_TOKEN in the environment, or bind 127.0.0.1`,
+    );
+    this.listen = listen;
+  }
+}
+
 /** Message of any thrown value, for logs and API bodies. */
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);

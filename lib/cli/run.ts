@@ -1,7 +1,9 @@
 import { fileURLToPath } from 'node:url';
+import { ADMIN_TOKEN_ENV } from '../admin/token.js';
 import { Daemon } from '../daemon.js';
 import { errorMessage } from '../errors.js';
 import { createLogger, type LogLevel, type Logger } from '../log.js';
+import type { ResourceKinds } from '../reload/provision.js';
 import { FileSource } from '../sources/file.js';
 import type { ConfigSource } from '../sources/source.js';
 
@@ -20,12 +22,24 @@ export interface RunOptions {
  * A config that is missing or invalid at start prints the reason (naming the file) on stderr and
  * exits 1. An uncaught exception or unhandled rejection anywhere is logged with its stack and
  * exits 1: a supervisor restarts a dead daemon, nobody restarts a half-alive one.
+ * `$HOTCONF_ADMIN_TOKEN` is the admin token (over the config's `admin.token_file`).
+ *
+ * `deps.kinds` replaces the resource factory builders: fault-injection specs run this very
+ * command in a child process with factories that throw or hang.
  */
-export async function runCommand(options: RunOptions): Promise<void> {
+export async function runCommand(options: RunOptions, deps: { kinds?: ResourceKinds } = {}): Promise<void> {
   const logger = createLogger(options.logLevel);
   exitOnCrash(logger);
   const source: ConfigSource = new FileSource({ path: options.config ?? DEMO_CONFIG, logger });
-  const daemon = new Daemon({ source, logger, adminListen: options.admin, watch: options.watch, installGlobalTelemetry: true });
+  const daemon = new Daemon({
+    source,
+    logger,
+    adminListen: options.admin,
+    adminToken: process.env[ADMIN_TOKEN_ENV],
+    watch: options.watch,
+    installGlobalTelemetry: true,
+    kinds: deps.kinds,
+  });
   daemon.handleSignals();
   try {
     const result = await daemon.start();
