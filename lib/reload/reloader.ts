@@ -90,6 +90,8 @@ export class Reloader {
   #running: Promise<void> | undefined;
   #pending: PendingReload | undefined;
   #stopping: Promise<void> | undefined;
+  /** The generation the running reload is provisioning, if any. */
+  #provisioning: Generation | undefined;
 
   constructor(options: ReloaderOptions) {
     this.#source = options.source;
@@ -160,14 +162,19 @@ export class Reloader {
   }
 
   async #stop(): Promise<void> {
-    const budgetMs = this.#active?.config.shutdown_timeout_ms ?? 10_000;
+    // Before the first config, the one being provisioned sets the budget.
+    const budgetMs = (this.#active ?? this.#provisioning)?.config.shutdown_timeout_ms ?? 10_000;
     const pending = this.#pending;
     this.#pending = undefined;
     pending?.waiters.forEach((resolve) => resolve(this.#stoppingResult()));
     if (this.#running) {
       await withTimeout(this.#running, budgetMs, () => new Error('reload still running')).catch(() => {
-        this.#log.warn({ budget_ms: budgetMs }, 'stop_gave_up_on_running_reload');
+        this.#log.warn({ budget_ms: budgetMs, provisioning: this.#provisioning?.id }, 'stop_gave_up_on_running_reload');
       });
+      // A reload stuck provisioning (a create that hangs) is abandoned: the leases its
+      // generation already holds go now, or they would outlive the stop as held references.
+      // Whatever it acquires later is released when provision returns (see #apply).
+      await this.#provisioning?.release();
     }
     const last = this.#active;
     this.#active = undefined;
@@ -257,12 +264,18 @@ export class Reloader {
     if (active && active.hash === loaded.hash) return unchanged();
 
     const generation = new Generation(this.#lastId + 1, loaded.config, loaded.hash, doc.version, doc.source);
-    const provisioned = await provision(generation, {
-      registry: this.#registry,
-      kinds: this.#kinds,
-      compileAction: this.#compileAction,
-      requestHandler: (listenKey) => createRequestHandler({ active: () => this.#active, listenKey, logger: this.#log, runAction: this.#runAction }),
-    });
+    this.#provisioning = generation;
+    let provisioned: ProvisionReport;
+    try {
+      provisioned = await provision(generation, {
+        registry: this.#registry,
+        kinds: this.#kinds,
+        compileAction: this.#compileAction,
+        requestHandler: (listenKey) => createRequestHandler({ active: () => this.#active, listenKey, logger: this.#log, runAction: this.#runAction }),
+      });
+    } finally {
+      this.#provisioning = undefined;
+    }
     if (this.#stopping) {
       await generation.release();
       return { result: this.#stoppingResult(), provisioned };
