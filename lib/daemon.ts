@@ -11,7 +11,7 @@ import type { ActionRunner } from './http/handler.js';
 import type { HttpLimits } from './http/limits.js';
 import type { ActionCompiler } from './http/router.js';
 import { silentLogger, type Logger } from './log.js';
-import { ResourceRegistry } from './registry/registry.js';
+import { ResourceRegistry, type ResourceRegistryOptions } from './registry/registry.js';
 import type { ResourceKinds } from './reload/provision.js';
 import { Reloader, type ReloadResult, type ReloadTrigger } from './reload/reloader.js';
 import { installGlobalTelemetry } from './resources/forwarding-tracer.js';
@@ -39,6 +39,8 @@ export interface DaemonOptions {
   watch?: boolean;
   /** Registry to provision from. Default: a new one (closed by `stop()`). */
   registry?: ResourceRegistry;
+  /** Options of the registry the daemon creates (create/destroy timeouts); ignored with `registry`. */
+  registryOptions?: Omit<ResourceRegistryOptions, 'logger'>;
   /** Factory builders per resource kind (tests inject faults here). */
   kinds?: ResourceKinds;
   /** Register the OpenTelemetry globals (once per process). Default false; the CLI sets it. */
@@ -91,7 +93,7 @@ export class Daemon implements AdminBackend {
     this.#source = options.source;
     this.#log = options.logger ?? silentLogger();
     this.#ownsRegistry = options.registry === undefined;
-    this.registry = options.registry ?? new ResourceRegistry({ logger: this.#log });
+    this.registry = options.registry ?? new ResourceRegistry({ ...options.registryOptions, logger: this.#log });
     this.reloader = new Reloader({
       source: options.source,
       registry: this.registry,

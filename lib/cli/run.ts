@@ -1,9 +1,8 @@
 import { fileURLToPath } from 'node:url';
 import { ADMIN_TOKEN_ENV } from '../admin/token.js';
-import { Daemon } from '../daemon.js';
+import { Daemon, type DaemonOptions } from '../daemon.js';
 import { errorMessage } from '../errors.js';
 import { createLogger, type LogLevel, type Logger } from '../log.js';
-import type { ResourceKinds } from '../reload/provision.js';
 import { FileSource } from '../sources/file.js';
 import type { ConfigSource } from '../sources/source.js';
 
@@ -24,10 +23,10 @@ export interface RunOptions {
  * exits 1: a supervisor restarts a dead daemon, nobody restarts a half-alive one.
  * `$HOTCONF_ADMIN_TOKEN` is the admin token (over the config's `admin.token_file`).
  *
- * `deps.kinds` replaces the resource factory builders: fault-injection specs run this very
- * command in a child process with factories that throw or hang.
+ * `deps` replaces the resource factory builders and sets registry timeouts: fault-injection
+ * specs run this very command in a child process with factories that throw or hang.
  */
-export async function runCommand(options: RunOptions, deps: { kinds?: ResourceKinds } = {}): Promise<void> {
+export async function runCommand(options: RunOptions, deps: Pick<DaemonOptions, 'kinds' | 'registryOptions'> = {}): Promise<void> {
   const logger = createLogger(options.logLevel);
   exitOnCrash(logger);
   const source: ConfigSource = new FileSource({ path: options.config ?? DEMO_CONFIG, logger });
@@ -38,7 +37,7 @@ export async function runCommand(options: RunOptions, deps: { kinds?: ResourceKi
     adminToken: process.env[ADMIN_TOKEN_ENV],
     watch: options.watch,
     installGlobalTelemetry: true,
-    kinds: deps.kinds,
+    ...deps,
   });
   daemon.handleSignals();
   try {
