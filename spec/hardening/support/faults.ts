@@ -44,6 +44,7 @@ export class FaultyKinds {
   #fault: CreateFault | undefined;
   #counted = 0;
   readonly #destroyGates = new Map<KindName, Promise<void>>();
+  readonly #destroyFailures = new Map<KindName, string>();
   readonly #lateValues = new WeakSet<object>();
   readonly #onHang: ((kind: KindName) => void) | undefined;
 
@@ -80,6 +81,11 @@ export class FaultyKinds {
     };
   }
 
+  /** Make every `destroy` of `kind` throw `message` after the real destroy ran. */
+  failDestroys(kind: KindName, message: string): void {
+    this.#destroyFailures.set(kind, message);
+  }
+
   #wrap(kind: KindName, factory: ResourceFactory<unknown>): ResourceFactory<unknown> {
     return {
       create: () => {
@@ -109,6 +115,8 @@ export class FaultyKinds {
         await this.#destroyGates.get(kind);
         await factory.destroy(value);
         if (typeof value === 'object' && value !== null && this.#lateValues.has(value)) this.lateDestroyed.push(kind);
+        const failure = this.#destroyFailures.get(kind);
+        if (failure !== undefined) throw new InjectedFault(failure);
       },
     };
   }
