@@ -81,7 +81,7 @@ describe('hardening: model-based reloads against the real daemon', function () {
     const commandsRun = Object.entries(stats).filter(([k]) => !k.startsWith('sighup burst reloads') && k !== 'keepalive reused').reduce((n, [, v]) => n + v, 0);
     console.log(`        ${sequences} sequences, ${commandsRun} commands: ${Object.entries(stats).map(([k, v]) => `${k} ${v}`).join(', ')}`);
     if (details.failed) {
-      const replay = `replay: HOTCONF_MODEL_SEED=${details.seed} HOTCONF_MODEL_PATH='${details.counterexamplePath}' npx mocha spec/hardening/model.spec.ts`;
+      const replay = `replay: HOTCONF_MODEL_SEED=${details.seed} HOTCONF_MODEL_PATH='${details.counterexamplePath}' npx mocha --grep model-based`;
       throw new Error(`${fc.defaultReportMessage(details)}\n${replay}\n${(details.errorInstance as Error)?.stack ?? String(details.errorInstance)}`);
     }
   });
