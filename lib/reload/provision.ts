@@ -19,11 +19,19 @@ export interface ResourceKinds {
   listener(listen: string, onRequest: RequestHandler): ResourceFactory<ListenerHandle>;
 }
 
+/**
+ * Errors of a resource's own background work after `create` (a listener's accept loop, an
+ * exporter's sends, a health checker's probes), by `component`. Resources catch these and
+ * report them here; they must never surface as uncaught exceptions.
+ */
+export type BackgroundErrorHandler = (component: string, error: Error) => void;
+
 /** The production factory builders; `httpLimits` apply to every listener's clients. */
-export function defaultResourceKinds(options: { onListenerError?: (error: Error) => void; httpLimits?: Partial<HttpLimits> } = {}): ResourceKinds {
+export function defaultResourceKinds(options: { onBackgroundError?: BackgroundErrorHandler; httpLimits?: Partial<HttpLimits> } = {}): ResourceKinds {
+  const report = (component: string) => (error: Error) => options.onBackgroundError?.(component, error);
   return {
-    tracerProvider: (section) => tracerProviderFactory(section),
-    listener: (listen, onRequest) => listenerFactory(listen, onRequest, { onError: options.onListenerError, limits: options.httpLimits }),
+    tracerProvider: (section) => tracerProviderFactory(section, { onExportError: report('exporter') }),
+    listener: (listen, onRequest) => listenerFactory(listen, onRequest, { onError: report('listener'), limits: options.httpLimits }),
   };
 }
 

@@ -36,7 +36,8 @@ export type ReloadTrigger = 'start' | 'watch' | 'signal' | 'api' | (string & {})
 export type ReloaderEvent =
   | { type: 'reload'; trigger: ReloadTrigger; result: ReloadResult; duration_seconds: number; provisioned: ProvisionReport }
   | { type: 'generation_released'; generation: number; report: ReleaseReport }
-  | { type: 'source_error'; error: Error };
+  | { type: 'source_error'; error: Error }
+  | { type: 'background_error'; component: string; error: Error };
 
 export interface ReloaderOptions {
   source: ConfigSource;
@@ -97,8 +98,7 @@ export class Reloader {
     this.#source = options.source;
     this.#registry = options.registry;
     this.#log = (options.logger ?? silentLogger()).child({ component: 'reload' });
-    this.#kinds =
-      options.kinds ?? defaultResourceKinds({ onListenerError: (err) => this.#log.error({ err }, 'listener_error'), httpLimits: options.httpLimits });
+    this.#kinds = options.kinds ?? defaultResourceKinds({ onBackgroundError: (component, error) => this.reportBackgroundError(component, error), httpLimits: options.httpLimits });
     this.#maxDocumentBytes = options.maxDocumentBytes;
     this.#compileAction = options.compileAction;
     this.#runAction = options.runAction;
@@ -113,6 +113,15 @@ export class Reloader {
   /** Generations not yet released: the active one plus those draining. */
   generations(): Generation[] {
     return [...(this.#active ? [this.#active] : []), ...this.#retiring.keys()];
+  }
+
+  /**
+   * Log and publish an error a resource's background work caught (see `BackgroundErrorHandler`);
+   * the default kinds report here, injected kinds may too.
+   */
+  reportBackgroundError(component: string, error: Error): void {
+    this.#log.error({ component, error: errorMessage(error) }, 'background_error');
+    this.#events.emit({ type: 'background_error', component, error });
   }
 
   /** Observe reloads, releases and source errors (metrics). Returns the unsubscribe function. */
