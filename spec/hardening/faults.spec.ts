@@ -159,3 +159,25 @@ describe('hardening: faults while provisioning', function () {
     });
   }
 });
+
+describe('hardening: errors in background work', function () {
+  this.timeout(30_000);
+
+  it('counts span exports that fail (collector down) without crashing, and keeps serving', async () => {
+    const [web, down] = [await freePort(), await freePort()]; // nothing listens on `down`
+    const tracing = { exporter: 'otlp-http', endpoint: `http://127.0.0.1:${down}/v1/traces`, batch: { scheduled_delay_ms: 20, export_timeout_ms: 1000 } };
+    const t = await startDaemon(basicConfig({ port: web, tracing }));
+    const exported = () => getText(`${t.admin}/metrics`).then((m) => /^hotconf_background_errors_total\{component="exporter"\} (\d+)/m.exec(m)?.[1]);
+    expect(await exported()).to.equal(undefined);
+
+    for (let i = 0; i < 3; i += 1) expect(await getText(`http://127.0.0.1:${web}/`)).to.equal('hello');
+    await waitFor('a failed export to be counted', async () => Number(await exported()) >= 1);
+    const line = t.logs.lines().find((l) => l.msg === 'background_error') as { component: string; error: string } | undefined;
+    expect(line?.component).to.equal('exporter');
+    expect(line?.error).to.match(/ECONNREFUSED|connect/i);
+
+    expect(await getText(`http://127.0.0.1:${web}/`)).to.equal('hello');
+    expect((await t.apply(basicConfig({ port: web, body: 'next', tracing }))).result).to.equal('applied');
+    expect(await getText(`http://127.0.0.1:${web}/`)).to.equal('next');
+  });
+});
