@@ -3,7 +3,7 @@ import { ResourceRegistry } from '../../lib/registry/registry.js';
 import { LISTENER_KIND } from '../../lib/resources/listener.js';
 import { TRACER_PROVIDER_KIND } from '../../lib/resources/tracing.js';
 import { basicConfig, memoryLogger, startDaemon, type TestDaemon } from '../helpers/daemon.js';
-import { getText, httpRequest } from '../helpers/http.js';
+import { connectionRefused, getText } from '../helpers/http.js';
 import { freePort } from '../helpers/ports.js';
 import { onCleanup } from '../helpers/cleanup.js';
 import { waitFor } from '../helpers/wait.js';
@@ -14,15 +14,6 @@ const DESTROY_TIMEOUT_MS = 300;
 
 /** Registry kind (metric label) of each builder. */
 const REGISTRY_KIND: Record<KindName, string> = { tracerProvider: TRACER_PROVIDER_KIND, listener: LISTENER_KIND };
-
-async function refused(port: number): Promise<boolean> {
-  try {
-    await httpRequest(`http://127.0.0.1:${port}/`);
-    return false;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'ECONNREFUSED';
-  }
-}
 
 /** The live registry entries, as sorted `kind key refs` strings. */
 function liveEntries(t: TestDaemon): string[] {
@@ -99,7 +90,7 @@ describe('hardening: faults while provisioning', function () {
         expect(t.daemon.reloader.generations().map((g) => g.id)).to.deep.equal([1]);
         expect(liveEntries(t)).to.deep.equal(before);
         expect(liveEntries(t)).to.deep.equal(activeHolds(t));
-        for (const port of added) expect(await refused(port)).to.equal(true);
+        for (const port of added) expect(await connectionRefused(port)).to.equal(true);
         const stats = registry.stats();
         const registryKind = REGISTRY_KIND[kind];
         expect(stats[registryKind]!.createFailures).to.equal((statsBefore[registryKind]?.createFailures ?? 0) + 1);

@@ -5,7 +5,7 @@ import { expect } from 'chai';
 import { stringify } from 'yaml';
 import { spawnHotconf, spawnNode, type HotconfChild } from '../helpers/child.js';
 import { basicConfig } from '../helpers/daemon.js';
-import { getText, httpRequest } from '../helpers/http.js';
+import { connectionRefused, getText, httpRequest } from '../helpers/http.js';
 import { freePort } from '../helpers/ports.js';
 import { tempDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
@@ -37,15 +37,6 @@ async function expectCleanExit(child: HotconfChild): Promise<FinalReport> {
   }
   expect(code).to.equal(0);
   return report!;
-}
-
-async function refused(port: number): Promise<boolean> {
-  try {
-    await httpRequest(`http://127.0.0.1:${port}/`);
-    return false;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'ECONNREFUSED';
-  }
 }
 
 describe('hardening: the daemon as a process (real signals, real child processes)', function () {
@@ -81,7 +72,7 @@ describe('hardening: the daemon as a process (real signals, real child processes
 
       child.process.kill('SIGTERM');
       await expectCleanExit(child);
-      expect(await refused(web)).to.equal(true);
+      expect(await connectionRefused(web)).to.equal(true);
     });
 
     it('while the first config is provisioning: exits 0 and leaves nothing live', async () => {
@@ -105,8 +96,8 @@ describe('hardening: the daemon as a process (real signals, real child processes
       child.process.kill('SIGHUP');
       child.process.kill('SIGTERM');
       await expectCleanExit(child);
-      expect(await refused(web)).to.equal(true);
-      expect(await refused(moved)).to.equal(true);
+      expect(await connectionRefused(web)).to.equal(true);
+      expect(await connectionRefused(moved)).to.equal(true);
     });
   });
 
@@ -158,7 +149,7 @@ describe('hardening: the daemon as a process (real signals, real child processes
         expect(fatal!.level).to.equal(60);
         expect(fatal!.err.message).to.equal(message);
         expect(fatal!.err.stack).to.contain('faulty-run.ts');
-        expect(await refused(web)).to.equal(true);
+        expect(await connectionRefused(web)).to.equal(true);
       });
     }
   });

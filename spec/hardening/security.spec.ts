@@ -14,7 +14,7 @@ import { FileSource } from '../../lib/sources/file.js';
 import { spawnHotconf, type HotconfChild } from '../helpers/child.js';
 import { onCleanup } from '../helpers/cleanup.js';
 import { basicConfig, memoryLogger, startDaemon } from '../helpers/daemon.js';
-import { getText, httpRequest, type HttpResponse } from '../helpers/http.js';
+import { connectionRefused, getText, httpRequest, type HttpResponse } from '../helpers/http.js';
 import { OtlpReceiver } from '../helpers/otlp-receiver.js';
 import { freePort } from '../helpers/ports.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -23,15 +23,6 @@ import { FaultyKinds } from './support/faults.js';
 
 /** A token unique to this run, long enough to be accepted. */
 const newToken = () => `tok-${randomUUID()}`;
-
-async function refused(port: number): Promise<boolean> {
-  try {
-    await httpRequest(`http://127.0.0.1:${port}/`);
-    return false;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'ECONNREFUSED';
-  }
-}
 
 /** Run a short-lived CLI command to its end. */
 async function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; out: string; err: string }> {
@@ -55,7 +46,7 @@ describe('hardening: admin API security', function () {
       expect(error).to.be.instanceOf(AdminTokenRequiredError);
       expect(error).to.have.property('code', 'E_ADMIN_TOKEN_REQUIRED');
       expect(error.message).to.contain('admin.token_file').and.contain('HOTCONF_ADMIN_TOKEN');
-      expect(await refused(web)).to.equal(true); // nothing is left running
+      expect(await connectionRefused(web)).to.equal(true); // nothing is left running
 
       // The CLI says so on stderr and exits 1; --admin off loopback is refused the same way.
       const run = await cli(['run', '--config', file]);

@@ -12,6 +12,7 @@ import type { Daemon } from '../../../lib/daemon.js';
 import type { ReloadResult } from '../../../lib/reload/reloader.js';
 import { LISTENER_KIND } from '../../../lib/resources/listener.js';
 import { TRACER_PROVIDER_KIND } from '../../../lib/resources/tracing.js';
+import { connectionRefused } from '../../helpers/http.js';
 import { waitFor } from '../../helpers/wait.js';
 import type { FaultyKinds } from '../support/faults.js';
 import {
@@ -127,15 +128,6 @@ export function get(port: number, path: string, host: string, agent: Agent): Pro
   });
 }
 
-async function refused(port: number): Promise<boolean> {
-  try {
-    await get(port, '/', 'x', new Agent({ keepAlive: false }));
-    return false;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'ECONNREFUSED';
-  }
-}
-
 /**
  * The invariants, after the drain: exactly one generation, the model's; every live resource is
  * held by it, once; the registry's counters are the model's; nothing leaked; every listener
@@ -176,7 +168,7 @@ export async function checkInvariants(model: Model, real: Real): Promise<void> {
     }
   }
   const used = new Set(model.active.listeners.map((l) => l.port));
-  for (let i = 0; i < PORT_POOL_SIZE; i += 1) if (!used.has(i)) expect(await refused(pools.ports[i]!), `pool port ${pools.ports[i]} is closed`).to.equal(true);
+  for (let i = 0; i < PORT_POOL_SIZE; i += 1) if (!used.has(i)) expect(await connectionRefused(pools.ports[i]!), `pool port ${pools.ports[i]} is closed`).to.equal(true);
 }
 
 type ModelCommand = fc.AsyncCommand<Model, Real>;
