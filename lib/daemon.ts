@@ -3,7 +3,7 @@ import { leakReport, type LeakReport } from './admin/leaks.js';
 import { DaemonMetrics } from './admin/metrics.js';
 import { AdminServer, type AdminBackend } from './admin/server.js';
 import { checkAdminToken, readAdminTokenFile } from './admin/token.js';
-import { isLoopbackHost, parseListenAddress } from './config/address.js';
+import { isLoopbackAddress } from './config/address.js';
 import { redactConfig } from './config/redact.js';
 import type { Config } from './config/schema.js';
 import { HotconfError } from './errors.js';
@@ -51,11 +51,6 @@ export interface DaemonOptions {
   maxDocumentBytes?: number;
   compileAction?: ActionCompiler;
   runAction?: ActionRunner;
-}
-
-function isLoopbackAddress(listen: string): boolean {
-  const parsed = parseListenAddress(listen);
-  return !('error' in parsed) && isLoopbackHost(parsed.host);
 }
 
 /** The first config could not be applied: the daemon does not start. `result` says why. */

@@ -57,6 +57,17 @@ describe('hardening: admin API security', function () {
       expect(override.err).to.contain('is not loopback');
     });
 
+    it('applies admin.token_file to an admin address given on the command line, from the first config on', async () => {
+      const dir = await tempDir();
+      const tokenFile = join(dir, 'token');
+      const token = newToken();
+      await writeFile(tokenFile, token);
+      const t = await startDaemon(basicConfig({ port: await freePort(), extra: { admin: { token_file: tokenFile } } }));
+      expect((await httpRequest(`${t.admin}/config`)).status).to.equal(401);
+      expect((await httpRequest(`${t.admin}/config`, { headers: { authorization: `Bearer ${token}` } })).status).to.equal(200);
+      expect((await httpRequest(`${t.admin}/healthz`)).status).to.equal(200);
+    });
+
     it('refuses a token that is too short, naming its file but never quoting it', async () => {
       const dir = await tempDir();
       const tokenFile = join(dir, 'token');
