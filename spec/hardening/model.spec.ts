@@ -7,11 +7,11 @@ import { silentLogger } from '../../lib/log.js';
 import { ResourceRegistry } from '../../lib/registry/registry.js';
 import { FileSource } from '../../lib/sources/file.js';
 import { OtlpReceiver } from '../helpers/otlp-receiver.js';
-import { freePort } from '../helpers/ports.js';
 import { tempDir } from '../helpers/tmp.js';
 import { commandArbs, initialModel, type Model, type Real } from './model/commands.js';
 import { PORT_POOL_SIZE, configArb, renderConfig, styleArb, type Pools } from './model/configs.js';
 import { FaultyKinds } from './support/faults.js';
+import { stablePorts } from './support/ports.js';
 
 /**
  * Model-based reload test (fast-check `commands` + `asyncModelRun`) against the real daemon,
@@ -32,7 +32,7 @@ describe('hardening: model-based reloads against the real daemon', function () {
 
   it(`keeps one generation serving the model's config, with every resource held once and nothing leaked (${runs} sequences, seed ${seed})`, async () => {
     const receiver = await OtlpReceiver.start();
-    const pools: Pools = { ports: await Promise.all(Array.from({ length: PORT_POOL_SIZE }, () => freePort())), otlpUrl: receiver.url };
+    const pools: Pools = { ports: await stablePorts(PORT_POOL_SIZE), otlpUrl: receiver.url };
     const dir = await tempDir();
     const stats: Record<string, number> = {};
     let sequences = 0;
