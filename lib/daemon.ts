@@ -3,12 +3,16 @@ import { Registry as MetricsRegistry } from 'prom-client';
 import { leakReport, type LeakReport } from './admin/leaks.js';
 import { DaemonMetrics, UpstreamMetrics } from './admin/metrics.js';
 import { AdminServer, type AdminBackend } from './admin/server.js';
+import { checkAdminToken, readAdminTokenFile } from './admin/token.js';
+import { isLoopbackAddress } from './config/address.js';
 import { redactConfig } from './config/redact.js';
+import type { Config } from './config/schema.js';
 import { HotconfError } from './errors.js';
 import type { ActionRunner } from './http/handler.js';
+import type { HttpLimits } from './http/limits.js';
 import type { ActionCompiler } from './http/router.js';
 import { silentLogger, type Logger } from './log.js';
-import { ResourceRegistry } from './registry/registry.js';
+import { ResourceRegistry, type ResourceRegistryOptions } from './registry/registry.js';
 import type { ResourceKinds } from './reload/provision.js';
 import { Reloader, type ReloadResult, type ReloadTrigger } from './reload/reloader.js';
 import { installGlobalTelemetry } from './resources/forwarding-tracer.js';
@@ -25,10 +29,19 @@ export interface DaemonOptions {
   adminListen?: string;
   /** Serve the admin API at all. Default true. */
   admin?: boolean;
+  /**
+   * Bearer token the admin API requires (the CLI passes `$HOTCONF_ADMIN_TOKEN`); takes
+   * precedence over the config's `admin.token_file`. Checked with `checkAdminToken`.
+   */
+  adminToken?: string;
+  /** Timeouts and size limits for clients of the listeners and the admin API. */
+  httpLimits?: Partial<HttpLimits>;
   /** Watch the source for changes. Default true. */
   watch?: boolean;
   /** Registry to provision from. Default: a new one (closed by `stop()`). */
   registry?: ResourceRegistry;
+  /** Options of the registry the daemon creates (create/destroy timeouts); ignored with `registry`. */
+  registryOptions?: Omit<ResourceRegistryOptions, 'logger'>;
   /** Factory builders per resource kind (tests inject faults here). */
   kinds?: ResourceKinds;
   /** Register the OpenTelemetry globals (once per process). Default false; the CLI sets it. */
@@ -76,7 +89,7 @@ export class Daemon implements AdminBackend {
     this.#source = options.source;
     this.#log = options.logger ?? silentLogger();
     this.#ownsRegistry = options.registry === undefined;
-    this.registry = options.registry ?? new ResourceRegistry({ logger: this.#log });
+    this.registry = options.registry ?? new ResourceRegistry({ ...options.registryOptions, logger: this.#log });
     // One prom-client registry for the daemon: the data plane's metrics are registered first so
     // the proxy and checkers get them injected through the reloader.
     const register = new MetricsRegistry();
@@ -86,12 +99,13 @@ export class Daemon implements AdminBackend {
       logger: this.#log,
       kinds: options.kinds,
       maxDocumentBytes: options.maxDocumentBytes,
+      httpLimits: options.httpLimits,
       compileAction: options.compileAction,
       runAction: options.runAction,
       observer: new UpstreamMetrics(register),
     });
     this.metrics = new DaemonMetrics({ registry: this.registry, reloader: this.reloader, source: options.source, defaultMetrics: options.defaultMetrics, register });
-    this.#admin = options.admin === false ? undefined : new AdminServer(this, this.#log);
+    this.#admin = options.admin === false ? undefined : new AdminServer(this, this.#log, { limits: options.httpLimits });
     if (options.installGlobalTelemetry && !installGlobalTelemetry(this.reloader.tracerProvider)) {
       this.#log.warn('otel_globals_already_installed');
     }
@@ -99,18 +113,28 @@ export class Daemon implements AdminBackend {
 
   /**
    * Read and apply the first config, bind the admin API and start watching.
+   *
+   * The admin token is `adminToken`, else the first config's `admin.token_file` (read once).
+   * `adminListen` is bound before the first config when that needs no token from the config
+   * (it is loopback, or `adminToken` is set), otherwise right after it; a token from the config
+   * then applies from that moment on.
+   *
    * @throws StartupError when the first config is invalid or cannot be provisioned (everything
    *   started so far is stopped again)
+   * @throws AdminTokenRequiredError when the admin address is not loopback and there is no token
+   * @throws AdminTokenError when the token (or its file) is unusable
    * @throws the admin bind error (`EADDRINUSE`)
    */
   async start(): Promise<ReloadResult> {
     if (this.#state !== 'new') throw new Error(`Daemon.start() called in state ${this.#state}`);
     this.#state = 'starting';
     try {
-      if (this.#admin && this.#options.adminListen) await this.#admin.start(this.#options.adminListen);
+      const { adminListen } = this.#options;
+      const optionToken = this.#options.adminToken === undefined ? undefined : checkAdminToken(this.#options.adminToken, 'the adminToken option (HOTCONF_ADMIN_TOKEN)');
+      if (this.#admin && adminListen && (optionToken !== undefined || isLoopbackAddress(adminListen))) await this.#admin.start(adminListen, optionToken);
       const result = await this.reloader.reload('start');
       if (result.result !== 'applied') throw new StartupError(result);
-      if (this.#admin && !this.#admin.address) await this.#admin.start(this.reloader.active!.config.admin.listen);
+      if (this.#admin) await this.#startAdmin(this.reloader.active!.config, optionToken);
       if (this.#options.watch ?? true) await this.reloader.watch();
       if (this.#stopping) throw new Error('stopped during start');
       this.#state = 'running';
@@ -119,6 +143,14 @@ export class Daemon implements AdminBackend {
       await this.stop();
       throw error;
     }
+  }
+
+  /** Bind the admin API if not yet bound, with the token from the option or the config. */
+  async #startAdmin(config: Config, optionToken: string | undefined): Promise<void> {
+    const admin = this.#admin!;
+    const token = optionToken ?? (config.admin.token_file === undefined ? undefined : await readAdminTokenFile(config.admin.token_file));
+    if (!admin.address) await admin.start(this.#options.adminListen ?? config.admin.listen, token);
+    else if (token !== undefined && !admin.authenticated) admin.setToken(token);
   }
 
   /** Bound admin address, once the admin API is up. */

@@ -86,10 +86,38 @@ export class RegistryClosedError extends HotconfError {
   }
 }
 
+/** A resource's `create` did not settle within the registry's `createTimeoutMs`; the acquire fails. */
+export class CreateTimeoutError extends HotconfError {
+  constructor(kind: string, key: string, timeoutMs: number) {
+    super('E_CREATE_TIMEOUT', `create of ${kind} ${key} did not finish within ${timeoutMs} ms`);
+  }
+}
+
 /** A resource's `destroy` did not settle within the registry's `destroyTimeoutMs`. */
 export class DestroyTimeoutError extends HotconfError {
   constructor(kind: string, key: string, timeoutMs: number) {
     super('E_DESTROY_TIMEOUT', `destroy of ${kind} ${key} did not finish within ${timeoutMs} ms`);
+  }
+}
+
+/** An admin token that cannot be used: unreadable file, empty, too short. Never quotes the token. */
+export class AdminTokenError extends HotconfError {
+  readonly origin: string;
+  constructor(origin: string, message: string, options?: { cause?: unknown }) {
+    super('E_ADMIN_TOKEN', `${origin}: ${message}`, options);
+    this.origin = origin;
+  }
+}
+
+/** The admin API was asked to bind a non-loopback address without a token: hotconf refuses to start. */
+export class AdminTokenRequiredError extends HotconfError {
+  readonly listen: string;
+  constructor(listen: string) {
+    super(
+      'E_ADMIN_TOKEN_REQUIRED',
+      `admin address ${listen} is not loopback: set admin.token_file in the config or HOTCONF_ADMIN_TOKEN in the environment, or bind 127.0.0.1`,
+    );
+    this.listen = listen;
   }
 }
 

@@ -65,6 +65,12 @@ export class DaemonMetrics {
       registers: [register],
     });
     const sourceErrors = new Counter({ name: 'hotconf_source_errors_total', help: 'Background source errors (unreadable file, lost watch) that produced no document.', registers: [register] });
+    const background = new Counter({
+      name: 'hotconf_background_errors_total',
+      help: 'Errors caught in resources\' background work (listener accept, span export, health probes), by component.',
+      labelNames: ['component'],
+      registers: [register],
+    });
     const aborted = new Counter({ name: 'hotconf_requests_aborted_total', help: 'Requests cut because their generation did not drain within shutdown_timeout_ms.', registers: [register] });
 
     const perKind = (name: string, help: string, field: keyof KindStats, type: 'counter' | 'gauge'): void => {
@@ -109,6 +115,8 @@ export class DaemonMetrics {
         if (event.report.aborted > 0) aborted.inc(event.report.aborted);
       } else if (event.type === 'source_error') {
         sourceErrors.inc();
+      } else if (event.type === 'background_error') {
+        background.inc({ component: event.component });
       }
     });
   }

@@ -1,10 +1,13 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { parseListenAddress } from '../config/address.js';
+import { formatAddress, isLoopbackHost, parseListenAddress } from '../config/address.js';
+import { AdminTokenRequiredError } from '../errors.js';
 import { sendJson } from '../http/handler.js';
+import { createLimitedServer, httpLimits, type HttpLimits } from '../http/limits.js';
 import type { Logger } from '../log.js';
 import type { ReloadResult } from '../reload/reloader.js';
 import type { LeakReport } from './leaks.js';
+import { BearerAuth } from './token.js';
 
 /** What the admin API serves; implemented by the daemon. */
 export interface AdminBackend {
@@ -23,6 +26,11 @@ const RELOAD_STATUS: Record<ReloadResult['result'], number> = { applied: 200, un
 /** Largest request body the admin API reads, in bytes (no endpoint needs one). */
 const MAX_BODY_BYTES = 64 * 1024;
 
+export interface AdminServerOptions {
+  /** Timeouts and size limits for admin clients; unset fields take `DEFAULT_HTTP_LIMITS`. */
+  limits?: Partial<HttpLimits>;
+}
+
 /**
  * The admin HTTP API (node:http), loopback by default:
  * - `GET /healthz` → 200 `{status: "ok", generation}` once a config is active, 503 before
@@ -30,24 +38,36 @@ const MAX_BODY_BYTES = 64 * 1024;
  * - `POST /reload` → 200 applied/unchanged, 422 invalid (`errors`), 500 failed (`error`)
  * - `GET /leaks` → the leak report
  * - `GET /metrics` → Prometheus text
+ *
+ * With a token (`start(listen, token)` or `setToken`), every request except `GET /healthz` and
+ * `GET /metrics` needs `Authorization: Bearer <token>` (checked in constant time, see
+ * `BearerAuth`); a missing or wrong token gets `401 {"error":"unauthorized"}` and nothing else.
+ * A non-loopback address without a token is refused.
  */
 export class AdminServer {
   readonly #backend: AdminBackend;
   readonly #log: Logger;
+  readonly #limits: HttpLimits;
   #server: Server | undefined;
+  #auth: BearerAuth | undefined;
 
-  constructor(backend: AdminBackend, logger: Logger) {
+  constructor(backend: AdminBackend, logger: Logger, options: AdminServerOptions = {}) {
     this.#backend = backend;
     this.#log = logger.child({ component: 'admin' });
+    this.#limits = httpLimits(options.limits);
   }
 
-  /** Bind `listen` (`HOST:PORT`). Rejects with the bind error. */
-  async start(listen: string): Promise<AddressInfo> {
+  /**
+   * Bind `listen` (`HOST:PORT`), requiring `token` (see the class doc) when one is given.
+   * @throws AdminTokenRequiredError when `listen` is not loopback and there is no token
+   * @throws the bind error (`EADDRINUSE`)
+   */
+  async start(listen: string, token?: string): Promise<AddressInfo> {
     const parsed = parseListenAddress(listen);
     if ('error' in parsed) throw new Error(`admin address ${listen}: ${parsed.error}`);
-    const server = createServer({ requestTimeout: 30_000 }, (req, res) => void this.#handle(req, res));
-    server.headersTimeout = 10_000;
-    server.keepAliveTimeout = 5000;
+    if (token === undefined && !isLoopbackHost(parsed.host)) throw new AdminTokenRequiredError(formatAddress(parsed.host, parsed.port));
+    if (token !== undefined) this.setToken(token);
+    const server = createLimitedServer(this.#limits, (req, res) => void this.#handle(req, res));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen({ host: parsed.host, port: parsed.port, exclusive: true }, () => {
@@ -60,6 +80,16 @@ export class AdminServer {
     const address = server.address() as AddressInfo;
     this.#log.info({ address: address.address, port: address.port }, 'admin_listening');
     return address;
+  }
+
+  /** Require `token` from now on (a token read after the server was bound). */
+  setToken(token: string): void {
+    this.#auth = new BearerAuth(token);
+  }
+
+  /** True when requests need a token. */
+  get authenticated(): boolean {
+    return this.#auth !== undefined;
   }
 
   get address(): AddressInfo | undefined {
@@ -80,7 +110,11 @@ export class AdminServer {
     try {
       const path = (req.url ?? '/').split('?')[0];
       const method = req.method ?? 'GET';
-      const route = ROUTES[path ?? ''];
+      const route = Object.hasOwn(ROUTES, path ?? '') ? ROUTES[path ?? ''] : undefined;
+      if (this.#auth && !(route?.public && route.method === method) && !this.#auth.verify(req.headers.authorization)) {
+        res.setHeader('www-authenticate', 'Bearer');
+        return sendJson(res, 401, { error: 'unauthorized' }, false);
+      }
       if (!route) return sendJson(res, 404, { error: 'not found' }, false);
       if (route.method !== method) {
         res.setHeader('allow', route.method);
@@ -98,9 +132,11 @@ export class AdminServer {
 
 type Handler = (backend: AdminBackend, res: ServerResponse) => void | Promise<void>;
 
-const ROUTES: Record<string, { method: string; handle: Handler }> = {
+/** `public`: answered without a token (probes and scrapers carry none). */
+const ROUTES: Record<string, { method: string; public?: true; handle: Handler }> = {
   '/healthz': {
     method: 'GET',
+    public: true,
     handle(backend, res) {
       const health = backend.health();
       sendJson(res, health.status === 'ok' ? 200 : 503, health, false);
@@ -129,6 +165,7 @@ const ROUTES: Record<string, { method: string; handle: Handler }> = {
   },
   '/metrics': {
     method: 'GET',
+    public: true,
     async handle(backend, res) {
       const { contentType, body } = await backend.renderMetrics();
       res.writeHead(200, { 'content-type': contentType });

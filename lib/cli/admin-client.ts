@@ -1,3 +1,6 @@
+import { ADMIN_TOKEN_ENV, checkAdminToken, readAdminTokenFile } from '../admin/token.js';
+import { AdminTokenError } from '../errors.js';
+
 /** Where the admin API is when `--admin` is not given: `HOTCONF_ADMIN`, else the default address. */
 export const DEFAULT_ADMIN = 'http://127.0.0.1:9901';
 
@@ -16,17 +19,51 @@ export class AdminUnreachableError extends Error {
   readonly code = 'E_ADMIN_UNREACHABLE';
 }
 
+/** The admin API answered 401: no token, or not the daemon's. */
+export class AdminUnauthorizedError extends Error {
+  readonly code = 'E_ADMIN_UNAUTHORIZED';
+}
+
+/** Errors that mean "no answer from the daemon" for the CLI (exit 2): unreachable, 401, unusable token. */
+export function isAdminCallError(error: unknown): error is Error {
+  return error instanceof AdminUnreachableError || error instanceof AdminUnauthorizedError || error instanceof AdminTokenError;
+}
+
 /**
- * Call the admin API and parse its JSON body, whatever the status.
- * @throws AdminUnreachableError when no HTTP response arrives within `timeoutMs` (default 30000)
+ * The token the CLI sends: read from `tokenFile` (`--token-file`), else `$HOTCONF_ADMIN_TOKEN`,
+ * else none; the daemon reads its token the same way.
+ * @throws AdminTokenError naming the file or the variable when the token is unusable
  */
-export async function callAdmin(base: string, method: 'GET' | 'POST', path: string, timeoutMs = 30_000): Promise<{ status: number; body: unknown }> {
+export async function cliAdminToken(tokenFile: string | undefined, env: NodeJS.ProcessEnv = process.env): Promise<string | undefined> {
+  if (tokenFile !== undefined) return readAdminTokenFile(tokenFile);
+  const fromEnv = env[ADMIN_TOKEN_ENV];
+  return fromEnv === undefined ? undefined : checkAdminToken(fromEnv, ADMIN_TOKEN_ENV);
+}
+
+/**
+ * Call the admin API and parse its JSON body, whatever the status (but 401). `token` is sent as
+ * `Authorization: Bearer`.
+ * @throws AdminUnreachableError when no HTTP response arrives within `timeoutMs` (default 30000)
+ * @throws AdminUnauthorizedError when the daemon answers 401
+ */
+export async function callAdmin(
+  base: string,
+  method: 'GET' | 'POST',
+  path: string,
+  options: { token?: string; timeoutMs?: number } = {},
+): Promise<{ status: number; body: unknown }> {
   let response: Response;
   try {
-    response = await fetch(`${base}${path}`, { method, signal: AbortSignal.timeout(timeoutMs) });
+    const headers: Record<string, string> = options.token === undefined ? {} : { authorization: `Bearer ${options.token}` };
+    response = await fetch(`${base}${path}`, { method, headers, signal: AbortSignal.timeout(options.timeoutMs ?? 30_000) });
   } catch (error) {
     const cause = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message;
     throw new AdminUnreachableError(`cannot reach the hotconf admin API at ${base}: ${cause}`);
+  }
+  if (response.status === 401) {
+    await response.body?.cancel();
+    const why = options.token === undefined ? 'it needs a token' : 'it refused the token';
+    throw new AdminUnauthorizedError(`the hotconf admin API at ${base} answered 401 (${why}): pass --token-file FILE or set ${ADMIN_TOKEN_ENV}`);
   }
   const text = await response.text();
   let body: unknown = text;

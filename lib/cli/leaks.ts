@@ -1,19 +1,20 @@
 import type { LeakReport } from '../admin/leaks.js';
-import { AdminUnreachableError, EXIT_UNREACHABLE, adminBaseUrl, callAdmin } from './admin-client.js';
+import { AdminUnreachableError, EXIT_UNREACHABLE, adminBaseUrl, callAdmin, cliAdminToken, isAdminCallError } from './admin-client.js';
 
 /**
- * `hotconf leaks [--admin URL] [--json]`: print the daemon's leak report as a table per kind
- * (or the raw JSON). Exit 0 clean, 1 when a leak is suspected, 2 when the daemon is unreachable.
+ * `hotconf leaks [--admin URL] [--token-file FILE] [--json]`: print the daemon's leak report as a
+ * table per kind (or the raw JSON). Exit 0 clean, 1 when a leak is suspected, 2 when the daemon
+ * is unreachable or refuses the token.
  */
-export async function leaksCommand(options: { admin?: string; json?: boolean }, io: { out: (s: string) => void; err: (s: string) => void }): Promise<number> {
+export async function leaksCommand(options: { admin?: string; json?: boolean; tokenFile?: string }, io: { out: (s: string) => void; err: (s: string) => void }): Promise<number> {
   const base = adminBaseUrl(options.admin);
   let report: LeakReport;
   try {
-    const { status, body } = await callAdmin(base, 'GET', '/leaks');
+    const { status, body } = await callAdmin(base, 'GET', '/leaks', { token: await cliAdminToken(options.tokenFile) });
     if (status !== 200) throw new AdminUnreachableError(`${base}/leaks answered ${status}`);
     report = body as LeakReport;
   } catch (error) {
-    if (!(error instanceof AdminUnreachableError)) throw error;
+    if (!isAdminCallError(error)) throw error;
     io.err(`${error.message}\n`);
     return EXIT_UNREACHABLE;
   }

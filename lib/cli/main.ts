@@ -49,18 +49,20 @@ export function buildProgram(): Command {
 
   program
     .command('reload')
-    .description('ask a running daemon to reload; exit 0 applied/unchanged, 1 otherwise, 2 unreachable')
+    .description('ask a running daemon to reload; exit 0 applied/unchanged, 1 otherwise, 2 unreachable or unauthorized')
     .option('--admin <url>', 'admin API URL (default: $HOTCONF_ADMIN or http://127.0.0.1:9901)')
-    .action(async (opts: { admin?: string }) => {
+    .option('--token-file <file>', 'file holding the admin token (default: $HOTCONF_ADMIN_TOKEN)')
+    .action(async (opts: { admin?: string; tokenFile?: string }) => {
       process.exitCode = await reloadCommand(opts, io);
     });
 
   program
     .command('leaks')
-    .description('print the leak report; exit 0 clean, 1 leak suspected, 2 daemon unreachable')
+    .description('print the leak report; exit 0 clean, 1 leak suspected, 2 daemon unreachable or unauthorized')
     .option('--admin <url>', 'admin API URL (default: $HOTCONF_ADMIN or http://127.0.0.1:9901)')
+    .option('--token-file <file>', 'file holding the admin token (default: $HOTCONF_ADMIN_TOKEN)')
     .option('--json', 'print the raw JSON report')
-    .action(async (opts: { admin?: string; json?: boolean }) => {
+    .action(async (opts: { admin?: string; json?: boolean; tokenFile?: string }) => {
       process.exitCode = await leaksCommand(opts, io);
     });
 

@@ -1,16 +1,17 @@
-import { AdminUnreachableError, EXIT_UNREACHABLE, adminBaseUrl, callAdmin } from './admin-client.js';
+import { EXIT_UNREACHABLE, adminBaseUrl, callAdmin, cliAdminToken, isAdminCallError } from './admin-client.js';
 
 /**
- * `hotconf reload [--admin URL]`: `POST /reload` on a running daemon. Exit 0 when the result
- * is applied or unchanged, 1 when invalid or failed (errors on stderr), 2 when unreachable.
+ * `hotconf reload [--admin URL] [--token-file FILE]`: `POST /reload` on a running daemon. Exit 0
+ * when the result is applied or unchanged, 1 when invalid or failed (errors on stderr), 2 when
+ * the daemon is unreachable or refuses the token.
  */
-export async function reloadCommand(options: { admin?: string }, io: { out: (s: string) => void; err: (s: string) => void }): Promise<number> {
+export async function reloadCommand(options: { admin?: string; tokenFile?: string }, io: { out: (s: string) => void; err: (s: string) => void }): Promise<number> {
   const base = adminBaseUrl(options.admin);
   let body: { result?: string; generation?: number; errors?: { path: string; message: string }[]; error?: string };
   try {
-    ({ body } = (await callAdmin(base, 'POST', '/reload')) as { body: typeof body });
+    ({ body } = (await callAdmin(base, 'POST', '/reload', { token: await cliAdminToken(options.tokenFile) })) as { body: typeof body });
   } catch (error) {
-    if (!(error instanceof AdminUnreachableError)) throw error;
+    if (!isAdminCallError(error)) throw error;
     io.err(`${error.message}\n`);
     return EXIT_UNREACHABLE;
   }

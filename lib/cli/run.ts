@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
-import { Daemon } from '../daemon.js';
+import { ADMIN_TOKEN_ENV } from '../admin/token.js';
+import { Daemon, type DaemonOptions } from '../daemon.js';
 import { errorMessage } from '../errors.js';
 import { createLogger, type LogLevel, type Logger } from '../log.js';
 import { EtcdSource } from '../sources/etcd.js';
@@ -30,8 +31,12 @@ export interface RunOptions extends EtcdCliOptions {
  * A config that is missing or invalid at start prints the reason (naming the file) on stderr and
  * exits 1. An uncaught exception or unhandled rejection anywhere is logged with its stack and
  * exits 1: a supervisor restarts a dead daemon, nobody restarts a half-alive one.
+ * `$HOTCONF_ADMIN_TOKEN` is the admin token (over the config's `admin.token_file`).
+ *
+ * `deps` replaces the resource factory builders and sets registry timeouts: fault-injection
+ * specs run this very command in a child process with factories that throw or hang.
  */
-export async function runCommand(options: RunOptions): Promise<void> {
+export async function runCommand(options: RunOptions, deps: Pick<DaemonOptions, 'kinds' | 'registryOptions'> = {}): Promise<void> {
   const logger = createLogger(options.logLevel);
   exitOnCrash(logger);
   let source: ConfigSource;
@@ -50,7 +55,15 @@ export async function runCommand(options: RunOptions): Promise<void> {
     process.stderr.write(`hotconf run: ${errorMessage(error)}\n`);
     process.exit(EXIT_USAGE);
   }
-  const daemon = new Daemon({ source, logger, adminListen, watch: options.watch, installGlobalTelemetry: true });
+  const daemon = new Daemon({
+    source,
+    logger,
+    adminListen,
+    adminToken: process.env[ADMIN_TOKEN_ENV],
+    watch: options.watch,
+    installGlobalTelemetry: true,
+    ...deps,
+  });
   daemon.handleSignals();
   try {
     const result = await daemon.start();

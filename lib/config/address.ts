@@ -28,6 +28,12 @@ export function isLoopbackHost(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
+/** True when `listen` (`HOST:PORT`) is valid and its host is loopback (see `isLoopbackHost`). */
+export function isLoopbackAddress(listen: string): boolean {
+  const parsed = parseListenAddress(listen);
+  return !('error' in parsed) && isLoopbackHost(parsed.host);
+}
+
 /** `HOST:PORT` with IPv6 hosts bracketed, for URLs and logs. */
 export function formatAddress(host: string, port: number): string {
   return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;

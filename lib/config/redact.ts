@@ -39,6 +39,21 @@ export function scrubSecrets(text: string, secrets: readonly string[]): string {
   return out;
 }
 
+/**
+ * Scrub `secrets` from an error in place: its message, its stack (which V8 renders with the
+ * original message) and, recursively, its `cause` and `AggregateError` members. Returns the same
+ * value, for `throw scrubError(error, secrets)`. Non-errors are returned unchanged.
+ */
+export function scrubError<E>(error: E, secrets: readonly string[], seen = new Set<unknown>()): E {
+  if (!(error instanceof Error) || secrets.length === 0 || seen.has(error)) return error;
+  seen.add(error);
+  error.message = scrubSecrets(error.message, secrets);
+  if (typeof error.stack === 'string') error.stack = scrubSecrets(error.stack, secrets);
+  scrubError(error.cause, secrets, seen);
+  if (error instanceof AggregateError) for (const inner of error.errors) scrubError(inner, secrets, seen);
+  return error;
+}
+
 type Visit = (record: Record<string, unknown>, key: string) => void;
 
 function forEachSecret(root: unknown, paths: readonly string[], visit: Visit): void {

@@ -145,6 +145,12 @@ export const UpstreamSchema = z
 
 export const AdminSchema = z.strictObject({
   listen: ListenAddressSchema.default('127.0.0.1:9901'),
+  /**
+   * File holding the bearer token the admin API requires (read once at start; relative paths
+   * resolve against the working directory). Required for a non-loopback `listen` unless
+   * `HOTCONF_ADMIN_TOKEN` is set.
+   */
+  token_file: z.string().min(1).optional(),
 });
 
 export const ConfigSchema = z

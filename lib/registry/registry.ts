@@ -1,4 +1,4 @@
-import { DestroyTimeoutError, RegistryClosedError } from '../errors.js';
+import { CreateTimeoutError, DestroyTimeoutError, RegistryClosedError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { Emitter } from '../util/emitter.js';
 import { withTimeout } from '../util/timeout.js';
@@ -56,6 +56,11 @@ export type RegistryEvent =
   | { type: 'leaked'; kind: string; key: string };
 
 export interface ResourceRegistryOptions {
+  /**
+   * Upper bound on one `create` call, in ms. Default 10000. A create still running then fails
+   * every waiter with `CreateTimeoutError`; a value it produces later is destroyed at once.
+   */
+  createTimeoutMs?: number;
   /** Upper bound on one `destroy` call, in ms. Default 10000. */
   destroyTimeoutMs?: number;
   logger?: Logger;
@@ -95,8 +100,10 @@ const EMPTY_STATS: KindStats = Object.freeze({
  * Concurrency contract (single-flight per key, as Caddy's `UsagePool.LoadOrNew`):
  * - key absent: `create()` runs once; concurrent acquires of the same key wait for that one
  *   creation and share its value.
- * - `create()` throws: every waiter of that creation rejects with the same error, nothing is
- *   stored and no reference is counted; the next acquire tries again.
+ * - `create()` throws, or runs longer than `createTimeoutMs`: every waiter of that creation
+ *   rejects with the same error, nothing is stored and no reference is counted; the next
+ *   acquire tries again. A value a timed-out `create` produces later is destroyed as soon as it
+ *   arrives (bounded by `destroyTimeoutMs`) and never handed out.
  * - keys are independent: a slow `create` on one key never blocks another key.
  * - an acquire that arrives while its key is being destroyed waits for the destroy, then creates
  *   a fresh value: there are never two live values for one key.
@@ -108,6 +115,7 @@ const EMPTY_STATS: KindStats = Object.freeze({
  *   a lost lease is detectable; keeping its resource alive forever would be the leak itself).
  */
 export class ResourceRegistry {
+  readonly createTimeoutMs: number;
   readonly destroyTimeoutMs: number;
   readonly #log: Logger;
   readonly #entries = new Map<string, Entry>();
@@ -120,9 +128,12 @@ export class ResourceRegistry {
     this.#finalizer.unregister(lease);
     return this.#release(entry);
   };
+  /** Destroys of values that arrived after their create timed out. */
+  readonly #late = new Set<Promise<void>>();
   #closing: Promise<CloseReport> | undefined;
 
   constructor(options: ResourceRegistryOptions = {}) {
+    this.createTimeoutMs = options.createTimeoutMs ?? 10_000;
     this.destroyTimeoutMs = options.destroyTimeoutMs ?? 10_000;
     this.#log = (options.logger ?? silentLogger()).child({ component: 'registry' });
     this.#events = new Emitter((error, event) => this.#log.error({ err: error, event: event.type }, 'registry_listener_failed'));
@@ -202,8 +213,8 @@ export class ResourceRegistry {
     let destroyFailures = 0;
     // Let in-flight creates and destroys settle first, so nothing is created behind our back;
     // a create that hangs is given up on after destroyTimeoutMs (a value that lands after that
-    // is destroyed at once, see #create).
-    const settling = Promise.allSettled([...this.#entries.values()].map((e) => e.settled));
+    // is destroyed at once, see #create), and so are destroys of values that arrived late.
+    const settling = Promise.allSettled([...[...this.#entries.values()].map((e) => e.settled), ...this.#late]);
     await withTimeout(settling, this.destroyTimeoutMs, () => new Error('timeout')).catch(() => {
       this.#log.warn({ pending: this.entries().filter((e) => e.state !== 'live') }, 'close_gave_up_waiting');
     });
@@ -222,9 +233,11 @@ export class ResourceRegistry {
     this.#entries.set(id, entry);
     entry.settled = (async () => {
       let value: unknown;
+      const creating = Promise.resolve().then(() => factory.create());
       try {
-        value = await factory.create();
+        value = await withTimeout(creating, this.createTimeoutMs, () => new CreateTimeoutError(kind, key, this.createTimeoutMs));
       } catch (error) {
+        if (error instanceof CreateTimeoutError) this.#destroyLate(kind, key, factory, creating);
         if (this.#entries.get(id) === entry) this.#entries.delete(id);
         this.#count(kind, 'createFailures');
         this.#log.warn({ kind, key, err: error }, 'resource_create_failed');
@@ -290,6 +303,26 @@ export class ResourceRegistry {
     })();
     entry.settled = run;
     return run;
+  }
+
+  /** Destroy what a timed-out `create` eventually produces (bounded, failures counted). */
+  #destroyLate(kind: string, key: string, factory: ResourceFactory<unknown>, creating: Promise<unknown>): void {
+    const late: Promise<void> = creating
+      .then(
+        async (value) => {
+          this.#log.warn({ kind, key }, 'late_resource_destroyed');
+          try {
+            await withTimeout(() => factory.destroy(value), this.destroyTimeoutMs, () => new DestroyTimeoutError(kind, key, this.destroyTimeoutMs));
+          } catch (error) {
+            this.#count(kind, 'destroyFailures');
+            this.#log.error({ kind, key, err: error }, 'resource_destroy_failed');
+            this.#emit({ type: 'destroy_failed', kind, key, error });
+          }
+        },
+        () => {}, // the create failed after all: there is nothing to destroy
+      )
+      .finally(() => this.#late.delete(late));
+    this.#late.add(late);
   }
 
   #onLeaseCollected(entry: Entry): void {

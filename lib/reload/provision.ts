@@ -1,5 +1,7 @@
+import { scrubError, secretValues } from '../config/redact.js';
 import type { HealthCheckConfig, TracingConfig, UpstreamConfig } from '../config/schema.js';
 import { ProvisionError } from '../errors.js';
+import type { HttpLimits } from '../http/limits.js';
 import { ProxyTarget, Upstream, compileProxy, type ProxyObserver, type UpstreamObserver } from '../http/proxy.js';
 import { Router, compileRespond, type ActionCompiler } from '../http/router.js';
 import type { Logger } from '../log.js';
@@ -35,11 +37,25 @@ export interface ResourceKinds {
   upstreamPool(settings: UpstreamPoolSettings): ResourceFactory<UpstreamPool>;
 }
 
-/** The production factory builders. */
-export function defaultResourceKinds(options: { onListenerError?: (error: Error) => void; logger?: Logger; observer?: UpstreamObserver } = {}): ResourceKinds {
+/**
+ * Errors of a resource's own background work after `create` (a listener's accept loop, an
+ * exporter's sends), by `component`. Resources catch these and report them here; they must never
+ * surface as uncaught exceptions. (Health probes count their failures in their own metric,
+ * `hotconf_health_check_errors_total`: a failing probe is what a health checker is for.)
+ */
+export type BackgroundErrorHandler = (component: string, error: Error) => void;
+
+/**
+ * The production factory builders. `httpLimits` apply to every listener's clients; `logger` and
+ * `observer` go to health checkers.
+ */
+export function defaultResourceKinds(
+  options: { onBackgroundError?: BackgroundErrorHandler; httpLimits?: Partial<HttpLimits>; logger?: Logger; observer?: UpstreamObserver } = {},
+): ResourceKinds {
+  const report = (component: string) => (error: Error) => options.onBackgroundError?.(component, error);
   return {
-    tracerProvider: (section) => tracerProviderFactory(section),
-    listener: (listen, onRequest) => listenerFactory(listen, onRequest, { onError: options.onListenerError }),
+    tracerProvider: (section) => tracerProviderFactory(section, { onExportError: report('exporter') }),
+    listener: (listen, onRequest) => listenerFactory(listen, onRequest, { onError: report('listener'), limits: options.httpLimits }),
     targetHealth: (upstream, origin) => targetHealthFactory(upstream, origin),
     healthChecker: (upstream, section, targets) => healthCheckerFactory(upstream, section, targets, { logger: options.logger, observer: options.observer }),
     upstreamPool: (settings) => upstreamPoolFactory(settings),
@@ -74,14 +90,19 @@ export type ProvisionReport = Record<string, { created: number; reused: number }
  * On failure, releases exactly the leases this generation acquired (reused values just lose a
  * reference; values it created are destroyed) and throws.
  *
+ * Factory errors may quote config values: every factory's `create` and `destroy` errors are
+ * scrubbed of the config's secrets (`SECRET_PATHS`) before the registry, which logs them, or
+ * anyone else sees them.
+ *
  * @throws ProvisionError naming the config path (`listeners.1.listen`), kind and key that failed
  */
 export async function provision(generation: Generation, ctx: ProvisionContext): Promise<ProvisionReport> {
   const report: ProvisionReport = {};
+  const secrets = secretValues(generation.config);
   const acquire = async <T>(path: string, kind: string, key: string, factory: ResourceFactory<T>): Promise<T> => {
     let lease;
     try {
-      lease = await ctx.registry.acquire(kind, key, factory);
+      lease = await ctx.registry.acquire(kind, key, scrubbingFactory(factory, secrets));
     } catch (error) {
       throw new ProvisionError(path, kind, key, error);
     }
@@ -137,4 +158,25 @@ async function provisionUpstream(name: string, section: UpstreamConfig, generati
     targets.push(new ProxyTarget(pool, states?.[i]));
   }
   return new Upstream({ name, config: section, targets, tracer: generation.tracer, observer: ctx.observer, logger: ctx.logger });
+}
+
+/** `factory` with its errors scrubbed of `secrets` (see `scrubError`). */
+function scrubbingFactory<T>(factory: ResourceFactory<T>, secrets: readonly string[]): ResourceFactory<T> {
+  if (secrets.length === 0) return factory;
+  return {
+    async create() {
+      try {
+        return await factory.create();
+      } catch (error) {
+        throw scrubError(error, secrets);
+      }
+    },
+    async destroy(value) {
+      try {
+        await factory.destroy(value);
+      } catch (error) {
+        throw scrubError(error, secrets);
+      }
+    },
+  };
 }

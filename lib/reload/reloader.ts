@@ -1,8 +1,8 @@
 import { SpanStatusCode } from '@opentelemetry/api';
 import { loadConfig, type LoadedConfig } from '../config/parse.js';
-import { scrubSecrets, secretValues } from '../config/redact.js';
 import { ConfigInvalidError, ProvisionError, SourceReadError, SourceUnavailableError, errorMessage, type ConfigIssue } from '../errors.js';
 import { createRequestHandler, type ActionRunner } from '../http/handler.js';
+import type { HttpLimits } from '../http/limits.js';
 import { runProxyAction, type UpstreamObserver } from '../http/proxy.js';
 import type { ActionCompiler } from '../http/router.js';
 import { silentLogger, type Logger } from '../log.js';
@@ -40,14 +40,17 @@ export type ReloadTrigger = 'start' | 'watch' | 'signal' | 'api' | (string & {})
 export type ReloaderEvent =
   | { type: 'reload'; trigger: ReloadTrigger; result: ReloadResult; duration_seconds: number; provisioned: ProvisionReport }
   | { type: 'generation_released'; generation: number; report: ReleaseReport }
-  | { type: 'source_error'; error: Error };
+  | { type: 'source_error'; error: Error }
+  | { type: 'background_error'; component: string; error: Error };
 
 export interface ReloaderOptions {
   source: ConfigSource;
   registry: ResourceRegistry;
   logger?: Logger;
-  /** Factory builders per kind. Default `defaultResourceKinds()`. */
+  /** Factory builders per kind. Default `defaultResourceKinds({httpLimits})`. */
   kinds?: ResourceKinds;
+  /** Client limits of the default listeners (ignored when `kinds` is given). */
+  httpLimits?: Partial<HttpLimits>;
   /** Documents over this size are invalid, in bytes. Default 1 MiB. */
   maxDocumentBytes?: number;
   /**
@@ -99,6 +102,8 @@ export class Reloader {
   #running: Promise<void> | undefined;
   #pending: PendingReload | undefined;
   #stopping: Promise<void> | undefined;
+  /** The generation the running reload is provisioning, if any. */
+  #provisioning: Generation | undefined;
 
   constructor(options: ReloaderOptions) {
     this.#source = options.source;
@@ -107,7 +112,13 @@ export class Reloader {
     this.#log = this.#rootLog.child({ component: 'reload' });
     this.#observer = options.observer;
     this.#kinds =
-      options.kinds ?? defaultResourceKinds({ onListenerError: (err) => this.#log.error({ err }, 'listener_error'), logger: this.#rootLog, observer: options.observer });
+      options.kinds ??
+      defaultResourceKinds({
+        onBackgroundError: (component, error) => this.reportBackgroundError(component, error),
+        httpLimits: options.httpLimits,
+        logger: this.#rootLog,
+        observer: options.observer,
+      });
     this.#maxDocumentBytes = options.maxDocumentBytes;
     this.#compileAction = options.compileAction;
     this.#runAction = options.runAction ?? runProxyAction;
@@ -122,6 +133,15 @@ export class Reloader {
   /** Generations not yet released: the active one plus those draining. */
   generations(): Generation[] {
     return [...(this.#active ? [this.#active] : []), ...this.#retiring.keys()];
+  }
+
+  /**
+   * Log and publish an error a resource's background work caught (see `BackgroundErrorHandler`);
+   * the default kinds report here, injected kinds may too.
+   */
+  reportBackgroundError(component: string, error: Error): void {
+    this.#log.error({ component, error: errorMessage(error) }, 'background_error');
+    this.#events.emit({ type: 'background_error', component, error });
   }
 
   /** Observe reloads, releases and source errors (metrics). Returns the unsubscribe function. */
@@ -171,14 +191,19 @@ export class Reloader {
   }
 
   async #stop(): Promise<void> {
-    const budgetMs = this.#active?.config.shutdown_timeout_ms ?? 10_000;
+    // Before the first config, the one being provisioned sets the budget.
+    const budgetMs = (this.#active ?? this.#provisioning)?.config.shutdown_timeout_ms ?? 10_000;
     const pending = this.#pending;
     this.#pending = undefined;
     pending?.waiters.forEach((resolve) => resolve(this.#stoppingResult()));
     if (this.#running) {
       await withTimeout(this.#running, budgetMs, () => new Error('reload still running')).catch(() => {
-        this.#log.warn({ budget_ms: budgetMs }, 'stop_gave_up_on_running_reload');
+        this.#log.warn({ budget_ms: budgetMs, provisioning: this.#provisioning?.id }, 'stop_gave_up_on_running_reload');
       });
+      // A reload stuck provisioning (a create that hangs) is abandoned: the leases its
+      // generation already holds go now, or they would outlive the stop as held references.
+      // Whatever it acquires later is released when provision returns (see #apply).
+      await this.#provisioning?.release();
     }
     const last = this.#active;
     this.#active = undefined;
@@ -268,6 +293,7 @@ export class Reloader {
     if (active && active.hash === loaded.hash) return unchanged();
 
     const generation = new Generation(this.#lastId + 1, loaded.config, loaded.hash, doc.version, doc.source);
+    this.#provisioning = generation;
     let provisioned: ProvisionReport;
     try {
       provisioned = await provision(generation, {
@@ -278,8 +304,8 @@ export class Reloader {
         logger: this.#rootLog,
         requestHandler: (listenKey) => createRequestHandler({ active: () => this.#active, listenKey, logger: this.#log, runAction: this.#runAction }),
       });
-    } catch (error) {
-      throw this.#scrubbed(error, loaded);
+    } finally {
+      this.#provisioning = undefined;
     }
     if (this.#stopping) {
       await generation.release();
@@ -317,14 +343,6 @@ export class Reloader {
     if (error instanceof ProvisionError) return { result: 'failed', generation, error: error.message, path: error.path };
     this.#log.error({ err: error }, 'reload_crashed');
     return { result: 'failed', generation, error: errorMessage(error) };
-  }
-
-  /** Errors may quote config values: hide the secrets of the config being applied. */
-  #scrubbed(error: unknown, loaded: LoadedConfig): unknown {
-    const secrets = secretValues(loaded.config);
-    if (secrets.length === 0 || !(error instanceof Error)) return error;
-    error.message = scrubSecrets(error.message, secrets);
-    return error;
   }
 }
 

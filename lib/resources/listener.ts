@@ -1,6 +1,7 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseListenAddress } from '../config/address.js';
+import { createLimitedServer, httpLimits, rejectOversizedBody, type HttpLimits } from '../http/limits.js';
 import type { ResourceFactory } from '../registry/registry.js';
 import { withTimeout } from '../util/timeout.js';
 
@@ -23,12 +24,8 @@ export interface ListenerHandle {
 export interface ListenerFactoryOptions {
   /** How long `destroy` lets open connections finish before cutting them, in ms. Default 1000. */
   closeTimeoutMs?: number;
-  /** `server.headersTimeout`, in ms. Default 10000 (a slow client cannot hold a socket forever). */
-  headersTimeoutMs?: number;
-  /** `server.requestTimeout`, in ms. Default 60000. */
-  requestTimeoutMs?: number;
-  /** `server.keepAliveTimeout`, in ms. Default 5000 (Node's). */
-  keepAliveTimeoutMs?: number;
+  /** Timeouts and size limits for clients; unset fields take `DEFAULT_HTTP_LIMITS`. */
+  limits?: Partial<HttpLimits>;
   /** Server errors after the bind (the bind error itself rejects `create`). */
   onError?: (error: Error) => void;
 }
@@ -41,17 +38,19 @@ export interface ListenerFactoryOptions {
  * and decides, at arrival, which generation serves it. `create` resolves once the socket is
  * bound and rejects with the bind error (`EADDRINUSE`, `EACCES`). `destroy` stops accepting,
  * closes idle keepalive connections, lets requests in progress finish for `closeTimeoutMs`, then
- * closes every connection that is left.
+ * closes every connection that is left. Clients get `limits` (slow heads and bodies time out,
+ * oversized heads and declared bodies are refused before `onRequest` runs).
  */
 export function listenerFactory(listen: string, onRequest: RequestHandler, options: ListenerFactoryOptions = {}): ResourceFactory<ListenerHandle> {
   const closeTimeoutMs = options.closeTimeoutMs ?? 1000;
+  const limits = httpLimits(options.limits);
   return {
     async create() {
       const parsed = parseListenAddress(listen);
       if ('error' in parsed) throw new Error(`${listen}: ${parsed.error}`);
-      const server = createServer({ requestTimeout: options.requestTimeoutMs ?? 60_000 }, onRequest);
-      server.headersTimeout = options.headersTimeoutMs ?? 10_000;
-      server.keepAliveTimeout = options.keepAliveTimeoutMs ?? 5000;
+      const server = createLimitedServer(limits, (req, res) => {
+        if (!rejectOversizedBody(req, res, limits.maxBodyBytes)) onRequest(req, res);
+      });
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
         server.listen({ host: parsed.host, port: parsed.port, exclusive: true }, () => {

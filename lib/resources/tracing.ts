@@ -1,6 +1,7 @@
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import type { Tracer } from '@opentelemetry/api';
+import { ExportResultCode } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import {
@@ -41,6 +42,12 @@ export interface TracingFactoryOptions {
   flushTimeoutMs?: number;
   /** Builds the exporter; injectable for fault tests. Default: from `section.exporter`. */
   createExporter?: (section: TracingConfig, agent: HttpAgent | undefined) => SpanExporter | undefined;
+  /**
+   * Called for every batch the exporter failed to send (collector down, rejected, timed out).
+   * The SDK drops such a batch and reports it to OpenTelemetry's global error handler only,
+   * which logs nothing unless a diag logger is set: this is how the daemon counts them.
+   */
+  onExportError?: (error: Error) => void;
 }
 
 /**
@@ -65,7 +72,8 @@ export function tracerProviderFactory(section: TracingConfig, options: TracingFa
   return {
     create() {
       const agent = section.exporter === 'otlp-http' ? newAgent(section.endpoint) : undefined;
-      const exporter = createExporter(section, agent);
+      const built = createExporter(section, agent);
+      const exporter = built && options.onExportError ? reportingExporter(built, options.onExportError) : built;
       const spanProcessors: SpanProcessor[] = [];
       if (exporter) {
         spanProcessors.push(
@@ -95,6 +103,20 @@ export function tracerProviderFactory(section: TracingConfig, options: TracingFa
         agent?.destroy();
       }
     },
+  };
+}
+
+/** `exporter`, calling `onError` for each failed export (the result is passed on unchanged). */
+function reportingExporter(exporter: SpanExporter, onError: (error: Error) => void): SpanExporter {
+  return {
+    export(spans, done) {
+      exporter.export(spans, (result) => {
+        if (result.code !== ExportResultCode.SUCCESS) onError(result.error ?? new Error('span export failed'));
+        done(result);
+      });
+    },
+    shutdown: () => exporter.shutdown(),
+    forceFlush: () => exporter.forceFlush?.() ?? Promise.resolve(),
   };
 }
 

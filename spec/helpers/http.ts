@@ -41,3 +41,13 @@ export async function getText(url: string, agent?: Agent): Promise<string> {
   if (res.status < 200 || res.status > 299) throw new Error(`GET ${url}: ${res.status} ${res.body}`);
   return res.body;
 }
+
+/** True when nothing accepts connections on 127.0.0.1:`port` (the connect is refused). */
+export async function connectionRefused(port: number): Promise<boolean> {
+  try {
+    await httpRequest(`http://127.0.0.1:${port}/`);
+    return false;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ECONNREFUSED';
+  }
+}

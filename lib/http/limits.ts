@@ -1,0 +1,68 @@
+import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
+
+/**
+ * What every hotconf HTTP server (listeners and the admin API) allows a client, so a slow or
+ * hostile client can hold neither a socket nor memory for long. Node's http server enforces the
+ * timeouts (a late request head or body gets `408` and the connection is closed), the head size
+ * (`431`) and malformed requests (`400`); `maxBodyBytes` is checked by `rejectOversizedBody`.
+ */
+export interface HttpLimits {
+  /** Time allowed to receive a request's complete head (`server.headersTimeout`), in ms. */
+  headersTimeoutMs: number;
+  /** Time allowed to receive a complete request, body included (`server.requestTimeout`), in ms. */
+  requestTimeoutMs: number;
+  /** Idle keepalive connections are closed after this (`server.keepAliveTimeout`), in ms. */
+  keepAliveTimeoutMs: number;
+  /**
+   * How often Node looks for requests past the two timeouts above (`connectionsCheckingInterval`,
+   * Node's default 30000), in ms: a timeout takes effect up to this much late.
+   */
+  timeoutCheckIntervalMs: number;
+  /** Largest request head, request line and headers together (`maxHeaderSize`), in bytes. */
+  maxHeaderBytes: number;
+  /** Largest request body a client may declare with `Content-Length`, in bytes. */
+  maxBodyBytes: number;
+}
+
+/** The defaults, in one place. */
+export const DEFAULT_HTTP_LIMITS: Readonly<HttpLimits> = Object.freeze({
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 60_000,
+  keepAliveTimeoutMs: 5000,
+  timeoutCheckIntervalMs: 1000,
+  maxHeaderBytes: 16 * 1024,
+  maxBodyBytes: 1024 * 1024,
+});
+
+/** `DEFAULT_HTTP_LIMITS` with `overrides` applied. */
+export function httpLimits(overrides: Partial<HttpLimits> = {}): HttpLimits {
+  return { ...DEFAULT_HTTP_LIMITS, ...overrides };
+}
+
+/** A `node:http` server enforcing `limits` (not yet listening). */
+export function createLimitedServer(limits: HttpLimits, onRequest: RequestListener): Server {
+  return createServer(
+    {
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      keepAliveTimeout: limits.keepAliveTimeoutMs,
+      connectionsCheckingInterval: limits.timeoutCheckIntervalMs,
+      maxHeaderSize: limits.maxHeaderBytes,
+    },
+    onRequest,
+  );
+}
+
+/**
+ * Answer `413` and close the connection when `req` declares a body over `maxBodyBytes`; returns
+ * true when it did (the caller must not handle the request). A body sent without
+ * `Content-Length` (chunked) is bounded by `requestTimeoutMs` and by whoever reads it.
+ */
+export function rejectOversizedBody(req: IncomingMessage, res: ServerResponse, maxBodyBytes: number): boolean {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (!(declared > maxBodyBytes)) return false;
+  const payload = JSON.stringify({ error: `request body over ${maxBodyBytes} bytes` });
+  res.writeHead(413, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), connection: 'close' });
+  res.end(payload);
+  return true;
+}

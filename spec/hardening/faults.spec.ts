@@ -1,0 +1,210 @@
+import { expect } from 'chai';
+import { ResourceRegistry } from '../../lib/registry/registry.js';
+import { HEALTH_CHECKER_KIND, TARGET_HEALTH_KIND } from '../../lib/resources/health.js';
+import { LISTENER_KIND } from '../../lib/resources/listener.js';
+import { TRACER_PROVIDER_KIND } from '../../lib/resources/tracing.js';
+import { UPSTREAM_POOL_KIND } from '../../lib/resources/upstream.js';
+import { basicConfig, memoryLogger, startDaemon, type TestDaemon } from '../helpers/daemon.js';
+import { connectionRefused, getText } from '../helpers/http.js';
+import { freePort } from '../helpers/ports.js';
+import { onCleanup } from '../helpers/cleanup.js';
+import { waitFor } from '../helpers/wait.js';
+import { FaultyKinds, KIND_NAMES, type CreateFault, type KindName } from './support/faults.js';
+
+const CREATE_TIMEOUT_MS = 300;
+const DESTROY_TIMEOUT_MS = 300;
+
+/** Registry kind (metric label) of each builder. */
+const REGISTRY_KIND: Record<KindName, string> = {
+  tracerProvider: TRACER_PROVIDER_KIND,
+  listener: LISTENER_KIND,
+  targetHealth: TARGET_HEALTH_KIND,
+  healthChecker: HEALTH_CHECKER_KIND,
+  upstreamPool: UPSTREAM_POOL_KIND,
+};
+
+/** An upstream section; its targets need not answer (probes failing is fine here). */
+function upstream(targets: number[], healthCheck?: Record<string, unknown>): Record<string, unknown> {
+  return { targets: targets.map((p) => `http://127.0.0.1:${p}`), ...(healthCheck ? { health_check: healthCheck } : {}) };
+}
+
+/** The live registry entries, as sorted `kind key refs` strings. */
+function liveEntries(t: TestDaemon): string[] {
+  return t.daemon.registry
+    .entries()
+    .filter((e) => e.state === 'live')
+    .map((e) => `${e.kind} ${e.key} ${e.refs}`)
+    .sort();
+}
+
+/** What the active generation holds, in the same form (one lease per entry). */
+function activeHolds(t: TestDaemon): string[] {
+  return t.daemon.reloader.active!.holds().map((h) => `${h.kind} ${h.key} 1`).sort();
+}
+
+async function faultyDaemon(config: Record<string, unknown>) {
+  const logs = memoryLogger();
+  const registry = new ResourceRegistry({ createTimeoutMs: CREATE_TIMEOUT_MS, destroyTimeoutMs: DESTROY_TIMEOUT_MS, logger: logs.logger });
+  onCleanup(() => registry.close()); // after the daemon stops (cleanups run newest first)
+  const faults = new FaultyKinds();
+  const t = await startDaemon(config, { registry, kinds: faults.kinds, logger: logs.logger });
+  return { t, faults, registry, logs };
+}
+
+describe('hardening: faults while provisioning', function () {
+  this.timeout(30_000);
+
+  /**
+   * Generation 1 has tracing `a` and listener `web`; generation 2 changes tracing, adds an
+   * upstream with a health check and adds two listeners, so it creates, in provisioning order,
+   * one resource per position below (and reuses `web`). Every kind must have a position: add one
+   * here when adding a kind.
+   */
+  const POSITIONS: { kind: KindName; path: string }[] = [
+    { kind: 'tracerProvider', path: 'tracing' },
+    { kind: 'targetHealth', path: 'upstreams.api.targets.0' },
+    { kind: 'healthChecker', path: 'upstreams.api.health_check' },
+    { kind: 'upstreamPool', path: 'upstreams.api.targets.0' },
+    { kind: 'listener', path: 'listeners.1.listen' },
+    { kind: 'listener', path: 'listeners.2.listen' },
+  ];
+
+  it('has a provisioning position for every resource kind', () => {
+    expect([...new Set(POSITIONS.map((p) => p.kind))].sort()).to.deep.equal([...KIND_NAMES].sort());
+  });
+
+  async function twoGenerations() {
+    const [web, second, third, target] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const first = basicConfig({ port: web, body: 'one', tracing: { exporter: 'none', service_name: 'a' } });
+    const next = basicConfig({
+      port: web,
+      body: 'two',
+      tracing: { exporter: 'none', service_name: 'b' },
+      extra: { upstreams: { api: upstream([target], { interval_ms: 60_000 }) } },
+    });
+    (next.listeners as unknown[]).push(
+      { name: 'second', listen: `127.0.0.1:${second}`, routes: [{ path_prefix: '/', respond: { status: 200, body: 'second' } }] },
+      { name: 'third', listen: `127.0.0.1:${third}`, routes: [] },
+    );
+    return { web, added: [second, third], first, next };
+  }
+
+  for (const mode of ['throw', 'hang', 'late'] as const) {
+    POSITIONS.forEach(({ kind, path }, at) => {
+      it(`${mode} at position ${at} (${path}): releases exactly the new generation's leases; the old one keeps serving`, async () => {
+        const { web, added, first, next } = await twoGenerations();
+        const { t, faults, registry } = await faultyDaemon(first);
+        const before = liveEntries(t);
+        const statsBefore = registry.stats();
+        const createsBefore = faults.creates.length;
+
+        const fault: CreateFault = { mode, at, lateMs: CREATE_TIMEOUT_MS * 2 };
+        faults.armCreate(fault);
+        const result = await t.apply(next);
+
+        expect(result).to.include({ result: 'failed', generation: 1, path });
+        expect(result.error).to.match(mode === 'throw' ? /injected create failure/ : new RegExp(`did not finish within ${CREATE_TIMEOUT_MS} ms`));
+        expect(faults.creates.slice(createsBefore).map((c) => c.outcome)).to.deep.equal([...Array(at).fill('ok'), { throw: 'threw', hang: 'hung', late: 'late' }[mode]]);
+        expect(await getText(`http://127.0.0.1:${web}/`)).to.equal('one');
+        if (mode === 'late') await waitFor('the late value to be destroyed', () => faults.lateDestroyed.includes(kind));
+
+        // Exactly generation 1's resources are live, each held once by it.
+        expect(t.daemon.reloader.generations().map((g) => g.id)).to.deep.equal([1]);
+        expect(liveEntries(t)).to.deep.equal(before);
+        expect(liveEntries(t)).to.deep.equal(activeHolds(t));
+        for (const port of added) expect(await connectionRefused(port)).to.equal(true);
+        const stats = registry.stats();
+        const registryKind = REGISTRY_KIND[kind];
+        expect(stats[registryKind]!.createFailures).to.equal((statsBefore[registryKind]?.createFailures ?? 0) + 1);
+        for (const [name, s] of Object.entries(stats)) {
+          // What generation 2 created before the fault is destroyed again.
+          expect(s.created - s.destroyed, name).to.equal(s.live);
+          expect(s.leakedLeases, name).to.equal(0);
+        }
+        expect(t.daemon.leaks().ok).to.equal(true);
+
+        // The next reload, without the fault, applies the same config.
+        const retry = await t.daemon.reload();
+        expect(retry).to.include({ result: 'applied', generation: 2 });
+        expect(await getText(`http://127.0.0.1:${web}/`)).to.equal('two');
+        expect(await getText(`http://127.0.0.1:${added[0]}/`)).to.equal('second');
+        await waitFor('generation 1 to be released', () => t.daemon.reloader.generations().length === 1);
+        expect(liveEntries(t)).to.deep.equal(activeHolds(t));
+      });
+    });
+  }
+
+  /** Per kind: two configs whose swap destroys a resource of that kind. */
+  const REPLACING: Record<KindName, (web: number, other: number) => [Record<string, unknown>, Record<string, unknown>]> = {
+    tracerProvider: (web) => [
+      basicConfig({ port: web, body: 'one', tracing: { exporter: 'none', service_name: 'a' } }),
+      basicConfig({ port: web, body: 'two', tracing: { exporter: 'none', service_name: 'b' } }),
+    ],
+    listener: (web, other) => [basicConfig({ port: web, body: 'one' }), basicConfig({ port: other, body: 'two' })],
+    // Another target: its health state (and checker and pool) go.
+    targetHealth: (web, other) => [
+      basicConfig({ port: web, body: 'one', extra: { upstreams: { api: upstream([other], { interval_ms: 60_000 }) } } }),
+      basicConfig({ port: web, body: 'two', extra: { upstreams: { api: upstream([other + 1], { interval_ms: 60_000 }) } } }),
+    ],
+    // Other probe settings, same target: only the checker goes.
+    healthChecker: (web, other) => [
+      basicConfig({ port: web, body: 'one', extra: { upstreams: { api: upstream([other], { interval_ms: 60_000 }) } } }),
+      basicConfig({ port: web, body: 'two', extra: { upstreams: { api: upstream([other], { interval_ms: 50_000 }) } } }),
+    ],
+    upstreamPool: (web, other) => [
+      basicConfig({ port: web, body: 'one', extra: { upstreams: { api: upstream([other]) } } }),
+      basicConfig({ port: web, body: 'two', extra: { upstreams: { api: upstream([other + 1]) } } }),
+    ],
+  };
+
+  for (const kind of KIND_NAMES) {
+    it(`a ${kind} destroy that hangs is cut at the destroy timeout, counted, and the daemon keeps working`, async () => {
+      const [web, other] = [await freePort(), await freePort()];
+      const [first, second] = REPLACING[kind](web, other);
+      const { t, faults, registry, logs } = await faultyDaemon(first);
+      const release = faults.hangDestroys(kind);
+      onCleanup(release); // let the real destroy finish after the test, so nothing stays open
+
+      expect(await t.apply(second)).to.include({ result: 'applied', generation: 2 });
+      await waitFor('generation 1 to be released', () => t.daemon.reloader.generations().length === 1);
+      const registryKind = REGISTRY_KIND[kind];
+      expect(registry.stats()[registryKind]!.destroyFailures).to.equal(1);
+      const failure = logs.lines().find((l) => l.msg === 'resource_destroy_failed') as { kind: string; err: { code: string } } | undefined;
+      expect(failure?.kind).to.equal(registryKind);
+      expect(failure?.err.code).to.equal('E_DESTROY_TIMEOUT');
+      const metrics = await getText(`${t.admin}/metrics`);
+      expect(metrics).to.contain(`hotconf_resource_destroy_failures_total{kind="${registryKind}"} 1`);
+
+      // Still working: serves, reloads, and reports nothing leaked.
+      const served = kind === 'listener' ? other : web;
+      expect(await getText(`http://127.0.0.1:${served}/`)).to.equal('two');
+      const third = { ...second, shutdown_timeout_ms: 1500 };
+      expect(await t.apply(third)).to.include({ result: 'applied', generation: 3 });
+      await waitFor('generation 2 to be released', () => t.daemon.reloader.generations().length === 1);
+      expect(liveEntries(t)).to.deep.equal(activeHolds(t));
+      expect(t.daemon.leaks()).to.include({ ok: true });
+    });
+  }
+});
+
+describe('hardening: errors in background work', function () {
+  this.timeout(30_000);
+
+  it('counts span exports that fail (collector down) without crashing, and keeps serving', async () => {
+    const [web, down] = [await freePort(), await freePort()]; // nothing listens on `down`
+    const tracing = { exporter: 'otlp-http', endpoint: `http://127.0.0.1:${down}/v1/traces`, batch: { scheduled_delay_ms: 20, export_timeout_ms: 1000 } };
+    const t = await startDaemon(basicConfig({ port: web, tracing }));
+    const exported = () => getText(`${t.admin}/metrics`).then((m) => /^hotconf_background_errors_total\{component="exporter"\} (\d+)/m.exec(m)?.[1]);
+    expect(await exported()).to.equal(undefined);
+
+    for (let i = 0; i < 3; i += 1) expect(await getText(`http://127.0.0.1:${web}/`)).to.equal('hello');
+    await waitFor('a failed export to be counted', async () => Number(await exported()) >= 1);
+    const line = t.logs.lines().find((l) => l.msg === 'background_error') as { component: string; error: string } | undefined;
+    expect(line?.component).to.equal('exporter');
+    expect(line?.error).to.match(/ECONNREFUSED|connect/i);
+
+    expect(await getText(`http://127.0.0.1:${web}/`)).to.equal('hello');
+    expect((await t.apply(basicConfig({ port: web, body: 'next', tracing }))).result).to.equal('applied');
+    expect(await getText(`http://127.0.0.1:${web}/`)).to.equal('next');
+  });
+});

@@ -1,0 +1,392 @@
+/**
+ * Commands for the model-based reload test: each acts on the real daemon (in-process, real
+ * file, real sockets, real signals) and on the model, then checks the invariants.
+ */
+import { writeFile, rename } from 'node:fs/promises';
+import { Agent, request } from 'node:http';
+import { createServer } from 'node:net';
+import { expect } from 'chai';
+import fc from 'fast-check';
+import sinon from 'sinon';
+import type { Daemon } from '../../../lib/daemon.js';
+import type { ReloadResult } from '../../../lib/reload/reloader.js';
+import { LISTENER_KIND } from '../../../lib/resources/listener.js';
+import { TRACER_PROVIDER_KIND } from '../../../lib/resources/tracing.js';
+import { connectionRefused } from '../../helpers/http.js';
+import { waitFor } from '../../helpers/wait.js';
+import type { FaultyKinds } from '../support/faults.js';
+import {
+  PORT_POOL_SIZE,
+  PROBES,
+  acquiresOf,
+  configArb,
+  corrupt,
+  corruptionArb,
+  expectedResponse,
+  renderConfig,
+  specKey,
+  styleArb,
+  type Acquire,
+  type ConfigSpec,
+  type Corruption,
+  type Pools,
+  type RenderStyle,
+} from './configs.js';
+
+/** What the model knows: the active config, its generation, and the registry's counters per kind. */
+export interface Model {
+  active: ConfigSpec;
+  /** What the config file holds now: a valid spec, or something invalid. */
+  file: ConfigSpec | 'invalid';
+  generation: number;
+  counts: Record<string, { created: number; reused: number; createFailures: number }>;
+  /** Per pool port: how many times a listener on it was destroyed (a kept connection dies with it). */
+  listenerEpoch: number[];
+  /** Per pool port: the epoch at the last keepalive request on the kept agent, if any. */
+  keptAt: (number | undefined)[];
+}
+
+/** The system under test and the instruments around it. */
+export interface Real {
+  daemon: Daemon;
+  file: string;
+  pools: Pools;
+  faults: FaultyKinds;
+  /** Short-lived probes share this keepalive agent (few sockets, no TIME_WAIT pile-up). */
+  probeAgent: Agent;
+  /** One kept connection per listener, for the keepalive command. */
+  keptAgent: Agent;
+  /** Reload events seen, by trigger. */
+  reloads: { trigger: string; result: ReloadResult }[];
+  /** Counts the commands run, for the run statistics. */
+  stats: Record<string, number>;
+}
+
+export function initialModel(spec: ConfigSpec, pools: Pools): Model {
+  const model: Model = { active: spec, file: spec, generation: 1, counts: {}, listenerEpoch: Array(PORT_POOL_SIZE).fill(0), keptAt: Array(PORT_POOL_SIZE).fill(undefined) };
+  count(model, acquiresOf(undefined, spec, pools), undefined);
+  return model;
+}
+
+/** Book `acquires` (up to the failing one, which counts as a create failure) into the model. */
+function count(model: Model, acquires: Acquire[], failAt: number | undefined): void {
+  acquires.forEach((a, i) => {
+    if (failAt !== undefined && i > failAt) return;
+    const c = (model.counts[a.kind] ??= { created: 0, reused: 0, createFailures: 0 });
+    if (i === failAt) c.createFailures += 1;
+    else if (a.create) c.created += 1;
+    else c.reused += 1;
+  });
+}
+
+/** A new config became active: ports it dropped lose their listener (after the drain). */
+function activate(model: Model, next: ConfigSpec): void {
+  const kept = new Set(next.listeners.map((l) => l.port));
+  for (const l of model.active.listeners) if (!kept.has(l.port)) model.listenerEpoch[l.port]! += 1;
+  model.active = next;
+  model.generation += 1;
+}
+
+/**
+ * A reload of the file as it is: applied when it holds a valid config other than the active
+ * one (the model books it), unchanged when it holds the active one, invalid otherwise.
+ */
+function expectReloadOfFile(model: Model, real: Real, result: ReloadResult): void {
+  if (model.file === 'invalid') expect(result, JSON.stringify(result)).to.deep.include({ result: 'invalid', generation: model.generation });
+  else if (specKey(model.file) === specKey(model.active)) expect(result, JSON.stringify(result)).to.deep.include({ result: 'unchanged', generation: model.generation });
+  else {
+    expect(result, JSON.stringify(result)).to.deep.include({ result: 'applied', generation: model.generation + 1 });
+    count(model, acquiresOf(model.active, model.file, real.pools), undefined);
+    activate(model, model.file);
+  }
+}
+
+async function writeAtomic(file: string, text: string): Promise<void> {
+  const tmp = `${file}.tmp`;
+  await writeFile(tmp, text);
+  await rename(tmp, file);
+}
+
+/** GET on `agent`, retried once on a fresh connection if a reused one was closed under it. */
+export function get(port: number, path: string, host: string, agent: Agent): Promise<{ status: number; body: string; reused: boolean }> {
+  const attempt = () =>
+    new Promise<{ status: number; body: string; reused: boolean }>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port, path, headers: { host }, agent }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (body += chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body, reused: req.reusedSocket }));
+        res.on('error', reject);
+      });
+      req.on('error', (error) => reject(Object.assign(error, { reusedSocket: req.reusedSocket })));
+      req.end();
+    });
+  return attempt().catch((error: NodeJS.ErrnoException & { reusedSocket?: boolean }) => {
+    // Node's documented pattern: a kept socket the server closed is only seen on reuse.
+    if (error.reusedSocket && (error.code === 'ECONNRESET' || error.code === 'EPIPE')) return attempt();
+    throw error;
+  });
+}
+
+/**
+ * The invariants, after the drain: exactly one generation, the model's; every live resource is
+ * held by it, once; the registry's counters are the model's; nothing leaked; every listener
+ * answers as the model's routes say, and every other pool port is closed.
+ */
+export async function checkInvariants(model: Model, real: Real): Promise<void> {
+  const { daemon, pools } = real;
+  await waitFor('the replaced generation to drain and release', () => daemon.reloader.generations().length === 1 && !daemon.reloader.busy, 20_000);
+  const [active] = daemon.reloader.generations();
+  expect(active!.id, 'active generation').to.equal(model.generation);
+  expect(active!.state).to.equal('active');
+  expect(daemon.health()).to.deep.equal({ status: 'ok', generation: model.generation });
+
+  const listeners = model.active.listeners.map((l) => `127.0.0.1:${pools.ports[l.port]}`).sort();
+  const live = daemon.registry.entries();
+  expect(live.every((e) => e.state === 'live' && e.refs === 1), JSON.stringify(live)).to.equal(true);
+  expect(live.filter((e) => e.kind === LISTENER_KIND).map((e) => e.key).sort(), 'live listeners').to.deep.equal(listeners);
+  expect(live.filter((e) => e.kind === TRACER_PROVIDER_KIND).length, 'live tracer providers').to.equal(model.active.tracing === undefined ? 0 : 1);
+  expect(active!.holds().map((h) => `${h.kind} ${h.key}`).sort(), 'leases of the active generation').to.deep.equal(live.map((e) => `${e.kind} ${e.key}`).sort());
+
+  const stats = daemon.registry.stats();
+  for (const kind of new Set([...Object.keys(stats), ...Object.keys(model.counts)])) {
+    const s = stats[kind] ?? { created: 0, reused: 0, createFailures: 0, destroyed: 0, live: 0, leakedLeases: 0, destroyFailures: 0, refs: 0 };
+    const expected = model.counts[kind] ?? { created: 0, reused: 0, createFailures: 0 };
+    expect({ kind, created: s.created, reused: s.reused, createFailures: s.createFailures }, 'registry counters').to.deep.equal({ kind, ...expected });
+    expect(s.created - s.destroyed, `${kind} created - destroyed`).to.equal(s.live);
+    expect(s.leakedLeases, `${kind} leaked leases`).to.equal(0);
+    expect(s.destroyFailures, `${kind} destroy failures`).to.equal(0);
+  }
+  const report = daemon.leaks();
+  expect(report.suspects, 'leak report suspects').to.deep.equal([]);
+
+  for (const listener of model.active.listeners) {
+    const port = pools.ports[listener.port]!;
+    for (const probe of PROBES) {
+      const res = await get(port, probe.path, probe.host, real.probeAgent);
+      expect({ port, ...probe, status: res.status, body: res.body }).to.deep.equal({ port, ...probe, ...expectedResponse(listener, probe.path, probe.host) });
+    }
+  }
+  const used = new Set(model.active.listeners.map((l) => l.port));
+  for (let i = 0; i < PORT_POOL_SIZE; i += 1) if (!used.has(i)) expect(await connectionRefused(pools.ports[i]!), `pool port ${pools.ports[i]} is closed`).to.equal(true);
+}
+
+type ModelCommand = fc.AsyncCommand<Model, Real>;
+
+function tally(real: Real, name: string): void {
+  real.stats[name] = (real.stats[name] ?? 0) + 1;
+}
+
+/** Write a valid config and reload: applied, or unchanged when it is the active config in another style. */
+class WriteValid implements ModelCommand {
+  constructor(
+    readonly spec: ConfigSpec,
+    readonly style: RenderStyle,
+  ) {}
+  check = () => true;
+  async run(model: Model, real: Real): Promise<void> {
+    const same = specKey(this.spec) === specKey(model.active);
+    tally(real, same ? 'write valid (unchanged)' : 'write valid');
+    await writeAtomic(real.file, renderConfig(this.spec, real.pools, this.style));
+    model.file = this.spec;
+    expectReloadOfFile(model, real, await real.daemon.reload('api'));
+    await checkInvariants(model, real);
+  }
+  toString = () => `WriteValid(${specKey(this.spec)}, ${JSON.stringify(this.style)})`;
+}
+
+/** Rewrite the active config in another style (order, comments, explicit defaults): unchanged, nothing rebuilt. */
+class RewriteActive implements ModelCommand {
+  constructor(readonly style: RenderStyle) {}
+  check = () => true;
+  async run(model: Model, real: Real): Promise<void> {
+    tally(real, 'rewrite active');
+    await writeAtomic(real.file, renderConfig(model.active, real.pools, this.style));
+    model.file = model.active;
+    expectReloadOfFile(model, real, await real.daemon.reload('api'));
+    await checkInvariants(model, real);
+  }
+  toString = () => `RewriteActive(${JSON.stringify(this.style)})`;
+}
+
+/** Write a corrupted config and reload: invalid, naming the corrupted path; nothing changes. */
+class WriteInvalid implements ModelCommand {
+  constructor(
+    readonly spec: ConfigSpec,
+    readonly style: RenderStyle,
+    readonly corruption: Corruption,
+  ) {}
+  check = () => true;
+  async run(model: Model, real: Real): Promise<void> {
+    tally(real, `write invalid (${this.corruption.type})`);
+    const { text, path } = corrupt(this.spec, real.pools, this.style, this.corruption);
+    await writeAtomic(real.file, text);
+    model.file = 'invalid';
+    const result = await real.daemon.reload('api');
+    expect(result.result, JSON.stringify(result)).to.equal('invalid');
+    expect(result.generation).to.equal(model.generation);
+    expect(result.errors!.map((e) => e.path), JSON.stringify(result.errors)).to.include(path);
+    await checkInvariants(model, real);
+  }
+  toString = () => `WriteInvalid(${specKey(this.spec)}, ${JSON.stringify(this.corruption)})`;
+}
+
+/** Reload without touching the file (which may hold what a failed reload could not apply). */
+class Reload implements ModelCommand {
+  check = () => true;
+  async run(model: Model, real: Real): Promise<void> {
+    tally(real, 'reload');
+    expectReloadOfFile(model, real, await real.daemon.reload('api'));
+    await checkInvariants(model, real);
+  }
+  toString = () => 'Reload()';
+}
+
+/** Reload a config whose `at`-th create fails (throws, or hangs past the create timeout). */
+class FailingReload implements ModelCommand {
+  constructor(
+    readonly spec: ConfigSpec,
+    readonly style: RenderStyle,
+    readonly at: number,
+    readonly mode: 'throw' | 'hang',
+  ) {}
+  check = (model: Readonly<Model>) => specKey(this.spec) !== specKey(model.active) && this.creates(model).length > 0;
+  creates(model: Readonly<Model>): Acquire[] {
+    return acquiresOf(model.active, this.spec, { ports: [], otlpUrl: '' }).filter((a) => a.create);
+  }
+  async run(model: Model, real: Real): Promise<void> {
+    tally(real, `failing create (${this.mode})`);
+    const acquires = acquiresOf(model.active, this.spec, real.pools);
+    const creates = acquires.filter((a) => a.create);
+    const failing = creates[this.at % creates.length]!;
+    real.faults.armCreate({ mode: this.mode, at: this.at % creates.length });
+    await writeAtomic(real.file, renderConfig(this.spec, real.pools, this.style));
+    model.file = this.spec;
+    const result = await real.daemon.reload('api');
+    real.faults.disarm();
+    expect(result, JSON.stringify(result)).to.deep.include({ result: 'failed', generation: model.generation, path: failing.path });
+    count(model, acquires, acquires.indexOf(failing));
+    await checkInvariants(model, real);
+  }
+  toString = () => `FailingReload(${specKey(this.spec)}, at ${this.at}, ${this.mode})`;
+}
+
+/** A foreign socket holds a port the new config wants: failed at that listener; nothing changes. */
+class PortClash implements ModelCommand {
+  constructor(
+    readonly spec: ConfigSpec,
+    readonly style: RenderStyle,
+  ) {}
+  check = (model: Readonly<Model>) => model.active.listeners.length < PORT_POOL_SIZE;
+  async run(model: Model, real: Real): Promise<void> {
+    tally(real, 'port clash');
+    const used = new Set(model.active.listeners.map((l) => l.port));
+    const clash = [...Array(PORT_POOL_SIZE).keys()].find((i) => !used.has(i))!;
+    const spec: ConfigSpec = this.spec.listeners.some((l) => l.port === clash)
+      ? this.spec
+      : { ...this.spec, listeners: this.spec.listeners.map((l, i) => (i === 0 ? { ...l, port: clash, name: `${l.name}-clash` } : l)) };
+    const foreign = createServer();
+    await new Promise<void>((resolve, reject) => foreign.once('error', reject).listen(real.pools.ports[clash], '127.0.0.1', () => resolve()));
+    try {
+      await writeAtomic(real.file, renderConfig(spec, real.pools, this.style));
+      model.file = spec;
+      const result = await real.daemon.reload('api');
+      const acquires = acquiresOf(model.active, spec, real.pools);
+      const failAt = acquires.findIndex((a) => a.kind === LISTENER_KIND && a.key === `127.0.0.1:${real.pools.ports[clash]}`);
+      expect(result, JSON.stringify(result)).to.deep.include({ result: 'failed', generation: model.generation, path: acquires[failAt]!.path });
+      expect(result.error).to.contain('EADDRINUSE');
+      count(model, acquires, failAt);
+    } finally {
+      await new Promise((resolve) => foreign.close(resolve));
+    }
+    await checkInvariants(model, real);
+  }
+  toString = () => `PortClash(${specKey(this.spec)})`;
+}
+
+/**
+ * Optionally write a config, then send this process `count` SIGHUPs through the daemon's own
+ * signal handlers: a handful of reloads, the last one reading the newest file.
+ */
+class SighupBurst implements ModelCommand {
+  constructor(
+    readonly spec: ConfigSpec | undefined,
+    readonly style: RenderStyle,
+    readonly count: number,
+  ) {}
+  check = () => true;
+  async run(model: Model, real: Real): Promise<void> {
+    tally(real, 'sighup burst');
+    if (this.spec) {
+      await writeAtomic(real.file, renderConfig(this.spec, real.pools, this.style));
+      model.file = this.spec;
+    }
+    const exit = sinon.spy();
+    let delivered = 0;
+    const countSignal = () => (delivered += 1);
+    process.on('SIGHUP', countSignal);
+    const removeHandlers = real.daemon.handleSignals(exit);
+    const before = real.reloads.length;
+    try {
+      for (let i = 0; i < this.count; i += 1) process.kill(process.pid, 'SIGHUP');
+      await waitFor('every SIGHUP to be handled', () => delivered === this.count);
+      await real.daemon.reloader.idle();
+    } finally {
+      removeHandlers();
+      process.off('SIGHUP', countSignal);
+    }
+    const reloads = real.reloads.slice(before);
+    expect(exit.called).to.equal(false);
+    expect(reloads.every((r) => r.trigger === 'signal')).to.equal(true);
+    expect(reloads.length, `${this.count} SIGHUPs → reloads`).to.be.within(1, 3);
+    real.stats['sighup burst reloads'] = (real.stats['sighup burst reloads'] ?? 0) + reloads.length;
+    // The first reload reads the file as it is; any later one finds it unchanged.
+    expectReloadOfFile(model, real, reloads[0]!.result);
+    for (const later of reloads.slice(1)) expect(later.result.result).to.be.oneOf(model.file === 'invalid' ? ['invalid'] : ['unchanged']);
+    await checkInvariants(model, real);
+  }
+  toString = () => `SighupBurst(${this.spec ? specKey(this.spec) : 'no write'}, ${this.count})`;
+}
+
+/**
+ * A request on the kept keepalive connection to one listener: answered by the active routes;
+ * the connection is the same one as last time exactly when that listener was kept since.
+ */
+class KeepaliveRequest implements ModelCommand {
+  constructor(
+    readonly choice: number,
+    readonly probe: number,
+  ) {}
+  check = () => true;
+  async run(model: Model, real: Real): Promise<void> {
+    tally(real, 'keepalive request');
+    const listener = model.active.listeners[this.choice % model.active.listeners.length]!;
+    const { path, host } = PROBES[this.probe % PROBES.length]!;
+    const res = await get(real.pools.ports[listener.port]!, path, host, real.keptAgent);
+    expect({ status: res.status, body: res.body }).to.deep.equal(expectedResponse(listener, path, host));
+    const epoch = model.listenerEpoch[listener.port]!;
+    expect(res.reused, 'the kept connection was reused').to.equal(model.keptAt[listener.port] === epoch);
+    if (res.reused) real.stats['keepalive reused'] = (real.stats['keepalive reused'] ?? 0) + 1;
+    model.keptAt[listener.port] = epoch;
+    await checkInvariants(model, real);
+  }
+  toString = () => `KeepaliveRequest(${this.choice}, ${this.probe})`;
+}
+
+/** Every command, with weights favouring the interesting ones. */
+export function commandArbs(): fc.Arbitrary<ModelCommand>[] {
+  const writeValid = fc.tuple(configArb, styleArb).map(([spec, style]) => new WriteValid(spec, style));
+  return [
+    writeValid,
+    writeValid,
+    styleArb.map((style) => new RewriteActive(style)),
+    fc.tuple(configArb, styleArb, corruptionArb).map(([spec, style, corruption]) => new WriteInvalid(spec, style, corruption)),
+    fc.constant(new Reload()),
+    fc.tuple(configArb, styleArb, fc.nat({ max: 3 }), fc.constantFrom<'throw' | 'hang'>('throw', 'throw', 'throw', 'throw', 'throw', 'hang')).map(
+      ([spec, style, at, mode]) => new FailingReload(spec, style, at, mode),
+    ),
+    fc.tuple(configArb, styleArb).map(([spec, style]) => new PortClash(spec, style)),
+    fc.tuple(fc.option(configArb, { nil: undefined }), styleArb, fc.constantFrom(2, 50, 200, 1000)).map(([spec, style, n]) => new SighupBurst(spec, style, n)),
+    fc.tuple(fc.nat({ max: 2 }), fc.nat({ max: PROBES.length - 1 })).map(([choice, probe]) => new KeepaliveRequest(choice, probe)),
+  ];
+}

@@ -1,0 +1,156 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { expect } from 'chai';
+import { stringify } from 'yaml';
+import { spawnHotconf, spawnNode, type HotconfChild } from '../helpers/child.js';
+import { basicConfig } from '../helpers/daemon.js';
+import { connectionRefused, getText, httpRequest } from '../helpers/http.js';
+import { freePort } from '../helpers/ports.js';
+import { tempDir } from '../helpers/tmp.js';
+import { waitFor } from '../helpers/wait.js';
+
+const FAULTY_RUN = fileURLToPath(new URL('./fixtures/faulty-run.ts', import.meta.url));
+
+/** Messages the faulty-run fixture sends over IPC, in arrival order. */
+function ipcMessages(child: HotconfChild): { type: string; kind?: string }[] {
+  const seen: { type: string; kind?: string }[] = [];
+  child.process.on('message', (message) => seen.push(message as { type: string; kind?: string }));
+  return seen;
+}
+
+interface FinalReport {
+  ok: boolean;
+  resources: Record<string, { live: number; refs: number }>;
+  suspects: unknown[];
+}
+
+/** The child's `final_leak_report` line, after it exited 0: clean, nothing live, no refs. */
+async function expectCleanExit(child: HotconfChild): Promise<FinalReport> {
+  const { code } = await child.exited;
+  const report = child.logs().find((l) => l.msg === 'final_leak_report') as unknown as FinalReport | undefined;
+  expect(report, `no final_leak_report; stderr: ${child.stderr()}`).to.not.equal(undefined);
+  expect(report!.suspects).to.deep.equal([]);
+  expect(report!.ok).to.equal(true);
+  for (const [kind, stats] of Object.entries(report!.resources)) {
+    expect({ kind, live: stats.live, refs: stats.refs }).to.deep.equal({ kind, live: 0, refs: 0 });
+  }
+  expect(code).to.equal(0);
+  return report!;
+}
+
+describe('hardening: the daemon as a process (real signals, real child processes)', function () {
+  // Children start through tsx or the compiled CLI on 2 shared cores: generous safety limits.
+  this.timeout(90_000);
+
+  async function setup(config: Record<string, unknown>) {
+    const dir = await tempDir();
+    const file = join(dir, 'hotconf.yaml');
+    await writeFile(file, stringify(config));
+    const admin = `127.0.0.1:${await freePort()}`;
+    return { dir, file, admin, write: (c: Record<string, unknown>) => writeFile(file, stringify(c)) };
+  }
+
+  describe('SIGTERM', () => {
+    it('while a reload is provisioning: exits 0, gives up the reload and leaves nothing live', async () => {
+      const [web, added] = [await freePort(), await freePort()];
+      const first = basicConfig({ port: web, body: 'one', tracing: { exporter: 'none' }, extra: { shutdown_timeout_ms: 1000 } });
+      const env = await setup(first);
+      const child = spawnNode(FAULTY_RUN, [env.file, env.admin], { nodeArgs: ['--import', 'tsx'], ipc: true });
+      const messages = ipcMessages(child);
+      await child.waitForLog('started', (l) => l.msg === 'started');
+
+      child.send({ type: 'hang', kind: 'listener' });
+      await waitFor('the fault to be armed', () => messages.some((m) => m.type === 'armed'));
+      const second = basicConfig({ port: web, body: 'two', tracing: { exporter: 'none' }, extra: { shutdown_timeout_ms: 1000 } });
+      (second.listeners as unknown[]).push({ name: 'added', listen: `127.0.0.1:${added}`, routes: [] });
+      await env.write(second);
+      child.process.kill('SIGHUP');
+      // The reload reused the tracer provider and the web listener, then blocked creating `added`.
+      await waitFor('a listener create to hang', () => messages.some((m) => m.type === 'hanging'));
+      expect(await getText(`http://127.0.0.1:${web}/`)).to.equal('one');
+
+      child.process.kill('SIGTERM');
+      await expectCleanExit(child);
+      expect(await connectionRefused(web)).to.equal(true);
+    });
+
+    it('while the first config is provisioning: exits 0 and leaves nothing live', async () => {
+      const web = await freePort();
+      const env = await setup(basicConfig({ port: web, tracing: { exporter: 'none' }, extra: { shutdown_timeout_ms: 1000 } }));
+      const child = spawnNode(FAULTY_RUN, [env.file, env.admin], { nodeArgs: ['--import', 'tsx'], ipc: true, env: { HANG_FIRST_CREATE: 'listener' } });
+      const messages = ipcMessages(child);
+      await waitFor('the first listener create to hang', () => messages.some((m) => m.type === 'hanging'), 60_000);
+
+      child.process.kill('SIGTERM');
+      await expectCleanExit(child);
+      expect(child.logs().some((l) => l.msg === 'started')).to.equal(false);
+    });
+
+    it('right after a SIGHUP with a changed config (real CLI): exits 0 with a clean final report', async () => {
+      const [web, moved] = [await freePort(), await freePort()];
+      const env = await setup(basicConfig({ port: web, body: 'one', tracing: { exporter: 'none' } }));
+      const child = spawnHotconf(['run', '--config', env.file, '--admin', env.admin, '--no-watch']);
+      await child.waitForLog('started', (l) => l.msg === 'started');
+      await env.write(basicConfig({ port: moved, body: 'two', tracing: { exporter: 'none', service_name: 'changed' } }));
+      child.process.kill('SIGHUP');
+      child.process.kill('SIGTERM');
+      await expectCleanExit(child);
+      expect(await connectionRefused(web)).to.equal(true);
+      expect(await connectionRefused(moved)).to.equal(true);
+    });
+  });
+
+  describe('SIGHUP storm', () => {
+    it('coalesces 1000 SIGHUPs into a handful of reloads, serves the last config and stops clean', async () => {
+      const web = await freePort();
+      const env = await setup(basicConfig({ port: web, body: 'before' }));
+      const child = spawnHotconf(['run', '--config', env.file, '--admin', env.admin, '--no-watch']);
+      await child.waitForLog('started', (l) => l.msg === 'started');
+      await env.write(basicConfig({ port: web, body: 'after' }));
+
+      for (let i = 0; i < 1000; i += 1) child.process.kill('SIGHUP');
+      await waitFor('the new body to be served', async () => (await getText(`http://127.0.0.1:${web}/`)) === 'after');
+      // A reload through the API queues behind whatever the signals started.
+      const api = await httpRequest(`http://${env.admin}/reload`, { method: 'POST' });
+      expect(JSON.parse(api.body)).to.include({ result: 'unchanged', generation: 2 });
+
+      child.process.kill('SIGTERM');
+      await expectCleanExit(child);
+      // After the exit the log is complete: count what the storm cost.
+      const logs = child.logs();
+      const signalsSeen = logs.filter((l) => l.msg === 'signal' && l.signal === 'SIGHUP').length;
+      const reloads = logs.filter((l) => l.msg === 'reload' && l.trigger === 'signal');
+      console.log(`        1000 SIGHUPs sent, ${signalsSeen} delivered, ${reloads.length} reloads`);
+      expect(signalsSeen).to.be.at.least(1);
+      expect(reloads.length).to.be.within(1, 10);
+      expect(reloads.filter((r) => r.result === 'applied')).to.have.length(1);
+      expect(reloads.every((r) => r.result === 'applied' || r.result === 'unchanged')).to.equal(true);
+    });
+  });
+
+  describe('crashes', () => {
+    for (const [how, event, message] of [
+      ['uncaught', 'uncaught_exception', 'injected uncaught exception'],
+      ['rejection', 'unhandled_rejection', 'injected unhandled rejection'],
+    ] as const) {
+      it(`logs an ${event.replace('_', ' ')} with its stack and exits 1 instead of living on half-alive`, async () => {
+        const web = await freePort();
+        const env = await setup(basicConfig({ port: web }));
+        const child = spawnNode(FAULTY_RUN, [env.file, env.admin], { nodeArgs: ['--import', 'tsx'], ipc: true });
+        await child.waitForLog('started', (l) => l.msg === 'started');
+        expect(await getText(`http://127.0.0.1:${web}/`)).to.equal('hello');
+
+        child.send({ type: 'crash', how });
+        const { code } = await child.exited;
+        expect(code).to.equal(1);
+        const fatal = child.logs().find((l) => l.msg === event) as { level: number; err: { message: string; stack: string } } | undefined;
+        expect(fatal, child.stdout().slice(-2000)).to.not.equal(undefined);
+        expect(fatal!.level).to.equal(60);
+        expect(fatal!.err.message).to.equal(message);
+        expect(fatal!.err.stack).to.contain('faulty-run.ts');
+        expect(await connectionRefused(web)).to.equal(true);
+      });
+    }
+  });
+});

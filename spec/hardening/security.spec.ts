@@ -1,0 +1,357 @@
+import { randomUUID } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:net';
+import { join } from 'node:path';
+import { expect } from 'chai';
+import { stringify } from 'yaml';
+import { MIN_ADMIN_TOKEN_LENGTH } from '../../lib/admin/token.js';
+import { MAX_NESTING_DEPTH } from '../../lib/config/parse.js';
+import { REDACTED, SECRET_PATHS } from '../../lib/config/redact.js';
+import { Daemon } from '../../lib/daemon.js';
+import { AdminTokenError, AdminTokenRequiredError } from '../../lib/errors.js';
+import { ResourceRegistry } from '../../lib/registry/registry.js';
+import { FileSource } from '../../lib/sources/file.js';
+import { spawnHotconf, type HotconfChild } from '../helpers/child.js';
+import { onCleanup } from '../helpers/cleanup.js';
+import { basicConfig, memoryLogger, startDaemon } from '../helpers/daemon.js';
+import { connectionRefused, getText, httpRequest, type HttpResponse } from '../helpers/http.js';
+import { OtlpReceiver } from '../helpers/otlp-receiver.js';
+import { freePort } from '../helpers/ports.js';
+import { tempDir } from '../helpers/tmp.js';
+import { rejectionOf, waitFor } from '../helpers/wait.js';
+import { FaultyKinds } from './support/faults.js';
+
+/** A token unique to this run, long enough to be accepted. */
+const newToken = () => `tok-${randomUUID()}`;
+
+/** Run a short-lived CLI command to its end. */
+async function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; out: string; err: string }> {
+  const child = spawnHotconf(args, { env });
+  const { code } = await child.exited;
+  return { code, out: child.stdout(), err: child.stderr() };
+}
+
+describe('hardening: admin API security', function () {
+  this.timeout(60_000);
+
+  describe('binding', () => {
+    it('refuses to start on a non-loopback admin address without a token, naming what to set', async () => {
+      const web = await freePort();
+      const dir = await tempDir();
+      const file = join(dir, 'hotconf.yaml');
+      await writeFile(file, stringify(basicConfig({ port: web, extra: { admin: { listen: `0.0.0.0:${await freePort()}` } } })));
+      const daemon = new Daemon({ source: new FileSource({ path: file }), watch: false, defaultMetrics: false });
+      onCleanup(() => daemon.stop());
+      const error = await rejectionOf(daemon.start());
+      expect(error).to.be.instanceOf(AdminTokenRequiredError);
+      expect(error).to.have.property('code', 'E_ADMIN_TOKEN_REQUIRED');
+      expect(error.message).to.contain('admin.token_file').and.contain('HOTCONF_ADMIN_TOKEN');
+      expect(await connectionRefused(web)).to.equal(true); // nothing is left running
+
+      // The CLI says so on stderr and exits 1; --admin off loopback is refused the same way.
+      const run = await cli(['run', '--config', file]);
+      expect(run.code).to.equal(1);
+      expect(run.err).to.match(/^hotconf: admin address 0\.0\.0\.0:\d+ is not loopback: set admin\.token_file/);
+      const override = await cli(['run', '--config', file, '--admin', `0.0.0.0:${await freePort()}`]);
+      expect(override.code).to.equal(1);
+      expect(override.err).to.contain('is not loopback');
+    });
+
+    it('applies admin.token_file to an admin address given on the command line, from the first config on', async () => {
+      const dir = await tempDir();
+      const tokenFile = join(dir, 'token');
+      const token = newToken();
+      await writeFile(tokenFile, token);
+      const t = await startDaemon(basicConfig({ port: await freePort(), extra: { admin: { token_file: tokenFile } } }));
+      expect((await httpRequest(`${t.admin}/config`)).status).to.equal(401);
+      expect((await httpRequest(`${t.admin}/config`, { headers: { authorization: `Bearer ${token}` } })).status).to.equal(200);
+      expect((await httpRequest(`${t.admin}/healthz`)).status).to.equal(200);
+    });
+
+    it('refuses a token that is too short, naming its file but never quoting it', async () => {
+      const dir = await tempDir();
+      const tokenFile = join(dir, 'token');
+      await writeFile(tokenFile, 'short-secret\n');
+      const error = await rejectionOf(
+        startDaemon(basicConfig({ port: await freePort(), extra: { admin: { listen: `127.0.0.1:${await freePort()}`, token_file: tokenFile } } }), { adminListen: undefined }),
+      );
+      expect(error).to.be.instanceOf(AdminTokenError);
+      expect(error.message).to.contain(tokenFile).and.contain(`at least ${MIN_ADMIN_TOKEN_LENGTH} characters`);
+      expect(error.message).to.not.contain('short-secret');
+    });
+  });
+
+  describe('with a token', () => {
+    let token: string;
+    let admin: string;
+
+    beforeEach(async () => {
+      token = newToken();
+      const dir = await tempDir();
+      const tokenFile = join(dir, 'admin-token');
+      await writeFile(tokenFile, `${token}\n`);
+      const adminPort = await freePort();
+      const t = await startDaemon(basicConfig({ port: await freePort(), extra: { admin: { listen: `0.0.0.0:${adminPort}`, token_file: tokenFile } } }), {
+        adminListen: undefined,
+      });
+      expect(t.daemon.adminAddress).to.include({ address: '0.0.0.0', port: adminPort });
+      admin = `http://127.0.0.1:${adminPort}`;
+    });
+
+    const call = (method: string, path: string, authorization?: string) =>
+      httpRequest(`${admin}${path}`, { method, headers: authorization === undefined ? {} : { authorization } });
+
+    function expectUnauthorized(res: HttpResponse, what: string): void {
+      expect(res.status, what).to.equal(401);
+      expect(res.body, what).to.equal('{"error":"unauthorized"}');
+      expect(res.headers['www-authenticate'], what).to.equal('Bearer');
+    }
+
+    it('answers /healthz and /metrics without one', async () => {
+      expect((await call('GET', '/healthz')).status).to.equal(200);
+      expect((await call('GET', '/metrics')).status).to.equal(200);
+    });
+
+    it('answers 401 with no detail to every other request without the right token', async () => {
+      const wrong = [undefined, '', 'Bearer', `Bearer ${newToken()}`, `Bearer ${token}x`, `Bearer ${token.slice(0, -1)}`, 'Bearer x', `Bearer ${'x'.repeat(10_000)}`, `Basic ${Buffer.from(`admin:${token}`).toString('base64')}`, `Bearer ${token} extra`];
+      for (const [method, path] of [['GET', '/config'], ['GET', '/leaks'], ['POST', '/reload'], ['GET', '/nowhere'], ['POST', '/healthz']] as const) {
+        for (const authorization of wrong) expectUnauthorized(await call(method, path, authorization), `${method} ${path} with ${String(authorization).slice(0, 40)}`);
+      }
+    });
+
+    it('serves every endpoint with the right token, whatever the case of the scheme', async () => {
+      for (const scheme of ['Bearer', 'bearer', 'BEARER']) {
+        expect((await call('GET', '/config', `${scheme} ${token}`)).status).to.equal(200);
+      }
+      expect((await call('GET', '/leaks', `Bearer ${token}`)).status).to.equal(200);
+      expect(JSON.parse((await call('POST', '/reload', `Bearer ${token}`)).body)).to.include({ result: 'unchanged' });
+    });
+
+    it('hotconf reload and leaks send it from --token-file or HOTCONF_ADMIN_TOKEN, and exit 2 without it', async () => {
+      const dir = await tempDir();
+      const tokenFile = join(dir, 'client-token');
+      await writeFile(tokenFile, `${token}\n`);
+      const env = { HOTCONF_ADMIN: admin };
+      const [byFile, byEnv, leaks, without, wrong] = await Promise.all([
+        cli(['reload', '--token-file', tokenFile], env),
+        cli(['reload'], { ...env, HOTCONF_ADMIN_TOKEN: token }),
+        cli(['leaks', '--token-file', tokenFile], env),
+        cli(['reload'], env),
+        cli(['leaks'], { ...env, HOTCONF_ADMIN_TOKEN: newToken() }),
+      ]);
+      expect(byFile).to.include({ code: 0, out: 'unchanged (generation 1)\n' });
+      expect(byEnv).to.include({ code: 0, out: 'unchanged (generation 1)\n' });
+      expect(leaks.code).to.equal(0);
+      expect(leaks.out).to.contain('ok: nothing leaked');
+      expect(without.code).to.equal(2);
+      expect(without.err).to.contain('401 (it needs a token)').and.contain('--token-file');
+      expect(wrong.code).to.equal(2);
+      expect(wrong.err).to.contain('401 (it refused the token)');
+    });
+  });
+});
+
+/**
+ * Puts a unique secret into every field of `SECRET_PATHS`. When a secret field is added (etcd
+ * password, upstream credentials), add its planter here; the first spec below fails until then.
+ */
+const PLANTERS: Record<string, (config: Record<string, unknown>, secret: (field: string) => string, env: { otlp: string }) => void> = {
+  'tracing.headers.*': (config, secret, env) => {
+    config.tracing = {
+      exporter: 'otlp-http',
+      endpoint: env.otlp,
+      headers: { authorization: `Bearer ${secret('tracing.headers.authorization')}`, 'x-api-key': secret('tracing.headers.x-api-key') },
+      batch: { scheduled_delay_ms: 50 },
+    };
+  },
+};
+
+describe('hardening: secrets never leave the process', function () {
+  this.timeout(90_000);
+
+  it('has a planter for every secret path', () => {
+    expect(Object.keys(PLANTERS).sort()).to.deep.equal([...SECRET_PATHS].sort());
+  });
+
+  it('appear in no log line, admin response, CLI output or error, through valid, invalid and failing reloads', async () => {
+    const receiver = await OtlpReceiver.start();
+    const secrets = new Map<string, string>();
+    const secret = (field: string) => {
+      if (!secrets.has(field)) secrets.set(field, `S3cr3t-${field.replace(/\W/g, '-')}-${randomUUID()}`);
+      return secrets.get(field)!;
+    };
+    const adminToken = secret('admin-token');
+    const withSecrets = (config: Record<string, unknown>, round = '') => {
+      for (const plant of Object.values(PLANTERS)) plant(config, (field) => secret(field + round), { otlp: receiver.url });
+      return config;
+    };
+
+    const dir = await tempDir();
+    const file = join(dir, 'hotconf.yaml');
+    const [web, clash, adminPort] = [await freePort(), await freePort(), await freePort()];
+    const admin = `http://127.0.0.1:${adminPort}`;
+    await writeFile(file, stringify(withSecrets(basicConfig({ port: web, body: 'one' }))));
+    const child: HotconfChild = spawnHotconf(['run', '--config', file, '--admin', `127.0.0.1:${adminPort}`, '--no-watch', '--log-level', 'debug'], {
+      env: { HOTCONF_ADMIN_TOKEN: adminToken },
+    });
+    await child.waitForLog('started', (l) => l.msg === 'started');
+    const emitted: { what: string; text: string }[] = [];
+    const auth = { authorization: `Bearer ${adminToken}` };
+    const adminCall = async (method: string, path: string, headers: Record<string, string> = auth) => {
+      const res = await httpRequest(`${admin}${path}`, { method, headers });
+      emitted.push({ what: `${method} ${path}`, text: `${JSON.stringify(res.headers)}\n${res.body}` });
+      return res;
+    };
+    const reloadCli = async () => {
+      const run = await cli(['reload', '--admin', admin], { HOTCONF_ADMIN_TOKEN: adminToken });
+      emitted.push({ what: 'hotconf reload', text: run.out + run.err });
+      return run;
+    };
+
+    // Valid: the secrets are in force (redacted in /config), then rotated.
+    await getText(`http://127.0.0.1:${web}/`); // a span for the exporter, which sends the headers
+    await waitFor('spans at the receiver', () => receiver.spans.length > 0);
+    const config = JSON.parse((await adminCall('GET', '/config')).body) as { config: { tracing: { headers: Record<string, string> } } };
+    expect(config.config.tracing.headers).to.deep.equal({ authorization: REDACTED, 'x-api-key': REDACTED });
+    await writeFile(file, stringify(withSecrets(basicConfig({ port: web, body: 'two' }), '-rotated')));
+    expect((await reloadCli()).code).to.equal(0);
+
+    // Invalid, in several ways, each document carrying secrets next to the error.
+    const invalid = [
+      `${stringify(withSecrets(basicConfig({ port: web })))}\nbroken: [unterminated\n`,
+      stringify(withSecrets(basicConfig({ port: web, extra: { unknown_key: 1 } }))),
+      stringify(withSecrets(basicConfig({ port: `${web}0` as unknown as number }))).slice(0, -20),
+      // A secret value that is itself invalid (CR LF: header injection).
+      JSON.stringify(withSecrets(basicConfig({ port: web }))).replace(`Bearer ${secret('tracing.headers.authorization')}"`, `Bearer ${secret('tracing.headers.authorization')}\\r\\nx: y"`),
+      `tracing:\n  headers:\n    authorization: "Bearer ${secret('tracing.headers.authorization')}\n`,
+    ];
+    for (const [i, text] of invalid.entries()) {
+      await writeFile(file, text);
+      const run = await reloadCli();
+      expect(run.code, `invalid document ${i}: ${run.out}${run.err}`).to.equal(1);
+      const validate = await cli(['validate', file]);
+      expect(validate.code).to.equal(1);
+      emitted.push({ what: 'hotconf validate', text: validate.out + validate.err });
+      child.process.kill('SIGHUP');
+    }
+
+    // Failing: a port another process holds.
+    const foreign: Server = createServer();
+    await new Promise<void>((resolve) => foreign.listen(clash, '127.0.0.1', resolve));
+    onCleanup(() => new Promise((resolve) => foreign.close(resolve)));
+    const failing = withSecrets(basicConfig({ port: web, body: 'three' }), '-failing');
+    (failing.listeners as unknown[]).push({ name: 'clash', listen: `127.0.0.1:${clash}`, routes: [] });
+    await writeFile(file, stringify(failing));
+    const failed = await adminCall('POST', '/reload');
+    expect(JSON.parse(failed.body)).to.include({ result: 'failed', path: 'listeners.1.listen' });
+
+    // Everything else the admin API and the CLI show, with and without the token.
+    await adminCall('GET', '/leaks');
+    await adminCall('GET', '/metrics');
+    await adminCall('GET', '/config', {});
+    await adminCall('GET', '/config', { authorization: `Bearer ${adminToken}0` });
+    const leaks = await cli(['leaks', '--admin', admin, '--json'], { HOTCONF_ADMIN_TOKEN: adminToken });
+    emitted.push({ what: 'hotconf leaks', text: leaks.out + leaks.err });
+    expect(await getText(`http://127.0.0.1:${web}/`)).to.equal('two');
+
+    await waitFor('the signal reloads', () => child.logs().filter((l) => l.msg === 'reload' && l.trigger === 'signal').length > 0);
+    child.process.kill('SIGTERM');
+    expect((await child.exited).code).to.equal(0);
+    emitted.push({ what: 'daemon stdout', text: child.stdout() }, { what: 'daemon stderr', text: child.stderr() });
+    expect(child.logs().some((l) => l.msg === 'final_leak_report')).to.equal(true);
+    expect(child.logs().filter((l) => l.msg === 'reload' && l.result === 'invalid').length).to.be.at.least(invalid.length);
+
+    for (const [field, value] of secrets) {
+      const leaked = emitted.filter((e) => e.text.includes(value)).map((e) => e.what);
+      expect(leaked, `secret ${field} appears in`).to.deep.equal([]);
+    }
+  });
+
+  it('are scrubbed from factory errors that quote them, in logs, results and the admin API', async () => {
+    const mark = `S3cr3t-${randomUUID()}`;
+    const logs = memoryLogger();
+    const registry = new ResourceRegistry({ logger: logs.logger });
+    onCleanup(() => registry.close());
+    const faults = new FaultyKinds();
+    const web = await freePort();
+    const tracing = (service: string) => ({ exporter: 'none', service_name: service, headers: { authorization: `Bearer ${mark}` } });
+    const t = await startDaemon(basicConfig({ port: web, tracing: tracing('a') }), { registry, kinds: faults.kinds, logger: logs.logger });
+
+    // create quotes the secret: the result, the reload log and the registry's own log line.
+    faults.armCreate({ mode: 'throw', at: 0, kind: 'tracerProvider', message: `exporter rejected header "authorization: Bearer ${mark}"` });
+    await t.write(basicConfig({ port: web, tracing: tracing('b') }));
+    const res = await httpRequest(`${t.admin}/reload`, { method: 'POST' });
+    expect(res.status).to.equal(500);
+    expect(JSON.parse(res.body).error).to.contain(`authorization: ${REDACTED}`);
+    expect(res.body).to.not.contain(mark);
+
+    // destroy quotes the secret of the config that built it.
+    faults.failDestroys('tracerProvider', `flush failed with header Bearer ${mark}`);
+    expect(await t.apply(basicConfig({ port: web, tracing: { exporter: 'none', service_name: 'c' } }))).to.include({ result: 'applied' });
+    await waitFor('the old pipeline to be destroyed', () => logs.lines().some((l) => l.msg === 'resource_destroy_failed'));
+
+    const text = logs.text();
+    expect(text).to.contain('resource_create_failed').and.contain('resource_destroy_failed').and.contain(REDACTED);
+    expect(text).to.not.contain(mark);
+  });
+});
+
+describe('hardening: hostile config documents', function () {
+  this.timeout(30_000);
+
+  async function daemonServing(): Promise<{ apply: (text: string) => Promise<{ result: string; errors?: { path: string; message: string }[] }>; expectServing: () => Promise<void> }> {
+    const web = await freePort();
+    const t = await startDaemon(basicConfig({ port: web, body: 'good' }));
+    return {
+      apply: (text) => t.apply(text),
+      expectServing: async () => {
+        expect(await getText(`http://127.0.0.1:${web}/`)).to.equal('good');
+        expect(t.daemon.reloader.active!.id).to.equal(1);
+      },
+    };
+  }
+
+  it('cannot pollute prototypes: __proto__, constructor and prototype keys are refused at their path', async () => {
+    const d = await daemonServing();
+    const cases: [string, string][] = [
+      ['listeners: []\n__proto__: {polluted: yes}\n', '__proto__'],
+      ['{"listeners": [], "__proto__": {"polluted": "yes"}}', '__proto__'],
+      ['listeners: []\ntracing: {exporter: none, headers: {__proto__: {polluted: yes}}}\n', 'tracing.headers.__proto__'],
+      ['listeners: []\ntracing: {exporter: none, headers: {constructor: x}}\n', 'tracing.headers.constructor'],
+      ['listeners: [{name: a, listen: "127.0.0.1:1", routes: [{path_prefix: /, respond: {status: 200, headers: {__proto__: x}}}]}]\n', 'listeners.0.routes.0.respond.headers.__proto__'],
+      ['listeners: [{name: a, listen: "127.0.0.1:1", routes: [{path_prefix: /, respond: {status: 200, headers: {prototype: x}}}]}]\n', 'listeners.0.routes.0.respond.headers.prototype'],
+    ];
+    for (const [text, path] of cases) {
+      const result = await d.apply(text);
+      expect(result.result, text).to.equal('invalid');
+      expect(result.errors!.map((e) => e.path), text).to.include(path);
+    }
+    expect(({} as Record<string, unknown>).polluted).to.equal(undefined);
+    expect(Object.getPrototypeOf({})).to.equal(Object.prototype);
+    await d.expectServing();
+  });
+
+  it('rejects a billion-laughs document by its alias limit, and keeps serving', async () => {
+    const d = await daemonServing();
+    const lines = ['a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]'];
+    for (let i = 1; i < 10; i += 1) lines.push(`a${i}: &a${i} [${Array.from({ length: 10 }, () => `*a${i - 1}`).join(', ')}]`);
+    const result = await d.apply(`${lines.join('\n')}\nlisteners: []\n`);
+    expect(result.result).to.equal('invalid');
+    expect(result.errors![0]!.message).to.match(/^cannot expand document: .*alias/i);
+    await d.expectServing();
+  });
+
+  it('rejects deeply nested documents before they can exhaust the stack, and keeps serving', async () => {
+    const d = await daemonServing();
+    // 1000 then 10000 levels: on Node 20 the second one aborted the whole process (V8 fatal
+    // error in the regexp compiler) when yaml composed it recursively.
+    for (const depth of [MAX_NESTING_DEPTH + 1, 1000, 10_000, 100_000]) {
+      for (const text of [`listeners: ${'['.repeat(depth)}${']'.repeat(depth)}`, `{"listeners": [], "x": ${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}}`, `listeners:\n${'- '.repeat(depth)}x\n`]) {
+        const result = await d.apply(text);
+        expect(result.result, `${depth}: ${text.slice(0, 30)}`).to.equal('invalid');
+        expect(result.errors![0]!.message).to.equal(`document nests deeper than the limit of ${MAX_NESTING_DEPTH} levels`);
+      }
+    }
+    await d.expectServing();
+  });
+});

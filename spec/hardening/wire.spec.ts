@@ -1,0 +1,140 @@
+import { expect } from 'chai';
+import type { HttpLimits } from '../../lib/http/limits.js';
+import { basicConfig, startDaemon, type TestDaemon } from '../helpers/daemon.js';
+import { getText, httpRequest } from '../helpers/http.js';
+import { freePort } from '../helpers/ports.js';
+import { rawExchange, rawRequest } from '../helpers/raw-socket.js';
+
+/** Small limits so every bad client is cut within a bounded, short exchange. */
+const LIMITS: Partial<HttpLimits> = {
+  headersTimeoutMs: 300,
+  requestTimeoutMs: 600,
+  timeoutCheckIntervalMs: 50,
+  maxHeaderBytes: 4096,
+  maxBodyBytes: 1024,
+};
+
+describe('hardening: bad input on the wire', function () {
+  this.timeout(30_000);
+
+  let t: TestDaemon;
+  let web: number;
+  let adminPort: number;
+
+  beforeEach(async () => {
+    web = await freePort();
+    t = await startDaemon(basicConfig({ port: web }), { httpLimits: LIMITS });
+    adminPort = t.daemon.adminAddress!.port;
+  });
+
+  /** Both servers still answer normally. */
+  async function expectHealthy(): Promise<void> {
+    expect((await httpRequest(`${t.admin}/healthz`)).status).to.equal(200);
+    expect(await getText(`http://127.0.0.1:${web}/`)).to.equal('hello');
+  }
+
+  for (const target of ['listener', 'admin API'] as const) {
+    describe(`the ${target}`, () => {
+      const port = () => (target === 'listener' ? web : adminPort);
+      const post = target === 'listener' ? '/' : '/reload';
+
+      it('cuts a client that never finishes its request head (slowloris) with 408', async () => {
+        const exchange = await rawExchange(port(), 'GET / HTTP/1.1\r\nHost: localhost\r\nX-Slow: 1\r\n');
+        expect(exchange.status).to.equal(408);
+        await expectHealthy();
+      });
+
+      it('cuts a client that never finishes its body', async () => {
+        const exchange = await rawExchange(port(), `POST ${post} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\n0123456789`);
+        expect(exchange.data).to.match(/HTTP\/1\.1 408 Request Timeout\r\n/);
+        await expectHealthy();
+      });
+
+      it('refuses a declared body over the limit with 413 and closes', async () => {
+        const exchange = await rawExchange(port(), `POST ${post} HTTP/1.1\r\nHost: localhost\r\nContent-Length: ${10 * 1024 * 1024}\r\n\r\n`);
+        expect(exchange.status).to.equal(413);
+        expect(exchange.data.toLowerCase()).to.contain('connection: close');
+        await expectHealthy();
+      });
+
+      it('answers a malformed request line with 400 and closes', async () => {
+        for (const line of ['GARBAGE\r\n\r\n', 'GET / HTTP/9.9\r\n\r\n', 'GET /\0 HTTP/1.1\r\nHost: x\r\n\r\n', 'GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n']) {
+          expect((await rawExchange(port(), line)).status, JSON.stringify(line)).to.equal(400);
+        }
+        await expectHealthy();
+      });
+
+      it('answers an oversized request head with 431 and closes', async () => {
+        const exchange = await rawExchange(port(), `GET / HTTP/1.1\r\nHost: localhost\r\nX-Big: ${'a'.repeat(8192)}\r\n\r\n`);
+        expect(exchange.status).to.equal(431);
+        await expectHealthy();
+      });
+    });
+  }
+
+  it('the admin API stops reading a chunked POST body over its limit (413)', async () => {
+    const chunk = 'x'.repeat(16 * 1024);
+    const body = `${Array.from({ length: 8 }, () => `${chunk.length.toString(16)}\r\n${chunk}\r\n`).join('')}0\r\n\r\n`;
+    const exchange = await rawExchange(adminPort, `POST /reload HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n${body}`);
+    expect(exchange.status).to.equal(413);
+    expect(t.logs.lines().filter((l) => l.msg === 'reload' && l.trigger === 'api')).to.deep.equal([]);
+    await expectHealthy();
+  });
+
+  describe('routes', () => {
+    beforeEach(async () => {
+      const result = await t.apply({
+        shutdown_timeout_ms: 1000,
+        listeners: [
+          {
+            name: 'web',
+            listen: `127.0.0.1:${web}`,
+            routes: [
+              { path_prefix: '/admin', host: 'internal.test', respond: { status: 200, body: 'internal' } },
+              { path_prefix: '/api/', respond: { status: 200, body: 'api' } },
+              { path_prefix: '/', respond: { status: 404, body: 'fallback' } },
+            ],
+          },
+        ],
+      });
+      expect(result.result).to.equal('applied');
+    });
+
+    it('matches dot segments, encoded or not, after normalising them away: /api/../admin is /admin', async () => {
+      for (const path of ['/api/../admin', '/api/%2e%2e/admin', '/api/%2E%2E/admin', '/api/.%2e/admin', '/api/./../admin', '/api/x/../../admin']) {
+        // Not the /api/ route: an upstream would normalise the path and serve /admin.
+        expect((await rawRequest(web, path, { host: 'public.test' })).body, path).to.equal('fallback');
+        expect((await rawRequest(web, path, { host: 'internal.test' })).body, path).to.equal('internal');
+      }
+      // An encoded slash is not a separator: this stays a path under /api/.
+      expect((await rawRequest(web, '/api/..%2fadmin', { host: 'internal.test' })).body).to.equal('api');
+      expect((await rawRequest(web, '/api/x', { host: 'internal.test' })).body).to.equal('api');
+    });
+
+    it('matches hosts case-insensitively, with or without port and trailing dot', async () => {
+      for (const host of ['internal.test', 'INTERNAL.TEST', 'Internal.Test:8080', 'internal.test.']) {
+        expect((await rawRequest(web, '/admin', { host })).body, host).to.equal('internal');
+      }
+      for (const host of ['internal.test.evil', 'xinternal.test', 'internal.tes']) {
+        expect((await rawRequest(web, '/admin', { host })).body, host).to.equal('fallback');
+      }
+    });
+
+    it('rejects response headers that would inject a header or split the response, and keeps serving', async () => {
+      for (const [name, value, path] of [
+        ['x-a', 'b\r\nset-cookie: session=stolen', 'listeners.0.routes.0.respond.headers.x-a'],
+        ['x-a', 'b\nset-cookie: session=stolen', 'listeners.0.routes.0.respond.headers.x-a'],
+        ['x-a: b\r\nset-cookie', 'session=stolen', 'listeners.0.routes.0.respond.headers.x-a: b\r\nset-cookie'],
+      ]) {
+        const config = basicConfig({ port: web, body: 'injected' });
+        (config.listeners as { routes: { respond: Record<string, unknown> }[] }[])[0]!.routes[0]!.respond.headers = { [name!]: value };
+        const result = await t.apply(config);
+        expect(result.result).to.equal('invalid');
+        expect(result.errors!.map((e) => e.path)).to.include(path);
+      }
+      const res = await rawRequest(web, '/api/x');
+      expect(res.body).to.equal('api');
+      expect(res.data.toLowerCase()).to.not.contain('set-cookie');
+    });
+  });
+});

@@ -1,0 +1,93 @@
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { onCleanup } from './cleanup.js';
+import { sleep } from './wait.js';
+
+/** The repository root (specs run from anywhere). */
+export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+/** The real CLI, running the compiled `dist/` (built by `npm test`'s pretest). */
+export const HOTCONF_BIN = fileURLToPath(new URL('../../bin/hotconf.js', import.meta.url));
+
+/** A child process whose output is kept: stdout as pino JSON lines, stderr as text. */
+export interface HotconfChild {
+  readonly process: ChildProcess;
+  /** Every stdout line that parsed as JSON (pino log lines), in order. */
+  logs(): Record<string, unknown>[];
+  /** Everything written to stdout and stderr so far, raw. */
+  stdout(): string;
+  stderr(): string;
+  /** Resolves with the exit code (or the signal name) once the process has exited. */
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Wait for the first log line matching `match`, return it (throws after `timeoutMs`). */
+  waitForLog(what: string, match: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
+  /** Send an IPC message (only with `ipc: true`). */
+  send(message: unknown): void;
+}
+
+/**
+ * Spawn `node [nodeArgs] script args` with stdout/stderr captured (and an IPC channel with
+ * `ipc: true`). Killed with SIGKILL after the test if it is still running.
+ */
+export function spawnNode(
+  script: string,
+  args: readonly string[],
+  options: { nodeArgs?: readonly string[]; env?: NodeJS.ProcessEnv; ipc?: boolean; uid?: number; gid?: number; cwd?: string } = {},
+): HotconfChild {
+  const spawnOptions: SpawnOptions = {
+    cwd: options.cwd ?? REPO_ROOT,
+    env: { ...process.env, ...options.env },
+    stdio: options.ipc ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe'],
+    ...(options.uid === undefined ? {} : { uid: options.uid }),
+    ...(options.gid === undefined ? {} : { gid: options.gid }),
+  };
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), script, ...args], spawnOptions);
+  let out = '';
+  let err = '';
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once('close', (code, signal) => resolve({ code, signal }));
+  });
+  onCleanup(async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await exited;
+  });
+  const logs = () =>
+    out
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .flatMap((line) => {
+        try {
+          return [JSON.parse(line) as Record<string, unknown>];
+        } catch {
+          return []; // a line still being written
+        }
+      });
+  return {
+    process: child,
+    logs,
+    stdout: () => out,
+    stderr: () => err,
+    exited,
+    async waitForLog(what, match, timeoutMs = 30_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const found = logs().find(match);
+        if (found) return found;
+        const ended = child.exitCode !== null || child.signalCode !== null;
+        if (ended || Date.now() > deadline) {
+          throw new Error(`${ended ? `the child exited (${child.exitCode ?? child.signalCode})` : 'timed out'} waiting for ${what}; stderr: ${err.slice(-1000)}`);
+        }
+        await sleep(20);
+      }
+    },
+    send: (message) => {
+      child.send!(message as Parameters<NonNullable<ChildProcess['send']>>[0]);
+    },
+  };
+}
+
+/** `hotconf ARGS` as a child process (the compiled CLI). */
+export function spawnHotconf(args: readonly string[], options: Parameters<typeof spawnNode>[2] = {}): HotconfChild {
+  return spawnNode(HOTCONF_BIN, args, options);
+}
