@@ -34,6 +34,13 @@ export const DEFAULT_HTTP_LIMITS: Readonly<HttpLimits> = Object.freeze({
   maxBodyBytes: 1024 * 1024,
 });
 
+/**
+ * Largest declared request body a listener accepts by default, in bytes (100 MiB, a common
+ * gateway ceiling). Listeners stream bodies to upstreams, so this bounds abuse, not memory;
+ * the admin API, which reads bodies, keeps `DEFAULT_HTTP_LIMITS.maxBodyBytes`.
+ */
+export const DEFAULT_LISTENER_MAX_BODY_BYTES = 100 * 1024 * 1024;
+
 /** `DEFAULT_HTTP_LIMITS` with `overrides` applied. */
 export function httpLimits(overrides: Partial<HttpLimits> = {}): HttpLimits {
   return { ...DEFAULT_HTTP_LIMITS, ...overrides };
