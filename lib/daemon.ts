@@ -163,6 +163,11 @@ export class Daemon implements AdminBackend {
     return this.reloader.reload(trigger);
   }
 
+  /** True once `stop()` was called (by a signal or a caller), also while it is still running. */
+  get stopRequested(): boolean {
+    return this.#stopping !== undefined;
+  }
+
   health(): { status: 'ok' | 'starting' | 'stopping'; generation: number } {
     const generation = this.reloader.active?.id ?? 0;
     if (this.#state === 'stopping' || this.#state === 'stopped') return { status: 'stopping', generation };

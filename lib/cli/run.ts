@@ -78,6 +78,9 @@ export async function runCommand(options: RunOptions, deps: Pick<DaemonOptions, 
       'started',
     );
   } catch (error) {
+    // SIGTERM/SIGINT while starting (etcd still unreachable, a slow first provision) is a
+    // requested stop, not a failed start: the signal handler exits 0 once the stop is done.
+    if (daemon.stopRequested) return;
     process.stderr.write(`hotconf: ${errorMessage(error)}\n`);
     logger.fatal({ err: error }, 'start_failed');
     process.exit(1);

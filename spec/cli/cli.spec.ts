@@ -73,6 +73,17 @@ describe('hotconf CLI', function () {
       expect(await p.exited).to.equal(0);
     });
 
+    it('exits 0 on SIGTERM while still waiting for an unreachable etcd at start', async () => {
+      const [etcdPort, admin] = [await freePort(), await freePort()];
+      const p = runHotconf(['run', '--etcd', `http://127.0.0.1:${etcdPort}`, '--key', '/hotconf/none', '--admin', `127.0.0.1:${admin}`]);
+      await p.waitForLog('etcd_startup_retry');
+      expect((await httpRequest(`http://127.0.0.1:${admin}/healthz`)).status).to.equal(503);
+      p.child.kill('SIGTERM');
+      expect(await p.exited).to.equal(0);
+      expect(p.logs().find((l) => l.msg === 'start_failed')).to.equal(undefined);
+      expect(p.logs().find((l) => l.msg === 'final_leak_report')).to.include({ ok: true });
+    });
+
     it('exits 1 naming the file when it is missing', async () => {
       const missing = join(await tempDir(), 'nope.yaml');
       const { code, stderr } = await runHotconfToEnd(['run', '--config', missing, '--admin', `127.0.0.1:${await freePort()}`]);
