@@ -19,3 +19,16 @@ export function fetchText(url: string, options: { method?: string; agent?: Agent
     req.end();
   });
 }
+
+/**
+ * Poll `url` every millisecond over `agent` until it serves exactly `body`; resolves with the
+ * time it was first served (`performance.now()`). Throws after `timeoutMs` from `started`.
+ */
+export async function servedAt(url: string, body: string, agent: Agent, started: number, timeoutMs = 5000): Promise<number> {
+  for (;;) {
+    const res = await fetchText(url, { agent });
+    if (res.body === body) return performance.now();
+    if (performance.now() - started > timeoutMs) throw new Error(`${url} did not serve the new body within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+}

@@ -2,7 +2,7 @@ import { stringify } from 'yaml';
 import { EtcdServer } from '../../spec/helpers/etcd.js';
 import { runCleanups } from '../../spec/helpers/cleanup.js';
 import { startDaemonProcess } from '../lib/daemon-process.js';
-import { fetchText, singleSocketAgent } from '../lib/http.js';
+import { servedAt, singleSocketAgent } from '../lib/http.js';
 import { freePort } from '../lib/ports.js';
 import { percentile, progress, requireTool, round, sleep } from '../lib/util.js';
 
@@ -15,7 +15,6 @@ export interface ReloadEtcdResult {
 }
 
 const KEY = '/hotconf/bench';
-const SAMPLE_TIMEOUT_MS = 5000;
 
 function config(port: number, body: string): string {
   return stringify({ listeners: [{ name: 'web', listen: `127.0.0.1:${port}`, routes: [{ path_prefix: '/', respond: { status: 200, body } }] }] });
@@ -50,13 +49,7 @@ export async function reloadEtcdPart(quick: boolean): Promise<ReloadEtcdResult> 
         const watched = new Promise<number>((resolve) => (seen = resolve));
         const started = performance.now();
         await etcd.put(KEY, config(port, body));
-        for (;;) {
-          const res = await fetchText(`http://127.0.0.1:${port}/`, { agent });
-          if (res.body === body) break;
-          if (performance.now() - started > SAMPLE_TIMEOUT_MS) throw new Error(`sample ${i}: put not served within ${SAMPLE_TIMEOUT_MS} ms`);
-          await sleep(1);
-        }
-        served.push(performance.now() - started);
+        served.push((await servedAt(`http://127.0.0.1:${port}/`, body, agent, started)) - started);
         floor.push((await watched) - started);
         tick(i, samples);
       }

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { startDaemonProcess } from '../lib/daemon-process.js';
-import { fetchText, singleSocketAgent } from '../lib/http.js';
+import { servedAt, singleSocketAgent } from '../lib/http.js';
 import { freePort } from '../lib/ports.js';
 import { percentile, progress, round, sleep } from '../lib/util.js';
 
@@ -12,8 +12,6 @@ export interface ReloadFileResult {
   p99_ms: number;
   samples: number;
 }
-
-const SAMPLE_TIMEOUT_MS = 5000;
 
 function config(port: number, body: string): string {
   return stringify({ listeners: [{ name: 'web', listen: `127.0.0.1:${port}`, routes: [{ path_prefix: '/', respond: { status: 200, body } }] }] });
@@ -41,13 +39,7 @@ export async function reloadFilePart(quick: boolean): Promise<ReloadFileResult> 
       await writeFile(`${file}.tmp`, config(port, body));
       const started = performance.now();
       await rename(`${file}.tmp`, file);
-      for (;;) {
-        const res = await fetchText(`http://127.0.0.1:${port}/`, { agent });
-        if (res.body === body) break;
-        if (performance.now() - started > SAMPLE_TIMEOUT_MS) throw new Error(`sample ${i}: change not served within ${SAMPLE_TIMEOUT_MS} ms`);
-        await sleep(1);
-      }
-      latencies.push(performance.now() - started);
+      latencies.push((await servedAt(`http://127.0.0.1:${port}/`, body, agent, started)) - started);
       tick(i, samples);
     }
   } finally {
