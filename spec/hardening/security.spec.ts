@@ -331,6 +331,36 @@ describe('hardening: hostile config documents', function () {
     await d.expectServing();
   });
 
+  it('refuses a tracing endpoint with credentials in its URL as invalid: they never reach /config or the logs', async () => {
+    const web = await freePort();
+    const t = await startDaemon(basicConfig({ port: web, body: 'good' }));
+    const password = `S3cr3t-${randomUUID()}`;
+    const result = await t.apply(basicConfig({ port: web, body: 'bad', tracing: { exporter: 'otlp-http', endpoint: `http://hotconf:${password}@127.0.0.1:4318/v1/traces` } }));
+    expect(result.result).to.equal('invalid');
+    expect(result.errors).to.deep.equal([{ path: 'tracing.endpoint', message: 'must not contain credentials (user:password@): send them in tracing.headers (e.g. authorization), which are kept secret' }]);
+    expect(await getText(`http://127.0.0.1:${web}/`)).to.equal('good');
+    const shown = [(await httpRequest(`${t.admin}/config`)).body, (await httpRequest(`${t.admin}/leaks`)).body, t.logs.text(), JSON.stringify(result)];
+    for (const text of shown) expect(text).to.not.contain(password);
+  });
+
+  it('refuses listen hosts that end in a number but are not IPv4 as invalid at their path, not failed at bind time', async () => {
+    const d = await daemonServing();
+    for (const [address, path] of [
+      ['256.1.1.1:80', 'listeners.0.listen'],
+      ['1.2.3.4.5:80', 'listeners.0.listen'],
+      ['127.1:80', 'listeners.0.listen'],
+      ['999.999.999.999:9901', 'admin.listen'],
+    ] as const) {
+      const config = basicConfig({ port: 1 });
+      if (path === 'admin.listen') config.admin = { listen: address };
+      else (config.listeners as Record<string, unknown>[])[0]!.listen = address;
+      const result = await d.apply(stringify(config));
+      expect(result.result, address).to.equal('invalid');
+      expect(result.errors, address).to.deep.equal([{ path, message: `${address.slice(0, address.lastIndexOf(':'))} is not a valid IPv4 address (a host ending in a number must be one, e.g. 127.0.0.1)` }]);
+    }
+    await d.expectServing();
+  });
+
   it('rejects a billion-laughs document by its alias limit, and keeps serving', async () => {
     const d = await daemonServing();
     const lines = ['a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]'];
