@@ -70,6 +70,8 @@ export class EtcdServer {
   #exited: Promise<void> = Promise.resolve();
   #output = '';
   #client: Etcd3 | undefined;
+  /** Set by `enableAuth`: the spec's own client authenticates as this user from then on. */
+  #auth: { username: string; password: string } | undefined;
   /** Cluster token: changed by `wipe({newCluster: true})` so the cluster ID changes too. */
   #token = 'hotconf-spec';
 
@@ -109,6 +111,7 @@ export class EtcdServer {
       const client = new Etcd3({
         hosts: this.clientUrl,
         ...(tls ? { credentials: { rootCertificate: readFileSync(tls.ca), certChain: readFileSync(tls.clientCert), privateKey: readFileSync(tls.clientKey) } } : {}),
+        ...(this.#auth ? { auth: { ...this.#auth } } : {}),
         faultHandling: {
           host: () => noop,
           global: retry(handleWhen(isRecoverableError), { maxAttempts: 20, backoff: new ExponentialBackoff({ initialDelay: 20, maxDelay: 500 }) }),
@@ -118,6 +121,22 @@ export class EtcdServer {
       onCleanup(() => client.close());
     }
     return this.#client;
+  }
+
+  /**
+   * Turn on etcd's user/password auth: creates user `root` (etcd requires it) with `password`
+   * and role `root`. Every client must authenticate from then on; the spec's own `client()`
+   * does, as `root`. The setting lives in the data dir: it survives `restart`, not `wipe`.
+   */
+  async enableAuth(password: string): Promise<void> {
+    const client = this.client();
+    await client.role('root').create();
+    await client.user('root').create(password);
+    await client.user('root').addRole('root');
+    await client.auth.authEnable();
+    // A fresh client for the spec's own calls, authenticated (the old one is closed in cleanup).
+    this.#auth = { username: 'root', password };
+    this.#client = undefined;
   }
 
   /** Put `value` at `key`; resolves with the new mod revision. */
