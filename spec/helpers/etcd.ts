@@ -211,12 +211,26 @@ export class EtcdServer {
     clearTimeout(timer);
   }
 
-  async #health(): Promise<{ status: number; body: string }> {
+  /**
+   * Range requests etcd has answered since it started (any outcome), from its own Prometheus
+   * metrics (`grpc_server_handled_total{grpc_method="Range"}`): every get any client made.
+   */
+  async rangesServed(): Promise<number> {
+    const { status, body } = await this.#get('/metrics');
+    if (status !== 200) throw new Error(`etcd /metrics answered ${status}`);
+    return body
+      .split('\n')
+      .filter((line) => line.startsWith('grpc_server_handled_total{') && line.includes('grpc_method="Range"'))
+      .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
+  }
+
+  /** GET `path` on the client URL (with the client certificate over TLS). */
+  async #get(path: string): Promise<{ status: number; body: string }> {
     const tls = this.tls;
-    if (!tls) return httpRequest(`${this.clientUrl}/health`);
+    if (!tls) return httpRequest(`${this.clientUrl}${path}`);
     const [ca, cert, key] = await Promise.all([readFile(tls.ca), readFile(tls.clientCert), readFile(tls.clientKey)]);
     return new Promise((resolve, reject) => {
-      const req = httpsRequest(`${this.clientUrl}/health`, { ca, cert, key, agent: false, servername: '' }, (res) => {
+      const req = httpsRequest(`${this.clientUrl}${path}`, { ca, cert, key, agent: false, servername: '' }, (res) => {
         let body = '';
         res.on('data', (chunk: Buffer) => (body += chunk.toString('utf8')));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
@@ -265,7 +279,7 @@ export class EtcdServer {
         `etcd at ${this.clientUrl} to become healthy`,
         async () => {
           if (spawnError || !this.#child) return 'gone';
-          const res = await this.#health();
+          const res = await this.#get('/health');
           return res.status === 200 && (JSON.parse(res.body) as { health?: string }).health === 'true' ? 'ok' : undefined;
         },
         READY_TIMEOUT_MS,
