@@ -343,6 +343,14 @@ describe('hardening: the etcd password never leaves the process', function () {
     const denied = await put('wrong password', basicConfig({ port: web, body: 'denied' }), { file: wrongFile });
     expect(denied.code).to.equal(2);
     expect(denied.err).to.match(/authentication failed/i);
+    // The password in an endpoint URL instead: refused, the flag named, the URL not echoed.
+    const inUrl = etcd.clientUrl.replace('http://', `http://root:${password}@`);
+    for (const command of ['run', 'put'] as const) {
+      const args = command === 'run' ? ['run', '--etcd', inUrl, '--key', KEY, '--admin', `127.0.0.1:${await freePort()}`, '--startup-timeout', '1s'] : ['put', '--etcd', inUrl, '--key', KEY, passwordFile];
+      const res = await record(`hotconf ${command} (password in the endpoint URL)`, cli(args));
+      expect(res.code, res.err).to.equal(64);
+      expect(res.err).to.contain(`--etcd: http://${REDACTED}@127.0.0.1:`).and.contain('must not contain credentials').and.contain('--etcd-user');
+    }
     // hotconf run with the wrong password gives up at its startup timeout.
     const refused = await record('hotconf run (wrong password)', cli(['run', ...etcdFlags, '--admin', `127.0.0.1:${await freePort()}`, '--startup-timeout', '1s'], { HOTCONF_ETCD_PASSWORD: wrong }));
     expect(refused.code).to.equal(1);
