@@ -83,6 +83,8 @@ export class Daemon implements AdminBackend {
   readonly #ownsRegistry: boolean;
   #state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
   #stopping: Promise<LeakReport> | undefined;
+  /** `stop()` was called from outside (a signal, a caller), not by a failed `start()` cleaning up. */
+  #stopRequested = false;
 
   constructor(options: DaemonOptions) {
     this.#options = options;
@@ -140,7 +142,7 @@ export class Daemon implements AdminBackend {
       this.#state = 'running';
       return result;
     } catch (error) {
-      await this.stop();
+      await this.#stopOnce();
       throw error;
     }
   }
@@ -163,9 +165,13 @@ export class Daemon implements AdminBackend {
     return this.reloader.reload(trigger);
   }
 
-  /** True once `stop()` was called (by a signal or a caller), also while it is still running. */
+  /**
+   * True once `stop()` was called (by a signal or a caller), also while it is still running.
+   * A failed `start()` stops what it started without setting this: that is a failed start, not
+   * a requested stop.
+   */
   get stopRequested(): boolean {
-    return this.#stopping !== undefined;
+    return this.#stopRequested;
   }
 
   health(): { status: 'ok' | 'starting' | 'stopping'; generation: number } {
@@ -199,6 +205,11 @@ export class Daemon implements AdminBackend {
    * Resolves with the final leak report (also logged as `final_leak_report`). Idempotent.
    */
   stop(): Promise<LeakReport> {
+    this.#stopRequested = true;
+    return this.#stopOnce();
+  }
+
+  #stopOnce(): Promise<LeakReport> {
     this.#stopping ??= this.#stop();
     return this.#stopping;
   }

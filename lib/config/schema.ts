@@ -77,7 +77,16 @@ export const BatchSchema = z
 export const TracingSchema = z.strictObject({
   service_name: z.string().min(1).default('hotconf'),
   exporter: z.enum(['none', 'console', 'otlp-http']).default('otlp-http'),
-  endpoint: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }).default('http://127.0.0.1:4318/v1/traces'),
+  /** No credentials in the URL: it is shown in `/config` and logs; secrets go in `headers`. */
+  endpoint: z
+    .url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })
+    .superRefine((value, ctx) => {
+      const url = new URL(value);
+      if (url.username || url.password) {
+        ctx.addIssue({ code: 'custom', message: 'must not contain credentials (user:password@): send them in tracing.headers (e.g. authorization), which are kept secret' });
+      }
+    })
+    .default('http://127.0.0.1:4318/v1/traces'),
   /** Secret: redacted in logs and `/config`. */
   headers: HeadersSchema.default({}),
   sample_ratio: z.number().min(0).max(1).default(1),

@@ -135,9 +135,15 @@ export class EtcdSource implements ConfigSource {
   #lag: { resume: number } | undefined;
   #closing: Promise<void> | undefined;
 
-  /** @throws Error when `endpoints` is empty or mixes http and https (etcd3's rule) */
+  /**
+   * @throws Error when `endpoints` is empty, mixes http and https (etcd3's rule), or has a URL
+   *   with credentials (`user:password@`, which every log line naming the endpoints would show;
+   *   `auth` is where they go); the error does not quote them
+   */
   constructor(options: EtcdSourceOptions) {
     if (options.endpoints.length === 0) throw new Error('EtcdSource needs at least one endpoint');
+    const withCredentials = options.endpoints.findIndex((u) => URL_USERINFO.test(u));
+    if (withCredentials >= 0) throw new Error(`EtcdSource endpoints[${withCredentials}] contains credentials (user:password@): pass them as auth`);
     this.endpoints = [...options.endpoints];
     this.key = options.key;
     this.#log = (options.logger ?? silentLogger()).child({ component: 'source', source: 'etcd' });
@@ -537,6 +543,13 @@ export class EtcdSource implements ConfigSource {
     return sleep(ms, undefined, { signal: this.#abort.signal });
   }
 }
+
+/**
+ * The scheme and user-info of a URL (`http://user:password@`, the scheme in group 1); matches
+ * text that is not a valid URL too. An endpoint must not have user-info: it would be quoted
+ * wherever the endpoints are (logs, errors, `/config`).
+ */
+export const URL_USERINFO = /^([^:/?#]+:\/\/)[^/?#]*@/;
 
 /**
  * etcd3 client options for a source or a one-shot command (`hotconf put`): the hosts, TLS and

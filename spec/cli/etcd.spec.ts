@@ -148,11 +148,7 @@ describe('hotconf with etcd (CLI, real processes)', function () {
     it('authenticates with --etcd-user and the password from HOTCONF_ETCD_PASSWORD, never showing it', async () => {
       const password = 'spec-secret-4711';
       await etcd.put(KEY, stringify(basicConfig({ port, body: 'authenticated' })));
-      const client = etcd.client();
-      await client.role('root').create();
-      await client.user('root').create(password);
-      await client.user('root').addRole('root');
-      await client.auth.authEnable();
+      await etcd.enableAuth(password);
       const adminPort = await freePort();
       const admin = `http://127.0.0.1:${adminPort}`;
       const args = ['run', '--etcd', etcd.clientUrl, '--key', KEY, '--admin', `127.0.0.1:${adminPort}`, '--etcd-user', 'root'];

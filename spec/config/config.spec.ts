@@ -147,6 +147,30 @@ describe('config parsing and validation', () => {
     expect(parseListenAddress('::1:80')).to.have.property('error');
     expect(parseListenAddress('[nope]:80')).to.have.property('error');
   });
+
+  it('takes a host whose last label is a number for an IPv4 address, and refuses it unless it is one', () => {
+    for (const host of ['256.1.1.1', '1.2.3.4.5', '1.2.3', '127.1', '12345', '010.0.0.1.', 'example.123']) {
+      expect(parseListenAddress(`${host}:80`), host).to.deep.equal({ error: `${host} is not a valid IPv4 address (a host ending in a number must be one, e.g. 127.0.0.1)` });
+    }
+    for (const host of ['10.0.0.255', '0.0.0.0', '255.255.255.255']) expect(parseListenAddress(`${host}:80`), host).to.deep.equal({ host, port: 80 });
+    // Names with digits are names: only an all-numeric last label makes an address.
+    for (const host of ['1.example', 'a1.b2', 'host-1', '123abc.test']) expect(parseListenAddress(`${host}:80`), host).to.deep.equal({ host, port: 80 });
+    const doc = minimal({ admin: { listen: '300.0.0.1:9901' } });
+    (doc.listeners as Record<string, unknown>[])[0]!.listen = '1.2.3.4.5:8080';
+    expect(issuesOf(() => validateConfig(doc))).to.have.deep.members([
+      { path: 'admin.listen', message: '300.0.0.1 is not a valid IPv4 address (a host ending in a number must be one, e.g. 127.0.0.1)' },
+      { path: 'listeners.0.listen', message: '1.2.3.4.5 is not a valid IPv4 address (a host ending in a number must be one, e.g. 127.0.0.1)' },
+    ]);
+  });
+
+  it('refuses credentials in tracing.endpoint, pointing at tracing.headers, and never quotes them', () => {
+    for (const endpoint of ['http://user:pa55word@collector:4318/v1/traces', 'https://user@collector/v1/traces', 'http://:pa55word@collector/v1/traces']) {
+      const issues = issuesOf(() => validateConfig(minimal({ tracing: { endpoint } })));
+      expect(issues, endpoint).to.deep.equal([{ path: 'tracing.endpoint', message: 'must not contain credentials (user:password@): send them in tracing.headers (e.g. authorization), which are kept secret' }]);
+      expect(JSON.stringify(issues)).to.not.contain('pa55word');
+    }
+    expect(validateConfig(minimal({ tracing: { endpoint: 'http://collector:4318/v1/traces' } })).tracing!.endpoint).to.equal('http://collector:4318/v1/traces');
+  });
 });
 
 describe('secret redaction', () => {

@@ -8,14 +8,29 @@ import { ResourceRegistry } from '../../lib/registry/registry.js';
 import { FileSource } from '../../lib/sources/file.js';
 import { OtlpReceiver } from '../helpers/otlp-receiver.js';
 import { tempDir } from '../helpers/tmp.js';
-import { commandArbs, initialModel, type Model, type Real } from './model/commands.js';
-import { PORT_POOL_SIZE, configArb, renderConfig, styleArb, type Pools } from './model/configs.js';
+import { TestUpstream, type UpstreamHandler } from '../helpers/upstream.js';
+import { checkInvariants, commandArbs, initialModel, type Model, type Real } from './model/commands.js';
+import { LIVE_TARGETS, PORT_POOL_SIZE, TARGET_POOL_SIZE, configArb, liveBody, renderConfig, styleArb, type Pools } from './model/configs.js';
 import { FaultyKinds } from './support/faults.js';
 import { stablePorts } from './support/ports.js';
 
+/** A live target: reads the whole body, answers who it is and what it received (see `liveBody`). */
+function identifying(index: number): UpstreamHandler {
+  return (req, res) => {
+    let bytes = 0;
+    req.on('data', (chunk: Buffer) => (bytes += chunk.byteLength));
+    req.on('end', () => {
+      const body = liveBody(index, req.method ?? '', req.url ?? '', bytes);
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': String(Buffer.byteLength(body)) });
+      res.end(body);
+    });
+  };
+}
+
 /**
  * Model-based reload test (fast-check `commands` + `asyncModelRun`) against the real daemon,
- * in-process: real config file, real listeners on a pool of real ports, real signals.
+ * in-process: real config file, real listeners on a pool of real ports, real upstreams (test
+ * upstreams on loopback, and ports nothing listens on) with real health checks, real signals.
  *
  * CI runs a fixed seed. HOTCONF_MODEL_RUNS=N runs N sequences from a random seed;
  * HOTCONF_MODEL_SEED=S (and HOTCONF_MODEL_PATH=P) replays a failure, as printed when one occurs.
@@ -30,11 +45,19 @@ describe('hardening: model-based reloads against the real daemon', function () {
   // Hundreds of sequences of real reloads: a generous safety limit, far above the normal run.
   this.timeout(Math.max(600_000, runs * 4000));
 
-  it(`keeps one generation serving the model's config, with every resource held once and nothing leaked (${runs} sequences, seed ${seed})`, async () => {
+  it(`keeps one generation serving the model's config, proxied routes included, with every resource held by it as often as it leases it and nothing leaked (${runs} sequences, seed ${seed})`, async () => {
     const receiver = await OtlpReceiver.start();
-    const pools: Pools = { ports: await stablePorts(PORT_POOL_SIZE), otlpUrl: receiver.url };
+    const live = await Promise.all(Array.from({ length: LIVE_TARGETS }, (_, i) => TestUpstream.start({ handler: identifying(i) })));
+    // Dead targets: ports outside the ephemeral range that no listener of the model uses either.
+    const ports = await stablePorts(PORT_POOL_SIZE + TARGET_POOL_SIZE - LIVE_TARGETS);
+    const pools: Pools = {
+      ports: ports.slice(0, PORT_POOL_SIZE),
+      otlpUrl: receiver.url,
+      targets: [...live.map((u) => u.origin), ...ports.slice(PORT_POOL_SIZE).map((p) => `http://127.0.0.1:${p}`)],
+    };
     const dir = await tempDir();
     const stats: Record<string, number> = {};
+    const observed: Record<string, number> = {};
     let sequences = 0;
 
     const property = fc.asyncProperty(configArb, styleArb, fc.commands(commandArbs(), { maxCommands: 12, size: "medium", replayPath: path }), async (initial, style, commands) => {
@@ -57,13 +80,14 @@ describe('hardening: model-based reloads against the real daemon', function () {
       });
       const probeAgent = new Agent({ keepAlive: true, maxSockets: 4 });
       const keptAgent = new Agent({ keepAlive: true, maxSockets: 1 });
-      const real: Real = { daemon, file, pools, faults, probeAgent, keptAgent, reloads: [], stats };
+      const real: Real = { daemon, file, pools, faults, probeAgent, keptAgent, reloads: [], stats, observed };
       daemon.reloader.subscribe((event) => {
         if (event.type === 'reload') real.reloads.push({ trigger: event.trigger, result: event.result });
       });
       try {
         await daemon.start();
-        const model: Model = initialModel(initial, pools);
+        const model: Model = initialModel(initial, style);
+        await checkInvariants(model, real);
         await fc.asyncModelRun(() => ({ model, real }), commands);
         // Leases are only found leaked once collected: collect, then look again.
         global.gc?.();
@@ -78,8 +102,13 @@ describe('hardening: model-based reloads against the real daemon', function () {
     });
 
     const details = await fc.check(property, { seed, numRuns: runs, ...(path ? { path } : {}) });
-    const commandsRun = Object.entries(stats).filter(([k]) => !k.startsWith('sighup burst reloads') && k !== 'keepalive reused').reduce((n, [, v]) => n + v, 0);
-    console.log(`        ${sequences} sequences, ${commandsRun} commands: ${Object.entries(stats).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+    const commandsRun = Object.values(stats).reduce((n, v) => n + v, 0);
+    const list = (counts: Record<string, number>) =>
+      Object.entries(counts)
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ');
+    console.log(`        ${sequences} sequences, ${commandsRun} commands: ${list(stats)}\n        observed: ${list(observed)}`);
     if (details.failed) {
       const replay = `replay: HOTCONF_MODEL_SEED=${details.seed} HOTCONF_MODEL_PATH='${details.counterexamplePath}' npx mocha --grep model-based`;
       throw new Error(`${fc.defaultReportMessage(details)}\n${replay}\n${(details.errorInstance as Error)?.stack ?? String(details.errorInstance)}`);

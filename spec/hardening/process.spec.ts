@@ -5,10 +5,14 @@ import { expect } from 'chai';
 import { stringify } from 'yaml';
 import { spawnHotconf, spawnNode, type HotconfChild } from '../helpers/child.js';
 import { basicConfig } from '../helpers/daemon.js';
+import { EtcdServer } from '../helpers/etcd.js';
 import { connectionRefused, getText, httpRequest } from '../helpers/http.js';
 import { freePort } from '../helpers/ports.js';
 import { tempDir } from '../helpers/tmp.js';
+import { TestUpstream, hang, holding, proxyConfig } from '../helpers/upstream.js';
 import { waitFor } from '../helpers/wait.js';
+
+const KEY = '/hotconf/config';
 
 const FAULTY_RUN = fileURLToPath(new URL('./fixtures/faulty-run.ts', import.meta.url));
 
@@ -101,18 +105,93 @@ describe('hardening: the daemon as a process (real signals, real child processes
     });
   });
 
-  describe('SIGHUP storm', () => {
-    it('coalesces 1000 SIGHUPs into a handful of reloads, serves the last config and stops clean', async () => {
+  describe('SIGTERM on the etcd and proxy paths', () => {
+    it('while a reload set off by an etcd put is provisioning: exits 0, gives up the reload and leaves nothing live', async () => {
+      const [web, added] = [await freePort(), await freePort()];
+      const etcd = await EtcdServer.start();
+      const config = (body: string) => basicConfig({ port: web, body, tracing: { exporter: 'none' }, extra: { shutdown_timeout_ms: 1000 } });
+      await etcd.put(KEY, stringify(config('one')));
+      const admin = `127.0.0.1:${await freePort()}`;
+      const child = spawnNode(FAULTY_RUN, ['-', admin], { nodeArgs: ['--import', 'tsx'], ipc: true, env: { HOTCONF_ETCD_ENDPOINTS: etcd.clientUrl, HOTCONF_ETCD_KEY: KEY } });
+      const messages = ipcMessages(child);
+      await child.waitForLog('started', (l) => l.msg === 'started');
+      await child.waitForLog('the watch', (l) => l.msg === 'watch_started');
+
+      child.send({ type: 'hang', kind: 'listener' });
+      await waitFor('the fault to be armed', () => messages.some((m) => m.type === 'armed'));
+      const second = config('two');
+      (second.listeners as unknown[]).push({ name: 'added', listen: `127.0.0.1:${added}`, routes: [] });
+      await etcd.put(KEY, stringify(second));
+      await waitFor('the watched put to hang creating a listener', () => messages.some((m) => m.type === 'hanging'));
+      expect(await getText(`http://127.0.0.1:${web}/`)).to.equal('one');
+
+      child.process.kill('SIGTERM');
+      await expectCleanExit(child);
+      expect(child.logs().some((l) => l.msg === 'stop_gave_up_on_running_reload')).to.equal(true);
+      expect(child.logs().filter((l) => l.msg === 'reload' && l.trigger === 'watch')).to.deep.equal([]);
+      expect(await connectionRefused(web)).to.equal(true);
+      expect(await connectionRefused(added)).to.equal(true);
+    });
+
+    it('with proxied requests in flight: stops accepting, lets them finish, exits 0 with nothing live', async () => {
+      const { handler, held } = holding();
+      const upstream = await TestUpstream.start({ handler });
       const web = await freePort();
-      const env = await setup(basicConfig({ port: web, body: 'before' }));
+      // A drain budget far beyond the test: the requests, not the timeout, end the drain.
+      const env = await setup(proxyConfig({ port: web, upstreams: { api: { targets: [upstream.origin] } }, extra: { shutdown_timeout_ms: 60_000 } }));
       const child = spawnHotconf(['run', '--config', env.file, '--admin', env.admin, '--no-watch']);
       await child.waitForLog('started', (l) => l.msg === 'started');
-      await env.write(basicConfig({ port: web, body: 'after' }));
+      const inflight = Array.from({ length: 5 }, (_, i) => httpRequest(`http://127.0.0.1:${web}/slow/${i}`));
+      await waitFor('every request held at the upstream', () => held.length === 5);
 
+      child.process.kill('SIGTERM');
+      await waitFor('the listener to stop accepting', () => connectionRefused(web));
+      expect(child.process.exitCode, 'still draining').to.equal(null);
+      held.forEach((res, i) => res.end(`done ${i}`));
+      const responses = await Promise.all(inflight);
+      expect(responses.map((r) => `${r.status} ${r.body}`)).to.deep.equal(held.map((_, i) => `200 done ${i}`));
+
+      await expectCleanExit(child);
+      const released = child.logs().find((l) => l.msg === 'generation_released');
+      expect(released).to.include({ generation: 1, aborted: 0 });
+      expect(released!.destroyed).to.include({ upstream_pool: 1, listener: 1 });
+      await waitFor('the pool connection to the upstream closed', () => upstream.openConnections === 0);
+    });
+
+    it('with proxied requests outliving shutdown_timeout_ms: aborts them, upstream included, counts them and exits 0 with nothing live', async () => {
+      const upstream = await TestUpstream.start({ handler: hang });
+      const web = await freePort();
+      const env = await setup(proxyConfig({ port: web, upstreams: { api: { targets: [upstream.origin] } }, extra: { shutdown_timeout_ms: 300 } }));
+      const child = spawnHotconf(['run', '--config', env.file, '--admin', env.admin, '--no-watch']);
+      await child.waitForLog('started', (l) => l.msg === 'started');
+      const inflight = Array.from({ length: 3 }, (_, i) =>
+        httpRequest(`http://127.0.0.1:${web}/stuck/${i}`).then(
+          (res) => `answered ${res.status}`,
+          (error: Error) => error.message,
+        ),
+      );
+      await waitFor('every request at the upstream', () => upstream.requests.length === 3);
+
+      child.process.kill('SIGTERM');
+      expect(await Promise.all(inflight)).to.deep.equal(['socket hang up', 'socket hang up', 'socket hang up']);
+      await expectCleanExit(child);
+      expect(upstream.requests.map((r) => r.aborted)).to.deep.equal([true, true, true]);
+      expect(child.logs().find((l) => l.msg === 'generation_released')).to.include({ generation: 1, aborted: 3 });
+      await waitFor('the pool connections to the upstream closed', () => upstream.openConnections === 0);
+    });
+  });
+
+  describe('SIGHUP storm', () => {
+    /**
+     * Send `child` (serving `before` on `web`, its source already holding `after`) 1000
+     * SIGHUPs, check it serves `after`, stop it, and return what the storm cost: the SIGHUPs
+     * it logged and its reload lines (trigger `signal`), once the log is complete.
+     */
+    async function storm(child: HotconfChild, web: number, admin: string): Promise<{ signalsSeen: number; reloads: Record<string, unknown>[] }> {
       for (let i = 0; i < 1000; i += 1) child.process.kill('SIGHUP');
-      await waitFor('the new body to be served', async () => (await getText(`http://127.0.0.1:${web}/`)) === 'after');
+      await waitFor('the new value to be served', async () => (await getText(`http://127.0.0.1:${web}/`)) === 'after');
       // A reload through the API queues behind whatever the signals started.
-      const api = await httpRequest(`http://${env.admin}/reload`, { method: 'POST' });
+      const api = await httpRequest(`http://${admin}/reload`, { method: 'POST' });
       expect(JSON.parse(api.body)).to.include({ result: 'unchanged', generation: 2 });
 
       child.process.kill('SIGTERM');
@@ -121,11 +200,39 @@ describe('hardening: the daemon as a process (real signals, real child processes
       const logs = child.logs();
       const signalsSeen = logs.filter((l) => l.msg === 'signal' && l.signal === 'SIGHUP').length;
       const reloads = logs.filter((l) => l.msg === 'reload' && l.trigger === 'signal');
-      console.log(`        1000 SIGHUPs sent, ${signalsSeen} delivered, ${reloads.length} reloads`);
       expect(signalsSeen).to.be.at.least(1);
       expect(reloads.length).to.be.within(1, 10);
       expect(reloads.filter((r) => r.result === 'applied')).to.have.length(1);
       expect(reloads.every((r) => r.result === 'applied' || r.result === 'unchanged')).to.equal(true);
+      return { signalsSeen, reloads };
+    }
+
+    it('coalesces 1000 SIGHUPs into a handful of reloads, serves the last config and stops clean', async () => {
+      const web = await freePort();
+      const env = await setup(basicConfig({ port: web, body: 'before' }));
+      const child = spawnHotconf(['run', '--config', env.file, '--admin', env.admin, '--no-watch']);
+      await child.waitForLog('started', (l) => l.msg === 'started');
+      await env.write(basicConfig({ port: web, body: 'after' }));
+      const { signalsSeen, reloads } = await storm(child, web, env.admin);
+      console.log(`        1000 SIGHUPs sent, ${signalsSeen} delivered, ${reloads.length} reloads`);
+    });
+
+    it('to an etcd-sourced daemon: a handful of etcd reads (counted by etcd), the last value served, a clean stop', async () => {
+      const web = await freePort();
+      const etcd = await EtcdServer.start();
+      await etcd.put(KEY, stringify(basicConfig({ port: web, body: 'before' })));
+      const admin = `127.0.0.1:${await freePort()}`;
+      // Not watching: every read of the key is a reload's (no watch, no consistency checks).
+      const child = spawnHotconf(['run', '--etcd', etcd.clientUrl, '--key', KEY, '--admin', admin, '--no-watch']);
+      await child.waitForLog('started', (l) => l.msg === 'started');
+      const revision = await etcd.put(KEY, stringify(basicConfig({ port: web, body: 'after' })));
+      const rangesBefore = await etcd.rangesServed();
+      const { signalsSeen, reloads } = await storm(child, web, admin);
+      const reads = (await etcd.rangesServed()) - rangesBefore;
+      console.log(`        1000 SIGHUPs sent, ${signalsSeen} delivered, ${reloads.length} reloads, ${reads} etcd reads (API reload included)`);
+      // One linearizable get per reload, the API's included, and nothing else.
+      expect(reads).to.equal(reloads.length + 1);
+      expect(reloads.find((r) => r.result === 'applied')!.source).to.include({ kind: 'etcd', revision });
     });
   });
 

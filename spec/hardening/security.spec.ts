@@ -14,6 +14,7 @@ import { FileSource } from '../../lib/sources/file.js';
 import { spawnHotconf, type HotconfChild } from '../helpers/child.js';
 import { onCleanup } from '../helpers/cleanup.js';
 import { basicConfig, memoryLogger, startDaemon } from '../helpers/daemon.js';
+import { EtcdServer } from '../helpers/etcd.js';
 import { connectionRefused, getText, httpRequest, type HttpResponse } from '../helpers/http.js';
 import { OtlpReceiver } from '../helpers/otlp-receiver.js';
 import { freePort } from '../helpers/ports.js';
@@ -296,6 +297,124 @@ describe('hardening: secrets never leave the process', function () {
   });
 });
 
+describe('hardening: the etcd password never leaves the process', function () {
+  // A real etcd with auth, the daemon and a dozen CLI runs as child processes, an etcd restart.
+  this.timeout(180_000);
+
+  it('appears in no log line, admin response, error or CLI output of run and put, through valid, invalid and failing reloads and an etcd restart', async () => {
+    const KEY = '/hotconf/config';
+    const password = `S3cr3t-etcd-password-${randomUUID()}`;
+    const wrong = `S3cr3t-etcd-wrong-password-${randomUUID()}`;
+    const etcd = await EtcdServer.start();
+    await etcd.enableAuth(password);
+
+    const dir = await tempDir();
+    const passwordFile = join(dir, 'etcd-password');
+    await writeFile(passwordFile, `${password}\n`);
+    const wrongFile = join(dir, 'wrong-password');
+    await writeFile(wrongFile, wrong);
+    const [web, clash, adminPort] = [await freePort(), await freePort(), await freePort()];
+    const admin = `http://127.0.0.1:${adminPort}`;
+    const etcdFlags = ['--etcd', etcd.clientUrl, '--key', KEY, '--etcd-user', 'root'];
+    const emitted: { what: string; text: string }[] = [];
+    const record = async (what: string, run: Promise<{ code: number | null; out: string; err: string }>) => {
+      const res = await run;
+      emitted.push({ what, text: res.out + res.err });
+      return res;
+    };
+    /** `hotconf put` of `config`, the password from a file or from the environment. */
+    let documents = 0;
+    const put = async (what: string, config: Record<string, unknown> | string, from: { file: string } | { env: string }) => {
+      const path = join(dir, `document-${(documents += 1)}.yaml`);
+      await writeFile(path, typeof config === 'string' ? config : stringify(config));
+      const args = ['put', ...etcdFlags, ...('file' in from ? ['--etcd-password-file', from.file] : []), path];
+      return record(`hotconf put (${what})`, cli(args, 'env' in from ? { HOTCONF_ETCD_PASSWORD: from.env } : {}));
+    };
+    const adminCall = async (method: string, path: string) => {
+      const res = await httpRequest(`${admin}${path}`, { method });
+      emitted.push({ what: `${method} ${path}`, text: `${JSON.stringify(res.headers)}\n${res.body}` });
+      return res;
+    };
+    const served = () => getText(`http://127.0.0.1:${web}/`);
+
+    // hotconf put: written with the password from its file, refused (invalid, wrong password).
+    expect((await put('valid', basicConfig({ port: web, body: 'one' }), { file: passwordFile })).code).to.equal(0);
+    expect((await put('invalid', { listeners: [{ name: 'web', listen: 'nowhere' }] }, { env: password })).code).to.equal(1);
+    const denied = await put('wrong password', basicConfig({ port: web, body: 'denied' }), { file: wrongFile });
+    expect(denied.code).to.equal(2);
+    expect(denied.err).to.match(/authentication failed/i);
+    // The password in an endpoint URL instead: refused, the flag named, the URL not echoed.
+    const inUrl = etcd.clientUrl.replace('http://', `http://root:${password}@`);
+    for (const command of ['run', 'put'] as const) {
+      const args = command === 'run' ? ['run', '--etcd', inUrl, '--key', KEY, '--admin', `127.0.0.1:${await freePort()}`, '--startup-timeout', '1s'] : ['put', '--etcd', inUrl, '--key', KEY, passwordFile];
+      const res = await record(`hotconf ${command} (password in the endpoint URL)`, cli(args));
+      expect(res.code, res.err).to.equal(64);
+      expect(res.err).to.contain(`--etcd: http://${REDACTED}@127.0.0.1:`).and.contain('must not contain credentials').and.contain('--etcd-user');
+    }
+    // hotconf run with the wrong password gives up at its startup timeout.
+    const refused = await record('hotconf run (wrong password)', cli(['run', ...etcdFlags, '--admin', `127.0.0.1:${await freePort()}`, '--startup-timeout', '1s'], { HOTCONF_ETCD_PASSWORD: wrong }));
+    expect(refused.code).to.equal(1);
+    expect(refused.err).to.match(/authentication failed/i);
+
+    const child = spawnHotconf(['run', ...etcdFlags, '--admin', `127.0.0.1:${adminPort}`, '--log-level', 'debug'], { env: { HOTCONF_ETCD_PASSWORD: password } });
+    await child.waitForLog('started', (l) => l.msg === 'started');
+    expect(await served()).to.equal('one');
+    const reloads = (result: string) => child.logs().filter((l) => l.msg === 'reload' && l.result === result).length;
+
+    // Valid: a put through the watch.
+    expect((await put('valid, watched', basicConfig({ port: web, body: 'two' }), { env: password })).code).to.equal(0);
+    await waitFor('the put to be served', async () => (await served()) === 'two');
+    // Invalid: written past hotconf put's validation, then re-read on SIGHUP.
+    await etcd.put(KEY, `${stringify(basicConfig({ port: web }))}\nbroken: [unterminated\n`);
+    await waitFor('the invalid value to be rejected', () => reloads('invalid') >= 1);
+    child.process.kill('SIGHUP');
+    await waitFor('the re-read to be rejected too', () => reloads('invalid') >= 2);
+    // Failing: a port another process holds, through the watch and POST /reload.
+    const foreign: Server = createServer();
+    await new Promise<void>((resolve) => foreign.listen(clash, '127.0.0.1', resolve));
+    onCleanup(() => new Promise((resolve) => foreign.close(resolve)));
+    const failing = basicConfig({ port: web, body: 'three' });
+    (failing.listeners as unknown[]).push({ name: 'clash', listen: `127.0.0.1:${clash}`, routes: [] });
+    expect((await put('failing', failing, { file: passwordFile })).code).to.equal(0);
+    await waitFor('the failing value to fail', () => reloads('failed') >= 1);
+    expect(JSON.parse((await adminCall('POST', '/reload')).body)).to.include({ result: 'failed', path: 'listeners.1.listen' });
+
+    // etcd down: a re-read fails naming the endpoint, hotconf put cannot reach it; then back.
+    await etcd.kill();
+    const down = JSON.parse((await adminCall('POST', '/reload')).body) as { result: string; error: string };
+    expect(down.result).to.equal('failed');
+    expect(down.error).to.contain(etcd.clientUrl);
+    expect((await put('etcd down', basicConfig({ port: web, body: 'unreachable' }), { env: password })).code).to.equal(2);
+    await etcd.restart();
+    await waitFor('the watch to resume', () => child.logs().some((l) => l.msg === 'watch_resumed'), 60_000);
+    expect((await put('after the restart', basicConfig({ port: web, body: 'four' }), { file: passwordFile })).code).to.equal(0);
+    await waitFor('the put after the restart to be served', async () => (await served()) === 'four', 30_000);
+
+    // Everything else the admin API and the CLI show.
+    await adminCall('GET', '/config');
+    await adminCall('GET', '/leaks');
+    await adminCall('GET', '/metrics');
+    await adminCall('GET', '/healthz');
+    await record('hotconf reload', cli(['reload', '--admin', admin]));
+    await record('hotconf leaks', cli(['leaks', '--admin', admin, '--json']));
+
+    child.process.kill('SIGTERM');
+    expect((await child.exited).code).to.equal(0);
+    emitted.push({ what: 'daemon stdout', text: child.stdout() }, { what: 'daemon stderr', text: child.stderr() });
+    expect(child.logs().find((l) => l.msg === 'final_leak_report')).to.include({ ok: true });
+    expect(child.logs().some((l) => l.msg === 'reload' && l.trigger === 'watch' && l.result === 'applied')).to.equal(true);
+
+    for (const [field, value] of [
+      ['the etcd password', password],
+      ['a wrong etcd password', wrong],
+    ] as const) {
+      const leaked = emitted.filter((e) => e.text.includes(value)).map((e) => e.what);
+      expect(leaked, `${field} appears in`).to.deep.equal([]);
+    }
+    console.log(`        planted 2 etcd passwords, grepped ${emitted.length} outputs (${new Set(emitted.map((e) => e.what.replace(/ \(.*/, ''))).size} kinds)`);
+  });
+});
+
 describe('hardening: hostile config documents', function () {
   this.timeout(30_000);
 
@@ -328,6 +447,36 @@ describe('hardening: hostile config documents', function () {
     }
     expect(({} as Record<string, unknown>).polluted).to.equal(undefined);
     expect(Object.getPrototypeOf({})).to.equal(Object.prototype);
+    await d.expectServing();
+  });
+
+  it('refuses a tracing endpoint with credentials in its URL as invalid: they never reach /config or the logs', async () => {
+    const web = await freePort();
+    const t = await startDaemon(basicConfig({ port: web, body: 'good' }));
+    const password = `S3cr3t-${randomUUID()}`;
+    const result = await t.apply(basicConfig({ port: web, body: 'bad', tracing: { exporter: 'otlp-http', endpoint: `http://hotconf:${password}@127.0.0.1:4318/v1/traces` } }));
+    expect(result.result).to.equal('invalid');
+    expect(result.errors).to.deep.equal([{ path: 'tracing.endpoint', message: 'must not contain credentials (user:password@): send them in tracing.headers (e.g. authorization), which are kept secret' }]);
+    expect(await getText(`http://127.0.0.1:${web}/`)).to.equal('good');
+    const shown = [(await httpRequest(`${t.admin}/config`)).body, (await httpRequest(`${t.admin}/leaks`)).body, t.logs.text(), JSON.stringify(result)];
+    for (const text of shown) expect(text).to.not.contain(password);
+  });
+
+  it('refuses listen hosts that end in a number but are not IPv4 as invalid at their path, not failed at bind time', async () => {
+    const d = await daemonServing();
+    for (const [address, path] of [
+      ['256.1.1.1:80', 'listeners.0.listen'],
+      ['1.2.3.4.5:80', 'listeners.0.listen'],
+      ['127.1:80', 'listeners.0.listen'],
+      ['999.999.999.999:9901', 'admin.listen'],
+    ] as const) {
+      const config = basicConfig({ port: 1 });
+      if (path === 'admin.listen') config.admin = { listen: address };
+      else (config.listeners as Record<string, unknown>[])[0]!.listen = address;
+      const result = await d.apply(stringify(config));
+      expect(result.result, address).to.equal('invalid');
+      expect(result.errors, address).to.deep.equal([{ path, message: `${address.slice(0, address.lastIndexOf(':'))} is not a valid IPv4 address (a host ending in a number must be one, e.g. 127.0.0.1)` }]);
+    }
     await d.expectServing();
   });
 

@@ -4,6 +4,8 @@ import { basicConfig, startDaemon, type TestDaemon } from '../helpers/daemon.js'
 import { getText, httpRequest } from '../helpers/http.js';
 import { freePort } from '../helpers/ports.js';
 import { rawExchange, rawRequest } from '../helpers/raw-socket.js';
+import { TestUpstream, echoJson, proxyConfig, type UpstreamHandler } from '../helpers/upstream.js';
+import { waitFor } from '../helpers/wait.js';
 
 /** Small limits so every bad client is cut within a bounded, short exchange. */
 const LIMITS: Partial<HttpLimits> = {
@@ -79,6 +81,70 @@ describe('hardening: bad input on the wire', function () {
     expect(exchange.status).to.equal(413);
     expect(t.logs.lines().filter((l) => l.msg === 'reload' && l.trigger === 'api')).to.deep.equal([]);
     await expectHealthy();
+  });
+
+  describe('proxy routes', () => {
+    let upstream: TestUpstream;
+
+    /** Proxy every path to one test upstream, the whole exchange bounded by `timeoutMs`. */
+    async function proxyTo(handler: UpstreamHandler, timeoutMs = 500): Promise<void> {
+      upstream = await TestUpstream.start({ handler });
+      expect((await t.apply(proxyConfig({ port: web, upstreams: { api: { targets: [upstream.origin], timeout_ms: timeoutMs } } }))).result).to.equal('applied');
+    }
+
+    /** Nothing in flight, and both servers answer (the proxy too). */
+    async function expectProxyHealthy(): Promise<void> {
+      await waitFor('no request in flight', () => t.daemon.reloader.active!.inflight === 0);
+      expect((await httpRequest(`${t.admin}/healthz`)).status).to.equal(200);
+      const handler = upstream.handler;
+      upstream.handler = echoJson;
+      expect(JSON.parse((await httpRequest(`http://127.0.0.1:${web}/after`)).body)).to.include({ url: '/after' });
+      upstream.handler = handler;
+    }
+
+    it('cuts a client that never finishes its body with 408, and aborts the upstream request it was streaming to', async () => {
+      // The upstream answers only once the whole body arrived; its timeout is past the client's.
+      await proxyTo(echoJson, 30_000);
+      const exchange = await rawExchange(web, 'POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\n0123456789');
+      expect(exchange.status).to.equal(408);
+      await waitFor('the upstream request aborted', () => upstream.requests[0]?.aborted);
+      await expectProxyHealthy();
+    });
+
+    it('refuses a declared body over the limit with 413 before anything reaches the upstream', async () => {
+      await proxyTo(echoJson);
+      const exchange = await rawExchange(web, `POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: ${10 * 1024 * 1024}\r\n\r\n`);
+      expect(exchange.status).to.equal(413);
+      expect(upstream.requests).to.deep.equal([]);
+      await expectProxyHealthy();
+    });
+
+    it('cuts the client when the upstream stalls its body after the head (slowloris upstream), at timeout_ms', async () => {
+      await proxyTo((req, res) => {
+        req.resume();
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.write('partial');
+      });
+      const exchange = await rawExchange(web, 'GET /stalls HTTP/1.1\r\nHost: localhost\r\n\r\n');
+      expect(exchange.status).to.equal(200);
+      expect(exchange.data).to.contain('partial');
+      // Chunked and never terminated: the client sees the cut, not a complete response.
+      expect(exchange.data.endsWith('0\r\n\r\n')).to.equal(false);
+      await waitFor('the upstream request aborted', () => upstream.requests[0]?.aborted);
+      await expectProxyHealthy();
+    });
+
+    it('answers 502 to an upstream response head over the size limit', async () => {
+      await proxyTo((req, res) => {
+        req.resume();
+        res.writeHead(200, { 'x-huge': 'h'.repeat(64 * 1024) });
+        res.end('never relayed');
+      });
+      const res = await httpRequest(`http://127.0.0.1:${web}/huge`);
+      expect(res.status).to.equal(502);
+      expect(JSON.parse(res.body)).to.deep.equal({ error: 'upstream error', upstream: 'api' });
+      await expectProxyHealthy();
+    });
   });
 
   describe('routes', () => {

@@ -70,6 +70,8 @@ export class EtcdServer {
   #exited: Promise<void> = Promise.resolve();
   #output = '';
   #client: Etcd3 | undefined;
+  /** Set by `enableAuth`: the spec's own client authenticates as this user from then on. */
+  #auth: { username: string; password: string } | undefined;
   /** Cluster token: changed by `wipe({newCluster: true})` so the cluster ID changes too. */
   #token = 'hotconf-spec';
 
@@ -109,6 +111,7 @@ export class EtcdServer {
       const client = new Etcd3({
         hosts: this.clientUrl,
         ...(tls ? { credentials: { rootCertificate: readFileSync(tls.ca), certChain: readFileSync(tls.clientCert), privateKey: readFileSync(tls.clientKey) } } : {}),
+        ...(this.#auth ? { auth: { ...this.#auth } } : {}),
         faultHandling: {
           host: () => noop,
           global: retry(handleWhen(isRecoverableError), { maxAttempts: 20, backoff: new ExponentialBackoff({ initialDelay: 20, maxDelay: 500 }) }),
@@ -118,6 +121,22 @@ export class EtcdServer {
       onCleanup(() => client.close());
     }
     return this.#client;
+  }
+
+  /**
+   * Turn on etcd's user/password auth: creates user `root` (etcd requires it) with `password`
+   * and role `root`. Every client must authenticate from then on; the spec's own `client()`
+   * does, as `root`. The setting lives in the data dir: it survives `restart`, not `wipe`.
+   */
+  async enableAuth(password: string): Promise<void> {
+    const client = this.client();
+    await client.role('root').create();
+    await client.user('root').create(password);
+    await client.user('root').addRole('root');
+    await client.auth.authEnable();
+    // A fresh client for the spec's own calls, authenticated (the old one is closed in cleanup).
+    this.#auth = { username: 'root', password };
+    this.#client = undefined;
   }
 
   /** Put `value` at `key`; resolves with the new mod revision. */
@@ -192,12 +211,26 @@ export class EtcdServer {
     clearTimeout(timer);
   }
 
-  async #health(): Promise<{ status: number; body: string }> {
+  /**
+   * Range requests etcd has answered since it started (any outcome), from its own Prometheus
+   * metrics (`grpc_server_handled_total{grpc_method="Range"}`): every get any client made.
+   */
+  async rangesServed(): Promise<number> {
+    const { status, body } = await this.#get('/metrics');
+    if (status !== 200) throw new Error(`etcd /metrics answered ${status}`);
+    return body
+      .split('\n')
+      .filter((line) => line.startsWith('grpc_server_handled_total{') && line.includes('grpc_method="Range"'))
+      .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
+  }
+
+  /** GET `path` on the client URL (with the client certificate over TLS). */
+  async #get(path: string): Promise<{ status: number; body: string }> {
     const tls = this.tls;
-    if (!tls) return httpRequest(`${this.clientUrl}/health`);
+    if (!tls) return httpRequest(`${this.clientUrl}${path}`);
     const [ca, cert, key] = await Promise.all([readFile(tls.ca), readFile(tls.clientCert), readFile(tls.clientKey)]);
     return new Promise((resolve, reject) => {
-      const req = httpsRequest(`${this.clientUrl}/health`, { ca, cert, key, agent: false, servername: '' }, (res) => {
+      const req = httpsRequest(`${this.clientUrl}${path}`, { ca, cert, key, agent: false, servername: '' }, (res) => {
         let body = '';
         res.on('data', (chunk: Buffer) => (body += chunk.toString('utf8')));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
@@ -246,7 +279,7 @@ export class EtcdServer {
         `etcd at ${this.clientUrl} to become healthy`,
         async () => {
           if (spawnError || !this.#child) return 'gone';
-          const res = await this.#health();
+          const res = await this.#get('/health');
           return res.status === 200 && (JSON.parse(res.body) as { health?: string }).health === 'true' ? 'ok' : undefined;
         },
         READY_TIMEOUT_MS,

@@ -44,6 +44,18 @@ export const streamEcho: UpstreamHandler = (req, res) => {
 /** Never answers: for timeouts, client aborts and drains. */
 export const hang: UpstreamHandler = () => {};
 
+/** A handler that reads each request and holds its response until the spec ends it (`held`). */
+export function holding(): { handler: UpstreamHandler; held: ServerResponse[] } {
+  const held: ServerResponse[] = [];
+  return {
+    held,
+    handler: (req, res) => {
+      req.resume();
+      held.push(res);
+    },
+  };
+}
+
 /**
  * A real HTTP upstream on 127.0.0.1 for proxy specs. `GET /healthz` answers `healthStatus`
  * (counted in `healthChecks`, not recorded); every other request is recorded in `requests` and

@@ -1,4 +1,4 @@
-import { Agent, type ServerResponse } from 'node:http';
+import { Agent } from 'node:http';
 import { expect } from 'chai';
 import sinon from 'sinon';
 import { defaultResourceKinds } from '../../lib/reload/provision.js';
@@ -7,7 +7,7 @@ import { httpRequest } from '../helpers/http.js';
 import { onCleanup } from '../helpers/cleanup.js';
 import { metricValue } from '../helpers/metrics.js';
 import { freePort } from '../helpers/ports.js';
-import { TestUpstream, hang, proxyConfig, type UpstreamHandler } from '../helpers/upstream.js';
+import { TestUpstream, hang, holding, proxyConfig } from '../helpers/upstream.js';
 import { waitFor } from '../helpers/wait.js';
 
 /** Two upstreams behind one health-checked upstream `api`; `dead` fails its health checks. */
@@ -36,18 +36,6 @@ function healthy(d: TestDaemon, origin: string): boolean | undefined {
 
 function stats(d: TestDaemon, kind: string) {
   return d.daemon.registry.stats()[kind]!;
-}
-
-/** An upstream handler that holds every response until the spec ends it. */
-function holding(): { handler: UpstreamHandler; held: ServerResponse[] } {
-  const held: ServerResponse[] = [];
-  return {
-    held,
-    handler: (req, res) => {
-      req.resume();
-      held.push(res);
-    },
-  };
 }
 
 describe('upstreams across reloads', () => {

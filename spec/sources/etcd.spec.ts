@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import type { IWatchResponse } from 'etcd3';
 import sinon from 'sinon';
 import { stringify } from 'yaml';
+import { EtcdSource } from '../../lib/sources/etcd.js';
 import { basicConfig } from '../helpers/daemon.js';
 import { EtcdServer, metricValue, reloadLines, startEtcdDaemon } from '../helpers/etcd.js';
 import { getText, httpRequest } from '../helpers/http.js';
@@ -263,5 +264,16 @@ describe('EtcdSource with a real etcd', function () {
     expect(source.stats().connected).to.equal(false);
     await waitFor('the watch connection to be released while etcd is still frozen', () => sockets() <= before);
     etcd.thaw();
+  });
+});
+
+describe('EtcdSource options', () => {
+  it('refuses an endpoint with credentials in its URL without quoting them: they belong in auth', () => {
+    for (const endpoint of ['http://root:pa55word@127.0.0.1:2379', 'https://pa55word@etcd:2379']) {
+      expect(() => new EtcdSource({ endpoints: ['http://127.0.0.1:2379', endpoint], key: KEY }))
+        .to.throw('EtcdSource endpoints[1] contains credentials (user:password@): pass them as auth')
+        .with.property('message')
+        .that.does.not.contain('pa55word');
+    }
   });
 });

@@ -3,13 +3,14 @@
  * file, real sockets, real signals) and on the model, then checks the invariants.
  */
 import { writeFile, rename } from 'node:fs/promises';
-import { Agent, request } from 'node:http';
+import { Agent, request as httpRequest } from 'node:http';
 import { createServer } from 'node:net';
 import { expect } from 'chai';
 import fc from 'fast-check';
 import sinon from 'sinon';
 import type { Daemon } from '../../../lib/daemon.js';
 import type { ReloadResult } from '../../../lib/reload/reloader.js';
+import { TARGET_HEALTH_KIND } from '../../../lib/resources/health.js';
 import { LISTENER_KIND } from '../../../lib/resources/listener.js';
 import { TRACER_PROVIDER_KIND } from '../../../lib/resources/tracing.js';
 import { connectionRefused } from '../../helpers/http.js';
@@ -23,12 +24,18 @@ import {
   corrupt,
   corruptionArb,
   expectedResponse,
+  isLive,
+  listenerKey,
+  matchRoute,
+  plannedAcquires,
   renderConfig,
   specKey,
   styleArb,
+  targetHealthKey,
   type Acquire,
   type ConfigSpec,
   type Corruption,
+  type ModelRequest,
   type Pools,
   type RenderStyle,
 } from './configs.js';
@@ -38,12 +45,18 @@ export interface Model {
   active: ConfigSpec;
   /** What the config file holds now: a valid spec, or something invalid. */
   file: ConfigSpec | 'invalid';
+  /** How the file is written (its key order decides the order upstreams are provisioned in). */
+  fileStyle: RenderStyle;
   generation: number;
   counts: Record<string, { created: number; reused: number; createFailures: number }>;
   /** Per pool port: how many times a listener on it was destroyed (a kept connection dies with it). */
   listenerEpoch: number[];
   /** Per pool port: the epoch at the last keepalive request on the kept agent, if any. */
   keptAt: (number | undefined)[];
+  /** Round-robin position per upstream of the active generation (each generation has its own balancers). */
+  cursors: Record<string, number>;
+  /** Health states (`targetHealthKey`) the last check saw settled: a reload that keeps one must not reset it. */
+  settled: Set<string>;
 }
 
 /** The system under test and the instruments around it. */
@@ -60,11 +73,23 @@ export interface Real {
   reloads: { trigger: string; result: ReloadResult }[];
   /** Counts the commands run, for the run statistics. */
   stats: Record<string, number>;
+  /** Counts what was observed (responses by kind, reloads per burst), for the run statistics. */
+  observed: Record<string, number>;
 }
 
-export function initialModel(spec: ConfigSpec, pools: Pools): Model {
-  const model: Model = { active: spec, file: spec, generation: 1, counts: {}, listenerEpoch: Array(PORT_POOL_SIZE).fill(0), keptAt: Array(PORT_POOL_SIZE).fill(undefined) };
-  count(model, acquiresOf(undefined, spec, pools), undefined);
+export function initialModel(spec: ConfigSpec, style: RenderStyle): Model {
+  const model: Model = {
+    active: spec,
+    file: spec,
+    fileStyle: style,
+    generation: 1,
+    counts: {},
+    listenerEpoch: Array(PORT_POOL_SIZE).fill(0),
+    keptAt: Array(PORT_POOL_SIZE).fill(undefined),
+    cursors: {},
+    settled: new Set(),
+  };
+  count(model, acquiresOf(undefined, spec, style), undefined);
   return model;
 }
 
@@ -85,18 +110,19 @@ function activate(model: Model, next: ConfigSpec): void {
   for (const l of model.active.listeners) if (!kept.has(l.port)) model.listenerEpoch[l.port]! += 1;
   model.active = next;
   model.generation += 1;
+  model.cursors = {};
 }
 
 /**
  * A reload of the file as it is: applied when it holds a valid config other than the active
  * one (the model books it), unchanged when it holds the active one, invalid otherwise.
  */
-function expectReloadOfFile(model: Model, real: Real, result: ReloadResult): void {
+function expectReloadOfFile(model: Model, result: ReloadResult): void {
   if (model.file === 'invalid') expect(result, JSON.stringify(result)).to.deep.include({ result: 'invalid', generation: model.generation });
   else if (specKey(model.file) === specKey(model.active)) expect(result, JSON.stringify(result)).to.deep.include({ result: 'unchanged', generation: model.generation });
   else {
     expect(result, JSON.stringify(result)).to.deep.include({ result: 'applied', generation: model.generation + 1 });
-    count(model, acquiresOf(model.active, model.file, real.pools), undefined);
+    count(model, acquiresOf(model.active, model.file, model.fileStyle), undefined);
     activate(model, model.file);
   }
 }
@@ -107,11 +133,13 @@ async function writeAtomic(file: string, text: string): Promise<void> {
   await rename(tmp, file);
 }
 
-/** GET on `agent`, retried once on a fresh connection if a reused one was closed under it. */
-export function get(port: number, path: string, host: string, agent: Agent): Promise<{ status: number; body: string; reused: boolean }> {
+/** `request` on `agent`, retried once on a fresh connection if a reused one was closed under it. */
+export function send(port: number, request: ModelRequest, agent: Agent): Promise<{ status: number; body: string; reused: boolean }> {
   const attempt = () =>
     new Promise<{ status: number; body: string; reused: boolean }>((resolve, reject) => {
-      const req = request({ host: '127.0.0.1', port, path, headers: { host }, agent }, (res) => {
+      const headers: Record<string, string | number> = { host: request.host };
+      if (request.method === 'POST') headers['content-length'] = request.bodyBytes;
+      const req = httpRequest({ host: '127.0.0.1', port, method: request.method, path: request.path, headers, agent }, (res) => {
         let body = '';
         res.setEncoding('utf8');
         res.on('data', (chunk: string) => (body += chunk));
@@ -119,7 +147,7 @@ export function get(port: number, path: string, host: string, agent: Agent): Pro
         res.on('error', reject);
       });
       req.on('error', (error) => reject(Object.assign(error, { reusedSocket: req.reusedSocket })));
-      req.end();
+      req.end(request.method === 'POST' ? Buffer.alloc(request.bodyBytes, 'x') : undefined);
     });
   return attempt().catch((error: NodeJS.ErrnoException & { reusedSocket?: boolean }) => {
     // Node's documented pattern: a kept socket the server closed is only seen on reuse.
@@ -128,10 +156,26 @@ export function get(port: number, path: string, host: string, agent: Agent): Pro
   });
 }
 
+/** A GET the listeners are probed with after every command. */
+function probeRequest(probe: (typeof PROBES)[number]): ModelRequest {
+  return { method: 'GET', path: probe.path, host: probe.host, bodyBytes: 0 };
+}
+
+/** Count a served response by what answered it, for the run statistics. */
+function observe(real: Real, listener: ConfigSpec['listeners'][number], request: ModelRequest, status: number): void {
+  const route = matchRoute(listener, request.path, request.host);
+  const what = route?.action.type === 'proxy' ? `proxied ${status}` : 'answered';
+  real.observed[what] = (real.observed[what] ?? 0) + 1;
+}
+
 /**
  * The invariants, after the drain: exactly one generation, the model's; every live resource is
- * held by it, once; the registry's counters are the model's; nothing leaked; every listener
- * answers as the model's routes say, and every other pool port is closed.
+ * held by it, with `refs` equal to the leases it holds, and shared exactly as the model says
+ * (one pool for two upstreams with the same target and settings); the registry's counters are
+ * the model's; nothing leaked; health states the model saw settled are still settled (a reload
+ * never resets one), and the others settle (dead targets unhealthy, live ones healthy); every
+ * listener answers as the model's routes say, proxied routes included; every other pool port
+ * is closed.
  */
 export async function checkInvariants(model: Model, real: Real): Promise<void> {
   const { daemon, pools } = real;
@@ -143,10 +187,22 @@ export async function checkInvariants(model: Model, real: Real): Promise<void> {
 
   const listeners = model.active.listeners.map((l) => `127.0.0.1:${pools.ports[l.port]}`).sort();
   const live = daemon.registry.entries();
-  expect(live.every((e) => e.state === 'live' && e.refs === 1), JSON.stringify(live)).to.equal(true);
+  const held = new Map<string, number>();
+  for (const h of active!.holds()) held.set(`${h.kind} ${h.key}`, (held.get(`${h.kind} ${h.key}`) ?? 0) + 1);
+  expect(live.every((e) => e.state === 'live' && e.refs === held.get(`${e.kind} ${e.key}`)), `refs equal the active generation's leases: ${JSON.stringify(live)} ${JSON.stringify([...held])}`).to.equal(true);
+  expect([...held.keys()].sort(), 'leases of the active generation').to.deep.equal(live.map((e) => `${e.kind} ${e.key}`).sort());
   expect(live.filter((e) => e.kind === LISTENER_KIND).map((e) => e.key).sort(), 'live listeners').to.deep.equal(listeners);
   expect(live.filter((e) => e.kind === TRACER_PROVIDER_KIND).length, 'live tracer providers').to.equal(model.active.tracing === undefined ? 0 : 1);
-  expect(active!.holds().map((h) => `${h.kind} ${h.key}`).sort(), 'leases of the active generation').to.deep.equal(live.map((e) => `${e.kind} ${e.key}`).sort());
+  // Per kind, how many leases each live resource has: the model's sharing, whatever the real keys.
+  const sharing = (leases: { kind: string; key: string }[]) => {
+    const perKey = new Map<string, number>();
+    for (const { kind, key } of leases) perKey.set(`${kind}\0${key}`, (perKey.get(`${kind}\0${key}`) ?? 0) + 1);
+    const perKind: Record<string, number[]> = {};
+    for (const [id, n] of perKey) (perKind[id.split('\0')[0]!] ??= []).push(n);
+    for (const counts of Object.values(perKind)) counts.sort();
+    return perKind;
+  };
+  expect(sharing(active!.holds()), 'resources and their leases per kind').to.deep.equal(sharing(plannedAcquires(model.active)));
 
   const stats = daemon.registry.stats();
   for (const kind of new Set([...Object.keys(stats), ...Object.keys(model.counts)])) {
@@ -160,15 +216,38 @@ export async function checkInvariants(model: Model, real: Real): Promise<void> {
   const report = daemon.leaks();
   expect(report.suspects, 'leak report suspects').to.deep.equal([]);
 
+  await checkHealth(model, real);
+
   for (const listener of model.active.listeners) {
     const port = pools.ports[listener.port]!;
     for (const probe of PROBES) {
-      const res = await get(port, probe.path, probe.host, real.probeAgent);
-      expect({ port, ...probe, status: res.status, body: res.body }).to.deep.equal({ port, ...probe, ...expectedResponse(listener, probe.path, probe.host) });
+      const request = probeRequest(probe);
+      const res = await send(port, request, real.probeAgent);
+      observe(real, listener, request, res.status);
+      expect({ port, ...probe, status: res.status, body: res.body }).to.deep.equal({ port, ...probe, ...expectedResponse(model.active, listener, request, model.cursors) });
     }
   }
   const used = new Set(model.active.listeners.map((l) => l.port));
   for (let i = 0; i < PORT_POOL_SIZE; i += 1) if (!used.has(i)) expect(await connectionRefused(pools.ports[i]!), `pool port ${pools.ports[i]} is closed`).to.equal(true);
+}
+
+/**
+ * Health states of the active generation: those the previous check saw settled must still be
+ * (a kept state is never reset, whatever the reload rebuilt); the others get a safety timeout to
+ * settle. Settled: healthy exactly when the target is live (its probes pass).
+ */
+async function checkHealth(model: Model, real: Real): Promise<void> {
+  const states = model.active.upstreams.flatMap((u) =>
+    u.healthCheck === undefined ? [] : u.targets.map((target, i) => ({ key: targetHealthKey(u.name, target), live: isLive(target), healthy: () => real.daemon.reloader.active!.upstreams().get(u.name)!.targets[i]!.healthy })),
+  );
+  expect(real.daemon.registry.entries().filter((e) => e.kind === TARGET_HEALTH_KIND).length, 'live health states').to.equal(states.length);
+  for (const state of states) if (model.settled.has(state.key)) expect(state.healthy(), `kept health state ${state.key} (live: ${state.live})`).to.equal(state.live);
+  const unsettled = states.filter((s) => s.healthy() !== s.live);
+  if (unsettled.length > 0) {
+    real.observed['health settle waits'] = (real.observed['health settle waits'] ?? 0) + 1;
+    await waitFor(`health states ${unsettled.map((s) => s.key).join(', ')} to settle`, () => states.every((s) => s.healthy() === s.live), 20_000);
+  }
+  model.settled = new Set(states.map((s) => s.key));
 }
 
 type ModelCommand = fc.AsyncCommand<Model, Real>;
@@ -189,7 +268,8 @@ class WriteValid implements ModelCommand {
     tally(real, same ? 'write valid (unchanged)' : 'write valid');
     await writeAtomic(real.file, renderConfig(this.spec, real.pools, this.style));
     model.file = this.spec;
-    expectReloadOfFile(model, real, await real.daemon.reload('api'));
+    model.fileStyle = this.style;
+    expectReloadOfFile(model, await real.daemon.reload('api'));
     await checkInvariants(model, real);
   }
   toString = () => `WriteValid(${specKey(this.spec)}, ${JSON.stringify(this.style)})`;
@@ -203,7 +283,8 @@ class RewriteActive implements ModelCommand {
     tally(real, 'rewrite active');
     await writeAtomic(real.file, renderConfig(model.active, real.pools, this.style));
     model.file = model.active;
-    expectReloadOfFile(model, real, await real.daemon.reload('api'));
+    model.fileStyle = this.style;
+    expectReloadOfFile(model, await real.daemon.reload('api'));
     await checkInvariants(model, real);
   }
   toString = () => `RewriteActive(${JSON.stringify(this.style)})`;
@@ -236,7 +317,7 @@ class Reload implements ModelCommand {
   check = () => true;
   async run(model: Model, real: Real): Promise<void> {
     tally(real, 'reload');
-    expectReloadOfFile(model, real, await real.daemon.reload('api'));
+    expectReloadOfFile(model, await real.daemon.reload('api'));
     await checkInvariants(model, real);
   }
   toString = () => 'Reload()';
@@ -252,16 +333,17 @@ class FailingReload implements ModelCommand {
   ) {}
   check = (model: Readonly<Model>) => specKey(this.spec) !== specKey(model.active) && this.creates(model).length > 0;
   creates(model: Readonly<Model>): Acquire[] {
-    return acquiresOf(model.active, this.spec, { ports: [], otlpUrl: '' }).filter((a) => a.create);
+    return acquiresOf(model.active, this.spec, this.style).filter((a) => a.create);
   }
   async run(model: Model, real: Real): Promise<void> {
-    tally(real, `failing create (${this.mode})`);
-    const acquires = acquiresOf(model.active, this.spec, real.pools);
+    const acquires = acquiresOf(model.active, this.spec, this.style);
     const creates = acquires.filter((a) => a.create);
     const failing = creates[this.at % creates.length]!;
+    tally(real, `failing create (${this.mode} ${failing.kind})`);
     real.faults.armCreate({ mode: this.mode, at: this.at % creates.length });
     await writeAtomic(real.file, renderConfig(this.spec, real.pools, this.style));
     model.file = this.spec;
+    model.fileStyle = this.style;
     const result = await real.daemon.reload('api');
     real.faults.disarm();
     expect(result, JSON.stringify(result)).to.deep.include({ result: 'failed', generation: model.generation, path: failing.path });
@@ -290,9 +372,10 @@ class PortClash implements ModelCommand {
     try {
       await writeAtomic(real.file, renderConfig(spec, real.pools, this.style));
       model.file = spec;
+      model.fileStyle = this.style;
       const result = await real.daemon.reload('api');
-      const acquires = acquiresOf(model.active, spec, real.pools);
-      const failAt = acquires.findIndex((a) => a.kind === LISTENER_KIND && a.key === `127.0.0.1:${real.pools.ports[clash]}`);
+      const acquires = acquiresOf(model.active, spec, this.style);
+      const failAt = acquires.findIndex((a) => a.kind === LISTENER_KIND && a.key === listenerKey(clash));
       expect(result, JSON.stringify(result)).to.deep.include({ result: 'failed', generation: model.generation, path: acquires[failAt]!.path });
       expect(result.error).to.contain('EADDRINUSE');
       count(model, acquires, failAt);
@@ -320,6 +403,7 @@ class SighupBurst implements ModelCommand {
     if (this.spec) {
       await writeAtomic(real.file, renderConfig(this.spec, real.pools, this.style));
       model.file = this.spec;
+      model.fileStyle = this.style;
     }
     const exit = sinon.spy();
     let delivered = 0;
@@ -339,9 +423,9 @@ class SighupBurst implements ModelCommand {
     expect(exit.called).to.equal(false);
     expect(reloads.every((r) => r.trigger === 'signal')).to.equal(true);
     expect(reloads.length, `${this.count} SIGHUPs → reloads`).to.be.within(1, 3);
-    real.stats['sighup burst reloads'] = (real.stats['sighup burst reloads'] ?? 0) + reloads.length;
+    real.observed['sighup burst reloads'] = (real.observed['sighup burst reloads'] ?? 0) + reloads.length;
     // The first reload reads the file as it is; any later one finds it unchanged.
-    expectReloadOfFile(model, real, reloads[0]!.result);
+    expectReloadOfFile(model, reloads[0]!.result);
     for (const later of reloads.slice(1)) expect(later.result.result).to.be.oneOf(model.file === 'invalid' ? ['invalid'] : ['unchanged']);
     await checkInvariants(model, real);
   }
@@ -361,21 +445,58 @@ class KeepaliveRequest implements ModelCommand {
   async run(model: Model, real: Real): Promise<void> {
     tally(real, 'keepalive request');
     const listener = model.active.listeners[this.choice % model.active.listeners.length]!;
-    const { path, host } = PROBES[this.probe % PROBES.length]!;
-    const res = await get(real.pools.ports[listener.port]!, path, host, real.keptAgent);
-    expect({ status: res.status, body: res.body }).to.deep.equal(expectedResponse(listener, path, host));
+    const request = probeRequest(PROBES[this.probe % PROBES.length]!);
+    const res = await send(real.pools.ports[listener.port]!, request, real.keptAgent);
+    observe(real, listener, request, res.status);
+    expect({ status: res.status, body: res.body }).to.deep.equal(expectedResponse(model.active, listener, request, model.cursors));
     const epoch = model.listenerEpoch[listener.port]!;
     expect(res.reused, 'the kept connection was reused').to.equal(model.keptAt[listener.port] === epoch);
-    if (res.reused) real.stats['keepalive reused'] = (real.stats['keepalive reused'] ?? 0) + 1;
+    if (res.reused) real.observed['keepalive reused'] = (real.observed['keepalive reused'] ?? 0) + 1;
     model.keptAt[listener.port] = epoch;
     await checkInvariants(model, real);
   }
   toString = () => `KeepaliveRequest(${this.choice}, ${this.probe})`;
 }
 
+/**
+ * A POST with a body through a proxy route whose upstream has a live target, on the probe
+ * connections: answered as the model's balancer says (by the live target it picks, which saw
+ * the method, the path as the route rewrites it and every body byte; or 502/503).
+ */
+class ProxyRequest implements ModelCommand {
+  constructor(
+    readonly choice: number,
+    readonly bodyBytes: number,
+  ) {}
+  /** (listener, probe) pairs whose request the model routes to an upstream with a live target. */
+  candidates(model: Readonly<Model>): { listener: ConfigSpec['listeners'][number]; request: ModelRequest }[] {
+    return model.active.listeners.flatMap((listener) =>
+      PROBES.flatMap((probe) => {
+        const route = matchRoute(listener, probe.path, probe.host);
+        if (route?.action.type !== 'proxy') return [];
+        const upstream = route.action.upstream;
+        if (!model.active.upstreams.find((u) => u.name === upstream)!.targets.some(isLive)) return [];
+        return [{ listener, request: { method: 'POST' as const, path: probe.path, host: probe.host, bodyBytes: this.bodyBytes } }];
+      }),
+    );
+  }
+  check = (model: Readonly<Model>) => this.candidates(model).length > 0;
+  async run(model: Model, real: Real): Promise<void> {
+    tally(real, 'proxy request');
+    const candidates = this.candidates(model);
+    const { listener, request } = candidates[this.choice % candidates.length]!;
+    const res = await send(real.pools.ports[listener.port]!, request, real.probeAgent);
+    observe(real, listener, request, res.status);
+    expect({ status: res.status, body: res.body }).to.deep.equal(expectedResponse(model.active, listener, request, model.cursors));
+    await checkInvariants(model, real);
+  }
+  toString = () => `ProxyRequest(${this.choice}, ${this.bodyBytes} bytes)`;
+}
+
 /** Every command, with weights favouring the interesting ones. */
 export function commandArbs(): fc.Arbitrary<ModelCommand>[] {
   const writeValid = fc.tuple(configArb, styleArb).map(([spec, style]) => new WriteValid(spec, style));
+  const proxyRequest = fc.tuple(fc.nat({ max: 8 }), fc.constantFrom(0, 1, 70_000)).map(([choice, bytes]) => new ProxyRequest(choice, bytes));
   return [
     writeValid,
     writeValid,
@@ -388,5 +509,7 @@ export function commandArbs(): fc.Arbitrary<ModelCommand>[] {
     fc.tuple(configArb, styleArb).map(([spec, style]) => new PortClash(spec, style)),
     fc.tuple(fc.option(configArb, { nil: undefined }), styleArb, fc.constantFrom(2, 50, 200, 1000)).map(([spec, style, n]) => new SighupBurst(spec, style, n)),
     fc.tuple(fc.nat({ max: 2 }), fc.nat({ max: PROBES.length - 1 })).map(([choice, probe]) => new KeepaliveRequest(choice, probe)),
+    proxyRequest,
+    proxyRequest,
   ];
 }
