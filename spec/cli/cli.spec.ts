@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { stringify } from 'yaml';
 import { leaksCommand } from '../../lib/cli/leaks.js';
-import { runHotconf, runHotconfToEnd } from '../helpers/cli.js';
+import { event, runHotconfToEnd, spawnHotconf } from '../helpers/child.js';
 import { basicConfig, startDaemon, writeConfigAtomic } from '../helpers/daemon.js';
 import { getText, httpRequest } from '../helpers/http.js';
 import { freePort } from '../helpers/ports.js';
@@ -28,20 +28,20 @@ describe('hotconf CLI', function () {
     it('serves the file, applies edits it watches, reloads on SIGHUP and exits 0 on SIGTERM with a clean leak report', async () => {
       const [port, admin] = [await freePort(), await freePort()];
       const file = await configFile(basicConfig({ port, body: 'one' }));
-      const p = runHotconf(['run', '--config', file, '--admin', `127.0.0.1:${admin}`]);
-      await p.waitForLog('started');
+      const p = spawnHotconf(['run', '--config', file, '--admin', `127.0.0.1:${admin}`]);
+      await p.waitForLog('started', event('started'));
       const url = `http://127.0.0.1:${port}/`;
       expect(await getText(url)).to.equal('one');
 
       await writeConfigAtomic(file, basicConfig({ port, body: 'two' }));
       await waitFor('the edit to be served', async () => (await getText(url)) === 'two');
-      await p.waitForLog('reload', { trigger: 'watch', result: 'applied', generation: 2 });
+      await p.waitForLog('watch reload applied', event('reload', { trigger: 'watch', result: 'applied', generation: 2 }));
 
-      p.child.kill('SIGHUP');
-      await p.waitForLog('reload', { trigger: 'signal', result: 'unchanged', generation: 2 });
+      p.process.kill('SIGHUP');
+      await p.waitForLog('signal reload unchanged', event('reload', { trigger: 'signal', result: 'unchanged', generation: 2 }));
 
-      p.child.kill('SIGTERM');
-      expect(await p.exited).to.equal(0);
+      p.process.kill('SIGTERM');
+      expect((await p.exited).code).to.equal(0);
       const report = p.logs().find((l) => l.msg === 'final_leak_report')!;
       expect(report).to.include({ ok: true });
       expect(report.suspects).to.deep.equal([]);
@@ -51,35 +51,35 @@ describe('hotconf CLI', function () {
     it('with --no-watch applies a change only on SIGHUP', async () => {
       const [port, admin] = [await freePort(), await freePort()];
       const file = await configFile(basicConfig({ port, body: 'before' }));
-      const p = runHotconf(['run', '--config', file, '--no-watch', '--admin', `127.0.0.1:${admin}`, '--log-level', 'debug']);
-      await p.waitForLog('started');
+      const p = spawnHotconf(['run', '--config', file, '--no-watch', '--admin', `127.0.0.1:${admin}`, '--log-level', 'debug']);
+      await p.waitForLog('started', event('started'));
       await writeConfigAtomic(file, basicConfig({ port, body: 'after' }));
-      p.child.kill('SIGHUP');
-      await p.waitForLog('reload', { trigger: 'signal', result: 'applied', generation: 2 });
+      p.process.kill('SIGHUP');
+      await p.waitForLog('signal reload applied', event('reload', { trigger: 'signal', result: 'applied', generation: 2 }));
       expect(await getText(`http://127.0.0.1:${port}/`)).to.equal('after');
       expect(p.logs().filter((l) => l.msg === 'reload' && l.trigger === 'watch')).to.deep.equal([]);
-      p.child.kill('SIGINT');
-      expect(await p.exited).to.equal(0);
+      p.process.kill('SIGINT');
+      expect((await p.exited).code).to.equal(0);
     });
 
     it('runs the bundled demo when given no --config', async () => {
       const admin = await freePort();
-      const p = runHotconf(['run', '--admin', `127.0.0.1:${admin}`]);
-      const started = await p.waitForLog('started');
+      const p = spawnHotconf(['run', '--admin', `127.0.0.1:${admin}`]);
+      const started = await p.waitForLog('started', event('started'));
       expect(started.source).to.deep.include({ kind: 'file' });
       expect(String((started.source as { path: string }).path)).to.match(/fixtures\/demo\.yaml$/);
       expect(await getText('http://127.0.0.1:8080/')).to.equal('hello from hotconf\n');
-      p.child.kill('SIGTERM');
-      expect(await p.exited).to.equal(0);
+      p.process.kill('SIGTERM');
+      expect((await p.exited).code).to.equal(0);
     });
 
     it('exits 0 on SIGTERM while still waiting for an unreachable etcd at start', async () => {
       const [etcdPort, admin] = [await freePort(), await freePort()];
-      const p = runHotconf(['run', '--etcd', `http://127.0.0.1:${etcdPort}`, '--key', '/hotconf/none', '--admin', `127.0.0.1:${admin}`]);
-      await p.waitForLog('etcd_startup_retry');
+      const p = spawnHotconf(['run', '--etcd', `http://127.0.0.1:${etcdPort}`, '--key', '/hotconf/none', '--admin', `127.0.0.1:${admin}`]);
+      await p.waitForLog('etcd_startup_retry', event('etcd_startup_retry'));
       expect((await httpRequest(`http://127.0.0.1:${admin}/healthz`)).status).to.equal(503);
-      p.child.kill('SIGTERM');
-      expect(await p.exited).to.equal(0);
+      p.process.kill('SIGTERM');
+      expect((await p.exited).code).to.equal(0);
       expect(p.logs().find((l) => l.msg === 'start_failed')).to.equal(undefined);
       expect(p.logs().find((l) => l.msg === 'final_leak_report')).to.include({ ok: true });
     });

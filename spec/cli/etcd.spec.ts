@@ -4,7 +4,7 @@ import { expect } from 'chai';
 import { stringify } from 'yaml';
 import { basicConfig } from '../helpers/daemon.js';
 import { EtcdServer, metricValue } from '../helpers/etcd.js';
-import { runHotconf, spawnHotconf, type HotconfProcess } from '../helpers/hotconf-process.js';
+import { runHotconfToEnd, spawnHotconf, type HotconfChild } from '../helpers/child.js';
 import { getText, httpRequest } from '../helpers/http.js';
 import { freePort } from '../helpers/ports.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -24,9 +24,10 @@ async function health(admin: string): Promise<number> {
 }
 
 /** SIGTERM a running daemon and wait for it to exit: 0 is a clean stop. */
-async function stop(proc: HotconfProcess): Promise<number | NodeJS.Signals> {
-  proc.child.kill('SIGTERM');
-  return proc.exited;
+async function stop(proc: HotconfChild): Promise<number | NodeJS.Signals> {
+  proc.process.kill('SIGTERM');
+  const { code, signal } = await proc.exited;
+  return code ?? signal!;
 }
 
 describe('hotconf with etcd (CLI, real processes)', function () {
@@ -45,7 +46,7 @@ describe('hotconf with etcd (CLI, real processes)', function () {
     await writeFile(path, typeof content === 'string' ? content : stringify(content));
     return path;
   };
-  const put = (args: string[]) => runHotconf(['put', '--etcd', etcd.clientUrl, '--key', KEY, ...args]);
+  const put = (args: string[]) => runHotconfToEnd(['put', '--etcd', etcd.clientUrl, '--key', KEY, ...args]);
 
   describe('hotconf put', () => {
     it('writes a valid document and prints the new mod revision', async () => {
@@ -112,8 +113,8 @@ describe('hotconf with etcd (CLI, real processes)', function () {
       const admin = `http://127.0.0.1:${adminPort}`;
       const daemon = spawnHotconf(['run', '--etcd', etcd.clientUrl, '--key', KEY, '--admin', `127.0.0.1:${adminPort}`]);
       await waitFor('the admin API to answer 503', async () => (await health(admin)) === 503, 20_000);
-      await waitFor('two startup attempts to be logged', () => daemon.logLines().filter((l) => l.msg === 'etcd_startup_retry').length >= 2, 20_000);
-      const retry = daemon.logLines().find((l) => l.msg === 'etcd_startup_retry')!;
+      await waitFor('two startup attempts to be logged', () => daemon.logs().filter((l) => l.msg === 'etcd_startup_retry').length >= 2, 20_000);
+      const retry = daemon.logs().find((l) => l.msg === 'etcd_startup_retry')!;
       expect(retry).to.include({ component: 'source', key: KEY, attempt: 1 });
       expect(retry.delay_ms).to.be.a('number');
       expect(await health(admin)).to.equal(503);
@@ -126,7 +127,7 @@ describe('hotconf with etcd (CLI, real processes)', function () {
 
     it('gives up after --startup-timeout with a clear message and a non-zero exit', async () => {
       await etcd.kill();
-      const res = await runHotconf(['run', '--etcd', etcd.clientUrl, '--key', KEY, '--admin', `127.0.0.1:${await freePort()}`, '--startup-timeout', '1s']);
+      const res = await runHotconfToEnd(['run', '--etcd', etcd.clientUrl, '--key', KEY, '--admin', `127.0.0.1:${await freePort()}`, '--startup-timeout', '1s']);
       expect(res.code).to.equal(1);
       expect(res.stderr).to.include('hotconf: cannot start').and.include(KEY).and.include(etcd.clientUrl).and.include('startup timeout 1 s');
     });
@@ -137,9 +138,9 @@ describe('hotconf with etcd (CLI, real processes)', function () {
       const daemon = spawnHotconf(['run', '--etcd', etcd.clientUrl, '--key', KEY, '--admin', `127.0.0.1:${adminPort}`, '--no-watch']);
       await waitFor('the daemon to start', async () => (await health(`http://127.0.0.1:${adminPort}`).catch(() => 0)) === 200, 30_000);
       const second = await etcd.put(KEY, stringify(basicConfig({ port, body: 'two' })));
-      daemon.child.kill('SIGHUP');
+      daemon.process.kill('SIGHUP');
       await waitFor('the re-read value to be served', async () => (await getText(`http://127.0.0.1:${port}/`)) === 'two');
-      const line = daemon.logLines().find((l) => l.msg === 'reload' && l.trigger === 'signal')!;
+      const line = daemon.logs().find((l) => l.msg === 'reload' && l.trigger === 'signal')!;
       expect(line).to.include({ result: 'applied' });
       expect((line.source as { revision: number }).revision).to.equal(second);
       expect(await stop(daemon)).to.equal(0);
@@ -153,7 +154,7 @@ describe('hotconf with etcd (CLI, real processes)', function () {
       const admin = `http://127.0.0.1:${adminPort}`;
       const args = ['run', '--etcd', etcd.clientUrl, '--key', KEY, '--admin', `127.0.0.1:${adminPort}`, '--etcd-user', 'root'];
 
-      const denied = await runHotconf([...args, '--startup-timeout', '1s'], { env: { HOTCONF_ETCD_PASSWORD: 'wrong' } });
+      const denied = await runHotconfToEnd([...args, '--startup-timeout', '1s'], { env: { HOTCONF_ETCD_PASSWORD: 'wrong' } });
       expect(denied.code).to.equal(1);
       expect(denied.stderr).to.match(/authentication failed/i);
 
@@ -166,7 +167,7 @@ describe('hotconf with etcd (CLI, real processes)', function () {
     });
 
     it('refuses --etcd-user without a password, naming where the password comes from', async () => {
-      const res = await runHotconf(['run', '--etcd', etcd.clientUrl, '--key', KEY, '--etcd-user', 'root'], { env: { HOTCONF_ETCD_PASSWORD: '' } });
+      const res = await runHotconfToEnd(['run', '--etcd', etcd.clientUrl, '--key', KEY, '--etcd-user', 'root'], { env: { HOTCONF_ETCD_PASSWORD: '' } });
       expect(res.code).to.equal(64);
       expect(res.stderr).to.include('--etcd-user root needs a password: set $HOTCONF_ETCD_PASSWORD or --etcd-password-file');
     });
@@ -177,28 +178,28 @@ describe('hotconf with etcd (CLI, real processes)', function () {
       const admin = `http://127.0.0.1:${adminPort}`;
       const daemon = spawnHotconf(['run', '--etcd', etcd.clientUrl, '--key', KEY, '--admin', `127.0.0.1:${adminPort}`]);
       await waitFor('the daemon to start', async () => (await health(admin).catch(() => 0)) === 200, 30_000);
-      await waitFor('the watch to be established', () => daemon.logLines().some((l) => l.msg === 'watch_started'));
+      await waitFor('the watch to be established', () => daemon.logs().some((l) => l.msg === 'watch_started'));
 
       // Frozen, the daemon cannot read its watch; etcd restarting drops that connection, so the
       // writes after it reach the daemon only through a new watch from its resume revision,
       // which the compaction has removed.
-      daemon.child.kill('SIGSTOP');
+      daemon.process.kill('SIGSTOP');
       await etcd.restart();
       await etcd.put(KEY, stringify(basicConfig({ port, body: 'missed-1' })));
       const last = await etcd.put(KEY, stringify(basicConfig({ port, body: 'missed-2' })));
       await etcd.compact();
-      daemon.child.kill('SIGCONT');
+      daemon.process.kill('SIGCONT');
 
       await waitFor('the value written while frozen to be served', async () => (await getText(`http://127.0.0.1:${port}/`)) === 'missed-2', 30_000);
       const config = JSON.parse((await httpRequest(`${admin}/config`)).body) as { source: { revision: number } };
       expect(config.source.revision).to.equal(last);
-      const resync = daemon.logLines().find((l) => l.msg === 'resync')!;
+      const resync = daemon.logs().find((l) => l.msg === 'resync')!;
       expect(resync).to.include({ reason: 'compacted', key: KEY });
       const metrics = (await httpRequest(`${admin}/metrics`)).body;
       expect(metricValue(metrics, 'hotconf_source_resyncs_total{reason="compacted"}')).to.equal(1);
       expect(metricValue(metrics, 'hotconf_source_connected')).to.equal(1);
       // The intermediate value was compacted away: only the final one is applied, once.
-      const applied = daemon.logLines().filter((l) => l.msg === 'reload' && l.trigger === 'watch');
+      const applied = daemon.logs().filter((l) => l.msg === 'reload' && l.trigger === 'watch');
       expect(applied.map((l) => l.result)).to.deep.equal(['applied']);
 
       const after = await etcd.put(KEY, stringify(basicConfig({ port, body: 'after' })));
@@ -221,11 +222,11 @@ describe('hotconf with etcd over mutual TLS (CLI, real processes)', function () 
     await writeFile(path, stringify(basicConfig({ port, body: 'over tls' })));
     const flags = ['--etcd', etcd.clientUrl, '--key', KEY, '--etcd-ca', tls.ca];
 
-    const anonymous = await runHotconf(['put', ...flags, path]);
+    const anonymous = await runHotconfToEnd(['put', ...flags, path]);
     expect(anonymous.code).to.equal(2);
     expect((await current(etcd)).revision).to.equal(0);
 
-    const written = await runHotconf(['put', ...flags, '--etcd-cert', tls.clientCert, '--etcd-key', tls.clientKey, path]);
+    const written = await runHotconfToEnd(['put', ...flags, '--etcd-cert', tls.clientCert, '--etcd-key', tls.clientKey, path]);
     expect(written.code, written.stderr).to.equal(0);
     const { revision } = await current(etcd);
     expect(revision).to.be.above(0);
@@ -244,7 +245,7 @@ describe('hotconf with etcd over mutual TLS (CLI, real processes)', function () 
   });
 
   it('refuses TLS files with http:// endpoints, naming the flags', async () => {
-    const res = await runHotconf(['put', '--etcd', 'http://127.0.0.1:1', '--key', KEY, '--etcd-ca', '/nonexistent.pem', '/nonexistent.yaml']);
+    const res = await runHotconfToEnd(['put', '--etcd', 'http://127.0.0.1:1', '--key', KEY, '--etcd-ca', '/nonexistent.pem', '/nonexistent.yaml']);
     expect(res.code).to.equal(64);
     expect(res.stderr).to.include('--etcd-ca/--etcd-cert/--etcd-key need https:// endpoints in --etcd');
   });

@@ -49,7 +49,10 @@ export function spawnNode(
     child.once('close', (code, signal) => resolve({ code, signal }));
   });
   onCleanup(async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGCONT'); // a spec may have frozen it (SIGSTOP)
+      child.kill('SIGKILL');
+    }
     await exited;
   });
   const logs = () =>
@@ -90,4 +93,16 @@ export function spawnNode(
 /** `hotconf ARGS` as a child process (the compiled CLI). */
 export function spawnHotconf(args: readonly string[], options: Parameters<typeof spawnNode>[2] = {}): HotconfChild {
   return spawnNode(HOTCONF_BIN, args, options);
+}
+
+/** Run `hotconf ARGS` to completion: its exit code (null when a signal ended it) and output. */
+export async function runHotconfToEnd(args: readonly string[], options: Parameters<typeof spawnNode>[2] = {}): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
+  const child = spawnHotconf(args, options);
+  const { code, signal } = await child.exited;
+  return { code, signal, stdout: child.stdout(), stderr: child.stderr() };
+}
+
+/** A `waitForLog` matcher: the log line with this `msg` whose fields equal `fields` (JSON-equal). */
+export function event(msg: string, fields: Record<string, unknown> = {}): (line: Record<string, unknown>) => boolean {
+  return (line) => line.msg === msg && Object.entries(fields).every(([k, v]) => JSON.stringify(line[k]) === JSON.stringify(v));
 }
