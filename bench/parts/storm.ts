@@ -101,6 +101,9 @@ function reloadLoop(reload: (i: number) => Promise<void>): { stop: () => Promise
 }
 
 async function measure(url: string, durationS: number, reload: (i: number) => Promise<void>): Promise<{ baseline: WrkResult; storm: WrkResult; reloads: number }> {
+  // Warm up first (JIT, pooled connections), so the baseline is not the slower of the two runs
+  // merely because it came first.
+  await runWrk(url, Math.max(1, Math.round(durationS / 5)));
   const baseline = await runWrk(url, durationS);
   const loop = reloadLoop(reload);
   const storm = await runWrk(url, durationS);
@@ -120,8 +123,8 @@ function postJson(url: string, body: string): Promise<number> {
 }
 
 /**
- * Reload storm: wrk keepalive load through a proxy route for `durationS` seconds without
- * reloads, then with 10 reloads per second; the same for Caddy (reverse_proxy to the same
+ * Reload storm: after a short warm-up, wrk keepalive load through a proxy route for `durationS`
+ * seconds without reloads, then with 10 reloads per second; the same for Caddy (reverse_proxy to the same
  * backend, reloads through its admin `/load`). Errors = socket errors + non-2xx responses.
  */
 export async function stormPart(quick: boolean): Promise<StormResult> {
