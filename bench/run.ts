@@ -154,7 +154,7 @@ async function main(): Promise<void> {
     }
   }
   await mkdir(RESULTS, { recursive: true });
-  const json = { machine, quick, ...results, goals: goals(results) };
+  const json = { machine, quick, ...results, goals: goals(results), soak_samples: soakSamples };
   const md = markdown(results, machine, quick);
   await writeFile(`${RESULTS}latest.json`, `${JSON.stringify(json, null, 2)}\n`);
   await writeFile(`${RESULTS}latest.md`, md);

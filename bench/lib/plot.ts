@@ -27,7 +27,7 @@ export async function soakSvg(series: Record<string, SoakSample[]>): Promise<str
       encoding: {
         x: { field: 'reloads', type: 'quantitative', title: 'reloads' },
         y: { field: 'value', type: 'quantitative', title: null },
-        color: { field: 'implementation', type: 'nominal', title: null },
+        color: { field: 'implementation', type: 'nominal', title: null, legend: { labelLimit: 400, orient: 'top' } },
       },
     },
     resolve: { scale: { y: 'independent' } },
