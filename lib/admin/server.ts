@@ -23,11 +23,14 @@ export interface AdminBackend {
 /** Status code of each reload outcome (`POST /reload`). */
 const RELOAD_STATUS: Record<ReloadResult['result'], number> = { applied: 200, unchanged: 200, invalid: 422, failed: 500 };
 
-/** Largest request body the admin API reads, in bytes (no endpoint needs one). */
-const MAX_BODY_BYTES = 64 * 1024;
+/** Largest request body the admin API reads by default, in bytes (no endpoint needs one). */
+const ADMIN_MAX_BODY_BYTES = 64 * 1024;
 
 export interface AdminServerOptions {
-  /** Timeouts and size limits for admin clients; unset fields take `DEFAULT_HTTP_LIMITS`. */
+  /**
+   * Timeouts and size limits for admin clients; unset fields take `DEFAULT_HTTP_LIMITS`, except
+   * the body limit: `ADMIN_MAX_BODY_BYTES` (64 KiB).
+   */
   limits?: Partial<HttpLimits>;
 }
 
@@ -54,7 +57,7 @@ export class AdminServer {
   constructor(backend: AdminBackend, logger: Logger, options: AdminServerOptions = {}) {
     this.#backend = backend;
     this.#log = logger.child({ component: 'admin' });
-    this.#limits = httpLimits(options.limits);
+    this.#limits = httpLimits({ maxBodyBytes: ADMIN_MAX_BODY_BYTES, ...options.limits });
   }
 
   /**
@@ -120,7 +123,7 @@ export class AdminServer {
         res.setHeader('allow', route.method);
         return sendJson(res, 405, { error: `use ${route.method}` }, false);
       }
-      if (!(await drainBody(req))) return sendJson(res, 413, { error: `body over ${MAX_BODY_BYTES} bytes` }, true);
+      if (!(await drainBody(req, this.#limits.maxBodyBytes))) return sendJson(res, 413, { error: `body over ${this.#limits.maxBodyBytes} bytes` }, true);
       await route.handle(this.#backend, res);
     } catch (err) {
       this.#log.error({ err, url: req.url }, 'admin_request_failed');
@@ -174,14 +177,14 @@ const ROUTES: Record<string, { method: string; public?: true; handle: Handler }>
   },
 };
 
-/** Read and discard the request body; false when it exceeds MAX_BODY_BYTES. */
-async function drainBody(req: IncomingMessage): Promise<boolean> {
+/** Read and discard the request body; false when it exceeds `maxBytes`, declared or sent. */
+async function drainBody(req: IncomingMessage, maxBytes: number): Promise<boolean> {
   const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > MAX_BODY_BYTES) return false;
+  if (declared > maxBytes) return false;
   let total = 0;
   for await (const chunk of req) {
     total += (chunk as Buffer).byteLength;
-    if (total > MAX_BODY_BYTES) return false;
+    if (total > maxBytes) return false;
   }
   return true;
 }

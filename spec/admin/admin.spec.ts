@@ -99,6 +99,12 @@ describe('admin API', () => {
     expect(t.daemon.reloader.active!.id).to.equal(1);
   });
 
+  it('takes its body limit from httpLimits.maxBodyBytes', async () => {
+    const t = await startDaemon(basicConfig({ port: await freePort() }), { httpLimits: { maxBodyBytes: 1024 } });
+    expect((await json(`${t.admin}/reload`, 'POST', 'x'.repeat(2048))).status).to.equal(413);
+    expect((await json(`${t.admin}/reload`, 'POST', 'x'.repeat(1024))).status).to.equal(200);
+  });
+
   it('serves Prometheus metrics that follow reloads and resources', async () => {
     const port = await freePort();
     const t = await startDaemon(basicConfig({ port, tracing: { exporter: 'none' } }), { defaultMetrics: true });
