@@ -284,25 +284,32 @@ export class ResourceRegistry {
   #destroy(entry: Entry): Promise<boolean> {
     entry.state = 'destroying';
     const { kind, key } = entry;
-    const run = (async () => {
-      try {
-        await withTimeout(() => entry.factory.destroy(entry.value), this.destroyTimeoutMs, () => new DestroyTimeoutError(kind, key, this.destroyTimeoutMs));
-        return true;
-      } catch (error) {
-        this.#count(kind, 'destroyFailures');
-        this.#log.error({ kind, key, err: error }, 'resource_destroy_failed');
-        this.#emit({ type: 'destroy_failed', kind, key, error });
-        return false;
-      } finally {
-        entry.value = undefined;
-        const id = entryId(kind, key);
-        if (this.#entries.get(id) === entry) this.#entries.delete(id);
-        this.#count(kind, 'destroyed');
-        this.#emit({ type: 'destroyed', kind, key });
-      }
-    })();
+    const run = this.#runDestroy(kind, key, entry.factory, entry.value).then((ok) => {
+      entry.value = undefined;
+      const id = entryId(kind, key);
+      if (this.#entries.get(id) === entry) this.#entries.delete(id);
+      this.#count(kind, 'destroyed');
+      this.#emit({ type: 'destroyed', kind, key });
+      return ok;
+    });
     entry.settled = run;
     return run;
+  }
+
+  /**
+   * `factory.destroy(value)` bounded by `destroyTimeoutMs`; a throw or a timeout is counted in
+   * `destroyFailures`, logged and emitted. Resolves false when it failed; never rejects.
+   */
+  async #runDestroy(kind: string, key: string, factory: ResourceFactory<unknown>, value: unknown): Promise<boolean> {
+    try {
+      await withTimeout(() => factory.destroy(value), this.destroyTimeoutMs, () => new DestroyTimeoutError(kind, key, this.destroyTimeoutMs));
+      return true;
+    } catch (error) {
+      this.#count(kind, 'destroyFailures');
+      this.#log.error({ kind, key, err: error }, 'resource_destroy_failed');
+      this.#emit({ type: 'destroy_failed', kind, key, error });
+      return false;
+    }
   }
 
   /** Destroy what a timed-out `create` eventually produces (bounded, failures counted). */
@@ -311,13 +318,7 @@ export class ResourceRegistry {
       .then(
         async (value) => {
           this.#log.warn({ kind, key }, 'late_resource_destroyed');
-          try {
-            await withTimeout(() => factory.destroy(value), this.destroyTimeoutMs, () => new DestroyTimeoutError(kind, key, this.destroyTimeoutMs));
-          } catch (error) {
-            this.#count(kind, 'destroyFailures');
-            this.#log.error({ kind, key, err: error }, 'resource_destroy_failed');
-            this.#emit({ type: 'destroy_failed', kind, key, error });
-          }
+          await this.#runDestroy(kind, key, factory, value);
         },
         () => {}, // the create failed after all: there is nothing to destroy
       )
