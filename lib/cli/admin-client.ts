@@ -1,8 +1,9 @@
 import { ADMIN_TOKEN_ENV, checkAdminToken, readAdminTokenFile } from '../admin/token.js';
+import { DEFAULT_ADMIN_LISTEN } from '../config/schema.js';
 import { AdminTokenError } from '../errors.js';
 
 /** Where the admin API is when `--admin` is not given: `HOTCONF_ADMIN`, else the default address. */
-export const DEFAULT_ADMIN = 'http://127.0.0.1:9901';
+export const DEFAULT_ADMIN = `http://${DEFAULT_ADMIN_LISTEN}`;
 
 /** Exit code for "the daemon could not be reached". */
 export const EXIT_UNREACHABLE = 2;

@@ -1,5 +1,7 @@
 import { Command, Option } from 'commander';
+import { DEFAULT_ADMIN_LISTEN } from '../config/schema.js';
 import { LOG_LEVELS } from '../log.js';
+import { DEFAULT_ADMIN } from './admin-client.js';
 import { addEtcdOptions } from './etcd-options.js';
 import { leaksCommand } from './leaks.js';
 import { putCommand, type PutOptions } from './put.js';
@@ -21,7 +23,7 @@ export function buildProgram(): Command {
     .description('run the daemon (SIGHUP reloads, SIGTERM/SIGINT drain and stop)')
     .option('--config <file>', 'config file (YAML or JSON); default: the bundled fixtures/demo.yaml')
     .option('--no-watch', 'do not watch the source; reload only on SIGHUP or POST /reload')
-    .option('--admin <host:port>', "admin API address (overrides the config's admin.listen; with --etcd default 127.0.0.1:9901)")
+    .option('--admin <host:port>', `admin API address (overrides the config's admin.listen; with --etcd default ${DEFAULT_ADMIN_LISTEN})`)
     .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS).default('info'));
   addEtcdOptions(run)
     .addOption(new Option('--startup-timeout <duration>', 'with --etcd: give up waiting for the first config (500ms, 30s, 5m); default: wait forever').env('HOTCONF_STARTUP_TIMEOUT'))
@@ -50,7 +52,7 @@ export function buildProgram(): Command {
   program
     .command('reload')
     .description('ask a running daemon to reload; exit 0 applied/unchanged, 1 otherwise, 2 unreachable or unauthorized')
-    .option('--admin <url>', 'admin API URL (default: $HOTCONF_ADMIN or http://127.0.0.1:9901)')
+    .option('--admin <url>', `admin API URL (default: $HOTCONF_ADMIN or ${DEFAULT_ADMIN})`)
     .option('--token-file <file>', 'file holding the admin token (default: $HOTCONF_ADMIN_TOKEN)')
     .action(async (opts: { admin?: string; tokenFile?: string }) => {
       process.exitCode = await reloadCommand(opts, io);
@@ -59,7 +61,7 @@ export function buildProgram(): Command {
   program
     .command('leaks')
     .description('print the leak report; exit 0 clean, 1 leak suspected, 2 daemon unreachable or unauthorized')
-    .option('--admin <url>', 'admin API URL (default: $HOTCONF_ADMIN or http://127.0.0.1:9901)')
+    .option('--admin <url>', `admin API URL (default: $HOTCONF_ADMIN or ${DEFAULT_ADMIN})`)
     .option('--token-file <file>', 'file holding the admin token (default: $HOTCONF_ADMIN_TOKEN)')
     .option('--json', 'print the raw JSON report')
     .action(async (opts: { admin?: string; json?: boolean; tokenFile?: string }) => {

@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { ADMIN_TOKEN_ENV } from '../admin/token.js';
+import { DEFAULT_ADMIN_LISTEN } from '../config/schema.js';
 import { Daemon, type DaemonOptions } from '../daemon.js';
 import { errorMessage } from '../errors.js';
 import { createLogger, type LogLevel, type Logger } from '../log.js';
@@ -10,12 +11,6 @@ import { EXIT_USAGE, etcdConnection, parseDuration, type EtcdCliOptions } from '
 
 /** The config `hotconf run` serves when given none: the demo shipped with the package. */
 export const DEMO_CONFIG = fileURLToPath(new URL('../../fixtures/demo.yaml', import.meta.url));
-
-/**
- * Where the admin API binds for an etcd source when `--admin` is not given: it must be up
- * before the first read (`/healthz` 503 while etcd is unreachable), so before any config exists.
- */
-export const DEFAULT_ETCD_ADMIN = '127.0.0.1:9901';
 
 export interface RunOptions extends EtcdCliOptions {
   config?: string;
@@ -47,7 +42,9 @@ export async function runCommand(options: RunOptions, deps: Pick<DaemonOptions, 
     const startupTimeoutMs = parseDuration('--startup-timeout', options.startupTimeout);
     if (etcd) {
       source = new EtcdSource({ ...etcd, startupTimeoutMs, logger });
-      adminListen ??= DEFAULT_ETCD_ADMIN;
+      // The admin API must be up before the first read (`/healthz` 503 while etcd is
+      // unreachable), so before any config can name its address.
+      adminListen ??= DEFAULT_ADMIN_LISTEN;
     } else {
       source = new FileSource({ path: options.config ?? DEMO_CONFIG, logger });
     }

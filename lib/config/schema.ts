@@ -152,8 +152,14 @@ export const UpstreamSchema = z
     });
   });
 
+/** Where the admin API binds when the config (or, for etcd, the command line) names no address. */
+export const DEFAULT_ADMIN_LISTEN = '127.0.0.1:9901';
+
+/** Drain budget of a replaced generation, and of a stop, when the config sets none (ms). */
+export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
+
 export const AdminSchema = z.strictObject({
-  listen: ListenAddressSchema.default('127.0.0.1:9901'),
+  listen: ListenAddressSchema.default(DEFAULT_ADMIN_LISTEN),
   /**
    * File holding the bearer token the admin API requires (read once at start; relative paths
    * resolve against the working directory). Required for a non-loopback `listen` unless
@@ -165,7 +171,7 @@ export const AdminSchema = z.strictObject({
 export const ConfigSchema = z
   .strictObject({
     admin: AdminSchema.prefault({}),
-    shutdown_timeout_ms: z.int().min(0).max(3_600_000).default(10000),
+    shutdown_timeout_ms: z.int().min(0).max(3_600_000).default(DEFAULT_SHUTDOWN_TIMEOUT_MS),
     tracing: TracingSchema.optional(),
     upstreams: z.record(UpstreamNameSchema, UpstreamSchema).default({}),
     listeners: z.array(ListenerSchema),

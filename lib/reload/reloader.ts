@@ -1,5 +1,6 @@
 import { SpanStatusCode } from '@opentelemetry/api';
 import { loadConfig, type LoadedConfig } from '../config/parse.js';
+import { DEFAULT_SHUTDOWN_TIMEOUT_MS } from '../config/schema.js';
 import { ConfigInvalidError, ProvisionError, SourceReadError, SourceUnavailableError, errorMessage, type ConfigIssue } from '../errors.js';
 import { createRequestHandler, type ActionRunner } from '../http/handler.js';
 import type { HttpLimits } from '../http/limits.js';
@@ -192,7 +193,7 @@ export class Reloader {
 
   async #stop(): Promise<void> {
     // Before the first config, the one being provisioned sets the budget.
-    const budgetMs = (this.#active ?? this.#provisioning)?.config.shutdown_timeout_ms ?? 10_000;
+    const budgetMs = (this.#active ?? this.#provisioning)?.config.shutdown_timeout_ms ?? DEFAULT_SHUTDOWN_TIMEOUT_MS;
     const pending = this.#pending;
     this.#pending = undefined;
     pending?.waiters.forEach((resolve) => resolve(this.#stoppingResult()));
