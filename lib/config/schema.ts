@@ -31,8 +31,14 @@ export const RespondSchema = z.strictObject({
 /** The actions a route can take; a route has exactly one. */
 export const ROUTE_ACTIONS = ['respond', 'upstream'] as const;
 
-/** Upstream names: the key in `upstreams`, used by routes and as a metric label. */
-const UpstreamNameSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'must be 1-64 letters, digits, _ . -');
+/**
+ * Listener and upstream names: metric and span labels, and (upstreams) the key in `upstreams`
+ * that routes refer to.
+ */
+const NameSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'must be 1-64 letters, digits, _ . -');
+
+/** An absolute http:// or https:// URL. */
+const HttpUrlSchema = z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' });
 
 export const RouteSchema = z
   .strictObject({
@@ -41,7 +47,7 @@ export const RouteSchema = z
     methods: z.array(z.enum(HTTP_METHODS)).min(1).optional(),
     respond: RespondSchema.optional(),
     /** Name of an entry in `upstreams`. */
-    upstream: UpstreamNameSchema.optional(),
+    upstream: NameSchema.optional(),
     /** Remove `path_prefix` from the path sent upstream (upstream routes only). */
     strip_prefix: z.boolean().default(false),
   })
@@ -56,7 +62,7 @@ export const RouteSchema = z
   });
 
 export const ListenerSchema = z.strictObject({
-  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'must be 1-64 letters, digits, _ . -'),
+  name: NameSchema,
   listen: ListenAddressSchema,
   routes: z.array(RouteSchema).default([]),
 });
@@ -78,15 +84,12 @@ export const TracingSchema = z.strictObject({
   service_name: z.string().min(1).default('hotconf'),
   exporter: z.enum(['none', 'console', 'otlp-http']).default('otlp-http'),
   /** No credentials in the URL: it is shown in `/config` and logs; secrets go in `headers`. */
-  endpoint: z
-    .url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })
-    .superRefine((value, ctx) => {
-      const url = new URL(value);
-      if (url.username || url.password) {
-        ctx.addIssue({ code: 'custom', message: 'must not contain credentials (user:password@): send them in tracing.headers (e.g. authorization), which are kept secret' });
-      }
-    })
-    .default('http://127.0.0.1:4318/v1/traces'),
+  endpoint: HttpUrlSchema.superRefine((value, ctx) => {
+    const url = new URL(value);
+    if (url.username || url.password) {
+      ctx.addIssue({ code: 'custom', message: 'must not contain credentials (user:password@): send them in tracing.headers (e.g. authorization), which are kept secret' });
+    }
+  }).default('http://127.0.0.1:4318/v1/traces'),
   /** Secret: redacted in logs and `/config`. */
   headers: HeadersSchema.default({}),
   sample_ratio: z.number().min(0).max(1).default(1),
@@ -97,7 +100,7 @@ export const TracingSchema = z.strictObject({
  * An upstream target: an http(s) origin (`http://127.0.0.1:9000`), no path, query, fragment or
  * credentials. Stored as written; `targetOrigin` gives the normalised origin used as key.
  */
-const TargetSchema = z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }).superRefine((value, ctx) => {
+const TargetSchema = HttpUrlSchema.superRefine((value, ctx) => {
   const url = new URL(value);
   if (url.pathname !== '/' || url.search || url.hash || url.username || url.password) {
     ctx.addIssue({ code: 'custom', message: 'must be an origin (scheme://host:port) without path, query, fragment or credentials' });
@@ -173,7 +176,7 @@ export const ConfigSchema = z
     admin: AdminSchema.prefault({}),
     shutdown_timeout_ms: z.int().min(0).max(3_600_000).default(DEFAULT_SHUTDOWN_TIMEOUT_MS),
     tracing: TracingSchema.optional(),
-    upstreams: z.record(UpstreamNameSchema, UpstreamSchema).default({}),
+    upstreams: z.record(NameSchema, UpstreamSchema).default({}),
     listeners: z.array(ListenerSchema),
   })
   .superRefine((config, ctx) => {
