@@ -1,3 +1,4 @@
+import type { ReloadResult } from '../reload/reloader.js';
 import { EXIT_UNREACHABLE, adminBaseUrl, callAdmin, cliAdminToken, isAdminCallError } from './admin-client.js';
 
 /**
@@ -7,7 +8,7 @@ import { EXIT_UNREACHABLE, adminBaseUrl, callAdmin, cliAdminToken, isAdminCallEr
  */
 export async function reloadCommand(options: { admin?: string; tokenFile?: string }, io: { out: (s: string) => void; err: (s: string) => void }): Promise<number> {
   const base = adminBaseUrl(options.admin);
-  let body: { result?: string; generation?: number; errors?: { path: string; message: string }[]; error?: string };
+  let body: Partial<ReloadResult>;
   try {
     ({ body } = (await callAdmin(base, 'POST', '/reload', { token: await cliAdminToken(options.tokenFile) })) as { body: typeof body });
   } catch (error) {
