@@ -1,3 +1,4 @@
+import type { Command } from 'commander';
 import { ADMIN_TOKEN_ENV, checkAdminToken, readAdminTokenFile } from '../admin/token.js';
 import { DEFAULT_ADMIN_LISTEN } from '../config/schema.js';
 import { AdminTokenError } from '../errors.js';
@@ -7,6 +8,21 @@ export const DEFAULT_ADMIN = `http://${DEFAULT_ADMIN_LISTEN}`;
 
 /** Exit code for "the daemon could not be reached". */
 export const EXIT_UNREACHABLE = 2;
+
+/** The flags of the commands that call a running daemon (`reload`, `leaks`). */
+export interface AdminClientOptions {
+  /** `--admin`: see `adminBaseUrl`. */
+  admin?: string;
+  /** `--token-file`: see `cliAdminToken`. */
+  tokenFile?: string;
+}
+
+/** Add `--admin` and `--token-file` to `command`. */
+export function addAdminClientOptions(command: Command): Command {
+  return command
+    .option('--admin <url>', `admin API URL (default: $HOTCONF_ADMIN or ${DEFAULT_ADMIN})`)
+    .option('--token-file <file>', `file holding the admin token (default: $${ADMIN_TOKEN_ENV})`);
+}
 
 /** `--admin` value (`http://host:port` or `host:port`) → base URL without trailing slash. */
 export function adminBaseUrl(option: string | undefined): string {

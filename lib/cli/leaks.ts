@@ -1,12 +1,13 @@
 import type { LeakReport } from '../admin/leaks.js';
-import { AdminUnreachableError, EXIT_UNREACHABLE, adminBaseUrl, callAdmin, cliAdminToken, isAdminCallError } from './admin-client.js';
+import { AdminUnreachableError, EXIT_UNREACHABLE, adminBaseUrl, callAdmin, cliAdminToken, isAdminCallError, type AdminClientOptions } from './admin-client.js';
+import type { Io } from './io.js';
 
 /**
  * `hotconf leaks [--admin URL] [--token-file FILE] [--json]`: print the daemon's leak report as a
  * table per kind (or the raw JSON). Exit 0 clean, 1 when a leak is suspected, 2 when the daemon
  * is unreachable or refuses the token.
  */
-export async function leaksCommand(options: { admin?: string; json?: boolean; tokenFile?: string }, io: { out: (s: string) => void; err: (s: string) => void }): Promise<number> {
+export async function leaksCommand(options: AdminClientOptions & { json?: boolean }, io: Io): Promise<number> {
   const base = adminBaseUrl(options.admin);
   let report: LeakReport;
   try {

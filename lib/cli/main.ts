@@ -1,15 +1,14 @@
 import { Command, Option } from 'commander';
 import { DEFAULT_ADMIN_LISTEN } from '../config/schema.js';
 import { LOG_LEVELS } from '../log.js';
-import { DEFAULT_ADMIN } from './admin-client.js';
+import { addAdminClientOptions, type AdminClientOptions } from './admin-client.js';
 import { addEtcdOptions } from './etcd-options.js';
+import { processIo as io } from './io.js';
 import { leaksCommand } from './leaks.js';
 import { putCommand, type PutOptions } from './put.js';
 import { reloadCommand } from './reload.js';
 import { runCommand, type RunOptions } from './run.js';
 import { validateCommand } from './validate.js';
-
-const io = { out: (s: string) => void process.stdout.write(s), err: (s: string) => void process.stderr.write(s) };
 
 /** Build the `hotconf` command line (commander). Exported for tests and embedding. */
 export function buildProgram(): Command {
@@ -49,22 +48,17 @@ export function buildProgram(): Command {
     process.exitCode = await putCommand(file, opts, io);
   });
 
-  program
-    .command('reload')
-    .description('ask a running daemon to reload; exit 0 applied/unchanged, 1 otherwise, 2 unreachable or unauthorized')
-    .option('--admin <url>', `admin API URL (default: $HOTCONF_ADMIN or ${DEFAULT_ADMIN})`)
-    .option('--token-file <file>', 'file holding the admin token (default: $HOTCONF_ADMIN_TOKEN)')
-    .action(async (opts: { admin?: string; tokenFile?: string }) => {
-      process.exitCode = await reloadCommand(opts, io);
-    });
+  addAdminClientOptions(
+    program.command('reload').description('ask a running daemon to reload; exit 0 applied/unchanged, 1 otherwise, 2 unreachable or unauthorized'),
+  ).action(async (opts: AdminClientOptions) => {
+    process.exitCode = await reloadCommand(opts, io);
+  });
 
-  program
-    .command('leaks')
-    .description('print the leak report; exit 0 clean, 1 leak suspected, 2 daemon unreachable or unauthorized')
-    .option('--admin <url>', `admin API URL (default: $HOTCONF_ADMIN or ${DEFAULT_ADMIN})`)
-    .option('--token-file <file>', 'file holding the admin token (default: $HOTCONF_ADMIN_TOKEN)')
+  addAdminClientOptions(
+    program.command('leaks').description('print the leak report; exit 0 clean, 1 leak suspected, 2 daemon unreachable or unauthorized'),
+  )
     .option('--json', 'print the raw JSON report')
-    .action(async (opts: { admin?: string; json?: boolean; tokenFile?: string }) => {
+    .action(async (opts: AdminClientOptions & { json?: boolean }) => {
       process.exitCode = await leaksCommand(opts, io);
     });
 

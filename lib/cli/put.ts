@@ -5,6 +5,7 @@ import { errorMessage } from '../errors.js';
 import { etcdClientOptions } from '../sources/etcd.js';
 import { EXIT_UNREACHABLE } from './admin-client.js';
 import { EXIT_USAGE, UsageError, etcdConnection, type EtcdCliOptions } from './etcd-options.js';
+import type { Io } from './io.js';
 import { checkConfig, readConfigFile } from './validate.js';
 
 export interface PutOptions extends EtcdCliOptions {
@@ -26,7 +27,7 @@ const REQUEST_TIMEOUT_MS = 10_000;
  * Exit 0 written (the new revision on stdout); 1 invalid, over 1 MiB, or `--if-revision` did not
  * match, nothing written (the reason on stderr); 2 etcd unreachable; 64 bad flags.
  */
-export async function putCommand(file: string, options: PutOptions, io: { out: (s: string) => void; err: (s: string) => void }): Promise<number> {
+export async function putCommand(file: string, options: PutOptions, io: Io): Promise<number> {
   let connection: Awaited<ReturnType<typeof etcdConnection>>;
   let ifRevision: number | undefined;
   try {

@@ -1,12 +1,13 @@
 import type { ReloadResult } from '../reload/reloader.js';
-import { EXIT_UNREACHABLE, adminBaseUrl, callAdmin, cliAdminToken, isAdminCallError } from './admin-client.js';
+import { EXIT_UNREACHABLE, adminBaseUrl, callAdmin, cliAdminToken, isAdminCallError, type AdminClientOptions } from './admin-client.js';
+import type { Io } from './io.js';
 
 /**
  * `hotconf reload [--admin URL] [--token-file FILE]`: `POST /reload` on a running daemon. Exit 0
  * when the result is applied or unchanged, 1 when invalid or failed (errors on stderr), 2 when
  * the daemon is unreachable or refuses the token.
  */
-export async function reloadCommand(options: { admin?: string; tokenFile?: string }, io: { out: (s: string) => void; err: (s: string) => void }): Promise<number> {
+export async function reloadCommand(options: AdminClientOptions, io: Io): Promise<number> {
   const base = adminBaseUrl(options.admin);
   let body: Partial<ReloadResult>;
   try {

@@ -2,8 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { loadConfig } from '../config/parse.js';
 import { ConfigInvalidError, errorMessage } from '../errors.js';
-
-type Io = { out: (s: string) => void; err: (s: string) => void };
+import type { Io } from './io.js';
 
 /**
  * `hotconf validate FILE`: parse and validate without starting anything. Exit 0 when valid;
