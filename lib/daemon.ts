@@ -7,7 +7,7 @@ import { checkAdminToken, readAdminTokenFile } from './admin/token.js';
 import { isLoopbackAddress } from './config/address.js';
 import { redactConfig } from './config/redact.js';
 import type { Config } from './config/schema.js';
-import { HotconfError } from './errors.js';
+import { HotconfError, formatIssues } from './errors.js';
 import type { ActionRunner } from './http/handler.js';
 import type { HttpLimits } from './http/limits.js';
 import type { ActionCompiler } from './http/router.js';
@@ -58,7 +58,7 @@ export interface DaemonOptions {
 export class StartupError extends HotconfError {
   readonly result: ReloadResult;
   constructor(result: ReloadResult) {
-    const detail = result.errors?.map((e) => (e.path ? `${e.path}: ${e.message}` : e.message)).join('; ') ?? result.error ?? result.result;
+    const detail = result.errors ? formatIssues(result.errors) : (result.error ?? result.result);
     super('E_STARTUP_FAILED', `cannot start: ${result.result} config: ${detail}`);
     this.result = result;
   }

@@ -10,6 +10,11 @@ export interface ConfigIssue {
   message: string;
 }
 
+/** Issues as one line: `path: message` each (the message alone for the whole document), `; `-separated. */
+export function formatIssues(issues: readonly ConfigIssue[]): string {
+  return issues.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message)).join('; ');
+}
+
 /** Base class: `code` is stable across releases, `message` is for humans. */
 export class HotconfError extends Error {
   readonly code: string;
@@ -29,8 +34,7 @@ export class ConfigInvalidError extends HotconfError {
   readonly origin: string | undefined;
   constructor(issues: readonly ConfigIssue[], origin?: string) {
     const where = origin ? `${origin}: ` : '';
-    const detail = issues.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message)).join('; ');
-    super('E_CONFIG_INVALID', `${where}invalid config: ${detail}`);
+    super('E_CONFIG_INVALID', `${where}invalid config: ${formatIssues(issues)}`);
     this.issues = issues;
     this.origin = origin;
   }
