@@ -67,7 +67,7 @@ export class DaemonMetrics {
     const sourceErrors = new Counter({ name: 'hotconf_source_errors_total', help: 'Background source errors (unreadable file, lost watch) that produced no document.', registers: [register] });
     const background = new Counter({
       name: 'hotconf_background_errors_total',
-      help: 'Errors caught in resources\' background work (listener accept, span export, health probes), by component.',
+      help: 'Errors caught in resources\' background work (listener accept, span export), by component; failed health probes count in hotconf_health_check_errors_total.',
       labelNames: ['component'],
       registers: [register],
     });
