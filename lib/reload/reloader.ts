@@ -99,7 +99,6 @@ export class Reloader {
   readonly #events: Emitter<ReloaderEvent>;
   readonly #retiring = new Map<Generation, Promise<void>>();
   #active: Generation | undefined;
-  #lastId = 0;
   #running: Promise<void> | undefined;
   #pending: PendingReload | undefined;
   #stopping: Promise<void> | undefined;
@@ -293,7 +292,7 @@ export class Reloader {
     const loaded: LoadedConfig = loadConfig(doc.text, { origin, maxDocumentBytes: this.#maxDocumentBytes });
     if (active && active.hash === loaded.hash) return unchanged();
 
-    const generation = new Generation(this.#lastId + 1, loaded.config, loaded.hash, doc.version, doc.source);
+    const generation = new Generation((active?.id ?? 0) + 1, loaded.config, loaded.hash, doc.version, doc.source);
     this.#provisioning = generation;
     let provisioned: ProvisionReport;
     try {
@@ -312,7 +311,6 @@ export class Reloader {
       await generation.release();
       return { result: this.#stoppingResult(), provisioned };
     }
-    this.#lastId = generation.id;
     generation.state = 'active';
     this.#active = generation;
     this.tracerProvider.setDelegate(generation.tracing?.provider);
