@@ -48,7 +48,10 @@ export interface DaemonOptions {
   installGlobalTelemetry?: boolean;
   /** Node's default process metrics on `/metrics`. Default true. */
   defaultMetrics?: boolean;
-  /** Documents over this size are invalid, in bytes. Default 1 MiB. */
+  /**
+   * Documents over this size are invalid, in bytes. Default 1 MiB. A `FileSource` refuses files
+   * over its own `maxDocumentBytes` (default 1 MiB) before this limit is applied: raise both.
+   */
   maxDocumentBytes?: number;
   compileAction?: ActionCompiler;
   runAction?: ActionRunner;

@@ -60,7 +60,7 @@ export class SourceUnavailableError extends SourceReadError {
 
 /**
  * Provisioning a generation failed: a factory threw (a port is taken, an exporter URL is bad).
- * `path` is the config path of the section whose resource failed (`listeners.1`), `kind` and
+ * `path` is the config path of the section whose resource failed (`listeners.1.listen`), `kind` and
  * `key` identify the resource.
  */
 export class ProvisionError extends HotconfError {

@@ -61,7 +61,10 @@ export interface ResourceRegistryOptions {
    * every waiter with `CreateTimeoutError`; a value it produces later is destroyed at once.
    */
   createTimeoutMs?: number;
-  /** Upper bound on one `destroy` call, in ms. Default 10000. */
+  /**
+   * Upper bound on one `destroy` call, in ms. Default 10000. Also how long `close()` waits for
+   * creates and destroys in flight before it destroys what is live.
+   */
   destroyTimeoutMs?: number;
   logger?: Logger;
 }

@@ -48,7 +48,10 @@ export interface ReloaderOptions {
   source: ConfigSource;
   registry: ResourceRegistry;
   logger?: Logger;
-  /** Factory builders per kind. Default `defaultResourceKinds({httpLimits})`. */
+  /**
+   * Factory builders per kind. Default: `defaultResourceKinds` with `httpLimits`, this
+   * reloader's logger and `observer`, and background errors reported to `reportBackgroundError`.
+   */
   kinds?: ResourceKinds;
   /** Client limits of the default listeners (ignored when `kinds` is given). */
   httpLimits?: Partial<HttpLimits>;
@@ -78,7 +81,8 @@ interface PendingReload {
  * Reload = read → parse → validate → compare canonical hash (equal: `unchanged`) → provision a
  * new generation through the registry (unchanged sections reuse their resources) → swap
  * atomically → drain the old generation (bounded by its `shutdown_timeout_ms`) → release its
- * leases. Invalid input or a failed provision leaves the active generation serving.
+ * leases. Invalid input or a failed provision leaves the active generation serving. A document
+ * whose version equals the active one's (same source) is `unchanged` without being parsed.
  *
  * Reloads are serialized; requests that arrive while one runs are coalesced into a single next
  * reload (latest document wins; a pull re-reads the source, which is at least as new), so a
