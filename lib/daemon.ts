@@ -2,7 +2,7 @@ import type { AddressInfo } from 'node:net';
 import { Registry as MetricsRegistry } from 'prom-client';
 import { leakReport, type LeakReport } from './admin/leaks.js';
 import { DaemonMetrics, UpstreamMetrics } from './admin/metrics.js';
-import { AdminServer, type AdminBackend } from './admin/server.js';
+import { AdminServer, type AdminBackend, type AdminHealth } from './admin/server.js';
 import { checkAdminToken, readAdminTokenFile } from './admin/token.js';
 import { isLoopbackAddress } from './config/address.js';
 import { redactConfig } from './config/redact.js';
@@ -177,7 +177,7 @@ export class Daemon implements AdminBackend {
     return this.#stopRequested;
   }
 
-  health(): { status: 'ok' | 'starting' | 'stopping'; generation: number } {
+  health(): AdminHealth {
     const generation = this.reloader.active?.id ?? 0;
     if (this.#state === 'stopping' || this.#state === 'stopped') return { status: 'stopping', generation };
     return { status: generation > 0 ? 'ok' : 'starting', generation };

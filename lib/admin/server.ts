@@ -9,10 +9,16 @@ import type { ReloadResult } from '../reload/reloader.js';
 import type { LeakReport } from './leaks.js';
 import { BearerAuth } from './token.js';
 
+/** The `/healthz` body: `ok` once a config is active; `starting` before, `stopping` during shutdown. */
+export interface AdminHealth {
+  status: 'ok' | 'starting' | 'stopping';
+  /** The active generation (0 before the first). */
+  generation: number;
+}
+
 /** What the admin API serves; implemented by the daemon. */
 export interface AdminBackend {
-  /** `ok` once a config is active; `starting` before, `stopping` during shutdown. */
-  health(): { status: 'ok' | 'starting' | 'stopping'; generation: number };
+  health(): AdminHealth;
   /** The `/config` body, or undefined before the first config. */
   config(): unknown;
   reload(): Promise<ReloadResult>;
