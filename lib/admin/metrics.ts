@@ -1,7 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { UpstreamObserver } from '../http/proxy.js';
 import type { KindStats, ResourceRegistry } from '../registry/registry.js';
-import type { Reloader, ReloadOutcome } from '../reload/reloader.js';
+import { RELOAD_OUTCOMES, type Reloader } from '../reload/reloader.js';
 import type { ConfigSource } from '../sources/source.js';
 
 export interface DaemonMetricsOptions {
@@ -14,8 +14,6 @@ export interface DaemonMetricsOptions {
   /** The prom-client registry to register on (shared with `UpstreamMetrics`). Default: a new one. */
   register?: Registry;
 }
-
-const OUTCOMES: readonly ReloadOutcome[] = ['applied', 'unchanged', 'invalid', 'failed'];
 
 /**
  * The daemon's Prometheus metrics, on a prom-client `Registry` of its own (never the global
@@ -52,7 +50,7 @@ export class DaemonMetrics {
       },
     });
     const reloads = new Counter({ name: 'hotconf_reloads_total', help: 'Reloads by result.', labelNames: ['result'], registers: [register] });
-    for (const result of OUTCOMES) reloads.inc({ result }, 0);
+    for (const result of RELOAD_OUTCOMES) reloads.inc({ result }, 0);
     const duration = new Histogram({
       name: 'hotconf_reload_duration_seconds',
       help: 'Time from reading the source to the swap (or rejection).',

@@ -20,7 +20,8 @@ import { defaultResourceKinds, provision, type ProvisionReport, type ResourceKin
  * `applied`: a new generation serves; `unchanged`: same canonical config; `invalid`: rejected input;
  * `failed`: provisioning failed, or the source could not be reached (`SourceUnavailableError`).
  */
-export type ReloadOutcome = 'applied' | 'unchanged' | 'invalid' | 'failed';
+export const RELOAD_OUTCOMES = ['applied', 'unchanged', 'invalid', 'failed'] as const;
+export type ReloadOutcome = (typeof RELOAD_OUTCOMES)[number];
 
 /**
  * The outcome of one reload. `generation` is the generation serving afterwards (0: none yet).
