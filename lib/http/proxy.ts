@@ -39,11 +39,17 @@ export type UpstreamObserver = ProxyObserver & HealthObserver;
 /** One target of an upstream in one generation: its pool and, with health checks, its shared state. */
 export class ProxyTarget {
   readonly origin: string;
+  /** `server.address` and `server.port` of the client spans to this target, derived once from `origin`. */
+  readonly serverAddress: string;
+  readonly serverPort: number;
   readonly #pool: UpstreamPool;
   readonly #health: TargetHealth | undefined;
 
   constructor(pool: UpstreamPool, health: TargetHealth | undefined) {
     this.origin = pool.origin;
+    const url = new URL(pool.origin);
+    this.serverAddress = url.hostname.replace(/^\[|\]$/g, '');
+    this.serverPort = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
     this.#pool = pool;
     this.#health = health;
   }
@@ -343,8 +349,7 @@ interface Attempt {
 async function attemptOnce(a: Attempt): Promise<AttemptOutcome> {
   const { upstream } = a.action;
   const method = a.req.method ?? 'GET';
-  const url = new URL(a.path, a.chosen.origin);
-  const span = upstream.tracer.startSpan(method, { kind: SpanKind.CLIENT, attributes: clientAttributes(method, url, a.attempt) }, trace.setSpan(ROOT_CONTEXT, a.ctx.span));
+  const span = upstream.tracer.startSpan(method, { kind: SpanKind.CLIENT, attributes: clientAttributes(method, a.chosen, a.path, a.attempt) }, trace.setSpan(ROOT_CONTEXT, a.ctx.span));
   const headers = [...a.headers];
   HTTP_PROPAGATOR.inject(trace.setSpan(ROOT_CONTEXT, span), headers, {
     set: (carrier: string[], key, value) => carrier.push(key, value),
@@ -415,12 +420,16 @@ function relay(body: Readable, res: ServerResponse): Promise<void> {
   });
 }
 
-function clientAttributes(method: string, url: URL, attempt: number): Attributes {
+/**
+ * `url.full` is the origin followed by the path as sent: resolving the path against the origin
+ * would read a path starting with `//` as another host.
+ */
+function clientAttributes(method: string, target: ProxyTarget, path: string, attempt: number): Attributes {
   const attributes: Attributes = {
     [ATTR_HTTP_REQUEST_METHOD]: method,
-    [ATTR_SERVER_ADDRESS]: url.hostname.replace(/^\[|\]$/g, ''),
-    [ATTR_SERVER_PORT]: Number(url.port || (url.protocol === 'https:' ? 443 : 80)),
-    [ATTR_URL_FULL]: url.href,
+    [ATTR_SERVER_ADDRESS]: target.serverAddress,
+    [ATTR_SERVER_PORT]: target.serverPort,
+    [ATTR_URL_FULL]: target.origin + path,
   };
   if (attempt > 0) attributes[ATTR_HTTP_REQUEST_RESEND_COUNT] = attempt;
   return attributes;

@@ -274,5 +274,20 @@ describe('proxy', () => {
       });
       expect(upstream.requests[0]!.headers.traceparent).to.equal(`00-${traceId}-${client.spanId}-01`);
     });
+
+    it('names the target the attempt went to in url.full and server.address, also for a path starting with //', async () => {
+      const receiver = await OtlpReceiver.start();
+      const upstream = await TestUpstream.start();
+      const tracing = { exporter: 'otlp-http', endpoint: receiver.url, batch: { scheduled_delay_ms: 20 } };
+      const { base } = await proxyTo({ api: { targets: [upstream.origin] } }, undefined, { tracing });
+      expect((await httpRequest(`${base}//evil.example/x?q=1`)).status).to.equal(200);
+      expect(upstream.requests[0]!.url).to.equal('//evil.example/x?q=1');
+      const client = await waitFor('the client span', () => receiver.spans.find((s) => s.kind === 3));
+      expect(client.attributes).to.include({
+        'server.address': '127.0.0.1',
+        'server.port': upstream.port,
+        'url.full': `${upstream.origin}//evil.example/x?q=1`,
+      });
+    });
   });
 });
