@@ -3,8 +3,6 @@ import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, defaultTextMapGetter, 
 import {
   ATTR_CLIENT_ADDRESS,
   ATTR_ERROR_TYPE,
-  ATTR_HTTP_REQUEST_METHOD,
-  ATTR_HTTP_REQUEST_METHOD_ORIGINAL,
   ATTR_HTTP_RESPONSE_STATUS_CODE,
   ATTR_HTTP_ROUTE,
   ATTR_NETWORK_PEER_ADDRESS,
@@ -17,11 +15,11 @@ import {
   ATTR_URL_SCHEME,
   ATTR_USER_AGENT_ORIGINAL,
 } from '@opentelemetry/semantic-conventions';
-import { HTTP_METHODS } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { HTTP_PROPAGATOR } from '../resources/forwarding-tracer.js';
 import { runInRequestContext, type RequestContext } from './context.js';
 import { normalizeHost, normalizeTarget, type CompiledRoute, type RouteAction, type Router } from './router.js';
+import { setRequestMethod } from './semconv.js';
 
 /** What the data plane needs from a generation. Implemented by `Generation`. */
 export interface ServingGeneration {
@@ -50,8 +48,6 @@ export interface RequestHandlerOptions {
   runAction?: ActionRunner;
 }
 
-const KNOWN_METHODS: ReadonlySet<string> = new Set(HTTP_METHODS);
-
 /**
  * The per-request entry point of a listener. For each request: read the active generation once
  * and pin it (the whole request is served by it, even across a reload), route it, start a
@@ -79,11 +75,11 @@ export function createRequestHandler(options: RequestHandlerOptions): (req: Inco
     const route = target ? router.match(method, normalizeHost(req.headers.host), target.path) : undefined;
 
     const parent = HTTP_PROPAGATOR.extract(ROOT_CONTEXT, req.headers, defaultTextMapGetter);
-    const span = generation.tracer.startSpan(
-      route ? `${spanMethod(method)} ${route.pathPrefix}` : spanMethod(method),
-      { kind: SpanKind.SERVER, attributes: { ...serverAttributes(req, method, target, route), 'hotconf.generation': generation.id, 'hotconf.listener': listenKey } },
-      parent,
-    );
+    const attributes = serverAttributes(req, target, route);
+    const spanMethod = setRequestMethod(attributes, method);
+    attributes['hotconf.generation'] = generation.id;
+    attributes['hotconf.listener'] = listenKey;
+    const span = generation.tracer.startSpan(route ? `${spanMethod} ${route.pathPrefix}` : spanMethod, { kind: SpanKind.SERVER, attributes }, parent);
     const ctx: RequestContext = { generation: generation.id, listener: listenKey, route, span, startedAt: process.hrtime.bigint() };
     res.once('close', () => {
       span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, res.statusCode);
@@ -126,18 +122,13 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, clo
   res.end(payload);
 }
 
-function spanMethod(method: string): string {
-  return KNOWN_METHODS.has(method) ? method : 'HTTP';
-}
-
-function serverAttributes(req: IncomingMessage, method: string, target: { path: string; query: string } | undefined, route: CompiledRoute | undefined): Attributes {
+/** The server span's attributes but for the method (`setRequestMethod`) and hotconf's own. */
+function serverAttributes(req: IncomingMessage, target: { path: string; query: string } | undefined, route: CompiledRoute | undefined): Attributes {
   const socket = req.socket;
   const attributes: Attributes = {
-    [ATTR_HTTP_REQUEST_METHOD]: KNOWN_METHODS.has(method) ? method : '_OTHER',
     [ATTR_URL_SCHEME]: 'http',
     [ATTR_NETWORK_PROTOCOL_VERSION]: req.httpVersion,
   };
-  if (!KNOWN_METHODS.has(method)) attributes[ATTR_HTTP_REQUEST_METHOD_ORIGINAL] = method;
   if (target) {
     attributes[ATTR_URL_PATH] = target.path;
     if (target.query) attributes[ATTR_URL_QUERY] = target.query.slice(1);

@@ -4,7 +4,6 @@ import type { Readable } from 'node:stream';
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Span, type Tracer } from '@opentelemetry/api';
 import {
   ATTR_ERROR_TYPE,
-  ATTR_HTTP_REQUEST_METHOD,
   ATTR_HTTP_REQUEST_RESEND_COUNT,
   ATTR_HTTP_RESPONSE_STATUS_CODE,
   ATTR_SERVER_ADDRESS,
@@ -22,6 +21,7 @@ import { Balancer } from './balancer.js';
 import type { RequestContext } from './context.js';
 import { sendJson, type ActionRunner } from './handler.js';
 import { normalizeTarget } from './router.js';
+import { setRequestMethod } from './semconv.js';
 
 /** Receives one event per upstream attempt, for metrics; injected, never a module global. */
 export interface ProxyObserver {
@@ -349,7 +349,8 @@ interface Attempt {
 async function attemptOnce(a: Attempt): Promise<AttemptOutcome> {
   const { upstream } = a.action;
   const method = a.req.method ?? 'GET';
-  const span = upstream.tracer.startSpan(method, { kind: SpanKind.CLIENT, attributes: clientAttributes(method, a.chosen, a.path, a.attempt) }, trace.setSpan(ROOT_CONTEXT, a.ctx.span));
+  const attributes = clientAttributes(a.chosen, a.path, a.attempt);
+  const span = upstream.tracer.startSpan(setRequestMethod(attributes, method), { kind: SpanKind.CLIENT, attributes }, trace.setSpan(ROOT_CONTEXT, a.ctx.span));
   const headers = [...a.headers];
   HTTP_PROPAGATOR.inject(trace.setSpan(ROOT_CONTEXT, span), headers, {
     set: (carrier: string[], key, value) => carrier.push(key, value),
@@ -421,12 +422,12 @@ function relay(body: Readable, res: ServerResponse): Promise<void> {
 }
 
 /**
- * `url.full` is the origin followed by the path as sent: resolving the path against the origin
- * would read a path starting with `//` as another host.
+ * A client span's attributes but for the method (`setRequestMethod`). `url.full` is the origin
+ * followed by the path as sent: resolving the path against the origin would read a path starting
+ * with `//` as another host.
  */
-function clientAttributes(method: string, target: ProxyTarget, path: string, attempt: number): Attributes {
+function clientAttributes(target: ProxyTarget, path: string, attempt: number): Attributes {
   const attributes: Attributes = {
-    [ATTR_HTTP_REQUEST_METHOD]: method,
     [ATTR_SERVER_ADDRESS]: target.serverAddress,
     [ATTR_SERVER_PORT]: target.serverPort,
     [ATTR_URL_FULL]: target.origin + path,

@@ -289,5 +289,20 @@ describe('proxy', () => {
         'url.full': `${upstream.origin}//evil.example/x?q=1`,
       });
     });
+
+    it('reports a method outside the conventions\' list as _OTHER on the client span, as on the server span', async () => {
+      const receiver = await OtlpReceiver.start();
+      const upstream = await TestUpstream.start();
+      const tracing = { exporter: 'otlp-http', endpoint: receiver.url, batch: { scheduled_delay_ms: 20 } };
+      const { base } = await proxyTo({ api: { targets: [upstream.origin] } }, undefined, { tracing });
+      expect((await httpRequest(`${base}/cache/x`, { method: 'PURGE' })).status).to.equal(200);
+      expect(upstream.requests[0]!.method).to.equal('PURGE');
+      const spans = await waitFor('server and client spans', () => (receiver.spans.length >= 2 ? receiver.spans : undefined));
+      const server = spans.find((s) => s.kind === 2)!;
+      const client = spans.find((s) => s.kind === 3)!;
+      expect(server.name).to.equal('HTTP /');
+      expect(client.name).to.equal('HTTP');
+      for (const span of [server, client]) expect(span.attributes).to.include({ 'http.request.method': '_OTHER', 'http.request.method_original': 'PURGE' });
+    });
   });
 });
