@@ -82,7 +82,8 @@ export function createRequestHandler(options: RequestHandlerOptions): (req: Inco
     const span = generation.tracer.startSpan(route ? `${spanMethod} ${route.pathPrefix}` : spanMethod, { kind: SpanKind.SERVER, attributes }, parent);
     const ctx: RequestContext = { generation: generation.id, listener: listenKey, route, span, startedAt: process.hrtime.bigint() };
     res.once('close', () => {
-      span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, res.statusCode);
+      // Only a status that was sent: before writeHead, statusCode is just the default 200.
+      if (res.headersSent) span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, res.statusCode);
       if (!res.writableFinished) {
         span.setAttribute(ATTR_ERROR_TYPE, 'aborted');
         span.setStatus({ code: SpanStatusCode.ERROR, message: 'connection closed before the response finished' });

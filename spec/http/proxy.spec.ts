@@ -304,5 +304,20 @@ describe('proxy', () => {
       expect(client.name).to.equal('HTTP');
       for (const span of [server, client]) expect(span.attributes).to.include({ 'http.request.method': '_OTHER', 'http.request.method_original': 'PURGE' });
     });
+
+    it('records no response status on the server span of a request whose client left before any response', async () => {
+      const receiver = await OtlpReceiver.start();
+      const slow = await TestUpstream.start({ handler: hang });
+      const tracing = { exporter: 'otlp-http', endpoint: receiver.url, batch: { scheduled_delay_ms: 20 } };
+      const { port } = await proxyTo({ api: { targets: [slow.origin] } }, undefined, { tracing });
+      const socket = new Socket();
+      await new Promise<void>((resolve) => socket.connect(port, '127.0.0.1', resolve));
+      socket.write(`GET /gone HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\n\r\n`);
+      await waitFor('the request at the upstream', () => slow.requests.length === 1);
+      socket.destroy();
+      const server = await waitFor('the server span', () => receiver.spans.find((s) => s.kind === 2));
+      expect(server.attributes).to.include({ 'error.type': 'aborted' });
+      expect(server.attributes).to.not.have.property('http.response.status_code');
+    });
   });
 });
