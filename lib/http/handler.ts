@@ -1,9 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, defaultTextMapGetter, trace, type Attributes, type Tracer } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanKind, context, defaultTextMapGetter, trace, type Attributes, type Tracer } from '@opentelemetry/api';
 import {
   ATTR_CLIENT_ADDRESS,
-  ATTR_ERROR_TYPE,
-  ATTR_HTTP_RESPONSE_STATUS_CODE,
   ATTR_HTTP_ROUTE,
   ATTR_NETWORK_PEER_ADDRESS,
   ATTR_NETWORK_PEER_PORT,
@@ -19,7 +17,7 @@ import type { Logger } from '../log.js';
 import { HTTP_PROPAGATOR } from '../resources/forwarding-tracer.js';
 import { runInRequestContext, type RequestContext } from './context.js';
 import { normalizeHost, normalizeTarget, type CompiledRoute, type RouteAction, type Router } from './router.js';
-import { setRequestMethod } from './semconv.js';
+import { endHttpSpan, setRequestMethod } from './semconv.js';
 
 /** What the data plane needs from a generation. Implemented by `Generation`. */
 export interface ServingGeneration {
@@ -47,6 +45,8 @@ export interface RequestHandlerOptions {
   /** Runs actions other than `respond`. */
   runAction?: ActionRunner;
 }
+
+const CLOSED_EARLY = { type: 'aborted', message: 'connection closed before the response finished' };
 
 /**
  * The per-request entry point of a listener. For each request: read the active generation once
@@ -81,18 +81,10 @@ export function createRequestHandler(options: RequestHandlerOptions): (req: Inco
     attributes['hotconf.listener'] = listenKey;
     const span = generation.tracer.startSpan(route ? `${spanMethod} ${route.pathPrefix}` : spanMethod, { kind: SpanKind.SERVER, attributes }, parent);
     const ctx: RequestContext = { generation: generation.id, listener: listenKey, route, span, startedAt: process.hrtime.bigint() };
-    res.once('close', () => {
+    res.once('close', () =>
       // Only a status that was sent: before writeHead, statusCode is just the default 200.
-      if (res.headersSent) span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, res.statusCode);
-      if (!res.writableFinished) {
-        span.setAttribute(ATTR_ERROR_TYPE, 'aborted');
-        span.setStatus({ code: SpanStatusCode.ERROR, message: 'connection closed before the response finished' });
-      } else if (res.statusCode >= 500) {
-        span.setAttribute(ATTR_ERROR_TYPE, String(res.statusCode));
-        span.setStatus({ code: SpanStatusCode.ERROR });
-      }
-      span.end();
-    });
+      endHttpSpan(span, res.headersSent ? res.statusCode : undefined, res.writableFinished ? undefined : CLOSED_EARLY, 500),
+    );
 
     context.with(trace.setSpan(parent, span), () =>
       runInRequestContext(ctx, () => {

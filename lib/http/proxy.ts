@@ -1,11 +1,9 @@
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { isIP } from 'node:net';
 import type { Readable } from 'node:stream';
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Span, type Tracer } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanKind, trace, type Attributes, type Tracer } from '@opentelemetry/api';
 import {
-  ATTR_ERROR_TYPE,
   ATTR_HTTP_REQUEST_RESEND_COUNT,
-  ATTR_HTTP_RESPONSE_STATUS_CODE,
   ATTR_SERVER_ADDRESS,
   ATTR_SERVER_PORT,
   ATTR_URL_FULL,
@@ -21,7 +19,7 @@ import { Balancer } from './balancer.js';
 import type { RequestContext } from './context.js';
 import { sendJson, type ActionRunner } from './handler.js';
 import { normalizeTarget } from './router.js';
-import { setRequestMethod } from './semconv.js';
+import { endHttpSpan, setRequestMethod } from './semconv.js';
 
 /** Receives one event per upstream attempt, for metrics; injected, never a module global. */
 export interface ProxyObserver {
@@ -375,10 +373,9 @@ async function attemptOnce(a: Attempt): Promise<AttemptOutcome> {
     status = response.statusCode;
     responseBody = response.body;
     answered = true;
-    span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, status);
     a.res.writeHead(status, downstreamResponseHeaders(response.headers));
     await relay(response.body, a.res);
-    endSpan(span, status, undefined);
+    endHttpSpan(span, status, undefined, 400);
     upstream.observer?.upstreamRequest(upstream.name, a.chosen.origin, codeClass(status), seconds(started));
     return { answered };
   } catch (error) {
@@ -386,7 +383,7 @@ async function attemptOnce(a: Attempt): Promise<AttemptOutcome> {
     // destroying it, and writeHead can throw before relay starts).
     responseBody?.destroy();
     const reason = a.signal.aborted ? a.signal.reason : error;
-    endSpan(span, status, reason);
+    endHttpSpan(span, status, { type: codeOf(reason) ?? (reason instanceof Error ? reason.name : 'error'), message: errorMessage(reason) }, 400);
     upstream.observer?.upstreamRequest(upstream.name, a.chosen.origin, 'error', seconds(started));
     if (!(reason instanceof ClientAbortedError)) {
       const code = codeOf(reason);
@@ -434,18 +431,6 @@ function clientAttributes(target: ProxyTarget, path: string, attempt: number): A
   };
   if (attempt > 0) attributes[ATTR_HTTP_REQUEST_RESEND_COUNT] = attempt;
   return attributes;
-}
-
-/** Client span status as the HTTP client conventions say: 4xx and 5xx, and errors, are errors. */
-function endSpan(span: Span, status: number | undefined, error: unknown): void {
-  if (error !== undefined) {
-    span.setAttribute(ATTR_ERROR_TYPE, codeOf(error) ?? (error instanceof Error ? error.name : 'error'));
-    span.setStatus({ code: SpanStatusCode.ERROR, message: errorMessage(error) });
-  } else if (status !== undefined && status >= 400) {
-    span.setAttribute(ATTR_ERROR_TYPE, String(status));
-    span.setStatus({ code: SpanStatusCode.ERROR });
-  }
-  span.end();
 }
 
 function seconds(started: bigint): number {

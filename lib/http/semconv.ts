@@ -1,5 +1,5 @@
-import type { Attributes } from '@opentelemetry/api';
-import { ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_REQUEST_METHOD_ORIGINAL } from '@opentelemetry/semantic-conventions';
+import { SpanStatusCode, type Attributes, type Span } from '@opentelemetry/api';
+import { ATTR_ERROR_TYPE, ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_REQUEST_METHOD_ORIGINAL, ATTR_HTTP_RESPONSE_STATUS_CODE } from '@opentelemetry/semantic-conventions';
 import { HTTP_METHODS } from '../config/schema.js';
 
 // What the OpenTelemetry HTTP semantic conventions say for both span kinds hotconf starts: the
@@ -21,4 +21,23 @@ export function setRequestMethod(attributes: Attributes, method: string): string
   attributes[ATTR_HTTP_REQUEST_METHOD] = '_OTHER';
   attributes[ATTR_HTTP_REQUEST_METHOD_ORIGINAL] = method;
   return 'HTTP';
+}
+
+/**
+ * End the span of an HTTP exchange. `status`: the response status, undefined when none was sent
+ * or received (then no `http.response.status_code`). `error`: why the exchange failed, if it did
+ * (`type` becomes `error.type`, `message` the span status message). Without an error, a status of
+ * `errorFromStatus` or more is one, with the status code as `error.type`: 500 for server spans,
+ * 400 for client spans.
+ */
+export function endHttpSpan(span: Span, status: number | undefined, error: { type: string; message: string } | undefined, errorFromStatus: 400 | 500): void {
+  if (status !== undefined) span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, status);
+  if (error) {
+    span.setAttribute(ATTR_ERROR_TYPE, error.type);
+    span.setStatus({ code: SpanStatusCode.ERROR, message: error.message });
+  } else if (status !== undefined && status >= errorFromStatus) {
+    span.setAttribute(ATTR_ERROR_TYPE, String(status));
+    span.setStatus({ code: SpanStatusCode.ERROR });
+  }
+  span.end();
 }
