@@ -16,6 +16,7 @@ import {
 import type { Logger } from '../log.js';
 import { HTTP_PROPAGATOR } from '../resources/forwarding-tracer.js';
 import { runInRequestContext, type RequestContext } from './context.js';
+import { sendFailure, sendJson } from './json.js';
 import { normalizeHost, normalizeTarget, type CompiledRoute, type RouteAction, type Router } from './router.js';
 import { endHttpSpan, setRequestMethod } from './semconv.js';
 
@@ -98,21 +99,11 @@ export function createRequestHandler(options: RequestHandlerOptions): (req: Inco
           else sendJson(res, 500, { error: 'route action not supported' }, false);
         } catch (error) {
           logger.error({ err: error, generation: generation.id, listener: listenKey }, 'request_failed');
-          if (!res.headersSent) sendJson(res, 500, { error: 'internal error' }, false);
-          else res.destroy();
+          sendFailure(res, 500, { error: 'internal error' });
         }
       }),
     );
   };
-}
-
-/** A short JSON response; `close` asks the client to drop the connection. */
-export function sendJson(res: ServerResponse, status: number, body: unknown, close: boolean): void {
-  const payload = Buffer.from(JSON.stringify(body));
-  const headers: Record<string, string> = { 'content-type': 'application/json', 'content-length': String(payload.byteLength) };
-  if (close) headers.connection = 'close';
-  res.writeHead(status, headers);
-  res.end(payload);
 }
 
 /** The server span's attributes but for the method (`setRequestMethod`) and hotconf's own. */

@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
+import { sendJson } from './json.js';
 
 /**
  * What every hotconf HTTP server (listeners and the admin API) allows a client, so a slow or
@@ -68,8 +69,6 @@ export function createLimitedServer(limits: HttpLimits, onRequest: RequestListen
 export function rejectOversizedBody(req: IncomingMessage, res: ServerResponse, maxBodyBytes: number): boolean {
   const declared = Number(req.headers['content-length'] ?? 0);
   if (!(declared > maxBodyBytes)) return false;
-  const payload = JSON.stringify({ error: `request body over ${maxBodyBytes} bytes` });
-  res.writeHead(413, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), connection: 'close' });
-  res.end(payload);
+  sendJson(res, 413, { error: `request body over ${maxBodyBytes} bytes` }, true);
   return true;
 }

@@ -17,7 +17,8 @@ import type { UpstreamPool } from '../resources/upstream.js';
 import { RepeatLimiter } from '../util/repeat-limiter.js';
 import { Balancer } from './balancer.js';
 import type { RequestContext } from './context.js';
-import { sendJson, type ActionRunner } from './handler.js';
+import type { ActionRunner } from './handler.js';
+import { sendFailure, sendJson } from './json.js';
 import { normalizeTarget } from './router.js';
 import { endHttpSpan, setRequestMethod } from './semconv.js';
 
@@ -312,19 +313,14 @@ export async function proxyRequest(action: ProxyAction, req: IncomingMessage, re
       const error = abort.signal.aborted ? abort.signal.reason : outcome.error;
       if (error instanceof ClientAbortedError) return;
       if (!outcome.answered && isConnectError(error) && !body.started && attempt < config.retries) continue;
-      if (res.headersSent) {
-        res.destroy();
-        return;
-      }
-      if (TIMEOUT_ERROR_CODES.has(codeOf(error) ?? '')) sendJson(res, 504, { error: 'upstream timeout', upstream: upstream.name }, false);
-      else if (isConnectError(error)) sendJson(res, 502, { error: 'upstream connect error', upstream: upstream.name }, false);
-      else sendJson(res, 502, { error: 'upstream error', upstream: upstream.name }, false);
+      if (TIMEOUT_ERROR_CODES.has(codeOf(error) ?? '')) sendFailure(res, 504, { error: 'upstream timeout', upstream: upstream.name });
+      else if (isConnectError(error)) sendFailure(res, 502, { error: 'upstream connect error', upstream: upstream.name });
+      else sendFailure(res, 502, { error: 'upstream error', upstream: upstream.name });
       return;
     }
   } catch (error) {
     upstream.log.error({ err: error, generation: ctx.generation }, 'proxy_failed');
-    if (!res.headersSent) sendJson(res, 500, { error: 'internal error' }, false);
-    else res.destroy();
+    sendFailure(res, 500, { error: 'internal error' });
   } finally {
     clearTimeout(timer);
     res.off('close', onClose);
