@@ -14,7 +14,6 @@ import { silentLogger, type Logger } from '../log.js';
 import { HTTP_PROPAGATOR } from '../resources/forwarding-tracer.js';
 import type { HealthObserver, TargetHealth } from '../resources/health.js';
 import type { UpstreamPool } from '../resources/upstream.js';
-import { RepeatLimiter } from '../util/repeat-limiter.js';
 import { Balancer } from './balancer.js';
 import type { RequestContext } from './context.js';
 import type { ActionRunner } from './handler.js';
@@ -92,8 +91,6 @@ export class Upstream {
   readonly observer: ProxyObserver | undefined;
   readonly log: Logger;
   readonly balancer: Balancer<ProxyTarget>;
-  /** Identical attempt errors per target are logged once a minute at most. */
-  readonly errorLog = new RepeatLimiter(60_000);
 
   constructor(options: UpstreamOptions) {
     this.name = options.name;
@@ -383,7 +380,7 @@ async function attemptOnce(a: Attempt): Promise<AttemptOutcome> {
     upstream.observer?.upstreamRequest(upstream.name, a.chosen.origin, 'error', seconds(started));
     if (!(reason instanceof ClientAbortedError)) {
       const code = codeOf(reason);
-      const { log, suppressed } = upstream.errorLog.check(a.chosen.origin, `${code} ${errorMessage(reason)}`);
+      const { log, suppressed } = pool.attemptErrors.check(upstream.name, `${code} ${errorMessage(reason)}`);
       if (log) upstream.log.warn({ target: a.chosen.origin, attempt: a.attempt, code, error: errorMessage(reason), suppressed, generation: a.ctx.generation }, 'upstream_attempt_failed');
     }
     return { answered, error: reason };
