@@ -9,7 +9,7 @@ import {
   ATTR_URL_FULL,
 } from '@opentelemetry/semantic-conventions';
 import type { RouteConfig, UpstreamConfig } from '../config/schema.js';
-import { HotconfError, errorMessage } from '../errors.js';
+import { HotconfError, errorCode, errorMessage } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { HTTP_PROPAGATOR } from '../resources/forwarding-tracer.js';
 import type { HealthObserver, TargetHealth } from '../resources/health.js';
@@ -241,13 +241,8 @@ function lazyBody(req: IncomingMessage, state: BodyState): AsyncIterable<Buffer>
   };
 }
 
-function codeOf(error: unknown): string | undefined {
-  const code = (error as { code?: unknown } | undefined)?.code;
-  return typeof code === 'string' ? code : undefined;
-}
-
 function isConnectError(error: unknown): boolean {
-  const code = codeOf(error);
+  const code = errorCode(error);
   return code !== undefined && (CONNECT_ERROR_CODES.has(code) || (error as { syscall?: string }).syscall === 'connect');
 }
 
@@ -310,7 +305,7 @@ export async function proxyRequest(action: ProxyAction, req: IncomingMessage, re
       const error = abort.signal.aborted ? abort.signal.reason : outcome.error;
       if (error instanceof ClientAbortedError) return;
       if (!outcome.answered && isConnectError(error) && !body.started && attempt < config.retries) continue;
-      if (TIMEOUT_ERROR_CODES.has(codeOf(error) ?? '')) sendFailure(res, 504, { error: 'upstream timeout', upstream: upstream.name });
+      if (TIMEOUT_ERROR_CODES.has(errorCode(error) ?? '')) sendFailure(res, 504, { error: 'upstream timeout', upstream: upstream.name });
       else if (isConnectError(error)) sendFailure(res, 502, { error: 'upstream connect error', upstream: upstream.name });
       else sendFailure(res, 502, { error: 'upstream error', upstream: upstream.name });
       return;
@@ -376,13 +371,10 @@ async function attemptOnce(a: Attempt): Promise<AttemptOutcome> {
     // destroying it, and writeHead can throw before relay starts).
     responseBody?.destroy();
     const reason = a.signal.aborted ? a.signal.reason : error;
-    endHttpSpan(span, status, { type: codeOf(reason) ?? (reason instanceof Error ? reason.name : 'error'), message: errorMessage(reason) }, 400);
+    endHttpSpan(span, status, { type: errorCode(reason) ?? (reason instanceof Error ? reason.name : 'error'), message: errorMessage(reason) }, 400);
     upstream.observer?.upstreamRequest(upstream.name, a.chosen.origin, 'error', seconds(started));
-    if (!(reason instanceof ClientAbortedError)) {
-      const code = codeOf(reason);
-      const { log, suppressed } = pool.attemptErrors.check(upstream.name, `${code} ${errorMessage(reason)}`);
-      if (log) upstream.log.warn({ target: a.chosen.origin, attempt: a.attempt, code, error: errorMessage(reason), suppressed, generation: a.ctx.generation }, 'upstream_attempt_failed');
-    }
+    const logged = reason instanceof ClientAbortedError ? undefined : pool.attemptErrors.checkError(upstream.name, reason);
+    if (logged) upstream.log.warn({ target: a.chosen.origin, attempt: a.attempt, ...logged, generation: a.ctx.generation }, 'upstream_attempt_failed');
     return { answered, error: reason };
   } finally {
     pool.inflight -= 1;
