@@ -17,7 +17,7 @@ import type { Logger } from '../log.js';
 import { HTTP_PROPAGATOR } from '../resources/forwarding-tracer.js';
 import { runInRequestContext, type RequestContext } from './context.js';
 import { sendFailure, sendJson } from './json.js';
-import { normalizeHost, normalizeTarget, type CompiledRoute, type RouteAction, type Router } from './router.js';
+import { normalizeHost, normalizeTarget, type CompiledRoute, type RequestTarget, type RouteAction, type Router } from './router.js';
 import { endHttpSpan, setRequestMethod } from './semconv.js';
 
 /** What the data plane needs from a generation. Implemented by `Generation`. */
@@ -73,15 +73,16 @@ export function createRequestHandler(options: RequestHandlerOptions): (req: Inco
     }
     const target = normalizeTarget(req.url);
     const method = req.method ?? 'GET';
-    const route = target ? router.match(method, normalizeHost(req.headers.host), target.path) : undefined;
+    const host = normalizeHost(req.headers.host);
+    const route = target ? router.match(method, host, target.path) : undefined;
 
     const parent = HTTP_PROPAGATOR.extract(ROOT_CONTEXT, req.headers, defaultTextMapGetter);
-    const attributes = serverAttributes(req, target, route);
+    const attributes = serverAttributes(req, host, target, route);
     const spanMethod = setRequestMethod(attributes, method);
     attributes['hotconf.generation'] = generation.id;
     attributes['hotconf.listener'] = listenKey;
     const span = generation.tracer.startSpan(route ? `${spanMethod} ${route.pathPrefix}` : spanMethod, { kind: SpanKind.SERVER, attributes }, parent);
-    const ctx: RequestContext = { generation: generation.id, listener: listenKey, route, span, startedAt: process.hrtime.bigint() };
+    const ctx: RequestContext = { generation: generation.id, listener: listenKey, target, route, span, startedAt: process.hrtime.bigint() };
     res.once('close', () =>
       // Only a status that was sent: before writeHead, statusCode is just the default 200.
       endHttpSpan(span, res.headersSent ? res.statusCode : undefined, res.writableFinished ? undefined : CLOSED_EARLY, 500),
@@ -107,7 +108,7 @@ export function createRequestHandler(options: RequestHandlerOptions): (req: Inco
 }
 
 /** The server span's attributes but for the method (`setRequestMethod`) and hotconf's own. */
-function serverAttributes(req: IncomingMessage, target: { path: string; query: string } | undefined, route: CompiledRoute | undefined): Attributes {
+function serverAttributes(req: IncomingMessage, host: string | undefined, target: RequestTarget | undefined, route: CompiledRoute | undefined): Attributes {
   const socket = req.socket;
   const attributes: Attributes = {
     [ATTR_URL_SCHEME]: 'http',
@@ -118,7 +119,6 @@ function serverAttributes(req: IncomingMessage, target: { path: string; query: s
     if (target.query) attributes[ATTR_URL_QUERY] = target.query.slice(1);
   }
   if (route) attributes[ATTR_HTTP_ROUTE] = route.pathPrefix;
-  const host = normalizeHost(req.headers.host);
   if (host) attributes[ATTR_SERVER_ADDRESS] = host;
   if (socket.localPort !== undefined) attributes[ATTR_SERVER_PORT] = socket.localPort;
   if (socket.remoteAddress) {

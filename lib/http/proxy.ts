@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { isIP } from 'node:net';
 import type { Readable } from 'node:stream';
-import { ROOT_CONTEXT, SpanKind, trace, type Attributes, type Tracer } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanKind, trace, type Attributes, type TextMapSetter, type Tracer } from '@opentelemetry/api';
 import {
   ATTR_HTTP_REQUEST_RESEND_COUNT,
   ATTR_SERVER_ADDRESS,
@@ -18,7 +18,7 @@ import { Balancer } from './balancer.js';
 import type { RequestContext } from './context.js';
 import type { ActionRunner } from './handler.js';
 import { sendFailure, sendJson } from './json.js';
-import { normalizeTarget } from './router.js';
+import type { RequestTarget } from './router.js';
 import { endHttpSpan, setRequestMethod } from './semconv.js';
 
 /** Receives one event per upstream attempt, for metrics; injected, never a module global. */
@@ -150,10 +150,16 @@ const REPLACED_REQUEST_HEADERS: ReadonlySet<string> = new Set(['expect', 'tracep
 const CONNECT_ERROR_CODES: ReadonlySet<string> = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT']);
 const TIMEOUT_ERROR_CODES: ReadonlySet<string> = new Set(['E_UPSTREAM_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
 
+const NO_TOKENS: ReadonlySet<string> = new Set();
+
 /** Header names listed in `Connection`, lowercased (they are hop-by-hop too). */
-function connectionTokens(value: string | string[] | undefined): Set<string> {
+function connectionTokens(value: string | string[] | undefined): ReadonlySet<string> {
+  if (value === undefined) return NO_TOKENS;
   const out = new Set<string>();
-  for (const part of [value ?? []].flat()) for (const token of part.split(',')) if (token.trim()) out.add(token.trim().toLowerCase());
+  for (const token of (typeof value === 'string' ? value : value.join(',')).split(',')) {
+    const name = token.trim().toLowerCase();
+    if (name) out.add(name);
+  }
   return out;
 }
 
@@ -207,7 +213,7 @@ export function downstreamResponseHeaders(headers: IncomingHttpHeaders): Outgoin
 }
 
 /** The path sent upstream: the normalised path and query, `path_prefix` removed when `strip_prefix`. Pure. */
-export function upstreamPath(target: { path: string; query: string }, action: Pick<ProxyAction, 'pathPrefix' | 'stripPrefix'>): string {
+export function upstreamPath(target: RequestTarget, action: Pick<ProxyAction, 'pathPrefix' | 'stripPrefix'>): string {
   let path = target.path;
   if (action.stripPrefix && path.startsWith(action.pathPrefix)) {
     path = path.slice(action.pathPrefix.length);
@@ -260,6 +266,8 @@ interface AttemptOutcome {
  * Proxy one request to `action.upstream`, as the generation that compiled `action` sees it
  * (its routes, balancer and pools), and never reject.
  *
+ * - Sends `ctx.target`, the path and query the handler normalised and routed by (`upstreamPath`);
+ *   400 when the context has none.
  * - Streams both bodies (backpressure both ways, nothing buffered whole).
  * - Each attempt goes to a healthy target the request has not tried yet, with a CLIENT span
  *   (OTel HTTP client semantic conventions) parented on the request's server span and its
@@ -275,7 +283,7 @@ interface AttemptOutcome {
 export async function proxyRequest(action: ProxyAction, req: IncomingMessage, res: ServerResponse, ctx: RequestContext): Promise<void> {
   const { upstream } = action;
   const { config } = upstream;
-  const target = normalizeTarget(req.url);
+  const { target } = ctx;
   if (!target) {
     sendJson(res, 400, { error: 'bad request target' }, false);
     return;
@@ -319,6 +327,9 @@ export async function proxyRequest(action: ProxyAction, req: IncomingMessage, re
   }
 }
 
+/** Trace-context headers are appended to the flat `[name, value, ...]` list sent upstream. */
+const HEADER_LIST_SETTER: TextMapSetter<string[]> = { set: (carrier, key, value) => void carrier.push(key, value) };
+
 interface Attempt {
   action: ProxyAction;
   req: IncomingMessage;
@@ -338,9 +349,7 @@ async function attemptOnce(a: Attempt): Promise<AttemptOutcome> {
   const attributes = clientAttributes(a.chosen, a.path, a.attempt);
   const span = upstream.tracer.startSpan(setRequestMethod(attributes, method), { kind: SpanKind.CLIENT, attributes }, trace.setSpan(ROOT_CONTEXT, a.ctx.span));
   const headers = [...a.headers];
-  HTTP_PROPAGATOR.inject(trace.setSpan(ROOT_CONTEXT, span), headers, {
-    set: (carrier: string[], key, value) => carrier.push(key, value),
-  });
+  HTTP_PROPAGATOR.inject(trace.setSpan(ROOT_CONTEXT, span), headers, HEADER_LIST_SETTER);
   const pool = a.chosen.pool;
   const started = process.hrtime.bigint();
   let status: number | undefined;
