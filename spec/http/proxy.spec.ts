@@ -20,6 +20,14 @@ function sha256(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
+/** A proxy to one upstream (`handler`: default echo), tracing to a fresh OTLP receiver. */
+async function tracedProxy(handler?: UpstreamHandler) {
+  const receiver = await OtlpReceiver.start();
+  const upstream = await TestUpstream.start(handler ? { handler } : {});
+  const tracing = { exporter: 'otlp-http', endpoint: receiver.url, service_name: 'proxy-spec', batch: { scheduled_delay_ms: 20 } };
+  return { receiver, upstream, ...(await proxyTo({ api: { targets: [upstream.origin] } }, undefined, { tracing })) };
+}
+
 /** Targets' health as the active generation sees it. */
 function healthOf(d: TestDaemon, upstream = 'api'): boolean[] {
   return d.daemon.reloader.active!.upstreams().get(upstream)!.targets.map((t) => t.healthy);
@@ -248,10 +256,7 @@ describe('proxy', () => {
 
   describe('tracing', () => {
     it('sends traceparent upstream from a client span parented on the server span', async () => {
-      const receiver = await OtlpReceiver.start();
-      const upstream = await TestUpstream.start();
-      const tracing = { exporter: 'otlp-http', endpoint: receiver.url, service_name: 'proxy-spec', batch: { scheduled_delay_ms: 20 } };
-      const { base } = await proxyTo({ api: { targets: [upstream.origin] } }, undefined, { tracing });
+      const { receiver, upstream, base } = await tracedProxy();
       const traceId = randomBytes(16).toString('hex');
       const callerSpan = randomBytes(8).toString('hex');
       const res = await httpRequest(`${base}/traced?q=1`, { headers: { traceparent: `00-${traceId}-${callerSpan}-01` } });
@@ -276,10 +281,7 @@ describe('proxy', () => {
     });
 
     it('names the target the attempt went to in url.full and server.address, also for a path starting with //', async () => {
-      const receiver = await OtlpReceiver.start();
-      const upstream = await TestUpstream.start();
-      const tracing = { exporter: 'otlp-http', endpoint: receiver.url, batch: { scheduled_delay_ms: 20 } };
-      const { base } = await proxyTo({ api: { targets: [upstream.origin] } }, undefined, { tracing });
+      const { receiver, upstream, base } = await tracedProxy();
       expect((await httpRequest(`${base}//evil.example/x?q=1`)).status).to.equal(200);
       expect(upstream.requests[0]!.url).to.equal('//evil.example/x?q=1');
       const client = await waitFor('the client span', () => receiver.spans.find((s) => s.kind === 3));
@@ -291,10 +293,7 @@ describe('proxy', () => {
     });
 
     it('reports a method outside the conventions\' list as _OTHER on the client span, as on the server span', async () => {
-      const receiver = await OtlpReceiver.start();
-      const upstream = await TestUpstream.start();
-      const tracing = { exporter: 'otlp-http', endpoint: receiver.url, batch: { scheduled_delay_ms: 20 } };
-      const { base } = await proxyTo({ api: { targets: [upstream.origin] } }, undefined, { tracing });
+      const { receiver, upstream, base } = await tracedProxy();
       expect((await httpRequest(`${base}/cache/x`, { method: 'PURGE' })).status).to.equal(200);
       expect(upstream.requests[0]!.method).to.equal('PURGE');
       const spans = await waitFor('server and client spans', () => (receiver.spans.length >= 2 ? receiver.spans : undefined));
@@ -306,10 +305,7 @@ describe('proxy', () => {
     });
 
     it('records no response status on the server span of a request whose client left before any response', async () => {
-      const receiver = await OtlpReceiver.start();
-      const slow = await TestUpstream.start({ handler: hang });
-      const tracing = { exporter: 'otlp-http', endpoint: receiver.url, batch: { scheduled_delay_ms: 20 } };
-      const { port } = await proxyTo({ api: { targets: [slow.origin] } }, undefined, { tracing });
+      const { receiver, upstream: slow, port } = await tracedProxy(hang);
       const socket = new Socket();
       await new Promise<void>((resolve) => socket.connect(port, '127.0.0.1', resolve));
       socket.write(`GET /gone HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\n\r\n`);
