@@ -140,10 +140,14 @@ export class ClientAbortedError extends HotconfError {
 
 /**
  * Hop-by-hop headers, never forwarded in either direction (RFC 9110 section 7.6.1; the list of
- * Go's `httputil.ReverseProxy`), plus `expect` (Node's server has answered it already) and the
- * trace-context headers (replaced by the client span's).
+ * Go's `httputil.ReverseProxy`).
  */
 const HOP_BY_HOP: ReadonlySet<string> = new Set(['connection', 'proxy-connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+/**
+ * Request headers not passed on as the client sent them: `expect` (Node's server has answered
+ * it already), the trace-context headers (replaced by the client span's) and `x-forwarded-*`
+ * (rebuilt by `upstreamRequestHeaders`).
+ */
 const REPLACED_REQUEST_HEADERS: ReadonlySet<string> = new Set(['expect', 'traceparent', 'tracestate', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host']);
 
 /** Errors from opening the connection: nothing was sent, so another target may be tried. */
