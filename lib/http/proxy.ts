@@ -40,7 +40,7 @@ export class ProxyTarget {
   /** `server.address` and `server.port` of the client spans to this target, derived once from `origin`. */
   readonly serverAddress: string;
   readonly serverPort: number;
-  readonly #pool: UpstreamPool;
+  readonly pool: UpstreamPool;
   readonly #health: TargetHealth | undefined;
 
   constructor(pool: UpstreamPool, health: TargetHealth | undefined) {
@@ -48,12 +48,8 @@ export class ProxyTarget {
     const url = new URL(pool.origin);
     this.serverAddress = url.hostname.replace(/^\[|\]$/g, '');
     this.serverPort = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
-    this.#pool = pool;
+    this.pool = pool;
     this.#health = health;
-  }
-
-  get pool(): UpstreamPool {
-    return this.#pool;
   }
 
   /** Without a health check every target is healthy. */
@@ -62,7 +58,7 @@ export class ProxyTarget {
   }
 
   get inflight(): number {
-    return this.#pool.inflight;
+    return this.pool.inflight;
   }
 }
 
