@@ -28,6 +28,15 @@ async function tracedProxy(handler?: UpstreamHandler) {
   return { receiver, upstream, ...(await proxyTo({ api: { targets: [upstream.origin] } }, undefined, { tracing })) };
 }
 
+/** A raw client sends GET /gone to the listener on `port` and disconnects once `upstream` has it. */
+async function leaveMidRequest(port: number, upstream: TestUpstream): Promise<void> {
+  const socket = new Socket();
+  await new Promise<void>((resolve) => socket.connect(port, '127.0.0.1', resolve));
+  socket.write(`GET /gone HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\n\r\n`);
+  await waitFor('the request at the upstream', () => upstream.requests.length === 1);
+  socket.destroy();
+}
+
 /** Targets' health as the active generation sees it. */
 function healthOf(d: TestDaemon, upstream = 'api'): boolean[] {
   return d.daemon.reloader.active!.upstreams().get(upstream)!.targets.map((t) => t.healthy);
@@ -243,11 +252,7 @@ describe('proxy', () => {
     it('aborts the upstream request when the client disconnects', async () => {
       const slow = await TestUpstream.start({ handler: hang });
       const { d, port } = await proxyTo({ api: { targets: [slow.origin] } });
-      const socket = new Socket();
-      await new Promise<void>((resolve) => socket.connect(port, '127.0.0.1', resolve));
-      socket.write(`GET /gone HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\n\r\n`);
-      await waitFor('the request at the upstream', () => slow.requests.length === 1);
-      socket.destroy();
+      await leaveMidRequest(port, slow);
       await waitFor('the upstream request aborted', () => slow.requests[0]!.aborted);
       await waitFor('no request in flight', () => d.daemon.reloader.active!.inflight === 0);
       expect(await metricValue(d.admin, 'hotconf_upstream_requests_total', { code_class: 'error' })).to.equal(1);
@@ -306,11 +311,7 @@ describe('proxy', () => {
 
     it('records no response status on the server span of a request whose client left before any response', async () => {
       const { receiver, upstream: slow, port } = await tracedProxy(hang);
-      const socket = new Socket();
-      await new Promise<void>((resolve) => socket.connect(port, '127.0.0.1', resolve));
-      socket.write(`GET /gone HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\n\r\n`);
-      await waitFor('the request at the upstream', () => slow.requests.length === 1);
-      socket.destroy();
+      await leaveMidRequest(port, slow);
       const server = await waitFor('the server span', () => receiver.spans.find((s) => s.kind === 2));
       expect(server.attributes).to.include({ 'error.type': 'aborted' });
       expect(server.attributes).to.not.have.property('http.response.status_code');
