@@ -129,3 +129,9 @@ export class AdminTokenRequiredError extends HotconfError {
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
+
+/** The string `code` of any thrown value (`ECONNREFUSED`, `E_PROBE_TIMEOUT`), if it has one. */
+export function errorCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null | undefined)?.code;
+  return typeof code === 'string' ? code : undefined;
+}

@@ -11,11 +11,11 @@ export interface Balanceable {
 
 /**
  * Picks a target for one upstream attempt among those that are healthy and not excluded (the
- * targets an earlier attempt of the same request already tried). Policies, as Envoy's:
+ * targets an earlier attempt of the same request already tried). Policies (named as Envoy's):
  * - `round_robin`: the next eligible target after the previous pick, in config order;
  * - `random`: uniform among eligible targets (`random` is injectable, default `Math.random`);
  * - `least_request`: the eligible target with the fewest requests in flight, ties broken in
- *   round-robin order.
+ *   round-robin order; every target is compared, not Envoy's two random choices.
  * Returns undefined when no target is eligible. One balancer per upstream per generation.
  */
 export class Balancer<T extends Balanceable> {

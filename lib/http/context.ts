@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Span } from '@opentelemetry/api';
-import type { CompiledRoute } from './router.js';
+import type { CompiledRoute, RequestTarget } from './router.js';
 
 /**
  * State of one request, created when it arrives and dropped when it ends. It is never stored on
@@ -13,6 +13,8 @@ export interface RequestContext {
   readonly generation: number;
   /** Registry key of the listener that accepted it. */
   readonly listener: string;
+  /** The normalised request target (`normalizeTarget`), parsed once; undefined when it is not a path. */
+  readonly target: RequestTarget | undefined;
   readonly route: CompiledRoute | undefined;
   /** The request's server span. */
   readonly span: Span;

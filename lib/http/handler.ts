@@ -1,11 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, defaultTextMapGetter, trace, type Attributes, type Tracer } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanKind, context, defaultTextMapGetter, trace, type Attributes, type Tracer } from '@opentelemetry/api';
 import {
   ATTR_CLIENT_ADDRESS,
-  ATTR_ERROR_TYPE,
-  ATTR_HTTP_REQUEST_METHOD,
-  ATTR_HTTP_REQUEST_METHOD_ORIGINAL,
-  ATTR_HTTP_RESPONSE_STATUS_CODE,
   ATTR_HTTP_ROUTE,
   ATTR_NETWORK_PEER_ADDRESS,
   ATTR_NETWORK_PEER_PORT,
@@ -17,11 +13,12 @@ import {
   ATTR_URL_SCHEME,
   ATTR_USER_AGENT_ORIGINAL,
 } from '@opentelemetry/semantic-conventions';
-import { HTTP_METHODS } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { HTTP_PROPAGATOR } from '../resources/forwarding-tracer.js';
 import { runInRequestContext, type RequestContext } from './context.js';
-import { normalizeHost, normalizeTarget, type CompiledRoute, type RouteAction, type Router } from './router.js';
+import { sendFailure, sendJson } from './json.js';
+import { normalizeHost, normalizeTarget, type CompiledRoute, type RequestTarget, type RouteAction, type Router } from './router.js';
+import { endHttpSpan, setRequestMethod } from './semconv.js';
 
 /** What the data plane needs from a generation. Implemented by `Generation`. */
 export interface ServingGeneration {
@@ -50,7 +47,7 @@ export interface RequestHandlerOptions {
   runAction?: ActionRunner;
 }
 
-const KNOWN_METHODS: ReadonlySet<string> = new Set(HTTP_METHODS);
+const CLOSED_EARLY = { type: 'aborted', message: 'connection closed before the response finished' };
 
 /**
  * The per-request entry point of a listener. For each request: read the active generation once
@@ -76,26 +73,20 @@ export function createRequestHandler(options: RequestHandlerOptions): (req: Inco
     }
     const target = normalizeTarget(req.url);
     const method = req.method ?? 'GET';
-    const route = target ? router.match(method, normalizeHost(req.headers.host), target.path) : undefined;
+    const host = normalizeHost(req.headers.host);
+    const route = target ? router.match(method, host, target.path) : undefined;
 
     const parent = HTTP_PROPAGATOR.extract(ROOT_CONTEXT, req.headers, defaultTextMapGetter);
-    const span = generation.tracer.startSpan(
-      route ? `${spanMethod(method)} ${route.pathPrefix}` : spanMethod(method),
-      { kind: SpanKind.SERVER, attributes: { ...serverAttributes(req, method, target, route), 'hotconf.generation': generation.id, 'hotconf.listener': listenKey } },
-      parent,
+    const attributes = serverAttributes(req, host, target, route);
+    const spanMethod = setRequestMethod(attributes, method);
+    attributes['hotconf.generation'] = generation.id;
+    attributes['hotconf.listener'] = listenKey;
+    const span = generation.tracer.startSpan(route ? `${spanMethod} ${route.pathPrefix}` : spanMethod, { kind: SpanKind.SERVER, attributes }, parent);
+    const ctx: RequestContext = { generation: generation.id, listener: listenKey, target, route, span, startedAt: process.hrtime.bigint() };
+    res.once('close', () =>
+      // Only a status that was sent: before writeHead, statusCode is just the default 200.
+      endHttpSpan(span, res.headersSent ? res.statusCode : undefined, res.writableFinished ? undefined : CLOSED_EARLY, 500),
     );
-    const ctx: RequestContext = { generation: generation.id, listener: listenKey, route, span, startedAt: process.hrtime.bigint() };
-    res.once('close', () => {
-      span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, res.statusCode);
-      if (!res.writableFinished) {
-        span.setAttribute(ATTR_ERROR_TYPE, 'aborted');
-        span.setStatus({ code: SpanStatusCode.ERROR, message: 'connection closed before the response finished' });
-      } else if (res.statusCode >= 500) {
-        span.setAttribute(ATTR_ERROR_TYPE, String(res.statusCode));
-        span.setStatus({ code: SpanStatusCode.ERROR });
-      }
-      span.end();
-    });
 
     context.with(trace.setSpan(parent, span), () =>
       runInRequestContext(ctx, () => {
@@ -109,41 +100,25 @@ export function createRequestHandler(options: RequestHandlerOptions): (req: Inco
           else sendJson(res, 500, { error: 'route action not supported' }, false);
         } catch (error) {
           logger.error({ err: error, generation: generation.id, listener: listenKey }, 'request_failed');
-          if (!res.headersSent) sendJson(res, 500, { error: 'internal error' }, false);
-          else res.destroy();
+          sendFailure(res, 500, { error: 'internal error' });
         }
       }),
     );
   };
 }
 
-/** A short JSON response; `close` asks the client to drop the connection. */
-export function sendJson(res: ServerResponse, status: number, body: unknown, close: boolean): void {
-  const payload = Buffer.from(JSON.stringify(body));
-  const headers: Record<string, string> = { 'content-type': 'application/json', 'content-length': String(payload.byteLength) };
-  if (close) headers.connection = 'close';
-  res.writeHead(status, headers);
-  res.end(payload);
-}
-
-function spanMethod(method: string): string {
-  return KNOWN_METHODS.has(method) ? method : 'HTTP';
-}
-
-function serverAttributes(req: IncomingMessage, method: string, target: { path: string; query: string } | undefined, route: CompiledRoute | undefined): Attributes {
+/** The server span's attributes but for the method (`setRequestMethod`) and hotconf's own. */
+function serverAttributes(req: IncomingMessage, host: string | undefined, target: RequestTarget | undefined, route: CompiledRoute | undefined): Attributes {
   const socket = req.socket;
   const attributes: Attributes = {
-    [ATTR_HTTP_REQUEST_METHOD]: KNOWN_METHODS.has(method) ? method : '_OTHER',
     [ATTR_URL_SCHEME]: 'http',
     [ATTR_NETWORK_PROTOCOL_VERSION]: req.httpVersion,
   };
-  if (!KNOWN_METHODS.has(method)) attributes[ATTR_HTTP_REQUEST_METHOD_ORIGINAL] = method;
   if (target) {
     attributes[ATTR_URL_PATH] = target.path;
     if (target.query) attributes[ATTR_URL_QUERY] = target.query.slice(1);
   }
   if (route) attributes[ATTR_HTTP_ROUTE] = route.pathPrefix;
-  const host = normalizeHost(req.headers.host);
   if (host) attributes[ATTR_SERVER_ADDRESS] = host;
   if (socket.localPort !== undefined) attributes[ATTR_SERVER_PORT] = socket.localPort;
   if (socket.remoteAddress) {

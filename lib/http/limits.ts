@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
+import { sendJson } from './json.js';
 
 /**
  * What every hotconf HTTP server (listeners and the admin API) allows a client, so a slow or
@@ -20,26 +21,26 @@ export interface HttpLimits {
   timeoutCheckIntervalMs: number;
   /** Largest request head, request line and headers together (`maxHeaderSize`), in bytes. */
   maxHeaderBytes: number;
-  /** Largest request body a client may declare with `Content-Length`, in bytes. */
+  /**
+   * Largest request body a client may declare with `Content-Length`, in bytes; checked by
+   * `rejectOversizedBody`, which listeners call before routing. (The admin API bounds the bodies
+   * it reads on its own, at 64 KiB.)
+   */
   maxBodyBytes: number;
 }
 
-/** The defaults, in one place. */
+/**
+ * The defaults, in one place. `maxBodyBytes` is 100 MiB, a common gateway ceiling: listeners
+ * stream bodies to upstreams, so it bounds abuse, not memory.
+ */
 export const DEFAULT_HTTP_LIMITS: Readonly<HttpLimits> = Object.freeze({
   headersTimeoutMs: 10_000,
   requestTimeoutMs: 60_000,
   keepAliveTimeoutMs: 5000,
   timeoutCheckIntervalMs: 1000,
   maxHeaderBytes: 16 * 1024,
-  maxBodyBytes: 1024 * 1024,
+  maxBodyBytes: 100 * 1024 * 1024,
 });
-
-/**
- * Largest declared request body a listener accepts by default, in bytes (100 MiB, a common
- * gateway ceiling). Listeners stream bodies to upstreams, so this bounds abuse, not memory;
- * the admin API, which reads bodies, keeps `DEFAULT_HTTP_LIMITS.maxBodyBytes`.
- */
-export const DEFAULT_LISTENER_MAX_BODY_BYTES = 100 * 1024 * 1024;
 
 /** `DEFAULT_HTTP_LIMITS` with `overrides` applied. */
 export function httpLimits(overrides: Partial<HttpLimits> = {}): HttpLimits {
@@ -68,8 +69,6 @@ export function createLimitedServer(limits: HttpLimits, onRequest: RequestListen
 export function rejectOversizedBody(req: IncomingMessage, res: ServerResponse, maxBodyBytes: number): boolean {
   const declared = Number(req.headers['content-length'] ?? 0);
   if (!(declared > maxBodyBytes)) return false;
-  const payload = JSON.stringify({ error: `request body over ${maxBodyBytes} bytes` });
-  res.writeHead(413, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), connection: 'close' });
-  res.end(payload);
+  sendJson(res, 413, { error: `request body over ${maxBodyBytes} bytes` }, true);
   return true;
 }

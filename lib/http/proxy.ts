@@ -1,27 +1,25 @@
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { isIP } from 'node:net';
 import type { Readable } from 'node:stream';
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Span, type Tracer } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanKind, trace, type Attributes, type TextMapSetter, type Tracer } from '@opentelemetry/api';
 import {
-  ATTR_ERROR_TYPE,
-  ATTR_HTTP_REQUEST_METHOD,
   ATTR_HTTP_REQUEST_RESEND_COUNT,
-  ATTR_HTTP_RESPONSE_STATUS_CODE,
   ATTR_SERVER_ADDRESS,
   ATTR_SERVER_PORT,
   ATTR_URL_FULL,
 } from '@opentelemetry/semantic-conventions';
 import type { RouteConfig, UpstreamConfig } from '../config/schema.js';
-import { HotconfError, errorMessage } from '../errors.js';
+import { HotconfError, errorCode, errorMessage } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { HTTP_PROPAGATOR } from '../resources/forwarding-tracer.js';
 import type { HealthObserver, TargetHealth } from '../resources/health.js';
 import type { UpstreamPool } from '../resources/upstream.js';
-import { RepeatLimiter } from '../util/repeat-limiter.js';
 import { Balancer } from './balancer.js';
 import type { RequestContext } from './context.js';
-import { sendJson, type ActionRunner } from './handler.js';
-import { normalizeTarget } from './router.js';
+import type { ActionRunner } from './handler.js';
+import { sendFailure, sendJson } from './json.js';
+import type { RequestTarget } from './router.js';
+import { endHttpSpan, setRequestMethod } from './semconv.js';
 
 /** Receives one event per upstream attempt, for metrics; injected, never a module global. */
 export interface ProxyObserver {
@@ -39,17 +37,19 @@ export type UpstreamObserver = ProxyObserver & HealthObserver;
 /** One target of an upstream in one generation: its pool and, with health checks, its shared state. */
 export class ProxyTarget {
   readonly origin: string;
-  readonly #pool: UpstreamPool;
+  /** `server.address` and `server.port` of the client spans to this target, derived once from `origin`. */
+  readonly serverAddress: string;
+  readonly serverPort: number;
+  readonly pool: UpstreamPool;
   readonly #health: TargetHealth | undefined;
 
   constructor(pool: UpstreamPool, health: TargetHealth | undefined) {
     this.origin = pool.origin;
-    this.#pool = pool;
+    const url = new URL(pool.origin);
+    this.serverAddress = url.hostname.replace(/^\[|\]$/g, '');
+    this.serverPort = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
+    this.pool = pool;
     this.#health = health;
-  }
-
-  get pool(): UpstreamPool {
-    return this.#pool;
   }
 
   /** Without a health check every target is healthy. */
@@ -58,7 +58,7 @@ export class ProxyTarget {
   }
 
   get inflight(): number {
-    return this.#pool.inflight;
+    return this.pool.inflight;
   }
 }
 
@@ -87,8 +87,6 @@ export class Upstream {
   readonly observer: ProxyObserver | undefined;
   readonly log: Logger;
   readonly balancer: Balancer<ProxyTarget>;
-  /** Identical attempt errors per target are logged once a minute at most. */
-  readonly errorLog = new RepeatLimiter(60_000);
 
   constructor(options: UpstreamOptions) {
     this.name = options.name;
@@ -138,20 +136,30 @@ export class ClientAbortedError extends HotconfError {
 
 /**
  * Hop-by-hop headers, never forwarded in either direction (RFC 9110 section 7.6.1; the list of
- * Go's `httputil.ReverseProxy`), plus `expect` (Node's server has answered it already) and the
- * trace-context headers (replaced by the client span's).
+ * Go's `httputil.ReverseProxy`).
  */
 const HOP_BY_HOP: ReadonlySet<string> = new Set(['connection', 'proxy-connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+/**
+ * Request headers not passed on as the client sent them: `expect` (Node's server has answered
+ * it already), the trace-context headers (replaced by the client span's) and `x-forwarded-*`
+ * (rebuilt by `upstreamRequestHeaders`).
+ */
 const REPLACED_REQUEST_HEADERS: ReadonlySet<string> = new Set(['expect', 'traceparent', 'tracestate', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host']);
 
 /** Errors from opening the connection: nothing was sent, so another target may be tried. */
 const CONNECT_ERROR_CODES: ReadonlySet<string> = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT']);
 const TIMEOUT_ERROR_CODES: ReadonlySet<string> = new Set(['E_UPSTREAM_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
 
+const NO_TOKENS: ReadonlySet<string> = new Set();
+
 /** Header names listed in `Connection`, lowercased (they are hop-by-hop too). */
-function connectionTokens(value: string | string[] | undefined): Set<string> {
+function connectionTokens(value: string | string[] | undefined): ReadonlySet<string> {
+  if (value === undefined) return NO_TOKENS;
   const out = new Set<string>();
-  for (const part of [value ?? []].flat()) for (const token of part.split(',')) if (token.trim()) out.add(token.trim().toLowerCase());
+  for (const token of (typeof value === 'string' ? value : value.join(',')).split(',')) {
+    const name = token.trim().toLowerCase();
+    if (name) out.add(name);
+  }
   return out;
 }
 
@@ -205,7 +213,7 @@ export function downstreamResponseHeaders(headers: IncomingHttpHeaders): Outgoin
 }
 
 /** The path sent upstream: the normalised path and query, `path_prefix` removed when `strip_prefix`. Pure. */
-export function upstreamPath(target: { path: string; query: string }, action: Pick<ProxyAction, 'pathPrefix' | 'stripPrefix'>): string {
+export function upstreamPath(target: RequestTarget, action: Pick<ProxyAction, 'pathPrefix' | 'stripPrefix'>): string {
   let path = target.path;
   if (action.stripPrefix && path.startsWith(action.pathPrefix)) {
     path = path.slice(action.pathPrefix.length);
@@ -239,13 +247,8 @@ function lazyBody(req: IncomingMessage, state: BodyState): AsyncIterable<Buffer>
   };
 }
 
-function codeOf(error: unknown): string | undefined {
-  const code = (error as { code?: unknown } | undefined)?.code;
-  return typeof code === 'string' ? code : undefined;
-}
-
 function isConnectError(error: unknown): boolean {
-  const code = codeOf(error);
+  const code = errorCode(error);
   return code !== undefined && (CONNECT_ERROR_CODES.has(code) || (error as { syscall?: string }).syscall === 'connect');
 }
 
@@ -263,6 +266,8 @@ interface AttemptOutcome {
  * Proxy one request to `action.upstream`, as the generation that compiled `action` sees it
  * (its routes, balancer and pools), and never reject.
  *
+ * - Sends `ctx.target`, the path and query the handler normalised and routed by (`upstreamPath`);
+ *   400 when the context has none.
  * - Streams both bodies (backpressure both ways, nothing buffered whole).
  * - Each attempt goes to a healthy target the request has not tried yet, with a CLIENT span
  *   (OTel HTTP client semantic conventions) parented on the request's server span and its
@@ -278,7 +283,7 @@ interface AttemptOutcome {
 export async function proxyRequest(action: ProxyAction, req: IncomingMessage, res: ServerResponse, ctx: RequestContext): Promise<void> {
   const { upstream } = action;
   const { config } = upstream;
-  const target = normalizeTarget(req.url);
+  const { target } = ctx;
   if (!target) {
     sendJson(res, 400, { error: 'bad request target' }, false);
     return;
@@ -308,24 +313,22 @@ export async function proxyRequest(action: ProxyAction, req: IncomingMessage, re
       const error = abort.signal.aborted ? abort.signal.reason : outcome.error;
       if (error instanceof ClientAbortedError) return;
       if (!outcome.answered && isConnectError(error) && !body.started && attempt < config.retries) continue;
-      if (res.headersSent) {
-        res.destroy();
-        return;
-      }
-      if (TIMEOUT_ERROR_CODES.has(codeOf(error) ?? '')) sendJson(res, 504, { error: 'upstream timeout', upstream: upstream.name }, false);
-      else if (isConnectError(error)) sendJson(res, 502, { error: 'upstream connect error', upstream: upstream.name }, false);
-      else sendJson(res, 502, { error: 'upstream error', upstream: upstream.name }, false);
+      if (TIMEOUT_ERROR_CODES.has(errorCode(error) ?? '')) sendFailure(res, 504, { error: 'upstream timeout', upstream: upstream.name });
+      else if (isConnectError(error)) sendFailure(res, 502, { error: 'upstream connect error', upstream: upstream.name });
+      else sendFailure(res, 502, { error: 'upstream error', upstream: upstream.name });
       return;
     }
   } catch (error) {
     upstream.log.error({ err: error, generation: ctx.generation }, 'proxy_failed');
-    if (!res.headersSent) sendJson(res, 500, { error: 'internal error' }, false);
-    else res.destroy();
+    sendFailure(res, 500, { error: 'internal error' });
   } finally {
     clearTimeout(timer);
     res.off('close', onClose);
   }
 }
+
+/** Trace-context headers are appended to the flat `[name, value, ...]` list sent upstream. */
+const HEADER_LIST_SETTER: TextMapSetter<string[]> = { set: (carrier, key, value) => void carrier.push(key, value) };
 
 interface Attempt {
   action: ProxyAction;
@@ -343,12 +346,10 @@ interface Attempt {
 async function attemptOnce(a: Attempt): Promise<AttemptOutcome> {
   const { upstream } = a.action;
   const method = a.req.method ?? 'GET';
-  const url = new URL(a.path, a.chosen.origin);
-  const span = upstream.tracer.startSpan(method, { kind: SpanKind.CLIENT, attributes: clientAttributes(method, url, a.attempt) }, trace.setSpan(ROOT_CONTEXT, a.ctx.span));
+  const attributes = clientAttributes(a.chosen, a.path, a.attempt);
+  const span = upstream.tracer.startSpan(setRequestMethod(attributes, method), { kind: SpanKind.CLIENT, attributes }, trace.setSpan(ROOT_CONTEXT, a.ctx.span));
   const headers = [...a.headers];
-  HTTP_PROPAGATOR.inject(trace.setSpan(ROOT_CONTEXT, span), headers, {
-    set: (carrier: string[], key, value) => carrier.push(key, value),
-  });
+  HTTP_PROPAGATOR.inject(trace.setSpan(ROOT_CONTEXT, span), headers, HEADER_LIST_SETTER);
   const pool = a.chosen.pool;
   const started = process.hrtime.bigint();
   let status: number | undefined;
@@ -369,10 +370,9 @@ async function attemptOnce(a: Attempt): Promise<AttemptOutcome> {
     status = response.statusCode;
     responseBody = response.body;
     answered = true;
-    span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, status);
     a.res.writeHead(status, downstreamResponseHeaders(response.headers));
     await relay(response.body, a.res);
-    endSpan(span, status, undefined);
+    endHttpSpan(span, status, undefined, 400);
     upstream.observer?.upstreamRequest(upstream.name, a.chosen.origin, codeClass(status), seconds(started));
     return { answered };
   } catch (error) {
@@ -380,13 +380,10 @@ async function attemptOnce(a: Attempt): Promise<AttemptOutcome> {
     // destroying it, and writeHead can throw before relay starts).
     responseBody?.destroy();
     const reason = a.signal.aborted ? a.signal.reason : error;
-    endSpan(span, status, reason);
+    endHttpSpan(span, status, { type: errorCode(reason) ?? (reason instanceof Error ? reason.name : 'error'), message: errorMessage(reason) }, 400);
     upstream.observer?.upstreamRequest(upstream.name, a.chosen.origin, 'error', seconds(started));
-    if (!(reason instanceof ClientAbortedError)) {
-      const code = codeOf(reason);
-      const { log, suppressed } = upstream.errorLog.check(a.chosen.origin, `${code} ${errorMessage(reason)}`);
-      if (log) upstream.log.warn({ target: a.chosen.origin, attempt: a.attempt, code, error: errorMessage(reason), suppressed, generation: a.ctx.generation }, 'upstream_attempt_failed');
-    }
+    const logged = reason instanceof ClientAbortedError ? undefined : pool.attemptErrors.checkError(upstream.name, reason);
+    if (logged) upstream.log.warn({ target: a.chosen.origin, attempt: a.attempt, ...logged, generation: a.ctx.generation }, 'upstream_attempt_failed');
     return { answered, error: reason };
   } finally {
     pool.inflight -= 1;
@@ -415,27 +412,19 @@ function relay(body: Readable, res: ServerResponse): Promise<void> {
   });
 }
 
-function clientAttributes(method: string, url: URL, attempt: number): Attributes {
+/**
+ * A client span's attributes but for the method (`setRequestMethod`). `url.full` is the origin
+ * followed by the path as sent: resolving the path against the origin would read a path starting
+ * with `//` as another host.
+ */
+function clientAttributes(target: ProxyTarget, path: string, attempt: number): Attributes {
   const attributes: Attributes = {
-    [ATTR_HTTP_REQUEST_METHOD]: method,
-    [ATTR_SERVER_ADDRESS]: url.hostname.replace(/^\[|\]$/g, ''),
-    [ATTR_SERVER_PORT]: Number(url.port || (url.protocol === 'https:' ? 443 : 80)),
-    [ATTR_URL_FULL]: url.href,
+    [ATTR_SERVER_ADDRESS]: target.serverAddress,
+    [ATTR_SERVER_PORT]: target.serverPort,
+    [ATTR_URL_FULL]: target.origin + path,
   };
   if (attempt > 0) attributes[ATTR_HTTP_REQUEST_RESEND_COUNT] = attempt;
   return attributes;
-}
-
-/** Client span status as the HTTP client conventions say: 4xx and 5xx, and errors, are errors. */
-function endSpan(span: Span, status: number | undefined, error: unknown): void {
-  if (error !== undefined) {
-    span.setAttribute(ATTR_ERROR_TYPE, codeOf(error) ?? (error instanceof Error ? error.name : 'error'));
-    span.setStatus({ code: SpanStatusCode.ERROR, message: errorMessage(error) });
-  } else if (status !== undefined && status >= 400) {
-    span.setAttribute(ATTR_ERROR_TYPE, String(status));
-    span.setStatus({ code: SpanStatusCode.ERROR });
-  }
-  span.end();
 }
 
 function seconds(started: bigint): number {

@@ -81,12 +81,18 @@ export function compileRespond(route: RouteConfig, index: number): RespondAction
   return { type: 'respond', status: respond.status, headers, body };
 }
 
+/** A request target as routes see it: the normalised path, and the query (`?` included, or ''). */
+export interface RequestTarget {
+  readonly path: string;
+  readonly query: string;
+}
+
 /**
  * The request target's path and query, with dot segments removed and percent-encoded dots
  * decoded as WHATWG URL parsing does, so `/api/../admin` and `/api/%2e%2e/admin` are matched as
  * `/admin`. Returns undefined for a target that is not a path (`*`, garbage).
  */
-export function normalizeTarget(rawUrl: string | undefined): { path: string; query: string } | undefined {
+export function normalizeTarget(rawUrl: string | undefined): RequestTarget | undefined {
   if (!rawUrl || (rawUrl[0] !== '/' && !/^https?:\/\//i.test(rawUrl))) return undefined;
   try {
     // Origin-form is appended, not resolved, so `//x` stays a path instead of becoming a host.

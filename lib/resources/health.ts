@@ -1,6 +1,6 @@
 import { Agent } from 'undici';
 import type { HealthCheckConfig } from '../config/schema.js';
-import { HotconfError, errorMessage } from '../errors.js';
+import { HotconfError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { ResourceFactory } from '../registry/registry.js';
 import { sectionKey } from '../registry/key.js';
@@ -281,10 +281,8 @@ export class HealthChecker {
     } catch {
       // A broken metrics sink must not stop the loop either.
     }
-    const code = (error as { code?: unknown })?.code;
-    const signature = `${typeof code === 'string' ? code : ''} ${errorMessage(error)}`;
-    const { log, suppressed } = this.#errors.check(loop.state.target, signature);
-    if (log) this.#log.warn({ target: loop.state.target, error: errorMessage(error), code, suppressed }, 'health_probe_error');
+    const logged = this.#errors.checkError(loop.state.target, error);
+    if (logged) this.#log.warn({ target: loop.state.target, ...logged }, 'health_probe_error');
   }
 }
 

@@ -1,7 +1,7 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseListenAddress } from '../config/address.js';
-import { DEFAULT_LISTENER_MAX_BODY_BYTES, createLimitedServer, httpLimits, rejectOversizedBody, type HttpLimits } from '../http/limits.js';
+import { createLimitedServer, httpLimits, rejectOversizedBody, type HttpLimits } from '../http/limits.js';
 import type { ResourceFactory } from '../registry/registry.js';
 import { withTimeout } from '../util/timeout.js';
 
@@ -24,10 +24,7 @@ export interface ListenerHandle {
 export interface ListenerFactoryOptions {
   /** How long `destroy` lets open connections finish before cutting them, in ms. Default 1000. */
   closeTimeoutMs?: number;
-  /**
-   * Timeouts and size limits for clients; unset fields take `DEFAULT_HTTP_LIMITS`, except the
-   * body limit: `DEFAULT_LISTENER_MAX_BODY_BYTES` (bodies are streamed to upstreams).
-   */
+  /** Timeouts and size limits for clients; unset fields take `DEFAULT_HTTP_LIMITS`. */
   limits?: Partial<HttpLimits>;
   /** Server errors after the bind (the bind error itself rejects `create`). */
   onError?: (error: Error) => void;
@@ -46,7 +43,7 @@ export interface ListenerFactoryOptions {
  */
 export function listenerFactory(listen: string, onRequest: RequestHandler, options: ListenerFactoryOptions = {}): ResourceFactory<ListenerHandle> {
   const closeTimeoutMs = options.closeTimeoutMs ?? 1000;
-  const limits = httpLimits({ maxBodyBytes: DEFAULT_LISTENER_MAX_BODY_BYTES, ...options.limits });
+  const limits = httpLimits(options.limits);
   return {
     async create() {
       const parsed = parseListenAddress(listen);

@@ -2,6 +2,7 @@ import { Pool } from 'undici';
 import type { UpstreamConfig } from '../config/schema.js';
 import type { ResourceFactory } from '../registry/registry.js';
 import { sectionKey } from '../registry/key.js';
+import { RepeatLimiter } from '../util/repeat-limiter.js';
 import { withTimeout } from '../util/timeout.js';
 
 /** Registry kind (and metric label) of upstream connection pools. */
@@ -25,6 +26,12 @@ export interface UpstreamPool {
   readonly origin: string;
   readonly pool: Pool;
   inflight: number;
+  /**
+   * Decides which failed attempts to this origin are logged, keyed by upstream name: identical
+   * errors once a minute at most. It lives here, not in a generation, so a reload does not
+   * start a fresh minute.
+   */
+  readonly attemptErrors: RepeatLimiter;
 }
 
 export interface UpstreamPoolFactoryOptions {
@@ -72,7 +79,7 @@ export function upstreamPoolFactory(settings: UpstreamPoolSettings, options: Ups
         keepAliveMaxTimeout: settings.keep_alive_timeout_ms,
         connect: { timeout: settings.connect_timeout_ms },
       });
-      return { origin: settings.origin, pool, inflight: 0 };
+      return { origin: settings.origin, pool, inflight: 0, attemptErrors: new RepeatLimiter(60_000) };
     },
     async destroy({ pool }) {
       try {

@@ -1,3 +1,5 @@
+import { errorCode, errorMessage } from '../errors.js';
+
 /**
  * Decides whether a repeated event is worth a log line: per key (a target, say), the first
  * occurrence of a signature is logged, identical repeats are counted silently and logged at most
@@ -25,6 +27,18 @@ export class RepeatLimiter {
     const suppressed = last?.signature === signature ? last.suppressed : 0;
     this.#last.set(key, { signature, loggedAt: now, suppressed: 0 });
     return { log: true, suppressed };
+  }
+
+  /**
+   * `check` for a caught error, whose signature is its code and message. Returns the fields its
+   * log line carries (`code`, `error`: the message, `suppressed`), or undefined when it is not
+   * to be logged.
+   */
+  checkError(key: string, error: unknown): { code: string | undefined; error: string; suppressed: number } | undefined {
+    const code = errorCode(error);
+    const message = errorMessage(error);
+    const { log, suppressed } = this.check(key, `${code ?? ''} ${message}`);
+    return log ? { code, error: message, suppressed } : undefined;
   }
 
   /** Forget `key`: its next occurrence is logged whatever it is (call when the condition clears). */

@@ -20,6 +20,23 @@ function sha256(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
+/** A proxy to one upstream (`handler`: default echo), tracing to a fresh OTLP receiver. */
+async function tracedProxy(handler?: UpstreamHandler) {
+  const receiver = await OtlpReceiver.start();
+  const upstream = await TestUpstream.start(handler ? { handler } : {});
+  const tracing = { exporter: 'otlp-http', endpoint: receiver.url, service_name: 'proxy-spec', batch: { scheduled_delay_ms: 20 } };
+  return { receiver, upstream, ...(await proxyTo({ api: { targets: [upstream.origin] } }, undefined, { tracing })) };
+}
+
+/** A raw client sends GET /gone to the listener on `port` and disconnects once `upstream` has it. */
+async function leaveMidRequest(port: number, upstream: TestUpstream): Promise<void> {
+  const socket = new Socket();
+  await new Promise<void>((resolve) => socket.connect(port, '127.0.0.1', resolve));
+  socket.write(`GET /gone HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\n\r\n`);
+  await waitFor('the request at the upstream', () => upstream.requests.length === 1);
+  socket.destroy();
+}
+
 /** Targets' health as the active generation sees it. */
 function healthOf(d: TestDaemon, upstream = 'api'): boolean[] {
   return d.daemon.reloader.active!.upstreams().get(upstream)!.targets.map((t) => t.healthy);
@@ -235,11 +252,7 @@ describe('proxy', () => {
     it('aborts the upstream request when the client disconnects', async () => {
       const slow = await TestUpstream.start({ handler: hang });
       const { d, port } = await proxyTo({ api: { targets: [slow.origin] } });
-      const socket = new Socket();
-      await new Promise<void>((resolve) => socket.connect(port, '127.0.0.1', resolve));
-      socket.write(`GET /gone HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\n\r\n`);
-      await waitFor('the request at the upstream', () => slow.requests.length === 1);
-      socket.destroy();
+      await leaveMidRequest(port, slow);
       await waitFor('the upstream request aborted', () => slow.requests[0]!.aborted);
       await waitFor('no request in flight', () => d.daemon.reloader.active!.inflight === 0);
       expect(await metricValue(d.admin, 'hotconf_upstream_requests_total', { code_class: 'error' })).to.equal(1);
@@ -248,10 +261,7 @@ describe('proxy', () => {
 
   describe('tracing', () => {
     it('sends traceparent upstream from a client span parented on the server span', async () => {
-      const receiver = await OtlpReceiver.start();
-      const upstream = await TestUpstream.start();
-      const tracing = { exporter: 'otlp-http', endpoint: receiver.url, service_name: 'proxy-spec', batch: { scheduled_delay_ms: 20 } };
-      const { base } = await proxyTo({ api: { targets: [upstream.origin] } }, undefined, { tracing });
+      const { receiver, upstream, base } = await tracedProxy();
       const traceId = randomBytes(16).toString('hex');
       const callerSpan = randomBytes(8).toString('hex');
       const res = await httpRequest(`${base}/traced?q=1`, { headers: { traceparent: `00-${traceId}-${callerSpan}-01` } });
@@ -273,6 +283,38 @@ describe('proxy', () => {
         'http.response.status_code': 200,
       });
       expect(upstream.requests[0]!.headers.traceparent).to.equal(`00-${traceId}-${client.spanId}-01`);
+    });
+
+    it('names the target the attempt went to in url.full and server.address, also for a path starting with //', async () => {
+      const { receiver, upstream, base } = await tracedProxy();
+      expect((await httpRequest(`${base}//evil.example/x?q=1`)).status).to.equal(200);
+      expect(upstream.requests[0]!.url).to.equal('//evil.example/x?q=1');
+      const client = await waitFor('the client span', () => receiver.spans.find((s) => s.kind === 3));
+      expect(client.attributes).to.include({
+        'server.address': '127.0.0.1',
+        'server.port': upstream.port,
+        'url.full': `${upstream.origin}//evil.example/x?q=1`,
+      });
+    });
+
+    it('reports a method outside the conventions\' list as _OTHER on the client span, as on the server span', async () => {
+      const { receiver, upstream, base } = await tracedProxy();
+      expect((await httpRequest(`${base}/cache/x`, { method: 'PURGE' })).status).to.equal(200);
+      expect(upstream.requests[0]!.method).to.equal('PURGE');
+      const spans = await waitFor('server and client spans', () => (receiver.spans.length >= 2 ? receiver.spans : undefined));
+      const server = spans.find((s) => s.kind === 2)!;
+      const client = spans.find((s) => s.kind === 3)!;
+      expect(server.name).to.equal('HTTP /');
+      expect(client.name).to.equal('HTTP');
+      for (const span of [server, client]) expect(span.attributes).to.include({ 'http.request.method': '_OTHER', 'http.request.method_original': 'PURGE' });
+    });
+
+    it('records no response status on the server span of a request whose client left before any response', async () => {
+      const { receiver, upstream: slow, port } = await tracedProxy(hang);
+      await leaveMidRequest(port, slow);
+      const server = await waitFor('the server span', () => receiver.spans.find((s) => s.kind === 2));
+      expect(server.attributes).to.include({ 'error.type': 'aborted' });
+      expect(server.attributes).to.not.have.property('http.response.status_code');
     });
   });
 });

@@ -110,6 +110,21 @@ describe('upstreams across reloads', () => {
     expect(stats(d, 'upstream_pool')).to.include({ created: 1, reused: 5 });
   });
 
+  it('logs a target\'s repeated attempt error once, also across reloads', async () => {
+    const refused = `http://127.0.0.1:${await freePort()}`;
+    const port = await freePort();
+    const config = (i: number) => proxyConfig({ port, upstreams: { api: { targets: [refused], retries: 0 } }, routes: withStaticRoute(i) });
+    const d = await startDaemon(config(0));
+    for (let i = 1; i <= 5; i += 1) {
+      expect((await httpRequest(`http://127.0.0.1:${port}/x`)).status).to.equal(502);
+      expect((await d.apply(config(i))).result).to.equal('applied');
+    }
+    expect((await httpRequest(`http://127.0.0.1:${port}/x`)).status).to.equal(502);
+    const failures = d.logs.lines().filter((l) => l.msg === 'upstream_attempt_failed');
+    expect(failures).to.have.length(1);
+    expect(failures[0]).to.include({ upstream: 'api', target: refused, code: 'ECONNREFUSED', suppressed: 0 });
+  });
+
   it('serves an in-flight request entirely on its old generation, then closes the removed target pool', async () => {
     const { handler, held } = holding();
     const oldTarget = await TestUpstream.start({ handler });
