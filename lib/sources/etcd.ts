@@ -538,9 +538,13 @@ export class EtcdSource implements ConfigSource {
     }
   }
 
-  /** Sleep `ms`, rejecting when the source is closed. The timer is ref'd: a start may be waiting on it. */
-  #sleep(ms: number): Promise<void> {
-    return sleep(ms, undefined, { signal: this.#abort.signal });
+  /**
+   * Sleep `ms`. The timer is ref'd: a start may be waiting on it.
+   * @throws SourceUnavailableError once the source is closed (the sleep is cut short), like
+   *   every other path that finds it closed, so a read waiting at start rejects as `read()` says
+   */
+  async #sleep(ms: number): Promise<void> {
+    await sleep(ms, undefined, { signal: this.#abort.signal }).catch(() => this.#throwIfClosed());
   }
 }
 

@@ -2,12 +2,14 @@ import { expect } from 'chai';
 import type { IWatchResponse } from 'etcd3';
 import sinon from 'sinon';
 import { stringify } from 'yaml';
+import { SourceUnavailableError } from '../../lib/errors.js';
 import { EtcdSource } from '../../lib/sources/etcd.js';
-import { basicConfig } from '../helpers/daemon.js';
+import { onCleanup } from '../helpers/cleanup.js';
+import { basicConfig, memoryLogger } from '../helpers/daemon.js';
 import { EtcdServer, metricValue, reloadLines, startEtcdDaemon } from '../helpers/etcd.js';
 import { getText, httpRequest } from '../helpers/http.js';
 import { freePort } from '../helpers/ports.js';
-import { sleep, waitFor } from '../helpers/wait.js';
+import { rejectionOf, waitFor } from '../helpers/wait.js';
 
 const KEY = '/hotconf/config';
 
@@ -275,5 +277,31 @@ describe('EtcdSource options', () => {
         .with.property('message')
         .that.does.not.contain('pa55word');
     }
+  });
+});
+
+describe('EtcdSource closed while it waits for etcd at start', () => {
+  /** A delay far beyond the test: a close can only land during the backoff sleep. */
+  const LONG_BACKOFF = { initialMs: 600_000, maxMs: 600_000 };
+
+  it('rejects the pending read with SourceUnavailableError, as a closed source does', async () => {
+    const logs = memoryLogger();
+    const source = new EtcdSource({ endpoints: [`http://127.0.0.1:${await freePort()}`], key: KEY, logger: logs.logger, backoff: LONG_BACKOFF });
+    onCleanup(() => source.close());
+    const read = rejectionOf(source.read());
+    await waitFor('a startup retry', () => logs.lines().some((l) => l.msg === 'etcd_startup_retry'));
+    await source.close();
+    const error = await read;
+    expect(error).to.be.instanceOf(SourceUnavailableError);
+    expect(error.message).to.equal(`${KEY}: the etcd source is closed`);
+  });
+
+  it('lets a daemon stopped meanwhile give up its start without logging a crashed reload', async () => {
+    const { daemon, logs } = await startEtcdDaemon({ clientUrl: `http://127.0.0.1:${await freePort()}` }, KEY, { start: false, backoff: LONG_BACKOFF });
+    const start = rejectionOf(daemon.start());
+    await waitFor('a startup retry', () => logs.lines().some((l) => l.msg === 'etcd_startup_retry'));
+    expect((await daemon.stop()).ok).to.equal(true);
+    expect((await start).message).to.equal(`cannot start: failed config: ${KEY}: the etcd source is closed`);
+    expect(logs.lines().filter((l) => Number(l.level) >= 50)).to.deep.equal([]);
   });
 });
