@@ -492,16 +492,13 @@ export class EtcdSource implements ConfigSource {
       position.resume = Math.max(position.resume, Number(res.header.revision) + 1);
       return;
     }
-    let lastPut: IKeyValue | undefined;
-    for (const event of events) {
-      if (event.type === 'Put') {
-        this.#stats.events.put += 1;
-        lastPut = event.kv;
-      }
-    }
-    // Only the newest value matters: a batch reports its last put, then a trailing delete.
-    if (lastPut) this.#report(lastPut);
-    if (last.type === 'Delete') this.#deleted(Number(last.kv.mod_revision), 'watch');
+    // Only the newest value matters: a batch reports its last put; every delete in it is still
+    // logged and counted, a trailing one as well as one a later put in the batch undid.
+    const puts = events.filter((event) => event.type === 'Put');
+    this.#stats.events.put += puts.length;
+    const lastPut = puts.at(-1);
+    if (lastPut) this.#report(lastPut.kv);
+    for (const event of events) if (event.type === 'Delete') this.#deleted(Number(event.kv.mod_revision), 'watch');
     position.mod = last.type === 'Delete' ? 0 : Number(last.kv.mod_revision);
     // After clientv3: resume after the last event, not the header (a catch-up batch may be partial).
     position.resume = Number(last.kv.mod_revision) + 1;

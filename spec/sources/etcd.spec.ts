@@ -156,6 +156,25 @@ describe('EtcdSource with a real etcd', function () {
     expect(revisions[0]).to.equal(first + 1);
   });
 
+  it('counts and logs a delete that reaches the watch in one response with a later put', async () => {
+    await etcd.put(KEY, body('read'));
+    const { daemon, source, logs } = await startEtcdDaemon(etcd, KEY, { start: false });
+    // Both land after start's read and before the watch: its catch-up response holds both events.
+    let deleted = 0;
+    let recreated = 0;
+    const watch = source.watch.bind(source);
+    sinon.stub(source, 'watch').callsFake(async (handlers) => {
+      deleted = await etcd.delete(KEY);
+      recreated = await etcd.put(KEY, body('recreated'));
+      return watch(handlers);
+    });
+    expect((await daemon.start()).result).to.equal('applied');
+    await waitFor('the recreated key to be served', async () => (await served()) === 'recreated');
+    expect(source.stats().events).to.deep.equal({ put: 1, delete: 1 });
+    expect(logs.lines().filter((l) => l.msg === 'key_deleted')).to.have.length(1).and.to.have.nested.property('[0].revision', deleted);
+    expect(source.stats().revision).to.equal(recreated);
+  });
+
   it('coalesces a burst of 100 puts within a second to the final value, seeing every event', async () => {
     await etcd.put(KEY, body('start'));
     const { logs, source, admin } = await startEtcdDaemon(etcd, KEY);
