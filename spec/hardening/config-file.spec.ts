@@ -5,17 +5,13 @@ import { stringify } from 'yaml';
 import { spawnHotconf } from '../helpers/child.js';
 import { basicConfig, startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { getText, httpRequest } from '../helpers/http.js';
+import { metricValue } from '../helpers/metrics.js';
 import { freePort } from '../helpers/ports.js';
 import { tempDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
 
 /** `nobody` on Debian: root bypasses file permissions, so the EACCES daemon runs as this user. */
 const NOBODY = 65534;
-
-function metric(text: string, name: string): number {
-  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
-  return line === undefined ? Number.NaN : Number(line.split(' ')[1]);
-}
 
 describe('hardening: a config file that breaks while watched', function () {
   this.timeout(60_000);
@@ -31,7 +27,7 @@ describe('hardening: a config file that breaks while watched', function () {
   /** The watcher reported the breakage; generation 1 still serves `good`; an explicit reload says why, naming the file. */
   async function expectLastGoodKept(reason: RegExp): Promise<void> {
     await waitFor('a source error', () => t.logs.lines().some((l) => l.msg === 'source_error' && reason.test(String(l.error))));
-    expect(metric(await getText(`${t.admin}/metrics`), 'hotconf_source_errors_total')).to.be.at.least(1);
+    expect(await metricValue(t.admin, 'hotconf_source_errors_total')).to.be.at.least(1);
     expect(await getText(`http://127.0.0.1:${web}/`)).to.equal('good');
     const res = await httpRequest(`${t.admin}/reload`, { method: 'POST' });
     expect(res.status).to.equal(422);

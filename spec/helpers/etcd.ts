@@ -11,6 +11,7 @@ import { EtcdSource, type EtcdSourceOptions } from '../../lib/sources/etcd.js';
 import { onCleanup } from './cleanup.js';
 import { memoryLogger } from './daemon.js';
 import { httpRequest } from './http.js';
+import { sampleValue } from './metrics.js';
 import { freePort } from './ports.js';
 import { tempDir } from './tmp.js';
 import { waitFor } from './wait.js';
@@ -94,11 +95,6 @@ export class EtcdServer {
     onCleanup(() => server.stop());
     await server.#spawn();
     return server;
-  }
-
-  /** Running and not frozen. */
-  get running(): boolean {
-    return this.#child !== undefined;
   }
 
   /**
@@ -218,10 +214,7 @@ export class EtcdServer {
   async rangesServed(): Promise<number> {
     const { status, body } = await this.#get('/metrics');
     if (status !== 200) throw new Error(`etcd /metrics answered ${status}`);
-    return body
-      .split('\n')
-      .filter((line) => line.startsWith('grpc_server_handled_total{') && line.includes('grpc_method="Range"'))
-      .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
+    return sampleValue(body, 'grpc_server_handled_total', { grpc_method: 'Range' }) ?? 0;
   }
 
   /** GET `path` on the client URL (with the client certificate over TLS). */
@@ -332,12 +325,6 @@ export async function startEtcdDaemon(
   onCleanup(() => daemon.stop());
   if (start ?? true) await daemon.start();
   return { daemon, source, client: client!, logs, admin: `http://127.0.0.1:${adminPort}` };
-}
-
-/** The value of one sample of a Prometheus text exposition (`name{labels}`), 0 when absent. */
-export function metricValue(text: string, sample: string): number {
-  const line = text.split('\n').find((l) => l.startsWith(`${sample} `));
-  return line ? Number(line.slice(sample.length + 1)) : 0;
 }
 
 /** Reload log lines (`msg: "reload"`) of a daemon. */

@@ -6,8 +6,9 @@ import { SourceUnavailableError } from '../../lib/errors.js';
 import { EtcdSource } from '../../lib/sources/etcd.js';
 import { onCleanup } from '../helpers/cleanup.js';
 import { basicConfig, memoryLogger } from '../helpers/daemon.js';
-import { EtcdServer, metricValue, reloadLines, startEtcdDaemon } from '../helpers/etcd.js';
+import { EtcdServer, reloadLines, startEtcdDaemon } from '../helpers/etcd.js';
 import { getText, httpRequest } from '../helpers/http.js';
+import { metricValue, sampleValue } from '../helpers/metrics.js';
 import { freePort } from '../helpers/ports.js';
 import { rejectionOf, waitFor } from '../helpers/wait.js';
 
@@ -16,10 +17,6 @@ const KEY = '/hotconf/config';
 async function configOf(admin: string): Promise<{ generation: number; source: { kind: string; key: string; revision: number; endpoints: string[] } }> {
   const res = await httpRequest(`${admin}/config`);
   return JSON.parse(res.body);
-}
-
-async function metrics(admin: string): Promise<string> {
-  return (await httpRequest(`${admin}/metrics`)).body;
 }
 
 describe('EtcdSource with a real etcd', function () {
@@ -43,10 +40,10 @@ describe('EtcdSource with a real etcd', function () {
     const line = reloadLines(logs, 'watch').at(-1)!;
     expect(line).to.include({ result: 'applied' });
     expect((line.source as { revision: number }).revision).to.equal(second);
-    const text = await metrics(admin);
-    expect(metricValue(text, 'hotconf_source_revision')).to.equal(second);
-    expect(metricValue(text, 'hotconf_source_connected')).to.equal(1);
-    expect(metricValue(text, 'hotconf_source_events_total{event="put"}')).to.equal(1);
+    const { body: text } = await httpRequest(`${admin}/metrics`);
+    expect(sampleValue(text, 'hotconf_source_revision')).to.equal(second);
+    expect(sampleValue(text, 'hotconf_source_connected')).to.equal(1);
+    expect(sampleValue(text, 'hotconf_source_events_total', { event: 'put' })).to.equal(1);
   });
 
   const body = (text: string) => stringify(basicConfig({ port, body: text }));
@@ -60,7 +57,7 @@ describe('EtcdSource with a real etcd', function () {
     const line = reloadLines(logs, 'watch').find((l) => l.result === 'invalid')!;
     expect(JSON.stringify(line.errors)).to.match(/listeners\.0\.listen/);
     expect(await served()).to.equal('good');
-    expect(metricValue(await metrics(admin), 'hotconf_reloads_total{result="invalid"}')).to.equal(1);
+    expect(await metricValue(admin, 'hotconf_reloads_total', { result: 'invalid' })).to.equal(1);
     // The served config is still the last good one, with its own revision.
     expect((await configOf(admin)).source.revision).to.be.below(bad);
 
@@ -75,7 +72,7 @@ describe('EtcdSource with a real etcd', function () {
     const deleted = await etcd.delete(KEY);
     await waitFor('the delete to be logged', () => logs.lines().find((l) => l.msg === 'key_deleted'));
     expect(logs.lines().find((l) => l.msg === 'key_deleted')).to.include({ level: 40, key: KEY, revision: deleted });
-    expect(metricValue(await metrics(admin), 'hotconf_source_events_total{event="delete"}')).to.equal(1);
+    expect(await metricValue(admin, 'hotconf_source_events_total', { event: 'delete' })).to.equal(1);
     expect(await served()).to.equal('kept');
     expect((await configOf(admin)).source.revision).to.equal(first);
     // A reload re-reads the key: absent, so nothing to apply and the config keeps serving.
@@ -136,7 +133,7 @@ describe('EtcdSource with a real etcd', function () {
     const after = await etcd.put(KEY, body('after'));
     await waitFor('a put after the reconnect to be served', async () => (await served()) === 'after');
     expect((await configOf(admin)).source.revision).to.equal(after);
-    expect(metricValue(await metrics(admin), 'hotconf_source_reconnects_total')).to.equal(1);
+    expect(await metricValue(admin, 'hotconf_source_reconnects_total')).to.equal(1);
   });
 
   it('loses no write between the initial get and the watch', async () => {
@@ -227,7 +224,7 @@ describe('EtcdSource with a real etcd', function () {
     await waitFor('the value of the new history to be served', async () => (await served()) === 'fresh', 30_000);
     expect((await configOf(admin)).source.revision).to.equal(fresh);
     expect(source.stats().resyncs.revision_backwards).to.equal(1);
-    expect(metricValue(await metrics(admin), 'hotconf_source_resyncs_total{reason="revision_backwards"}')).to.equal(1);
+    expect(await metricValue(admin, 'hotconf_source_resyncs_total', { reason: 'revision_backwards' })).to.equal(1);
     const next = await etcd.put(KEY, body('next'));
     await waitFor('puts after the resync to be served', async () => (await served()) === 'next');
     expect((await configOf(admin)).source.revision).to.equal(next);
