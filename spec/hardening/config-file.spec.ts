@@ -2,7 +2,7 @@ import { appendFile, chmod, mkdir, rename, rm, symlink, writeFile } from 'node:f
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { stringify } from 'yaml';
-import { spawnHotconf } from '../helpers/child.js';
+import { event, spawnHotconf } from '../helpers/child.js';
 import { basicConfig, startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { getText, httpRequest } from '../helpers/http.js';
 import { metricValue } from '../helpers/metrics.js';
@@ -104,14 +104,14 @@ describe('hardening: an unreadable config file (EACCES)', function () {
     await write('good', 0o644);
     const asRoot = process.getuid?.() === 0;
     const child = spawnHotconf(['run', '--config', file, '--admin', admin], asRoot ? { uid: NOBODY, gid: NOBODY } : {});
-    await child.waitForLog('started', (l) => l.msg === 'started');
+    await child.waitForLog('started', event('started'));
 
     await write('unreadable', 0o000);
-    const error = await child.waitForLog('a source error', (l) => l.msg === 'source_error');
+    const error = await child.waitForLog('a source error', event('source_error'));
     expect(String(error.error)).to.contain('EACCES').and.contain(file);
     expect(await getText(`http://127.0.0.1:${web}/`)).to.equal('good');
     child.process.kill('SIGHUP');
-    const reload = (await child.waitForLog('the SIGHUP reload', (l) => l.msg === 'reload' && l.trigger === 'signal')) as { result: string; generation: number; errors: { message: string }[] };
+    const reload = (await child.waitForLog('the SIGHUP reload', event('reload', { trigger: 'signal' }))) as { result: string; generation: number; errors: { message: string }[] };
     expect(reload).to.include({ result: 'invalid', generation: 1 });
     expect(reload.errors[0]!.message).to.contain('EACCES');
     expect(await getText(`http://127.0.0.1:${web}/`)).to.equal('good');

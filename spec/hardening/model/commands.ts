@@ -3,7 +3,6 @@
  * file, real sockets, real signals) and on the model, then checks the invariants.
  */
 import { Agent, request as httpRequest } from 'node:http';
-import { createServer } from 'node:net';
 import { expect } from 'chai';
 import fc from 'fast-check';
 import sinon from 'sinon';
@@ -14,6 +13,7 @@ import { LISTENER_KIND } from '../../../lib/resources/listener.js';
 import { TRACER_PROVIDER_KIND } from '../../../lib/resources/tracing.js';
 import { writeConfigAtomic } from '../../helpers/daemon.js';
 import { connectionRefused } from '../../helpers/http.js';
+import { occupyPort } from '../../helpers/ports.js';
 import { waitFor } from '../../helpers/wait.js';
 import type { FaultyKinds } from '../support/faults.js';
 import {
@@ -368,8 +368,7 @@ class PortClash implements ModelCommand {
     const spec: ConfigSpec = this.spec.listeners.some((l) => l.port === clash)
       ? this.spec
       : { ...this.spec, listeners: this.spec.listeners.map((l, i) => (i === 0 ? { ...l, port: clash, name: `${l.name}-clash` } : l)) };
-    const foreign = createServer();
-    await new Promise<void>((resolve, reject) => foreign.once('error', reject).listen(real.pools.ports[clash], '127.0.0.1', () => resolve()));
+    const foreign = await occupyPort(real.pools.ports[clash]!);
     try {
       await writeSpec(model, real, spec, this.style);
       const result = await real.daemon.reload('api');
@@ -379,7 +378,7 @@ class PortClash implements ModelCommand {
       expect(result.error).to.contain('EADDRINUSE');
       count(model, acquires, failAt);
     } finally {
-      await new Promise((resolve) => foreign.close(resolve));
+      await foreign.release();
     }
     await checkInvariants(model, real);
   }
