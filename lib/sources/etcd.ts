@@ -176,8 +176,7 @@ export class EtcdSource implements ConfigSource {
    */
   async read(): Promise<RawDocument> {
     this.#throwIfClosed();
-    if (!this.#position) return this.#readAtStartup();
-    const kv = await this.#readOnce();
+    const kv = this.#position ? await this.#readOnce() : await this.#readAtStartup();
     this.#stats.revision = Number(kv.mod_revision);
     return this.#document(kv);
   }
@@ -225,20 +224,18 @@ export class EtcdSource implements ConfigSource {
   // ---- reads ------------------------------------------------------------------------------
 
   /** Retry until the key is read: etcd unreachable or the key not written yet. */
-  async #readAtStartup(): Promise<RawDocument> {
+  async #readAtStartup(): Promise<IKeyValue> {
     const started = Date.now();
     let backoff: IBackoff<unknown> | undefined;
     for (let attempt = 1; ; attempt += 1) {
       let reason: Error;
       try {
-        const kv = await this.#readOnce();
-        this.#stats.revision = Number(kv.mod_revision);
-        return this.#document(kv);
+        return await this.#readOnce();
       } catch (error) {
         this.#throwIfClosed();
         reason = error as Error;
       }
-      backoff = backoff ? backoff.next(undefined) : this.#backoff.next();
+      backoff = this.#nextBackoff(backoff);
       const elapsedMs = Date.now() - started;
       if (elapsedMs + backoff.duration > this.#startupTimeoutMs) {
         throw new SourceUnavailableError(
@@ -278,11 +275,12 @@ export class EtcdSource implements ConfigSource {
   #document(kv: IKeyValue): RawDocument {
     const revision = Number(kv.mod_revision);
     const digest = createHash('sha256').update(kv.value).digest('hex').slice(0, 16);
-    return {
-      text: kv.value.toString('utf8'),
-      version: `${revision}:${digest}`,
-      source: { kind: 'etcd', endpoints: [...this.endpoints], key: this.key, revision },
-    };
+    return { text: kv.value.toString('utf8'), version: `${revision}:${digest}`, source: { ...this.describe(), revision } };
+  }
+
+  /** The delay before the next attempt: the policy's first one, or the one after `previous`. */
+  #nextBackoff(previous: IBackoff<unknown> | undefined): IBackoff<unknown> {
+    return previous ? previous.next(undefined) : this.#backoff.next();
   }
 
   #report(kv: IKeyValue): void {
@@ -328,7 +326,7 @@ export class EtcdSource implements ConfigSource {
       });
       if (result.kind === 'closed') return;
       end = result;
-      unconfirmed = confirmed ? undefined : (unconfirmed?.next(undefined) ?? this.#backoff.next());
+      unconfirmed = confirmed ? undefined : this.#nextBackoff(unconfirmed);
       if (end.kind === 'disconnected') {
         if (!outage) {
           this.#log.warn({ key: this.key, error: end.error.message }, 'watch_disconnected');
@@ -347,18 +345,18 @@ export class EtcdSource implements ConfigSource {
    * undefined when closed.
    */
   async #recover(end: Exclude<SessionEnd, { kind: 'closed' }>): Promise<true | undefined> {
+    const ended: ResyncReason | undefined = end.kind === 'resync' ? end.reason : end.kind === 'canceled' ? 'watch_canceled' : undefined;
     let backoff: IBackoff<unknown> | undefined;
     for (let attempt = 1; !this.#abort.signal.aborted; attempt += 1) {
       try {
-        let reason: ResyncReason | undefined = end.kind === 'resync' ? end.reason : end.kind === 'canceled' ? 'watch_canceled' : undefined;
         const position = this.#position!;
         const res = await this.#range();
-        reason ??= this.#contradiction(res, position);
+        const reason = ended ?? this.#contradiction(res, position);
         if (reason) this.#resync(res, reason);
         return true;
       } catch (error) {
         if (this.#abort.signal.aborted) return undefined;
-        backoff = backoff ? backoff.next(undefined) : this.#backoff.next();
+        backoff = this.#nextBackoff(backoff);
         this.#log.warn({ attempt, delay_ms: Math.round(backoff.duration), endpoints: this.endpoints, key: this.key, error: errorMessage(error) }, 'etcd_reconnect_retry');
         await this.#sleep(backoff.duration).catch(() => undefined);
       }
