@@ -48,7 +48,7 @@ async function faultyDaemon(config: Record<string, unknown>) {
   const registry = new ResourceRegistry({ createTimeoutMs: CREATE_TIMEOUT_MS, destroyTimeoutMs: DESTROY_TIMEOUT_MS, logger: logs.logger });
   onCleanup(() => registry.close()); // after the daemon stops (cleanups run newest first)
   const faults = new FaultyKinds();
-  const t = await startDaemon(config, { registry, kinds: faults.kinds, logger: logs.logger });
+  const t = await startDaemon(config, { registry, kinds: faults.kinds, logs });
   return { t, faults, registry, logs };
 }
 

@@ -269,7 +269,7 @@ describe('hardening: secrets never leave the process', function () {
     const faults = new FaultyKinds();
     const web = await freePort();
     const tracing = (service: string) => ({ exporter: 'none', service_name: service, headers: { authorization: `Bearer ${mark}` } });
-    const t = await startDaemon(basicConfig({ port: web, tracing: tracing('a') }), { registry, kinds: faults.kinds, logger: logs.logger });
+    const t = await startDaemon(basicConfig({ port: web, tracing: tracing('a') }), { registry, kinds: faults.kinds, logs });
 
     // create quotes the secret: the result, the reload log and the registry's own log line.
     faults.armCreate({ mode: 'throw', at: 0, kind: 'tracerProvider', message: `exporter rejected header "authorization: Bearer ${mark}"` });
