@@ -326,6 +326,18 @@ export async function startEtcdDaemon(
   return { daemon, source, client: client!, logs, admin: `http://${adminListen}` };
 }
 
+/** `source` of a daemon's `GET /config`: `revision` is the mod revision of the value it serves. */
+export interface ServedSource {
+  kind: string;
+  endpoints: string[];
+  key: string;
+  revision: number;
+}
+
+export async function servedSource(admin: string): Promise<ServedSource> {
+  return (JSON.parse((await httpRequest(`${admin}/config`)).body) as { source: ServedSource }).source;
+}
+
 /** Reload log lines (`msg: "reload"`) of a daemon. */
 export function reloadLines(logs: MemoryLogs, trigger?: string): Record<string, unknown>[] {
   return logs.lines().filter((l) => l.msg === 'reload' && (trigger === undefined || l.trigger === trigger));

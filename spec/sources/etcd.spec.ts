@@ -6,18 +6,13 @@ import { SourceUnavailableError } from '../../lib/errors.js';
 import { EtcdSource } from '../../lib/sources/etcd.js';
 import { onCleanup } from '../helpers/cleanup.js';
 import { basicConfig, memoryLogger } from '../helpers/daemon.js';
-import { EtcdServer, reloadLines, startEtcdDaemon } from '../helpers/etcd.js';
+import { EtcdServer, reloadLines, servedSource, startEtcdDaemon } from '../helpers/etcd.js';
 import { getText, httpRequest } from '../helpers/http.js';
 import { metricValue, sampleValue } from '../helpers/metrics.js';
 import { freePort } from '../helpers/ports.js';
 import { rejectionOf, waitFor } from '../helpers/wait.js';
 
 const KEY = '/hotconf/config';
-
-async function configOf(admin: string): Promise<{ generation: number; source: { kind: string; key: string; revision: number; endpoints: string[] } }> {
-  const res = await httpRequest(`${admin}/config`);
-  return JSON.parse(res.body);
-}
 
 describe('EtcdSource with a real etcd', function () {
   this.timeout(60_000);
@@ -32,11 +27,11 @@ describe('EtcdSource with a real etcd', function () {
     const first = await etcd.put(KEY, stringify(basicConfig({ port, body: 'one' })));
     const { admin, logs } = await startEtcdDaemon(etcd, KEY);
     expect(await getText(`http://127.0.0.1:${port}/`)).to.equal('one');
-    expect((await configOf(admin)).source).to.deep.equal({ kind: 'etcd', endpoints: [etcd.clientUrl], key: KEY, revision: first });
+    expect((await servedSource(admin))).to.deep.equal({ kind: 'etcd', endpoints: [etcd.clientUrl], key: KEY, revision: first });
 
     const second = await etcd.put(KEY, stringify(basicConfig({ port, body: 'two' })));
     await waitFor('the put to be served', async () => (await getText(`http://127.0.0.1:${port}/`)) === 'two');
-    expect((await configOf(admin)).source.revision).to.equal(second);
+    expect((await servedSource(admin)).revision).to.equal(second);
     const line = reloadLines(logs, 'watch').at(-1)!;
     expect(line).to.include({ result: 'applied' });
     expect((line.source as { revision: number }).revision).to.equal(second);
@@ -59,11 +54,11 @@ describe('EtcdSource with a real etcd', function () {
     expect(await served()).to.equal('good');
     expect(await metricValue(admin, 'hotconf_reloads_total', { result: 'invalid' })).to.equal(1);
     // The served config is still the last good one, with its own revision.
-    expect((await configOf(admin)).source.revision).to.be.below(bad);
+    expect((await servedSource(admin)).revision).to.be.below(bad);
 
     const fixed = await etcd.put(KEY, body('fixed'));
     await waitFor('the next valid put to be served', async () => (await served()) === 'fixed');
-    expect((await configOf(admin)).source.revision).to.equal(fixed);
+    expect((await servedSource(admin)).revision).to.equal(fixed);
   });
 
   it('keeps serving when the key is deleted, warns and counts the delete', async () => {
@@ -74,7 +69,7 @@ describe('EtcdSource with a real etcd', function () {
     expect(logs.lines().find((l) => l.msg === 'key_deleted')).to.include({ level: 40, key: KEY, revision: deleted });
     expect(await metricValue(admin, 'hotconf_source_events_total', { event: 'delete' })).to.equal(1);
     expect(await served()).to.equal('kept');
-    expect((await configOf(admin)).source.revision).to.equal(first);
+    expect((await servedSource(admin)).revision).to.equal(first);
     // A reload re-reads the key: absent, so nothing to apply and the config keeps serving.
     const reload = await httpRequest(`${admin}/reload`, { method: 'POST' });
     expect(reload.status).to.equal(422);
@@ -83,7 +78,7 @@ describe('EtcdSource with a real etcd', function () {
 
     const again = await etcd.put(KEY, body('back'));
     await waitFor('the recreated key to be served', async () => (await served()) === 'back');
-    expect((await configOf(admin)).source.revision).to.equal(again);
+    expect((await servedSource(admin)).revision).to.equal(again);
   });
 
   it('re-reads the key on POST /reload and fails (not invalid) while etcd is down, serving on', async () => {
@@ -96,7 +91,7 @@ describe('EtcdSource with a real etcd', function () {
     expect(JSON.parse(res.body)).to.include({ result: 'applied' });
     expect(range.callCount).to.equal(1);
     expect(range.firstCall.args[0]).to.not.have.property('serializable');
-    expect((await configOf(admin)).source.revision).to.equal(second);
+    expect((await servedSource(admin)).revision).to.equal(second);
 
     await etcd.kill();
     const down = await httpRequest(`${admin}/reload`, { method: 'POST' });
@@ -120,7 +115,7 @@ describe('EtcdSource with a real etcd', function () {
     for (const text of ['during-1', 'during-2', 'during-3']) revisions.push(await etcd.put(KEY, body(text)));
     range.restore();
     await waitFor('the last write of the outage to be served', async () => (await served()) === 'during-3', 30_000);
-    expect((await configOf(admin)).source.revision).to.equal(revisions.at(-1));
+    expect((await servedSource(admin)).revision).to.equal(revisions.at(-1));
     await waitFor('the reconnect to be counted', () => source.stats().reconnects === 1);
     const afterOutage = reloadLines(logs, 'watch');
     // One reload per change delivered, never a second one for the same revision.
@@ -132,7 +127,7 @@ describe('EtcdSource with a real etcd', function () {
 
     const after = await etcd.put(KEY, body('after'));
     await waitFor('a put after the reconnect to be served', async () => (await served()) === 'after');
-    expect((await configOf(admin)).source.revision).to.equal(after);
+    expect((await servedSource(admin)).revision).to.equal(after);
     expect(await metricValue(admin, 'hotconf_source_reconnects_total')).to.equal(1);
   });
 
@@ -149,7 +144,7 @@ describe('EtcdSource with a real etcd', function () {
     const started = await daemon.start();
     expect(started.result).to.equal('applied');
     await waitFor('the writes made before the watch to be served', async () => (await served()) === 'between-2');
-    expect((await configOf(admin)).source.revision).to.equal(revisions[1]);
+    expect((await servedSource(admin)).revision).to.equal(revisions[1]);
     expect(revisions[0]).to.equal(first + 1);
   });
 
@@ -180,7 +175,7 @@ describe('EtcdSource with a real etcd', function () {
     const last = Math.max(...puts);
     const final = `burst-${puts.indexOf(last)}`;
     await waitFor('the final value of the burst to be served', async () => (await served()) === final);
-    expect((await configOf(admin)).source.revision).to.equal(last);
+    expect((await servedSource(admin)).revision).to.equal(last);
     await waitFor('every put event to be seen', () => source.stats().events.put === 100);
     const reloads = reloadLines(logs, 'watch').slice(before);
     console.log(`      burst: 100 puts -> ${reloads.length} reloads (${reloads.filter((l) => l.result === 'applied').length} applied)`);
@@ -209,7 +204,7 @@ describe('EtcdSource with a real etcd', function () {
     expect((await slow).result).to.equal('applied');
     await daemon.reloader.idle();
     expect(await served()).to.equal(`burst-${puts.indexOf(last)}`);
-    expect((await configOf(admin)).source.revision).to.equal(last);
+    expect((await servedSource(admin)).revision).to.equal(last);
     // The slow re-read already read the final value; the 100 pushed documents became one reload.
     const watchReloads = reloadLines(logs, 'watch');
     expect(watchReloads).to.have.length(1);
@@ -222,12 +217,12 @@ describe('EtcdSource with a real etcd', function () {
     await etcd.wipe();
     const fresh = await etcd.put(KEY, body('fresh'));
     await waitFor('the value of the new history to be served', async () => (await served()) === 'fresh', 30_000);
-    expect((await configOf(admin)).source.revision).to.equal(fresh);
+    expect((await servedSource(admin)).revision).to.equal(fresh);
     expect(source.stats().resyncs.revision_backwards).to.equal(1);
     expect(await metricValue(admin, 'hotconf_source_resyncs_total', { reason: 'revision_backwards' })).to.equal(1);
     const next = await etcd.put(KEY, body('next'));
     await waitFor('puts after the resync to be served', async () => (await served()) === 'next');
-    expect((await configOf(admin)).source.revision).to.equal(next);
+    expect((await servedSource(admin)).revision).to.equal(next);
   });
 
   it('resyncs when the cluster ID changed (cluster rebuilt)', async () => {
@@ -237,7 +232,7 @@ describe('EtcdSource with a real etcd', function () {
     for (let i = 0; i < 5; i += 1) await etcd.put('/other', String(i));
     const fresh = await etcd.put(KEY, body('rebuilt'));
     await waitFor('the value of the new cluster to be served', async () => (await served()) === 'rebuilt', 30_000);
-    expect((await configOf(admin)).source.revision).to.equal(fresh);
+    expect((await servedSource(admin)).revision).to.equal(fresh);
     expect(source.stats().resyncs.cluster_id_changed).to.equal(1);
   });
 
@@ -262,11 +257,11 @@ describe('EtcdSource with a real etcd', function () {
     const stuck = await etcd.put(KEY, body('stuck'));
     await waitFor('the stalled watch to be resynced and the value served', async () => (await served()) === 'stuck', 30_000);
     expect(source.stats().resyncs.watch_stalled).to.equal(1);
-    expect((await configOf(admin)).source.revision).to.equal(stuck);
+    expect((await servedSource(admin)).revision).to.equal(stuck);
     expect(logs.lines().find((l) => l.msg === 'resync')).to.include({ reason: 'watch_stalled' });
     const next = await etcd.put(KEY, body('flowing'));
     await waitFor('the new watcher to deliver', async () => (await served()) === 'flowing');
-    expect((await configOf(admin)).source.revision).to.equal(next);
+    expect((await servedSource(admin)).revision).to.equal(next);
   });
 
   it('stops promptly and leaves nothing open while etcd is frozen (SIGSTOP)', async () => {
