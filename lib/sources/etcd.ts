@@ -192,7 +192,7 @@ export class EtcdSource implements ConfigSource {
     if (!this.#position) {
       // Never read: watch from now on, whatever the key holds.
       const res = await this.#range();
-      this.#position ??= { resume: Number(res.header.revision) + 1, mod: Number(res.kvs[0]?.mod_revision ?? 0), clusterId: res.header.cluster_id };
+      this.#position ??= positionAt(res);
     }
     this.#handlers = handlers;
     let established!: () => void;
@@ -253,9 +253,7 @@ export class EtcdSource implements ConfigSource {
     const res = await this.#range();
     const kv = res.kvs[0];
     if (!kv) throw new SourceReadError(this.key, `key does not exist in etcd at ${this.endpoints.join(',')} (revision ${res.header.revision})`);
-    if (!this.#position) {
-      this.#position = { resume: Number(res.header.revision) + 1, mod: Number(kv.mod_revision), clusterId: res.header.cluster_id };
-    }
+    this.#position ??= positionAt(res);
     return kv;
   }
 
@@ -369,12 +367,10 @@ export class EtcdSource implements ConfigSource {
    * watch had delivered then was committed before the read, so the read must be at least as new.
    */
   #contradiction(res: IRangeResponse, before: Position): ResyncReason | undefined {
-    if (res.header.cluster_id !== before.clusterId) return 'cluster_id_changed';
-    const revision = Number(res.header.revision);
-    const covered = before.resume - 1;
-    if (revision < covered) return 'revision_backwards';
+    const reason = headerContradiction(res.header, before);
+    if (reason) return reason;
     const mod = Number(res.kvs[0]?.mod_revision ?? 0);
-    if (mod !== 0 && mod <= covered && mod !== before.mod) return 'history_diverged';
+    if (mod !== 0 && mod <= before.resume - 1 && mod !== before.mod) return 'history_diverged';
     return undefined;
   }
 
@@ -382,13 +378,13 @@ export class EtcdSource implements ConfigSource {
   #resync(res: IRangeResponse, reason: ResyncReason): void {
     const before = this.#position!;
     const kv = res.kvs[0];
-    const mod = Number(kv?.mod_revision ?? 0);
+    this.#position = positionAt(res);
+    const { mod } = this.#position;
     this.#stats.resyncs[reason] += 1;
     this.#log.warn(
       { reason, key: this.key, from_revision: before.resume - 1, to_revision: Number(res.header.revision), cluster_id: res.header.cluster_id, mod_revision: mod },
       'resync',
     );
-    this.#position = { resume: Number(res.header.revision) + 1, mod, clusterId: res.header.cluster_id };
     this.#lag = undefined;
     // Same history (compaction, stall): an unchanged mod revision is the value already delivered.
     const sameHistory = reason === 'compacted' || reason === 'watch_stalled' || reason === 'watch_canceled';
@@ -463,7 +459,7 @@ export class EtcdSource implements ConfigSource {
       if (res.compact_revision !== '0' && res.compact_revision !== '') return end({ kind: 'resync', reason: 'compacted' });
       return end({ kind: 'canceled', error: new Error(`etcd cancelled the watch: ${res.cancel_reason || 'no reason given'}`) });
     }
-    const reason = this.#headerContradiction(res.header);
+    const reason = headerContradiction(res.header, this.#position!);
     if (reason) return end({ kind: 'resync', reason });
     if (res.created) {
       this.#stats.connected = true;
@@ -471,14 +467,6 @@ export class EtcdSource implements ConfigSource {
       return;
     }
     this.#onWatchResponse(res);
-  }
-
-  /** A header from another cluster, or older than what was seen. */
-  #headerContradiction(header: IResponseHeader): ResyncReason | undefined {
-    const position = this.#position!;
-    if (header.cluster_id !== position.clusterId) return 'cluster_id_changed';
-    if (Number(header.revision) < position.resume - 1) return 'revision_backwards';
-    return undefined;
   }
 
   #onWatchResponse(res: IWatchResponse): void {
@@ -541,6 +529,18 @@ export class EtcdSource implements ConfigSource {
   async #sleep(ms: number): Promise<void> {
     await sleep(ms, undefined, { signal: this.#abort.signal }).catch(() => this.#throwIfClosed());
   }
+}
+
+/** What a linearizable get of the key establishes: every change of it up to the header revision is known. */
+function positionAt(res: IRangeResponse): Position {
+  return { resume: Number(res.header.revision) + 1, mod: Number(res.kvs[0]?.mod_revision ?? 0), clusterId: res.header.cluster_id };
+}
+
+/** A header from another cluster, or older than what `position` has seen (any answer must be at least as new). */
+function headerContradiction(header: IResponseHeader, position: Position): ResyncReason | undefined {
+  if (header.cluster_id !== position.clusterId) return 'cluster_id_changed';
+  if (Number(header.revision) < position.resume - 1) return 'revision_backwards';
+  return undefined;
 }
 
 /**
