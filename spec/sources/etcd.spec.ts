@@ -10,6 +10,7 @@ import { EtcdServer, reloadLines, servedSource, startEtcdDaemon } from '../helpe
 import { getText, httpRequest } from '../helpers/http.js';
 import { metricValue, sampleValue } from '../helpers/metrics.js';
 import { freePort } from '../helpers/ports.js';
+import { activeHandles } from '../helpers/root-hooks.js';
 import { rejectionOf, waitFor } from '../helpers/wait.js';
 
 const KEY = '/hotconf/config';
@@ -267,7 +268,7 @@ describe('EtcdSource with a real etcd', function () {
   it('stops promptly and leaves nothing open while etcd is frozen (SIGSTOP)', async () => {
     await etcd.put(KEY, body('one'));
     // grpc-js unrefs idle connections: an open socket here is a call still running (the watch).
-    const sockets = () => process.getActiveResourcesInfo().filter((type) => type === 'TCPSocketWrap').length;
+    const sockets = () => activeHandles('TCPSocketWrap');
     const before = sockets();
     const { daemon, source } = await startEtcdDaemon(etcd, KEY);
     expect(sockets()).to.be.above(before);

@@ -6,6 +6,7 @@ import { SourceReadError } from '../../lib/errors.js';
 import { FileSource } from '../../lib/sources/file.js';
 import type { RawDocument } from '../../lib/sources/source.js';
 import { onCleanup } from '../helpers/cleanup.js';
+import { activeHandles } from '../helpers/root-hooks.js';
 import { tempDir } from '../helpers/tmp.js';
 import { rejectionOf, waitFor } from '../helpers/wait.js';
 
@@ -119,7 +120,7 @@ describe('FileSource', () => {
     });
 
     it('stops reporting and releases its watchers on close', async () => {
-      const fsWatchers = () => process.getActiveResourcesInfo().filter((type) => type === 'FSEventWrap').length;
+      const fsWatchers = () => activeHandles('FSEventWrap');
       const before = fsWatchers();
       const { file, ...w } = await watchedFile();
       expect(fsWatchers()).to.be.above(before);
