@@ -18,7 +18,8 @@ const RESULTS = fileURLToPath(new URL('./results/', import.meta.url));
 
 interface Part {
   name: string;
-  run(quick: boolean, results: Results): Promise<Record<string, unknown>>;
+  /** The part's result fields (numbers, for latest.json). */
+  run(quick: boolean): Promise<object>;
   /** One line for the console when the part finished. */
   line(result: Record<string, unknown>): string;
 }
@@ -27,46 +28,43 @@ type Results = Record<string, Record<string, unknown>>;
 
 const soakSamples: Record<string, SoakRun['samples']> = {};
 
+/** Keep a soak run's samples for the plot under `label`; its other fields are the result. */
+function soakResult<R extends SoakRun>(label: string, run: R): Omit<R, 'samples'> {
+  const { samples, ...numbers } = run;
+  soakSamples[label] = samples;
+  return numbers;
+}
+
 const PARTS: Part[] = [
   {
     name: 'registry',
-    run: (quick) => registryPart(quick) as unknown as Promise<Record<string, unknown>>,
+    run: registryPart,
     line: (r) => `registry: reuse path ${fmt(r.acquire_release_ops_per_s)} ops/s vs raw Map ${fmt(r.raw_map_ops_per_s)} ops/s (ratio ${round(Number(r.ratio_to_raw_map), 3)})`,
   },
   {
     name: 'reload_file',
-    run: (quick) => reloadFilePart(quick) as unknown as Promise<Record<string, unknown>>,
+    run: reloadFilePart,
     line: (r) => `reload_file: p50 ${r.p50_ms} ms, p99 ${r.p99_ms} ms over ${r.samples} changes`,
   },
   {
     name: 'reload_etcd',
-    run: (quick) => reloadEtcdPart(quick) as unknown as Promise<Record<string, unknown>>,
+    run: reloadEtcdPart,
     line: (r) => `reload_etcd: put → served p50 ${r.p50_ms} ms, p99 ${r.p99_ms} ms; raw watch floor p50 ${r.watch_floor_p50_ms} ms over ${r.samples} puts`,
   },
   {
     name: 'storm',
-    run: (quick) => stormPart(quick) as unknown as Promise<Record<string, unknown>>,
+    run: stormPart,
     line: (r) =>
       `storm: hotconf ${fmt(r.baseline_rps)} → ${fmt(r.storm_rps)} rps under ${r.storm_reloads} reloads, ${r.errors} errors; caddy ${fmt(r.caddy_baseline_rps)} → ${fmt(r.caddy_storm_rps)} rps under ${r.caddy_storm_reloads} reloads, ${r.caddy_errors} errors`,
   },
   {
     name: 'soak',
-    async run(quick) {
-      const run = await soakPart(quick ? 1000 : 5000);
-      soakSamples.hotconf = run.samples;
-      const { samples: _samples, ...numbers } = run;
-      return numbers;
-    },
+    run: async (quick) => soakResult('hotconf', await soakPart(quick ? 1000 : 5000)),
     line: (r) => `soak: ${r.reloads} reloads, fd Δ ${r.fd_delta}, handles Δ ${r.handles_delta}, heap Δ ${fmt(r.heap_delta_bytes)} B, exporter sockets leaked ${r.sockets_leaked}`,
   },
   {
     name: 'eager_counterfactual',
-    async run(quick) {
-      const run = await eagerPart(quick ? 1000 : 5000);
-      soakSamples['eager (Caddy pattern)'] = run.samples;
-      const { samples: _samples, ...numbers } = run;
-      return numbers;
-    },
+    run: async (quick) => soakResult('eager (Caddy pattern)', await eagerPart(quick ? 1000 : 5000)),
     line: (r) => `eager counterfactual: ${r.reloads} reloads, sockets leaked ${r.sockets_leaked}, fd Δ ${r.fd_delta}, handles Δ ${r.handles_delta}, heap Δ ${fmt(r.heap_delta_bytes)} B`,
   },
 ];
@@ -145,7 +143,7 @@ async function main(): Promise<void> {
     if (only && !only.has(part.name)) continue;
     const started = Date.now();
     try {
-      results[part.name] = await part.run(quick, results);
+      results[part.name] = (await part.run(quick)) as Record<string, unknown>;
       console.log(`✔ ${part.line(results[part.name]!)}  [${round((Date.now() - started) / 1000, 1)} s]`);
     } catch (error) {
       failed += 1;

@@ -1,8 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { fetchText } from './http.js';
-import { sleep } from './util.js';
+import { httpRequest } from '../../spec/helpers/http.js';
+import { sleep } from '../../spec/helpers/wait.js';
 
 const BIN = fileURLToPath(new URL('../../bin/hotconf.js', import.meta.url));
 const DIST = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
@@ -22,25 +22,33 @@ export interface DaemonProcess {
 export async function startDaemonProcess(args: string[], admin: string, timeoutMs = 30_000): Promise<DaemonProcess> {
   if (!existsSync(DIST)) throw new Error('dist/ is missing: run npm run build first');
   const child = spawn(process.execPath, [BIN, 'run', ...args, '--admin', admin, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'inherit'] });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  try {
+    await waitServing(child, 'hotconf', `http://${admin}/healthz`, timeoutMs);
+  } catch (error) {
+    child.kill('SIGKILL');
+    throw error;
+  }
+  return { child, pid: child.pid!, admin: `http://${admin}`, stop: () => stopProcess(child) };
+}
+
+/**
+ * Poll `url` until it answers 200 (a server `child` runs has started).
+ * @throws Error naming `name` when `child` exits first or `timeoutMs` passes
+ */
+export async function waitServing(child: ChildProcess, name: string, url: string, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`hotconf exited with ${child.exitCode} during start`);
-    const ok = await fetchText(`http://${admin}/healthz`).then((r) => r.status === 200, () => false);
-    if (ok) break;
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error('hotconf did not become healthy');
-    }
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${name} exited with ${child.exitCode ?? child.signalCode} during start`);
+    if (await httpRequest(url).then((r) => r.status === 200, () => false)) return;
+    if (Date.now() > deadline) throw new Error(`${name} did not answer ${url} within ${timeoutMs} ms`);
     await sleep(50);
   }
-  return {
-    child,
-    pid: child.pid!,
-    admin: `http://${admin}`,
-    async stop() {
-      if (child.exitCode === null) child.kill('SIGTERM');
-      await exited;
-    },
-  };
+}
+
+/** SIGTERM `child` unless it has exited, and wait for its exit. */
+export async function stopProcess(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  await exited;
 }

@@ -70,7 +70,3 @@ export function progress(label: string): (done: number, total: number) => void {
     }
   };
 }
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}

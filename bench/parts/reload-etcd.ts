@@ -1,10 +1,12 @@
 import { stringify } from 'yaml';
-import { EtcdServer } from '../../spec/helpers/etcd.js';
 import { runCleanups } from '../../spec/helpers/cleanup.js';
+import { basicConfig } from '../../spec/helpers/daemon.js';
+import { EtcdServer } from '../../spec/helpers/etcd.js';
+import { freePort } from '../../spec/helpers/ports.js';
+import { sleep } from '../../spec/helpers/wait.js';
 import { startDaemonProcess } from '../lib/daemon-process.js';
 import { servedAt, singleSocketAgent } from '../lib/http.js';
-import { freePort } from '../lib/ports.js';
-import { percentile, progress, requireTool, round, sleep } from '../lib/util.js';
+import { percentile, progress, requireTool, round } from '../lib/util.js';
 
 export interface ReloadEtcdResult {
   p50_ms: number;
@@ -15,10 +17,6 @@ export interface ReloadEtcdResult {
 }
 
 const KEY = '/hotconf/bench';
-
-function config(port: number, body: string): string {
-  return stringify({ listeners: [{ name: 'web', listen: `127.0.0.1:${port}`, routes: [{ path_prefix: '/', respond: { status: 200, body } }] }] });
-}
 
 /**
  * etcd put → served, beside the raw floor, per put: a real etcd (Debian's etcd-server) on
@@ -36,7 +34,7 @@ export async function reloadEtcdPart(quick: boolean): Promise<ReloadEtcdResult> 
   try {
     const etcd = await EtcdServer.start();
     const [port, admin] = [await freePort(), await freePort()];
-    await etcd.put(KEY, config(port, 'v0'));
+    await etcd.put(KEY, stringify(basicConfig({ port, body: 'v0' })));
     const daemon = await startDaemonProcess(['--etcd', etcd.clientUrl, '--key', KEY], `127.0.0.1:${admin}`);
     const agent = singleSocketAgent();
     const watcher = await etcd.client().watch().key(KEY).create();
@@ -48,7 +46,7 @@ export async function reloadEtcdPart(quick: boolean): Promise<ReloadEtcdResult> 
         const body = `v${i}`;
         const watched = new Promise<number>((resolve) => (seen = resolve));
         const started = performance.now();
-        await etcd.put(KEY, config(port, body));
+        await etcd.put(KEY, stringify(basicConfig({ port, body })));
         served.push((await servedAt(`http://127.0.0.1:${port}/`, body, agent, started)) - started);
         floor.push((await watched) - started);
         tick(i, samples);

@@ -2,19 +2,17 @@ import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
+import { basicConfig } from '../../spec/helpers/daemon.js';
+import { freePort } from '../../spec/helpers/ports.js';
+import { sleep } from '../../spec/helpers/wait.js';
 import { startDaemonProcess } from '../lib/daemon-process.js';
 import { servedAt, singleSocketAgent } from '../lib/http.js';
-import { freePort } from '../lib/ports.js';
-import { percentile, progress, round, sleep } from '../lib/util.js';
+import { percentile, progress, round } from '../lib/util.js';
 
 export interface ReloadFileResult {
   p50_ms: number;
   p99_ms: number;
   samples: number;
-}
-
-function config(port: number, body: string): string {
-  return stringify({ listeners: [{ name: 'web', listen: `127.0.0.1:${port}`, routes: [{ path_prefix: '/', respond: { status: 200, body } }] }] });
 }
 
 /**
@@ -27,7 +25,7 @@ export async function reloadFilePart(quick: boolean): Promise<ReloadFileResult> 
   const dir = await mkdtemp(join(tmpdir(), 'hotconf-bench-'));
   const file = join(dir, 'hotconf.yaml');
   const [port, admin] = [await freePort(), await freePort()];
-  await writeFile(file, config(port, 'v0'));
+  await writeFile(file, stringify(basicConfig({ port, body: 'v0' })));
   const daemon = await startDaemonProcess(['--config', file], `127.0.0.1:${admin}`);
   const agent = singleSocketAgent();
   const latencies: number[] = [];
@@ -36,7 +34,8 @@ export async function reloadFilePart(quick: boolean): Promise<ReloadFileResult> 
     for (let i = 1; i <= samples; i++) {
       await sleep(40); // past the previous debounce, so each sample is one independent change
       const body = `v${i}`;
-      await writeFile(`${file}.tmp`, config(port, body));
+      // Not writeConfigAtomic: the clock starts at the rename, the change itself.
+      await writeFile(`${file}.tmp`, stringify(basicConfig({ port, body })));
       const started = performance.now();
       await rename(`${file}.tmp`, file);
       latencies.push((await servedAt(`http://127.0.0.1:${port}/`, body, agent, started)) - started);

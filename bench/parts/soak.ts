@@ -1,15 +1,16 @@
-import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readFile } from 'node:fs/promises';
-import { stringify } from 'yaml';
 import { Daemon } from '../../lib/daemon.js';
 import { silentLogger } from '../../lib/log.js';
 import { FileSource } from '../../lib/sources/file.js';
+import { basicConfig, writeConfigAtomic } from '../../spec/helpers/daemon.js';
+import { httpRequest } from '../../spec/helpers/http.js';
 import { OtlpReceiver } from '../../spec/helpers/otlp-receiver.js';
+import { freePort } from '../../spec/helpers/ports.js';
+import { sleep } from '../../spec/helpers/wait.js';
 import { EagerTracingController } from '../eager/eager-tracing.js';
-import { fetchText, singleSocketAgent } from '../lib/http.js';
-import { freePort } from '../lib/ports.js';
+import { singleSocketAgent } from '../lib/http.js';
 import { openFds, openFileLimit, progress } from '../lib/util.js';
 
 /** One sample, taken after a forced GC. */
@@ -35,11 +36,8 @@ const SAMPLE_EVERY = 100;
 /** Reloads before the first sample, so lazily opened things exist in the baseline. */
 const WARMUP = 300;
 
-function config(port: number, endpoint: string, body: string): string {
-  return stringify({
-    tracing: { exporter: 'otlp-http', endpoint, batch: { scheduled_delay_ms: 200 } },
-    listeners: [{ name: 'web', listen: `127.0.0.1:${port}`, routes: [{ path_prefix: '/', respond: { status: 200, body } }] }],
-  });
+function config(port: number, endpoint: string, body: string): Record<string, unknown> {
+  return basicConfig({ port, body, tracing: { exporter: 'otlp-http', endpoint, batch: { scheduled_delay_ms: 200 } } });
 }
 
 function sample(reloads: number, receiver: OtlpReceiver): SoakSample {
@@ -59,13 +57,12 @@ async function drive(label: string, reloads: number, admin: string, file: string
   const tick = progress(label);
   try {
     for (let i = 1; i <= WARMUP + reloads; i++) {
-      await writeFile(`${file}.tmp`, config(port, receiver.url, `v${i}`));
-      await rename(`${file}.tmp`, file);
-      const res = await fetchText(`${admin}/reload`, { method: 'POST', agent });
+      await writeConfigAtomic(file, config(port, receiver.url, `v${i}`));
+      const res = await httpRequest(`${admin}/reload`, { method: 'POST', agent });
       if (res.status !== 200) throw new Error(`${label}: reload ${i} answered ${res.status} ${res.body}`);
       const done = i - WARMUP;
       if (done >= 0 && done % SAMPLE_EVERY === 0) {
-        await new Promise((resolve) => setTimeout(resolve, 20)); // let released generations finish their destroys
+        await sleep(20); // let released generations finish their destroys
         samples.push(sample(done, receiver));
         tick(done, reloads);
       }
@@ -85,22 +82,37 @@ async function drive(label: string, reloads: number, admin: string, file: string
   };
 }
 
-/** hotconf: an in-process daemon (so GC can be forced), reloaded through its admin API. */
-export async function soakPart(reloads: number): Promise<SoakRun> {
+/**
+ * Soak what `start` starts on a config file in a temp dir (tracing to an OTLP receiver of this
+ * process): `drive` it through `reloads` reloads, then close it and clean up.
+ */
+async function soak(label: string, reloads: number, start: (file: string) => Promise<{ admin: string; close(): Promise<unknown> }>): Promise<SoakRun> {
   const dir = await mkdtemp(join(tmpdir(), 'hotconf-soak-'));
-  const file = join(dir, 'hotconf.yaml');
   const receiver = await OtlpReceiver.start({ autoClose: false, retainSpans: false });
-  const [port, admin] = [await freePort(), await freePort()];
-  await writeFile(file, config(port, receiver.url, 'v0'));
-  const daemon = new Daemon({ source: new FileSource({ path: file }), logger: silentLogger(), adminListen: `127.0.0.1:${admin}`, watch: false, defaultMetrics: false });
-  await daemon.start();
   try {
-    return await drive('soak (hotconf)', reloads, `http://127.0.0.1:${admin}`, file, port, receiver);
+    const file = join(dir, 'hotconf.yaml');
+    const port = await freePort();
+    await writeConfigAtomic(file, config(port, receiver.url, 'v0'));
+    const controller = await start(file);
+    try {
+      return await drive(label, reloads, controller.admin, file, port, receiver);
+    } finally {
+      await controller.close();
+    }
   } finally {
-    await daemon.stop();
     await receiver.close();
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** hotconf: an in-process daemon (so GC can be forced), reloaded through its admin API. */
+export function soakPart(reloads: number): Promise<SoakRun> {
+  return soak('soak (hotconf)', reloads, async (file) => {
+    const admin = `127.0.0.1:${await freePort()}`;
+    const daemon = new Daemon({ source: new FileSource({ path: file }), logger: silentLogger(), adminListen: admin, watch: false, defaultMetrics: false });
+    await daemon.start(); // a failed start stops what it started
+    return { admin: `http://${admin}`, close: () => daemon.stop() };
+  });
 }
 
 /**
@@ -111,18 +123,9 @@ export async function soakPart(reloads: number): Promise<SoakRun> {
 export async function eagerPart(reloads: number): Promise<SoakRun & { capped_by_fd_limit: boolean }> {
   const budget = Math.floor((openFileLimit() - 400) / 2) - WARMUP;
   const count = Math.max(SAMPLE_EVERY, Math.min(reloads, Math.floor(budget / SAMPLE_EVERY) * SAMPLE_EVERY));
-  const dir = await mkdtemp(join(tmpdir(), 'hotconf-eager-'));
-  const file = join(dir, 'hotconf.yaml');
-  const receiver = await OtlpReceiver.start({ autoClose: false, retainSpans: false });
-  const port = await freePort();
-  await writeFile(file, config(port, receiver.url, 'v0'));
-  const controller = new EagerTracingController(() => readFile(file, 'utf8'));
-  const admin = await controller.listen();
-  try {
-    return { ...(await drive('eager counterfactual', count, admin, file, port, receiver)), capped_by_fd_limit: count < reloads };
-  } finally {
-    await controller.close();
-    await receiver.close();
-    await rm(dir, { recursive: true, force: true });
-  }
+  const run = await soak('eager counterfactual', count, async (file) => {
+    const controller = new EagerTracingController(() => readFile(file, 'utf8'));
+    return { admin: await controller.listen(), close: () => controller.close() };
+  });
+  return { ...run, capped_by_fd_limit: count < reloads };
 }

@@ -1,14 +1,15 @@
 import { fork, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
-import { request } from 'node:http';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { stringify } from 'yaml';
-import { startDaemonProcess } from '../lib/daemon-process.js';
-import { fetchText, singleSocketAgent } from '../lib/http.js';
-import { freePort } from '../lib/ports.js';
-import { requireTool, sleep } from '../lib/util.js';
+import { writeConfigAtomic } from '../../spec/helpers/daemon.js';
+import { httpRequest } from '../../spec/helpers/http.js';
+import { freePort } from '../../spec/helpers/ports.js';
+import { sleep } from '../../spec/helpers/wait.js';
+import { startDaemonProcess, stopProcess, waitServing } from '../lib/daemon-process.js';
+import { singleSocketAgent } from '../lib/http.js';
+import { requireTool } from '../lib/util.js';
 import { runWrk, type WrkResult } from '../lib/wrk.js';
 
 export interface StormResult {
@@ -35,15 +36,8 @@ async function startBackend(port: number): Promise<ChildProcess> {
   return child;
 }
 
-async function stopProcess(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGTERM');
-  await exited;
-}
-
-function hotconfConfig(port: number, backend: number, revision: number): string {
-  return stringify({
+function hotconfConfig(port: number, backend: number, revision: number): Record<string, unknown> {
+  return {
     upstreams: { api: { targets: [`http://127.0.0.1:${backend}`] } },
     listeners: [
       {
@@ -56,7 +50,7 @@ function hotconfConfig(port: number, backend: number, revision: number): string 
         ],
       },
     ],
-  });
+  };
 }
 
 function caddyConfig(port: number, admin: number, backend: number, revision: number): string {
@@ -111,17 +105,6 @@ async function measure(url: string, durationS: number, reload: (i: number) => Pr
   return { baseline, storm, reloads };
 }
 
-function postJson(url: string, body: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
 /**
  * Reload storm: after a short warm-up, wrk keepalive load through a proxy route for `durationS`
  * seconds without reloads, then with 10 reloads per second; the same for Caddy (reverse_proxy to the same
@@ -136,15 +119,14 @@ export async function stormPart(quick: boolean): Promise<StormResult> {
   const backend = await startBackend(backendPort);
   try {
     const file = join(dir, 'hotconf.yaml');
-    await writeFile(file, hotconfConfig(port, backendPort, 0));
+    await writeConfigAtomic(file, hotconfConfig(port, backendPort, 0));
     const daemon = await startDaemonProcess(['--config', file, '--no-watch'], `127.0.0.1:${admin}`);
     const agent = singleSocketAgent();
     let hot;
     try {
       hot = await measure(`http://127.0.0.1:${port}/api`, durationS, async (i) => {
-        await writeFile(`${file}.tmp`, hotconfConfig(port, backendPort, i));
-        await rename(`${file}.tmp`, file);
-        const res = await fetchText(`${daemon.admin}/reload`, { method: 'POST', agent });
+        await writeConfigAtomic(file, hotconfConfig(port, backendPort, i));
+        const res = await httpRequest(`${daemon.admin}/reload`, { method: 'POST', agent });
         if (res.status !== 200) throw new Error(`hotconf reload ${i}: ${res.status} ${res.body}`);
       });
     } finally {
@@ -160,9 +142,13 @@ export async function stormPart(quick: boolean): Promise<StormResult> {
     });
     let cad;
     try {
-      await waitHealthy(`http://127.0.0.1:${caddyPort}/revision`, caddy);
+      await waitServing(caddy, 'caddy', `http://127.0.0.1:${caddyPort}/revision`);
       cad = await measure(`http://127.0.0.1:${caddyPort}/api`, durationS, async (i) => {
-        const status = await postJson(`http://127.0.0.1:${caddyAdmin}/load`, caddyConfig(caddyPort, caddyAdmin, backendPort, i));
+        const { status } = await httpRequest(`http://127.0.0.1:${caddyAdmin}/load`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: caddyConfig(caddyPort, caddyAdmin, backendPort, i),
+        });
         if (status !== 200) throw new Error(`caddy /load ${i}: ${status}`);
       });
     } finally {
@@ -182,15 +168,5 @@ export async function stormPart(quick: boolean): Promise<StormResult> {
   } finally {
     await stopProcess(backend);
     await rm(dir, { recursive: true, force: true });
-  }
-}
-
-async function waitHealthy(url: string, child: ChildProcess): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`caddy exited with ${child.exitCode}`);
-    if (await fetchText(url).then((r) => r.status === 200, () => false)) return;
-    if (Date.now() > deadline) throw new Error('caddy did not start');
-    await sleep(100);
   }
 }

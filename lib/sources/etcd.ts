@@ -176,8 +176,7 @@ export class EtcdSource implements ConfigSource {
    */
   async read(): Promise<RawDocument> {
     this.#throwIfClosed();
-    if (!this.#position) return this.#readAtStartup();
-    const kv = await this.#readOnce();
+    const kv = this.#position ? await this.#readOnce() : await this.#readAtStartup();
     this.#stats.revision = Number(kv.mod_revision);
     return this.#document(kv);
   }
@@ -193,7 +192,7 @@ export class EtcdSource implements ConfigSource {
     if (!this.#position) {
       // Never read: watch from now on, whatever the key holds.
       const res = await this.#range();
-      this.#position ??= { resume: Number(res.header.revision) + 1, mod: Number(res.kvs[0]?.mod_revision ?? 0), clusterId: res.header.cluster_id };
+      this.#position ??= positionAt(res);
     }
     this.#handlers = handlers;
     let established!: () => void;
@@ -225,20 +224,18 @@ export class EtcdSource implements ConfigSource {
   // ---- reads ------------------------------------------------------------------------------
 
   /** Retry until the key is read: etcd unreachable or the key not written yet. */
-  async #readAtStartup(): Promise<RawDocument> {
+  async #readAtStartup(): Promise<IKeyValue> {
     const started = Date.now();
     let backoff: IBackoff<unknown> | undefined;
     for (let attempt = 1; ; attempt += 1) {
       let reason: Error;
       try {
-        const kv = await this.#readOnce();
-        this.#stats.revision = Number(kv.mod_revision);
-        return this.#document(kv);
+        return await this.#readOnce();
       } catch (error) {
         this.#throwIfClosed();
         reason = error as Error;
       }
-      backoff = backoff ? backoff.next(undefined) : this.#backoff.next();
+      backoff = this.#nextBackoff(backoff);
       const elapsedMs = Date.now() - started;
       if (elapsedMs + backoff.duration > this.#startupTimeoutMs) {
         throw new SourceUnavailableError(
@@ -256,9 +253,7 @@ export class EtcdSource implements ConfigSource {
     const res = await this.#range();
     const kv = res.kvs[0];
     if (!kv) throw new SourceReadError(this.key, `key does not exist in etcd at ${this.endpoints.join(',')} (revision ${res.header.revision})`);
-    if (!this.#position) {
-      this.#position = { resume: Number(res.header.revision) + 1, mod: Number(kv.mod_revision), clusterId: res.header.cluster_id };
-    }
+    this.#position ??= positionAt(res);
     return kv;
   }
 
@@ -278,11 +273,12 @@ export class EtcdSource implements ConfigSource {
   #document(kv: IKeyValue): RawDocument {
     const revision = Number(kv.mod_revision);
     const digest = createHash('sha256').update(kv.value).digest('hex').slice(0, 16);
-    return {
-      text: kv.value.toString('utf8'),
-      version: `${revision}:${digest}`,
-      source: { kind: 'etcd', endpoints: [...this.endpoints], key: this.key, revision },
-    };
+    return { text: kv.value.toString('utf8'), version: `${revision}:${digest}`, source: { ...this.describe(), revision } };
+  }
+
+  /** The delay before the next attempt: the policy's first one, or the one after `previous`. */
+  #nextBackoff(previous: IBackoff<unknown> | undefined): IBackoff<unknown> {
+    return previous ? previous.next(undefined) : this.#backoff.next();
   }
 
   #report(kv: IKeyValue): void {
@@ -328,7 +324,7 @@ export class EtcdSource implements ConfigSource {
       });
       if (result.kind === 'closed') return;
       end = result;
-      unconfirmed = confirmed ? undefined : (unconfirmed?.next(undefined) ?? this.#backoff.next());
+      unconfirmed = confirmed ? undefined : this.#nextBackoff(unconfirmed);
       if (end.kind === 'disconnected') {
         if (!outage) {
           this.#log.warn({ key: this.key, error: end.error.message }, 'watch_disconnected');
@@ -347,18 +343,18 @@ export class EtcdSource implements ConfigSource {
    * undefined when closed.
    */
   async #recover(end: Exclude<SessionEnd, { kind: 'closed' }>): Promise<true | undefined> {
+    const ended: ResyncReason | undefined = end.kind === 'resync' ? end.reason : end.kind === 'canceled' ? 'watch_canceled' : undefined;
     let backoff: IBackoff<unknown> | undefined;
     for (let attempt = 1; !this.#abort.signal.aborted; attempt += 1) {
       try {
-        let reason: ResyncReason | undefined = end.kind === 'resync' ? end.reason : end.kind === 'canceled' ? 'watch_canceled' : undefined;
         const position = this.#position!;
         const res = await this.#range();
-        reason ??= this.#contradiction(res, position);
+        const reason = ended ?? this.#contradiction(res, position);
         if (reason) this.#resync(res, reason);
         return true;
       } catch (error) {
         if (this.#abort.signal.aborted) return undefined;
-        backoff = backoff ? backoff.next(undefined) : this.#backoff.next();
+        backoff = this.#nextBackoff(backoff);
         this.#log.warn({ attempt, delay_ms: Math.round(backoff.duration), endpoints: this.endpoints, key: this.key, error: errorMessage(error) }, 'etcd_reconnect_retry');
         await this.#sleep(backoff.duration).catch(() => undefined);
       }
@@ -371,12 +367,10 @@ export class EtcdSource implements ConfigSource {
    * watch had delivered then was committed before the read, so the read must be at least as new.
    */
   #contradiction(res: IRangeResponse, before: Position): ResyncReason | undefined {
-    if (res.header.cluster_id !== before.clusterId) return 'cluster_id_changed';
-    const revision = Number(res.header.revision);
-    const covered = before.resume - 1;
-    if (revision < covered) return 'revision_backwards';
+    const reason = headerContradiction(res.header, before);
+    if (reason) return reason;
     const mod = Number(res.kvs[0]?.mod_revision ?? 0);
-    if (mod !== 0 && mod <= covered && mod !== before.mod) return 'history_diverged';
+    if (mod !== 0 && mod <= before.resume - 1 && mod !== before.mod) return 'history_diverged';
     return undefined;
   }
 
@@ -384,13 +378,13 @@ export class EtcdSource implements ConfigSource {
   #resync(res: IRangeResponse, reason: ResyncReason): void {
     const before = this.#position!;
     const kv = res.kvs[0];
-    const mod = Number(kv?.mod_revision ?? 0);
+    this.#position = positionAt(res);
+    const { mod } = this.#position;
     this.#stats.resyncs[reason] += 1;
     this.#log.warn(
       { reason, key: this.key, from_revision: before.resume - 1, to_revision: Number(res.header.revision), cluster_id: res.header.cluster_id, mod_revision: mod },
       'resync',
     );
-    this.#position = { resume: Number(res.header.revision) + 1, mod, clusterId: res.header.cluster_id };
     this.#lag = undefined;
     // Same history (compaction, stall): an unchanged mod revision is the value already delivered.
     const sameHistory = reason === 'compacted' || reason === 'watch_stalled' || reason === 'watch_canceled';
@@ -465,7 +459,7 @@ export class EtcdSource implements ConfigSource {
       if (res.compact_revision !== '0' && res.compact_revision !== '') return end({ kind: 'resync', reason: 'compacted' });
       return end({ kind: 'canceled', error: new Error(`etcd cancelled the watch: ${res.cancel_reason || 'no reason given'}`) });
     }
-    const reason = this.#headerContradiction(res.header);
+    const reason = headerContradiction(res.header, this.#position!);
     if (reason) return end({ kind: 'resync', reason });
     if (res.created) {
       this.#stats.connected = true;
@@ -473,14 +467,6 @@ export class EtcdSource implements ConfigSource {
       return;
     }
     this.#onWatchResponse(res);
-  }
-
-  /** A header from another cluster, or older than what was seen. */
-  #headerContradiction(header: IResponseHeader): ResyncReason | undefined {
-    const position = this.#position!;
-    if (header.cluster_id !== position.clusterId) return 'cluster_id_changed';
-    if (Number(header.revision) < position.resume - 1) return 'revision_backwards';
-    return undefined;
   }
 
   #onWatchResponse(res: IWatchResponse): void {
@@ -492,16 +478,13 @@ export class EtcdSource implements ConfigSource {
       position.resume = Math.max(position.resume, Number(res.header.revision) + 1);
       return;
     }
-    let lastPut: IKeyValue | undefined;
-    for (const event of events) {
-      if (event.type === 'Put') {
-        this.#stats.events.put += 1;
-        lastPut = event.kv;
-      }
-    }
-    // Only the newest value matters: a batch reports its last put, then a trailing delete.
-    if (lastPut) this.#report(lastPut);
-    if (last.type === 'Delete') this.#deleted(Number(last.kv.mod_revision), 'watch');
+    // Only the newest value matters: a batch reports its last put; every delete in it is still
+    // logged and counted, a trailing one as well as one a later put in the batch undid.
+    const puts = events.filter((event) => event.type === 'Put');
+    this.#stats.events.put += puts.length;
+    const lastPut = puts.at(-1);
+    if (lastPut) this.#report(lastPut.kv);
+    for (const event of events) if (event.type === 'Delete') this.#deleted(Number(event.kv.mod_revision), 'watch');
     position.mod = last.type === 'Delete' ? 0 : Number(last.kv.mod_revision);
     // After clientv3: resume after the last event, not the header (a catch-up batch may be partial).
     position.resume = Number(last.kv.mod_revision) + 1;
@@ -538,10 +521,26 @@ export class EtcdSource implements ConfigSource {
     }
   }
 
-  /** Sleep `ms`, rejecting when the source is closed. The timer is ref'd: a start may be waiting on it. */
-  #sleep(ms: number): Promise<void> {
-    return sleep(ms, undefined, { signal: this.#abort.signal });
+  /**
+   * Sleep `ms`. The timer is ref'd: a start may be waiting on it.
+   * @throws SourceUnavailableError once the source is closed (the sleep is cut short), like
+   *   every other path that finds it closed, so a read waiting at start rejects as `read()` says
+   */
+  async #sleep(ms: number): Promise<void> {
+    await sleep(ms, undefined, { signal: this.#abort.signal }).catch(() => this.#throwIfClosed());
   }
+}
+
+/** What a linearizable get of the key establishes: every change of it up to the header revision is known. */
+function positionAt(res: IRangeResponse): Position {
+  return { resume: Number(res.header.revision) + 1, mod: Number(res.kvs[0]?.mod_revision ?? 0), clusterId: res.header.cluster_id };
+}
+
+/** A header from another cluster, or older than what `position` has seen (any answer must be at least as new). */
+function headerContradiction(header: IResponseHeader, position: Position): ResyncReason | undefined {
+  if (header.cluster_id !== position.clusterId) return 'cluster_id_changed';
+  if (Number(header.revision) < position.resume - 1) return 'revision_backwards';
+  return undefined;
 }
 
 /**

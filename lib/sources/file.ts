@@ -60,9 +60,7 @@ export class FileSource implements ConfigSource {
       try {
         const stat = await handle.stat();
         if (stat.isDirectory()) throw new SourceReadError(this.path, 'is a directory, not a file');
-        if (stat.size > this.#maxBytes) {
-          throw new SourceReadError(this.path, `file is ${stat.size} bytes; the limit is ${this.#maxBytes} bytes`);
-        }
+        this.#checkSize(stat.size);
         bytes = await handle.readFile();
       } finally {
         await handle.close();
@@ -71,12 +69,14 @@ export class FileSource implements ConfigSource {
       if (error instanceof SourceReadError) throw error;
       throw new SourceReadError(this.path, `cannot read config file: ${errorMessage(error)}`, { cause: error });
     }
-    if (bytes.byteLength > this.#maxBytes) {
-      throw new SourceReadError(this.path, `file is ${bytes.byteLength} bytes; the limit is ${this.#maxBytes} bytes`);
-    }
+    this.#checkSize(bytes.byteLength); // it may have grown since the stat
     const version = createHash('sha256').update(bytes).digest('hex');
     this.#lastVersion = version;
     return { text: bytes.toString('utf8'), version, source: this.describe() };
+  }
+
+  #checkSize(sizeBytes: number): void {
+    if (sizeBytes > this.#maxBytes) throw new SourceReadError(this.path, `file is ${sizeBytes} bytes; the limit is ${this.#maxBytes} bytes`);
   }
 
   async watch(handlers: SourceWatchHandlers): Promise<void> {

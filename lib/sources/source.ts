@@ -8,8 +8,9 @@ export interface RawDocument {
   /** The document as read (YAML or JSON). */
   text: string;
   /**
-   * Identifies this content at its source: the SHA-256 of the bytes for a file, the key's mod
-   * revision for etcd. Equal versions from the same source mean equal text.
+   * Identifies this content at its source: the SHA-256 of the bytes for a file,
+   * `MOD_REVISION:SHA256-PREFIX` for etcd (a mod revision alone repeats once a cluster's history
+   * is rebuilt). Equal versions from the same source mean equal text.
    */
   version: string;
   /** Source facts for `/config` and logs, e.g. `{kind: 'file', path}`. Never holds secrets. */

@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { stringify } from 'yaml';
 import { basicConfig } from '../helpers/daemon.js';
-import { EtcdServer, metricValue } from '../helpers/etcd.js';
+import { EtcdServer } from '../helpers/etcd.js';
+import { sampleValue } from '../helpers/metrics.js';
 import { runHotconfToEnd, spawnHotconf, type HotconfChild } from '../helpers/child.js';
 import { getText, httpRequest } from '../helpers/http.js';
 import { freePort } from '../helpers/ports.js';
@@ -196,8 +197,8 @@ describe('hotconf with etcd (CLI, real processes)', function () {
       const resync = daemon.logs().find((l) => l.msg === 'resync')!;
       expect(resync).to.include({ reason: 'compacted', key: KEY });
       const metrics = (await httpRequest(`${admin}/metrics`)).body;
-      expect(metricValue(metrics, 'hotconf_source_resyncs_total{reason="compacted"}')).to.equal(1);
-      expect(metricValue(metrics, 'hotconf_source_connected')).to.equal(1);
+      expect(sampleValue(metrics, 'hotconf_source_resyncs_total', { reason: 'compacted' })).to.equal(1);
+      expect(sampleValue(metrics, 'hotconf_source_connected')).to.equal(1);
       // The intermediate value was compacted away: only the final one is applied, once.
       const applied = daemon.logs().filter((l) => l.msg === 'reload' && l.trigger === 'watch');
       expect(applied.map((l) => l.result)).to.deep.equal(['applied']);

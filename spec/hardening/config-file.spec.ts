@@ -2,20 +2,16 @@ import { appendFile, chmod, mkdir, rename, rm, symlink, writeFile } from 'node:f
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { stringify } from 'yaml';
-import { spawnHotconf } from '../helpers/child.js';
+import { event, spawnHotconf } from '../helpers/child.js';
 import { basicConfig, startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { getText, httpRequest } from '../helpers/http.js';
+import { metricValue } from '../helpers/metrics.js';
 import { freePort } from '../helpers/ports.js';
 import { tempDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
 
 /** `nobody` on Debian: root bypasses file permissions, so the EACCES daemon runs as this user. */
 const NOBODY = 65534;
-
-function metric(text: string, name: string): number {
-  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
-  return line === undefined ? Number.NaN : Number(line.split(' ')[1]);
-}
 
 describe('hardening: a config file that breaks while watched', function () {
   this.timeout(60_000);
@@ -31,7 +27,7 @@ describe('hardening: a config file that breaks while watched', function () {
   /** The watcher reported the breakage; generation 1 still serves `good`; an explicit reload says why, naming the file. */
   async function expectLastGoodKept(reason: RegExp): Promise<void> {
     await waitFor('a source error', () => t.logs.lines().some((l) => l.msg === 'source_error' && reason.test(String(l.error))));
-    expect(metric(await getText(`${t.admin}/metrics`), 'hotconf_source_errors_total')).to.be.at.least(1);
+    expect(await metricValue(t.admin, 'hotconf_source_errors_total')).to.be.at.least(1);
     expect(await getText(`http://127.0.0.1:${web}/`)).to.equal('good');
     const res = await httpRequest(`${t.admin}/reload`, { method: 'POST' });
     expect(res.status).to.equal(422);
@@ -108,14 +104,14 @@ describe('hardening: an unreadable config file (EACCES)', function () {
     await write('good', 0o644);
     const asRoot = process.getuid?.() === 0;
     const child = spawnHotconf(['run', '--config', file, '--admin', admin], asRoot ? { uid: NOBODY, gid: NOBODY } : {});
-    await child.waitForLog('started', (l) => l.msg === 'started');
+    await child.waitForLog('started', event('started'));
 
     await write('unreadable', 0o000);
-    const error = await child.waitForLog('a source error', (l) => l.msg === 'source_error');
+    const error = await child.waitForLog('a source error', event('source_error'));
     expect(String(error.error)).to.contain('EACCES').and.contain(file);
     expect(await getText(`http://127.0.0.1:${web}/`)).to.equal('good');
     child.process.kill('SIGHUP');
-    const reload = (await child.waitForLog('the SIGHUP reload', (l) => l.msg === 'reload' && l.trigger === 'signal')) as { result: string; generation: number; errors: { message: string }[] };
+    const reload = (await child.waitForLog('the SIGHUP reload', event('reload', { trigger: 'signal' }))) as { result: string; generation: number; errors: { message: string }[] };
     expect(reload).to.include({ result: 'invalid', generation: 1 });
     expect(reload.errors[0]!.message).to.contain('EACCES');
     expect(await getText(`http://127.0.0.1:${web}/`)).to.equal('good');

@@ -6,6 +6,7 @@ import { TRACER_PROVIDER_KIND } from '../../lib/resources/tracing.js';
 import { UPSTREAM_POOL_KIND } from '../../lib/resources/upstream.js';
 import { basicConfig, memoryLogger, startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { connectionRefused, getText } from '../helpers/http.js';
+import { sampleValue } from '../helpers/metrics.js';
 import { freePort } from '../helpers/ports.js';
 import { onCleanup } from '../helpers/cleanup.js';
 import { waitFor } from '../helpers/wait.js';
@@ -47,7 +48,7 @@ async function faultyDaemon(config: Record<string, unknown>) {
   const registry = new ResourceRegistry({ createTimeoutMs: CREATE_TIMEOUT_MS, destroyTimeoutMs: DESTROY_TIMEOUT_MS, logger: logs.logger });
   onCleanup(() => registry.close()); // after the daemon stops (cleanups run newest first)
   const faults = new FaultyKinds();
-  const t = await startDaemon(config, { registry, kinds: faults.kinds, logger: logs.logger });
+  const t = await startDaemon(config, { registry, kinds: faults.kinds, logs });
   return { t, faults, registry, logs };
 }
 
@@ -194,11 +195,11 @@ describe('hardening: errors in background work', function () {
     const [web, down] = [await freePort(), await freePort()]; // nothing listens on `down`
     const tracing = { exporter: 'otlp-http', endpoint: `http://127.0.0.1:${down}/v1/traces`, batch: { scheduled_delay_ms: 20, export_timeout_ms: 1000 } };
     const t = await startDaemon(basicConfig({ port: web, tracing }));
-    const exported = () => getText(`${t.admin}/metrics`).then((m) => /^hotconf_background_errors_total\{component="exporter"\} (\d+)/m.exec(m)?.[1]);
+    const exported = async () => sampleValue(await getText(`${t.admin}/metrics`), 'hotconf_background_errors_total', { component: 'exporter' });
     expect(await exported()).to.equal(undefined);
 
     for (let i = 0; i < 3; i += 1) expect(await getText(`http://127.0.0.1:${web}/`)).to.equal('hello');
-    await waitFor('a failed export to be counted', async () => Number(await exported()) >= 1);
+    await waitFor('a failed export to be counted', async () => ((await exported()) ?? 0) >= 1);
     const line = t.logs.lines().find((l) => l.msg === 'background_error') as { component: string; error: string } | undefined;
     expect(line?.component).to.equal('exporter');
     expect(line?.error).to.match(/ECONNREFUSED|connect/i);

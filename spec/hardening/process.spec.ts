@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { stringify } from 'yaml';
-import { spawnHotconf, spawnNode, type HotconfChild } from '../helpers/child.js';
+import { event, spawnHotconf, spawnNode, type HotconfChild } from '../helpers/child.js';
 import { basicConfig } from '../helpers/daemon.js';
 import { EtcdServer } from '../helpers/etcd.js';
 import { connectionRefused, getText, httpRequest } from '../helpers/http.js';
@@ -15,6 +15,11 @@ import { waitFor } from '../helpers/wait.js';
 const KEY = '/hotconf/config';
 
 const FAULTY_RUN = fileURLToPath(new URL('./fixtures/faulty-run.ts', import.meta.url));
+
+/** `hotconf run` with fault injection over IPC (see fixtures/faulty-run.ts): `CONFIG ADMIN_ADDRESS`. */
+function spawnFaultyRun(args: [config: string, admin: string], env: NodeJS.ProcessEnv = {}): HotconfChild {
+  return spawnNode(FAULTY_RUN, args, { nodeArgs: ['--import', 'tsx'], ipc: true, env });
+}
 
 /** Messages the faulty-run fixture sends over IPC, in arrival order. */
 function ipcMessages(child: HotconfChild): { type: string; kind?: string }[] {
@@ -60,9 +65,9 @@ describe('hardening: the daemon as a process (real signals, real child processes
       const [web, added] = [await freePort(), await freePort()];
       const first = basicConfig({ port: web, body: 'one', tracing: { exporter: 'none' }, extra: { shutdown_timeout_ms: 1000 } });
       const env = await setup(first);
-      const child = spawnNode(FAULTY_RUN, [env.file, env.admin], { nodeArgs: ['--import', 'tsx'], ipc: true });
+      const child = spawnFaultyRun([env.file, env.admin]);
       const messages = ipcMessages(child);
-      await child.waitForLog('started', (l) => l.msg === 'started');
+      await child.waitForLog('started', event('started'));
 
       child.send({ type: 'hang', kind: 'listener' });
       await waitFor('the fault to be armed', () => messages.some((m) => m.type === 'armed'));
@@ -82,7 +87,7 @@ describe('hardening: the daemon as a process (real signals, real child processes
     it('while the first config is provisioning: exits 0 and leaves nothing live', async () => {
       const web = await freePort();
       const env = await setup(basicConfig({ port: web, tracing: { exporter: 'none' }, extra: { shutdown_timeout_ms: 1000 } }));
-      const child = spawnNode(FAULTY_RUN, [env.file, env.admin], { nodeArgs: ['--import', 'tsx'], ipc: true, env: { HANG_FIRST_CREATE: 'listener' } });
+      const child = spawnFaultyRun([env.file, env.admin], { HANG_FIRST_CREATE: 'listener' });
       const messages = ipcMessages(child);
       await waitFor('the first listener create to hang', () => messages.some((m) => m.type === 'hanging'), 60_000);
 
@@ -95,7 +100,7 @@ describe('hardening: the daemon as a process (real signals, real child processes
       const [web, moved] = [await freePort(), await freePort()];
       const env = await setup(basicConfig({ port: web, body: 'one', tracing: { exporter: 'none' } }));
       const child = spawnHotconf(['run', '--config', env.file, '--admin', env.admin, '--no-watch']);
-      await child.waitForLog('started', (l) => l.msg === 'started');
+      await child.waitForLog('started', event('started'));
       await env.write(basicConfig({ port: moved, body: 'two', tracing: { exporter: 'none', service_name: 'changed' } }));
       child.process.kill('SIGHUP');
       child.process.kill('SIGTERM');
@@ -112,10 +117,10 @@ describe('hardening: the daemon as a process (real signals, real child processes
       const config = (body: string) => basicConfig({ port: web, body, tracing: { exporter: 'none' }, extra: { shutdown_timeout_ms: 1000 } });
       await etcd.put(KEY, stringify(config('one')));
       const admin = `127.0.0.1:${await freePort()}`;
-      const child = spawnNode(FAULTY_RUN, ['-', admin], { nodeArgs: ['--import', 'tsx'], ipc: true, env: { HOTCONF_ETCD_ENDPOINTS: etcd.clientUrl, HOTCONF_ETCD_KEY: KEY } });
+      const child = spawnFaultyRun(['-', admin], { HOTCONF_ETCD_ENDPOINTS: etcd.clientUrl, HOTCONF_ETCD_KEY: KEY });
       const messages = ipcMessages(child);
-      await child.waitForLog('started', (l) => l.msg === 'started');
-      await child.waitForLog('the watch', (l) => l.msg === 'watch_started');
+      await child.waitForLog('started', event('started'));
+      await child.waitForLog('the watch', event('watch_started'));
 
       child.send({ type: 'hang', kind: 'listener' });
       await waitFor('the fault to be armed', () => messages.some((m) => m.type === 'armed'));
@@ -140,7 +145,7 @@ describe('hardening: the daemon as a process (real signals, real child processes
       // A drain budget far beyond the test: the requests, not the timeout, end the drain.
       const env = await setup(proxyConfig({ port: web, upstreams: { api: { targets: [upstream.origin] } }, extra: { shutdown_timeout_ms: 60_000 } }));
       const child = spawnHotconf(['run', '--config', env.file, '--admin', env.admin, '--no-watch']);
-      await child.waitForLog('started', (l) => l.msg === 'started');
+      await child.waitForLog('started', event('started'));
       const inflight = Array.from({ length: 5 }, (_, i) => httpRequest(`http://127.0.0.1:${web}/slow/${i}`));
       await waitFor('every request held at the upstream', () => held.length === 5);
 
@@ -163,7 +168,7 @@ describe('hardening: the daemon as a process (real signals, real child processes
       const web = await freePort();
       const env = await setup(proxyConfig({ port: web, upstreams: { api: { targets: [upstream.origin] } }, extra: { shutdown_timeout_ms: 300 } }));
       const child = spawnHotconf(['run', '--config', env.file, '--admin', env.admin, '--no-watch']);
-      await child.waitForLog('started', (l) => l.msg === 'started');
+      await child.waitForLog('started', event('started'));
       const inflight = Array.from({ length: 3 }, (_, i) =>
         httpRequest(`http://127.0.0.1:${web}/stuck/${i}`).then(
           (res) => `answered ${res.status}`,
@@ -211,7 +216,7 @@ describe('hardening: the daemon as a process (real signals, real child processes
       const web = await freePort();
       const env = await setup(basicConfig({ port: web, body: 'before' }));
       const child = spawnHotconf(['run', '--config', env.file, '--admin', env.admin, '--no-watch']);
-      await child.waitForLog('started', (l) => l.msg === 'started');
+      await child.waitForLog('started', event('started'));
       await env.write(basicConfig({ port: web, body: 'after' }));
       const { signalsSeen, reloads } = await storm(child, web, env.admin);
       console.log(`        1000 SIGHUPs sent, ${signalsSeen} delivered, ${reloads.length} reloads`);
@@ -224,7 +229,7 @@ describe('hardening: the daemon as a process (real signals, real child processes
       const admin = `127.0.0.1:${await freePort()}`;
       // Not watching: every read of the key is a reload's (no watch, no consistency checks).
       const child = spawnHotconf(['run', '--etcd', etcd.clientUrl, '--key', KEY, '--admin', admin, '--no-watch']);
-      await child.waitForLog('started', (l) => l.msg === 'started');
+      await child.waitForLog('started', event('started'));
       const revision = await etcd.put(KEY, stringify(basicConfig({ port: web, body: 'after' })));
       const rangesBefore = await etcd.rangesServed();
       const { signalsSeen, reloads } = await storm(child, web, admin);
@@ -237,21 +242,21 @@ describe('hardening: the daemon as a process (real signals, real child processes
   });
 
   describe('crashes', () => {
-    for (const [how, event, message] of [
+    for (const [how, fatalMsg, message] of [
       ['uncaught', 'uncaught_exception', 'injected uncaught exception'],
       ['rejection', 'unhandled_rejection', 'injected unhandled rejection'],
     ] as const) {
-      it(`logs an ${event.replace('_', ' ')} with its stack and exits 1 instead of living on half-alive`, async () => {
+      it(`logs an ${fatalMsg.replace('_', ' ')} with its stack and exits 1 instead of living on half-alive`, async () => {
         const web = await freePort();
         const env = await setup(basicConfig({ port: web }));
-        const child = spawnNode(FAULTY_RUN, [env.file, env.admin], { nodeArgs: ['--import', 'tsx'], ipc: true });
-        await child.waitForLog('started', (l) => l.msg === 'started');
+        const child = spawnFaultyRun([env.file, env.admin]);
+        await child.waitForLog('started', event('started'));
         expect(await getText(`http://127.0.0.1:${web}/`)).to.equal('hello');
 
         child.send({ type: 'crash', how });
         const { code } = await child.exited;
         expect(code).to.equal(1);
-        const fatal = child.logs().find((l) => l.msg === event) as { level: number; err: { message: string; stack: string } } | undefined;
+        const fatal = child.logs().find((l) => l.msg === fatalMsg) as { level: number; err: { message: string; stack: string } } | undefined;
         expect(fatal, child.stdout().slice(-2000)).to.not.equal(undefined);
         expect(fatal!.level).to.equal(60);
         expect(fatal!.err.message).to.equal(message);

@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { stringify } from 'yaml';
@@ -11,13 +10,13 @@ import { Daemon } from '../../lib/daemon.js';
 import { AdminTokenError, AdminTokenRequiredError } from '../../lib/errors.js';
 import { ResourceRegistry } from '../../lib/registry/registry.js';
 import { FileSource } from '../../lib/sources/file.js';
-import { spawnHotconf, type HotconfChild } from '../helpers/child.js';
+import { event, runHotconfToEnd, spawnHotconf, type HotconfChild } from '../helpers/child.js';
 import { onCleanup } from '../helpers/cleanup.js';
 import { basicConfig, memoryLogger, startDaemon } from '../helpers/daemon.js';
 import { EtcdServer } from '../helpers/etcd.js';
 import { connectionRefused, getText, httpRequest, type HttpResponse } from '../helpers/http.js';
 import { OtlpReceiver } from '../helpers/otlp-receiver.js';
-import { freePort } from '../helpers/ports.js';
+import { freePort, occupyPort } from '../helpers/ports.js';
 import { tempDir } from '../helpers/tmp.js';
 import { rejectionOf, waitFor } from '../helpers/wait.js';
 import { FaultyKinds } from './support/faults.js';
@@ -25,12 +24,8 @@ import { FaultyKinds } from './support/faults.js';
 /** A token unique to this run, long enough to be accepted. */
 const newToken = () => `tok-${randomUUID()}`;
 
-/** Run a short-lived CLI command to its end. */
-async function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; out: string; err: string }> {
-  const child = spawnHotconf(args, { env });
-  const { code } = await child.exited;
-  return { code, out: child.stdout(), err: child.stderr() };
-}
+/** Run a short-lived CLI command to its end, with `env` added to this process's environment. */
+const cli = (args: string[], env: NodeJS.ProcessEnv = {}) => runHotconfToEnd(args, { env });
 
 describe('hardening: admin API security', function () {
   this.timeout(60_000);
@@ -52,10 +47,10 @@ describe('hardening: admin API security', function () {
       // The CLI says so on stderr and exits 1; --admin off loopback is refused the same way.
       const run = await cli(['run', '--config', file]);
       expect(run.code).to.equal(1);
-      expect(run.err).to.match(/^hotconf: admin address 0\.0\.0\.0:\d+ is not loopback: set admin\.token_file/);
+      expect(run.stderr).to.match(/^hotconf: admin address 0\.0\.0\.0:\d+ is not loopback: set admin\.token_file/);
       const override = await cli(['run', '--config', file, '--admin', `0.0.0.0:${await freePort()}`]);
       expect(override.code).to.equal(1);
-      expect(override.err).to.contain('is not loopback');
+      expect(override.stderr).to.contain('is not loopback');
     });
 
     it('applies admin.token_file to an admin address given on the command line, from the first config on', async () => {
@@ -140,14 +135,14 @@ describe('hardening: admin API security', function () {
         cli(['reload'], env),
         cli(['leaks'], { ...env, HOTCONF_ADMIN_TOKEN: newToken() }),
       ]);
-      expect(byFile).to.include({ code: 0, out: 'unchanged (generation 1)\n' });
-      expect(byEnv).to.include({ code: 0, out: 'unchanged (generation 1)\n' });
+      expect(byFile).to.include({ code: 0, stdout: 'unchanged (generation 1)\n' });
+      expect(byEnv).to.include({ code: 0, stdout: 'unchanged (generation 1)\n' });
       expect(leaks.code).to.equal(0);
-      expect(leaks.out).to.contain('ok: nothing leaked');
+      expect(leaks.stdout).to.contain('ok: nothing leaked');
       expect(without.code).to.equal(2);
-      expect(without.err).to.contain('401 (it needs a token)').and.contain('--token-file');
+      expect(without.stderr).to.contain('401 (it needs a token)').and.contain('--token-file');
       expect(wrong.code).to.equal(2);
-      expect(wrong.err).to.contain('401 (it refused the token)');
+      expect(wrong.stderr).to.contain('401 (it refused the token)');
     });
   });
 });
@@ -195,7 +190,7 @@ describe('hardening: secrets never leave the process', function () {
     const child: HotconfChild = spawnHotconf(['run', '--config', file, '--admin', `127.0.0.1:${adminPort}`, '--no-watch', '--log-level', 'debug'], {
       env: { HOTCONF_ADMIN_TOKEN: adminToken },
     });
-    await child.waitForLog('started', (l) => l.msg === 'started');
+    await child.waitForLog('started', event('started'));
     const emitted: { what: string; text: string }[] = [];
     const auth = { authorization: `Bearer ${adminToken}` };
     const adminCall = async (method: string, path: string, headers: Record<string, string> = auth) => {
@@ -205,7 +200,7 @@ describe('hardening: secrets never leave the process', function () {
     };
     const reloadCli = async () => {
       const run = await cli(['reload', '--admin', admin], { HOTCONF_ADMIN_TOKEN: adminToken });
-      emitted.push({ what: 'hotconf reload', text: run.out + run.err });
+      emitted.push({ what: 'hotconf reload', text: run.stdout + run.stderr });
       return run;
     };
 
@@ -229,17 +224,15 @@ describe('hardening: secrets never leave the process', function () {
     for (const [i, text] of invalid.entries()) {
       await writeFile(file, text);
       const run = await reloadCli();
-      expect(run.code, `invalid document ${i}: ${run.out}${run.err}`).to.equal(1);
+      expect(run.code, `invalid document ${i}: ${run.stdout}${run.stderr}`).to.equal(1);
       const validate = await cli(['validate', file]);
       expect(validate.code).to.equal(1);
-      emitted.push({ what: 'hotconf validate', text: validate.out + validate.err });
+      emitted.push({ what: 'hotconf validate', text: validate.stdout + validate.stderr });
       child.process.kill('SIGHUP');
     }
 
     // Failing: a port another process holds.
-    const foreign: Server = createServer();
-    await new Promise<void>((resolve) => foreign.listen(clash, '127.0.0.1', resolve));
-    onCleanup(() => new Promise((resolve) => foreign.close(resolve)));
+    await occupyPort(clash);
     const failing = withSecrets(basicConfig({ port: web, body: 'three' }), '-failing');
     (failing.listeners as unknown[]).push({ name: 'clash', listen: `127.0.0.1:${clash}`, routes: [] });
     await writeFile(file, stringify(failing));
@@ -252,7 +245,7 @@ describe('hardening: secrets never leave the process', function () {
     await adminCall('GET', '/config', {});
     await adminCall('GET', '/config', { authorization: `Bearer ${adminToken}0` });
     const leaks = await cli(['leaks', '--admin', admin, '--json'], { HOTCONF_ADMIN_TOKEN: adminToken });
-    emitted.push({ what: 'hotconf leaks', text: leaks.out + leaks.err });
+    emitted.push({ what: 'hotconf leaks', text: leaks.stdout + leaks.stderr });
     expect(await getText(`http://127.0.0.1:${web}/`)).to.equal('two');
 
     await waitFor('the signal reloads', () => child.logs().filter((l) => l.msg === 'reload' && l.trigger === 'signal').length > 0);
@@ -276,7 +269,7 @@ describe('hardening: secrets never leave the process', function () {
     const faults = new FaultyKinds();
     const web = await freePort();
     const tracing = (service: string) => ({ exporter: 'none', service_name: service, headers: { authorization: `Bearer ${mark}` } });
-    const t = await startDaemon(basicConfig({ port: web, tracing: tracing('a') }), { registry, kinds: faults.kinds, logger: logs.logger });
+    const t = await startDaemon(basicConfig({ port: web, tracing: tracing('a') }), { registry, kinds: faults.kinds, logs });
 
     // create quotes the secret: the result, the reload log and the registry's own log line.
     faults.armCreate({ mode: 'throw', at: 0, kind: 'tracerProvider', message: `exporter rejected header "authorization: Bearer ${mark}"` });
@@ -317,9 +310,9 @@ describe('hardening: the etcd password never leaves the process', function () {
     const admin = `http://127.0.0.1:${adminPort}`;
     const etcdFlags = ['--etcd', etcd.clientUrl, '--key', KEY, '--etcd-user', 'root'];
     const emitted: { what: string; text: string }[] = [];
-    const record = async (what: string, run: Promise<{ code: number | null; out: string; err: string }>) => {
+    const record = async (what: string, run: ReturnType<typeof cli>) => {
       const res = await run;
-      emitted.push({ what, text: res.out + res.err });
+      emitted.push({ what, text: res.stdout + res.stderr });
       return res;
     };
     /** `hotconf put` of `config`, the password from a file or from the environment. */
@@ -342,22 +335,22 @@ describe('hardening: the etcd password never leaves the process', function () {
     expect((await put('invalid', { listeners: [{ name: 'web', listen: 'nowhere' }] }, { env: password })).code).to.equal(1);
     const denied = await put('wrong password', basicConfig({ port: web, body: 'denied' }), { file: wrongFile });
     expect(denied.code).to.equal(2);
-    expect(denied.err).to.match(/authentication failed/i);
+    expect(denied.stderr).to.match(/authentication failed/i);
     // The password in an endpoint URL instead: refused, the flag named, the URL not echoed.
     const inUrl = etcd.clientUrl.replace('http://', `http://root:${password}@`);
     for (const command of ['run', 'put'] as const) {
       const args = command === 'run' ? ['run', '--etcd', inUrl, '--key', KEY, '--admin', `127.0.0.1:${await freePort()}`, '--startup-timeout', '1s'] : ['put', '--etcd', inUrl, '--key', KEY, passwordFile];
       const res = await record(`hotconf ${command} (password in the endpoint URL)`, cli(args));
-      expect(res.code, res.err).to.equal(64);
-      expect(res.err).to.contain(`--etcd: http://${REDACTED}@127.0.0.1:`).and.contain('must not contain credentials').and.contain('--etcd-user');
+      expect(res.code, res.stderr).to.equal(64);
+      expect(res.stderr).to.contain(`--etcd: http://${REDACTED}@127.0.0.1:`).and.contain('must not contain credentials').and.contain('--etcd-user');
     }
     // hotconf run with the wrong password gives up at its startup timeout.
     const refused = await record('hotconf run (wrong password)', cli(['run', ...etcdFlags, '--admin', `127.0.0.1:${await freePort()}`, '--startup-timeout', '1s'], { HOTCONF_ETCD_PASSWORD: wrong }));
     expect(refused.code).to.equal(1);
-    expect(refused.err).to.match(/authentication failed/i);
+    expect(refused.stderr).to.match(/authentication failed/i);
 
     const child = spawnHotconf(['run', ...etcdFlags, '--admin', `127.0.0.1:${adminPort}`, '--log-level', 'debug'], { env: { HOTCONF_ETCD_PASSWORD: password } });
-    await child.waitForLog('started', (l) => l.msg === 'started');
+    await child.waitForLog('started', event('started'));
     expect(await served()).to.equal('one');
     const reloads = (result: string) => child.logs().filter((l) => l.msg === 'reload' && l.result === result).length;
 
@@ -370,9 +363,7 @@ describe('hardening: the etcd password never leaves the process', function () {
     child.process.kill('SIGHUP');
     await waitFor('the re-read to be rejected too', () => reloads('invalid') >= 2);
     // Failing: a port another process holds, through the watch and POST /reload.
-    const foreign: Server = createServer();
-    await new Promise<void>((resolve) => foreign.listen(clash, '127.0.0.1', resolve));
-    onCleanup(() => new Promise((resolve) => foreign.close(resolve)));
+    await occupyPort(clash);
     const failing = basicConfig({ port: web, body: 'three' });
     (failing.listeners as unknown[]).push({ name: 'clash', listen: `127.0.0.1:${clash}`, routes: [] });
     expect((await put('failing', failing, { file: passwordFile })).code).to.equal(0);

@@ -6,12 +6,20 @@ import { Daemon, type DaemonOptions } from '../../lib/daemon.js';
 import { createLogger, type Logger } from '../../lib/log.js';
 import type { ReloadResult } from '../../lib/reload/reloader.js';
 import { FileSource } from '../../lib/sources/file.js';
+import type { ConfigSource } from '../../lib/sources/source.js';
 import { onCleanup } from './cleanup.js';
 import { freePort } from './ports.js';
 import { tempDir } from './tmp.js';
 
+/** A logger and every line it wrote, parsed (`lines`) and raw (`text`). */
+export interface MemoryLogs {
+  logger: Logger;
+  lines(): Record<string, unknown>[];
+  text(): string;
+}
+
 /** A logger that keeps every line as parsed JSON (and the raw text) for assertions. */
-export function memoryLogger(level: 'debug' | 'info' | 'warn' = 'debug'): { logger: Logger; lines: () => Record<string, unknown>[]; text: () => string } {
+export function memoryLogger(level: 'debug' | 'info' | 'warn' = 'debug'): MemoryLogs {
   const raw: string[] = [];
   const stream = new Writable({
     write(chunk: Buffer, _enc, done) {
@@ -44,12 +52,29 @@ export async function writeConfigAtomic(file: string, config: Record<string, unk
   await rename(tmp, file);
 }
 
+/**
+ * A `Daemon` on `source` for specs, not started: it logs to `logs`, binds its admin API on a
+ * free loopback port (unless `options` has `adminListen`, even undefined) and registers no
+ * default metrics; `options` override these. Stopped after the test.
+ */
+export async function specDaemon(source: ConfigSource, logs: MemoryLogs, options: Partial<Omit<DaemonOptions, 'source'>> = {}): Promise<Daemon> {
+  const daemon = new Daemon({
+    source,
+    logger: logs.logger,
+    defaultMetrics: false,
+    ...('adminListen' in options ? {} : { adminListen: `127.0.0.1:${await freePort()}` }),
+    ...options,
+  });
+  onCleanup(() => daemon.stop());
+  return daemon;
+}
+
 export interface TestDaemon {
   daemon: Daemon;
   dir: string;
   file: string;
-  /** The daemon's log lines. */
-  logs: ReturnType<typeof memoryLogger>;
+  /** The daemon's log lines (its source's and registry's too when they log to `logs.logger`). */
+  logs: MemoryLogs;
   /** Admin base URL, e.g. `http://127.0.0.1:41234`. */
   admin: string;
   /** Replace the config file atomically. */
@@ -59,27 +84,20 @@ export interface TestDaemon {
 }
 
 /**
- * Start an in-process daemon on a real config file in a temp dir, admin API on a free loopback
- * port, logs captured. Stopped (and its registry closed) after the test.
+ * Start an in-process daemon (`specDaemon`, not watching unless `watch`) on a real config file in
+ * a temp dir. `logs` is where it logs (default: a new memory logger), for specs that give the
+ * same logger to something built before the daemon (a registry). Stopped (and its registry
+ * closed) after the test.
  */
 export async function startDaemon(
   config: Record<string, unknown> | string,
-  options: Partial<Omit<DaemonOptions, 'source'>> & { watch?: boolean } = {},
+  options: Partial<Omit<DaemonOptions, 'source' | 'logger'>> & { logs?: MemoryLogs } = {},
 ): Promise<TestDaemon> {
   const dir = await tempDir();
   const file = join(dir, 'hotconf.yaml');
-  await writeFile(file, typeof config === 'string' ? config : stringify(config));
-  const logs = memoryLogger();
-  const adminPort = await freePort();
-  const daemon = new Daemon({
-    source: new FileSource({ path: file, logger: logs.logger }),
-    logger: logs.logger,
-    adminListen: `127.0.0.1:${adminPort}`,
-    watch: false,
-    defaultMetrics: false,
-    ...options,
-  });
-  onCleanup(() => daemon.stop());
+  await writeConfigAtomic(file, config);
+  const { logs = memoryLogger(), ...daemonOptions } = options;
+  const daemon = await specDaemon(new FileSource({ path: file, logger: logs.logger }), logs, { watch: false, ...daemonOptions });
   await daemon.start();
   const write = (c: Record<string, unknown> | string) => writeConfigAtomic(file, c);
   return {

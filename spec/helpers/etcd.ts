@@ -9,8 +9,9 @@ import { Etcd3, isRecoverableError } from 'etcd3';
 import { Daemon } from '../../lib/daemon.js';
 import { EtcdSource, type EtcdSourceOptions } from '../../lib/sources/etcd.js';
 import { onCleanup } from './cleanup.js';
-import { memoryLogger } from './daemon.js';
+import { memoryLogger, specDaemon, type MemoryLogs } from './daemon.js';
 import { httpRequest } from './http.js';
+import { sampleValue } from './metrics.js';
 import { freePort } from './ports.js';
 import { tempDir } from './tmp.js';
 import { waitFor } from './wait.js';
@@ -94,11 +95,6 @@ export class EtcdServer {
     onCleanup(() => server.stop());
     await server.#spawn();
     return server;
-  }
-
-  /** Running and not frozen. */
-  get running(): boolean {
-    return this.#child !== undefined;
   }
 
   /**
@@ -218,10 +214,7 @@ export class EtcdServer {
   async rangesServed(): Promise<number> {
     const { status, body } = await this.#get('/metrics');
     if (status !== 200) throw new Error(`etcd /metrics answered ${status}`);
-    return body
-      .split('\n')
-      .filter((line) => line.startsWith('grpc_server_handled_total{') && line.includes('grpc_method="Range"'))
-      .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
+    return sampleValue(body, 'grpc_server_handled_total', { grpc_method: 'Range' }) ?? 0;
   }
 
   /** GET `path` on the client URL (with the client certificate over TLS). */
@@ -300,15 +293,15 @@ export interface EtcdDaemon {
   source: EtcdSource;
   /** The etcd3 client the source uses (specs stub its calls to inject faults). */
   client: Etcd3;
-  logs: ReturnType<typeof memoryLogger>;
+  logs: MemoryLogs;
   /** Admin base URL, e.g. `http://127.0.0.1:41234`. */
   admin: string;
 }
 
 /**
- * An in-process daemon on `key` of `etcd`, admin API on a free loopback port, logs captured,
- * with short backoff and check intervals so recoveries happen quickly. Stopped after the test.
- * `start: false` returns it unstarted (admin bound by `daemon.start()`).
+ * An in-process daemon (`specDaemon`) on `key` of `etcd`, with short backoff and check intervals
+ * so recoveries happen quickly. Stopped after the test. `start: false` returns it unstarted
+ * (admin bound by `daemon.start()`).
  */
 export async function startEtcdDaemon(
   etcd: EtcdServer | { clientUrl: string },
@@ -327,20 +320,25 @@ export async function startEtcdDaemon(
     clientFactory: (o) => (client = new Etcd3(o)),
     ...sourceOptions,
   });
-  const adminPort = await freePort();
-  const daemon = new Daemon({ source, logger: logs.logger, adminListen: `127.0.0.1:${adminPort}`, watch: watch ?? true, defaultMetrics: false });
-  onCleanup(() => daemon.stop());
+  const adminListen = `127.0.0.1:${await freePort()}`; // known before the start, for `admin`
+  const daemon = await specDaemon(source, logs, { adminListen, watch: watch ?? true });
   if (start ?? true) await daemon.start();
-  return { daemon, source, client: client!, logs, admin: `http://127.0.0.1:${adminPort}` };
+  return { daemon, source, client: client!, logs, admin: `http://${adminListen}` };
 }
 
-/** The value of one sample of a Prometheus text exposition (`name{labels}`), 0 when absent. */
-export function metricValue(text: string, sample: string): number {
-  const line = text.split('\n').find((l) => l.startsWith(`${sample} `));
-  return line ? Number(line.slice(sample.length + 1)) : 0;
+/** `source` of a daemon's `GET /config`: `revision` is the mod revision of the value it serves. */
+export interface ServedSource {
+  kind: string;
+  endpoints: string[];
+  key: string;
+  revision: number;
+}
+
+export async function servedSource(admin: string): Promise<ServedSource> {
+  return (JSON.parse((await httpRequest(`${admin}/config`)).body) as { source: ServedSource }).source;
 }
 
 /** Reload log lines (`msg: "reload"`) of a daemon. */
-export function reloadLines(logs: ReturnType<typeof memoryLogger>, trigger?: string): Record<string, unknown>[] {
+export function reloadLines(logs: MemoryLogs, trigger?: string): Record<string, unknown>[] {
   return logs.lines().filter((l) => l.msg === 'reload' && (trigger === undefined || l.trigger === trigger));
 }

@@ -1,6 +1,6 @@
-import { createServer, type Server } from 'node:http';
-import type { Socket } from 'node:net';
+import { createServer } from 'node:http';
 import { onCleanup } from './cleanup.js';
+import { TrackedServer } from './tracked-server.js';
 
 /** A span as received over OTLP/HTTP JSON, flattened for assertions. */
 export interface ReceivedSpan {
@@ -21,19 +21,16 @@ export interface ReceivedSpan {
  */
 export class OtlpReceiver {
   readonly spans: ReceivedSpan[] = [];
-  /** Connections ever accepted. */
-  connectionsOpened = 0;
   /** Export requests received. */
   requests = 0;
   /** Spans received, also when they are not retained. */
   spanCount = 0;
   #retainSpans = true;
-  readonly #sockets = new Set<Socket>();
-  readonly #server: Server;
+  readonly #server: TrackedServer;
   #url = '';
 
   private constructor() {
-    this.#server = createServer((req, res) => {
+    const server = createServer((req, res) => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
@@ -49,12 +46,8 @@ export class OtlpReceiver {
       });
     });
     // Like a collector, keep idle exporter connections open: a leaked agent's socket stays visible.
-    this.#server.keepAliveTimeout = 0;
-    this.#server.on('connection', (socket: Socket) => {
-      this.connectionsOpened += 1;
-      this.#sockets.add(socket);
-      socket.once('close', () => this.#sockets.delete(socket));
-    });
+    server.keepAliveTimeout = 0;
+    this.#server = new TrackedServer(server);
   }
 
   /**
@@ -65,9 +58,7 @@ export class OtlpReceiver {
   static async start(options: { autoClose?: boolean; retainSpans?: boolean } = {}): Promise<OtlpReceiver> {
     const receiver = new OtlpReceiver();
     receiver.#retainSpans = options.retainSpans ?? true;
-    await new Promise<void>((resolve) => receiver.#server.listen(0, '127.0.0.1', () => resolve()));
-    const { port } = receiver.#server.address() as { port: number };
-    receiver.#url = `http://127.0.0.1:${port}/v1/traces`;
+    receiver.#url = `http://127.0.0.1:${await receiver.#server.listen()}/v1/traces`;
     if (options.autoClose ?? true) onCleanup(() => receiver.close());
     return receiver;
   }
@@ -77,14 +68,19 @@ export class OtlpReceiver {
     return this.#url;
   }
 
-  /** TCP connections currently open from exporters. */
-  get openConnections(): number {
-    return this.#sockets.size;
+  /** TCP connections ever accepted from exporters. */
+  get connectionsOpened(): number {
+    return this.#server.connectionsOpened;
   }
 
-  async close(): Promise<void> {
-    for (const socket of this.#sockets) socket.destroy();
-    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  /** TCP connections currently open from exporters. */
+  get openConnections(): number {
+    return this.#server.openConnections;
+  }
+
+  /** Stop listening and destroy every connection. Idempotent. */
+  close(): Promise<void> {
+    return this.#server.close();
   }
 
   #record(body: { resourceSpans?: unknown[] }): void {

@@ -1,4 +1,5 @@
 import { runCleanups } from './cleanup.js';
+import { sleep } from './wait.js';
 
 /** Handle types that belong to the test runner itself (stdio), not to the code under test. */
 const RUNNER_HANDLES = new Set(['TTYWrap', 'PipeWrap', 'FSReqCallback', 'FileHandleCloseReq', 'StatWatcher']);
@@ -6,6 +7,11 @@ const RUNNER_HANDLES = new Set(['TTYWrap', 'PipeWrap', 'FSReqCallback', 'FileHan
 /** Active handles minus the runner's own: what code under test holds open. */
 export function leftoverHandles(): string[] {
   return process.getActiveResourcesInfo().filter((type) => !RUNNER_HANDLES.has(type));
+}
+
+/** How many active handles of `type` (`TCPSocketWrap`, `FSEventWrap`, ...) the process has. */
+export function activeHandles(type: string): number {
+  return process.getActiveResourcesInfo().filter((t) => t === type).length;
 }
 
 function withoutOne(types: string[], type: string): string[] {
@@ -28,7 +34,7 @@ export const mochaHooks = {
     const deadline = Date.now() + 5000;
     let left = leftoverHandles();
     while (left.length > 0 && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await sleep(50);
       // Once this hook has returned its promise, mocha arms its own timeout timer for it (even
       // with this.timeout(0)); that one Timeout is the runner's, not a leak.
       left = withoutOne(leftoverHandles(), 'Timeout');

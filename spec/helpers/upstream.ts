@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import { onCleanup } from './cleanup.js';
+import { TrackedServer } from './tracked-server.js';
 
 /** A data request an upstream received (health probes are counted apart). */
 export interface ReceivedRequest {
@@ -67,15 +67,12 @@ export class TestUpstream {
   healthChecks = 0;
   healthStatus = 200;
   handler: UpstreamHandler;
-  /** TCP connections ever accepted. */
-  connectionsOpened = 0;
-  readonly #sockets = new Set<Socket>();
-  readonly #server: Server;
+  readonly #server: TrackedServer;
   #port = 0;
 
   private constructor(handler: UpstreamHandler) {
     this.handler = handler;
-    this.#server = createServer((req, res) => {
+    const server = createServer((req, res) => {
       if (req.url === '/healthz') {
         this.healthChecks += 1;
         req.resume();
@@ -97,21 +94,13 @@ export class TestUpstream {
       res.once('close', () => (received.aborted = !received.finished));
       this.handler(req, res, received);
     });
-    this.#server.on('connection', (socket: Socket) => {
-      this.connectionsOpened += 1;
-      this.#sockets.add(socket);
-      socket.once('close', () => this.#sockets.delete(socket));
-    });
+    this.#server = new TrackedServer(server);
   }
 
   /** Start on 127.0.0.1 (`port` 0: any); closed after the test. */
   static async start(options: { handler?: UpstreamHandler; port?: number } = {}): Promise<TestUpstream> {
     const upstream = new TestUpstream(options.handler ?? echoJson);
-    await new Promise<void>((resolve, reject) => {
-      upstream.#server.once('error', reject);
-      upstream.#server.listen(options.port ?? 0, '127.0.0.1', () => resolve());
-    });
-    upstream.#port = (upstream.#server.address() as { port: number }).port;
+    upstream.#port = await upstream.#server.listen(options.port);
     onCleanup(() => upstream.close());
     return upstream;
   }
@@ -125,16 +114,19 @@ export class TestUpstream {
     return `http://127.0.0.1:${this.#port}`;
   }
 
+  /** TCP connections ever accepted. */
+  get connectionsOpened(): number {
+    return this.#server.connectionsOpened;
+  }
+
   /** Connections open right now. */
   get openConnections(): number {
-    return this.#sockets.size;
+    return this.#server.openConnections;
   }
 
   /** Stop listening and destroy every connection. Idempotent. */
-  async close(): Promise<void> {
-    if (!this.#server.listening) return;
-    for (const socket of this.#sockets) socket.destroy();
-    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  close(): Promise<void> {
+    return this.#server.close();
   }
 }
 

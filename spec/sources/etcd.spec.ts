@@ -2,23 +2,18 @@ import { expect } from 'chai';
 import type { IWatchResponse } from 'etcd3';
 import sinon from 'sinon';
 import { stringify } from 'yaml';
+import { SourceUnavailableError } from '../../lib/errors.js';
 import { EtcdSource } from '../../lib/sources/etcd.js';
-import { basicConfig } from '../helpers/daemon.js';
-import { EtcdServer, metricValue, reloadLines, startEtcdDaemon } from '../helpers/etcd.js';
+import { onCleanup } from '../helpers/cleanup.js';
+import { basicConfig, memoryLogger } from '../helpers/daemon.js';
+import { EtcdServer, reloadLines, servedSource, startEtcdDaemon } from '../helpers/etcd.js';
 import { getText, httpRequest } from '../helpers/http.js';
+import { metricValue, sampleValue } from '../helpers/metrics.js';
 import { freePort } from '../helpers/ports.js';
-import { sleep, waitFor } from '../helpers/wait.js';
+import { activeHandles } from '../helpers/root-hooks.js';
+import { rejectionOf, waitFor } from '../helpers/wait.js';
 
 const KEY = '/hotconf/config';
-
-async function configOf(admin: string): Promise<{ generation: number; source: { kind: string; key: string; revision: number; endpoints: string[] } }> {
-  const res = await httpRequest(`${admin}/config`);
-  return JSON.parse(res.body);
-}
-
-async function metrics(admin: string): Promise<string> {
-  return (await httpRequest(`${admin}/metrics`)).body;
-}
 
 describe('EtcdSource with a real etcd', function () {
   this.timeout(60_000);
@@ -33,18 +28,18 @@ describe('EtcdSource with a real etcd', function () {
     const first = await etcd.put(KEY, stringify(basicConfig({ port, body: 'one' })));
     const { admin, logs } = await startEtcdDaemon(etcd, KEY);
     expect(await getText(`http://127.0.0.1:${port}/`)).to.equal('one');
-    expect((await configOf(admin)).source).to.deep.equal({ kind: 'etcd', endpoints: [etcd.clientUrl], key: KEY, revision: first });
+    expect((await servedSource(admin))).to.deep.equal({ kind: 'etcd', endpoints: [etcd.clientUrl], key: KEY, revision: first });
 
     const second = await etcd.put(KEY, stringify(basicConfig({ port, body: 'two' })));
     await waitFor('the put to be served', async () => (await getText(`http://127.0.0.1:${port}/`)) === 'two');
-    expect((await configOf(admin)).source.revision).to.equal(second);
+    expect((await servedSource(admin)).revision).to.equal(second);
     const line = reloadLines(logs, 'watch').at(-1)!;
     expect(line).to.include({ result: 'applied' });
     expect((line.source as { revision: number }).revision).to.equal(second);
-    const text = await metrics(admin);
-    expect(metricValue(text, 'hotconf_source_revision')).to.equal(second);
-    expect(metricValue(text, 'hotconf_source_connected')).to.equal(1);
-    expect(metricValue(text, 'hotconf_source_events_total{event="put"}')).to.equal(1);
+    const { body: text } = await httpRequest(`${admin}/metrics`);
+    expect(sampleValue(text, 'hotconf_source_revision')).to.equal(second);
+    expect(sampleValue(text, 'hotconf_source_connected')).to.equal(1);
+    expect(sampleValue(text, 'hotconf_source_events_total', { event: 'put' })).to.equal(1);
   });
 
   const body = (text: string) => stringify(basicConfig({ port, body: text }));
@@ -58,13 +53,13 @@ describe('EtcdSource with a real etcd', function () {
     const line = reloadLines(logs, 'watch').find((l) => l.result === 'invalid')!;
     expect(JSON.stringify(line.errors)).to.match(/listeners\.0\.listen/);
     expect(await served()).to.equal('good');
-    expect(metricValue(await metrics(admin), 'hotconf_reloads_total{result="invalid"}')).to.equal(1);
+    expect(await metricValue(admin, 'hotconf_reloads_total', { result: 'invalid' })).to.equal(1);
     // The served config is still the last good one, with its own revision.
-    expect((await configOf(admin)).source.revision).to.be.below(bad);
+    expect((await servedSource(admin)).revision).to.be.below(bad);
 
     const fixed = await etcd.put(KEY, body('fixed'));
     await waitFor('the next valid put to be served', async () => (await served()) === 'fixed');
-    expect((await configOf(admin)).source.revision).to.equal(fixed);
+    expect((await servedSource(admin)).revision).to.equal(fixed);
   });
 
   it('keeps serving when the key is deleted, warns and counts the delete', async () => {
@@ -73,9 +68,9 @@ describe('EtcdSource with a real etcd', function () {
     const deleted = await etcd.delete(KEY);
     await waitFor('the delete to be logged', () => logs.lines().find((l) => l.msg === 'key_deleted'));
     expect(logs.lines().find((l) => l.msg === 'key_deleted')).to.include({ level: 40, key: KEY, revision: deleted });
-    expect(metricValue(await metrics(admin), 'hotconf_source_events_total{event="delete"}')).to.equal(1);
+    expect(await metricValue(admin, 'hotconf_source_events_total', { event: 'delete' })).to.equal(1);
     expect(await served()).to.equal('kept');
-    expect((await configOf(admin)).source.revision).to.equal(first);
+    expect((await servedSource(admin)).revision).to.equal(first);
     // A reload re-reads the key: absent, so nothing to apply and the config keeps serving.
     const reload = await httpRequest(`${admin}/reload`, { method: 'POST' });
     expect(reload.status).to.equal(422);
@@ -84,7 +79,7 @@ describe('EtcdSource with a real etcd', function () {
 
     const again = await etcd.put(KEY, body('back'));
     await waitFor('the recreated key to be served', async () => (await served()) === 'back');
-    expect((await configOf(admin)).source.revision).to.equal(again);
+    expect((await servedSource(admin)).revision).to.equal(again);
   });
 
   it('re-reads the key on POST /reload and fails (not invalid) while etcd is down, serving on', async () => {
@@ -97,7 +92,7 @@ describe('EtcdSource with a real etcd', function () {
     expect(JSON.parse(res.body)).to.include({ result: 'applied' });
     expect(range.callCount).to.equal(1);
     expect(range.firstCall.args[0]).to.not.have.property('serializable');
-    expect((await configOf(admin)).source.revision).to.equal(second);
+    expect((await servedSource(admin)).revision).to.equal(second);
 
     await etcd.kill();
     const down = await httpRequest(`${admin}/reload`, { method: 'POST' });
@@ -121,7 +116,7 @@ describe('EtcdSource with a real etcd', function () {
     for (const text of ['during-1', 'during-2', 'during-3']) revisions.push(await etcd.put(KEY, body(text)));
     range.restore();
     await waitFor('the last write of the outage to be served', async () => (await served()) === 'during-3', 30_000);
-    expect((await configOf(admin)).source.revision).to.equal(revisions.at(-1));
+    expect((await servedSource(admin)).revision).to.equal(revisions.at(-1));
     await waitFor('the reconnect to be counted', () => source.stats().reconnects === 1);
     const afterOutage = reloadLines(logs, 'watch');
     // One reload per change delivered, never a second one for the same revision.
@@ -133,8 +128,8 @@ describe('EtcdSource with a real etcd', function () {
 
     const after = await etcd.put(KEY, body('after'));
     await waitFor('a put after the reconnect to be served', async () => (await served()) === 'after');
-    expect((await configOf(admin)).source.revision).to.equal(after);
-    expect(metricValue(await metrics(admin), 'hotconf_source_reconnects_total')).to.equal(1);
+    expect((await servedSource(admin)).revision).to.equal(after);
+    expect(await metricValue(admin, 'hotconf_source_reconnects_total')).to.equal(1);
   });
 
   it('loses no write between the initial get and the watch', async () => {
@@ -150,8 +145,27 @@ describe('EtcdSource with a real etcd', function () {
     const started = await daemon.start();
     expect(started.result).to.equal('applied');
     await waitFor('the writes made before the watch to be served', async () => (await served()) === 'between-2');
-    expect((await configOf(admin)).source.revision).to.equal(revisions[1]);
+    expect((await servedSource(admin)).revision).to.equal(revisions[1]);
     expect(revisions[0]).to.equal(first + 1);
+  });
+
+  it('counts and logs a delete that reaches the watch in one response with a later put', async () => {
+    await etcd.put(KEY, body('read'));
+    const { daemon, source, logs } = await startEtcdDaemon(etcd, KEY, { start: false });
+    // Both land after start's read and before the watch: its catch-up response holds both events.
+    let deleted = 0;
+    let recreated = 0;
+    const watch = source.watch.bind(source);
+    sinon.stub(source, 'watch').callsFake(async (handlers) => {
+      deleted = await etcd.delete(KEY);
+      recreated = await etcd.put(KEY, body('recreated'));
+      return watch(handlers);
+    });
+    expect((await daemon.start()).result).to.equal('applied');
+    await waitFor('the recreated key to be served', async () => (await served()) === 'recreated');
+    expect(source.stats().events).to.deep.equal({ put: 1, delete: 1 });
+    expect(logs.lines().filter((l) => l.msg === 'key_deleted')).to.have.length(1).and.to.have.nested.property('[0].revision', deleted);
+    expect(source.stats().revision).to.equal(recreated);
   });
 
   it('coalesces a burst of 100 puts within a second to the final value, seeing every event', async () => {
@@ -162,7 +176,7 @@ describe('EtcdSource with a real etcd', function () {
     const last = Math.max(...puts);
     const final = `burst-${puts.indexOf(last)}`;
     await waitFor('the final value of the burst to be served', async () => (await served()) === final);
-    expect((await configOf(admin)).source.revision).to.equal(last);
+    expect((await servedSource(admin)).revision).to.equal(last);
     await waitFor('every put event to be seen', () => source.stats().events.put === 100);
     const reloads = reloadLines(logs, 'watch').slice(before);
     console.log(`      burst: 100 puts -> ${reloads.length} reloads (${reloads.filter((l) => l.result === 'applied').length} applied)`);
@@ -191,7 +205,7 @@ describe('EtcdSource with a real etcd', function () {
     expect((await slow).result).to.equal('applied');
     await daemon.reloader.idle();
     expect(await served()).to.equal(`burst-${puts.indexOf(last)}`);
-    expect((await configOf(admin)).source.revision).to.equal(last);
+    expect((await servedSource(admin)).revision).to.equal(last);
     // The slow re-read already read the final value; the 100 pushed documents became one reload.
     const watchReloads = reloadLines(logs, 'watch');
     expect(watchReloads).to.have.length(1);
@@ -204,12 +218,12 @@ describe('EtcdSource with a real etcd', function () {
     await etcd.wipe();
     const fresh = await etcd.put(KEY, body('fresh'));
     await waitFor('the value of the new history to be served', async () => (await served()) === 'fresh', 30_000);
-    expect((await configOf(admin)).source.revision).to.equal(fresh);
+    expect((await servedSource(admin)).revision).to.equal(fresh);
     expect(source.stats().resyncs.revision_backwards).to.equal(1);
-    expect(metricValue(await metrics(admin), 'hotconf_source_resyncs_total{reason="revision_backwards"}')).to.equal(1);
+    expect(await metricValue(admin, 'hotconf_source_resyncs_total', { reason: 'revision_backwards' })).to.equal(1);
     const next = await etcd.put(KEY, body('next'));
     await waitFor('puts after the resync to be served', async () => (await served()) === 'next');
-    expect((await configOf(admin)).source.revision).to.equal(next);
+    expect((await servedSource(admin)).revision).to.equal(next);
   });
 
   it('resyncs when the cluster ID changed (cluster rebuilt)', async () => {
@@ -219,7 +233,7 @@ describe('EtcdSource with a real etcd', function () {
     for (let i = 0; i < 5; i += 1) await etcd.put('/other', String(i));
     const fresh = await etcd.put(KEY, body('rebuilt'));
     await waitFor('the value of the new cluster to be served', async () => (await served()) === 'rebuilt', 30_000);
-    expect((await configOf(admin)).source.revision).to.equal(fresh);
+    expect((await servedSource(admin)).revision).to.equal(fresh);
     expect(source.stats().resyncs.cluster_id_changed).to.equal(1);
   });
 
@@ -244,17 +258,17 @@ describe('EtcdSource with a real etcd', function () {
     const stuck = await etcd.put(KEY, body('stuck'));
     await waitFor('the stalled watch to be resynced and the value served', async () => (await served()) === 'stuck', 30_000);
     expect(source.stats().resyncs.watch_stalled).to.equal(1);
-    expect((await configOf(admin)).source.revision).to.equal(stuck);
+    expect((await servedSource(admin)).revision).to.equal(stuck);
     expect(logs.lines().find((l) => l.msg === 'resync')).to.include({ reason: 'watch_stalled' });
     const next = await etcd.put(KEY, body('flowing'));
     await waitFor('the new watcher to deliver', async () => (await served()) === 'flowing');
-    expect((await configOf(admin)).source.revision).to.equal(next);
+    expect((await servedSource(admin)).revision).to.equal(next);
   });
 
   it('stops promptly and leaves nothing open while etcd is frozen (SIGSTOP)', async () => {
     await etcd.put(KEY, body('one'));
     // grpc-js unrefs idle connections: an open socket here is a call still running (the watch).
-    const sockets = () => process.getActiveResourcesInfo().filter((type) => type === 'TCPSocketWrap').length;
+    const sockets = () => activeHandles('TCPSocketWrap');
     const before = sockets();
     const { daemon, source } = await startEtcdDaemon(etcd, KEY);
     expect(sockets()).to.be.above(before);
@@ -275,5 +289,31 @@ describe('EtcdSource options', () => {
         .with.property('message')
         .that.does.not.contain('pa55word');
     }
+  });
+});
+
+describe('EtcdSource closed while it waits for etcd at start', () => {
+  /** A delay far beyond the test: a close can only land during the backoff sleep. */
+  const LONG_BACKOFF = { initialMs: 600_000, maxMs: 600_000 };
+
+  it('rejects the pending read with SourceUnavailableError, as a closed source does', async () => {
+    const logs = memoryLogger();
+    const source = new EtcdSource({ endpoints: [`http://127.0.0.1:${await freePort()}`], key: KEY, logger: logs.logger, backoff: LONG_BACKOFF });
+    onCleanup(() => source.close());
+    const read = rejectionOf(source.read());
+    await waitFor('a startup retry', () => logs.lines().some((l) => l.msg === 'etcd_startup_retry'));
+    await source.close();
+    const error = await read;
+    expect(error).to.be.instanceOf(SourceUnavailableError);
+    expect(error.message).to.equal(`${KEY}: the etcd source is closed`);
+  });
+
+  it('lets a daemon stopped meanwhile give up its start without logging a crashed reload', async () => {
+    const { daemon, logs } = await startEtcdDaemon({ clientUrl: `http://127.0.0.1:${await freePort()}` }, KEY, { start: false, backoff: LONG_BACKOFF });
+    const start = rejectionOf(daemon.start());
+    await waitFor('a startup retry', () => logs.lines().some((l) => l.msg === 'etcd_startup_retry'));
+    expect((await daemon.stop()).ok).to.equal(true);
+    expect((await start).message).to.equal(`cannot start: failed config: ${KEY}: the etcd source is closed`);
+    expect(logs.lines().filter((l) => Number(l.level) >= 50)).to.deep.equal([]);
   });
 });

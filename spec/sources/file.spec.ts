@@ -6,8 +6,9 @@ import { SourceReadError } from '../../lib/errors.js';
 import { FileSource } from '../../lib/sources/file.js';
 import type { RawDocument } from '../../lib/sources/source.js';
 import { onCleanup } from '../helpers/cleanup.js';
+import { activeHandles } from '../helpers/root-hooks.js';
 import { tempDir } from '../helpers/tmp.js';
-import { rejectionOf, sleep, waitFor } from '../helpers/wait.js';
+import { rejectionOf, waitFor } from '../helpers/wait.js';
 
 /** A watching FileSource that records what it reports; closed after the test. */
 async function watched(path: string) {
@@ -18,6 +19,13 @@ async function watched(path: string) {
   await source.read();
   await source.watch({ onDocument: (d) => docs.push(d), onError: (e) => errors.push(e) });
   return { source, docs, errors, texts: () => docs.map((d) => d.text) };
+}
+
+/** `c.yaml` holding `v: 0` in a fresh temp dir, read and watched (see `watched`). */
+async function watchedFile() {
+  const file = join(await tempDir(), 'c.yaml');
+  await writeFile(file, 'v: 0\n');
+  return { file, ...(await watched(file)) };
 }
 
 describe('FileSource', () => {
@@ -50,29 +58,20 @@ describe('FileSource', () => {
 
   describe('watch', () => {
     it('reports an in-place write', async () => {
-      const dir = await tempDir();
-      const file = join(dir, 'c.yaml');
-      await writeFile(file, 'v: 0\n');
-      const w = await watched(file);
+      const { file, ...w } = await watchedFile();
       await writeFile(file, 'v: 1\n');
       await waitFor('the write to be reported', () => w.texts().includes('v: 1\n'));
     });
 
     it('reports an editor rename-save (write a temp file, rename over)', async () => {
-      const dir = await tempDir();
-      const file = join(dir, 'c.yaml');
-      await writeFile(file, 'v: 0\n');
-      const w = await watched(file);
+      const { file, ...w } = await watchedFile();
       await writeFile(`${file}.swp`, 'v: 2\n');
       await rename(`${file}.swp`, file);
       await waitFor('the rename to be reported', () => w.texts().includes('v: 2\n'));
     });
 
     it('reports a delete as an error, keeps watching and reports the recreated file', async () => {
-      const dir = await tempDir();
-      const file = join(dir, 'c.yaml');
-      await writeFile(file, 'v: 0\n');
-      const w = await watched(file);
+      const { file, ...w } = await watchedFile();
       await unlink(file);
       await waitFor('the delete to be reported', () => w.errors.some((e) => e.message.includes('ENOENT')));
       expect(w.docs).to.have.length(0);
@@ -100,10 +99,7 @@ describe('FileSource', () => {
     });
 
     it('reports nothing when the file is touched without a content change', async () => {
-      const dir = await tempDir();
-      const file = join(dir, 'c.yaml');
-      await writeFile(file, 'v: 0\n');
-      const w = await watched(file);
+      const { file, ...w } = await watchedFile();
       await writeFile(file, 'v: 0\n');
       await utimes(file, new Date(), new Date());
       await writeFile(file, 'v: 4\n'); // a real change after the no-ops, to know the events were processed
@@ -112,25 +108,28 @@ describe('FileSource', () => {
     });
 
     it('debounces a burst of writes into the final content', async () => {
-      const dir = await tempDir();
-      const file = join(dir, 'c.yaml');
-      await writeFile(file, 'v: 0\n');
-      const w = await watched(file);
+      const { file, ...w } = await watchedFile();
       for (let i = 1; i <= 20; i++) await writeFile(file, `v: ${i}\n`);
       await waitFor('the last write', () => w.texts().includes('v: 20\n'));
-      await sleep(100);
-      expect(w.docs.length).to.be.lessThan(20);
-      expect(w.texts().at(-1)).to.equal('v: 20\n');
+      // A later change, once reported, proves every event of the burst has been handled.
+      await writeFile(file, 'v: 21\n');
+      await waitFor('the later change', () => w.texts().includes('v: 21\n'));
+      const burst = w.texts().slice(0, -1);
+      expect(burst.length).to.be.lessThan(20);
+      expect(burst.at(-1)).to.equal('v: 20\n');
     });
 
     it('stops reporting and releases its watchers on close', async () => {
-      const dir = await tempDir();
-      const file = join(dir, 'c.yaml');
-      await writeFile(file, 'v: 0\n');
-      const w = await watched(file);
+      const fsWatchers = () => activeHandles('FSEventWrap');
+      const before = fsWatchers();
+      const { file, ...w } = await watchedFile();
+      expect(fsWatchers()).to.be.above(before);
       await w.source.close();
+      await waitFor('its file-system watchers to be released', () => fsWatchers() === before);
+      // A second source reports the next write: by then the closed one would have reported it too.
+      const witness = await watched(file);
       await writeFile(file, 'v: 9\n');
-      await sleep(150);
+      await waitFor('the witness to report the write', () => witness.texts().includes('v: 9\n'));
       expect(w.docs).to.have.length(0);
     });
   });

@@ -2,9 +2,7 @@
  * Commands for the model-based reload test: each acts on the real daemon (in-process, real
  * file, real sockets, real signals) and on the model, then checks the invariants.
  */
-import { writeFile, rename } from 'node:fs/promises';
 import { Agent, request as httpRequest } from 'node:http';
-import { createServer } from 'node:net';
 import { expect } from 'chai';
 import fc from 'fast-check';
 import sinon from 'sinon';
@@ -13,7 +11,9 @@ import type { ReloadResult } from '../../../lib/reload/reloader.js';
 import { TARGET_HEALTH_KIND } from '../../../lib/resources/health.js';
 import { LISTENER_KIND } from '../../../lib/resources/listener.js';
 import { TRACER_PROVIDER_KIND } from '../../../lib/resources/tracing.js';
+import { writeConfigAtomic } from '../../helpers/daemon.js';
 import { connectionRefused } from '../../helpers/http.js';
+import { occupyPort } from '../../helpers/ports.js';
 import { waitFor } from '../../helpers/wait.js';
 import type { FaultyKinds } from '../support/faults.js';
 import {
@@ -127,10 +127,11 @@ function expectReloadOfFile(model: Model, result: ReloadResult): void {
   }
 }
 
-async function writeAtomic(file: string, text: string): Promise<void> {
-  const tmp = `${file}.tmp`;
-  await writeFile(tmp, text);
-  await rename(tmp, file);
+/** Replace the config file with `spec` in `style`, as the model's file from now on. */
+async function writeSpec(model: Model, real: Real, spec: ConfigSpec, style: RenderStyle): Promise<void> {
+  await writeConfigAtomic(real.file, renderConfig(spec, real.pools, style));
+  model.file = spec;
+  model.fileStyle = style;
 }
 
 /** `request` on `agent`, retried once on a fresh connection if a reused one was closed under it. */
@@ -161,11 +162,16 @@ function probeRequest(probe: (typeof PROBES)[number]): ModelRequest {
   return { method: 'GET', path: probe.path, host: probe.host, bodyBytes: 0 };
 }
 
+/** Add `by` to `counts[name]` (the run statistics). */
+function bump(counts: Record<string, number>, name: string, by = 1): void {
+  counts[name] = (counts[name] ?? 0) + by;
+}
+
 /** Count a served response by what answered it, for the run statistics. */
 function observe(real: Real, listener: ConfigSpec['listeners'][number], request: ModelRequest, status: number): void {
   const route = matchRoute(listener, request.path, request.host);
   const what = route?.action.type === 'proxy' ? `proxied ${status}` : 'answered';
-  real.observed[what] = (real.observed[what] ?? 0) + 1;
+  bump(real.observed, what);
 }
 
 /**
@@ -244,7 +250,7 @@ async function checkHealth(model: Model, real: Real): Promise<void> {
   for (const state of states) if (model.settled.has(state.key)) expect(state.healthy(), `kept health state ${state.key} (live: ${state.live})`).to.equal(state.live);
   const unsettled = states.filter((s) => s.healthy() !== s.live);
   if (unsettled.length > 0) {
-    real.observed['health settle waits'] = (real.observed['health settle waits'] ?? 0) + 1;
+    bump(real.observed, 'health settle waits');
     await waitFor(`health states ${unsettled.map((s) => s.key).join(', ')} to settle`, () => states.every((s) => s.healthy() === s.live), 20_000);
   }
   model.settled = new Set(states.map((s) => s.key));
@@ -252,8 +258,9 @@ async function checkHealth(model: Model, real: Real): Promise<void> {
 
 type ModelCommand = fc.AsyncCommand<Model, Real>;
 
+/** Count a command run. */
 function tally(real: Real, name: string): void {
-  real.stats[name] = (real.stats[name] ?? 0) + 1;
+  bump(real.stats, name);
 }
 
 /** Write a valid config and reload: applied, or unchanged when it is the active config in another style. */
@@ -266,9 +273,7 @@ class WriteValid implements ModelCommand {
   async run(model: Model, real: Real): Promise<void> {
     const same = specKey(this.spec) === specKey(model.active);
     tally(real, same ? 'write valid (unchanged)' : 'write valid');
-    await writeAtomic(real.file, renderConfig(this.spec, real.pools, this.style));
-    model.file = this.spec;
-    model.fileStyle = this.style;
+    await writeSpec(model, real, this.spec, this.style);
     expectReloadOfFile(model, await real.daemon.reload('api'));
     await checkInvariants(model, real);
   }
@@ -281,9 +286,7 @@ class RewriteActive implements ModelCommand {
   check = () => true;
   async run(model: Model, real: Real): Promise<void> {
     tally(real, 'rewrite active');
-    await writeAtomic(real.file, renderConfig(model.active, real.pools, this.style));
-    model.file = model.active;
-    model.fileStyle = this.style;
+    await writeSpec(model, real, model.active, this.style);
     expectReloadOfFile(model, await real.daemon.reload('api'));
     await checkInvariants(model, real);
   }
@@ -301,7 +304,7 @@ class WriteInvalid implements ModelCommand {
   async run(model: Model, real: Real): Promise<void> {
     tally(real, `write invalid (${this.corruption.type})`);
     const { text, path } = corrupt(this.spec, real.pools, this.style, this.corruption);
-    await writeAtomic(real.file, text);
+    await writeConfigAtomic(real.file, text);
     model.file = 'invalid';
     const result = await real.daemon.reload('api');
     expect(result.result, JSON.stringify(result)).to.equal('invalid');
@@ -341,9 +344,7 @@ class FailingReload implements ModelCommand {
     const failing = creates[this.at % creates.length]!;
     tally(real, `failing create (${this.mode} ${failing.kind})`);
     real.faults.armCreate({ mode: this.mode, at: this.at % creates.length });
-    await writeAtomic(real.file, renderConfig(this.spec, real.pools, this.style));
-    model.file = this.spec;
-    model.fileStyle = this.style;
+    await writeSpec(model, real, this.spec, this.style);
     const result = await real.daemon.reload('api');
     real.faults.disarm();
     expect(result, JSON.stringify(result)).to.deep.include({ result: 'failed', generation: model.generation, path: failing.path });
@@ -367,12 +368,9 @@ class PortClash implements ModelCommand {
     const spec: ConfigSpec = this.spec.listeners.some((l) => l.port === clash)
       ? this.spec
       : { ...this.spec, listeners: this.spec.listeners.map((l, i) => (i === 0 ? { ...l, port: clash, name: `${l.name}-clash` } : l)) };
-    const foreign = createServer();
-    await new Promise<void>((resolve, reject) => foreign.once('error', reject).listen(real.pools.ports[clash], '127.0.0.1', () => resolve()));
+    const foreign = await occupyPort(real.pools.ports[clash]!);
     try {
-      await writeAtomic(real.file, renderConfig(spec, real.pools, this.style));
-      model.file = spec;
-      model.fileStyle = this.style;
+      await writeSpec(model, real, spec, this.style);
       const result = await real.daemon.reload('api');
       const acquires = acquiresOf(model.active, spec, this.style);
       const failAt = acquires.findIndex((a) => a.kind === LISTENER_KIND && a.key === listenerKey(clash));
@@ -380,7 +378,7 @@ class PortClash implements ModelCommand {
       expect(result.error).to.contain('EADDRINUSE');
       count(model, acquires, failAt);
     } finally {
-      await new Promise((resolve) => foreign.close(resolve));
+      await foreign.release();
     }
     await checkInvariants(model, real);
   }
@@ -400,11 +398,7 @@ class SighupBurst implements ModelCommand {
   check = () => true;
   async run(model: Model, real: Real): Promise<void> {
     tally(real, 'sighup burst');
-    if (this.spec) {
-      await writeAtomic(real.file, renderConfig(this.spec, real.pools, this.style));
-      model.file = this.spec;
-      model.fileStyle = this.style;
-    }
+    if (this.spec) await writeSpec(model, real, this.spec, this.style);
     const exit = sinon.spy();
     let delivered = 0;
     const countSignal = () => (delivered += 1);
@@ -423,7 +417,7 @@ class SighupBurst implements ModelCommand {
     expect(exit.called).to.equal(false);
     expect(reloads.every((r) => r.trigger === 'signal')).to.equal(true);
     expect(reloads.length, `${this.count} SIGHUPs → reloads`).to.be.within(1, 3);
-    real.observed['sighup burst reloads'] = (real.observed['sighup burst reloads'] ?? 0) + reloads.length;
+    bump(real.observed, 'sighup burst reloads', reloads.length);
     // The first reload reads the file as it is; any later one finds it unchanged.
     expectReloadOfFile(model, reloads[0]!.result);
     for (const later of reloads.slice(1)) expect(later.result.result).to.be.oneOf(model.file === 'invalid' ? ['invalid'] : ['unchanged']);
@@ -451,7 +445,7 @@ class KeepaliveRequest implements ModelCommand {
     expect({ status: res.status, body: res.body }).to.deep.equal(expectedResponse(model.active, listener, request, model.cursors));
     const epoch = model.listenerEpoch[listener.port]!;
     expect(res.reused, 'the kept connection was reused').to.equal(model.keptAt[listener.port] === epoch);
-    if (res.reused) real.observed['keepalive reused'] = (real.observed['keepalive reused'] ?? 0) + 1;
+    if (res.reused) bump(real.observed, 'keepalive reused');
     model.keptAt[listener.port] = epoch;
     await checkInvariants(model, real);
   }
