@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import { request, type Agent, type IncomingHttpHeaders } from 'node:http';
 
 export interface HttpResponse {
@@ -42,12 +43,21 @@ export async function getText(url: string, agent?: Agent): Promise<string> {
   return res.body;
 }
 
-/** True when nothing accepts connections on 127.0.0.1:`port` (the connect is refused). */
-export async function connectionRefused(port: number): Promise<boolean> {
-  try {
-    await httpRequest(`http://127.0.0.1:${port}/`);
-    return false;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'ECONNREFUSED';
-  }
+/**
+ * True when nothing accepts connections on 127.0.0.1:`port` (the connect is refused). A plain
+ * TCP connect, closed at once: no request is sent, so a probe that lands while a listener is
+ * still open is not proxied anywhere and cannot be held by an upstream.
+ */
+export function connectionRefused(port: number): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'ECONNREFUSED') resolve(true);
+      else reject(error);
+    });
+  });
 }
