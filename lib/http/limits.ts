@@ -23,8 +23,8 @@ export interface HttpLimits {
   maxHeaderBytes: number;
   /**
    * Largest request body a client may declare with `Content-Length`, in bytes; checked by
-   * `rejectOversizedBody`, which listeners call before routing. (The admin API bounds the bodies
-   * it reads on its own, at 64 KiB.)
+   * `rejectOversizedBody`, which listeners call before routing. The admin API sets its own,
+   * smaller value (64 KiB by default) and also bounds the bytes it actually reads by it.
    */
   maxBodyBytes: number;
 }

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { open, realpath } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
+import { DEFAULT_MAX_DOCUMENT_BYTES } from '../config/parse.js';
 import { SourceReadError, errorMessage } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { ConfigSource, RawDocument, SourceInfo, SourceWatchHandlers } from './source.js';
@@ -11,7 +12,7 @@ export interface FileSourceOptions {
   path: string;
   /** Quiet period after the last file-system event before the file is re-read, in ms. Default 25. */
   debounceMs?: number;
-  /** Files larger than this are refused without being read, in bytes. Default 1 MiB. */
+  /** Files larger than this are refused without being read, in bytes. Default `DEFAULT_MAX_DOCUMENT_BYTES` (1 MiB). */
   maxDocumentBytes?: number;
   logger?: Logger;
 }
@@ -44,7 +45,7 @@ export class FileSource implements ConfigSource {
   constructor(options: FileSourceOptions) {
     this.path = resolve(options.path);
     this.#debounceMs = options.debounceMs ?? 25;
-    this.#maxBytes = options.maxDocumentBytes ?? 1024 * 1024;
+    this.#maxBytes = options.maxDocumentBytes ?? DEFAULT_MAX_DOCUMENT_BYTES;
     this.#log = (options.logger ?? silentLogger()).child({ component: 'source', source: 'file' });
   }
 
