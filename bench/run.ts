@@ -11,7 +11,7 @@ import { machineFacts, round } from './lib/util.js';
 import { registryPart } from './parts/registry.js';
 import { reloadEtcdPart } from './parts/reload-etcd.js';
 import { reloadFilePart } from './parts/reload-file.js';
-import { eagerPart, soakPart, type SoakRun } from './parts/soak.js';
+import { eagerPart, type SoakRun, soakPart } from './parts/soak.js';
 import { stormPart } from './parts/storm.js';
 
 const RESULTS = fileURLToPath(new URL('./results/', import.meta.url));
@@ -39,7 +39,8 @@ const PARTS: Part[] = [
   {
     name: 'registry',
     run: registryPart,
-    line: (r) => `registry: reuse path ${fmt(r.acquire_release_ops_per_s)} ops/s vs raw Map ${fmt(r.raw_map_ops_per_s)} ops/s (ratio ${round(Number(r.ratio_to_raw_map), 3)})`,
+    line: (r) =>
+      `registry: reuse path ${fmt(r.acquire_release_ops_per_s)} ops/s vs raw Map ${fmt(r.raw_map_ops_per_s)} ops/s (ratio ${round(Number(r.ratio_to_raw_map), 3)})`,
   },
   {
     name: 'reload_file',
@@ -60,12 +61,14 @@ const PARTS: Part[] = [
   {
     name: 'soak',
     run: async (quick) => soakResult('hotconf', await soakPart(quick ? 1000 : 5000)),
-    line: (r) => `soak: ${r.reloads} reloads, fd Δ ${r.fd_delta}, handles Δ ${r.handles_delta}, heap Δ ${fmt(r.heap_delta_bytes)} B, exporter sockets leaked ${r.sockets_leaked}`,
+    line: (r) =>
+      `soak: ${r.reloads} reloads, fd Δ ${r.fd_delta}, handles Δ ${r.handles_delta}, heap Δ ${fmt(r.heap_delta_bytes)} B, exporter sockets leaked ${r.sockets_leaked}`,
   },
   {
     name: 'eager_counterfactual',
     run: async (quick) => soakResult('eager (Caddy pattern)', await eagerPart(quick ? 1000 : 5000)),
-    line: (r) => `eager counterfactual: ${r.reloads} reloads, sockets leaked ${r.sockets_leaked}, fd Δ ${r.fd_delta}, handles Δ ${r.handles_delta}, heap Δ ${fmt(r.heap_delta_bytes)} B`,
+    line: (r) =>
+      `eager counterfactual: ${r.reloads} reloads, sockets leaked ${r.sockets_leaked}, fd Δ ${r.fd_delta}, handles Δ ${r.handles_delta}, heap Δ ${fmt(r.heap_delta_bytes)} B`,
   },
 ];
 
@@ -86,7 +89,11 @@ function goals(r: Results): Goal[] {
   const n = (part: string, field: string) => Number(r[part]?.[field]);
   out.push(
     has('registry')
-      ? { goal: 'registry reuse path ≥ 0.2 × raw Map loop', measured: `${round(n('registry', 'ratio_to_raw_map'), 3)} ×`, met: n('registry', 'ratio_to_raw_map') >= 0.2 }
+      ? {
+          goal: 'registry reuse path ≥ 0.2 × raw Map loop',
+          measured: `${round(n('registry', 'ratio_to_raw_map'), 3)} ×`,
+          met: n('registry', 'ratio_to_raw_map') >= 0.2,
+        }
       : { goal: 'registry reuse path ≥ 0.2 × raw Map loop', measured: 'not run', met: null },
   );
   out.push(
@@ -100,8 +107,16 @@ function goals(r: Results): Goal[] {
   } else out.push({ goal: 'etcd put → served p50 ≤ 3 × raw watch round trip', measured: 'not run', met: null });
   if (has('storm')) {
     const ratio = n('storm', 'storm_rps') / n('storm', 'baseline_rps');
-    out.push({ goal: 'storm throughput ≥ 0.9 × baseline, zero errors', measured: `${round(ratio, 3)} ×, ${n('storm', 'errors')} errors`, met: ratio >= 0.9 && n('storm', 'errors') === 0 });
-    out.push({ goal: 'proxy throughput vs Caddy (same machine)', measured: `${round(n('storm', 'baseline_rps') / n('storm', 'caddy_baseline_rps'), 2)} ×`, met: null });
+    out.push({
+      goal: 'storm throughput ≥ 0.9 × baseline, zero errors',
+      measured: `${round(ratio, 3)} ×, ${n('storm', 'errors')} errors`,
+      met: ratio >= 0.9 && n('storm', 'errors') === 0,
+    });
+    out.push({
+      goal: 'proxy throughput vs Caddy (same machine)',
+      measured: `${round(n('storm', 'baseline_rps') / n('storm', 'caddy_baseline_rps'), 2)} ×`,
+      met: null,
+    });
   } else out.push({ goal: 'storm throughput ≥ 0.9 × baseline, zero errors', measured: 'not run', met: null });
   if (has('soak')) {
     const fd = n('soak', 'fd_delta');
@@ -109,7 +124,11 @@ function goals(r: Results): Goal[] {
     out.push({ goal: 'soak fd and handle deltas ≤ 3', measured: `fd Δ ${fd}, handles Δ ${handles}`, met: fd <= 3 && handles <= 3 });
   }
   if (has('eager_counterfactual')) {
-    out.push({ goal: 'eager counterfactual leak shown beside it', measured: `${n('eager_counterfactual', 'sockets_leaked')} sockets over ${n('eager_counterfactual', 'reloads')} reloads`, met: n('eager_counterfactual', 'sockets_leaked') > 0 });
+    out.push({
+      goal: 'eager counterfactual leak shown beside it',
+      measured: `${n('eager_counterfactual', 'sockets_leaked')} sockets over ${n('eager_counterfactual', 'reloads')} reloads`,
+      met: n('eager_counterfactual', 'sockets_leaked') > 0,
+    });
   }
   return out;
 }
@@ -119,7 +138,11 @@ function markdown(r: Results, machine: ReturnType<typeof machineFacts>, quick: b
   for (const [part, fields] of Object.entries(r)) {
     for (const [field, value] of Object.entries(fields)) rows.push(`| ${part} | ${field} | ${typeof value === 'number' ? fmt(value) : String(value)} |`);
   }
-  const goalRows = ['| goal | measured | met |', '|---|---|---|', ...goals(r).map((g) => `| ${g.goal} | ${g.measured} | ${g.met === null ? '–' : g.met ? 'yes' : 'no'} |`)];
+  const goalRows = [
+    '| goal | measured | met |',
+    '|---|---|---|',
+    ...goals(r).map((g) => `| ${g.goal} | ${g.measured} | ${g.met === null ? '–' : g.met ? 'yes' : 'no'} |`),
+  ];
   return [
     `Run ${machine.date}${quick ? ' (--quick)' : ''} on ${machine.cpu_model}, ${machine.cores} cores, Node ${machine.node_version}.`,
     '',
@@ -133,7 +156,8 @@ function markdown(r: Results, machine: ReturnType<typeof machineFacts>, quick: b
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const quick = args.includes('--quick');
-  const onlyArg = args.find((a) => a.startsWith('--only='))?.slice('--only='.length) ?? (args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined);
+  const onlyArg =
+    args.find((a) => a.startsWith('--only='))?.slice('--only='.length) ?? (args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined);
   const only = onlyArg ? new Set(onlyArg.split(',')) : undefined;
   const machine = machineFacts();
   console.log(`hotconf bench${quick ? ' --quick' : ''}: ${machine.cpu_model}, ${machine.cores} cores, Node ${machine.node_version}`);

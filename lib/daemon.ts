@@ -1,17 +1,17 @@
 import type { AddressInfo } from 'node:net';
 import { Registry as MetricsRegistry } from 'prom-client';
-import { leakReport, type LeakReport } from './admin/leaks.js';
+import { type LeakReport, leakReport } from './admin/leaks.js';
 import { DaemonMetrics, UpstreamMetrics } from './admin/metrics.js';
-import { AdminServer, type AdminBackend, type AdminHealth } from './admin/server.js';
+import { type AdminBackend, type AdminHealth, AdminServer } from './admin/server.js';
 import { checkAdminToken, readAdminTokenFile } from './admin/token.js';
 import { isLoopbackAddress } from './config/address.js';
 import { redactConfig } from './config/redact.js';
 import type { Config } from './config/schema.js';
-import { HotconfError, formatIssues } from './errors.js';
+import { formatIssues, HotconfError } from './errors.js';
 import type { ActionRunner } from './http/handler.js';
 import type { HttpLimits } from './http/limits.js';
 import type { ActionCompiler } from './http/router.js';
-import { silentLogger, type Logger } from './log.js';
+import { type Logger, silentLogger } from './log.js';
 import { ResourceRegistry, type ResourceRegistryOptions } from './registry/registry.js';
 import type { ResourceKinds } from './reload/provision.js';
 import { Reloader, type ReloadResult, type ReloadTrigger } from './reload/reloader.js';
@@ -109,7 +109,13 @@ export class Daemon implements AdminBackend {
       runAction: options.runAction,
       observer: new UpstreamMetrics(register),
     });
-    this.metrics = new DaemonMetrics({ registry: this.registry, reloader: this.reloader, source: options.source, defaultMetrics: options.defaultMetrics, register });
+    this.metrics = new DaemonMetrics({
+      registry: this.registry,
+      reloader: this.reloader,
+      source: options.source,
+      defaultMetrics: options.defaultMetrics,
+      register,
+    });
     this.#admin = options.admin === false ? undefined : new AdminServer(this, this.#log, { limits: options.httpLimits });
     if (options.installGlobalTelemetry && !installGlobalTelemetry(this.reloader.tracerProvider)) {
       this.#log.warn('otel_globals_already_installed');
@@ -135,7 +141,8 @@ export class Daemon implements AdminBackend {
     this.#state = 'starting';
     try {
       const { adminListen } = this.#options;
-      const optionToken = this.#options.adminToken === undefined ? undefined : checkAdminToken(this.#options.adminToken, 'the adminToken option (HOTCONF_ADMIN_TOKEN)');
+      const optionToken =
+        this.#options.adminToken === undefined ? undefined : checkAdminToken(this.#options.adminToken, 'the adminToken option (HOTCONF_ADMIN_TOKEN)');
       if (this.#admin && adminListen && (optionToken !== undefined || isLoopbackAddress(adminListen))) await this.#admin.start(adminListen, optionToken);
       const result = await this.reloader.reload('start');
       if (result.result !== 'applied') throw new StartupError(result);

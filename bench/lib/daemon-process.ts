@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { httpRequest } from '../../spec/helpers/http.js';
@@ -39,7 +39,13 @@ export async function waitServing(child: ChildProcess, name: string, url: string
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${name} exited with ${child.exitCode ?? child.signalCode} during start`);
-    if (await httpRequest(url).then((r) => r.status === 200, () => false)) return;
+    if (
+      await httpRequest(url).then(
+        (r) => r.status === 200,
+        () => false,
+      )
+    )
+      return;
     if (Date.now() > deadline) throw new Error(`${name} did not answer ${url} within ${timeoutMs} ms`);
     await sleep(50);
   }

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
-import { cpus } from 'node:os';
 import { readdirSync, readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 
 /** The p-th percentile (0-100) of `values`, nearest-rank. */
 export function percentile(values: readonly number[], p: number): number {
@@ -34,7 +34,9 @@ export function openFds(pid: number | 'self' = 'self'): number {
 
 /** The soft limit on open files of this process (`/proc/self/limits`). */
 export function openFileLimit(): number {
-  const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'));
+  const line = readFileSync('/proc/self/limits', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('Max open files'));
   const soft = Number(line?.trim().split(/\s+/)[3]);
   return Number.isFinite(soft) ? soft : 1024;
 }

@@ -68,5 +68,10 @@ export async function registryPart(quick: boolean): Promise<RegistryResult> {
   await anchor.release();
   await registry.close();
   if (sink < 0) throw new Error('unreachable'); // keeps the sync loop from being optimised away
-  return { acquire_release_ops_per_s: Math.round(acquire), raw_map_ops_per_s: Math.round(raw), raw_map_sync_ops_per_s: Math.round(rawSync), ratio_to_raw_map: acquire / raw };
+  return {
+    acquire_release_ops_per_s: Math.round(acquire),
+    raw_map_ops_per_s: Math.round(raw),
+    raw_map_sync_ops_per_s: Math.round(rawSync),
+    ratio_to_raw_map: acquire / raw,
+  };
 }

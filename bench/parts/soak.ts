@@ -43,7 +43,13 @@ function config(port: number, endpoint: string, body: string): Record<string, un
 function sample(reloads: number, receiver: OtlpReceiver): SoakSample {
   if (typeof global.gc !== 'function') throw new Error('run the bench with node --expose-gc (npm run bench does)');
   global.gc();
-  return { reloads, fds: openFds(), handles: process.getActiveResourcesInfo().length, heap_bytes: process.memoryUsage().heapUsed, exporter_connections: receiver.openConnections };
+  return {
+    reloads,
+    fds: openFds(),
+    handles: process.getActiveResourcesInfo().length,
+    heap_bytes: process.memoryUsage().heapUsed,
+    exporter_connections: receiver.openConnections,
+  };
 }
 
 /**

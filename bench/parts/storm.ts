@@ -1,4 +1,4 @@
-import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, fork, spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,7 +28,10 @@ const RELOADS_PER_S = 10;
 
 /** Start the backend in its own process; resolves once it listens. */
 async function startBackend(port: number): Promise<ChildProcess> {
-  const child = fork(fileURLToPath(new URL('../lib/backend.ts', import.meta.url)), [String(port)], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  const child = fork(fileURLToPath(new URL('../lib/backend.ts', import.meta.url)), [String(port)], {
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+  });
   await new Promise<void>((resolve, reject) => {
     child.once('message', () => resolve());
     child.once('exit', (code) => reject(new Error(`backend exited with ${code}`)));
@@ -94,7 +97,11 @@ function reloadLoop(reload: (i: number) => Promise<void>): { stop: () => Promise
   };
 }
 
-async function measure(url: string, durationS: number, reload: (i: number) => Promise<void>): Promise<{ baseline: WrkResult; storm: WrkResult; reloads: number }> {
+async function measure(
+  url: string,
+  durationS: number,
+  reload: (i: number) => Promise<void>,
+): Promise<{ baseline: WrkResult; storm: WrkResult; reloads: number }> {
   // Warm up first (JIT, pooled connections), so the baseline is not the slower of the two runs
   // merely because it came first.
   await runWrk(url, Math.max(1, Math.round(durationS / 5)));
@@ -122,7 +129,7 @@ export async function stormPart(quick: boolean): Promise<StormResult> {
     await writeConfigAtomic(file, hotconfConfig(port, backendPort, 0));
     const daemon = await startDaemonProcess(['--config', file, '--no-watch'], `127.0.0.1:${admin}`);
     const agent = singleSocketAgent();
-    let hot;
+    let hot: Awaited<ReturnType<typeof measure>>;
     try {
       hot = await measure(`http://127.0.0.1:${port}/api`, durationS, async (i) => {
         await writeConfigAtomic(file, hotconfConfig(port, backendPort, i));
@@ -140,7 +147,7 @@ export async function stormPart(quick: boolean): Promise<StormResult> {
       stdio: ['ignore', 'ignore', 'ignore'],
       env: { ...process.env, HOME: dir, XDG_DATA_HOME: join(dir, 'data'), XDG_CONFIG_HOME: join(dir, 'config') },
     });
-    let cad;
+    let cad: Awaited<ReturnType<typeof measure>>;
     try {
       await waitServing(caddy, 'caddy', `http://127.0.0.1:${caddyPort}/revision`);
       cad = await measure(`http://127.0.0.1:${caddyPort}/api`, durationS, async (i) => {

@@ -41,7 +41,11 @@ export function leakReport(registry: ResourceRegistry, reloader: Reloader, now: 
   const generations = reloader.generations();
   for (const g of generations) {
     if (g.retiredAt !== undefined && now - g.retiredAt > g.config.shutdown_timeout_ms + RELEASE_GRACE_MS) {
-      suspects.push({ reason: 'generation_not_released', generation: g.id, detail: `retired ${now - g.retiredAt} ms ago, drain timeout ${g.config.shutdown_timeout_ms} ms` });
+      suspects.push({
+        reason: 'generation_not_released',
+        generation: g.id,
+        detail: `retired ${now - g.retiredAt} ms ago, drain timeout ${g.config.shutdown_timeout_ms} ms`,
+      });
     }
   }
 
@@ -51,8 +55,15 @@ export function leakReport(registry: ResourceRegistry, reloader: Reloader, now: 
     for (const entry of registry.entries()) {
       if (entry.state !== 'live') continue;
       const count = held.get(`${entry.kind}\0${entry.key}`) ?? 0;
-      if (count === 0) suspects.push({ reason: 'unowned_resource', kind: entry.kind, key: entry.key, detail: `live with ${entry.refs} ref(s) but held by no live generation` });
-      else if (count !== entry.refs) suspects.push({ reason: 'refs_mismatch', kind: entry.kind, key: entry.key, detail: `${entry.refs} ref(s), ${count} held by live generations` });
+      if (count === 0)
+        suspects.push({
+          reason: 'unowned_resource',
+          kind: entry.kind,
+          key: entry.key,
+          detail: `live with ${entry.refs} ref(s) but held by no live generation`,
+        });
+      else if (count !== entry.refs)
+        suspects.push({ reason: 'refs_mismatch', kind: entry.kind, key: entry.key, detail: `${entry.refs} ref(s), ${count} held by live generations` });
     }
   }
 
@@ -60,7 +71,12 @@ export function leakReport(registry: ResourceRegistry, reloader: Reloader, now: 
     ok: suspects.length === 0,
     resources,
     generations_live: generations.length,
-    generations: generations.map((g) => ({ id: g.id, state: g.state, inflight: g.inflight, retired_ms_ago: g.retiredAt === undefined ? null : now - g.retiredAt })),
+    generations: generations.map((g) => ({
+      id: g.id,
+      state: g.state,
+      inflight: g.inflight,
+      retired_ms_ago: g.retiredAt === undefined ? null : now - g.retiredAt,
+    })),
     handles: activeHandles(),
     suspects,
   };

@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { UpstreamObserver } from '../http/proxy.js';
 import type { KindStats, ResourceRegistry } from '../registry/registry.js';
 import { RELOAD_OUTCOMES, type Reloader } from '../reload/reloader.js';
@@ -62,14 +62,22 @@ export class DaemonMetrics {
       help: 'Unix time of the last reload that ended applied or unchanged.',
       registers: [register],
     });
-    const sourceErrors = new Counter({ name: 'hotconf_source_errors_total', help: 'Background source errors (unreadable file, lost watch) that produced no document.', registers: [register] });
+    const sourceErrors = new Counter({
+      name: 'hotconf_source_errors_total',
+      help: 'Background source errors (unreadable file, lost watch) that produced no document.',
+      registers: [register],
+    });
     const background = new Counter({
       name: 'hotconf_background_errors_total',
-      help: 'Errors caught in resources\' background work (listener accept, span export), by component; failed health probes count in hotconf_health_check_errors_total.',
+      help: "Errors caught in resources' background work (listener accept, span export), by component; failed health probes count in hotconf_health_check_errors_total.",
       labelNames: ['component'],
       registers: [register],
     });
-    const aborted = new Counter({ name: 'hotconf_requests_aborted_total', help: 'Requests cut because their generation did not drain within shutdown_timeout_ms.', registers: [register] });
+    const aborted = new Counter({
+      name: 'hotconf_requests_aborted_total',
+      help: 'Requests cut because their generation did not drain within shutdown_timeout_ms.',
+      registers: [register],
+    });
 
     const perKind = (name: string, help: string, field: keyof KindStats, type: 'counter' | 'gauge'): void => {
       const collect = function (this: Counter<'kind'> | Gauge<'kind'>) {

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { formatAddress, isLoopbackHost, parseListenAddress } from '../config/address.js';
 import { AdminTokenRequiredError } from '../errors.js';
 import { sendJson } from '../http/json.js';
-import { createLimitedServer, httpLimits, type HttpLimits } from '../http/limits.js';
+import { createLimitedServer, type HttpLimits, httpLimits } from '../http/limits.js';
 import type { Logger } from '../log.js';
 import type { ReloadResult } from '../reload/reloader.js';
 import type { LeakReport } from './leaks.js';

@@ -1,10 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { Option, type Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { z } from 'zod';
 import { REDACTED } from '../config/redact.js';
-import { HotconfError, errorMessage } from '../errors.js';
-import { URL_USERINFO, type EtcdSourceOptions } from '../sources/etcd.js';
+import { errorMessage, HotconfError } from '../errors.js';
+import { type EtcdSourceOptions, URL_USERINFO } from '../sources/etcd.js';
 
 /** Exit code for a command line that cannot be used (as commander's own usage errors). */
 export const EXIT_USAGE = 64;
@@ -60,17 +60,25 @@ const Endpoints = z
  *   credentials (never quoted), a URL that is not http(s) or http mixed with https, TLS files
  *   with http:// endpoints, `--etcd-user` without a password, an unreadable file
  */
-export async function etcdConnection(options: EtcdCliOptions, env: NodeJS.ProcessEnv = process.env): Promise<Pick<EtcdSourceOptions, 'endpoints' | 'key' | 'tls' | 'auth'> | undefined> {
+export async function etcdConnection(
+  options: EtcdCliOptions,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<Pick<EtcdSourceOptions, 'endpoints' | 'key' | 'tls' | 'auth'> | undefined> {
   if (options.etcd === undefined) {
     if (options.key !== undefined) throw new UsageError('--key needs --etcd (or $HOTCONF_ETCD_ENDPOINTS)');
     return undefined;
   }
-  const urls = options.etcd.split(',').map((u) => u.trim()).filter(Boolean);
+  const urls = options.etcd
+    .split(',')
+    .map((u) => u.trim())
+    .filter(Boolean);
   // Credentials in a URL would be quoted by every log line, error and /config that names the
   // endpoints: refuse them before anything quotes the flag, and without quoting them.
   const withCredentials = urls.filter((u) => URL_USERINFO.test(u)).map((u) => u.replace(URL_USERINFO, `$1${REDACTED}@`));
   if (withCredentials.length > 0) {
-    throw new UsageError(`--etcd: ${withCredentials.join(',')}: URLs must not contain credentials (user:password@): use --etcd-user, with $${PASSWORD_ENV} or --etcd-password-file`);
+    throw new UsageError(
+      `--etcd: ${withCredentials.join(',')}: URLs must not contain credentials (user:password@): use --etcd-user, with $${PASSWORD_ENV} or --etcd-password-file`,
+    );
   }
   const parsed = Endpoints.safeParse(urls);
   if (!parsed.success) throw new UsageError(`--etcd ${options.etcd}: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
@@ -91,7 +99,10 @@ export async function etcdConnection(options: EtcdCliOptions, env: NodeJS.Proces
 
   let auth: EtcdSourceOptions['auth'];
   if (options.etcdUser !== undefined) {
-    const password = options.etcdPasswordFile !== undefined ? (await readFlagFile('--etcd-password-file', options.etcdPasswordFile)).toString('utf8').replace(/\r?\n$/, '') : env[PASSWORD_ENV];
+    const password =
+      options.etcdPasswordFile !== undefined
+        ? (await readFlagFile('--etcd-password-file', options.etcdPasswordFile)).toString('utf8').replace(/\r?\n$/, '')
+        : env[PASSWORD_ENV];
     if (!password) throw new UsageError(`--etcd-user ${options.etcdUser} needs a password: set $${PASSWORD_ENV} or --etcd-password-file`);
     auth = { username: options.etcdUser, password };
   } else if (options.etcdPasswordFile !== undefined) {

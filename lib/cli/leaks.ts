@@ -1,5 +1,5 @@
 import type { LeakReport } from '../admin/leaks.js';
-import { AdminUnreachableError, EXIT_UNREACHABLE, adminBaseUrl, callAdmin, cliAdminToken, isAdminCallError, type AdminClientOptions } from './admin-client.js';
+import { type AdminClientOptions, AdminUnreachableError, adminBaseUrl, callAdmin, cliAdminToken, EXIT_UNREACHABLE, isAdminCallError } from './admin-client.js';
 import type { Io } from './io.js';
 
 /**
@@ -33,12 +33,21 @@ export function formatLeakReport(report: LeakReport): string {
   const widths = header.map((_, i) => Math.max(...table.map((r) => (r[i] ?? '').length)));
   const line = (r: string[]) => r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ');
   const out = [...table.map(line), ''];
-  out.push(`generations live: ${report.generations_live}${report.generations.map((g) => ` [${g.id} ${g.state}${g.inflight ? `, ${g.inflight} in flight` : ''}]`).join('')}`);
-  out.push(`handles: ${Object.entries(report.handles).map(([t, n]) => `${t}=${n}`).join(' ') || 'none'}`);
+  out.push(
+    `generations live: ${report.generations_live}${report.generations.map((g) => ` [${g.id} ${g.state}${g.inflight ? `, ${g.inflight} in flight` : ''}]`).join('')}`,
+  );
+  out.push(
+    `handles: ${
+      Object.entries(report.handles)
+        .map(([t, n]) => `${t}=${n}`)
+        .join(' ') || 'none'
+    }`,
+  );
   if (report.suspects.length === 0) out.push('suspects: none', 'ok: nothing leaked');
   else {
     out.push(`suspects: ${report.suspects.length}`);
-    for (const s of report.suspects) out.push(`  ${s.reason}${s.kind ? ` ${s.kind}` : ''}${s.key ? ` ${s.key}` : ''}${s.generation ? ` generation ${s.generation}` : ''}: ${s.detail}`);
+    for (const s of report.suspects)
+      out.push(`  ${s.reason}${s.kind ? ` ${s.kind}` : ''}${s.key ? ` ${s.key}` : ''}${s.generation ? ` generation ${s.generation}` : ''}: ${s.detail}`);
   }
   return `${out.join('\n')}\n`;
 }

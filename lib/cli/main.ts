@@ -1,13 +1,13 @@
 import { Command, Option } from 'commander';
 import { DEFAULT_ADMIN_LISTEN } from '../config/schema.js';
 import { LOG_LEVELS } from '../log.js';
-import { addAdminClientOptions, type AdminClientOptions } from './admin-client.js';
+import { type AdminClientOptions, addAdminClientOptions } from './admin-client.js';
 import { addEtcdOptions } from './etcd-options.js';
 import { processIo as io } from './io.js';
 import { leaksCommand } from './leaks.js';
-import { putCommand, type PutOptions } from './put.js';
+import { type PutOptions, putCommand } from './put.js';
 import { reloadCommand } from './reload.js';
-import { runCommand, type RunOptions } from './run.js';
+import { type RunOptions, runCommand } from './run.js';
 import { validateCommand } from './validate.js';
 
 /** Build the `hotconf` command line (commander). Exported for tests and embedding. */
@@ -25,7 +25,11 @@ export function buildProgram(): Command {
     .option('--admin <host:port>', `admin API address (overrides the config's admin.listen; with --etcd default ${DEFAULT_ADMIN_LISTEN})`)
     .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS).default('info'));
   addEtcdOptions(run)
-    .addOption(new Option('--startup-timeout <duration>', 'with --etcd: give up waiting for the first config (500ms, 30s, 5m); default: wait forever').env('HOTCONF_STARTUP_TIMEOUT'))
+    .addOption(
+      new Option('--startup-timeout <duration>', 'with --etcd: give up waiting for the first config (500ms, 30s, 5m); default: wait forever').env(
+        'HOTCONF_STARTUP_TIMEOUT',
+      ),
+    )
     .action(async (opts: RunOptions) => {
       await runCommand(opts);
     });
@@ -54,9 +58,7 @@ export function buildProgram(): Command {
     process.exitCode = await reloadCommand(opts, io);
   });
 
-  addAdminClientOptions(
-    program.command('leaks').description('print the leak report; exit 0 clean, 1 leak suspected, 2 daemon unreachable or unauthorized'),
-  )
+  addAdminClientOptions(program.command('leaks').description('print the leak report; exit 0 clean, 1 leak suspected, 2 daemon unreachable or unauthorized'))
     .option('--json', 'print the raw JSON report')
     .action(async (opts: AdminClientOptions & { json?: boolean }) => {
       process.exitCode = await leaksCommand(opts, io);
@@ -69,4 +71,3 @@ export function buildProgram(): Command {
 export async function main(argv: readonly string[] = process.argv): Promise<void> {
   await buildProgram().parseAsync([...argv]);
 }
-

@@ -4,7 +4,7 @@ import { DEFAULT_MAX_DOCUMENT_BYTES } from '../config/parse.js';
 import { errorMessage } from '../errors.js';
 import { etcdClientOptions } from '../sources/etcd.js';
 import { EXIT_UNREACHABLE } from './admin-client.js';
-import { EXIT_USAGE, UsageError, etcdConnection, type EtcdCliOptions } from './etcd-options.js';
+import { type EtcdCliOptions, EXIT_USAGE, etcdConnection, UsageError } from './etcd-options.js';
 import type { Io } from './io.js';
 import { checkConfig, readConfigFile } from './validate.js';
 
@@ -47,7 +47,9 @@ export async function putCommand(file: string, options: PutOptions, io: Io): Pro
   const text = await readConfigFile(path, io);
   if (!text) return 1;
   if (text.byteLength > DEFAULT_MAX_DOCUMENT_BYTES) {
-    io.err(`${path}: ${text.byteLength} bytes; hotconf refuses config documents over 1 MiB (${DEFAULT_MAX_DOCUMENT_BYTES} bytes), below etcd's default request limit. Nothing written.\n`);
+    io.err(
+      `${path}: ${text.byteLength} bytes; hotconf refuses config documents over 1 MiB (${DEFAULT_MAX_DOCUMENT_BYTES} bytes), below etcd's default request limit. Nothing written.\n`,
+    );
     return 1;
   }
   const hash = checkConfig(path, text, io);

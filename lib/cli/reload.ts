@@ -1,5 +1,5 @@
 import type { ReloadResult } from '../reload/reloader.js';
-import { EXIT_UNREACHABLE, adminBaseUrl, callAdmin, cliAdminToken, isAdminCallError, type AdminClientOptions } from './admin-client.js';
+import { type AdminClientOptions, adminBaseUrl, callAdmin, cliAdminToken, EXIT_UNREACHABLE, isAdminCallError } from './admin-client.js';
 import type { Io } from './io.js';
 
 /**

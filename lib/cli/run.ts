@@ -3,11 +3,11 @@ import { ADMIN_TOKEN_ENV } from '../admin/token.js';
 import { DEFAULT_ADMIN_LISTEN } from '../config/schema.js';
 import { Daemon, type DaemonOptions } from '../daemon.js';
 import { errorMessage } from '../errors.js';
-import { createLogger, type LogLevel, type Logger } from '../log.js';
+import { createLogger, type Logger, type LogLevel } from '../log.js';
 import { EtcdSource } from '../sources/etcd.js';
 import { FileSource } from '../sources/file.js';
 import type { ConfigSource } from '../sources/source.js';
-import { EXIT_USAGE, etcdConnection, parseDuration, type EtcdCliOptions } from './etcd-options.js';
+import { type EtcdCliOptions, EXIT_USAGE, etcdConnection, parseDuration } from './etcd-options.js';
 
 /** The config `hotconf run` serves when given none: the demo shipped with the package. */
 export const DEMO_CONFIG = fileURLToPath(new URL('../../fixtures/demo.yaml', import.meta.url));

@@ -1,8 +1,8 @@
-import { Parser, parseDocument as parseYamlDocument, type CST } from 'yaml';
+import { type CST, Parser, parseDocument as parseYamlDocument } from 'yaml';
 import type { z } from 'zod';
 import { ConfigInvalidError, type ConfigIssue } from '../errors.js';
 import { canonicalHash } from './hash.js';
-import { ConfigSchema, type Config } from './schema.js';
+import { type Config, ConfigSchema } from './schema.js';
 
 /** Documents larger than this are rejected before parsing (1 MiB, as etcd's default request limit). */
 export const DEFAULT_MAX_DOCUMENT_BYTES = 1024 * 1024;

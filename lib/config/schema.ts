@@ -42,8 +42,15 @@ const HttpUrlSchema = z.url({ protocol: /^https?$/, error: 'must be an http:// o
 
 export const RouteSchema = z
   .strictObject({
-    path_prefix: z.string().startsWith('/', 'must start with /').regex(/^[^\s?#]*$/, 'must not contain whitespace, ? or #'),
-    host: z.string().min(1).regex(/^[^\s/]+$/, 'must be a host name without scheme or path').optional(),
+    path_prefix: z
+      .string()
+      .startsWith('/', 'must start with /')
+      .regex(/^[^\s?#]*$/, 'must not contain whitespace, ? or #'),
+    host: z
+      .string()
+      .min(1)
+      .regex(/^[^\s/]+$/, 'must be a host name without scheme or path')
+      .optional(),
     methods: z.array(z.enum(HTTP_METHODS)).min(1).optional(),
     respond: RespondSchema.optional(),
     /** Name of an entry in `upstreams`. */
@@ -87,7 +94,10 @@ export const TracingSchema = z.strictObject({
   endpoint: HttpUrlSchema.superRefine((value, ctx) => {
     const url = new URL(value);
     if (url.username || url.password) {
-      ctx.addIssue({ code: 'custom', message: 'must not contain credentials (user:password@): send them in tracing.headers (e.g. authorization), which are kept secret' });
+      ctx.addIssue({
+        code: 'custom',
+        message: 'must not contain credentials (user:password@): send them in tracing.headers (e.g. authorization), which are kept secret',
+      });
     }
   }).default('http://127.0.0.1:4318/v1/traces'),
   /** Secret: redacted in logs and `/config`. */
@@ -112,7 +122,11 @@ const ExpectedStatusSchema = z.union([z.array(z.int().min(100).max(599)).min(1),
 
 /** Active health checking of an upstream's targets (thresholds as Envoy's and nginx's). */
 export const HealthCheckSchema = z.strictObject({
-  path: z.string().startsWith('/', 'must start with /').regex(/^[^\s#]*$/, 'must not contain whitespace or #').default('/healthz'),
+  path: z
+    .string()
+    .startsWith('/', 'must start with /')
+    .regex(/^[^\s#]*$/, 'must not contain whitespace or #')
+    .default('/healthz'),
   interval_ms: z.int().min(10).max(3_600_000).default(2000),
   timeout_ms: z.int().min(1).max(600_000).default(1000),
   healthy_threshold: z.int().min(1).max(100).default(2),
@@ -185,7 +199,11 @@ export const ConfigSchema = z
     config.listeners.forEach((listener, i) => {
       const sameName = names.get(listener.name);
       if (sameName !== undefined) {
-        ctx.addIssue({ code: 'custom', path: ['listeners', i, 'name'], message: `duplicate listener name "${listener.name}" (also listeners.${sameName}.name)` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['listeners', i, 'name'],
+          message: `duplicate listener name "${listener.name}" (also listeners.${sameName}.name)`,
+        });
       } else names.set(listener.name, i);
       const sameAddress = addresses.get(listener.listen);
       if (sameAddress !== undefined) {

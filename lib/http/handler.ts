@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ROOT_CONTEXT, SpanKind, context, defaultTextMapGetter, trace, type Attributes, type Tracer } from '@opentelemetry/api';
+import { type Attributes, context, defaultTextMapGetter, ROOT_CONTEXT, SpanKind, type Tracer, trace } from '@opentelemetry/api';
 import {
   ATTR_CLIENT_ADDRESS,
   ATTR_HTTP_ROUTE,
@@ -15,9 +15,9 @@ import {
 } from '@opentelemetry/semantic-conventions';
 import type { Logger } from '../log.js';
 import { HTTP_PROPAGATOR } from '../resources/forwarding-tracer.js';
-import { runInRequestContext, type RequestContext } from './context.js';
+import { type RequestContext, runInRequestContext } from './context.js';
 import { sendFailure, sendJson } from './json.js';
-import { normalizeHost, normalizeTarget, type CompiledRoute, type RequestTarget, type RouteAction, type Router } from './router.js';
+import { type CompiledRoute, normalizeHost, normalizeTarget, type RequestTarget, type RouteAction, type Router } from './router.js';
 import { endHttpSpan, setRequestMethod } from './semconv.js';
 
 /** What the data plane needs from a generation. Implemented by `Generation`. */

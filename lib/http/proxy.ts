@@ -1,16 +1,11 @@
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { isIP } from 'node:net';
 import type { Readable } from 'node:stream';
-import { ROOT_CONTEXT, SpanKind, trace, type Attributes, type TextMapSetter, type Tracer } from '@opentelemetry/api';
-import {
-  ATTR_HTTP_REQUEST_RESEND_COUNT,
-  ATTR_SERVER_ADDRESS,
-  ATTR_SERVER_PORT,
-  ATTR_URL_FULL,
-} from '@opentelemetry/semantic-conventions';
+import { type Attributes, ROOT_CONTEXT, SpanKind, type TextMapSetter, type Tracer, trace } from '@opentelemetry/api';
+import { ATTR_HTTP_REQUEST_RESEND_COUNT, ATTR_SERVER_ADDRESS, ATTR_SERVER_PORT, ATTR_URL_FULL } from '@opentelemetry/semantic-conventions';
 import type { RouteConfig, UpstreamConfig } from '../config/schema.js';
-import { HotconfError, errorCode, errorMessage } from '../errors.js';
-import { silentLogger, type Logger } from '../log.js';
+import { errorCode, errorMessage, HotconfError } from '../errors.js';
+import { type Logger, silentLogger } from '../log.js';
 import { HTTP_PROPAGATOR } from '../resources/forwarding-tracer.js';
 import type { HealthObserver, TargetHealth } from '../resources/health.js';
 import type { UpstreamPool } from '../resources/upstream.js';
@@ -138,16 +133,41 @@ export class ClientAbortedError extends HotconfError {
  * Hop-by-hop headers, never forwarded in either direction (RFC 9110 section 7.6.1; the list of
  * Go's `httputil.ReverseProxy`).
  */
-const HOP_BY_HOP: ReadonlySet<string> = new Set(['connection', 'proxy-connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+const HOP_BY_HOP: ReadonlySet<string> = new Set([
+  'connection',
+  'proxy-connection',
+  'keep-alive',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
 /**
  * Request headers not passed on as the client sent them: `expect` (Node's server has answered
  * it already), the trace-context headers (replaced by the client span's) and `x-forwarded-*`
  * (rebuilt by `upstreamRequestHeaders`).
  */
-const REPLACED_REQUEST_HEADERS: ReadonlySet<string> = new Set(['expect', 'traceparent', 'tracestate', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host']);
+const REPLACED_REQUEST_HEADERS: ReadonlySet<string> = new Set([
+  'expect',
+  'traceparent',
+  'tracestate',
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+]);
 
 /** Errors from opening the connection: nothing was sent, so another target may be tried. */
-const CONNECT_ERROR_CODES: ReadonlySet<string> = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT']);
+const CONNECT_ERROR_CODES: ReadonlySet<string> = new Set([
+  'ECONNREFUSED',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EADDRNOTAVAIL',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
 const TIMEOUT_ERROR_CODES: ReadonlySet<string> = new Set(['E_UPSTREAM_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
 
 const NO_TOKENS: ReadonlySet<string> = new Set();
@@ -169,7 +189,11 @@ function connectionTokens(value: string | string[] | undefined): ReadonlySet<str
  * `x-forwarded-for` (the client's chain plus the client address), `x-forwarded-proto`,
  * `x-forwarded-host`, and `via` (RFC 9110) or `forwarded` (RFC 7239) when configured. Pure.
  */
-export function upstreamRequestHeaders(req: Pick<IncomingMessage, 'rawHeaders' | 'headers' | 'httpVersion'>, clientAddress: string | undefined, forwardedHeader: UpstreamConfig['forwarded_header']): string[] {
+export function upstreamRequestHeaders(
+  req: Pick<IncomingMessage, 'rawHeaders' | 'headers' | 'httpVersion'>,
+  clientAddress: string | undefined,
+  forwardedHeader: UpstreamConfig['forwarded_header'],
+): string[] {
   const dropped = connectionTokens(req.headers.connection);
   const out: string[] = [];
   for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
@@ -186,7 +210,13 @@ export function upstreamRequestHeaders(req: Pick<IncomingMessage, 'rawHeaders' |
   if (forwardedHeader === 'via') {
     out.push('via', [req.headers.via, `${req.httpVersion} hotconf`].filter(Boolean).join(', '));
   } else if (forwardedHeader === 'forwarded') {
-    const element = [clientAddress ? `for=${forwardedNode(clientAddress)}` : 'for=unknown', req.headers.host ? `host=${quoteIfNeeded(req.headers.host)}` : undefined, 'proto=http'].filter(Boolean).join(';');
+    const element = [
+      clientAddress ? `for=${forwardedNode(clientAddress)}` : 'for=unknown',
+      req.headers.host ? `host=${quoteIfNeeded(req.headers.host)}` : undefined,
+      'proto=http',
+    ]
+      .filter(Boolean)
+      .join(';');
     out.push('forwarded', [req.headers.forwarded, element].filter(Boolean).join(', '));
   }
   return out;

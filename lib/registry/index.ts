@@ -1,4 +1,4 @@
-export { ResourceRegistry } from './registry.js';
-export type { ResourceFactory, KindStats, EntrySnapshot, CloseReport, RegistryEvent, ResourceRegistryOptions } from './registry.js';
-export { Lease } from './lease.js';
 export { sectionKey } from './key.js';
+export { Lease } from './lease.js';
+export type { CloseReport, EntrySnapshot, KindStats, RegistryEvent, ResourceFactory, ResourceRegistryOptions } from './registry.js';
+export { ResourceRegistry } from './registry.js';

@@ -1,5 +1,5 @@
 import { CreateTimeoutError, DestroyTimeoutError, RegistryClosedError } from '../errors.js';
-import { silentLogger, type Logger } from '../log.js';
+import { type Logger, silentLogger } from '../log.js';
 import { Emitter } from '../util/emitter.js';
 import { withTimeout } from '../util/timeout.js';
 import { Lease } from './lease.js';
@@ -305,7 +305,11 @@ export class ResourceRegistry {
    */
   async #runDestroy(kind: string, key: string, factory: ResourceFactory<unknown>, value: unknown): Promise<boolean> {
     try {
-      await withTimeout(() => factory.destroy(value), this.destroyTimeoutMs, () => new DestroyTimeoutError(kind, key, this.destroyTimeoutMs));
+      await withTimeout(
+        () => factory.destroy(value),
+        this.destroyTimeoutMs,
+        () => new DestroyTimeoutError(kind, key, this.destroyTimeoutMs),
+      );
       return true;
     } catch (error) {
       this.#count(kind, 'destroyFailures');
@@ -349,7 +353,6 @@ export class ResourceRegistry {
   #emit(event: RegistryEvent): void {
     this.#events.emit(event);
   }
-
 }
 
 function entryId(kind: string, key: string): string {

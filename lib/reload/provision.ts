@@ -2,24 +2,33 @@ import { scrubError, secretValues } from '../config/redact.js';
 import type { HealthCheckConfig, TracingConfig, UpstreamConfig } from '../config/schema.js';
 import { ProvisionError } from '../errors.js';
 import type { HttpLimits } from '../http/limits.js';
-import { ProxyTarget, Upstream, compileProxy, type ProxyObserver, type UpstreamObserver } from '../http/proxy.js';
-import { Router, compileRespond, type ActionCompiler } from '../http/router.js';
+import { compileProxy, type ProxyObserver, ProxyTarget, Upstream, type UpstreamObserver } from '../http/proxy.js';
+import { type ActionCompiler, compileRespond, Router } from '../http/router.js';
 import type { Logger } from '../log.js';
-import type { ResourceFactory, ResourceRegistry } from '../registry/registry.js';
 import { sectionKey } from '../registry/key.js';
+import type { Lease } from '../registry/lease.js';
+import type { ResourceFactory, ResourceRegistry } from '../registry/registry.js';
 import {
   HEALTH_CHECKER_KIND,
-  TARGET_HEALTH_KIND,
+  type HealthChecker,
   healthCheckerFactory,
   healthCheckerKey,
+  TARGET_HEALTH_KIND,
+  type TargetHealth,
   targetHealthFactory,
   targetHealthKey,
-  type HealthChecker,
-  type TargetHealth,
 } from '../resources/health.js';
-import { LISTENER_KIND, listenerFactory, listenerKey, type ListenerHandle, type RequestHandler } from '../resources/listener.js';
-import { TRACER_PROVIDER_KIND, tracerProviderFactory, type TracingPipeline } from '../resources/tracing.js';
-import { UPSTREAM_POOL_KIND, upstreamPoolFactory, upstreamPoolKey, upstreamPoolSettings, upstreamTargets, type UpstreamPool, type UpstreamPoolSettings } from '../resources/upstream.js';
+import { LISTENER_KIND, type ListenerHandle, listenerFactory, listenerKey, type RequestHandler } from '../resources/listener.js';
+import { TRACER_PROVIDER_KIND, type TracingPipeline, tracerProviderFactory } from '../resources/tracing.js';
+import {
+  UPSTREAM_POOL_KIND,
+  type UpstreamPool,
+  type UpstreamPoolSettings,
+  upstreamPoolFactory,
+  upstreamPoolKey,
+  upstreamPoolSettings,
+  upstreamTargets,
+} from '../resources/upstream.js';
 import type { Generation } from './generation.js';
 
 /**
@@ -100,7 +109,7 @@ export async function provision(generation: Generation, ctx: ProvisionContext): 
   const report: ProvisionReport = {};
   const secrets = secretValues(generation.config);
   const acquire = async <T>(path: string, kind: string, key: string, factory: ResourceFactory<T>): Promise<T> => {
-    let lease;
+    let lease: Lease<T>;
     try {
       lease = await ctx.registry.acquire(kind, key, scrubbingFactory(factory, secrets));
     } catch (error) {

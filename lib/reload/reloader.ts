@@ -1,12 +1,12 @@
 import { SpanStatusCode } from '@opentelemetry/api';
-import { loadConfig, type LoadedConfig } from '../config/parse.js';
+import { type LoadedConfig, loadConfig } from '../config/parse.js';
 import { DEFAULT_SHUTDOWN_TIMEOUT_MS } from '../config/schema.js';
-import { ConfigInvalidError, ProvisionError, SourceReadError, SourceUnavailableError, errorMessage, type ConfigIssue } from '../errors.js';
-import { createRequestHandler, type ActionRunner } from '../http/handler.js';
+import { ConfigInvalidError, type ConfigIssue, errorMessage, ProvisionError, SourceReadError, SourceUnavailableError } from '../errors.js';
+import { type ActionRunner, createRequestHandler } from '../http/handler.js';
 import type { HttpLimits } from '../http/limits.js';
 import { runProxyAction, type UpstreamObserver } from '../http/proxy.js';
 import type { ActionCompiler } from '../http/router.js';
-import { silentLogger, type Logger } from '../log.js';
+import { type Logger, silentLogger } from '../log.js';
 import type { ResourceRegistry } from '../registry/registry.js';
 import { ForwardingTracerProvider } from '../resources/forwarding-tracer.js';
 import { TRACER_NAME } from '../resources/tracing.js';
@@ -14,7 +14,7 @@ import type { ConfigSource, RawDocument } from '../sources/source.js';
 import { Emitter } from '../util/emitter.js';
 import { withTimeout } from '../util/timeout.js';
 import { Generation, type ReleaseReport } from './generation.js';
-import { defaultResourceKinds, provision, type ProvisionReport, type ResourceKinds } from './provision.js';
+import { defaultResourceKinds, type ProvisionReport, provision, type ResourceKinds } from './provision.js';
 
 /**
  * `applied`: a new generation serves; `unchanged`: same canonical config; `invalid`: rejected input;
@@ -200,7 +200,7 @@ export class Reloader {
     const budgetMs = (this.#active ?? this.#provisioning)?.config.shutdown_timeout_ms ?? DEFAULT_SHUTDOWN_TIMEOUT_MS;
     const pending = this.#pending;
     this.#pending = undefined;
-    pending?.waiters.forEach((resolve) => resolve(this.#stoppingResult()));
+    for (const resolve of pending?.waiters ?? []) resolve(this.#stoppingResult());
     if (this.#running) {
       await withTimeout(this.#running, budgetMs, () => new Error('reload still running')).catch(() => {
         this.#log.warn({ budget_ms: budgetMs, provisioning: this.#provisioning?.id }, 'stop_gave_up_on_running_reload');

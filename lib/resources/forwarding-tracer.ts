@@ -1,14 +1,14 @@
 import {
-  ProxyTracerProvider,
-  context,
-  propagation,
-  trace,
   type Context,
+  context,
+  ProxyTracerProvider,
+  propagation,
   type Span,
   type SpanOptions,
   type Tracer,
   type TracerOptions,
   type TracerProvider,
+  trace,
 } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';

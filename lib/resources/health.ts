@@ -1,9 +1,9 @@
 import { Agent } from 'undici';
 import type { HealthCheckConfig } from '../config/schema.js';
 import { HotconfError } from '../errors.js';
-import { silentLogger, type Logger } from '../log.js';
-import type { ResourceFactory } from '../registry/registry.js';
+import { type Logger, silentLogger } from '../log.js';
 import { sectionKey } from '../registry/key.js';
+import type { ResourceFactory } from '../registry/registry.js';
 import { RepeatLimiter } from '../util/repeat-limiter.js';
 
 /** Registry kind of per-target health state. */
@@ -188,7 +188,13 @@ export class HealthChecker {
     // Probes use their own connections (one per target, kept alive between probes), never the
     // data-plane pools: a probe must not queue behind traffic, nor traffic behind a probe.
     this.#agent = new Agent({ connections: 1, keepAliveTimeout: Math.max(options.section.interval_ms * 2, 1000) });
-    this.#loops = options.targets.map((state) => ({ state, url: probeUrl(state.target, options.section), timer: undefined, running: undefined, abort: undefined }));
+    this.#loops = options.targets.map((state) => ({
+      state,
+      url: probeUrl(state.target, options.section),
+      timer: undefined,
+      running: undefined,
+      abort: undefined,
+    }));
   }
 
   /** Claim the states and start probing (the first probe of each target runs at once). */
@@ -298,7 +304,12 @@ export interface HealthCheckerFactoryOptions {
  * they existed, so a replacing checker inherits them); `destroy` stops it. Nothing is built or
  * started before `create` runs.
  */
-export function healthCheckerFactory(upstream: string, section: HealthCheckConfig, targets: readonly TargetHealth[], options: HealthCheckerFactoryOptions = {}): ResourceFactory<HealthChecker> {
+export function healthCheckerFactory(
+  upstream: string,
+  section: HealthCheckConfig,
+  targets: readonly TargetHealth[],
+  options: HealthCheckerFactoryOptions = {},
+): ResourceFactory<HealthChecker> {
   return {
     create() {
       const checker = new HealthChecker({ upstream, section, targets, ...options });

@@ -1,7 +1,7 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseListenAddress } from '../config/address.js';
-import { createLimitedServer, httpLimits, rejectOversizedBody, type HttpLimits } from '../http/limits.js';
+import { createLimitedServer, type HttpLimits, httpLimits, rejectOversizedBody } from '../http/limits.js';
 import type { ResourceFactory } from '../registry/registry.js';
 import { withTimeout } from '../util/timeout.js';
 

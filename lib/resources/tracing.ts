@@ -8,9 +8,9 @@ import {
   BatchSpanProcessor,
   ConsoleSpanExporter,
   ParentBasedSampler,
-  TraceIdRatioBasedSampler,
   type SpanExporter,
   type SpanProcessor,
+  TraceIdRatioBasedSampler,
 } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
@@ -98,7 +98,11 @@ export function tracerProviderFactory(section: TracingConfig, options: TracingFa
         await provider.shutdown();
       })();
       try {
-        await withTimeout(flushed, flushTimeoutMs, () => new HotconfError('E_TRACING_FLUSH_TIMEOUT', `tracing flush did not finish within ${flushTimeoutMs} ms`));
+        await withTimeout(
+          flushed,
+          flushTimeoutMs,
+          () => new HotconfError('E_TRACING_FLUSH_TIMEOUT', `tracing flush did not finish within ${flushTimeoutMs} ms`),
+        );
       } finally {
         agent?.destroy();
       }

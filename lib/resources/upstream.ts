@@ -1,7 +1,7 @@
 import { Pool } from 'undici';
 import type { UpstreamConfig } from '../config/schema.js';
-import type { ResourceFactory } from '../registry/registry.js';
 import { sectionKey } from '../registry/key.js';
+import type { ResourceFactory } from '../registry/registry.js';
 import { RepeatLimiter } from '../util/repeat-limiter.js';
 import { withTimeout } from '../util/timeout.js';
 
@@ -49,7 +49,12 @@ export function upstreamTargets(upstream: Pick<UpstreamConfig, 'targets'>): stri
 
 /** The pool settings for one target of `upstream`. Pure. */
 export function upstreamPoolSettings(origin: string, upstream: UpstreamConfig): UpstreamPoolSettings {
-  return { origin, connections: upstream.pool.connections, keep_alive_timeout_ms: upstream.pool.keep_alive_timeout_ms, connect_timeout_ms: upstream.connect_timeout_ms };
+  return {
+    origin,
+    connections: upstream.pool.connections,
+    keep_alive_timeout_ms: upstream.pool.keep_alive_timeout_ms,
+    connect_timeout_ms: upstream.connect_timeout_ms,
+  };
 }
 
 /** Registry key of a pool: the hash of its settings, so any change to them builds a new pool. */

@@ -1,10 +1,20 @@
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ExponentialBackoff, handleWhen, noop, retry, type IBackoff } from 'cockatiel';
-import { Etcd3, isRecoverableError, type IDuplexStream, type IKeyValue, type IOptions, type IRangeResponse, type IResponseHeader, type IWatchRequest, type IWatchResponse } from 'etcd3';
+import { ExponentialBackoff, handleWhen, type IBackoff, noop, retry } from 'cockatiel';
+import {
+  Etcd3,
+  type IDuplexStream,
+  type IKeyValue,
+  type IOptions,
+  type IRangeResponse,
+  type IResponseHeader,
+  type IWatchRequest,
+  type IWatchResponse,
+  isRecoverableError,
+} from 'etcd3';
 import type { Registry } from 'prom-client';
-import { SourceReadError, SourceUnavailableError, errorMessage } from '../errors.js';
-import { silentLogger, type Logger } from '../log.js';
+import { errorMessage, SourceReadError, SourceUnavailableError } from '../errors.js';
+import { type Logger, silentLogger } from '../log.js';
 import { registerEtcdSourceMetrics } from './etcd-metrics.js';
 import type { ConfigSource, RawDocument, SourceInfo, SourceWatchHandlers } from './source.js';
 
@@ -23,7 +33,14 @@ export type ResyncReason =
   /** etcd cancelled the watch for another reason. */
   | 'watch_canceled';
 
-export const RESYNC_REASONS: readonly ResyncReason[] = ['compacted', 'cluster_id_changed', 'revision_backwards', 'history_diverged', 'watch_stalled', 'watch_canceled'];
+export const RESYNC_REASONS: readonly ResyncReason[] = [
+  'compacted',
+  'cluster_id_changed',
+  'revision_backwards',
+  'history_diverged',
+  'watch_stalled',
+  'watch_canceled',
+];
 
 /** Counters and state of one `EtcdSource`, read by its metrics at scrape time. */
 export interface EtcdSourceStats {
@@ -61,11 +78,7 @@ export interface EtcdSourceOptions {
 }
 
 /** How one watch session ended. */
-type SessionEnd =
-  | { kind: 'disconnected'; error: Error }
-  | { kind: 'canceled'; error: Error }
-  | { kind: 'resync'; reason: ResyncReason }
-  | { kind: 'closed' };
+type SessionEnd = { kind: 'disconnected'; error: Error } | { kind: 'canceled'; error: Error } | { kind: 'resync'; reason: ResyncReason } | { kind: 'closed' };
 
 /** What the source knows about the key: the watch resumes from `resume`. */
 interface Position {
@@ -243,7 +256,10 @@ export class EtcdSource implements ConfigSource {
           `no config from etcd at ${this.endpoints.join(',')} after ${attempt} attempt(s) in ${(elapsedMs / 1000).toFixed(1)} s (startup timeout ${this.#startupTimeoutMs / 1000} s): ${reason.message}`,
         );
       }
-      this.#log.warn({ attempt, delay_ms: Math.round(backoff.duration), endpoints: this.endpoints, key: this.key, error: reason.message }, 'etcd_startup_retry');
+      this.#log.warn(
+        { attempt, delay_ms: Math.round(backoff.duration), endpoints: this.endpoints, key: this.key, error: reason.message },
+        'etcd_startup_retry',
+      );
       await this.#sleep(backoff.duration);
     }
   }
@@ -263,7 +279,10 @@ export class EtcdSource implements ConfigSource {
    */
   async #range(options: { keysOnly?: boolean } = {}): Promise<IRangeResponse> {
     try {
-      return await this.#client.kv.range({ key: Buffer.from(this.key), keys_only: options.keysOnly ?? false }, { deadline: Date.now() + this.#requestTimeoutMs });
+      return await this.#client.kv.range(
+        { key: Buffer.from(this.key), keys_only: options.keysOnly ?? false },
+        { deadline: Date.now() + this.#requestTimeoutMs },
+      );
     } catch (error) {
       this.#throwIfClosed();
       throw new SourceUnavailableError(this.key, `etcd at ${this.endpoints.join(',')} unreachable: ${errorMessage(error)}`, { cause: error });
@@ -328,7 +347,9 @@ export class EtcdSource implements ConfigSource {
       if (end.kind === 'disconnected') {
         if (!outage) {
           this.#log.warn({ key: this.key, error: end.error.message }, 'watch_disconnected');
-          this.#handlers?.onError(new SourceUnavailableError(this.key, `lost the watch on etcd at ${this.endpoints.join(',')}: ${end.error.message}; reconnecting`));
+          this.#handlers?.onError(
+            new SourceUnavailableError(this.key, `lost the watch on etcd at ${this.endpoints.join(',')}: ${end.error.message}; reconnecting`),
+          );
         }
         outage = true;
       }
@@ -355,7 +376,10 @@ export class EtcdSource implements ConfigSource {
       } catch (error) {
         if (this.#abort.signal.aborted) return undefined;
         backoff = this.#nextBackoff(backoff);
-        this.#log.warn({ attempt, delay_ms: Math.round(backoff.duration), endpoints: this.endpoints, key: this.key, error: errorMessage(error) }, 'etcd_reconnect_retry');
+        this.#log.warn(
+          { attempt, delay_ms: Math.round(backoff.duration), endpoints: this.endpoints, key: this.key, error: errorMessage(error) },
+          'etcd_reconnect_retry',
+        );
         await this.#sleep(backoff.duration).catch(() => undefined);
       }
     }
@@ -382,7 +406,14 @@ export class EtcdSource implements ConfigSource {
     const { mod } = this.#position;
     this.#stats.resyncs[reason] += 1;
     this.#log.warn(
-      { reason, key: this.key, from_revision: before.resume - 1, to_revision: Number(res.header.revision), cluster_id: res.header.cluster_id, mod_revision: mod },
+      {
+        reason,
+        key: this.key,
+        from_revision: before.resume - 1,
+        to_revision: Number(res.header.revision),
+        cluster_id: res.header.cluster_id,
+        mod_revision: mod,
+      },
       'resync',
     );
     this.#lag = undefined;
@@ -456,11 +487,15 @@ export class EtcdSource implements ConfigSource {
   #onStreamResponse(res: IWatchResponse, end: (result: SessionEnd) => void, connected: () => void): void {
     if (res.canceled) {
       // etcd cancels a watch whose start revision was compacted, right after creating it.
-      if (res.compact_revision !== '0' && res.compact_revision !== '') return end({ kind: 'resync', reason: 'compacted' });
-      return end({ kind: 'canceled', error: new Error(`etcd cancelled the watch: ${res.cancel_reason || 'no reason given'}`) });
+      if (res.compact_revision !== '0' && res.compact_revision !== '') end({ kind: 'resync', reason: 'compacted' });
+      else end({ kind: 'canceled', error: new Error(`etcd cancelled the watch: ${res.cancel_reason || 'no reason given'}`) });
+      return;
     }
     const reason = headerContradiction(res.header, this.#position!);
-    if (reason) return end({ kind: 'resync', reason });
+    if (reason) {
+      end({ kind: 'resync', reason });
+      return;
+    }
     if (res.created) {
       this.#stats.connected = true;
       connected();

@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
 import { open, realpath } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
-import { watch, type FSWatcher } from 'chokidar';
+import { type FSWatcher, watch } from 'chokidar';
 import { DEFAULT_MAX_DOCUMENT_BYTES } from '../config/parse.js';
-import { SourceReadError, errorMessage } from '../errors.js';
-import { silentLogger, type Logger } from '../log.js';
+import { errorMessage, SourceReadError } from '../errors.js';
+import { type Logger, silentLogger } from '../log.js';
 import type { ConfigSource, RawDocument, SourceInfo, SourceWatchHandlers } from './source.js';
 
 export interface FileSourceOptions {

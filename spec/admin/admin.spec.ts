@@ -70,7 +70,10 @@ describe('admin API', () => {
     const [port, taken] = [await freePort(), await freePort()];
     const t = await startDaemon(basicConfig({ port }));
     await t.write(basicConfig({ port, body: 'new' }));
-    expect(await json(`${t.admin}/reload`, 'POST')).to.deep.include({ status: 200, body: { result: 'applied', generation: 2, hash: t.daemon.reloader.active!.hash } });
+    expect(await json(`${t.admin}/reload`, 'POST')).to.deep.include({
+      status: 200,
+      body: { result: 'applied', generation: 2, hash: t.daemon.reloader.active!.hash },
+    });
     expect((await json(`${t.admin}/reload`, 'POST')).body).to.include({ result: 'unchanged', generation: 2 });
 
     await t.write('listeners: [{name: web}]\n');

@@ -16,10 +16,11 @@ async function configFile(config: Record<string, unknown> | string): Promise<str
   return file;
 }
 
-const refused = (url: string) => httpRequest(url).then(
-  () => false,
-  (e: NodeJS.ErrnoException) => e.code === 'ECONNREFUSED',
-);
+const refused = (url: string) =>
+  httpRequest(url).then(
+    () => false,
+    (e: NodeJS.ErrnoException) => e.code === 'ECONNREFUSED',
+  );
 
 describe('hotconf CLI', function () {
   this.timeout(60_000);
@@ -108,7 +109,10 @@ describe('hotconf CLI', function () {
     });
 
     it('exits 1 with one line per error, each with its path and message', async () => {
-      const file = await configFile({ listeners: [{ name: 'web', listen: '127.0.0.1:99999', routes: [{ path_prefix: '/', respond: { status: 42 } }] }], oops: true });
+      const file = await configFile({
+        listeners: [{ name: 'web', listen: '127.0.0.1:99999', routes: [{ path_prefix: '/', respond: { status: 42 } }] }],
+        oops: true,
+      });
       const { code, stderr } = await runHotconfToEnd(['validate', file]);
       expect(code).to.equal(1);
       const lines = stderr.trim().split('\n');

@@ -2,11 +2,11 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { stringify } from 'yaml';
+import { type HotconfChild, runHotconfToEnd, spawnHotconf } from '../helpers/child.js';
 import { basicConfig } from '../helpers/daemon.js';
 import { EtcdServer } from '../helpers/etcd.js';
-import { sampleValue } from '../helpers/metrics.js';
-import { runHotconfToEnd, spawnHotconf, type HotconfChild } from '../helpers/child.js';
 import { getText, httpRequest } from '../helpers/http.js';
+import { sampleValue } from '../helpers/metrics.js';
 import { freePort } from '../helpers/ports.js';
 import { tempDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
@@ -236,7 +236,13 @@ describe('hotconf with etcd over mutual TLS (CLI, real processes)', function () 
     const admin = `http://127.0.0.1:${adminPort}`;
     // The same flags through their environment variables: the bootstrap section.
     const daemon = spawnHotconf(['run', '--admin', `127.0.0.1:${adminPort}`], {
-      env: { HOTCONF_ETCD_ENDPOINTS: etcd.clientUrl, HOTCONF_ETCD_KEY: KEY, HOTCONF_ETCD_CA: tls.ca, HOTCONF_ETCD_CERT: tls.clientCert, HOTCONF_ETCD_CERT_KEY: tls.clientKey },
+      env: {
+        HOTCONF_ETCD_ENDPOINTS: etcd.clientUrl,
+        HOTCONF_ETCD_KEY: KEY,
+        HOTCONF_ETCD_CA: tls.ca,
+        HOTCONF_ETCD_CERT: tls.clientCert,
+        HOTCONF_ETCD_CERT_KEY: tls.clientKey,
+      },
     });
     await waitFor('the daemon to start over TLS', async () => (await health(admin).catch(() => 0)) === 200, 30_000);
     expect(await getText(`http://127.0.0.1:${port}/`)).to.equal('over tls');

@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { expect } from 'chai';
 import { stringify } from 'yaml';
+import { parseListenAddress } from '../../lib/config/address.js';
 import { DEFAULT_MAX_DOCUMENT_BYTES, loadConfig, parseDocument, validateConfig } from '../../lib/config/parse.js';
 import { REDACTED, redactConfig, scrubSecrets, secretValues } from '../../lib/config/redact.js';
-import { parseListenAddress } from '../../lib/config/address.js';
 import { ConfigInvalidError } from '../../lib/errors.js';
 
 const DEMO = readFileSync(new URL('../../fixtures/demo.yaml', import.meta.url), 'utf8');
@@ -150,7 +150,9 @@ describe('config parsing and validation', () => {
 
   it('takes a host whose last label is a number for an IPv4 address, and refuses it unless it is one', () => {
     for (const host of ['256.1.1.1', '1.2.3.4.5', '1.2.3', '127.1', '12345', '010.0.0.1.', 'example.123']) {
-      expect(parseListenAddress(`${host}:80`), host).to.deep.equal({ error: `${host} is not a valid IPv4 address (a host ending in a number must be one, e.g. 127.0.0.1)` });
+      expect(parseListenAddress(`${host}:80`), host).to.deep.equal({
+        error: `${host} is not a valid IPv4 address (a host ending in a number must be one, e.g. 127.0.0.1)`,
+      });
     }
     for (const host of ['10.0.0.255', '0.0.0.0', '255.255.255.255']) expect(parseListenAddress(`${host}:80`), host).to.deep.equal({ host, port: 80 });
     // Names with digits are names: only an all-numeric last label makes an address.
@@ -166,7 +168,12 @@ describe('config parsing and validation', () => {
   it('refuses credentials in tracing.endpoint, pointing at tracing.headers, and never quotes them', () => {
     for (const endpoint of ['http://user:pa55word@collector:4318/v1/traces', 'https://user@collector/v1/traces', 'http://:pa55word@collector/v1/traces']) {
       const issues = issuesOf(() => validateConfig(minimal({ tracing: { endpoint } })));
-      expect(issues, endpoint).to.deep.equal([{ path: 'tracing.endpoint', message: 'must not contain credentials (user:password@): send them in tracing.headers (e.g. authorization), which are kept secret' }]);
+      expect(issues, endpoint).to.deep.equal([
+        {
+          path: 'tracing.endpoint',
+          message: 'must not contain credentials (user:password@): send them in tracing.headers (e.g. authorization), which are kept secret',
+        },
+      ]);
       expect(JSON.stringify(issues)).to.not.contain('pa55word');
     }
     expect(validateConfig(minimal({ tracing: { endpoint: 'http://collector:4318/v1/traces' } })).tracing!.endpoint).to.equal('http://collector:4318/v1/traces');

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
-import { ConfigInvalidError } from '../../lib/errors.js';
 import { canonicalHash } from '../../lib/config/hash.js';
 import { validateConfig } from '../../lib/config/parse.js';
+import { ConfigInvalidError } from '../../lib/errors.js';
 
 function config(upstreams: Record<string, unknown>, routes: Record<string, unknown>[] = [{ path_prefix: '/', upstream: 'api' }]): Record<string, unknown> {
   return { upstreams, listeners: [{ name: 'web', listen: '127.0.0.1:8080', routes }] };
@@ -35,7 +35,11 @@ describe('config: upstreams', () => {
 
   it('hashes a spelled-out default like its absence', () => {
     const bare = validateConfig(config({ api: { targets: ['http://127.0.0.1:9000'] } }));
-    const spelled = validateConfig(config({ api: { targets: ['http://127.0.0.1:9000'], retries: 1, pool: { connections: 64 } } }, [{ path_prefix: '/', upstream: 'api', strip_prefix: false }]));
+    const spelled = validateConfig(
+      config({ api: { targets: ['http://127.0.0.1:9000'], retries: 1, pool: { connections: 64 } } }, [
+        { path_prefix: '/', upstream: 'api', strip_prefix: false },
+      ]),
+    );
     expect(canonicalHash(spelled)).to.equal(canonicalHash(bare));
   });
 
@@ -66,12 +70,24 @@ describe('config: upstreams', () => {
 
   it('requires targets to be distinct http(s) origins', () => {
     const issues = issuesOf(config({ api: { targets: ['http://127.0.0.1:9000', 'http://127.0.0.1:9000/', 'http://h/path', 'ftp://h', 'http://u:p@other'] } }));
-    expect(issues.map((i) => i.path)).to.have.members(['upstreams.api.targets.1', 'upstreams.api.targets.2', 'upstreams.api.targets.3', 'upstreams.api.targets.4']);
+    expect(issues.map((i) => i.path)).to.have.members([
+      'upstreams.api.targets.1',
+      'upstreams.api.targets.2',
+      'upstreams.api.targets.3',
+      'upstreams.api.targets.4',
+    ]);
     expect(issuesOf(config({ api: { targets: [] } })).map((i) => i.path)).to.deep.equal(['upstreams.api.targets']);
   });
 
   it('rejects unknown keys and out-of-range settings at their paths', () => {
-    const issues = issuesOf(config({ api: { targets: ['http://127.0.0.1:9000'], load_balancing: 'fastest', retries: -1, pool: { conns: 2 }, health_check: { interval_ms: 0 } } }));
-    expect(issues.map((i) => i.path)).to.have.members(['upstreams.api.load_balancing', 'upstreams.api.retries', 'upstreams.api.pool.conns', 'upstreams.api.health_check.interval_ms']);
+    const issues = issuesOf(
+      config({ api: { targets: ['http://127.0.0.1:9000'], load_balancing: 'fastest', retries: -1, pool: { conns: 2 }, health_check: { interval_ms: 0 } } }),
+    );
+    expect(issues.map((i) => i.path)).to.have.members([
+      'upstreams.api.load_balancing',
+      'upstreams.api.retries',
+      'upstreams.api.pool.conns',
+      'upstreams.api.health_check.interval_ms',
+    ]);
   });
 });

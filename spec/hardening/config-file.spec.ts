@@ -111,7 +111,11 @@ describe('hardening: an unreadable config file (EACCES)', function () {
     expect(String(error.error)).to.contain('EACCES').and.contain(file);
     expect(await getText(`http://127.0.0.1:${web}/`)).to.equal('good');
     child.process.kill('SIGHUP');
-    const reload = (await child.waitForLog('the SIGHUP reload', event('reload', { trigger: 'signal' }))) as { result: string; generation: number; errors: { message: string }[] };
+    const reload = (await child.waitForLog('the SIGHUP reload', event('reload', { trigger: 'signal' }))) as {
+      result: string;
+      generation: number;
+      errors: { message: string }[];
+    };
     expect(reload).to.include({ result: 'invalid', generation: 1 });
     expect(reload.errors[0]!.message).to.contain('EACCES');
     expect(await getText(`http://127.0.0.1:${web}/`)).to.equal('good');

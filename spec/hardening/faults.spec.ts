@@ -4,13 +4,13 @@ import { HEALTH_CHECKER_KIND, TARGET_HEALTH_KIND } from '../../lib/resources/hea
 import { LISTENER_KIND } from '../../lib/resources/listener.js';
 import { TRACER_PROVIDER_KIND } from '../../lib/resources/tracing.js';
 import { UPSTREAM_POOL_KIND } from '../../lib/resources/upstream.js';
+import { onCleanup } from '../helpers/cleanup.js';
 import { basicConfig, memoryLogger, startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { connectionRefused, getText } from '../helpers/http.js';
 import { sampleValue } from '../helpers/metrics.js';
 import { freePort } from '../helpers/ports.js';
-import { onCleanup } from '../helpers/cleanup.js';
 import { waitFor } from '../helpers/wait.js';
-import { FaultyKinds, KIND_NAMES, type CreateFault, type KindName } from './support/faults.js';
+import { type CreateFault, FaultyKinds, KIND_NAMES, type KindName } from './support/faults.js';
 
 const CREATE_TIMEOUT_MS = 300;
 const DESTROY_TIMEOUT_MS = 300;
@@ -40,7 +40,10 @@ function liveEntries(t: TestDaemon): string[] {
 
 /** What the active generation holds, in the same form (one lease per entry). */
 function activeHolds(t: TestDaemon): string[] {
-  return t.daemon.reloader.active!.holds().map((h) => `${h.kind} ${h.key} 1`).sort();
+  return t.daemon.reloader
+    .active!.holds()
+    .map((h) => `${h.kind} ${h.key} 1`)
+    .sort();
 }
 
 async function faultyDaemon(config: Record<string, unknown>) {
@@ -105,7 +108,10 @@ describe('hardening: faults while provisioning', function () {
 
         expect(result).to.include({ result: 'failed', generation: 1, path });
         expect(result.error).to.match(mode === 'throw' ? /injected create failure/ : new RegExp(`did not finish within ${CREATE_TIMEOUT_MS} ms`));
-        expect(faults.creates.slice(createsBefore).map((c) => c.outcome)).to.deep.equal([...Array(at).fill('ok'), { throw: 'threw', hang: 'hung', late: 'late' }[mode]]);
+        expect(faults.creates.slice(createsBefore).map((c) => c.outcome)).to.deep.equal([
+          ...Array(at).fill('ok'),
+          { throw: 'threw', hang: 'hung', late: 'late' }[mode],
+        ]);
         expect(await getText(`http://127.0.0.1:${web}/`)).to.equal('one');
         if (mode === 'late') await waitFor('the late value to be destroyed', () => faults.lateDestroyed.includes(kind));
 

@@ -1,6 +1,6 @@
-import { join } from 'node:path';
 import { writeFile } from 'node:fs/promises';
 import { Agent } from 'node:http';
+import { join } from 'node:path';
 import fc from 'fast-check';
 import { Daemon } from '../../lib/daemon.js';
 import { silentLogger } from '../../lib/log.js';
@@ -10,7 +10,7 @@ import { OtlpReceiver } from '../helpers/otlp-receiver.js';
 import { tempDir } from '../helpers/tmp.js';
 import { TestUpstream, type UpstreamHandler } from '../helpers/upstream.js';
 import { checkInvariants, commandArbs, initialModel, type Model, type Real } from './model/commands.js';
-import { LIVE_TARGETS, PORT_POOL_SIZE, TARGET_POOL_SIZE, configArb, liveBody, renderConfig, styleArb, type Pools } from './model/configs.js';
+import { configArb, LIVE_TARGETS, liveBody, PORT_POOL_SIZE, type Pools, renderConfig, styleArb, TARGET_POOL_SIZE } from './model/configs.js';
 import { FaultyKinds } from './support/faults.js';
 import { stablePorts } from './support/ports.js';
 
@@ -38,7 +38,12 @@ function identifying(index: number): UpstreamHandler {
 const FIXED_SEED = 20261124;
 const CI_RUNS = 300;
 const runs = Number(process.env.HOTCONF_MODEL_RUNS ?? CI_RUNS);
-const seed = process.env.HOTCONF_MODEL_SEED !== undefined ? Number(process.env.HOTCONF_MODEL_SEED) : process.env.HOTCONF_MODEL_RUNS ? Date.now() ^ (Math.random() * 0x7fffffff) : FIXED_SEED;
+const seed =
+  process.env.HOTCONF_MODEL_SEED !== undefined
+    ? Number(process.env.HOTCONF_MODEL_SEED)
+    : process.env.HOTCONF_MODEL_RUNS
+      ? Date.now() ^ (Math.random() * 0x7fffffff)
+      : FIXED_SEED;
 const path = process.env.HOTCONF_MODEL_PATH;
 
 describe('hardening: model-based reloads against the real daemon', function () {
@@ -60,46 +65,51 @@ describe('hardening: model-based reloads against the real daemon', function () {
     const observed: Record<string, number> = {};
     let sequences = 0;
 
-    const property = fc.asyncProperty(configArb, styleArb, fc.commands(commandArbs(), { maxCommands: 12, size: "medium", replayPath: path }), async (initial, style, commands) => {
-      sequences += 1;
-      const file = join(dir, 'hotconf.yaml');
-      await writeFile(file, renderConfig(initial, pools, style));
-      const logger = silentLogger();
-      const registry = new ResourceRegistry({ createTimeoutMs: 200, destroyTimeoutMs: 1000, logger });
-      const faults = new FaultyKinds();
-      const daemon = new Daemon({
-        source: new FileSource({ path: file, logger }),
-        logger,
-        registry,
-        kinds: faults.kinds,
-        adminListen: '127.0.0.1:0',
-        watch: false,
-        defaultMetrics: false,
-        // Kept connections must outlive any pause between commands.
-        httpLimits: { keepAliveTimeoutMs: 600_000 },
-      });
-      const probeAgent = new Agent({ keepAlive: true, maxSockets: 4 });
-      const keptAgent = new Agent({ keepAlive: true, maxSockets: 1 });
-      const real: Real = { daemon, file, pools, faults, probeAgent, keptAgent, reloads: [], stats, observed };
-      daemon.reloader.subscribe((event) => {
-        if (event.type === 'reload') real.reloads.push({ trigger: event.trigger, result: event.result });
-      });
-      try {
-        await daemon.start();
-        const model: Model = initialModel(initial, style);
-        await checkInvariants(model, real);
-        await fc.asyncModelRun(() => ({ model, real }), commands);
-        // Leases are only found leaked once collected: collect, then look again.
-        global.gc?.();
-        await new Promise((resolve) => setImmediate(resolve));
-        for (const [kind, s] of Object.entries(registry.stats())) if (s.leakedLeases !== 0) throw new Error(`${kind}: ${s.leakedLeases} leaked lease(s)`);
-      } finally {
-        probeAgent.destroy();
-        keptAgent.destroy();
-        await daemon.stop();
-        await registry.close();
-      }
-    });
+    const property = fc.asyncProperty(
+      configArb,
+      styleArb,
+      fc.commands(commandArbs(), { maxCommands: 12, size: 'medium', replayPath: path }),
+      async (initial, style, commands) => {
+        sequences += 1;
+        const file = join(dir, 'hotconf.yaml');
+        await writeFile(file, renderConfig(initial, pools, style));
+        const logger = silentLogger();
+        const registry = new ResourceRegistry({ createTimeoutMs: 200, destroyTimeoutMs: 1000, logger });
+        const faults = new FaultyKinds();
+        const daemon = new Daemon({
+          source: new FileSource({ path: file, logger }),
+          logger,
+          registry,
+          kinds: faults.kinds,
+          adminListen: '127.0.0.1:0',
+          watch: false,
+          defaultMetrics: false,
+          // Kept connections must outlive any pause between commands.
+          httpLimits: { keepAliveTimeoutMs: 600_000 },
+        });
+        const probeAgent = new Agent({ keepAlive: true, maxSockets: 4 });
+        const keptAgent = new Agent({ keepAlive: true, maxSockets: 1 });
+        const real: Real = { daemon, file, pools, faults, probeAgent, keptAgent, reloads: [], stats, observed };
+        daemon.reloader.subscribe((event) => {
+          if (event.type === 'reload') real.reloads.push({ trigger: event.trigger, result: event.result });
+        });
+        try {
+          await daemon.start();
+          const model: Model = initialModel(initial, style);
+          await checkInvariants(model, real);
+          await fc.asyncModelRun(() => ({ model, real }), commands);
+          // Leases are only found leaked once collected: collect, then look again.
+          global.gc?.();
+          await new Promise((resolve) => setImmediate(resolve));
+          for (const [kind, s] of Object.entries(registry.stats())) if (s.leakedLeases !== 0) throw new Error(`${kind}: ${s.leakedLeases} leaked lease(s)`);
+        } finally {
+          probeAgent.destroy();
+          keptAgent.destroy();
+          await daemon.stop();
+          await registry.close();
+        }
+      },
+    );
 
     const details = await fc.check(property, { seed, numRuns: runs, ...(path ? { path } : {}) });
     const commandsRun = Object.values(stats).reduce((n, v) => n + v, 0);

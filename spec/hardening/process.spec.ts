@@ -3,13 +3,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { stringify } from 'yaml';
-import { event, spawnHotconf, spawnNode, type HotconfChild } from '../helpers/child.js';
+import { event, type HotconfChild, spawnHotconf, spawnNode } from '../helpers/child.js';
 import { basicConfig } from '../helpers/daemon.js';
 import { EtcdServer } from '../helpers/etcd.js';
 import { connectionRefused, getText, httpRequest } from '../helpers/http.js';
 import { freePort } from '../helpers/ports.js';
 import { tempDir } from '../helpers/tmp.js';
-import { TestUpstream, hang, holding, proxyConfig } from '../helpers/upstream.js';
+import { hang, holding, proxyConfig, TestUpstream } from '../helpers/upstream.js';
 import { waitFor } from '../helpers/wait.js';
 
 const KEY = '/hotconf/config';
@@ -152,7 +152,7 @@ describe('hardening: the daemon as a process (real signals, real child processes
       child.process.kill('SIGTERM');
       await waitFor('the listener to stop accepting', () => connectionRefused(web));
       expect(child.process.exitCode, 'still draining').to.equal(null);
-      held.forEach((res, i) => res.end(`done ${i}`));
+      for (const [i, res] of held.entries()) res.end(`done ${i}`);
       const responses = await Promise.all(inflight);
       expect(responses.map((r) => `${r.status} ${r.body}`)).to.deep.equal(held.map((_, i) => `200 done ${i}`));
 

@@ -10,11 +10,11 @@ import { Daemon } from '../../lib/daemon.js';
 import { AdminTokenError, AdminTokenRequiredError } from '../../lib/errors.js';
 import { ResourceRegistry } from '../../lib/registry/registry.js';
 import { FileSource } from '../../lib/sources/file.js';
-import { event, runHotconfToEnd, spawnHotconf, type HotconfChild } from '../helpers/child.js';
+import { event, type HotconfChild, runHotconfToEnd, spawnHotconf } from '../helpers/child.js';
 import { onCleanup } from '../helpers/cleanup.js';
 import { basicConfig, memoryLogger, startDaemon } from '../helpers/daemon.js';
 import { EtcdServer } from '../helpers/etcd.js';
-import { connectionRefused, getText, httpRequest, type HttpResponse } from '../helpers/http.js';
+import { connectionRefused, getText, type HttpResponse, httpRequest } from '../helpers/http.js';
 import { OtlpReceiver } from '../helpers/otlp-receiver.js';
 import { freePort, occupyPort } from '../helpers/ports.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -69,7 +69,9 @@ describe('hardening: admin API security', function () {
       const tokenFile = join(dir, 'token');
       await writeFile(tokenFile, 'short-secret\n');
       const error = await rejectionOf(
-        startDaemon(basicConfig({ port: await freePort(), extra: { admin: { listen: `127.0.0.1:${await freePort()}`, token_file: tokenFile } } }), { adminListen: undefined }),
+        startDaemon(basicConfig({ port: await freePort(), extra: { admin: { listen: `127.0.0.1:${await freePort()}`, token_file: tokenFile } } }), {
+          adminListen: undefined,
+        }),
       );
       expect(error).to.be.instanceOf(AdminTokenError);
       expect(error.message).to.contain(tokenFile).and.contain(`at least ${MIN_ADMIN_TOKEN_LENGTH} characters`);
@@ -109,9 +111,27 @@ describe('hardening: admin API security', function () {
     });
 
     it('answers 401 with no detail to every other request without the right token', async () => {
-      const wrong = [undefined, '', 'Bearer', `Bearer ${newToken()}`, `Bearer ${token}x`, `Bearer ${token.slice(0, -1)}`, 'Bearer x', `Bearer ${'x'.repeat(10_000)}`, `Basic ${Buffer.from(`admin:${token}`).toString('base64')}`, `Bearer ${token} extra`];
-      for (const [method, path] of [['GET', '/config'], ['GET', '/leaks'], ['POST', '/reload'], ['GET', '/nowhere'], ['POST', '/healthz']] as const) {
-        for (const authorization of wrong) expectUnauthorized(await call(method, path, authorization), `${method} ${path} with ${String(authorization).slice(0, 40)}`);
+      const wrong = [
+        undefined,
+        '',
+        'Bearer',
+        `Bearer ${newToken()}`,
+        `Bearer ${token}x`,
+        `Bearer ${token.slice(0, -1)}`,
+        'Bearer x',
+        `Bearer ${'x'.repeat(10_000)}`,
+        `Basic ${Buffer.from(`admin:${token}`).toString('base64')}`,
+        `Bearer ${token} extra`,
+      ];
+      for (const [method, path] of [
+        ['GET', '/config'],
+        ['GET', '/leaks'],
+        ['POST', '/reload'],
+        ['GET', '/nowhere'],
+        ['POST', '/healthz'],
+      ] as const) {
+        for (const authorization of wrong)
+          expectUnauthorized(await call(method, path, authorization), `${method} ${path} with ${String(authorization).slice(0, 40)}`);
       }
     });
 
@@ -218,7 +238,10 @@ describe('hardening: secrets never leave the process', function () {
       stringify(withSecrets(basicConfig({ port: web, extra: { unknown_key: 1 } }))),
       stringify(withSecrets(basicConfig({ port: `${web}0` as unknown as number }))).slice(0, -20),
       // A secret value that is itself invalid (CR LF: header injection).
-      JSON.stringify(withSecrets(basicConfig({ port: web }))).replace(`Bearer ${secret('tracing.headers.authorization')}"`, `Bearer ${secret('tracing.headers.authorization')}\\r\\nx: y"`),
+      JSON.stringify(withSecrets(basicConfig({ port: web }))).replace(
+        `Bearer ${secret('tracing.headers.authorization')}"`,
+        `Bearer ${secret('tracing.headers.authorization')}\\r\\nx: y"`,
+      ),
       `tracing:\n  headers:\n    authorization: "Bearer ${secret('tracing.headers.authorization')}\n`,
     ];
     for (const [i, text] of invalid.entries()) {
@@ -339,17 +362,25 @@ describe('hardening: the etcd password never leaves the process', function () {
     // The password in an endpoint URL instead: refused, the flag named, the URL not echoed.
     const inUrl = etcd.clientUrl.replace('http://', `http://root:${password}@`);
     for (const command of ['run', 'put'] as const) {
-      const args = command === 'run' ? ['run', '--etcd', inUrl, '--key', KEY, '--admin', `127.0.0.1:${await freePort()}`, '--startup-timeout', '1s'] : ['put', '--etcd', inUrl, '--key', KEY, passwordFile];
+      const args =
+        command === 'run'
+          ? ['run', '--etcd', inUrl, '--key', KEY, '--admin', `127.0.0.1:${await freePort()}`, '--startup-timeout', '1s']
+          : ['put', '--etcd', inUrl, '--key', KEY, passwordFile];
       const res = await record(`hotconf ${command} (password in the endpoint URL)`, cli(args));
       expect(res.code, res.stderr).to.equal(64);
       expect(res.stderr).to.contain(`--etcd: http://${REDACTED}@127.0.0.1:`).and.contain('must not contain credentials').and.contain('--etcd-user');
     }
     // hotconf run with the wrong password gives up at its startup timeout.
-    const refused = await record('hotconf run (wrong password)', cli(['run', ...etcdFlags, '--admin', `127.0.0.1:${await freePort()}`, '--startup-timeout', '1s'], { HOTCONF_ETCD_PASSWORD: wrong }));
+    const refused = await record(
+      'hotconf run (wrong password)',
+      cli(['run', ...etcdFlags, '--admin', `127.0.0.1:${await freePort()}`, '--startup-timeout', '1s'], { HOTCONF_ETCD_PASSWORD: wrong }),
+    );
     expect(refused.code).to.equal(1);
     expect(refused.stderr).to.match(/authentication failed/i);
 
-    const child = spawnHotconf(['run', ...etcdFlags, '--admin', `127.0.0.1:${adminPort}`, '--log-level', 'debug'], { env: { HOTCONF_ETCD_PASSWORD: password } });
+    const child = spawnHotconf(['run', ...etcdFlags, '--admin', `127.0.0.1:${adminPort}`, '--log-level', 'debug'], {
+      env: { HOTCONF_ETCD_PASSWORD: password },
+    });
     await child.waitForLog('started', event('started'));
     expect(await served()).to.equal('one');
     const reloads = (result: string) => child.logs().filter((l) => l.msg === 'reload' && l.result === result).length;
@@ -409,7 +440,10 @@ describe('hardening: the etcd password never leaves the process', function () {
 describe('hardening: hostile config documents', function () {
   this.timeout(30_000);
 
-  async function daemonServing(): Promise<{ apply: (text: string) => Promise<{ result: string; errors?: { path: string; message: string }[] }>; expectServing: () => Promise<void> }> {
+  async function daemonServing(): Promise<{
+    apply: (text: string) => Promise<{ result: string; errors?: { path: string; message: string }[] }>;
+    expectServing: () => Promise<void>;
+  }> {
     const web = await freePort();
     const t = await startDaemon(basicConfig({ port: web, body: 'good' }));
     return {
@@ -428,13 +462,22 @@ describe('hardening: hostile config documents', function () {
       ['{"listeners": [], "__proto__": {"polluted": "yes"}}', '__proto__'],
       ['listeners: []\ntracing: {exporter: none, headers: {__proto__: {polluted: yes}}}\n', 'tracing.headers.__proto__'],
       ['listeners: []\ntracing: {exporter: none, headers: {constructor: x}}\n', 'tracing.headers.constructor'],
-      ['listeners: [{name: a, listen: "127.0.0.1:1", routes: [{path_prefix: /, respond: {status: 200, headers: {__proto__: x}}}]}]\n', 'listeners.0.routes.0.respond.headers.__proto__'],
-      ['listeners: [{name: a, listen: "127.0.0.1:1", routes: [{path_prefix: /, respond: {status: 200, headers: {prototype: x}}}]}]\n', 'listeners.0.routes.0.respond.headers.prototype'],
+      [
+        'listeners: [{name: a, listen: "127.0.0.1:1", routes: [{path_prefix: /, respond: {status: 200, headers: {__proto__: x}}}]}]\n',
+        'listeners.0.routes.0.respond.headers.__proto__',
+      ],
+      [
+        'listeners: [{name: a, listen: "127.0.0.1:1", routes: [{path_prefix: /, respond: {status: 200, headers: {prototype: x}}}]}]\n',
+        'listeners.0.routes.0.respond.headers.prototype',
+      ],
     ];
     for (const [text, path] of cases) {
       const result = await d.apply(text);
       expect(result.result, text).to.equal('invalid');
-      expect(result.errors!.map((e) => e.path), text).to.include(path);
+      expect(
+        result.errors!.map((e) => e.path),
+        text,
+      ).to.include(path);
     }
     expect(({} as Record<string, unknown>).polluted).to.equal(undefined);
     expect(Object.getPrototypeOf({})).to.equal(Object.prototype);
@@ -445,9 +488,16 @@ describe('hardening: hostile config documents', function () {
     const web = await freePort();
     const t = await startDaemon(basicConfig({ port: web, body: 'good' }));
     const password = `S3cr3t-${randomUUID()}`;
-    const result = await t.apply(basicConfig({ port: web, body: 'bad', tracing: { exporter: 'otlp-http', endpoint: `http://hotconf:${password}@127.0.0.1:4318/v1/traces` } }));
+    const result = await t.apply(
+      basicConfig({ port: web, body: 'bad', tracing: { exporter: 'otlp-http', endpoint: `http://hotconf:${password}@127.0.0.1:4318/v1/traces` } }),
+    );
     expect(result.result).to.equal('invalid');
-    expect(result.errors).to.deep.equal([{ path: 'tracing.endpoint', message: 'must not contain credentials (user:password@): send them in tracing.headers (e.g. authorization), which are kept secret' }]);
+    expect(result.errors).to.deep.equal([
+      {
+        path: 'tracing.endpoint',
+        message: 'must not contain credentials (user:password@): send them in tracing.headers (e.g. authorization), which are kept secret',
+      },
+    ]);
     expect(await getText(`http://127.0.0.1:${web}/`)).to.equal('good');
     const shown = [(await httpRequest(`${t.admin}/config`)).body, (await httpRequest(`${t.admin}/leaks`)).body, t.logs.text(), JSON.stringify(result)];
     for (const text of shown) expect(text).to.not.contain(password);
@@ -466,7 +516,9 @@ describe('hardening: hostile config documents', function () {
       else (config.listeners as Record<string, unknown>[])[0]!.listen = address;
       const result = await d.apply(stringify(config));
       expect(result.result, address).to.equal('invalid');
-      expect(result.errors, address).to.deep.equal([{ path, message: `${address.slice(0, address.lastIndexOf(':'))} is not a valid IPv4 address (a host ending in a number must be one, e.g. 127.0.0.1)` }]);
+      expect(result.errors, address).to.deep.equal([
+        { path, message: `${address.slice(0, address.lastIndexOf(':'))} is not a valid IPv4 address (a host ending in a number must be one, e.g. 127.0.0.1)` },
+      ]);
     }
     await d.expectServing();
   });
@@ -486,7 +538,11 @@ describe('hardening: hostile config documents', function () {
     // 1000 then 10000 levels: on Node 20 the second one aborted the whole process (V8 fatal
     // error in the regexp compiler) when yaml composed it recursively.
     for (const depth of [MAX_NESTING_DEPTH + 1, 1000, 10_000, 100_000]) {
-      for (const text of [`listeners: ${'['.repeat(depth)}${']'.repeat(depth)}`, `{"listeners": [], "x": ${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}}`, `listeners:\n${'- '.repeat(depth)}x\n`]) {
+      for (const text of [
+        `listeners: ${'['.repeat(depth)}${']'.repeat(depth)}`,
+        `{"listeners": [], "x": ${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}}`,
+        `listeners:\n${'- '.repeat(depth)}x\n`,
+      ]) {
         const result = await d.apply(text);
         expect(result.result, `${depth}: ${text.slice(0, 30)}`).to.equal('invalid');
         expect(result.errors![0]!.message).to.equal(`document nests deeper than the limit of ${MAX_NESTING_DEPTH} levels`);

@@ -4,7 +4,7 @@ import { basicConfig, startDaemon, type TestDaemon } from '../helpers/daemon.js'
 import { getText, httpRequest } from '../helpers/http.js';
 import { freePort } from '../helpers/ports.js';
 import { rawExchange, rawRequest } from '../helpers/raw-socket.js';
-import { TestUpstream, echoJson, proxyConfig, type UpstreamHandler } from '../helpers/upstream.js';
+import { echoJson, proxyConfig, TestUpstream, type UpstreamHandler } from '../helpers/upstream.js';
 import { waitFor } from '../helpers/wait.js';
 
 /** Small limits so every bad client is cut within a bounded, short exchange. */
@@ -60,7 +60,12 @@ describe('hardening: bad input on the wire', function () {
       });
 
       it('answers a malformed request line with 400 and closes', async () => {
-        for (const line of ['GARBAGE\r\n\r\n', 'GET / HTTP/9.9\r\n\r\n', 'GET /\0 HTTP/1.1\r\nHost: x\r\n\r\n', 'GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n']) {
+        for (const line of [
+          'GARBAGE\r\n\r\n',
+          'GET / HTTP/9.9\r\n\r\n',
+          'GET /\0 HTTP/1.1\r\nHost: x\r\n\r\n',
+          'GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n',
+        ]) {
           expect((await rawExchange(port(), line)).status, JSON.stringify(line)).to.equal(400);
         }
         await expectHealthy();

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { onCleanup } from './cleanup.js';
 import { sleep } from './wait.js';
@@ -79,7 +79,9 @@ export function spawnNode(
         if (found) return found;
         const ended = child.exitCode !== null || child.signalCode !== null;
         if (ended || Date.now() > deadline) {
-          throw new Error(`${ended ? `the child exited (${child.exitCode ?? child.signalCode})` : 'timed out'} waiting for ${what}; stderr: ${err.slice(-1000)}`);
+          throw new Error(
+            `${ended ? `the child exited (${child.exitCode ?? child.signalCode})` : 'timed out'} waiting for ${what}; stderr: ${err.slice(-1000)}`,
+          );
         }
         await sleep(20);
       }
@@ -96,7 +98,10 @@ export function spawnHotconf(args: readonly string[], options: Parameters<typeof
 }
 
 /** Run `hotconf ARGS` to completion: its exit code (null when a signal ended it) and output. */
-export async function runHotconfToEnd(args: readonly string[], options: Parameters<typeof spawnNode>[2] = {}): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
+export async function runHotconfToEnd(
+  args: readonly string[],
+  options: Parameters<typeof spawnNode>[2] = {},
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
   const child = spawnHotconf(args, options);
   const { code, signal } = await child.exited;
   return { code, signal, stdout: child.stdout(), stderr: child.stderr() };

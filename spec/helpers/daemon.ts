@@ -30,13 +30,23 @@ export function memoryLogger(level: 'debug' | 'info' | 'warn' = 'debug'): Memory
   const logger = createLogger(level, stream);
   return {
     logger,
-    lines: () => raw.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>),
+    lines: () =>
+      raw
+        .join('')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
     text: () => raw.join(''),
   };
 }
 
 /** A minimal valid config: one listener answering `body` on every path. */
-export function basicConfig(options: { port: number; body?: string; tracing?: Record<string, unknown>; extra?: Record<string, unknown> }): Record<string, unknown> {
+export function basicConfig(options: {
+  port: number;
+  body?: string;
+  tracing?: Record<string, unknown>;
+  extra?: Record<string, unknown>;
+}): Record<string, unknown> {
   return {
     shutdown_timeout_ms: 2000,
     ...(options.tracing ? { tracing: options.tracing } : {}),

@@ -1,4 +1,4 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { request as httpsRequest } from 'node:https';
@@ -6,10 +6,10 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ExponentialBackoff, handleWhen, noop, retry } from 'cockatiel';
 import { Etcd3, isRecoverableError } from 'etcd3';
-import { Daemon } from '../../lib/daemon.js';
+import type { Daemon } from '../../lib/daemon.js';
 import { EtcdSource, type EtcdSourceOptions } from '../../lib/sources/etcd.js';
 import { onCleanup } from './cleanup.js';
-import { memoryLogger, specDaemon, type MemoryLogs } from './daemon.js';
+import { type MemoryLogs, memoryLogger, specDaemon } from './daemon.js';
 import { httpRequest } from './http.js';
 import { sampleValue } from './metrics.js';
 import { freePort } from './ports.js';
@@ -45,7 +45,23 @@ async function makeCertificates(dir: string): Promise<TlsFiles> {
   ] as const) {
     await writeFile(join(dir, `${name}.ext`), 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n');
     await openssl('req', ...ec, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${cn}`);
-    await openssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.crt`, '-days', '1', '-extfile', `${name}.ext`);
+    await openssl(
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      'ca.crt',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-out',
+      `${name}.crt`,
+      '-days',
+      '1',
+      '-extfile',
+      `${name}.ext`,
+    );
   }
   const at = (file: string) => join(dir, file);
   return { ca: at('ca.crt'), serverCert: at('server.crt'), serverKey: at('server.key'), clientCert: at('client.crt'), clientKey: at('client.key') };
@@ -106,7 +122,9 @@ export class EtcdServer {
       const tls = this.tls;
       const client = new Etcd3({
         hosts: this.clientUrl,
-        ...(tls ? { credentials: { rootCertificate: readFileSync(tls.ca), certChain: readFileSync(tls.clientCert), privateKey: readFileSync(tls.clientKey) } } : {}),
+        ...(tls
+          ? { credentials: { rootCertificate: readFileSync(tls.ca), certChain: readFileSync(tls.clientCert), privateKey: readFileSync(tls.clientKey) } }
+          : {}),
         ...(this.#auth ? { auth: { ...this.#auth } } : {}),
         faultHandling: {
           host: () => noop,

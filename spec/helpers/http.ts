@@ -1,5 +1,5 @@
+import { type Agent, type IncomingHttpHeaders, request } from 'node:http';
 import { connect } from 'node:net';
-import { request, type Agent, type IncomingHttpHeaders } from 'node:http';
 
 export interface HttpResponse {
   status: number;

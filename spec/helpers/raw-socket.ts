@@ -39,5 +39,8 @@ export function rawExchange(port: number, payload: string | Buffer, options: { c
 /** One complete request on its own connection (`Connection: close`): the raw response. */
 export function rawRequest(port: number, target: string, headers: Record<string, string> = {}, method = 'GET'): Promise<RawExchange & { body: string }> {
   const lines = [`${method} ${target} HTTP/1.1`, ...Object.entries({ host: 'localhost', connection: 'close', ...headers }).map(([k, v]) => `${k}: ${v}`)];
-  return rawExchange(port, `${lines.join('\r\n')}\r\n\r\n`).then((exchange) => ({ ...exchange, body: exchange.data.slice(exchange.data.indexOf('\r\n\r\n') + 4) }));
+  return rawExchange(port, `${lines.join('\r\n')}\r\n\r\n`).then((exchange) => ({
+    ...exchange,
+    body: exchange.data.slice(exchange.data.indexOf('\r\n\r\n') + 4),
+  }));
 }

@@ -1,7 +1,7 @@
 import { Agent } from 'node:http';
 import { expect } from 'chai';
-import { basicConfig, startDaemon } from '../helpers/daemon.js';
 import { onCleanup } from '../helpers/cleanup.js';
+import { basicConfig, startDaemon } from '../helpers/daemon.js';
 import { httpRequest } from '../helpers/http.js';
 import { OtlpReceiver } from '../helpers/otlp-receiver.js';
 import { freePort } from '../helpers/ports.js';

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { request, type IncomingMessage } from 'node:http';
+import { type IncomingMessage, request } from 'node:http';
 import { Socket } from 'node:net';
 import { expect } from 'chai';
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
@@ -7,10 +7,14 @@ import { httpRequest } from '../helpers/http.js';
 import { metricValue } from '../helpers/metrics.js';
 import { OtlpReceiver } from '../helpers/otlp-receiver.js';
 import { freePort } from '../helpers/ports.js';
-import { TestUpstream, hang, proxyConfig, streamEcho, type UpstreamHandler } from '../helpers/upstream.js';
+import { hang, proxyConfig, streamEcho, TestUpstream, type UpstreamHandler } from '../helpers/upstream.js';
 import { waitFor } from '../helpers/wait.js';
 
-async function proxyTo(upstreams: Record<string, Record<string, unknown>>, routes?: Record<string, unknown>[], extra?: Record<string, unknown>): Promise<{ d: TestDaemon; base: string; port: number }> {
+async function proxyTo(
+  upstreams: Record<string, Record<string, unknown>>,
+  routes?: Record<string, unknown>[],
+  extra?: Record<string, unknown>,
+): Promise<{ d: TestDaemon; base: string; port: number }> {
   const port = await freePort();
   const d = await startDaemon(proxyConfig({ port, upstreams, routes, extra }));
   return { d, base: `http://127.0.0.1:${port}`, port };
@@ -39,7 +43,10 @@ async function leaveMidRequest(port: number, upstream: TestUpstream): Promise<vo
 
 /** Targets' health as the active generation sees it. */
 function healthOf(d: TestDaemon, upstream = 'api'): boolean[] {
-  return d.daemon.reloader.active!.upstreams().get(upstream)!.targets.map((t) => t.healthy);
+  return d.daemon.reloader
+    .active!.upstreams()
+    .get(upstream)!
+    .targets.map((t) => t.healthy);
 }
 
 describe('proxy', () => {
@@ -48,7 +55,22 @@ describe('proxy', () => {
       const upstream = await TestUpstream.start();
       const { base, port } = await proxyTo({ api: { targets: [upstream.origin] } });
       const res = await new Promise<IncomingMessage>((resolve, reject) => {
-        const req = request(`${base}/a/b%20c?x=1&y=%2F`, { method: 'PUT', agent: false, headers: { 'x-custom': 'v1', connection: 'keep-alive, x-hop', 'x-hop': 'secret', 'keep-alive': 'timeout=5', 'x-forwarded-for': '10.0.0.1', 'content-type': 'text/plain' } }, resolve);
+        const req = request(
+          `${base}/a/b%20c?x=1&y=%2F`,
+          {
+            method: 'PUT',
+            agent: false,
+            headers: {
+              'x-custom': 'v1',
+              connection: 'keep-alive, x-hop',
+              'x-hop': 'secret',
+              'keep-alive': 'timeout=5',
+              'x-forwarded-for': '10.0.0.1',
+              'content-type': 'text/plain',
+            },
+          },
+          resolve,
+        );
         req.on('error', reject);
         req.setHeader('x-multi', ['one', 'two']);
         req.end('body!');
@@ -59,7 +81,13 @@ describe('proxy', () => {
       const seen = upstream.requests[0]!;
       expect(seen.method).to.equal('PUT');
       expect(seen.url).to.equal('/a/b%20c?x=1&y=%2F');
-      expect(seen.headers).to.include({ 'x-custom': 'v1', 'x-multi': 'one, two', 'content-type': 'text/plain', 'content-length': '5', host: `127.0.0.1:${port}` });
+      expect(seen.headers).to.include({
+        'x-custom': 'v1',
+        'x-multi': 'one, two',
+        'content-type': 'text/plain',
+        'content-length': '5',
+        host: `127.0.0.1:${port}`,
+      });
       expect(seen.headers).to.not.have.any.keys('x-hop', 'keep-alive', 'via', 'forwarded');
       expect(seen.headers).to.include({ 'x-forwarded-for': '10.0.0.1, 127.0.0.1', 'x-forwarded-proto': 'http', 'x-forwarded-host': `127.0.0.1:${port}` });
     });
@@ -297,7 +325,7 @@ describe('proxy', () => {
       });
     });
 
-    it('reports a method outside the conventions\' list as _OTHER on the client span, as on the server span', async () => {
+    it("reports a method outside the conventions' list as _OTHER on the client span, as on the server span", async () => {
       const { receiver, upstream, base } = await tracedProxy();
       expect((await httpRequest(`${base}/cache/x`, { method: 'PURGE' })).status).to.equal(200);
       expect(upstream.requests[0]!.method).to.equal('PURGE');

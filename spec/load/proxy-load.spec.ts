@@ -4,7 +4,7 @@ import { Client } from 'undici';
 import { startDaemon } from '../helpers/daemon.js';
 import { freePort } from '../helpers/ports.js';
 import { leftoverHandles } from '../helpers/root-hooks.js';
-import { TestUpstream, proxyConfig } from '../helpers/upstream.js';
+import { proxyConfig, TestUpstream } from '../helpers/upstream.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 
 const handleCount = () => leftoverHandles().length;
@@ -107,6 +107,8 @@ describe('proxy under load while reloading', () => {
     await Promise.all(targets.map((t) => t.close()));
     await waitFor(`handles back to ${handlesBefore}`, () => handleCount() <= handlesBefore);
     await waitFor(`fds back to ${fdsBefore}`, () => fdCount() <= fdsBefore);
-    console.log(`      afterwards: handles ${handlesBefore} -> ${handleCount()}, fds ${fdsBefore} -> ${fdCount()}, upstream connections open ${targets.map((t) => t.openConnections).join('/')}`);
+    console.log(
+      `      afterwards: handles ${handlesBefore} -> ${handleCount()}, fds ${fdsBefore} -> ${fdCount()}, upstream connections open ${targets.map((t) => t.openConnections).join('/')}`,
+    );
   });
 });

@@ -1,8 +1,8 @@
 import { expect } from 'chai';
 import sinon from 'sinon';
 import { LeaseReleasedError, RegistryClosedError } from '../../lib/errors.js';
-import { ResourceRegistry, type ResourceFactory } from '../../lib/registry/registry.js';
 import { sectionKey } from '../../lib/registry/key.js';
+import { type ResourceFactory, ResourceRegistry } from '../../lib/registry/registry.js';
 import { memoryLogger } from '../helpers/daemon.js';
 import { rejectionOf, sleep, waitFor } from '../helpers/wait.js';
 
@@ -213,7 +213,9 @@ describe('ResourceRegistry', () => {
     it('makes the value unreadable once released', async () => {
       const lease = await registry.acquire('thing', 'k', countingFactory());
       await lease.release();
-      expect(() => lease.value).to.throw(LeaseReleasedError).with.property('code', 'E_LEASE_RELEASED');
+      expect(() => lease.value)
+        .to.throw(LeaseReleasedError)
+        .with.property('code', 'E_LEASE_RELEASED');
       expect(lease.released).to.equal(true);
     });
 
@@ -258,7 +260,7 @@ describe('ResourceRegistry', () => {
   });
 
   describe('leaked leases', () => {
-    it('counts and logs a lease garbage-collected without release, and reclaims its reference', async function () {
+    it('counts and logs a lease garbage-collected without release, and reclaims its reference', async () => {
       if (typeof global.gc !== 'function') throw new Error('run mocha with --expose-gc (see .mocharc.json)');
       const { logger, lines } = memoryLogger();
       const reg = new ResourceRegistry({ logger });
@@ -351,7 +353,12 @@ describe('sectionKey', () => {
 
   it('changes when any value changes, including inside arrays', () => {
     const base = { a: 1, b: { c: [1, 2] } };
-    const keys = new Set([sectionKey(base), sectionKey({ a: 2, b: { c: [1, 2] } }), sectionKey({ a: 1, b: { c: [2, 1] } }), sectionKey({ a: 1, b: { c: [1, 2], e: null } })]);
+    const keys = new Set([
+      sectionKey(base),
+      sectionKey({ a: 2, b: { c: [1, 2] } }),
+      sectionKey({ a: 1, b: { c: [2, 1] } }),
+      sectionKey({ a: 1, b: { c: [1, 2], e: null } }),
+    ]);
     expect(keys.size).to.equal(4);
   });
 

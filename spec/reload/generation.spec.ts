@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { loadConfig } from '../../lib/config/parse.js';
-import { Generation } from '../../lib/reload/generation.js';
 import { ResourceRegistry } from '../../lib/registry/registry.js';
+import { Generation } from '../../lib/reload/generation.js';
 import { sleep } from '../helpers/wait.js';
 
 function generation(): Generation {

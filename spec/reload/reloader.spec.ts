@@ -61,7 +61,10 @@ describe('Reloader', () => {
       const single = twoListeners(web, api);
       (single.listeners as unknown[]).pop();
       expect((await t.apply(single)).result).to.equal('applied');
-      await waitFor('the api port to close', async () => (await httpRequest(`http://127.0.0.1:${api}/`).catch((e: NodeJS.ErrnoException) => e.code)) === 'ECONNREFUSED');
+      await waitFor(
+        'the api port to close',
+        async () => (await httpRequest(`http://127.0.0.1:${api}/`).catch((e: NodeJS.ErrnoException) => e.code)) === 'ECONNREFUSED',
+      );
       expect(t.daemon.registry.stats().listener).to.include({ live: 1, destroyed: 1 });
       expect((await t.apply(twoListeners(web, api))).result).to.equal('applied');
       expect(await getText(`http://127.0.0.1:${api}/`)).to.equal('api');
@@ -72,7 +75,10 @@ describe('Reloader', () => {
       const t = await startDaemon(basicConfig({ port: a, body: 'here' }));
       expect((await t.apply(basicConfig({ port: b, body: 'moved' }))).result).to.equal('applied');
       expect(await getText(`http://127.0.0.1:${b}/`)).to.equal('moved');
-      await waitFor('the old address to close', async () => (await httpRequest(`http://127.0.0.1:${a}/`).catch((e: NodeJS.ErrnoException) => e.code)) === 'ECONNREFUSED');
+      await waitFor(
+        'the old address to close',
+        async () => (await httpRequest(`http://127.0.0.1:${a}/`).catch((e: NodeJS.ErrnoException) => e.code)) === 'ECONNREFUSED',
+      );
     });
   });
 
@@ -141,7 +147,9 @@ describe('Reloader', () => {
       const listener = sinon.stub<Parameters<ResourceKinds['listener']>, ReturnType<ResourceKinds['listener']>>().callsFake(real.listener);
       const t = await startDaemon(basicConfig({ port: web, tracing: { exporter: 'none' } }), { kinds: { ...real, listener } });
       // The new generation creates a tracer provider (changed section), reuses listener `web`, then `api` throws.
-      listener.withArgs(`127.0.0.1:${api}`, sinon.match.func).returns({ create: () => Promise.reject(new Error('injected listener failure')), destroy: () => {} });
+      listener
+        .withArgs(`127.0.0.1:${api}`, sinon.match.func)
+        .returns({ create: () => Promise.reject(new Error('injected listener failure')), destroy: () => {} });
       const next = twoListeners(web, api);
       (next as { tracing: unknown }).tracing = { exporter: 'none', service_name: 'other' };
       const result = await t.apply(next);
@@ -172,7 +180,11 @@ describe('Reloader', () => {
       const t = await startDaemon(basicConfig({ port, body: 'v0' }));
       const events: ReloaderEvent[] = [];
       onCleanup(t.daemon.reloader.subscribe((e) => events.push(e)));
-      const docs = Array.from({ length: 30 }, (_, i) => ({ text: stringify(basicConfig({ port, body: `v${i + 1}` })), version: `v${i + 1}`, source: { kind: 'file', path: t.file } }));
+      const docs = Array.from({ length: 30 }, (_, i) => ({
+        text: stringify(basicConfig({ port, body: `v${i + 1}` })),
+        version: `v${i + 1}`,
+        source: { kind: 'file', path: t.file },
+      }));
       const results = await Promise.all(docs.map((d) => t.daemon.reloader.submit(d)));
       expect(events.filter((e) => e.type === 'reload').length).to.be.within(1, 2);
       expect(results.at(-1)!.result).to.equal('applied');
@@ -206,7 +218,9 @@ describe('Reloader', () => {
 
     it('refuses to start on an invalid first config and leaves nothing behind', async () => {
       const port = await freePort();
-      const error = await startDaemon(stringify({ listeners: [{ name: 'web', listen: `127.0.0.1:${port}`, routes: [{ path_prefix: 'no-slash', respond: { status: 200 } }] }] })).then(
+      const error = await startDaemon(
+        stringify({ listeners: [{ name: 'web', listen: `127.0.0.1:${port}`, routes: [{ path_prefix: 'no-slash', respond: { status: 200 } }] }] }),
+      ).then(
         () => undefined,
         (e: Error & { code?: string }) => e,
       );

@@ -41,7 +41,9 @@ describe('500 reloads', () => {
     await settle();
     const fdsAfter = openFds();
     const handlesAfter = totalHandles();
-    console.log(`      500 reloads: fds ${fdsBefore} → ${fdsAfter}, handles ${handlesBefore} → ${handlesAfter}, exporter connections opened ${receiver.connectionsOpened}`);
+    console.log(
+      `      500 reloads: fds ${fdsBefore} → ${fdsAfter}, handles ${handlesBefore} → ${handlesAfter}, exporter connections opened ${receiver.connectionsOpened}`,
+    );
 
     const stats = t.daemon.registry.stats();
     expect(stats.tracer_provider).to.include({ created: 1, live: 1, refs: 1, destroyed: 0 });

@@ -2,12 +2,12 @@ import { Agent } from 'node:http';
 import { expect } from 'chai';
 import sinon from 'sinon';
 import { defaultResourceKinds } from '../../lib/reload/provision.js';
+import { onCleanup } from '../helpers/cleanup.js';
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { httpRequest } from '../helpers/http.js';
-import { onCleanup } from '../helpers/cleanup.js';
 import { metricValue } from '../helpers/metrics.js';
 import { freePort } from '../helpers/ports.js';
-import { TestUpstream, hang, holding, proxyConfig } from '../helpers/upstream.js';
+import { hang, holding, proxyConfig, TestUpstream } from '../helpers/upstream.js';
 import { waitFor } from '../helpers/wait.js';
 
 /** Two upstreams behind one health-checked upstream `api`; `dead` fails its health checks. */
@@ -31,7 +31,10 @@ function withStaticRoute(i: number): Record<string, unknown>[] {
 }
 
 function healthy(d: TestDaemon, origin: string): boolean | undefined {
-  return d.daemon.reloader.active!.upstreams().get('api')!.targets.find((t) => t.origin === origin)?.healthy;
+  return d.daemon.reloader
+    .active!.upstreams()
+    .get('api')!
+    .targets.find((t) => t.origin === origin)?.healthy;
 }
 
 function stats(d: TestDaemon, kind: string) {
@@ -110,7 +113,7 @@ describe('upstreams across reloads', () => {
     expect(stats(d, 'upstream_pool')).to.include({ created: 1, reused: 5 });
   });
 
-  it('logs a target\'s repeated attempt error once, also across reloads', async () => {
+  it("logs a target's repeated attempt error once, also across reloads", async () => {
     const refused = `http://127.0.0.1:${await freePort()}`;
     const port = await freePort();
     const config = (i: number) => proxyConfig({ port, upstreams: { api: { targets: [refused], retries: 0 } }, routes: withStaticRoute(i) });
@@ -155,7 +158,10 @@ describe('upstreams across reloads', () => {
   it('aborts a request still running at the drain timeout, upstream included, and counts it', async () => {
     const slow = await TestUpstream.start({ handler: hang });
     const port = await freePort();
-    const config = (i: number) => ({ ...proxyConfig({ port, upstreams: { api: { targets: [slow.origin] } }, routes: withStaticRoute(i) }), shutdown_timeout_ms: 100 });
+    const config = (i: number) => ({
+      ...proxyConfig({ port, upstreams: { api: { targets: [slow.origin] } }, routes: withStaticRoute(i) }),
+      shutdown_timeout_ms: 100,
+    });
     const d = await startDaemon(config(0));
     const inflight = httpRequest(`http://127.0.0.1:${port}/stuck`).then(
       () => 'answered',
@@ -220,4 +226,3 @@ describe('upstreams across reloads', () => {
     expect(d.daemon.leaks().suspects).to.deep.equal([]);
   });
 });
-

@@ -2,8 +2,8 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
 import sinon from 'sinon';
-import { HealthCheckSchema, type HealthCheckConfig } from '../../lib/config/schema.js';
-import { HealthChecker, TargetHealth, probeUrl, statusMatcher, type HealthObserver } from '../../lib/resources/health.js';
+import { type HealthCheckConfig, HealthCheckSchema } from '../../lib/config/schema.js';
+import { HealthChecker, type HealthObserver, probeUrl, statusMatcher, TargetHealth } from '../../lib/resources/health.js';
 import { onCleanup } from '../helpers/cleanup.js';
 import { memoryLogger } from '../helpers/daemon.js';
 import { freePort } from '../helpers/ports.js';
@@ -14,7 +14,12 @@ function section(overrides: Partial<HealthCheckConfig> = {}): HealthCheckConfig 
   return HealthCheckSchema.parse({ interval_ms: 10, healthy_threshold: 1, unhealthy_threshold: 1, ...overrides });
 }
 
-function checker(options: { target: TargetHealth | TargetHealth[]; section: HealthCheckConfig; observer?: HealthObserver; logger?: ReturnType<typeof memoryLogger>['logger'] }): HealthChecker {
+function checker(options: {
+  target: TargetHealth | TargetHealth[];
+  section: HealthCheckConfig;
+  observer?: HealthObserver;
+  logger?: ReturnType<typeof memoryLogger>['logger'];
+}): HealthChecker {
   const targets = Array.isArray(options.target) ? options.target : [options.target];
   const c = new HealthChecker({ upstream: 'api', section: options.section, targets, observer: options.observer, logger: options.logger });
   onCleanup(() => c.stop());
@@ -43,7 +48,13 @@ describe('health checks', () => {
       state.claim(owner);
       const thresholds = { healthy_threshold: 2, unhealthy_threshold: 3 };
       expect(state.healthy).to.equal(true);
-      expect([false, false, true, false, false].map((ok) => state.record(owner, ok, thresholds))).to.deep.equal([undefined, undefined, undefined, undefined, undefined]);
+      expect([false, false, true, false, false].map((ok) => state.record(owner, ok, thresholds))).to.deep.equal([
+        undefined,
+        undefined,
+        undefined,
+        undefined,
+        undefined,
+      ]);
       expect(state.record(owner, false, thresholds)).to.equal(false);
       expect(state.record(owner, true, thresholds)).to.equal(undefined);
       expect(state.record(owner, true, thresholds)).to.equal(true);
@@ -160,7 +171,10 @@ describe('health checks', () => {
       });
       await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
       onCleanup(() => new Promise<void>((resolve) => server.close(() => resolve())));
-      const c = checker({ target: new TargetHealth('api', `http://127.0.0.1:${(server.address() as AddressInfo).port}`), section: section({ timeout_ms: 60_000 }) });
+      const c = checker({
+        target: new TargetHealth('api', `http://127.0.0.1:${(server.address() as AddressInfo).port}`),
+        section: section({ timeout_ms: 60_000 }),
+      });
       await waitFor('a probe in flight', () => arrived === 1);
       await c.stop();
       await waitFor('the probe request closed', () => closed === 1);

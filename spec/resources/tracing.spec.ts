@@ -1,7 +1,7 @@
-import { expect } from 'chai';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
+import { expect } from 'chai';
 import { basicConfig, startDaemon } from '../helpers/daemon.js';
 import { getText, httpRequest } from '../helpers/http.js';
 import { OtlpReceiver } from '../helpers/otlp-receiver.js';

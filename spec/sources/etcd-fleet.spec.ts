@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { expect } from 'chai';
 import { stringify } from 'yaml';
 import { basicConfig } from '../helpers/daemon.js';
-import { EtcdServer, servedSource, startEtcdDaemon, type EtcdDaemon } from '../helpers/etcd.js';
+import { type EtcdDaemon, EtcdServer, servedSource, startEtcdDaemon } from '../helpers/etcd.js';
 import { getText } from '../helpers/http.js';
 import { freePort } from '../helpers/ports.js';
 import { waitFor } from '../helpers/wait.js';
@@ -34,7 +34,11 @@ describe('a fleet of daemons on one etcd key', function () {
     const fleet = await Promise.all([1, 2, 3].map(() => startEtcdDaemon(etcd, KEY)));
     for (let i = 1; i <= 5; i += 1) {
       const revision = await etcd.put(KEY, stringify(basicConfig({ port: 0, body: `v${i}` })));
-      await waitFor(`all three daemons at revision ${revision}`, async () => (await Promise.all(fleet.map((d) => servedSource(d.admin)))).every((s) => s.revision === revision), 20_000);
+      await waitFor(
+        `all three daemons at revision ${revision}`,
+        async () => (await Promise.all(fleet.map((d) => servedSource(d.admin)))).every((s) => s.revision === revision),
+        20_000,
+      );
       const bodies = await Promise.all(fleet.map((d) => getText(`http://127.0.0.1:${listenerPort(d)}/`)));
       expect(bodies).to.deep.equal([`v${i}`, `v${i}`, `v${i}`]);
     }

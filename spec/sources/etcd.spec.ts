@@ -28,7 +28,7 @@ describe('EtcdSource with a real etcd', function () {
     const first = await etcd.put(KEY, stringify(basicConfig({ port, body: 'one' })));
     const { admin, logs } = await startEtcdDaemon(etcd, KEY);
     expect(await getText(`http://127.0.0.1:${port}/`)).to.equal('one');
-    expect((await servedSource(admin))).to.deep.equal({ kind: 'etcd', endpoints: [etcd.clientUrl], key: KEY, revision: first });
+    expect(await servedSource(admin)).to.deep.equal({ kind: 'etcd', endpoints: [etcd.clientUrl], key: KEY, revision: first });
 
     const second = await etcd.put(KEY, stringify(basicConfig({ port, body: 'two' })));
     await waitFor('the put to be served', async () => (await getText(`http://127.0.0.1:${port}/`)) === 'two');
@@ -164,7 +164,9 @@ describe('EtcdSource with a real etcd', function () {
     expect((await daemon.start()).result).to.equal('applied');
     await waitFor('the recreated key to be served', async () => (await served()) === 'recreated');
     expect(source.stats().events).to.deep.equal({ put: 1, delete: 1 });
-    expect(logs.lines().filter((l) => l.msg === 'key_deleted')).to.have.length(1).and.to.have.nested.property('[0].revision', deleted);
+    expect(logs.lines().filter((l) => l.msg === 'key_deleted'))
+      .to.have.length(1)
+      .and.to.have.nested.property('[0].revision', deleted);
     expect(source.stats().revision).to.equal(recreated);
   });
 
@@ -248,8 +250,9 @@ describe('EtcdSource with a real etcd', function () {
       const stream = await watch(options);
       if (muted) return stream;
       muted = true;
-      const on = stream.on.bind(stream) as (event: string, fn: (...args: any[]) => void) => typeof stream;
-      (stream as { on: typeof on }).on = (event, fn) => on(event, event === 'data' ? (res: IWatchResponse) => res.created && fn(res) : fn);
+      const on = stream.on.bind(stream) as (event: string, fn: (...args: unknown[]) => void) => typeof stream;
+      (stream as { on: typeof on }).on = (event, fn) =>
+        on(event, event === 'data' ? (...args: unknown[]) => (args[0] as IWatchResponse).created && fn(...args) : fn);
       return stream;
     });
     // Restart the session so the muted watcher is the one in use.

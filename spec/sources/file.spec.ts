@@ -52,7 +52,9 @@ describe('FileSource', () => {
       expect((await rejectionOf(new FileSource({ path: dir }).read())).message).to.contain('is a directory');
       const big = join(dir, 'big.yaml');
       await writeFile(big, 'x'.repeat(2000));
-      expect((await rejectionOf(new FileSource({ path: big, maxDocumentBytes: 1000 }).read())).message).to.contain('file is 2000 bytes; the limit is 1000 bytes');
+      expect((await rejectionOf(new FileSource({ path: big, maxDocumentBytes: 1000 }).read())).message).to.contain(
+        'file is 2000 bytes; the limit is 1000 bytes',
+      );
     });
   });
 
@@ -86,7 +88,10 @@ describe('FileSource', () => {
       await symlink('..2026_01', join(dir, '..data'));
       await symlink('..data/c.yaml', join(dir, 'c.yaml'));
       const w = await watched(join(dir, 'c.yaml'));
-      for (const [n, stamp] of [[2, '..2026_02'], [3, '..2026_03']] as const) {
+      for (const [n, stamp] of [
+        [2, '..2026_02'],
+        [3, '..2026_03'],
+      ] as const) {
         // What the kubelet does: new timestamped dir, new link, atomic rename over ..data, old dir removed.
         await mkdir(join(dir, stamp));
         await writeFile(join(dir, stamp, 'c.yaml'), `v: ${n}\n`);

@@ -2,7 +2,7 @@
  * Commands for the model-based reload test: each acts on the real daemon (in-process, real
  * file, real sockets, real signals) and on the model, then checks the invariants.
  */
-import { Agent, request as httpRequest } from 'node:http';
+import { type Agent, request as httpRequest } from 'node:http';
 import { expect } from 'chai';
 import fc from 'fast-check';
 import sinon from 'sinon';
@@ -17,27 +17,27 @@ import { occupyPort } from '../../helpers/ports.js';
 import { waitFor } from '../../helpers/wait.js';
 import type { FaultyKinds } from '../support/faults.js';
 import {
-  PORT_POOL_SIZE,
-  PROBES,
+  type Acquire,
   acquiresOf,
+  type ConfigSpec,
+  type Corruption,
   configArb,
   corrupt,
   corruptionArb,
   expectedResponse,
   isLive,
   listenerKey,
+  type ModelRequest,
   matchRoute,
+  PORT_POOL_SIZE,
+  type Pools,
+  PROBES,
   plannedAcquires,
+  type RenderStyle,
   renderConfig,
   specKey,
   styleArb,
   targetHealthKey,
-  type Acquire,
-  type ConfigSpec,
-  type Corruption,
-  type ModelRequest,
-  type Pools,
-  type RenderStyle,
 } from './configs.js';
 
 /** What the model knows: the active config, its generation, and the registry's counters per kind. */
@@ -119,7 +119,8 @@ function activate(model: Model, next: ConfigSpec): void {
  */
 function expectReloadOfFile(model: Model, result: ReloadResult): void {
   if (model.file === 'invalid') expect(result, JSON.stringify(result)).to.deep.include({ result: 'invalid', generation: model.generation });
-  else if (specKey(model.file) === specKey(model.active)) expect(result, JSON.stringify(result)).to.deep.include({ result: 'unchanged', generation: model.generation });
+  else if (specKey(model.file) === specKey(model.active))
+    expect(result, JSON.stringify(result)).to.deep.include({ result: 'unchanged', generation: model.generation });
   else {
     expect(result, JSON.stringify(result)).to.deep.include({ result: 'applied', generation: model.generation + 1 });
     count(model, acquiresOf(model.active, model.file, model.fileStyle), undefined);
@@ -195,9 +196,18 @@ export async function checkInvariants(model: Model, real: Real): Promise<void> {
   const live = daemon.registry.entries();
   const held = new Map<string, number>();
   for (const h of active!.holds()) held.set(`${h.kind} ${h.key}`, (held.get(`${h.kind} ${h.key}`) ?? 0) + 1);
-  expect(live.every((e) => e.state === 'live' && e.refs === held.get(`${e.kind} ${e.key}`)), `refs equal the active generation's leases: ${JSON.stringify(live)} ${JSON.stringify([...held])}`).to.equal(true);
+  expect(
+    live.every((e) => e.state === 'live' && e.refs === held.get(`${e.kind} ${e.key}`)),
+    `refs equal the active generation's leases: ${JSON.stringify(live)} ${JSON.stringify([...held])}`,
+  ).to.equal(true);
   expect([...held.keys()].sort(), 'leases of the active generation').to.deep.equal(live.map((e) => `${e.kind} ${e.key}`).sort());
-  expect(live.filter((e) => e.kind === LISTENER_KIND).map((e) => e.key).sort(), 'live listeners').to.deep.equal(listeners);
+  expect(
+    live
+      .filter((e) => e.kind === LISTENER_KIND)
+      .map((e) => e.key)
+      .sort(),
+    'live listeners',
+  ).to.deep.equal(listeners);
   expect(live.filter((e) => e.kind === TRACER_PROVIDER_KIND).length, 'live tracer providers').to.equal(model.active.tracing === undefined ? 0 : 1);
   // Per kind, how many leases each live resource has: the model's sharing, whatever the real keys.
   const sharing = (leases: { kind: string; key: string }[]) => {
@@ -230,11 +240,16 @@ export async function checkInvariants(model: Model, real: Real): Promise<void> {
       const request = probeRequest(probe);
       const res = await send(port, request, real.probeAgent);
       observe(real, listener, request, res.status);
-      expect({ port, ...probe, status: res.status, body: res.body }).to.deep.equal({ port, ...probe, ...expectedResponse(model.active, listener, request, model.cursors) });
+      expect({ port, ...probe, status: res.status, body: res.body }).to.deep.equal({
+        port,
+        ...probe,
+        ...expectedResponse(model.active, listener, request, model.cursors),
+      });
     }
   }
   const used = new Set(model.active.listeners.map((l) => l.port));
-  for (let i = 0; i < PORT_POOL_SIZE; i += 1) if (!used.has(i)) expect(await connectionRefused(pools.ports[i]!), `pool port ${pools.ports[i]} is closed`).to.equal(true);
+  for (let i = 0; i < PORT_POOL_SIZE; i += 1)
+    if (!used.has(i)) expect(await connectionRefused(pools.ports[i]!), `pool port ${pools.ports[i]} is closed`).to.equal(true);
 }
 
 /**
@@ -244,10 +259,17 @@ export async function checkInvariants(model: Model, real: Real): Promise<void> {
  */
 async function checkHealth(model: Model, real: Real): Promise<void> {
   const states = model.active.upstreams.flatMap((u) =>
-    u.healthCheck === undefined ? [] : u.targets.map((target, i) => ({ key: targetHealthKey(u.name, target), live: isLive(target), healthy: () => real.daemon.reloader.active!.upstreams().get(u.name)!.targets[i]!.healthy })),
+    u.healthCheck === undefined
+      ? []
+      : u.targets.map((target, i) => ({
+          key: targetHealthKey(u.name, target),
+          live: isLive(target),
+          healthy: () => real.daemon.reloader.active!.upstreams().get(u.name)!.targets[i]!.healthy,
+        })),
   );
   expect(real.daemon.registry.entries().filter((e) => e.kind === TARGET_HEALTH_KIND).length, 'live health states').to.equal(states.length);
-  for (const state of states) if (model.settled.has(state.key)) expect(state.healthy(), `kept health state ${state.key} (live: ${state.live})`).to.equal(state.live);
+  for (const state of states)
+    if (model.settled.has(state.key)) expect(state.healthy(), `kept health state ${state.key} (live: ${state.live})`).to.equal(state.live);
   const unsettled = states.filter((s) => s.healthy() !== s.live);
   if (unsettled.length > 0) {
     bump(real.observed, 'health settle waits');
@@ -309,7 +331,10 @@ class WriteInvalid implements ModelCommand {
     const result = await real.daemon.reload('api');
     expect(result.result, JSON.stringify(result)).to.equal('invalid');
     expect(result.generation).to.equal(model.generation);
-    expect(result.errors!.map((e) => e.path), JSON.stringify(result.errors)).to.include(path);
+    expect(
+      result.errors!.map((e) => e.path),
+      JSON.stringify(result.errors),
+    ).to.include(path);
     await checkInvariants(model, real);
   }
   toString = () => `WriteInvalid(${specKey(this.spec)}, ${JSON.stringify(this.corruption)})`;
@@ -497,9 +522,9 @@ export function commandArbs(): fc.Arbitrary<ModelCommand>[] {
     styleArb.map((style) => new RewriteActive(style)),
     fc.tuple(configArb, styleArb, corruptionArb).map(([spec, style, corruption]) => new WriteInvalid(spec, style, corruption)),
     fc.constant(new Reload()),
-    fc.tuple(configArb, styleArb, fc.nat({ max: 3 }), fc.constantFrom<'throw' | 'hang'>('throw', 'throw', 'throw', 'throw', 'throw', 'hang')).map(
-      ([spec, style, at, mode]) => new FailingReload(spec, style, at, mode),
-    ),
+    fc
+      .tuple(configArb, styleArb, fc.nat({ max: 3 }), fc.constantFrom<'throw' | 'hang'>('throw', 'throw', 'throw', 'throw', 'throw', 'hang'))
+      .map(([spec, style, at, mode]) => new FailingReload(spec, style, at, mode)),
     fc.tuple(configArb, styleArb).map(([spec, style]) => new PortClash(spec, style)),
     fc.tuple(fc.option(configArb, { nil: undefined }), styleArb, fc.constantFrom(2, 50, 200, 1000)).map(([spec, style, n]) => new SighupBurst(spec, style, n)),
     fc.tuple(fc.nat({ max: 2 }), fc.nat({ max: PROBES.length - 1 })).map(([choice, probe]) => new KeepaliveRequest(choice, probe)),

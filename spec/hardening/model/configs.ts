@@ -118,7 +118,13 @@ export function tracingPool(pools: Pools): Record<string, unknown>[] {
   return [
     { exporter: 'none', service_name: 'alpha' },
     { exporter: 'none', service_name: 'beta', sample_ratio: 0.5 },
-    { exporter: 'otlp-http', endpoint: pools.otlpUrl, service_name: 'gamma', headers: { authorization: 'Bearer model-secret' }, batch: { scheduled_delay_ms: 100 } },
+    {
+      exporter: 'otlp-http',
+      endpoint: pools.otlpUrl,
+      service_name: 'gamma',
+      headers: { authorization: 'Bearer model-secret' },
+      batch: { scheduled_delay_ms: 100 },
+    },
   ];
 }
 const TRACING_POOL_SIZE = 3;
@@ -170,11 +176,14 @@ export const configArb: fc.Arbitrary<ConfigSpec> = fc
       { arbitrary: fc.uniqueArray(upstreamArb, { minLength: 1, maxLength: 2, selector: (u) => u.name }), weight: 3 },
     ),
     listeners: fc
-      .uniqueArray(fc.record({ port: fc.nat({ max: PORT_POOL_SIZE - 1 }), name: fc.constantFrom(...NAMES), routes: fc.array(routeArb, { minLength: 1, maxLength: 3 }) }), {
-        minLength: 1,
-        maxLength: 3,
-        selector: (l) => l.port,
-      })
+      .uniqueArray(
+        fc.record({ port: fc.nat({ max: PORT_POOL_SIZE - 1 }), name: fc.constantFrom(...NAMES), routes: fc.array(routeArb, { minLength: 1, maxLength: 3 }) }),
+        {
+          minLength: 1,
+          maxLength: 3,
+          selector: (l) => l.port,
+        },
+      )
       // Names must be unique too: suffix the port index.
       .map((listeners) => listeners.map((l) => ({ ...l, name: `${l.name}-${l.port}` }))),
   })
@@ -202,7 +211,11 @@ export function specKey(spec: ConfigSpec): string {
 }
 
 /** The config object a spec stands for (before rendering choices). */
-export function configObject(spec: ConfigSpec, pools: Pools, style: Pick<RenderStyle, 'explicitDefaults'> = { explicitDefaults: false }): Record<string, unknown> {
+export function configObject(
+  spec: ConfigSpec,
+  pools: Pools,
+  style: Pick<RenderStyle, 'explicitDefaults'> = { explicitDefaults: false },
+): Record<string, unknown> {
   const defaults = style.explicitDefaults;
   const action = (a: RespondSpec | ProxySpec): Record<string, unknown> =>
     a.type === 'respond'
@@ -253,7 +266,11 @@ export function renderConfig(spec: ConfigSpec, pools: Pools, style: RenderStyle)
 function reverseKeys(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(reverseKeys);
   if (value === null || typeof value !== 'object') return value;
-  return Object.fromEntries(Object.entries(value).reverse().map(([k, v]) => [k, reverseKeys(v)]));
+  return Object.fromEntries(
+    Object.entries(value)
+      .reverse()
+      .map(([k, v]) => [k, reverseKeys(v)]),
+  );
 }
 
 /** One way to break a valid document, and the error path the daemon must report for it. */
@@ -274,7 +291,17 @@ export const corruptionArb: fc.Arbitrary<Corruption> = fc.oneof(
   fc.record({ type: fc.constant('unknown-key' as const), where: fc.constantFrom('root' as const, 'listener' as const) }),
   fc.record({
     type: fc.constant('bad-address' as const),
-    address: fc.constantFrom('127.0.0.1', 'localhost:99999', '[::1:80', 'http://127.0.0.1:80', '127.0.0.1:-1', ':8080', '127.0.0.1:80:80', '256.1.1.1:80', '1.2.3.4.5:80'),
+    address: fc.constantFrom(
+      '127.0.0.1',
+      'localhost:99999',
+      '[::1:80',
+      'http://127.0.0.1:80',
+      '127.0.0.1:-1',
+      ':8080',
+      '127.0.0.1:80:80',
+      '256.1.1.1:80',
+      '1.2.3.4.5:80',
+    ),
   }),
   fc.record({ type: fc.constant('header-injection' as const) }),
   fc.record({ type: fc.constant('prototype-key' as const) }),
@@ -366,12 +393,12 @@ export function plannedAcquires(spec: ConfigSpec, order: Pick<RenderStyle, 'reve
   for (const u of upstreams) {
     const at = `upstreams.${u.name}`;
     if (u.healthCheck !== undefined) {
-      u.targets.forEach((t, i) => out.push({ kind: TARGET_HEALTH_KIND, key: targetHealthKey(u.name, t), path: `${at}.targets.${i}` }));
+      for (const [i, t] of u.targets.entries()) out.push({ kind: TARGET_HEALTH_KIND, key: targetHealthKey(u.name, t), path: `${at}.targets.${i}` });
       out.push({ kind: HEALTH_CHECKER_KIND, key: `${u.name} [${u.targets.join(',')}] hc-${u.healthCheck}`, path: `${at}.health_check` });
     }
-    u.targets.forEach((t, i) => out.push({ kind: UPSTREAM_POOL_KIND, key: `target-${t} pool-${u.pool}`, path: `${at}.targets.${i}` }));
+    for (const [i, t] of u.targets.entries()) out.push({ kind: UPSTREAM_POOL_KIND, key: `target-${t} pool-${u.pool}`, path: `${at}.targets.${i}` });
   }
-  spec.listeners.forEach((l, i) => out.push({ kind: LISTENER_KIND, key: listenerKey(l.port), path: `listeners.${i}.listen` }));
+  for (const [i, l] of spec.listeners.entries()) out.push({ kind: LISTENER_KIND, key: listenerKey(l.port), path: `listeners.${i}.listen` });
   return out;
 }
 
@@ -402,7 +429,8 @@ export function matchRoute(listener: ListenerSpec, path: string, host: string): 
   return listener.routes.find(
     (route) =>
       path.startsWith(route.prefix) &&
-      (route.host === undefined || (route.host.startsWith('*.') ? host.endsWith(route.host.slice(1)) && host.length > route.host.length - 1 : host === route.host)),
+      (route.host === undefined ||
+        (route.host.startsWith('*.') ? host.endsWith(route.host.slice(1)) && host.length > route.host.length - 1 : host === route.host)),
   );
 }
 
@@ -411,7 +439,12 @@ export function matchRoute(listener: ListenerSpec, path: string, host: string): 
  * says, else 404. `cursors` is the round-robin position per upstream of the active generation
  * (advanced by proxied requests).
  */
-export function expectedResponse(spec: ConfigSpec, listener: ListenerSpec, request: ModelRequest, cursors: Record<string, number>): { status: number; body: string } {
+export function expectedResponse(
+  spec: ConfigSpec,
+  listener: ListenerSpec,
+  request: ModelRequest,
+  cursors: Record<string, number>,
+): { status: number; body: string } {
   const route = matchRoute(listener, request.path, request.host);
   if (!route) return { status: 404, body: '{"error":"no route"}' };
   if (route.action.type === 'respond') return { status: route.action.status, body: route.action.body };
