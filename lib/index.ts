@@ -16,31 +16,43 @@ export {
   SECRET_PATHS,
   validateConfig,
 } from './config/index.js';
-export type { DaemonOptions } from './daemon.js';
-export { Daemon, StartupError } from './daemon.js';
-export * from './errors.js';
-export type { Balanceable, LoadBalancing } from './http/balancer.js';
-export { Balancer } from './http/balancer.js';
-export type { RequestContext } from './http/context.js';
-export { currentRequest } from './http/context.js';
-export type { ProxyAction, ProxyObserver, UpstreamObserver, UpstreamOptions } from './http/proxy.js';
-export { ClientAbortedError, compileProxy, ProxyTarget, proxyRequest, runProxyAction, Upstream, UpstreamTimeoutError } from './http/proxy.js';
-export { createLogger, silentLogger } from './log.js';
+export * from './core/errors.js';
+export { createLogger, silentLogger } from './core/log.js';
+export { Once } from './core/once.js';
+export type { DaemonOptions } from './daemon/daemon.js';
+export { Daemon, StartupError } from './daemon/daemon.js';
+export type { CompiledRoute, RequestContext, RequestTarget, RouteAction, RouteTable, ServingGeneration } from './dataplane/ports.js';
+export type { Balanceable, LoadBalancing } from './dataplane/proxy/balancer.js';
+export { Balancer } from './dataplane/proxy/balancer.js';
+export { downstreamResponseHeaders, upstreamPath, upstreamRequestHeaders } from './dataplane/proxy/headers.js';
+export type { ProxyObserver, UpstreamObserver, UpstreamOptions } from './dataplane/proxy/proxy.js';
+export { ClientAbortedError, compileProxy, ProxyAction, ProxyTarget, proxyRequest, Upstream, UpstreamTimeoutError } from './dataplane/proxy/proxy.js';
+export { normalizeHost, normalizeTarget } from './dataplane/route/normalize.js';
+export { compileRespond, RespondAction } from './dataplane/route/respond.js';
+export { Router } from './dataplane/route/router.js';
+export { currentRequest } from './dataplane/serve/context.js';
+export { createRequestHandler } from './dataplane/serve/handler.js';
 export type { CloseReport, EntrySnapshot, KindStats, RegistryEvent, ResourceFactory, ResourceRegistryOptions } from './registry/index.js';
 export { Lease, ResourceRegistry, sectionKey } from './registry/index.js';
-export type { ReleaseReport } from './reload/generation.js';
-export { Generation } from './reload/generation.js';
-export type { ProvisionReport, ResourceKinds } from './reload/provision.js';
-export { defaultResourceKinds, provision } from './reload/provision.js';
+export type { ApplierOptions, ApplyOutcome } from './reload/applier.js';
+export { Applier } from './reload/applier.js';
+export type { GenerationState, ReleaseReport } from './reload/generation.js';
+export { Generation, GenerationStateError } from './reload/generation.js';
+export type { LoadOutcome, ServedConfig } from './reload/load.js';
+export { loadDocument } from './reload/load.js';
+export type { ProvisionContext, ProvisionReport } from './reload/provision.js';
+export { provision } from './reload/provision.js';
+export type { ReloadJob } from './reload/queue.js';
+export { ReloadQueue } from './reload/queue.js';
 export type { ReloaderEvent, ReloaderOptions, ReloadOutcome, ReloadResult, ReloadTrigger } from './reload/reloader.js';
 export { Reloader } from './reload/reloader.js';
-export { ForwardingTracerProvider, installGlobalTelemetry } from './resources/forwarding-tracer.js';
-export type { HealthCheckerFactoryOptions, HealthCheckerOptions, HealthObserver } from './resources/health.js';
+export type { HealthCheckerFactoryOptions, HealthCheckerInput, HealthCheckerOptions, TargetHealthInput } from './resources/health.js';
 export {
   HEALTH_CHECKER_KIND,
   HealthChecker,
   healthCheckerFactory,
   healthCheckerKey,
+  healthCheckerKind,
   ProbeTimeoutError,
   probeUrl,
   statusMatcher,
@@ -48,15 +60,22 @@ export {
   TargetHealth,
   targetHealthFactory,
   targetHealthKey,
+  targetHealthKind,
 } from './resources/health.js';
-export type { ListenerFactoryOptions, ListenerHandle, RequestHandler } from './resources/listener.js';
-export { LISTENER_KIND, listenerFactory } from './resources/listener.js';
+export type { BackgroundErrorHandler, HealthObserver, KindDeps, ResourceKind, ResourceKinds } from './resources/kind.js';
+export { resolveKind } from './resources/kind.js';
+export { defaultResourceKinds, RESOURCE_KINDS } from './resources/kinds.js';
+export type { ListenerFactoryOptions, ListenerHandle, ListenerInput, RequestHandler } from './resources/listener.js';
+export { LISTENER_KIND, listenerFactory, listenerKind } from './resources/listener.js';
 export type { TracingFactoryOptions, TracingPipeline } from './resources/tracing.js';
-export { TRACER_PROVIDER_KIND, tracerProviderFactory } from './resources/tracing.js';
+export { TRACER_PROVIDER_KIND, tracerProviderFactory, tracerProviderKind } from './resources/tracing.js';
 export type { UpstreamPool, UpstreamPoolFactoryOptions, UpstreamPoolSettings } from './resources/upstream.js';
-export { UPSTREAM_POOL_KIND, upstreamPoolFactory, upstreamPoolKey, upstreamPoolSettings, upstreamTargets } from './resources/upstream.js';
-export type { EtcdSourceOptions, EtcdSourceStats, ResyncReason } from './sources/etcd.js';
-export { EtcdSource, etcdClientOptions, RESYNC_REASONS } from './sources/etcd.js';
+export { UPSTREAM_POOL_KIND, upstreamPoolFactory, upstreamPoolKey, upstreamPoolKind, upstreamPoolSettings, upstreamTargets } from './resources/upstream.js';
+export type { EtcdSourceOptions } from './sources/etcd/etcd.js';
+export { EtcdSource, etcdClientOptions } from './sources/etcd/etcd.js';
+export type { EtcdSourceStats, ResyncReason } from './sources/etcd/stats.js';
+export { RESYNC_REASONS } from './sources/etcd/stats.js';
 export type { FileSourceOptions } from './sources/file.js';
 export { FileSource } from './sources/file.js';
 export type { ConfigSource, RawDocument, SourceInfo, SourceWatchHandlers } from './sources/source.js';
+export { ForwardingTracerProvider, installGlobalTelemetry } from './telemetry/forwarding-tracer.js';

@@ -1,8 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { httpRequest } from '../../spec/helpers/http.js';
-import { sleep } from '../../spec/helpers/wait.js';
+import { httpRequest } from '../../harness/http.js';
+import { sleep } from '../../harness/wait.js';
 
 const BIN = fileURLToPath(new URL('../../bin/hotconf.js', import.meta.url));
 const DIST = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));

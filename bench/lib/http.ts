@@ -1,6 +1,6 @@
 import { Agent } from 'node:http';
-import { httpRequest } from '../../spec/helpers/http.js';
-import { sleep } from '../../spec/helpers/wait.js';
+import { httpRequest } from '../../harness/http.js';
+import { sleep } from '../../harness/wait.js';
 
 /** A keepalive agent with one socket: the bench client's own fds and handles stay constant. */
 export function singleSocketAgent(): Agent {

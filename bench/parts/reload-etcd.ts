@@ -1,9 +1,9 @@
 import { stringify } from 'yaml';
-import { runCleanups } from '../../spec/helpers/cleanup.js';
-import { basicConfig } from '../../spec/helpers/daemon.js';
-import { EtcdServer } from '../../spec/helpers/etcd.js';
-import { freePort } from '../../spec/helpers/ports.js';
-import { sleep } from '../../spec/helpers/wait.js';
+import { runCleanups } from '../../harness/cleanup.js';
+import { basicConfig } from '../../harness/daemon.js';
+import { EtcdServer } from '../../harness/etcd.js';
+import { freePort } from '../../harness/ports.js';
+import { sleep } from '../../harness/wait.js';
 import { startDaemonProcess } from '../lib/daemon-process.js';
 import { servedAt, singleSocketAgent } from '../lib/http.js';
 import { percentile, progress, requireTool, round } from '../lib/util.js';

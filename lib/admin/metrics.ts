@@ -1,5 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import type { UpstreamObserver } from '../http/proxy.js';
+import type { UpstreamObserver } from '../dataplane/proxy/proxy.js';
 import type { KindStats, ResourceRegistry } from '../registry/registry.js';
 import { RELOAD_OUTCOMES, type Reloader } from '../reload/reloader.js';
 import type { ConfigSource } from '../sources/source.js';

@@ -1,10 +1,10 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { formatAddress, isLoopbackHost, parseListenAddress } from '../config/address.js';
-import { AdminTokenRequiredError } from '../errors.js';
-import { sendJson } from '../http/json.js';
-import { createLimitedServer, type HttpLimits, httpLimits } from '../http/limits.js';
-import type { Logger } from '../log.js';
+import { AdminTokenRequiredError } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
+import { sendJson } from '../net/json.js';
+import { createLimitedServer, type HttpLimits, httpLimits } from '../net/limits.js';
 import type { ReloadResult } from '../reload/reloader.js';
 import type { LeakReport } from './leaks.js';
 import { BearerAuth } from './token.js';

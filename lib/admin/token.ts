@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { AdminTokenError, errorMessage } from '../errors.js';
+import { AdminTokenError, errorMessage } from '../core/errors.js';
 
 /** The environment variable the daemon and the CLI read the admin token from. */
 export const ADMIN_TOKEN_ENV = 'HOTCONF_ADMIN_TOKEN';

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { ADMIN_TOKEN_ENV, checkAdminToken, readAdminTokenFile } from '../admin/token.js';
 import { DEFAULT_ADMIN_LISTEN } from '../config/schema.js';
-import { AdminTokenError } from '../errors.js';
+import { AdminTokenError } from '../core/errors.js';
 
 /** Where the admin API is when `--admin` is not given: `HOTCONF_ADMIN`, else the default address. */
 export const DEFAULT_ADMIN = `http://${DEFAULT_ADMIN_LISTEN}`;

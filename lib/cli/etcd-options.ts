@@ -3,8 +3,8 @@ import { resolve } from 'node:path';
 import { type Command, Option } from 'commander';
 import { z } from 'zod';
 import { REDACTED } from '../config/redact.js';
-import { errorMessage, HotconfError } from '../errors.js';
-import { type EtcdSourceOptions, URL_USERINFO } from '../sources/etcd.js';
+import { errorMessage, HotconfError } from '../core/errors.js';
+import { type EtcdSourceOptions, URL_USERINFO } from '../sources/etcd/etcd.js';
 
 /** Exit code for a command line that cannot be used (as commander's own usage errors). */
 export const EXIT_USAGE = 64;

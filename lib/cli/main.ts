@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { DEFAULT_ADMIN_LISTEN } from '../config/schema.js';
-import { LOG_LEVELS } from '../log.js';
+import { LOG_LEVELS } from '../core/log.js';
 import { type AdminClientOptions, addAdminClientOptions } from './admin-client.js';
 import { addEtcdOptions } from './etcd-options.js';
 import { processIo as io } from './io.js';

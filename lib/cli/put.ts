@@ -1,8 +1,8 @@
 import { resolve } from 'node:path';
 import { Etcd3 } from 'etcd3';
 import { DEFAULT_MAX_DOCUMENT_BYTES } from '../config/parse.js';
-import { errorMessage } from '../errors.js';
-import { etcdClientOptions } from '../sources/etcd.js';
+import { errorMessage } from '../core/errors.js';
+import { etcdClientOptions } from '../sources/etcd/etcd.js';
 import { EXIT_UNREACHABLE } from './admin-client.js';
 import { type EtcdCliOptions, EXIT_USAGE, etcdConnection, UsageError } from './etcd-options.js';
 import type { Io } from './io.js';

@@ -1,10 +1,10 @@
 import { fileURLToPath } from 'node:url';
 import { ADMIN_TOKEN_ENV } from '../admin/token.js';
 import { DEFAULT_ADMIN_LISTEN } from '../config/schema.js';
-import { Daemon, type DaemonOptions } from '../daemon.js';
-import { errorMessage } from '../errors.js';
-import { createLogger, type Logger, type LogLevel } from '../log.js';
-import { EtcdSource } from '../sources/etcd.js';
+import { errorMessage } from '../core/errors.js';
+import { createLogger, type Logger, type LogLevel } from '../core/log.js';
+import { Daemon, type DaemonOptions } from '../daemon/daemon.js';
+import { EtcdSource } from '../sources/etcd/etcd.js';
 import { FileSource } from '../sources/file.js';
 import type { ConfigSource } from '../sources/source.js';
 import { type EtcdCliOptions, EXIT_USAGE, etcdConnection, parseDuration } from './etcd-options.js';

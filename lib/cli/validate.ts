@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { loadConfig } from '../config/parse.js';
-import { ConfigInvalidError, errorMessage } from '../errors.js';
+import { ConfigInvalidError, errorMessage } from '../core/errors.js';
 import type { Io } from './io.js';
 
 /**

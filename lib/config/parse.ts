@@ -1,6 +1,6 @@
 import { type CST, Parser, parseDocument as parseYamlDocument } from 'yaml';
 import type { z } from 'zod';
-import { ConfigInvalidError, type ConfigIssue } from '../errors.js';
+import { ConfigInvalidError, type ConfigIssue } from '../core/errors.js';
 import { canonicalHash } from './hash.js';
 import { type Config, ConfigSchema } from './schema.js';
 

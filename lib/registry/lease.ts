@@ -1,4 +1,4 @@
-import { LeaseReleasedError } from '../errors.js';
+import { LeaseReleasedError } from '../core/errors.js';
 
 /**
  * One reference to a registry resource. The holder reads `value` while it holds the lease and

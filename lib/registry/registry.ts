@@ -1,7 +1,7 @@
-import { CreateTimeoutError, DestroyTimeoutError, RegistryClosedError } from '../errors.js';
-import { type Logger, silentLogger } from '../log.js';
-import { Emitter } from '../util/emitter.js';
-import { withTimeout } from '../util/timeout.js';
+import { Emitter } from '../core/emitter.js';
+import { CreateTimeoutError, DestroyTimeoutError, RegistryClosedError } from '../core/errors.js';
+import { type Logger, silentLogger } from '../core/log.js';
+import { withTimeout } from '../core/timeout.js';
 import { Lease } from './lease.js';
 
 /**

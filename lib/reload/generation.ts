@@ -1,8 +1,8 @@
 import { ProxyTracerProvider, type Tracer } from '@opentelemetry/api';
 import type { Config } from '../config/schema.js';
-import type { ServingGeneration } from '../http/handler.js';
-import type { Upstream } from '../http/proxy.js';
-import type { Router } from '../http/router.js';
+import { Once } from '../core/once.js';
+import type { RouteTable, ServingGeneration } from '../dataplane/ports.js';
+import type { Upstream } from '../dataplane/proxy/proxy.js';
 import type { Lease } from '../registry/lease.js';
 import type { ListenerHandle } from '../resources/listener.js';
 import { TRACER_NAME, type TracingPipeline } from '../resources/tracing.js';
@@ -20,9 +20,21 @@ export interface ReleaseReport {
   drain_ms: number;
 }
 
+/** A transition asked of a generation in a state that does not allow it (a bug in the caller). */
+export class GenerationStateError extends Error {
+  constructor(id: number, action: string, state: GenerationState) {
+    super(`generation ${id}: cannot ${action} in state ${state}`);
+  }
+}
+
 /**
- * One validated config and the leases it holds, after Caddy's `Context`: every resource a
- * generation uses is acquired through it and released by it, exactly once.
+ * One validated config and everything it holds, after Caddy's `Context`: every resource a
+ * generation uses is acquired through it and released by it, exactly once, and other teardown it
+ * owns (watches, tables that are not leases) is registered with `onRelease`.
+ *
+ * Its state changes only through its own methods: `activate()` (provisioning → active),
+ * `drain()` (active → draining), `release()` (any → released, once). What it serves is added
+ * while provisioning only.
  *
  * Requests pin the generation they arrived under (`pin`), so `drain` can wait for them before
  * `release` drops the leases. Runtime state lives in the leased resources; the config object is
@@ -33,46 +45,101 @@ export class Generation implements ServingGeneration {
   readonly config: Config;
   readonly hash: string;
   readonly loadedAt: Date;
-  /** Version and facts of the newest document that produced this config (updated by unchanged reloads). */
-  version: string;
-  source: SourceInfo;
-  state: GenerationState = 'provisioning';
-  /** When the generation stopped being active (ms since epoch). */
-  retiredAt: number | undefined;
+  #version: string;
+  #source: SourceInfo;
+  #state: GenerationState = 'provisioning';
+  #retiredAt: number | undefined;
   readonly #leases: Lease<unknown>[] = [];
-  readonly #routers = new Map<string, Router>();
+  readonly #onRelease: (() => unknown)[] = [];
+  readonly #routers = new Map<string, RouteTable>();
   readonly #listeners = new Map<string, ListenerHandle>();
   readonly #upstreams = new Map<string, Upstream>();
   #tracing: TracingPipeline | undefined;
   readonly #inflight = new Set<() => void>();
   #onIdle: (() => void) | undefined;
+  /** Ends the drain's wait now (`cutDrain`); set while `drain` waits. */
+  #cut: (() => void) | undefined;
+  #cutRequested = false;
+  readonly #release = new Once(() => this.#releaseAll());
 
   constructor(id: number, config: Config, hash: string, version: string, source: SourceInfo) {
     this.id = id;
     this.config = config;
     this.hash = hash;
-    this.version = version;
-    this.source = source;
+    this.#version = version;
+    this.#source = source;
     this.loadedAt = new Date();
   }
 
-  /** Keep `lease` until `release()` and return its value. */
+  get state(): GenerationState {
+    return this.#state;
+  }
+
+  /** Version of the newest document that produced this config (see `sawDocument`). */
+  get version(): string {
+    return this.#version;
+  }
+
+  /** Facts of the newest document that produced this config. */
+  get source(): SourceInfo {
+    return this.#source;
+  }
+
+  /** When the generation stopped being active (ms since epoch); undefined before. */
+  get retiredAt(): number | undefined {
+    return this.#retiredAt;
+  }
+
+  /** A newer document produced this same config (an `unchanged` reload): `/config` reports it. */
+  sawDocument(version: string, source: SourceInfo): void {
+    this.#version = version;
+    this.#source = source;
+  }
+
+  /**
+   * Keep `lease` until `release()` and return its value. A lease handed to a generation already
+   * released (a provision abandoned by a stop, whose acquire finished late) is released at once.
+   * @throws GenerationStateError unless provisioning
+   */
   hold<T>(lease: Lease<T>): T {
+    if (this.#state === 'released') void lease.release();
+    this.#expect('provisioning', 'hold a lease');
     this.#leases.push(lease as Lease<unknown>);
     return lease.value;
   }
 
+  /**
+   * Run `fn` when the generation is released, after its leases, newest registration first: for
+   * what it owns that is not a lease. Registered after the release began, `fn` runs at once.
+   */
+  onRelease(fn: () => unknown): void {
+    if (this.#release.called) {
+      void Promise.resolve().then(fn);
+      return;
+    }
+    this.#onRelease.push(fn);
+  }
+
   setTracing(pipeline: TracingPipeline): void {
+    this.#expect('provisioning', 'set its tracing');
     this.#tracing = pipeline;
   }
 
-  addListener(key: string, handle: ListenerHandle, router: Router): void {
+  addListener(key: string, handle: ListenerHandle, router: RouteTable): void {
+    this.#expect('provisioning', 'add a listener');
     this.#listeners.set(key, handle);
     this.#routers.set(key, router);
   }
 
   addUpstream(upstream: Upstream): void {
+    this.#expect('provisioning', 'add an upstream');
     this.#upstreams.set(upstream.name, upstream);
+  }
+
+  /** Provisioning is complete: the generation may serve. */
+  activate(): void {
+    this.#expect('provisioning', 'activate');
+    this.#state = 'active';
   }
 
   /** Upstreams by name, as this generation serves them (its pools, health states, balancers). */
@@ -88,7 +155,7 @@ export class Generation implements ServingGeneration {
     return this.#tracing?.tracer ?? NOOP_TRACER;
   }
 
-  router(listenKey: string): Router | undefined {
+  router(listenKey: string): RouteTable | undefined {
     return this.#routers.get(listenKey);
   }
 
@@ -120,33 +187,56 @@ export class Generation implements ServingGeneration {
   }
 
   /**
-   * Wait until no request is in flight, at most `timeoutMs`; then abort what is left. Resolves
-   * with the number of requests aborted.
+   * Stop being active (active → draining) and wait until no request is in flight, at most
+   * `timeoutMs`; then abort what is left. Resolves with the number of requests aborted.
    */
   async drain(timeoutMs: number): Promise<number> {
-    this.state = 'draining';
-    if (this.#inflight.size > 0) {
+    this.#expect('active', 'drain');
+    this.#state = 'draining';
+    this.#retiredAt = Date.now();
+    if (this.#inflight.size > 0 && !this.#cutRequested) {
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, timeoutMs);
-        this.#onIdle = () => {
+        const done = () => {
           clearTimeout(timer);
           resolve();
         };
+        const timer = setTimeout(done, timeoutMs);
+        this.#onIdle = done;
+        this.#cut = done;
       });
       this.#onIdle = undefined;
+      this.#cut = undefined;
     }
     const left = [...this.#inflight];
     for (const abort of left) abort();
     return left.length;
   }
 
-  /** Release every lease, newest first. Resolves with the number of values destroyed per kind. */
-  async release(): Promise<Record<string, number>> {
-    this.state = 'released';
+  /** Stop waiting for requests in flight: `drain` (running or still to come) aborts them now. */
+  cutDrain(): void {
+    this.#cutRequested = true;
+    this.#cut?.();
+  }
+
+  /**
+   * Release every lease, newest first, then run the `onRelease` hooks, newest first. Idempotent:
+   * every caller gets the same completion. Resolves with the number of values destroyed per kind.
+   */
+  release(): Promise<Record<string, number>> {
+    return this.#release.call();
+  }
+
+  async #releaseAll(): Promise<Record<string, number>> {
+    this.#state = 'released';
     const destroyed: Record<string, number> = {};
     for (const lease of this.#leases.splice(0).reverse()) {
       if (await lease.release()) destroyed[lease.kind] = (destroyed[lease.kind] ?? 0) + 1;
     }
+    for (const fn of this.#onRelease.splice(0).reverse()) await fn();
     return destroyed;
+  }
+
+  #expect(state: GenerationState, action: string): void {
+    if (this.#state !== state) throw new GenerationStateError(this.id, action, this.#state);
   }
 }

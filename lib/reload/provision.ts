@@ -1,83 +1,28 @@
 import { scrubError, secretValues } from '../config/redact.js';
-import type { HealthCheckConfig, TracingConfig, UpstreamConfig } from '../config/schema.js';
-import { ProvisionError } from '../errors.js';
-import type { HttpLimits } from '../http/limits.js';
-import { compileProxy, type ProxyObserver, ProxyTarget, Upstream, type UpstreamObserver } from '../http/proxy.js';
-import { type ActionCompiler, compileRespond, Router } from '../http/router.js';
-import type { Logger } from '../log.js';
-import { sectionKey } from '../registry/key.js';
+import type { RouteConfig, UpstreamConfig } from '../config/schema.js';
+import { ProvisionError } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
+import type { RouteAction } from '../dataplane/ports.js';
+import { compileProxy, type ProxyObserver, ProxyTarget, Upstream } from '../dataplane/proxy/proxy.js';
+import { compileRespond } from '../dataplane/route/respond.js';
+import { Router } from '../dataplane/route/router.js';
 import type { Lease } from '../registry/lease.js';
 import type { ResourceFactory, ResourceRegistry } from '../registry/registry.js';
-import {
-  HEALTH_CHECKER_KIND,
-  type HealthChecker,
-  healthCheckerFactory,
-  healthCheckerKey,
-  TARGET_HEALTH_KIND,
-  type TargetHealth,
-  targetHealthFactory,
-  targetHealthKey,
-} from '../resources/health.js';
-import { LISTENER_KIND, type ListenerHandle, listenerFactory, listenerKey, type RequestHandler } from '../resources/listener.js';
-import { TRACER_PROVIDER_KIND, type TracingPipeline, tracerProviderFactory } from '../resources/tracing.js';
-import {
-  UPSTREAM_POOL_KIND,
-  type UpstreamPool,
-  type UpstreamPoolSettings,
-  upstreamPoolFactory,
-  upstreamPoolKey,
-  upstreamPoolSettings,
-  upstreamTargets,
-} from '../resources/upstream.js';
+import { healthCheckerKind, type TargetHealth, targetHealthKind } from '../resources/health.js';
+import { type KindDeps, type ResourceKind, type ResourceKinds, resolveKind } from '../resources/kind.js';
+import { type ListenerHandle, listenerKind, type RequestHandler } from '../resources/listener.js';
+import { tracerProviderKind } from '../resources/tracing.js';
+import { upstreamPoolKind, upstreamPoolSettings, upstreamTargets } from '../resources/upstream.js';
 import type { Generation } from './generation.js';
-
-/**
- * Factory builders, one per resource kind: given a config section, return the registry factory
- * for it. Injected into the reloader (tests stub one to make it throw or hang); nothing is built
- * until the registry calls `create`.
- */
-export interface ResourceKinds {
-  tracerProvider(section: TracingConfig): ResourceFactory<TracingPipeline>;
-  listener(listen: string, onRequest: RequestHandler): ResourceFactory<ListenerHandle>;
-  /** Health state of one target of one upstream; see `TargetHealth`. */
-  targetHealth(upstream: string, origin: string): ResourceFactory<TargetHealth>;
-  /** An upstream's checker over the states the generation acquired for its targets. */
-  healthChecker(upstream: string, section: HealthCheckConfig, targets: readonly TargetHealth[]): ResourceFactory<HealthChecker>;
-  upstreamPool(settings: UpstreamPoolSettings): ResourceFactory<UpstreamPool>;
-}
-
-/**
- * Errors of a resource's own background work after `create` (a listener's accept loop, an
- * exporter's sends), by `component`. Resources catch these and report them here; they must never
- * surface as uncaught exceptions. (Health probes count their failures in their own metric,
- * `hotconf_health_check_errors_total`: a failing probe is what a health checker is for.)
- */
-export type BackgroundErrorHandler = (component: string, error: Error) => void;
-
-/**
- * The production factory builders. `httpLimits` apply to every listener's clients; `logger` and
- * `observer` go to health checkers.
- */
-export function defaultResourceKinds(
-  options: { onBackgroundError?: BackgroundErrorHandler; httpLimits?: Partial<HttpLimits>; logger?: Logger; observer?: UpstreamObserver } = {},
-): ResourceKinds {
-  const report = (component: string) => (error: Error) => options.onBackgroundError?.(component, error);
-  return {
-    tracerProvider: (section) => tracerProviderFactory(section, { onExportError: report('exporter') }),
-    listener: (listen, onRequest) => listenerFactory(listen, onRequest, { onError: report('listener'), limits: options.httpLimits }),
-    targetHealth: (upstream, origin) => targetHealthFactory(upstream, origin),
-    healthChecker: (upstream, section, targets) => healthCheckerFactory(upstream, section, targets, { logger: options.logger, observer: options.observer }),
-    upstreamPool: (settings) => upstreamPoolFactory(settings),
-  };
-}
 
 export interface ProvisionContext {
   registry: ResourceRegistry;
-  kinds: ResourceKinds;
+  /** Kinds by name that replace the defaults (specs inject faults here); default: every kind module as it is. */
+  kinds?: ResourceKinds;
+  /** What the kinds' factories may use (background errors, logger, observer, HTTP limits). */
+  deps: KindDeps;
   /** The request handler for the listener with this registry key (it routes by active generation). */
   requestHandler(listenKey: string): RequestHandler;
-  /** Builds the actions of routes other than `upstream` ones; default: `respond`. */
-  compileAction?: ActionCompiler;
   /** Receives proxy attempts (metrics). */
   observer?: ProxyObserver;
   /** Parent of the proxy's loggers. */
@@ -88,10 +33,25 @@ export interface ProvisionContext {
 export type ProvisionReport = Record<string, { created: number; reused: number }>;
 
 /**
- * Acquire every resource `generation.config` needs, in order: tracing; then per upstream its
- * targets' health states and its health checker (with `health_check`), and its targets' pools;
- * then listeners, whose routes are compiled against this generation's upstreams. Resources whose
- * config section is unchanged are reused (their factories never run).
+ * Acquire one resource of `kind` for `input`, held by the generation being provisioned.
+ * @throws ProvisionError naming `path`, the kind and the key
+ */
+type Acquire = <I, T>(path: string, kind: ResourceKind<I, T>, input: I) => Promise<T>;
+
+/** One step of a provision: acquires what one part of the config needs and adds it to the generation. */
+type ProvisionStep = (generation: Generation, ctx: ProvisionContext, acquire: Acquire) => Promise<void>;
+
+/**
+ * The steps, in order: tracing first (the upstreams' spans use it); then per upstream its
+ * targets' health states, its checker and its pools; then listeners, whose routes are compiled
+ * against this generation's upstreams. A new config section gets a step here; a new kind of
+ * resource gets a module exporting its `ResourceKind` and is acquired by a step.
+ */
+const PROVISION_STEPS: readonly ProvisionStep[] = [provisionTracing, provisionUpstreams, provisionListeners];
+
+/**
+ * Acquire every resource `generation.config` needs, step by step (`PROVISION_STEPS`). Resources
+ * whose key is unchanged are reused (their factories never run).
  *
  * Health states come before the checker so that a checker rebuilt with new settings finds, and
  * inherits, the states the previous generation still holds.
@@ -108,36 +68,22 @@ export type ProvisionReport = Record<string, { created: number; reused: number }
 export async function provision(generation: Generation, ctx: ProvisionContext): Promise<ProvisionReport> {
   const report: ProvisionReport = {};
   const secrets = secretValues(generation.config);
-  const acquire = async <T>(path: string, kind: string, key: string, factory: ResourceFactory<T>): Promise<T> => {
+  const acquire: Acquire = async <I, T>(path: string, kindModule: ResourceKind<I, T>, input: I): Promise<T> => {
+    const kind = resolveKind(ctx.kinds, kindModule);
+    const key = kind.key(input);
     let lease: Lease<T>;
     try {
-      lease = await ctx.registry.acquire(kind, key, scrubbingFactory(factory, secrets));
+      lease = await ctx.registry.acquire(kind.kind, key, scrubbingFactory(kind.factory(input, ctx.deps), secrets));
     } catch (error) {
-      throw new ProvisionError(path, kind, key, error);
+      throw new ProvisionError(path, kind.kind, key, error);
     }
-    const counts = (report[kind] ??= { created: 0, reused: 0 });
+    const counts = (report[kind.kind] ??= { created: 0, reused: 0 });
     if (lease.created) counts.created += 1;
     else counts.reused += 1;
     return generation.hold(lease);
   };
-
   try {
-    const { config } = generation;
-    if (config.tracing) {
-      const section = config.tracing;
-      generation.setTracing(await acquire('tracing', TRACER_PROVIDER_KIND, sectionKey(section), ctx.kinds.tracerProvider(section)));
-    }
-    for (const [name, section] of Object.entries(config.upstreams)) {
-      generation.addUpstream(await provisionUpstream(name, section, generation, ctx, acquire));
-    }
-    const compileOther = ctx.compileAction ?? compileRespond;
-    const compile: ActionCompiler = (route, index) => (route.upstream !== undefined ? compileProxy(route, generation.upstreams()) : compileOther(route, index));
-    for (const [i, listener] of config.listeners.entries()) {
-      const key = listenerKey(listener.listen);
-      const router = Router.fromConfig(listener.routes, compile);
-      const handle = await acquire(`listeners.${i}.listen`, LISTENER_KIND, key, ctx.kinds.listener(listener.listen, ctx.requestHandler(key)));
-      generation.addListener(key, handle, router);
-    }
+    for (const step of PROVISION_STEPS) await step(generation, ctx, acquire);
   } catch (error) {
     await generation.release();
     throw error;
@@ -145,7 +91,16 @@ export async function provision(generation: Generation, ctx: ProvisionContext): 
   return report;
 }
 
-type Acquire = <T>(path: string, kind: string, key: string, factory: ResourceFactory<T>) => Promise<T>;
+async function provisionTracing(generation: Generation, _ctx: ProvisionContext, acquire: Acquire): Promise<void> {
+  const section = generation.config.tracing;
+  if (section) generation.setTracing(await acquire('tracing', tracerProviderKind, section));
+}
+
+async function provisionUpstreams(generation: Generation, ctx: ProvisionContext, acquire: Acquire): Promise<void> {
+  for (const [name, section] of Object.entries(generation.config.upstreams)) {
+    generation.addUpstream(await provisionUpstream(name, section, generation, ctx, acquire));
+  }
+}
 
 /** One upstream: health states and checker (when configured), then one pool per target. */
 async function provisionUpstream(name: string, section: UpstreamConfig, generation: Generation, ctx: ProvisionContext, acquire: Acquire): Promise<Upstream> {
@@ -155,19 +110,35 @@ async function provisionUpstream(name: string, section: UpstreamConfig, generati
   if (section.health_check) {
     states = [];
     for (const [i, origin] of origins.entries()) {
-      states.push(await acquire(`${path}.targets.${i}`, TARGET_HEALTH_KIND, targetHealthKey(name, origin), ctx.kinds.targetHealth(name, origin)));
+      states.push(await acquire(`${path}.targets.${i}`, targetHealthKind, { upstream: name, origin }));
     }
-    const key = healthCheckerKey(name, origins, section.health_check);
-    await acquire(`${path}.health_check`, HEALTH_CHECKER_KIND, key, ctx.kinds.healthChecker(name, section.health_check, states));
+    await acquire(`${path}.health_check`, healthCheckerKind, {
+      upstream: name,
+      section: section.health_check,
+      origins,
+      targets: states,
+    });
   }
   const targets: ProxyTarget[] = [];
   for (const [i, origin] of origins.entries()) {
-    const settings = upstreamPoolSettings(origin, section);
-    const pool = await acquire(`${path}.targets.${i}`, UPSTREAM_POOL_KIND, upstreamPoolKey(settings), ctx.kinds.upstreamPool(settings));
+    const pool = await acquire(`${path}.targets.${i}`, upstreamPoolKind, upstreamPoolSettings(origin, section));
     targets.push(new ProxyTarget(pool, states?.[i]));
   }
   return new Upstream({ name, config: section, targets, tracer: generation.tracer, observer: ctx.observer, logger: ctx.logger });
 }
+
+async function provisionListeners(generation: Generation, ctx: ProvisionContext, acquire: Acquire): Promise<void> {
+  const compile = (route: RouteConfig, index: number): RouteAction =>
+    route.upstream !== undefined ? compileProxy(route, generation.upstreams()) : compileRespond(route, index);
+  for (const [i, listener] of generation.config.listeners.entries()) {
+    const router = Router.fromConfig(listener.routes, compile);
+    const key = listenerKind.key({ listen: listener.listen, onRequest: NO_HANDLER });
+    const handle: ListenerHandle = await acquire(`listeners.${i}.listen`, listenerKind, { listen: listener.listen, onRequest: ctx.requestHandler(key) });
+    generation.addListener(key, handle, router);
+  }
+}
+
+const NO_HANDLER: RequestHandler = () => {};
 
 /** `factory` with its errors scrubbed of `secrets` (see `scrubError`). */
 function scrubbingFactory<T>(factory: ResourceFactory<T>, secrets: readonly string[]): ResourceFactory<T> {

@@ -1,21 +1,16 @@
 import { Agent } from 'undici';
 import type { HealthCheckConfig } from '../config/schema.js';
-import { HotconfError } from '../errors.js';
-import { type Logger, silentLogger } from '../log.js';
+import { HotconfError } from '../core/errors.js';
+import { type Logger, silentLogger } from '../core/log.js';
+import { RepeatLimiter } from '../core/repeat-limiter.js';
 import { sectionKey } from '../registry/key.js';
 import type { ResourceFactory } from '../registry/registry.js';
-import { RepeatLimiter } from '../util/repeat-limiter.js';
+import type { HealthObserver, ResourceKind } from './kind.js';
 
 /** Registry kind of per-target health state. */
 export const TARGET_HEALTH_KIND = 'target_health';
 /** Registry kind (and metric label) of health checkers. */
 export const HEALTH_CHECKER_KIND = 'health_checker';
-
-/** Receives health-check events for metrics; injected, never a module global. */
-export interface HealthObserver {
-  /** A probe threw (connect error, timeout, reset, or a bug): `hotconf_health_check_errors_total{upstream}`. */
-  healthCheckError(upstream: string): void;
-}
 
 /**
  * The health of one target as seen by one upstream: a registry resource of its own (kind
@@ -319,3 +314,31 @@ export function healthCheckerFactory(
     destroy: (checker) => checker.stop(),
   };
 }
+
+/** What one target's health state is built from. */
+export interface TargetHealthInput {
+  readonly upstream: string;
+  readonly origin: string;
+}
+
+/** The `target_health` kind: one state per upstream and target origin, kept while any generation lists the target. */
+export const targetHealthKind: ResourceKind<TargetHealthInput, TargetHealth> = {
+  kind: TARGET_HEALTH_KIND,
+  key: (input) => targetHealthKey(input.upstream, input.origin),
+  factory: (input) => targetHealthFactory(input.upstream, input.origin),
+};
+
+/** What an upstream's health checker is built from: its section, target origins and their states (in the same order). */
+export interface HealthCheckerInput {
+  readonly upstream: string;
+  readonly section: HealthCheckConfig;
+  readonly origins: readonly string[];
+  readonly targets: readonly TargetHealth[];
+}
+
+/** The `health_checker` kind, keyed by upstream, origins and section (a rebuilt checker inherits the states). */
+export const healthCheckerKind: ResourceKind<HealthCheckerInput, HealthChecker> = {
+  kind: HEALTH_CHECKER_KIND,
+  key: (input) => healthCheckerKey(input.upstream, input.origins, input.section),
+  factory: (input, deps) => healthCheckerFactory(input.upstream, input.section, input.targets, { logger: deps.logger, observer: deps.observer }),
+};

@@ -1,9 +1,10 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseListenAddress } from '../config/address.js';
-import { createLimitedServer, type HttpLimits, httpLimits, rejectOversizedBody } from '../http/limits.js';
+import { withTimeout } from '../core/timeout.js';
+import { createLimitedServer, type HttpLimits, httpLimits, rejectOversizedBody } from '../net/limits.js';
 import type { ResourceFactory } from '../registry/registry.js';
-import { withTimeout } from '../util/timeout.js';
+import type { ResourceKind } from './kind.js';
 
 /** Registry kind (and metric label) of HTTP listeners. */
 export const LISTENER_KIND = 'listener';
@@ -91,3 +92,17 @@ export function listenerFactory(listen: string, onRequest: RequestHandler, optio
 export function listenerKey(listen: string): string {
   return listen.toLowerCase();
 }
+
+/** What a listener is built from: its address and the handler that routes each request (by the generation active at arrival). */
+export interface ListenerInput {
+  readonly listen: string;
+  readonly onRequest: RequestHandler;
+}
+
+/** The `listener` kind, keyed by address only: the bound socket and its connections survive every reload that keeps the address. */
+export const listenerKind: ResourceKind<ListenerInput, ListenerHandle> = {
+  kind: LISTENER_KIND,
+  key: (input) => listenerKey(input.listen),
+  factory: (input, deps) =>
+    listenerFactory(input.listen, input.onRequest, { onError: (error) => deps.onBackgroundError('listener', error), limits: deps.httpLimits }),
+};

@@ -15,9 +15,11 @@ import {
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
 import type { TracingConfig } from '../config/schema.js';
-import { HotconfError } from '../errors.js';
+import { HotconfError } from '../core/errors.js';
+import { withTimeout } from '../core/timeout.js';
+import { sectionKey } from '../registry/key.js';
 import type { ResourceFactory } from '../registry/registry.js';
-import { withTimeout } from '../util/timeout.js';
+import type { ResourceKind } from './kind.js';
 
 /** Registry kind (and metric label) of tracing pipelines. */
 export const TRACER_PROVIDER_KIND = 'tracer_provider';
@@ -144,3 +146,10 @@ function defaultExporter(section: TracingConfig, agent: HttpAgent | undefined): 
       });
   }
 }
+
+/** The `tracer_provider` kind: one pipeline per canonical `tracing` section. */
+export const tracerProviderKind: ResourceKind<TracingConfig, TracingPipeline> = {
+  kind: TRACER_PROVIDER_KIND,
+  key: sectionKey,
+  factory: (section, deps) => tracerProviderFactory(section, { onExportError: (error) => deps.onBackgroundError('exporter', error) }),
+};

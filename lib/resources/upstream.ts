@@ -1,9 +1,10 @@
 import { Pool } from 'undici';
 import type { UpstreamConfig } from '../config/schema.js';
+import { RepeatLimiter } from '../core/repeat-limiter.js';
+import { withTimeout } from '../core/timeout.js';
 import { sectionKey } from '../registry/key.js';
 import type { ResourceFactory } from '../registry/registry.js';
-import { RepeatLimiter } from '../util/repeat-limiter.js';
-import { withTimeout } from '../util/timeout.js';
+import type { ResourceKind } from './kind.js';
 
 /** Registry kind (and metric label) of upstream connection pools. */
 export const UPSTREAM_POOL_KIND = 'upstream_pool';
@@ -95,3 +96,10 @@ export function upstreamPoolFactory(settings: UpstreamPoolSettings, options: Ups
     },
   };
 }
+
+/** The `upstream_pool` kind: one undici pool per target origin and pool settings, shared by every upstream and generation using them. */
+export const upstreamPoolKind: ResourceKind<UpstreamPoolSettings, UpstreamPool> = {
+  kind: UPSTREAM_POOL_KIND,
+  key: upstreamPoolKey,
+  factory: (settings) => upstreamPoolFactory(settings),
+};

@@ -3,8 +3,8 @@ import { open, realpath } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { type FSWatcher, watch } from 'chokidar';
 import { DEFAULT_MAX_DOCUMENT_BYTES } from '../config/parse.js';
-import { errorMessage, SourceReadError } from '../errors.js';
-import { type Logger, silentLogger } from '../log.js';
+import { errorMessage, SourceReadError } from '../core/errors.js';
+import { type Logger, silentLogger } from '../core/log.js';
 import type { ConfigSource, RawDocument, SourceInfo, SourceWatchHandlers } from './source.js';
 
 export interface FileSourceOptions {

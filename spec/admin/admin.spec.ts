@@ -1,14 +1,14 @@
 import { createServer } from 'node:net';
 import { expect } from 'chai';
 import { stringify } from 'yaml';
+import { onCleanup } from '../../harness/cleanup.js';
+import { basicConfig, memoryLogger, startDaemon } from '../../harness/daemon.js';
+import { httpRequest } from '../../harness/http.js';
+import { freePort } from '../../harness/ports.js';
+import { sleep, waitFor } from '../../harness/wait.js';
 import { leakReport } from '../../lib/admin/leaks.js';
-import { Daemon } from '../../lib/daemon.js';
+import { Daemon } from '../../lib/daemon/daemon.js';
 import type { ConfigSource, RawDocument } from '../../lib/sources/source.js';
-import { onCleanup } from '../helpers/cleanup.js';
-import { basicConfig, memoryLogger, startDaemon } from '../helpers/daemon.js';
-import { httpRequest } from '../helpers/http.js';
-import { freePort } from '../helpers/ports.js';
-import { sleep, waitFor } from '../helpers/wait.js';
 
 async function json(url: string, method = 'GET', body?: string): Promise<{ status: number; body: Record<string, unknown>; headers: Record<string, unknown> }> {
   const res = await httpRequest(url, { method, body });

@@ -2,13 +2,13 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { stringify } from 'yaml';
+import { event, runHotconfToEnd, spawnHotconf } from '../../harness/child.js';
+import { basicConfig, startDaemon, writeConfigAtomic } from '../../harness/daemon.js';
+import { getText, httpRequest } from '../../harness/http.js';
+import { freePort } from '../../harness/ports.js';
+import { tempDir } from '../../harness/tmp.js';
+import { waitFor } from '../../harness/wait.js';
 import { leaksCommand } from '../../lib/cli/leaks.js';
-import { event, runHotconfToEnd, spawnHotconf } from '../helpers/child.js';
-import { basicConfig, startDaemon, writeConfigAtomic } from '../helpers/daemon.js';
-import { getText, httpRequest } from '../helpers/http.js';
-import { freePort } from '../helpers/ports.js';
-import { tempDir } from '../helpers/tmp.js';
-import { waitFor } from '../helpers/wait.js';
 
 async function configFile(config: Record<string, unknown> | string): Promise<string> {
   const file = join(await tempDir(), 'hotconf.yaml');

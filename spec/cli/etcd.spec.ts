@@ -2,14 +2,14 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { stringify } from 'yaml';
-import { type HotconfChild, runHotconfToEnd, spawnHotconf } from '../helpers/child.js';
-import { basicConfig } from '../helpers/daemon.js';
-import { EtcdServer } from '../helpers/etcd.js';
-import { getText, httpRequest } from '../helpers/http.js';
-import { sampleValue } from '../helpers/metrics.js';
-import { freePort } from '../helpers/ports.js';
-import { tempDir } from '../helpers/tmp.js';
-import { waitFor } from '../helpers/wait.js';
+import { type HotconfChild, runHotconfToEnd, spawnHotconf } from '../../harness/child.js';
+import { basicConfig } from '../../harness/daemon.js';
+import { EtcdServer } from '../../harness/etcd.js';
+import { getText, httpRequest } from '../../harness/http.js';
+import { sampleValue } from '../../harness/metrics.js';
+import { freePort } from '../../harness/ports.js';
+import { tempDir } from '../../harness/tmp.js';
+import { waitFor } from '../../harness/wait.js';
 
 const KEY = '/hotconf/config';
 

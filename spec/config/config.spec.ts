@@ -4,7 +4,7 @@ import { stringify } from 'yaml';
 import { parseListenAddress } from '../../lib/config/address.js';
 import { DEFAULT_MAX_DOCUMENT_BYTES, loadConfig, parseDocument, validateConfig } from '../../lib/config/parse.js';
 import { REDACTED, redactConfig, scrubSecrets, secretValues } from '../../lib/config/redact.js';
-import { ConfigInvalidError } from '../../lib/errors.js';
+import { ConfigInvalidError } from '../../lib/core/errors.js';
 
 const DEMO = readFileSync(new URL('../../fixtures/demo.yaml', import.meta.url), 'utf8');
 

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { canonicalHash } from '../../lib/config/hash.js';
 import { validateConfig } from '../../lib/config/parse.js';
-import { ConfigInvalidError } from '../../lib/errors.js';
+import { ConfigInvalidError } from '../../lib/core/errors.js';
 
 function config(upstreams: Record<string, unknown>, routes: Record<string, unknown>[] = [{ path_prefix: '/', upstream: 'api' }]): Record<string, unknown> {
   return { upstreams, listeners: [{ name: 'web', listen: '127.0.0.1:8080', routes }] };

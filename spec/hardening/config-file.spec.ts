@@ -2,13 +2,13 @@ import { appendFile, chmod, mkdir, rename, rm, symlink, writeFile } from 'node:f
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { stringify } from 'yaml';
-import { event, spawnHotconf } from '../helpers/child.js';
-import { basicConfig, startDaemon, type TestDaemon } from '../helpers/daemon.js';
-import { getText, httpRequest } from '../helpers/http.js';
-import { metricValue } from '../helpers/metrics.js';
-import { freePort } from '../helpers/ports.js';
-import { tempDir } from '../helpers/tmp.js';
-import { waitFor } from '../helpers/wait.js';
+import { event, spawnHotconf } from '../../harness/child.js';
+import { basicConfig, startDaemon, type TestDaemon } from '../../harness/daemon.js';
+import { getText, httpRequest } from '../../harness/http.js';
+import { metricValue } from '../../harness/metrics.js';
+import { freePort } from '../../harness/ports.js';
+import { tempDir } from '../../harness/tmp.js';
+import { waitFor } from '../../harness/wait.js';
 
 /** `nobody` on Debian: root bypasses file permissions, so the EACCES daemon runs as this user. */
 const NOBODY = 65534;
@@ -26,7 +26,7 @@ describe('hardening: a config file that breaks while watched', function () {
 
   /** The watcher reported the breakage; generation 1 still serves `good`; an explicit reload says why, naming the file. */
   async function expectLastGoodKept(reason: RegExp): Promise<void> {
-    await waitFor('a source error', () => t.logs.lines().some((l) => l.msg === 'source_error' && reason.test(String(l.error))));
+    await waitFor('a source error', () => t.logs.lines().some((l) => l.msg === 'source_error' && reason.test(String((l.err as { message?: string } | undefined)?.message))));
     expect(await metricValue(t.admin, 'hotconf_source_errors_total')).to.be.at.least(1);
     expect(await getText(`http://127.0.0.1:${web}/`)).to.equal('good');
     const res = await httpRequest(`${t.admin}/reload`, { method: 'POST' });
@@ -108,7 +108,7 @@ describe('hardening: an unreadable config file (EACCES)', function () {
 
     await write('unreadable', 0o000);
     const error = await child.waitForLog('a source error', event('source_error'));
-    expect(String(error.error)).to.contain('EACCES').and.contain(file);
+    expect(String((error.err as { message?: string } | undefined)?.message)).to.contain('EACCES').and.contain(file);
     expect(await getText(`http://127.0.0.1:${web}/`)).to.equal('good');
     child.process.kill('SIGHUP');
     const reload = (await child.waitForLog('the SIGHUP reload', event('reload', { trigger: 'signal' }))) as {

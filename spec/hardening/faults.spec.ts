@@ -1,28 +1,15 @@
 import { expect } from 'chai';
+import { onCleanup } from '../../harness/cleanup.js';
+import { basicConfig, memoryLogger, startDaemon, type TestDaemon } from '../../harness/daemon.js';
+import { connectionRefused, getText } from '../../harness/http.js';
+import { sampleValue } from '../../harness/metrics.js';
+import { freePort } from '../../harness/ports.js';
+import { waitFor } from '../../harness/wait.js';
 import { ResourceRegistry } from '../../lib/registry/registry.js';
-import { HEALTH_CHECKER_KIND, TARGET_HEALTH_KIND } from '../../lib/resources/health.js';
-import { LISTENER_KIND } from '../../lib/resources/listener.js';
-import { TRACER_PROVIDER_KIND } from '../../lib/resources/tracing.js';
-import { UPSTREAM_POOL_KIND } from '../../lib/resources/upstream.js';
-import { onCleanup } from '../helpers/cleanup.js';
-import { basicConfig, memoryLogger, startDaemon, type TestDaemon } from '../helpers/daemon.js';
-import { connectionRefused, getText } from '../helpers/http.js';
-import { sampleValue } from '../helpers/metrics.js';
-import { freePort } from '../helpers/ports.js';
-import { waitFor } from '../helpers/wait.js';
 import { type CreateFault, FaultyKinds, KIND_NAMES, type KindName } from './support/faults.js';
 
 const CREATE_TIMEOUT_MS = 300;
 const DESTROY_TIMEOUT_MS = 300;
-
-/** Registry kind (metric label) of each builder. */
-const REGISTRY_KIND: Record<KindName, string> = {
-  tracerProvider: TRACER_PROVIDER_KIND,
-  listener: LISTENER_KIND,
-  targetHealth: TARGET_HEALTH_KIND,
-  healthChecker: HEALTH_CHECKER_KIND,
-  upstreamPool: UPSTREAM_POOL_KIND,
-};
 
 /** An upstream section; its targets need not answer (probes failing is fine here). */
 function upstream(targets: number[], healthCheck?: Record<string, unknown>): Record<string, unknown> {
@@ -65,10 +52,10 @@ describe('hardening: faults while provisioning', function () {
    * here when adding a kind.
    */
   const POSITIONS: { kind: KindName; path: string }[] = [
-    { kind: 'tracerProvider', path: 'tracing' },
-    { kind: 'targetHealth', path: 'upstreams.api.targets.0' },
-    { kind: 'healthChecker', path: 'upstreams.api.health_check' },
-    { kind: 'upstreamPool', path: 'upstreams.api.targets.0' },
+    { kind: 'tracer_provider', path: 'tracing' },
+    { kind: 'target_health', path: 'upstreams.api.targets.0' },
+    { kind: 'health_checker', path: 'upstreams.api.health_check' },
+    { kind: 'upstream_pool', path: 'upstreams.api.targets.0' },
     { kind: 'listener', path: 'listeners.1.listen' },
     { kind: 'listener', path: 'listeners.2.listen' },
   ];
@@ -121,7 +108,7 @@ describe('hardening: faults while provisioning', function () {
         expect(liveEntries(t)).to.deep.equal(activeHolds(t));
         for (const port of added) expect(await connectionRefused(port)).to.equal(true);
         const stats = registry.stats();
-        const registryKind = REGISTRY_KIND[kind];
+        const registryKind = kind;
         expect(stats[registryKind]!.createFailures).to.equal((statsBefore[registryKind]?.createFailures ?? 0) + 1);
         for (const [name, s] of Object.entries(stats)) {
           // What generation 2 created before the fault is destroyed again.
@@ -143,22 +130,22 @@ describe('hardening: faults while provisioning', function () {
 
   /** Per kind: two configs whose swap destroys a resource of that kind. */
   const REPLACING: Record<KindName, (web: number, other: number) => [Record<string, unknown>, Record<string, unknown>]> = {
-    tracerProvider: (web) => [
+    tracer_provider: (web) => [
       basicConfig({ port: web, body: 'one', tracing: { exporter: 'none', service_name: 'a' } }),
       basicConfig({ port: web, body: 'two', tracing: { exporter: 'none', service_name: 'b' } }),
     ],
     listener: (web, other) => [basicConfig({ port: web, body: 'one' }), basicConfig({ port: other, body: 'two' })],
     // Another target: its health state (and checker and pool) go.
-    targetHealth: (web, other) => [
+    target_health: (web, other) => [
       basicConfig({ port: web, body: 'one', extra: { upstreams: { api: upstream([other], { interval_ms: 60_000 }) } } }),
       basicConfig({ port: web, body: 'two', extra: { upstreams: { api: upstream([other + 1], { interval_ms: 60_000 }) } } }),
     ],
     // Other probe settings, same target: only the checker goes.
-    healthChecker: (web, other) => [
+    health_checker: (web, other) => [
       basicConfig({ port: web, body: 'one', extra: { upstreams: { api: upstream([other], { interval_ms: 60_000 }) } } }),
       basicConfig({ port: web, body: 'two', extra: { upstreams: { api: upstream([other], { interval_ms: 50_000 }) } } }),
     ],
-    upstreamPool: (web, other) => [
+    upstream_pool: (web, other) => [
       basicConfig({ port: web, body: 'one', extra: { upstreams: { api: upstream([other]) } } }),
       basicConfig({ port: web, body: 'two', extra: { upstreams: { api: upstream([other + 1]) } } }),
     ],
@@ -174,7 +161,7 @@ describe('hardening: faults while provisioning', function () {
 
       expect(await t.apply(second)).to.include({ result: 'applied', generation: 2 });
       await waitFor('generation 1 to be released', () => t.daemon.reloader.generations().length === 1);
-      const registryKind = REGISTRY_KIND[kind];
+      const registryKind = kind;
       expect(registry.stats()[registryKind]!.destroyFailures).to.equal(1);
       const failure = logs.lines().find((l) => l.msg === 'resource_destroy_failed') as { kind: string; err: { code: string } } | undefined;
       expect(failure?.kind).to.equal(registryKind);
@@ -206,9 +193,10 @@ describe('hardening: errors in background work', function () {
 
     for (let i = 0; i < 3; i += 1) expect(await getText(`http://127.0.0.1:${web}/`)).to.equal('hello');
     await waitFor('a failed export to be counted', async () => ((await exported()) ?? 0) >= 1);
-    const line = t.logs.lines().find((l) => l.msg === 'background_error') as { component: string; error: string } | undefined;
-    expect(line?.component).to.equal('exporter');
-    expect(line?.error).to.match(/ECONNREFUSED|connect/i);
+    const line = t.logs.lines().find((l) => l.msg === 'background_error') as { component: string; background: string; err: { message: string } } | undefined;
+    expect(line?.component).to.equal('reload');
+    expect(line?.background).to.equal('exporter');
+    expect(line?.err.message).to.match(/ECONNREFUSED|connect/i);
 
     expect(await getText(`http://127.0.0.1:${web}/`)).to.equal('hello');
     expect((await t.apply(basicConfig({ port: web, body: 'next', tracing }))).result).to.equal('applied');

@@ -3,14 +3,14 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { stringify } from 'yaml';
-import { event, type HotconfChild, spawnHotconf, spawnNode } from '../helpers/child.js';
-import { basicConfig } from '../helpers/daemon.js';
-import { EtcdServer } from '../helpers/etcd.js';
-import { connectionRefused, getText, httpRequest } from '../helpers/http.js';
-import { freePort } from '../helpers/ports.js';
-import { tempDir } from '../helpers/tmp.js';
-import { hang, holding, proxyConfig, TestUpstream } from '../helpers/upstream.js';
-import { waitFor } from '../helpers/wait.js';
+import { event, type HotconfChild, spawnHotconf, spawnNode } from '../../harness/child.js';
+import { basicConfig } from '../../harness/daemon.js';
+import { EtcdServer } from '../../harness/etcd.js';
+import { connectionRefused, getText, httpRequest } from '../../harness/http.js';
+import { freePort } from '../../harness/ports.js';
+import { tempDir } from '../../harness/tmp.js';
+import { hang, holding, proxyConfig, TestUpstream } from '../../harness/upstream.js';
+import { waitFor } from '../../harness/wait.js';
 
 const KEY = '/hotconf/config';
 

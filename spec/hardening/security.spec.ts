@@ -3,22 +3,22 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { stringify } from 'yaml';
+import { event, type HotconfChild, runHotconfToEnd, spawnHotconf } from '../../harness/child.js';
+import { onCleanup } from '../../harness/cleanup.js';
+import { basicConfig, memoryLogger, startDaemon } from '../../harness/daemon.js';
+import { EtcdServer } from '../../harness/etcd.js';
+import { connectionRefused, getText, type HttpResponse, httpRequest } from '../../harness/http.js';
+import { OtlpReceiver } from '../../harness/otlp-receiver.js';
+import { freePort, occupyPort } from '../../harness/ports.js';
+import { tempDir } from '../../harness/tmp.js';
+import { rejectionOf, waitFor } from '../../harness/wait.js';
 import { MIN_ADMIN_TOKEN_LENGTH } from '../../lib/admin/token.js';
 import { MAX_NESTING_DEPTH } from '../../lib/config/parse.js';
 import { REDACTED, SECRET_PATHS } from '../../lib/config/redact.js';
-import { Daemon } from '../../lib/daemon.js';
-import { AdminTokenError, AdminTokenRequiredError } from '../../lib/errors.js';
+import { AdminTokenError, AdminTokenRequiredError } from '../../lib/core/errors.js';
+import { Daemon } from '../../lib/daemon/daemon.js';
 import { ResourceRegistry } from '../../lib/registry/registry.js';
 import { FileSource } from '../../lib/sources/file.js';
-import { event, type HotconfChild, runHotconfToEnd, spawnHotconf } from '../helpers/child.js';
-import { onCleanup } from '../helpers/cleanup.js';
-import { basicConfig, memoryLogger, startDaemon } from '../helpers/daemon.js';
-import { EtcdServer } from '../helpers/etcd.js';
-import { connectionRefused, getText, type HttpResponse, httpRequest } from '../helpers/http.js';
-import { OtlpReceiver } from '../helpers/otlp-receiver.js';
-import { freePort, occupyPort } from '../helpers/ports.js';
-import { tempDir } from '../helpers/tmp.js';
-import { rejectionOf, waitFor } from '../helpers/wait.js';
 import { FaultyKinds } from './support/faults.js';
 
 /** A token unique to this run, long enough to be accepted. */
@@ -295,7 +295,7 @@ describe('hardening: secrets never leave the process', function () {
     const t = await startDaemon(basicConfig({ port: web, tracing: tracing('a') }), { registry, kinds: faults.kinds, logs });
 
     // create quotes the secret: the result, the reload log and the registry's own log line.
-    faults.armCreate({ mode: 'throw', at: 0, kind: 'tracerProvider', message: `exporter rejected header "authorization: Bearer ${mark}"` });
+    faults.armCreate({ mode: 'throw', at: 0, kind: 'tracer_provider', message: `exporter rejected header "authorization: Bearer ${mark}"` });
     await t.write(basicConfig({ port: web, tracing: tracing('b') }));
     const res = await httpRequest(`${t.admin}/reload`, { method: 'POST' });
     expect(res.status).to.equal(500);
@@ -303,7 +303,7 @@ describe('hardening: secrets never leave the process', function () {
     expect(res.body).to.not.contain(mark);
 
     // destroy quotes the secret of the config that built it.
-    faults.failDestroys('tracerProvider', `flush failed with header Bearer ${mark}`);
+    faults.failDestroys('tracer_provider', `flush failed with header Bearer ${mark}`);
     expect(await t.apply(basicConfig({ port: web, tracing: { exporter: 'none', service_name: 'c' } }))).to.include({ result: 'applied' });
     await waitFor('the old pipeline to be destroyed', () => logs.lines().some((l) => l.msg === 'resource_destroy_failed'));
 

@@ -1,11 +1,11 @@
 import { expect } from 'chai';
-import type { HttpLimits } from '../../lib/http/limits.js';
-import { basicConfig, startDaemon, type TestDaemon } from '../helpers/daemon.js';
-import { getText, httpRequest } from '../helpers/http.js';
-import { freePort } from '../helpers/ports.js';
-import { rawExchange, rawRequest } from '../helpers/raw-socket.js';
-import { echoJson, proxyConfig, TestUpstream, type UpstreamHandler } from '../helpers/upstream.js';
-import { waitFor } from '../helpers/wait.js';
+import { basicConfig, startDaemon, type TestDaemon } from '../../harness/daemon.js';
+import { getText, httpRequest } from '../../harness/http.js';
+import { freePort } from '../../harness/ports.js';
+import { rawExchange, rawRequest } from '../../harness/raw-socket.js';
+import { echoJson, proxyConfig, TestUpstream, type UpstreamHandler } from '../../harness/upstream.js';
+import { waitFor } from '../../harness/wait.js';
+import type { HttpLimits } from '../../lib/net/limits.js';
 
 /** Small limits so every bad client is cut within a bounded, short exchange. */
 const LIMITS: Partial<HttpLimits> = {

@@ -1,5 +1,5 @@
-import { runCleanups } from './cleanup.js';
-import { sleep } from './wait.js';
+import { runCleanups } from '../../harness/cleanup.js';
+import { sleep } from '../../harness/wait.js';
 
 /** Handle types that belong to the test runner itself (stdio), not to the code under test. */
 const RUNNER_HANDLES = new Set(['TTYWrap', 'PipeWrap', 'FSReqCallback', 'FileHandleCloseReq', 'StatWatcher']);

@@ -1,11 +1,11 @@
 import { readdirSync } from 'node:fs';
 import { expect } from 'chai';
 import { Client } from 'undici';
-import { startDaemon } from '../helpers/daemon.js';
-import { freePort } from '../helpers/ports.js';
+import { startDaemon } from '../../harness/daemon.js';
+import { freePort } from '../../harness/ports.js';
+import { proxyConfig, TestUpstream } from '../../harness/upstream.js';
+import { sleep, waitFor } from '../../harness/wait.js';
 import { leftoverHandles } from '../helpers/root-hooks.js';
-import { proxyConfig, TestUpstream } from '../helpers/upstream.js';
-import { sleep, waitFor } from '../helpers/wait.js';
 
 const handleCount = () => leftoverHandles().length;
 const fdCount = () => readdirSync('/proc/self/fd').length;

@@ -1,10 +1,10 @@
 import { expect } from 'chai';
 import sinon from 'sinon';
-import { LeaseReleasedError, RegistryClosedError } from '../../lib/errors.js';
+import { memoryLogger } from '../../harness/daemon.js';
+import { rejectionOf, sleep, waitFor } from '../../harness/wait.js';
+import { LeaseReleasedError, RegistryClosedError } from '../../lib/core/errors.js';
 import { sectionKey } from '../../lib/registry/key.js';
 import { type ResourceFactory, ResourceRegistry } from '../../lib/registry/registry.js';
-import { memoryLogger } from '../helpers/daemon.js';
-import { rejectionOf, sleep, waitFor } from '../helpers/wait.js';
 
 /** A factory whose values are numbered objects, with create/destroy counted by sinon spies. */
 function countingFactory(options: { createDelayMs?: number; destroyDelayMs?: number } = {}) {

@@ -1,12 +1,15 @@
 import { expect } from 'chai';
+import { sleep } from '../../harness/wait.js';
 import { loadConfig } from '../../lib/config/parse.js';
 import { ResourceRegistry } from '../../lib/registry/registry.js';
 import { Generation } from '../../lib/reload/generation.js';
-import { sleep } from '../helpers/wait.js';
 
-function generation(): Generation {
+/** A generation of an empty config, activated unless `provisioning`. */
+function generation(state: 'active' | 'provisioning' = 'active'): Generation {
   const { config, hash } = loadConfig('listeners: []\n');
-  return new Generation(7, config, hash, 'v1', { kind: 'file', path: '/x' });
+  const g = new Generation(7, config, hash, 'v1', { kind: 'file', path: '/x' });
+  if (state === 'active') g.activate();
+  return g;
 }
 
 describe('Generation', () => {
@@ -46,7 +49,7 @@ describe('Generation', () => {
 
   it('releases its leases once, reporting what it destroyed per kind', async () => {
     const registry = new ResourceRegistry();
-    const g = generation();
+    const g = generation('provisioning');
     const other = await registry.acquire('thing', 'shared', { create: () => 'shared', destroy: () => {} });
     g.hold(await registry.acquire('thing', 'shared', { create: () => 'unused', destroy: () => {} }));
     g.hold(await registry.acquire('thing', 'own', { create: () => 'own', destroy: () => {} }));

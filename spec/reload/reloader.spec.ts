@@ -2,13 +2,13 @@ import { createServer, type Server } from 'node:net';
 import { expect } from 'chai';
 import sinon from 'sinon';
 import { stringify } from 'yaml';
-import { defaultResourceKinds, type ResourceKinds } from '../../lib/reload/provision.js';
+import { onCleanup } from '../../harness/cleanup.js';
+import { basicConfig, startDaemon } from '../../harness/daemon.js';
+import { getText, httpRequest } from '../../harness/http.js';
+import { freePort } from '../../harness/ports.js';
+import { waitFor } from '../../harness/wait.js';
 import type { ReloaderEvent } from '../../lib/reload/reloader.js';
-import { onCleanup } from '../helpers/cleanup.js';
-import { basicConfig, startDaemon } from '../helpers/daemon.js';
-import { getText, httpRequest } from '../helpers/http.js';
-import { freePort } from '../helpers/ports.js';
-import { waitFor } from '../helpers/wait.js';
+import { listenerKind } from '../../lib/resources/listener.js';
 
 /** Hold a loopback port with a foreign server, as another process would. */
 async function occupy(port: number): Promise<Server> {
@@ -143,12 +143,11 @@ describe('Reloader', () => {
 
     it('fails when a factory throws, destroying what the new generation created before it', async () => {
       const [web, api] = [await freePort(), await freePort()];
-      const real = defaultResourceKinds();
-      const listener = sinon.stub<Parameters<ResourceKinds['listener']>, ReturnType<ResourceKinds['listener']>>().callsFake(real.listener);
-      const t = await startDaemon(basicConfig({ port: web, tracing: { exporter: 'none' } }), { kinds: { ...real, listener } });
+      const factory = sinon.stub<Parameters<typeof listenerKind.factory>, ReturnType<typeof listenerKind.factory>>().callsFake(listenerKind.factory);
+      const t = await startDaemon(basicConfig({ port: web, tracing: { exporter: 'none' } }), { kinds: { listener: { ...listenerKind, factory } } });
       // The new generation creates a tracer provider (changed section), reuses listener `web`, then `api` throws.
-      listener
-        .withArgs(`127.0.0.1:${api}`, sinon.match.func)
+      factory
+        .withArgs(sinon.match({ listen: `127.0.0.1:${api}` }), sinon.match.any)
         .returns({ create: () => Promise.reject(new Error('injected listener failure')), destroy: () => {} });
       const next = twoListeners(web, api);
       (next as { tracing: unknown }).tracing = { exporter: 'none', service_name: 'other' };

@@ -1,11 +1,11 @@
 import { readdirSync } from 'node:fs';
 import { expect } from 'chai';
+import { basicConfig, startDaemon } from '../../harness/daemon.js';
+import { getText } from '../../harness/http.js';
+import { OtlpReceiver } from '../../harness/otlp-receiver.js';
+import { freePort } from '../../harness/ports.js';
+import { waitFor } from '../../harness/wait.js';
 import { activeHandles } from '../../lib/admin/leaks.js';
-import { basicConfig, startDaemon } from '../helpers/daemon.js';
-import { getText } from '../helpers/http.js';
-import { OtlpReceiver } from '../helpers/otlp-receiver.js';
-import { freePort } from '../helpers/ports.js';
-import { waitFor } from '../helpers/wait.js';
 
 function openFds(): number {
   return readdirSync('/proc/self/fd').length;

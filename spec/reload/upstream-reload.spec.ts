@@ -1,14 +1,13 @@
 import { Agent } from 'node:http';
 import { expect } from 'chai';
-import sinon from 'sinon';
-import { defaultResourceKinds } from '../../lib/reload/provision.js';
-import { onCleanup } from '../helpers/cleanup.js';
-import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
-import { httpRequest } from '../helpers/http.js';
-import { metricValue } from '../helpers/metrics.js';
-import { freePort } from '../helpers/ports.js';
-import { hang, holding, proxyConfig, TestUpstream } from '../helpers/upstream.js';
-import { waitFor } from '../helpers/wait.js';
+import { onCleanup } from '../../harness/cleanup.js';
+import { startDaemon, type TestDaemon } from '../../harness/daemon.js';
+import { httpRequest } from '../../harness/http.js';
+import { metricValue } from '../../harness/metrics.js';
+import { freePort } from '../../harness/ports.js';
+import { hang, holding, proxyConfig, TestUpstream } from '../../harness/upstream.js';
+import { waitFor } from '../../harness/wait.js';
+import { upstreamPoolKind } from '../../lib/resources/upstream.js';
 
 /** Two upstreams behind one health-checked upstream `api`; `dead` fails its health checks. */
 async function twoTargets(healthCheck: Record<string, unknown>, options: { routes?: (i: number) => Record<string, unknown>[] } = {}) {
@@ -197,9 +196,7 @@ describe('upstreams across reloads', () => {
     dead.healthStatus = 503;
     const broken = await TestUpstream.start();
     const port = await freePort();
-    const kinds = defaultResourceKinds();
-    const original = kinds.upstreamPool.bind(kinds);
-    sinon.stub(kinds, 'upstreamPool').callsFake((settings) =>
+    const factory: typeof upstreamPoolKind.factory = (settings, deps) =>
       settings.origin === broken.origin
         ? {
             create: () => {
@@ -207,8 +204,8 @@ describe('upstreams across reloads', () => {
             },
             destroy: () => {},
           }
-        : original(settings),
-    );
+        : upstreamPoolKind.factory(settings, deps);
+    const kinds = { upstream_pool: { ...upstreamPoolKind, factory } };
     const config = (targets: string[], hc: Record<string, unknown>) => proxyConfig({ port, upstreams: { api: { targets, health_check: hc } } });
     const d = await startDaemon(config([good.origin, dead.origin], HC), { kinds });
     await waitFor('dead target unhealthy', () => healthy(d, dead.origin) === false);

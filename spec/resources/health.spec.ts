@@ -2,13 +2,14 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
 import sinon from 'sinon';
+import { onCleanup } from '../../harness/cleanup.js';
+import { memoryLogger } from '../../harness/daemon.js';
+import { freePort } from '../../harness/ports.js';
+import { TestUpstream } from '../../harness/upstream.js';
+import { waitFor } from '../../harness/wait.js';
 import { type HealthCheckConfig, HealthCheckSchema } from '../../lib/config/schema.js';
-import { HealthChecker, type HealthObserver, probeUrl, statusMatcher, TargetHealth } from '../../lib/resources/health.js';
-import { onCleanup } from '../helpers/cleanup.js';
-import { memoryLogger } from '../helpers/daemon.js';
-import { freePort } from '../helpers/ports.js';
-import { TestUpstream } from '../helpers/upstream.js';
-import { waitFor } from '../helpers/wait.js';
+import { HealthChecker, probeUrl, statusMatcher, TargetHealth } from '../../lib/resources/health.js';
+import type { HealthObserver } from '../../lib/resources/kind.js';
 
 function section(overrides: Partial<HealthCheckConfig> = {}): HealthCheckConfig {
   return HealthCheckSchema.parse({ interval_ms: 10, healthy_threshold: 1, unhealthy_threshold: 1, ...overrides });

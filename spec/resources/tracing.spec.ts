@@ -2,11 +2,11 @@ import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { expect } from 'chai';
-import { basicConfig, startDaemon } from '../helpers/daemon.js';
-import { getText, httpRequest } from '../helpers/http.js';
-import { OtlpReceiver } from '../helpers/otlp-receiver.js';
-import { freePort } from '../helpers/ports.js';
-import { waitFor } from '../helpers/wait.js';
+import { basicConfig, startDaemon } from '../../harness/daemon.js';
+import { getText, httpRequest } from '../../harness/http.js';
+import { OtlpReceiver } from '../../harness/otlp-receiver.js';
+import { freePort } from '../../harness/ports.js';
+import { waitFor } from '../../harness/wait.js';
 
 const SERVER = 2;
 

@@ -2,11 +2,11 @@ import { Agent } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { expect } from 'chai';
 import { stringify } from 'yaml';
-import { basicConfig } from '../helpers/daemon.js';
-import { type EtcdDaemon, EtcdServer, servedSource, startEtcdDaemon } from '../helpers/etcd.js';
-import { getText } from '../helpers/http.js';
-import { freePort } from '../helpers/ports.js';
-import { waitFor } from '../helpers/wait.js';
+import { basicConfig } from '../../harness/daemon.js';
+import { type EtcdDaemon, EtcdServer, servedSource, startEtcdDaemon } from '../../harness/etcd.js';
+import { getText } from '../../harness/http.js';
+import { freePort } from '../../harness/ports.js';
+import { waitFor } from '../../harness/wait.js';
 
 const KEY = '/hotconf/config';
 

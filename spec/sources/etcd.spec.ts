@@ -2,16 +2,16 @@ import { expect } from 'chai';
 import type { IWatchResponse } from 'etcd3';
 import sinon from 'sinon';
 import { stringify } from 'yaml';
-import { SourceUnavailableError } from '../../lib/errors.js';
-import { EtcdSource } from '../../lib/sources/etcd.js';
-import { onCleanup } from '../helpers/cleanup.js';
-import { basicConfig, memoryLogger } from '../helpers/daemon.js';
-import { EtcdServer, reloadLines, servedSource, startEtcdDaemon } from '../helpers/etcd.js';
-import { getText, httpRequest } from '../helpers/http.js';
-import { metricValue, sampleValue } from '../helpers/metrics.js';
-import { freePort } from '../helpers/ports.js';
+import { onCleanup } from '../../harness/cleanup.js';
+import { basicConfig, memoryLogger } from '../../harness/daemon.js';
+import { EtcdServer, reloadLines, servedSource, startEtcdDaemon } from '../../harness/etcd.js';
+import { getText, httpRequest } from '../../harness/http.js';
+import { metricValue, sampleValue } from '../../harness/metrics.js';
+import { freePort } from '../../harness/ports.js';
+import { rejectionOf, waitFor } from '../../harness/wait.js';
+import { SourceUnavailableError } from '../../lib/core/errors.js';
+import { EtcdSource } from '../../lib/sources/etcd/etcd.js';
 import { activeHandles } from '../helpers/root-hooks.js';
-import { rejectionOf, waitFor } from '../helpers/wait.js';
 
 const KEY = '/hotconf/config';
 

@@ -2,13 +2,13 @@ import { createHash } from 'node:crypto';
 import { mkdir, rename, rm, symlink, unlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { SourceReadError } from '../../lib/errors.js';
+import { onCleanup } from '../../harness/cleanup.js';
+import { tempDir } from '../../harness/tmp.js';
+import { rejectionOf, waitFor } from '../../harness/wait.js';
+import { SourceReadError } from '../../lib/core/errors.js';
 import { FileSource } from '../../lib/sources/file.js';
 import type { RawDocument } from '../../lib/sources/source.js';
-import { onCleanup } from '../helpers/cleanup.js';
 import { activeHandles } from '../helpers/root-hooks.js';
-import { tempDir } from '../helpers/tmp.js';
-import { rejectionOf, waitFor } from '../helpers/wait.js';
 
 /** A watching FileSource that records what it reports; closed after the test. */
 async function watched(path: string) {

@@ -6,15 +6,15 @@ import { type Agent, request as httpRequest } from 'node:http';
 import { expect } from 'chai';
 import fc from 'fast-check';
 import sinon from 'sinon';
-import type { Daemon } from '../../../lib/daemon.js';
+import { writeConfigAtomic } from '../../../harness/daemon.js';
+import { connectionRefused } from '../../../harness/http.js';
+import { occupyPort } from '../../../harness/ports.js';
+import { waitFor } from '../../../harness/wait.js';
+import type { Daemon } from '../../../lib/daemon/daemon.js';
 import type { ReloadResult } from '../../../lib/reload/reloader.js';
 import { TARGET_HEALTH_KIND } from '../../../lib/resources/health.js';
 import { LISTENER_KIND } from '../../../lib/resources/listener.js';
 import { TRACER_PROVIDER_KIND } from '../../../lib/resources/tracing.js';
-import { writeConfigAtomic } from '../../helpers/daemon.js';
-import { connectionRefused } from '../../helpers/http.js';
-import { occupyPort } from '../../helpers/ports.js';
-import { waitFor } from '../../helpers/wait.js';
 import type { FaultyKinds } from '../support/faults.js';
 import {
   type Acquire,

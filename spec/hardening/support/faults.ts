@@ -1,10 +1,15 @@
 import sinon, { type SinonStub } from 'sinon';
 import type { ResourceFactory } from '../../../lib/registry/registry.js';
-import { defaultResourceKinds, type ResourceKinds } from '../../../lib/reload/provision.js';
+import type { HEALTH_CHECKER_KIND, TARGET_HEALTH_KIND } from '../../../lib/resources/health.js';
+import type { ResourceKind, ResourceKinds } from '../../../lib/resources/kind.js';
+import { RESOURCE_KINDS } from '../../../lib/resources/kinds.js';
+import type { LISTENER_KIND } from '../../../lib/resources/listener.js';
+import type { TRACER_PROVIDER_KIND } from '../../../lib/resources/tracing.js';
+import type { UPSTREAM_POOL_KIND } from '../../../lib/resources/upstream.js';
 
-/** Builder names of every resource kind that exists (`tracerProvider`, `listener`, ...). */
-export type KindName = keyof ResourceKinds;
-export const KIND_NAMES = Object.keys(defaultResourceKinds()) as KindName[];
+/** Registry kind names of every resource kind that exists (`tracer_provider`, `listener`, ...). */
+export type KindName = typeof TRACER_PROVIDER_KIND | typeof LISTENER_KIND | typeof TARGET_HEALTH_KIND | typeof HEALTH_CHECKER_KIND | typeof UPSTREAM_POOL_KIND;
+export const KIND_NAMES = RESOURCE_KINDS.map((kind) => kind.kind as KindName);
 
 /**
  * How to break one `create`: `throw` rejects at once; `hang` never settles; `late` settles with
@@ -28,9 +33,9 @@ export class InjectedFault extends Error {
 }
 
 /**
- * Fault injection on the `ResourceKinds` seam: every builder is a sinon stub that calls through
- * to the real one and wraps the factory it returns, so the real resources are built unless a
- * fault is armed. Works for every kind `defaultResourceKinds()` has, so new kinds are covered
+ * Fault injection on the `ResourceKinds` seam: every kind's `factory` is a sinon stub that calls
+ * through to the real one and wraps the factory it returns, so the real resources are built
+ * unless a fault is armed. Works for every kind in `RESOURCE_KINDS`, so new kinds are covered
  * without changes here.
  */
 export class FaultyKinds {
@@ -48,16 +53,16 @@ export class FaultyKinds {
   readonly #lateValues = new WeakSet<object>();
   readonly #onHang: ((kind: KindName) => void) | undefined;
 
-  constructor(real: ResourceKinds = defaultResourceKinds(), options: { onHang?: (kind: KindName) => void } = {}) {
+  constructor(real: readonly ResourceKind<never, unknown>[] = RESOURCE_KINDS, options: { onHang?: (kind: KindName) => void } = {}) {
     this.#onHang = options.onHang;
-    const kinds = {} as Record<KindName, (...args: unknown[]) => ResourceFactory<unknown>>;
+    const kinds: Record<string, ResourceKind<never, unknown>> = {};
     const stubs = {} as Record<KindName, SinonStub>;
-    for (const name of Object.keys(real) as KindName[]) {
-      const build = real[name] as (...args: unknown[]) => ResourceFactory<unknown>;
-      stubs[name] = sinon.stub().callsFake((...args: unknown[]) => this.#wrap(name, build(...args)));
-      kinds[name] = stubs[name];
+    for (const kind of real) {
+      const name = kind.kind as KindName;
+      stubs[name] = sinon.stub().callsFake((input: never, deps: Parameters<typeof kind.factory>[1]) => this.#wrap(name, kind.factory(input, deps)));
+      kinds[name] = { kind: kind.kind, key: (input) => kind.key(input), factory: stubs[name] };
     }
-    this.kinds = kinds as unknown as ResourceKinds;
+    this.kinds = kinds;
     this.stubs = stubs;
   }
 
@@ -96,7 +101,7 @@ export class FaultyKinds {
         }
         if (fault.mode === 'throw') {
           this.creates.push({ kind, outcome: 'threw' });
-          throw new InjectedFault(fault.message ?? `injected create failure of ${kind}`);
+          throw new InjectedFault(fault.message ?? `injected create failure of ${String(kind)}`);
         }
         if (fault.mode === 'hang') {
           this.creates.push({ kind, outcome: 'hung' });

@@ -1,20 +1,19 @@
-import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import { isIP } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import { type Attributes, ROOT_CONTEXT, SpanKind, type TextMapSetter, type Tracer, trace } from '@opentelemetry/api';
 import { ATTR_HTTP_REQUEST_RESEND_COUNT, ATTR_SERVER_ADDRESS, ATTR_SERVER_PORT, ATTR_URL_FULL } from '@opentelemetry/semantic-conventions';
-import type { RouteConfig, UpstreamConfig } from '../config/schema.js';
-import { errorCode, errorMessage, HotconfError } from '../errors.js';
-import { type Logger, silentLogger } from '../log.js';
-import { HTTP_PROPAGATOR } from '../resources/forwarding-tracer.js';
-import type { HealthObserver, TargetHealth } from '../resources/health.js';
-import type { UpstreamPool } from '../resources/upstream.js';
+import type { RouteConfig, UpstreamConfig } from '../../config/schema.js';
+import { errorCode, errorMessage, HotconfError } from '../../core/errors.js';
+import { type Logger, silentLogger } from '../../core/log.js';
+import { sendFailure, sendJson } from '../../net/json.js';
+import type { TargetHealth } from '../../resources/health.js';
+import type { HealthObserver } from '../../resources/kind.js';
+import type { UpstreamPool } from '../../resources/upstream.js';
+import { HTTP_PROPAGATOR } from '../../telemetry/forwarding-tracer.js';
+import { endHttpSpan, setRequestMethod } from '../../telemetry/semconv.js';
+import type { RequestContext, RouteAction } from '../ports.js';
 import { Balancer } from './balancer.js';
-import type { RequestContext } from './context.js';
-import type { ActionRunner } from './handler.js';
-import { sendFailure, sendJson } from './json.js';
-import type { RequestTarget } from './router.js';
-import { endHttpSpan, setRequestMethod } from './semconv.js';
+import { downstreamResponseHeaders, upstreamPath, upstreamRequestHeaders } from './headers.js';
 
 /** Receives one event per upstream attempt, for metrics; injected, never a module global. */
 export interface ProxyObserver {
@@ -94,26 +93,33 @@ export class Upstream {
   }
 }
 
-/** A route that proxies to an upstream (compiled per generation, pointing at that generation's `Upstream`). */
-export interface ProxyAction {
-  type: 'proxy';
-  upstream: Upstream;
-  pathPrefix: string;
-  stripPrefix: boolean;
+/**
+ * A route that proxies to an upstream, compiled per generation and pointing at that
+ * generation's `Upstream` (its balancer, pools and health states). `run` starts `proxyRequest`.
+ */
+export class ProxyAction implements RouteAction {
+  readonly type = 'proxy';
+  readonly upstream: Upstream;
+  readonly pathPrefix: string;
+  readonly stripPrefix: boolean;
+
+  constructor(upstream: Upstream, pathPrefix: string, stripPrefix: boolean) {
+    this.upstream = upstream;
+    this.pathPrefix = pathPrefix;
+    this.stripPrefix = stripPrefix;
+  }
+
+  run(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): void {
+    void proxyRequest(this, req, res, ctx);
+  }
 }
 
 /** Compile an `upstream` route against the generation's upstreams. @throws Error for an unknown name (the schema rejects those first) */
 export function compileProxy(route: RouteConfig, upstreams: ReadonlyMap<string, Upstream>): ProxyAction {
   const upstream = route.upstream === undefined ? undefined : upstreams.get(route.upstream);
   if (!upstream) throw new Error(`route ${route.path_prefix}: unknown upstream ${String(route.upstream)}`);
-  return { type: 'proxy', upstream, pathPrefix: route.path_prefix, stripPrefix: route.strip_prefix };
+  return new ProxyAction(upstream, route.path_prefix, route.strip_prefix);
 }
-
-/** The `ActionRunner` for proxy actions: what the request handler calls for upstream routes. */
-export const runProxyAction: ActionRunner = (action, req, res, ctx) => {
-  if (action.type !== 'proxy') throw new Error(`no runner for route action ${action.type}`);
-  void proxyRequest(action, req, res, ctx);
-};
 
 /** The whole exchange took longer than the upstream's `timeout_ms`: 504. */
 export class UpstreamTimeoutError extends HotconfError {
@@ -129,35 +135,6 @@ export class ClientAbortedError extends HotconfError {
   }
 }
 
-/**
- * Hop-by-hop headers, never forwarded in either direction (RFC 9110 section 7.6.1; the list of
- * Go's `httputil.ReverseProxy`).
- */
-const HOP_BY_HOP: ReadonlySet<string> = new Set([
-  'connection',
-  'proxy-connection',
-  'keep-alive',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-]);
-/**
- * Request headers not passed on as the client sent them: `expect` (Node's server has answered
- * it already), the trace-context headers (replaced by the client span's) and `x-forwarded-*`
- * (rebuilt by `upstreamRequestHeaders`).
- */
-const REPLACED_REQUEST_HEADERS: ReadonlySet<string> = new Set([
-  'expect',
-  'traceparent',
-  'tracestate',
-  'x-forwarded-for',
-  'x-forwarded-proto',
-  'x-forwarded-host',
-]);
-
 /** Errors from opening the connection: nothing was sent, so another target may be tried. */
 const CONNECT_ERROR_CODES: ReadonlySet<string> = new Set([
   'ECONNREFUSED',
@@ -169,88 +146,6 @@ const CONNECT_ERROR_CODES: ReadonlySet<string> = new Set([
   'UND_ERR_CONNECT_TIMEOUT',
 ]);
 const TIMEOUT_ERROR_CODES: ReadonlySet<string> = new Set(['E_UPSTREAM_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
-
-const NO_TOKENS: ReadonlySet<string> = new Set();
-
-/** Header names listed in `Connection`, lowercased (they are hop-by-hop too). */
-function connectionTokens(value: string | string[] | undefined): ReadonlySet<string> {
-  if (value === undefined) return NO_TOKENS;
-  const out = new Set<string>();
-  for (const token of (typeof value === 'string' ? value : value.join(',')).split(',')) {
-    const name = token.trim().toLowerCase();
-    if (name) out.add(name);
-  }
-  return out;
-}
-
-/**
- * The headers sent upstream, as a flat `[name, value, ...]` list in the client's order: the
- * client's headers minus hop-by-hop ones (`Host` is kept, as Envoy and Caddy do), then
- * `x-forwarded-for` (the client's chain plus the client address), `x-forwarded-proto`,
- * `x-forwarded-host`, and `via` (RFC 9110) or `forwarded` (RFC 7239) when configured. Pure.
- */
-export function upstreamRequestHeaders(
-  req: Pick<IncomingMessage, 'rawHeaders' | 'headers' | 'httpVersion'>,
-  clientAddress: string | undefined,
-  forwardedHeader: UpstreamConfig['forwarded_header'],
-): string[] {
-  const dropped = connectionTokens(req.headers.connection);
-  const out: string[] = [];
-  for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
-    const name = req.rawHeaders[i]!;
-    const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower) || REPLACED_REQUEST_HEADERS.has(lower) || dropped.has(lower)) continue;
-    if ((lower === 'via' && forwardedHeader === 'via') || (lower === 'forwarded' && forwardedHeader === 'forwarded')) continue;
-    out.push(name, req.rawHeaders[i + 1]!);
-  }
-  const chain = [req.headers['x-forwarded-for'], clientAddress].filter((v): v is string => Boolean(v)).join(', ');
-  if (chain) out.push('x-forwarded-for', chain);
-  out.push('x-forwarded-proto', 'http');
-  if (req.headers.host) out.push('x-forwarded-host', req.headers.host);
-  if (forwardedHeader === 'via') {
-    out.push('via', [req.headers.via, `${req.httpVersion} hotconf`].filter(Boolean).join(', '));
-  } else if (forwardedHeader === 'forwarded') {
-    const element = [
-      clientAddress ? `for=${forwardedNode(clientAddress)}` : 'for=unknown',
-      req.headers.host ? `host=${quoteIfNeeded(req.headers.host)}` : undefined,
-      'proto=http',
-    ]
-      .filter(Boolean)
-      .join(';');
-    out.push('forwarded', [req.headers.forwarded, element].filter(Boolean).join(', '));
-  }
-  return out;
-}
-
-/** RFC 7239 node: IPv6 bracketed and quoted, IPv4 bare. */
-function forwardedNode(address: string): string {
-  return isIP(address) === 6 ? `"[${address}]"` : address;
-}
-
-function quoteIfNeeded(value: string): string {
-  return /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(value) ? value : `"${value.replace(/["\\]/g, '\\$&')}"`;
-}
-
-/** The upstream's response headers minus hop-by-hop ones. Pure. */
-export function downstreamResponseHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
-  const dropped = connectionTokens(headers.connection);
-  const out: OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || HOP_BY_HOP.has(name) || dropped.has(name)) continue;
-    out[name] = value;
-  }
-  return out;
-}
-
-/** The path sent upstream: the normalised path and query, `path_prefix` removed when `strip_prefix`. Pure. */
-export function upstreamPath(target: RequestTarget, action: Pick<ProxyAction, 'pathPrefix' | 'stripPrefix'>): string {
-  let path = target.path;
-  if (action.stripPrefix && path.startsWith(action.pathPrefix)) {
-    path = path.slice(action.pathPrefix.length);
-    if (!path.startsWith('/')) path = `/${path}`;
-  }
-  return path + target.query;
-}
 
 function hasBody(req: IncomingMessage): boolean {
   const length = req.headers['content-length'];

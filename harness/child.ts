@@ -4,9 +4,9 @@ import { onCleanup } from './cleanup.js';
 import { sleep } from './wait.js';
 
 /** The repository root (specs run from anywhere). */
-export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+export const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url));
 /** The real CLI, running the compiled `dist/` (built by `npm test`'s pretest). */
-export const HOTCONF_BIN = fileURLToPath(new URL('../../bin/hotconf.js', import.meta.url));
+export const HOTCONF_BIN = fileURLToPath(new URL('../bin/hotconf.js', import.meta.url));
 
 /** A child process whose output is kept: stdout as pino JSON lines, stderr as text. */
 export interface HotconfChild {

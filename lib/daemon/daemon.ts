@@ -1,22 +1,22 @@
 import type { AddressInfo } from 'node:net';
 import { Registry as MetricsRegistry } from 'prom-client';
-import { type LeakReport, leakReport } from './admin/leaks.js';
-import { DaemonMetrics, UpstreamMetrics } from './admin/metrics.js';
-import { type AdminBackend, type AdminHealth, AdminServer } from './admin/server.js';
-import { checkAdminToken, readAdminTokenFile } from './admin/token.js';
-import { isLoopbackAddress } from './config/address.js';
-import { redactConfig } from './config/redact.js';
-import type { Config } from './config/schema.js';
-import { formatIssues, HotconfError } from './errors.js';
-import type { ActionRunner } from './http/handler.js';
-import type { HttpLimits } from './http/limits.js';
-import type { ActionCompiler } from './http/router.js';
-import { type Logger, silentLogger } from './log.js';
-import { ResourceRegistry, type ResourceRegistryOptions } from './registry/registry.js';
-import type { ResourceKinds } from './reload/provision.js';
-import { Reloader, type ReloadResult, type ReloadTrigger } from './reload/reloader.js';
-import { installGlobalTelemetry } from './resources/forwarding-tracer.js';
-import type { ConfigSource } from './sources/source.js';
+import { type LeakReport, leakReport } from '../admin/leaks.js';
+import { DaemonMetrics, UpstreamMetrics } from '../admin/metrics.js';
+import { type AdminBackend, type AdminHealth, AdminServer } from '../admin/server.js';
+import { checkAdminToken, readAdminTokenFile } from '../admin/token.js';
+import { isLoopbackAddress } from '../config/address.js';
+import { redactConfig } from '../config/redact.js';
+import type { Config } from '../config/schema.js';
+import { formatIssues, HotconfError } from '../core/errors.js';
+import { type Logger, silentLogger } from '../core/log.js';
+import { Once } from '../core/once.js';
+import { createRequestHandler } from '../dataplane/serve/handler.js';
+import type { HttpLimits } from '../net/limits.js';
+import { ResourceRegistry, type ResourceRegistryOptions } from '../registry/registry.js';
+import { Reloader, type ReloadResult, type ReloadTrigger } from '../reload/reloader.js';
+import type { ResourceKinds } from '../resources/kind.js';
+import type { ConfigSource } from '../sources/source.js';
+import { ForwardingTracerProvider, installGlobalTelemetry } from '../telemetry/forwarding-tracer.js';
 
 export interface DaemonOptions {
   source: ConfigSource;
@@ -42,7 +42,7 @@ export interface DaemonOptions {
   registry?: ResourceRegistry;
   /** Options of the registry the daemon creates (create/destroy timeouts); ignored with `registry`. */
   registryOptions?: Omit<ResourceRegistryOptions, 'logger'>;
-  /** Factory builders per resource kind (tests inject faults here). */
+  /** Resource kinds by name replacing the defaults (tests inject faults here). */
   kinds?: ResourceKinds;
   /** Register the OpenTelemetry globals (once per process). Default false; the CLI sets it. */
   installGlobalTelemetry?: boolean;
@@ -53,8 +53,6 @@ export interface DaemonOptions {
    * over its own `maxDocumentBytes` (default 1 MiB) before this limit is applied: raise both.
    */
   maxDocumentBytes?: number;
-  compileAction?: ActionCompiler;
-  runAction?: ActionRunner;
 }
 
 /** The first config could not be applied: the daemon does not start. `result` says why. */
@@ -80,34 +78,41 @@ export class Daemon implements AdminBackend {
   readonly reloader: Reloader;
   readonly metrics: DaemonMetrics;
   readonly #source: ConfigSource;
+  /** Follows the active generation's tracer provider; hotconf's reload spans go through it. */
+  readonly tracerProvider = new ForwardingTracerProvider();
+  readonly #rootLog: Logger;
   readonly #log: Logger;
   readonly #options: DaemonOptions;
   readonly #admin: AdminServer | undefined;
   readonly #ownsRegistry: boolean;
   #state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
-  #stopping: Promise<LeakReport> | undefined;
+  readonly #stop = new Once(() => this.#stopNow());
   /** `stop()` was called from outside (a signal, a caller), not by a failed `start()` cleaning up. */
   #stopRequested = false;
 
   constructor(options: DaemonOptions) {
     this.#options = options;
     this.#source = options.source;
-    this.#log = options.logger ?? silentLogger();
+    this.#rootLog = options.logger ?? silentLogger();
+    this.#log = this.#rootLog.child({ component: 'daemon' });
     this.#ownsRegistry = options.registry === undefined;
-    this.registry = options.registry ?? new ResourceRegistry({ ...options.registryOptions, logger: this.#log });
+    this.registry = options.registry ?? new ResourceRegistry({ ...options.registryOptions, logger: this.#rootLog });
     // One prom-client registry for the daemon: the data plane's metrics are registered first so
     // the proxy and checkers get them injected through the reloader.
     const register = new MetricsRegistry();
+    const serveLog = this.#rootLog.child({ component: 'serve' });
     this.reloader = new Reloader({
       source: options.source,
       registry: this.registry,
-      logger: this.#log,
+      logger: this.#rootLog,
       kinds: options.kinds,
       maxDocumentBytes: options.maxDocumentBytes,
       httpLimits: options.httpLimits,
-      compileAction: options.compileAction,
-      runAction: options.runAction,
       observer: new UpstreamMetrics(register),
+      tracerProvider: this.tracerProvider,
+      // The data plane routes each request by the generation active at its arrival.
+      requestHandler: (listenKey) => createRequestHandler({ active: () => this.reloader.active, listenKey, logger: serveLog }),
+      onSwap: (active) => this.tracerProvider.setDelegate(active?.tracing?.provider),
     });
     this.metrics = new DaemonMetrics({
       registry: this.registry,
@@ -116,8 +121,8 @@ export class Daemon implements AdminBackend {
       defaultMetrics: options.defaultMetrics,
       register,
     });
-    this.#admin = options.admin === false ? undefined : new AdminServer(this, this.#log, { limits: options.httpLimits });
-    if (options.installGlobalTelemetry && !installGlobalTelemetry(this.reloader.tracerProvider)) {
+    this.#admin = options.admin === false ? undefined : new AdminServer(this, this.#rootLog, { limits: options.httpLimits });
+    if (options.installGlobalTelemetry && !installGlobalTelemetry(this.tracerProvider)) {
       this.#log.warn('otel_globals_already_installed');
     }
   }
@@ -148,11 +153,11 @@ export class Daemon implements AdminBackend {
       if (result.result !== 'applied') throw new StartupError(result);
       if (this.#admin) await this.#startAdmin(this.reloader.active!.config, optionToken);
       if (this.#options.watch ?? true) await this.reloader.watch();
-      if (this.#stopping) throw new Error('stopped during start');
+      if (this.#stop.called) throw new Error('stopped during start');
       this.#state = 'running';
       return result;
     } catch (error) {
-      await this.#stopOnce();
+      await this.#stop.call();
       throw error;
     }
   }
@@ -211,20 +216,28 @@ export class Daemon implements AdminBackend {
   }
 
   /**
-   * Stop watching, drain and release every generation, close the registry and the admin API.
-   * Resolves with the final leak report (also logged as `final_leak_report`). Idempotent.
+   * Graceful stop: stop watching, stop the listeners accepting, let requests in flight finish
+   * (bounded by `shutdown_timeout_ms`), release every generation, close the registry and the
+   * admin API. Resolves with the final leak report (also logged as `final_leak_report`).
+   * Idempotent: every caller, concurrent or later, gets the same completion.
    */
   stop(): Promise<LeakReport> {
     this.#stopRequested = true;
-    return this.#stopOnce();
+    return this.#stop.call();
   }
 
-  #stopOnce(): Promise<LeakReport> {
-    this.#stopping ??= this.#stop();
-    return this.#stopping;
+  /**
+   * Immediate stop, as undici's `destroy()` beside `close()`: the same teardown as `stop()`, but
+   * requests still in flight are cut at once instead of drained (also when a `stop()` is already
+   * draining). Resolves with the same final leak report as `stop()`.
+   */
+  destroy(): Promise<LeakReport> {
+    const stopped = this.stop();
+    void this.reloader.destroy();
+    return stopped;
   }
 
-  async #stop(): Promise<LeakReport> {
+  async #stopNow(): Promise<LeakReport> {
     this.#state = 'stopping';
     await this.#source.close().catch((err) => this.#log.error({ err }, 'source_close_failed'));
     await this.reloader.stop();

@@ -1,4 +1,4 @@
-import { errorCode, errorMessage } from '../errors.js';
+import { errorCode, errorMessage } from './errors.js';
 
 /**
  * Decides whether a repeated event is worth a log line: per key (a target, say), the first

@@ -1,5 +1,5 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
-import type { EtcdSourceStats } from './etcd.js';
+import type { EtcdSourceStats } from './stats.js';
 
 /**
  * The etcd source's metrics on a daemon's prom-client registry, read from `stats()` at scrape

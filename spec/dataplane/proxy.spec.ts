@@ -2,13 +2,13 @@ import { createHash, randomBytes } from 'node:crypto';
 import { type IncomingMessage, request } from 'node:http';
 import { Socket } from 'node:net';
 import { expect } from 'chai';
-import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
-import { httpRequest } from '../helpers/http.js';
-import { metricValue } from '../helpers/metrics.js';
-import { OtlpReceiver } from '../helpers/otlp-receiver.js';
-import { freePort } from '../helpers/ports.js';
-import { hang, proxyConfig, streamEcho, TestUpstream, type UpstreamHandler } from '../helpers/upstream.js';
-import { waitFor } from '../helpers/wait.js';
+import { startDaemon, type TestDaemon } from '../../harness/daemon.js';
+import { httpRequest } from '../../harness/http.js';
+import { metricValue } from '../../harness/metrics.js';
+import { OtlpReceiver } from '../../harness/otlp-receiver.js';
+import { freePort } from '../../harness/ports.js';
+import { hang, proxyConfig, streamEcho, TestUpstream, type UpstreamHandler } from '../../harness/upstream.js';
+import { waitFor } from '../../harness/wait.js';
 
 async function proxyTo(
   upstreams: Record<string, Record<string, unknown>>,

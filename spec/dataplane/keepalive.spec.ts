@@ -1,11 +1,11 @@
 import { Agent } from 'node:http';
 import { expect } from 'chai';
-import { onCleanup } from '../helpers/cleanup.js';
-import { basicConfig, startDaemon } from '../helpers/daemon.js';
-import { httpRequest } from '../helpers/http.js';
-import { OtlpReceiver } from '../helpers/otlp-receiver.js';
-import { freePort } from '../helpers/ports.js';
-import { waitFor } from '../helpers/wait.js';
+import { onCleanup } from '../../harness/cleanup.js';
+import { basicConfig, startDaemon } from '../../harness/daemon.js';
+import { httpRequest } from '../../harness/http.js';
+import { OtlpReceiver } from '../../harness/otlp-receiver.js';
+import { freePort } from '../../harness/ports.js';
+import { waitFor } from '../../harness/wait.js';
 
 describe('keepalive connections across reloads', () => {
   it('serves every request on one kept connection with the generation active at its arrival, each with its own trace', async () => {

@@ -1,4 +1,4 @@
-import type { LOAD_BALANCING } from '../config/schema.js';
+import type { LOAD_BALANCING } from '../../config/schema.js';
 
 export type LoadBalancing = (typeof LOAD_BALANCING)[number];
 

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { type Attributes, context, defaultTextMapGetter, ROOT_CONTEXT, SpanKind, type Tracer, trace } from '@opentelemetry/api';
+import { type Attributes, context, defaultTextMapGetter, ROOT_CONTEXT, SpanKind, trace } from '@opentelemetry/api';
 import {
   ATTR_CLIENT_ADDRESS,
   ATTR_HTTP_ROUTE,
@@ -13,29 +13,13 @@ import {
   ATTR_URL_SCHEME,
   ATTR_USER_AGENT_ORIGINAL,
 } from '@opentelemetry/semantic-conventions';
-import type { Logger } from '../log.js';
-import { HTTP_PROPAGATOR } from '../resources/forwarding-tracer.js';
-import { type RequestContext, runInRequestContext } from './context.js';
-import { sendFailure, sendJson } from './json.js';
-import { type CompiledRoute, normalizeHost, normalizeTarget, type RequestTarget, type RouteAction, type Router } from './router.js';
-import { endHttpSpan, setRequestMethod } from './semconv.js';
-
-/** What the data plane needs from a generation. Implemented by `Generation`. */
-export interface ServingGeneration {
-  readonly id: number;
-  /** Tracer of this generation's tracing pipeline (a no-op tracer when tracing is off). */
-  readonly tracer: Tracer;
-  /** Route table for a listener key, undefined when this generation has no such listener. */
-  router(listenKey: string): Router | undefined;
-  /**
-   * Count a request as in flight on this generation until the returned function is called.
-   * `abort` is called if the generation's drain times out with the request still running.
-   */
-  pin(abort: () => void): () => void;
-}
-
-/** Runs a matched route's action. Proxy actions plug in here. */
-export type ActionRunner = (action: RouteAction, req: IncomingMessage, res: ServerResponse, ctx: RequestContext) => void;
+import type { Logger } from '../../core/log.js';
+import { sendFailure, sendJson } from '../../net/json.js';
+import { HTTP_PROPAGATOR } from '../../telemetry/forwarding-tracer.js';
+import { endHttpSpan, setRequestMethod } from '../../telemetry/semconv.js';
+import type { CompiledRoute, RequestContext, RequestTarget, ServingGeneration } from '../ports.js';
+import { normalizeHost, normalizeTarget } from '../route/normalize.js';
+import { runInRequestContext } from './context.js';
 
 export interface RequestHandlerOptions {
   /** The generation active right now (read once per request, at arrival). */
@@ -43,8 +27,6 @@ export interface RequestHandlerOptions {
   /** Registry key of the listener this handler serves. */
   listenKey: string;
   logger: Logger;
-  /** Runs actions other than `respond`. */
-  runAction?: ActionRunner;
 }
 
 const CLOSED_EARLY = { type: 'aborted', message: 'connection closed before the response finished' };
@@ -93,13 +75,9 @@ export function createRequestHandler(options: RequestHandlerOptions): (req: Inco
         try {
           if (!target) sendJson(res, 400, { error: 'bad request target' }, false);
           else if (!route) sendJson(res, 404, { error: 'no route' }, false);
-          else if (route.action.type === 'respond') {
-            res.writeHead(route.action.status, route.action.headers);
-            res.end(method === 'HEAD' ? undefined : route.action.body);
-          } else if (options.runAction) options.runAction(route.action, req, res, ctx);
-          else sendJson(res, 500, { error: 'route action not supported' }, false);
+          else route.action.run(req, res, ctx);
         } catch (error) {
-          logger.error({ err: error, generation: generation.id, listener: listenKey }, 'request_failed');
+          logger.error({ err: error, generation: generation.id, listener: listenKey, action: route?.action.type }, 'request_failed');
           sendFailure(res, 500, { error: 'internal error' });
         }
       }),

@@ -1,0 +1,75 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Span, Tracer } from '@opentelemetry/api';
+
+/**
+ * The data plane's ports: what it needs from the reload layer (`ServingGeneration`), and the
+ * shapes every part of it shares (targets, routes, actions, the per-request context). Types
+ * only; the reload layer implements `ServingGeneration`, and only the daemon's wiring knows both.
+ */
+
+/** A request target as routes see it: the normalised path, and the query (`?` included, or ''). */
+export interface RequestTarget {
+  readonly path: string;
+  readonly query: string;
+}
+
+/**
+ * What a matched route does. The set is open: an action is any object with a `type` (a label
+ * for logs and metrics) and a `run` that answers the request (`respond`, `proxy`, and whatever
+ * a later action adds) without the router or the handler knowing it.
+ *
+ * `run` must not throw for a request it could answer; a throw is logged and answered 500.
+ */
+export interface RouteAction {
+  readonly type: string;
+  run(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): void;
+}
+
+/** A route compiled for matching. `index` is its position in the listener's `routes`. */
+export interface CompiledRoute {
+  readonly index: number;
+  readonly pathPrefix: string;
+  readonly host: string | undefined;
+  readonly methods: ReadonlySet<string> | undefined;
+  readonly action: RouteAction;
+}
+
+/** The route table of one listener in one generation. */
+export interface RouteTable {
+  /** First route matching; `host` is already normalised (`normalizeHost`). */
+  match(method: string, host: string | undefined, path: string): CompiledRoute | undefined;
+}
+
+/**
+ * State of one request, created when it arrives and dropped when it ends. It is never stored on
+ * the socket or the server: a keepalive connection's next request gets a fresh context bound to
+ * whatever generation is active then (APISIX kept a pooled tracing object on the connection and
+ * broke every second request on HTTPS keepalive).
+ */
+export interface RequestContext {
+  /** Generation serving this request, fixed at arrival. */
+  readonly generation: number;
+  /** Registry key of the listener that accepted it. */
+  readonly listener: string;
+  /** The normalised request target (`normalizeTarget`), parsed once; undefined when it is not a path. */
+  readonly target: RequestTarget | undefined;
+  readonly route: CompiledRoute | undefined;
+  /** The request's server span. */
+  readonly span: Span;
+  /** `process.hrtime.bigint()` at arrival. */
+  readonly startedAt: bigint;
+}
+
+/** What the data plane needs from a generation. Implemented by the reload layer's `Generation`. */
+export interface ServingGeneration {
+  readonly id: number;
+  /** Tracer of this generation's tracing pipeline (a no-op tracer when tracing is off). */
+  readonly tracer: Tracer;
+  /** Route table for a listener key, undefined when this generation has no such listener. */
+  router(listenKey: string): RouteTable | undefined;
+  /**
+   * Count a request as in flight on this generation until the returned function is called.
+   * `abort` is called if the generation's drain times out with the request still running.
+   */
+  pin(abort: () => void): () => void;
+}
