@@ -26,7 +26,9 @@ describe('hardening: a config file that breaks while watched', function () {
 
   /** The watcher reported the breakage; generation 1 still serves `good`; an explicit reload says why, naming the file. */
   async function expectLastGoodKept(reason: RegExp): Promise<void> {
-    await waitFor('a source error', () => t.logs.lines().some((l) => l.msg === 'source_error' && reason.test(String((l.err as { message?: string } | undefined)?.message))));
+    await waitFor('a source error', () =>
+      t.logs.lines().some((l) => l.msg === 'source_error' && reason.test(String((l.err as { message?: string } | undefined)?.message))),
+    );
     expect(await metricValue(t.admin, 'hotconf_source_errors_total')).to.be.at.least(1);
     expect(await getText(`http://127.0.0.1:${web}/`)).to.equal('good');
     const res = await httpRequest(`${t.admin}/reload`, { method: 'POST' });
@@ -108,7 +110,9 @@ describe('hardening: an unreadable config file (EACCES)', function () {
 
     await write('unreadable', 0o000);
     const error = await child.waitForLog('a source error', event('source_error'));
-    expect(String((error.err as { message?: string } | undefined)?.message)).to.contain('EACCES').and.contain(file);
+    expect(String((error.err as { message?: string } | undefined)?.message))
+      .to.contain('EACCES')
+      .and.contain(file);
     expect(await getText(`http://127.0.0.1:${web}/`)).to.equal('good');
     child.process.kill('SIGHUP');
     const reload = (await child.waitForLog('the SIGHUP reload', event('reload', { trigger: 'signal' }))) as {
