@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { AdminTokenError, errorMessage } from '../core/errors.js';
+import { AdminTokenError, errorMessage, FileReadError } from '../core/errors.js';
+import { readRegularFile } from '../core/regular-file.js';
 
 /** The environment variable the daemon and the CLI read the admin token from. */
 export const ADMIN_TOKEN_ENV = 'HOTCONF_ADMIN_TOKEN';
@@ -23,19 +23,25 @@ export function checkAdminToken(token: string, origin: string): string {
   return trimmed;
 }
 
+/** Largest admin token file read, in bytes: a token is a line, not a document. */
+export const MAX_ADMIN_TOKEN_FILE_BYTES = 4096;
+
 /**
- * Read and check the admin token in `file` (relative paths resolve against the working directory).
- * @throws AdminTokenError naming the file when it is unreadable or its token unusable
+ * Read and check the admin token in `file` (relative paths resolve against the working
+ * directory) with `readRegularFile`: a FIFO, a device or a file over `MAX_ADMIN_TOKEN_FILE_BYTES`
+ * is refused without blocking.
+ * @throws AdminTokenError naming the file (once) when it is unreadable or its token unusable
  */
 export async function readAdminTokenFile(file: string): Promise<string> {
   const path = resolve(file);
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = await readFile(path, 'utf8');
+    bytes = await readRegularFile(path, { maxBytes: MAX_ADMIN_TOKEN_FILE_BYTES });
   } catch (error) {
-    throw new AdminTokenError(path, `cannot read the admin token file: ${errorMessage(error)}`, { cause: error });
+    const reason = error instanceof FileReadError ? error.reason : errorMessage(error);
+    throw new AdminTokenError(path, `cannot read the admin token file: ${reason}`, { cause: error });
   }
-  return checkAdminToken(text, path);
+  return checkAdminToken(bytes.toString('utf8'), path);
 }
 
 /**

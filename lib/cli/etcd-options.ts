@@ -1,9 +1,9 @@
-import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { type Command, Option } from 'commander';
 import { z } from 'zod';
 import { REDACTED } from '../config/redact.js';
-import { errorMessage, HotconfError } from '../core/errors.js';
+import { errorMessage, FileReadError, HotconfError } from '../core/errors.js';
+import { readRegularFile } from '../core/regular-file.js';
 import { type EtcdSourceOptions, URL_USERINFO } from '../sources/etcd/etcd.js';
 
 /** Exit code for a command line that cannot be used (as commander's own usage errors). */
@@ -124,10 +124,13 @@ export function parseDuration(flag: string, value: string | undefined): number |
   return Number(match[1]) * unitMs;
 }
 
+/** Largest file a flag names (PEM bundles, the password), in bytes. */
+const MAX_FLAG_FILE_BYTES = 1024 * 1024;
+
 async function readFlagFile(flag: string, file: string): Promise<Buffer> {
   try {
-    return await readFile(resolve(file));
+    return await readRegularFile(resolve(file), { maxBytes: MAX_FLAG_FILE_BYTES });
   } catch (error) {
-    throw new UsageError(`${flag} ${file}: cannot read: ${errorMessage(error)}`);
+    throw new UsageError(`${flag} ${file}: cannot read: ${error instanceof FileReadError ? error.reason : errorMessage(error)}`);
   }
 }

@@ -44,14 +44,13 @@ export async function putCommand(file: string, options: PutOptions, io: Io): Pro
   }
 
   const path = resolve(file);
-  const text = await readConfigFile(path, io);
+  const text = await readConfigFile(
+    path,
+    io,
+    (sizeBytes) =>
+      `${sizeBytes} bytes; hotconf refuses config documents over 1 MiB (${DEFAULT_MAX_DOCUMENT_BYTES} bytes), below etcd's default request limit. Nothing written.`,
+  );
   if (!text) return 1;
-  if (text.byteLength > DEFAULT_MAX_DOCUMENT_BYTES) {
-    io.err(
-      `${path}: ${text.byteLength} bytes; hotconf refuses config documents over 1 MiB (${DEFAULT_MAX_DOCUMENT_BYTES} bytes), below etcd's default request limit. Nothing written.\n`,
-    );
-    return 1;
-  }
   const hash = checkConfig(path, text, io);
   if (!hash) {
     io.err(`${path}: invalid; nothing written to ${connection.key}\n`);

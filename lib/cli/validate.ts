@@ -1,7 +1,7 @@
-import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { loadConfig } from '../config/parse.js';
-import { ConfigInvalidError, errorMessage } from '../core/errors.js';
+import { DEFAULT_MAX_DOCUMENT_BYTES, loadConfig } from '../config/parse.js';
+import { ConfigInvalidError, errorMessage, FileReadError, FileTooLargeError } from '../core/errors.js';
+import { readRegularFile } from '../core/regular-file.js';
 import type { Io } from './io.js';
 
 /**
@@ -17,12 +17,17 @@ export async function validateCommand(file: string, io: Io): Promise<number> {
   return 0;
 }
 
-/** Read a config file; on failure print `FILE: cannot read config file: REASON` and return undefined. */
-export async function readConfigFile(path: string, io: Io): Promise<Buffer | undefined> {
+/**
+ * Read a config file as the daemon does (`readRegularFile`: regular files only, at most
+ * `DEFAULT_MAX_DOCUMENT_BYTES`); on failure print `FILE: cannot read config file: REASON` (or
+ * `tooLarge(size)` for a file over the limit, when given) and return undefined.
+ */
+export async function readConfigFile(path: string, io: Io, tooLarge?: (sizeBytes: number) => string): Promise<Buffer | undefined> {
   try {
-    return await readFile(path);
+    return await readRegularFile(path, { maxBytes: DEFAULT_MAX_DOCUMENT_BYTES });
   } catch (error) {
-    io.err(`${path}: cannot read config file: ${errorMessage(error)}\n`);
+    if (error instanceof FileTooLargeError && tooLarge) io.err(`${path}: ${tooLarge(error.sizeBytes)}\n`);
+    else io.err(`${path}: cannot read config file: ${error instanceof FileReadError ? error.reason : errorMessage(error)}\n`);
     return undefined;
   }
 }

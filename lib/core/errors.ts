@@ -50,6 +50,34 @@ export class SourceReadError extends HotconfError {
 }
 
 /**
+ * A file hotconf was asked to read (a config file, the admin token file, a PEM file named by a
+ * flag) cannot be used: missing, unreadable, not a regular file, over its size limit, or a read
+ * that did not finish in time. `reason` says why without the path (`no such file or directory
+ * (ENOENT)`, `is a FIFO (named pipe), not a regular file`); callers prefix what the file is for.
+ */
+export class FileReadError extends HotconfError {
+  readonly path: string;
+  readonly reason: string;
+  constructor(path: string, reason: string, options?: { cause?: unknown }) {
+    super('E_FILE_READ', `${path}: ${reason}`, options);
+    this.path = path;
+    this.reason = reason;
+  }
+}
+
+/** A `FileReadError` for a file over its size limit; `sizeBytes` is its size, or a lower bound when it grew while read. */
+export class FileTooLargeError extends FileReadError {
+  override readonly code = 'E_FILE_TOO_LARGE';
+  readonly sizeBytes: number;
+  readonly maxBytes: number;
+  constructor(path: string, sizeBytes: number, maxBytes: number, grew: boolean) {
+    super(path, grew ? `file grew past the limit of ${maxBytes} bytes while read` : `file is ${sizeBytes} bytes; the limit is ${maxBytes} bytes`);
+    this.sizeBytes = sizeBytes;
+    this.maxBytes = maxBytes;
+  }
+}
+
+/**
  * A source that is reachable in principle could not be asked right now (etcd down, request
  * timed out). Unlike a plain `SourceReadError` this says nothing about the document, so the
  * reloader reports `failed` rather than `invalid`; the active config keeps serving.

@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
-import { open, realpath } from 'node:fs/promises';
+import { realpath } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { type FSWatcher, watch } from 'chokidar';
 import { DEFAULT_MAX_DOCUMENT_BYTES } from '../config/parse.js';
-import { errorMessage, SourceReadError } from '../core/errors.js';
+import { errorMessage, FileReadError, SourceReadError } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/log.js';
+import { DEFAULT_READ_TIMEOUT_MS, readRegularFile } from '../core/regular-file.js';
 import type { ConfigSource, RawDocument, SourceInfo, SourceWatchHandlers } from './source.js';
 
 export interface FileSourceOptions {
@@ -14,6 +15,8 @@ export interface FileSourceOptions {
   debounceMs?: number;
   /** Files larger than this are refused without being read, in bytes. Default `DEFAULT_MAX_DOCUMENT_BYTES` (1 MiB). */
   maxDocumentBytes?: number;
+  /** A read (stat, open, read) that takes longer fails, in ms. Default `DEFAULT_READ_TIMEOUT_MS` (5000). */
+  readTimeoutMs?: number;
   logger?: Logger;
 }
 
@@ -36,6 +39,7 @@ export class FileSource implements ConfigSource {
   readonly path: string;
   readonly #debounceMs: number;
   readonly #maxBytes: number;
+  readonly #readTimeoutMs: number;
   readonly #log: Logger;
   #watcher: FSWatcher | undefined;
   #timer: NodeJS.Timeout | undefined;
@@ -46,6 +50,7 @@ export class FileSource implements ConfigSource {
     this.path = resolve(options.path);
     this.#debounceMs = options.debounceMs ?? 25;
     this.#maxBytes = options.maxDocumentBytes ?? DEFAULT_MAX_DOCUMENT_BYTES;
+    this.#readTimeoutMs = options.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS;
     this.#log = (options.logger ?? silentLogger()).child({ component: 'source', source: 'file' });
   }
 
@@ -53,31 +58,23 @@ export class FileSource implements ConfigSource {
     return { kind: 'file', path: this.path };
   }
 
-  /** @throws SourceReadError naming the file: missing, a directory, unreadable, or over the size limit */
+  /**
+   * Read the file with `readRegularFile`: anything but a regular file (a directory, a FIFO, a
+   * symlink to a device) is refused before it is opened, the open never blocks, and the read
+   * stops past `maxDocumentBytes` and gives up after `readTimeoutMs`.
+   * @throws SourceReadError naming the file and why it cannot be read
+   */
   async read(): Promise<RawDocument> {
     let bytes: Buffer;
     try {
-      const handle = await open(this.path, 'r');
-      try {
-        const stat = await handle.stat();
-        if (stat.isDirectory()) throw new SourceReadError(this.path, 'is a directory, not a file');
-        this.#checkSize(stat.size);
-        bytes = await handle.readFile();
-      } finally {
-        await handle.close();
-      }
+      bytes = await readRegularFile(this.path, { maxBytes: this.#maxBytes, timeoutMs: this.#readTimeoutMs });
     } catch (error) {
-      if (error instanceof SourceReadError) throw error;
-      throw new SourceReadError(this.path, `cannot read config file: ${errorMessage(error)}`, { cause: error });
+      const reason = error instanceof FileReadError ? error.reason : errorMessage(error);
+      throw new SourceReadError(this.path, `cannot read config file: ${reason}`, { cause: error });
     }
-    this.#checkSize(bytes.byteLength); // it may have grown since the stat
     const version = createHash('sha256').update(bytes).digest('hex');
     this.#lastVersion = version;
     return { text: bytes.toString('utf8'), version, source: this.describe() };
-  }
-
-  #checkSize(sizeBytes: number): void {
-    if (sizeBytes > this.#maxBytes) throw new SourceReadError(this.path, `file is ${sizeBytes} bytes; the limit is ${this.#maxBytes} bytes`);
   }
 
   async watch(handlers: SourceWatchHandlers): Promise<void> {

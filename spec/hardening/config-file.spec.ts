@@ -2,12 +2,12 @@ import { appendFile, chmod, mkdir, rename, rm, symlink, writeFile } from 'node:f
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { stringify } from 'yaml';
-import { event, spawnHotconf } from '../../harness/child.js';
+import { event, runHotconfToEnd, spawnHotconf } from '../../harness/child.js';
 import { basicConfig, startDaemon, type TestDaemon } from '../../harness/daemon.js';
 import { getText, httpRequest } from '../../harness/http.js';
 import { metricValue } from '../../harness/metrics.js';
 import { freePort } from '../../harness/ports.js';
-import { tempDir } from '../../harness/tmp.js';
+import { mkfifo, tempDir } from '../../harness/tmp.js';
 import { waitFor } from '../../harness/wait.js';
 
 /** `nobody` on Debian: root bypasses file permissions, so the EACCES daemon runs as this user. */
@@ -65,6 +65,27 @@ describe('hardening: a config file that breaks while watched', function () {
     await symlink('hotconf.yaml', link); // hotconf.yaml -> hotconf.yaml once renamed
     await rename(link, t.file);
     await expectLastGoodKept(/ELOOP/);
+    await expectRecovery(async () => {
+      await rm(t.file);
+      await recovered();
+    });
+  });
+
+  it('replaced by a FIFO: refuses it without blocking, keeps the last good config, recovers when a file is back', async () => {
+    await rm(t.file);
+    mkfifo(t.file);
+    await expectLastGoodKept(/is a FIFO \(named pipe\), not a regular file/);
+    await expectRecovery(async () => {
+      await rm(t.file);
+      await recovered();
+    });
+  });
+
+  it('replaced by a symlink to /dev/zero: refuses it without reading, keeps the last good config, recovers', async () => {
+    const link = join(t.dir, 'zero.tmp');
+    await symlink('/dev/zero', link);
+    await rename(link, t.file);
+    await expectLastGoodKept(/is a character device \(such as \/dev\/zero\), not a regular file/);
     await expectRecovery(async () => {
       await rm(t.file);
       await recovered();
@@ -129,5 +150,60 @@ describe('hardening: an unreadable config file (EACCES)', function () {
     child.process.kill('SIGTERM');
     expect((await child.exited).code).to.equal(0);
     expect(child.logs().find((l) => l.msg === 'final_leak_report')).to.include({ ok: true });
+  });
+});
+
+describe('hardening: files that are not regular files', function () {
+  this.timeout(60_000);
+
+  it('a daemon whose config becomes a FIFO answers every reload and stops on SIGTERM (nothing blocks on open)', async () => {
+    const dir = await tempDir();
+    const file = join(dir, 'hotconf.yaml');
+    const web = await freePort();
+    await writeFile(file, stringify(basicConfig({ port: web, body: 'good' })));
+    const child = spawnHotconf(['run', '--config', file, '--no-watch', '--admin', `127.0.0.1:${await freePort()}`]);
+    await child.waitForLog('started', event('started'));
+    await rm(file);
+    mkfifo(file);
+    // More reloads than libuv has pool threads (4): each blocked open used to hold one for good.
+    for (let i = 1; i <= 6; i++) {
+      child.process.kill('SIGHUP');
+      await waitFor(`SIGHUP reload ${i}`, () => child.logs().filter((l) => l.msg === 'reload' && l.trigger === 'signal').length >= i);
+    }
+    const reloads = child.logs().filter((l) => l.msg === 'reload' && l.trigger === 'signal') as { result: string; errors: { message: string }[] }[];
+    expect(reloads.map((r) => r.result)).to.deep.equal(Array(6).fill('invalid'));
+    expect(reloads[0]!.errors[0]!.message).to.equal(`${file}: cannot read config file: is a FIFO (named pipe), not a regular file`);
+    expect(await getText(`http://127.0.0.1:${web}/`)).to.equal('good');
+    child.process.kill('SIGTERM');
+    expect((await child.exited).code).to.equal(0);
+  });
+
+  it('hotconf validate refuses a FIFO, a symlink to /dev/zero and a directory at once, naming each', async () => {
+    const dir = await tempDir();
+    const pipe = join(dir, 'pipe.yaml');
+    mkfifo(pipe);
+    const zero = join(dir, 'zero.yaml');
+    await symlink('/dev/zero', zero);
+    for (const [path, reason] of [
+      [pipe, 'is a FIFO (named pipe), not a regular file'],
+      [zero, 'is a character device (such as /dev/zero), not a regular file'],
+      [dir, 'is a directory, not a regular file'],
+    ] as const) {
+      const { code, stderr } = await runHotconfToEnd(['validate', path]);
+      expect(code, path).to.equal(1);
+      expect(stderr, path).to.equal(`${path}: cannot read config file: ${reason}\n`);
+    }
+  });
+
+  it('refuses an admin token file that is a FIFO at start, naming it once, with nothing bound', async () => {
+    const dir = await tempDir();
+    const tokenFile = join(dir, 'token');
+    mkfifo(tokenFile);
+    const web = await freePort();
+    const file = join(dir, 'hotconf.yaml');
+    await writeFile(file, stringify(basicConfig({ port: web, extra: { admin: { listen: `127.0.0.1:${await freePort()}`, token_file: tokenFile } } })));
+    const { code, stderr } = await runHotconfToEnd(['run', '--config', file]);
+    expect(code).to.equal(1);
+    expect(stderr).to.equal(`hotconf: ${tokenFile}: cannot read the admin token file: is a FIFO (named pipe), not a regular file\n`);
   });
 });
