@@ -5,6 +5,7 @@ import { type FSWatcher, watch } from 'chokidar';
 import { DEFAULT_MAX_DOCUMENT_BYTES } from '../config/parse.js';
 import { errorMessage, SourceReadError } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/log.js';
+import { Once } from '../core/once.js';
 import type { ConfigSource, RawDocument, SourceInfo, SourceWatchHandlers } from './source.js';
 
 export interface FileSourceOptions {
@@ -40,7 +41,7 @@ export class FileSource implements ConfigSource {
   #watcher: FSWatcher | undefined;
   #timer: NodeJS.Timeout | undefined;
   #lastVersion: string | undefined;
-  #closed = false;
+  readonly #closing = new Once(() => this.#close());
 
   constructor(options: FileSourceOptions) {
     this.path = resolve(options.path);
@@ -122,7 +123,7 @@ export class FileSource implements ConfigSource {
   }
 
   async #check(handlers: SourceWatchHandlers): Promise<void> {
-    if (this.#closed) return;
+    if (this.#closing.called) return;
     const previous = this.#lastVersion;
     let doc: RawDocument;
     try {
@@ -131,12 +132,16 @@ export class FileSource implements ConfigSource {
       handlers.onError(error as Error);
       return;
     }
-    if (this.#closed || doc.version === previous) return;
+    if (this.#closing.called || doc.version === previous) return;
     handlers.onDocument(doc);
   }
 
-  async close(): Promise<void> {
-    this.#closed = true;
+  /** Stop watching. Idempotent: every caller, concurrent or later, returns once the watcher is closed. */
+  close(): Promise<void> {
+    return this.#closing.call();
+  }
+
+  async #close(): Promise<void> {
     clearTimeout(this.#timer);
     const watcher = this.#watcher;
     this.#watcher = undefined;
