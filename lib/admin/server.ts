@@ -1,8 +1,9 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { formatAddress, isLoopbackHost, parseListenAddress } from '../config/address.js';
-import { AdminTokenRequiredError } from '../core/errors.js';
+import { AdminTokenRequiredError, UsageError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
+import { Once } from '../core/once.js';
 import { sendJson } from '../net/json.js';
 import { createLimitedServer, type HttpLimits, httpLimits } from '../net/limits.js';
 import type { ReloadResult } from '../reload/reloader.js';
@@ -58,6 +59,7 @@ export class AdminServer {
   readonly #log: Logger;
   readonly #limits: HttpLimits;
   #server: Server | undefined;
+  readonly #closing = new Once(() => this.#close());
   #auth: BearerAuth | undefined;
 
   constructor(backend: AdminBackend, logger: Logger, options: AdminServerOptions = {}) {
@@ -73,7 +75,7 @@ export class AdminServer {
    */
   async start(listen: string, token?: string): Promise<AddressInfo> {
     const parsed = parseListenAddress(listen);
-    if ('error' in parsed) throw new Error(`admin address ${listen}: ${parsed.error}`);
+    if ('error' in parsed) throw new UsageError(`admin address ${listen}: ${parsed.error}`);
     if (token === undefined && !isLoopbackHost(parsed.host)) throw new AdminTokenRequiredError(formatAddress(parsed.host, parsed.port));
     if (token !== undefined) this.setToken(token);
     const server = createLimitedServer(this.#limits, (req, res) => void this.#handle(req, res));
@@ -105,8 +107,15 @@ export class AdminServer {
     return this.#server?.address() as AddressInfo | undefined;
   }
 
-  /** Stop accepting and close every connection. Idempotent. */
-  async close(): Promise<void> {
+  /**
+   * Stop accepting and close every connection. Idempotent: every caller, concurrent or later,
+   * returns once the server is closed.
+   */
+  close(): Promise<void> {
+    return this.#closing.call();
+  }
+
+  async #close(): Promise<void> {
     const server = this.#server;
     this.#server = undefined;
     if (!server) return;

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { ADMIN_TOKEN_ENV, checkAdminToken, readAdminTokenFile } from '../admin/token.js';
 import { DEFAULT_ADMIN_LISTEN } from '../config/schema.js';
-import { AdminTokenError } from '../core/errors.js';
+import { AdminTokenError, HotconfError } from '../core/errors.js';
 
 /** Where the admin API is when `--admin` is not given: `HOTCONF_ADMIN`, else the default address. */
 export const DEFAULT_ADMIN = `http://${DEFAULT_ADMIN_LISTEN}`;
@@ -32,13 +32,17 @@ export function adminBaseUrl(option: string | undefined): string {
 }
 
 /** The daemon did not answer (connection refused, timeout). */
-export class AdminUnreachableError extends Error {
-  readonly code = 'E_ADMIN_UNREACHABLE';
+export class AdminUnreachableError extends HotconfError {
+  constructor(message: string) {
+    super('E_ADMIN_UNREACHABLE', message);
+  }
 }
 
 /** The admin API answered 401: no token, or not the daemon's. */
-export class AdminUnauthorizedError extends Error {
-  readonly code = 'E_ADMIN_UNAUTHORIZED';
+export class AdminUnauthorizedError extends HotconfError {
+  constructor(message: string) {
+    super('E_ADMIN_UNAUTHORIZED', message);
+  }
 }
 
 /** Errors that mean "no answer from the daemon" for the CLI (exit 2): unreachable, 401, unusable token. */

@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import { type Command, Option } from 'commander';
 import { z } from 'zod';
 import { REDACTED } from '../config/redact.js';
-import { errorMessage, FileReadError, HotconfError } from '../core/errors.js';
+import { errorMessage, FileReadError, UsageError } from '../core/errors.js';
 import { readRegularFile } from '../core/regular-file.js';
 import { type EtcdSourceOptions, URL_USERINFO } from '../sources/etcd/etcd.js';
 
@@ -27,13 +27,6 @@ export interface EtcdCliOptions {
 
 /** The password's environment variable: never a flag, whose value `ps` would show. */
 export const PASSWORD_ENV = 'HOTCONF_ETCD_PASSWORD';
-
-/** A command line that cannot be used; the message names the flag. */
-export class UsageError extends HotconfError {
-  constructor(message: string) {
-    super('E_USAGE', message);
-  }
-}
 
 /** Add the bootstrap flags (each with its environment variable) to `command`. */
 export function addEtcdOptions(command: Command): Command {

@@ -1,10 +1,10 @@
 import { resolve } from 'node:path';
 import { Etcd3 } from 'etcd3';
 import { DEFAULT_MAX_DOCUMENT_BYTES } from '../config/parse.js';
-import { errorMessage } from '../core/errors.js';
+import { errorMessage, UsageError } from '../core/errors.js';
 import { etcdClientOptions } from '../sources/etcd/etcd.js';
 import { EXIT_UNREACHABLE } from './admin-client.js';
-import { type EtcdCliOptions, EXIT_USAGE, etcdConnection, UsageError } from './etcd-options.js';
+import { type EtcdCliOptions, EXIT_USAGE, etcdConnection } from './etcd-options.js';
 import type { Io } from './io.js';
 import { checkConfig, readConfigFile } from './validate.js';
 

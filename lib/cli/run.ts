@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { ADMIN_TOKEN_ENV } from '../admin/token.js';
 import { DEFAULT_ADMIN_LISTEN } from '../config/schema.js';
-import { errorMessage } from '../core/errors.js';
+import { errorMessage, UsageError } from '../core/errors.js';
 import { createLogger, type Logger, type LogLevel } from '../core/log.js';
 import { Daemon, type DaemonOptions } from '../daemon/daemon.js';
 import { EtcdSource } from '../sources/etcd/etcd.js';
@@ -38,7 +38,7 @@ export async function runCommand(options: RunOptions, deps: Pick<DaemonOptions, 
   let adminListen = options.admin;
   try {
     const etcd = await etcdConnection(options);
-    if (etcd && options.config !== undefined) throw new Error('--config and --etcd exclude each other');
+    if (etcd && options.config !== undefined) throw new UsageError('--config and --etcd exclude each other');
     const startupTimeoutMs = parseDuration('--startup-timeout', options.startupTimeout);
     if (etcd) {
       source = new EtcdSource({ ...etcd, startupTimeoutMs, logger });

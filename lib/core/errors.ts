@@ -25,6 +25,13 @@ export class HotconfError extends Error {
   }
 }
 
+/** A command line or option that cannot be used (`E_USAGE`); the message names the flag or option. */
+export class UsageError extends HotconfError {
+  constructor(message: string) {
+    super('E_USAGE', message);
+  }
+}
+
 /**
  * A config document that cannot be used: unparseable, empty, too large, or rejected by the schema.
  * `origin` names where it came from (a file path, an etcd key) and `issues` lists each problem.

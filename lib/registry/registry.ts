@@ -1,6 +1,7 @@
 import { Emitter } from '../core/emitter.js';
 import { CreateTimeoutError, DestroyTimeoutError, RegistryClosedError } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/log.js';
+import { Once } from '../core/once.js';
 import { withTimeout } from '../core/timeout.js';
 import { Lease } from './lease.js';
 
@@ -133,7 +134,7 @@ export class ResourceRegistry {
   };
   /** Destroys of values that arrived after their create timed out. */
   readonly #late = new Set<Promise<void>>();
-  #closing: Promise<CloseReport> | undefined;
+  readonly #closing = new Once(() => this.#close());
 
   constructor(options: ResourceRegistryOptions = {}) {
     this.createTimeoutMs = options.createTimeoutMs ?? 10_000;
@@ -153,7 +154,7 @@ export class ResourceRegistry {
   async acquire<T>(kind: string, key: string, factory: ResourceFactory<T>): Promise<Lease<T>> {
     const id = entryId(kind, key);
     for (;;) {
-      if (this.#closing) throw new RegistryClosedError();
+      if (this.#closing.called) throw new RegistryClosedError();
       const entry = this.#entries.get(id);
       if (!entry) return this.#create(id, kind, key, factory as ResourceFactory<unknown>) as Promise<Lease<T>>;
       if (entry.state === 'live') {
@@ -207,8 +208,7 @@ export class ResourceRegistry {
    * (and logs) the leases that were still held. Idempotent: later calls return the same report.
    */
   close(): Promise<CloseReport> {
-    this.#closing ??= this.#close();
-    return this.#closing;
+    return this.#closing.call();
   }
 
   async #close(): Promise<CloseReport> {
@@ -253,7 +253,7 @@ export class ResourceRegistry {
       entry.waiters = 0;
       this.#count(kind, 'created');
       this.#emit({ type: 'created', kind, key });
-      if (this.#closing) {
+      if (this.#closing.called) {
         // close() started while this create ran: the value is destroyed, never handed out.
         entry.refs = 0;
         await this.#destroy(entry);

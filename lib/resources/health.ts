@@ -2,6 +2,7 @@ import { Agent } from 'undici';
 import type { HealthCheckConfig } from '../config/schema.js';
 import { HotconfError } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/log.js';
+import { Once } from '../core/once.js';
 import { RepeatLimiter } from '../core/repeat-limiter.js';
 import { sectionKey } from '../registry/key.js';
 import type { ResourceFactory } from '../registry/registry.js';
@@ -171,7 +172,7 @@ export class HealthChecker {
   readonly #log: Logger;
   readonly #observer: HealthObserver | undefined;
   readonly #errors: RepeatLimiter;
-  #stopping: Promise<void> | undefined;
+  readonly #stopping = new Once(() => this.#stop());
 
   constructor(options: HealthCheckerOptions) {
     this.upstream = options.upstream;
@@ -207,8 +208,7 @@ export class HealthChecker {
 
   /** Stop probing and release everything. Idempotent: later calls return the same promise. */
   stop(): Promise<void> {
-    this.#stopping ??= this.#stop();
-    return this.#stopping;
+    return this.#stopping.call();
   }
 
   async #stop(): Promise<void> {
@@ -223,7 +223,7 @@ export class HealthChecker {
   }
 
   #schedule(loop: ProbeLoop, delayMs: number): void {
-    if (this.#stopping) return;
+    if (this.#stopping.called) return;
     loop.timer = setTimeout(() => {
       loop.timer = undefined;
       loop.running = this.#tick(loop).finally(() => {
@@ -240,7 +240,7 @@ export class HealthChecker {
       ok = await this.#probe(loop);
       if (ok) this.#errors.reset(loop.state.target);
     } catch (error) {
-      if (this.#stopping) return;
+      if (this.#stopping.called) return;
       ok = false;
       this.#onError(loop, error);
     }

@@ -5,6 +5,7 @@ import { type FSWatcher, watch } from 'chokidar';
 import { DEFAULT_MAX_DOCUMENT_BYTES } from '../config/parse.js';
 import { errorMessage, FileReadError, SourceReadError } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/log.js';
+import { Once } from '../core/once.js';
 import { DEFAULT_READ_TIMEOUT_MS, readRegularFile } from '../core/regular-file.js';
 import type { ConfigSource, RawDocument, SourceInfo, SourceWatchHandlers } from './source.js';
 
@@ -44,7 +45,7 @@ export class FileSource implements ConfigSource {
   #watcher: FSWatcher | undefined;
   #timer: NodeJS.Timeout | undefined;
   #lastVersion: string | undefined;
-  #closed = false;
+  readonly #closing = new Once(() => this.#close());
 
   constructor(options: FileSourceOptions) {
     this.path = resolve(options.path);
@@ -119,7 +120,7 @@ export class FileSource implements ConfigSource {
   }
 
   async #check(handlers: SourceWatchHandlers): Promise<void> {
-    if (this.#closed) return;
+    if (this.#closing.called) return;
     const previous = this.#lastVersion;
     let doc: RawDocument;
     try {
@@ -128,12 +129,16 @@ export class FileSource implements ConfigSource {
       handlers.onError(error as Error);
       return;
     }
-    if (this.#closed || doc.version === previous) return;
+    if (this.#closing.called || doc.version === previous) return;
     handlers.onDocument(doc);
   }
 
-  async close(): Promise<void> {
-    this.#closed = true;
+  /** Stop watching. Idempotent: every caller, concurrent or later, returns once the watcher is closed. */
+  close(): Promise<void> {
+    return this.#closing.call();
+  }
+
+  async #close(): Promise<void> {
     clearTimeout(this.#timer);
     const watcher = this.#watcher;
     this.#watcher = undefined;

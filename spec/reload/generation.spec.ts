@@ -47,18 +47,23 @@ describe('Generation', () => {
     expect(aborted).to.have.members([1, 2]);
   });
 
-  it('releases its leases once, reporting what it destroyed per kind', async () => {
+  it('releases its leases once, reporting what it destroyed per kind; a second release is the same completion', async () => {
     const registry = new ResourceRegistry();
     const g = generation('provisioning');
-    const other = await registry.acquire('thing', 'shared', { create: () => 'shared', destroy: () => {} });
-    g.hold(await registry.acquire('thing', 'shared', { create: () => 'unused', destroy: () => {} }));
-    g.hold(await registry.acquire('thing', 'own', { create: () => 'own', destroy: () => {} }));
+    const destroyed: string[] = [];
+    const other = await registry.acquire('thing', 'shared', { create: () => 'shared', destroy: (v) => void destroyed.push(v) });
+    g.hold(await registry.acquire('thing', 'shared', { create: () => 'unused', destroy: (v) => void destroyed.push(v) }));
+    g.hold(await registry.acquire('thing', 'own', { create: () => 'own', destroy: (v) => void destroyed.push(v) }));
     expect(g.holds()).to.deep.equal([
       { kind: 'thing', key: 'shared' },
       { kind: 'thing', key: 'own' },
     ]);
+    const first = g.release();
+    const second = g.release();
+    expect(second).to.equal(first);
+    expect(await first).to.deep.equal({ thing: 1 });
     expect(await g.release()).to.deep.equal({ thing: 1 });
-    expect(await g.release()).to.deep.equal({});
+    expect(destroyed).to.deep.equal(['own']);
     expect(g.holds()).to.deep.equal([]);
     expect(registry.refs('thing', 'shared')).to.equal(1);
     await other.release();

@@ -13,8 +13,9 @@ import {
   isRecoverableError,
 } from 'etcd3';
 import type { Registry } from 'prom-client';
-import { errorMessage, SourceReadError, SourceUnavailableError } from '../../core/errors.js';
+import { errorMessage, SourceReadError, SourceUnavailableError, UsageError } from '../../core/errors.js';
 import { type Logger, silentLogger } from '../../core/log.js';
+import { Once } from '../../core/once.js';
 import type { ConfigSource, RawDocument, SourceInfo, SourceWatchHandlers } from '../source.js';
 import { registerEtcdSourceMetrics } from './metrics.js';
 import { type EtcdSourceStats, RESYNC_REASONS, type ResyncReason } from './stats.js';
@@ -110,7 +111,7 @@ export class EtcdSource implements ConfigSource {
   #checking = false;
   /** The previous consistency check saw a change not yet delivered, while the watch stood at `resume`. */
   #lag: { resume: number } | undefined;
-  #closing: Promise<void> | undefined;
+  readonly #closing = new Once(() => this.#close());
 
   /**
    * @throws Error when `endpoints` is empty, mixes http and https (etcd3's rule), or has a URL
@@ -118,9 +119,9 @@ export class EtcdSource implements ConfigSource {
    *   `auth` is where they go); the error does not quote them
    */
   constructor(options: EtcdSourceOptions) {
-    if (options.endpoints.length === 0) throw new Error('EtcdSource needs at least one endpoint');
+    if (options.endpoints.length === 0) throw new UsageError('EtcdSource needs at least one endpoint');
     const withCredentials = options.endpoints.findIndex((u) => URL_USERINFO.test(u));
-    if (withCredentials >= 0) throw new Error(`EtcdSource endpoints[${withCredentials}] contains credentials (user:password@): pass them as auth`);
+    if (withCredentials >= 0) throw new UsageError(`EtcdSource endpoints[${withCredentials}] contains credentials (user:password@): pass them as auth`);
     this.endpoints = [...options.endpoints];
     this.key = options.key;
     this.#log = (options.logger ?? silentLogger()).child({ component: 'source', source: 'etcd' });
@@ -180,9 +181,9 @@ export class EtcdSource implements ConfigSource {
     await ready;
   }
 
+  /** Stop watching and close the client. Idempotent: every caller gets the same completion. */
   close(): Promise<void> {
-    this.#closing ??= this.#close();
-    return this.#closing;
+    return this.#closing.call();
   }
 
   async #close(): Promise<void> {
