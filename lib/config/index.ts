@@ -1,4 +1,5 @@
 export * from './address.js';
+export * from './decode.js';
 export * from './hash.js';
 export * from './parse.js';
 export * from './redact.js';

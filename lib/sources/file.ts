@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { realpath } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { type FSWatcher, watch } from 'chokidar';
+import { decodeDocument } from '../config/decode.js';
 import { DEFAULT_MAX_DOCUMENT_BYTES } from '../config/parse.js';
 import { errorMessage, FileReadError, SourceReadError } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/log.js';
@@ -64,6 +65,7 @@ export class FileSource implements ConfigSource {
    * symlink to a device) is refused before it is opened, the open never blocks, and the read
    * stops past `maxDocumentBytes` and gives up after `readTimeoutMs`.
    * @throws SourceReadError naming the file and why it cannot be read
+   * @throws ConfigInvalidError when it is not UTF-8 text (`decodeDocument`)
    */
   async read(): Promise<RawDocument> {
     let bytes: Buffer;
@@ -75,7 +77,7 @@ export class FileSource implements ConfigSource {
     }
     const version = createHash('sha256').update(bytes).digest('hex');
     this.#lastVersion = version;
-    return { text: bytes.toString('utf8'), version, source: this.describe() };
+    return { text: decodeDocument(bytes, this.path), version, source: this.describe() };
   }
 
   async watch(handlers: SourceWatchHandlers): Promise<void> {

@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import { expect } from 'chai';
 import { stringify } from 'yaml';
 import { parseListenAddress } from '../../lib/config/address.js';
-import { DEFAULT_MAX_DOCUMENT_BYTES, loadConfig, parseDocument, validateConfig } from '../../lib/config/parse.js';
+import { decodeDocument } from '../../lib/config/decode.js';
+import { DEFAULT_MAX_DOCUMENT_BYTES, loadConfig, MAX_DOCUMENT_NODES, MAX_MAP_KEYS, parseDocument, validateConfig } from '../../lib/config/parse.js';
 import { REDACTED, redactConfig, scrubSecrets, secretValues } from '../../lib/config/redact.js';
 import { ConfigInvalidError } from '../../lib/core/errors.js';
 
@@ -137,6 +138,102 @@ describe('config parsing and validation', () => {
   it('rejects duplicate keys and multi-document YAML', () => {
     expect(issuesOf(() => parseDocument('a: 1\na: 2\n'))[0]!.message).to.contain('Map keys must be unique');
     expect(issuesOf(() => parseDocument('a: 1\n---\nb: 2\n'))[0]!.message).to.contain('multiple documents');
+  });
+
+  it('finds a duplicate key in a large map, and one spelled differently that would become the same key', () => {
+    const entries = Array.from({ length: 9000 }, (_, i) => `  x-h${i}: v`);
+    const big = `headers:\n${entries.join('\n')}\n  x-h0: again\n`;
+    expect(issuesOf(() => parseDocument(big))).to.deep.equal([
+      { path: '', message: 'Map keys must be unique: "x-h0" at line 9002, column 3 repeats the key at line 2, column 3' },
+    ]);
+    expect(issuesOf(() => parseDocument('a:\n  1: x\n  "1": y\n  ~: z\n  "": w\n')).map((i) => i.message)).to.deep.equal([
+      'Map keys must be unique: "1" at line 3, column 3 repeats the key at line 2, column 3',
+      'Map keys must be unique: "" at line 5, column 3 repeats the key at line 4, column 3',
+    ]);
+  });
+
+  it('bounds documents by node count and map size, naming the limit and where', () => {
+    const bomb = `listeners: [${Array(8000)
+      .fill(`${'['.repeat(60)}${']'.repeat(60)}`)
+      .join(',')}]\n`;
+    expect(issuesOf(() => parseDocument(bomb))).to.deep.equal([
+      { path: '', message: `document has more than ${MAX_DOCUMENT_NODES} nodes (keys, values and collections), the limit` },
+    ]);
+    const blockBomb = `l:\n${Array.from({ length: MAX_DOCUMENT_NODES }, () => '  - - x').join('\n')}\n`;
+    expect(issuesOf(() => parseDocument(blockBomb))[0]!.message).to.contain(`more than ${MAX_DOCUMENT_NODES} nodes`);
+    const wide = `listeners: []\nheaders:\n${Array.from({ length: MAX_MAP_KEYS + 1 }, (_, i) => `  h${i}: v`).join('\n')}\n`;
+    expect(issuesOf(() => parseDocument(wide))).to.deep.equal([
+      { path: '', message: `the map at line 3, column 3 has ${MAX_MAP_KEYS + 1} keys; the limit is ${MAX_MAP_KEYS}` },
+    ]);
+    const flowWide = `{"h": {${Array.from({ length: MAX_MAP_KEYS + 1 }, (_, i) => `"h${i}": 1`).join(', ')}}}`;
+    expect(issuesOf(() => parseDocument(flowWide))[0]!.message).to.equal(
+      `the map at line 1, column 7 has ${MAX_MAP_KEYS + 1} keys; the limit is ${MAX_MAP_KEYS}`,
+    );
+    expect(parseDocument(`h:\n${Array.from({ length: MAX_MAP_KEYS }, (_, i) => `  h${i}: v`).join('\n')}\n`)).to.have.nested.property('h.h9999', 'v');
+  });
+
+  it('refuses tags the core schema does not know instead of applying them as strings', () => {
+    expect(issuesOf(() => parseDocument('shutdown_timeout_ms: !duration 5s\nlisteners: []\n'))).to.deep.equal([
+      { path: '', message: 'unknown tag: !duration at line 1, column 22' },
+    ]);
+    expect(issuesOf(() => parseDocument('a: !!binary aGk=\nb: !!timestamp 2001-01-01\n')).map((i) => i.message)).to.deep.equal([
+      'unknown tag: tag:yaml.org,2002:binary at line 1, column 4',
+      'unknown tag: tag:yaml.org,2002:timestamp at line 2, column 4',
+    ]);
+    expect(parseDocument('a: !!str 5\nb: !!int "7"\n')).to.deep.equal({ a: '5', b: 7 });
+  });
+
+  it('says when a file is UTF-16, UTF-32, binary or not UTF-8, instead of reporting its schema errors', () => {
+    const text = 'listeners: []\n';
+    const cases: [Buffer, string][] = [
+      [
+        Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(text, 'utf16le')]),
+        'document is UTF-16LE text (it starts with the byte order mark FF FE); hotconf reads UTF-8: convert it (iconv -f UTF-16LE -t UTF-8)',
+      ],
+      [
+        Buffer.concat([Buffer.from([0xfe, 0xff]), Buffer.from(text, 'utf16le').swap16()]),
+        'document is UTF-16BE text (it starts with the byte order mark FE FF); hotconf reads UTF-8: convert it (iconv -f UTF-16BE -t UTF-8)',
+      ],
+      [
+        Buffer.from([0xff, 0xfe, 0, 0, 0x6c, 0, 0, 0]),
+        'document is UTF-32LE text (it starts with the byte order mark FF FE 00 00); hotconf reads UTF-8: convert it (iconv -f UTF-32LE -t UTF-8)',
+      ],
+      [Buffer.from(text, 'utf16le'), 'document looks binary or UTF-16: it has a NUL byte at line 1 (byte offset 1); hotconf reads UTF-8 text'],
+      [Buffer.from('a: 1\nb: caf\xe9\n', 'latin1'), 'document is not UTF-8 text: the bytes at line 2 (byte offset 11) are not UTF-8; hotconf reads UTF-8 text'],
+      [
+        Buffer.from([0x61, 0x3a, 0x20, 0xed, 0xa0, 0x80]),
+        'document is not UTF-8 text: the bytes at line 1 (byte offset 3) are not UTF-8; hotconf reads UTF-8 text',
+      ],
+    ];
+    for (const [bytes, message] of cases) {
+      expect(
+        issuesOf(() => loadConfig(bytes, { origin: 'c.yaml' })),
+        message,
+      ).to.deep.equal([{ path: '', message }]);
+      expect(
+        issuesOf(() => decodeDocument(bytes)),
+        message,
+      ).to.deep.equal([{ path: '', message }]);
+    }
+    expect(issuesOf(() => parseDocument('a: "x\0y"\n'))).to.deep.equal([
+      { path: '', message: 'document looks binary: it has a NUL character at line 1, column 6; hotconf reads UTF-8 text' },
+    ]);
+    // A UTF-8 byte order mark and text beyond ASCII are fine.
+    expect(parseDocument(Buffer.from('\ufeffa: café ✓\n', 'utf8'))).to.deep.equal({ a: 'café ✓' });
+  });
+
+  it('reports the received type of a value that is present but of the wrong type, and "required" only when it is missing', () => {
+    const doc = minimal({ shutdown_timeout_ms: '10s', admin: [] });
+    ((doc.listeners as Record<string, unknown>[])[0]!.routes as Record<string, unknown>[])[0]!.respond = { status: null, headers: 'x: y' };
+    (doc.listeners as Record<string, unknown>[]).push({ name: 'other' });
+    expect(issuesOf(() => validateConfig(doc))).to.have.deep.members([
+      { path: 'shutdown_timeout_ms', message: 'expected number, received string' },
+      { path: 'admin', message: 'expected object, received array' },
+      { path: 'listeners.0.routes.0.respond.status', message: 'expected number, received null' },
+      { path: 'listeners.0.routes.0.respond.headers', message: 'expected record, received string' },
+      { path: 'listeners.1.listen', message: 'required (string)' },
+    ]);
+    expect(issuesOf(() => loadConfig('just a string'))).to.deep.equal([{ path: '', message: 'expected object, received string' }]);
   });
 
   it('parses IPv4, bracketed IPv6 and host names as listen addresses', () => {
