@@ -22,3 +22,15 @@ export async function runCleanups(): Promise<void> {
   }
   if (first !== undefined) throw first;
 }
+
+const atEnd: (() => unknown)[] = [];
+
+/** Run `fn` once, after the last test of the run (for what specs share: see `sharedParser`). */
+export function onRunEnd(fn: () => unknown): void {
+  atEnd.push(fn);
+}
+
+/** Run and clear every run-end cleanup (the root `afterAll` hook, before it looks for leftover handles). */
+export async function runEndCleanups(): Promise<void> {
+  while (atEnd.length > 0) await atEnd.pop()!();
+}

@@ -4,10 +4,11 @@ import { Writable } from 'node:stream';
 import { stringify } from 'yaml';
 import { createLogger, type Logger } from '../lib/core/log.js';
 import { Daemon, type DaemonOptions } from '../lib/daemon/daemon.js';
+import { ConfigParser } from '../lib/reload/parser.js';
 import type { ReloadResult } from '../lib/reload/reloader.js';
 import { FileSource } from '../lib/sources/file.js';
 import type { ConfigSource } from '../lib/sources/source.js';
-import { onCleanup } from './cleanup.js';
+import { onCleanup, onRunEnd } from './cleanup.js';
 import { freePort } from './ports.js';
 import { tempDir } from './tmp.js';
 
@@ -62,16 +63,37 @@ export async function writeConfigAtomic(file: string, config: Record<string, unk
   await rename(tmp, file);
 }
 
+let parser: ConfigParser | undefined;
+
+/**
+ * One `ConfigParser` for every spec daemon of the run, closed at its end: a parser's worker
+ * thread, started from the TypeScript sources, takes most of a second to load tsx and the config
+ * modules, which every in-process daemon would pay again. Specs about the parser's own lifecycle
+ * pass `parser: undefined` to get a daemon with its own.
+ */
+export function sharedParser(): ConfigParser {
+  if (!parser) {
+    const created = new ConfigParser();
+    parser = created;
+    onRunEnd(async () => {
+      parser = undefined;
+      await created.close();
+    });
+  }
+  return parser;
+}
+
 /**
  * A `Daemon` on `source` for specs, not started: it logs to `logs`, binds its admin API on a
- * free loopback port (unless `options` has `adminListen`, even undefined) and registers no
- * default metrics; `options` override these. Stopped after the test.
+ * free loopback port (unless `options` has `adminListen`, even undefined), registers no default
+ * metrics and parses with `sharedParser()`; `options` override these. Stopped after the test.
  */
 export async function specDaemon(source: ConfigSource, logs: MemoryLogs, options: Partial<Omit<DaemonOptions, 'source'>> = {}): Promise<Daemon> {
   const daemon = new Daemon({
     source,
     logger: logs.logger,
     defaultMetrics: false,
+    parser: sharedParser(),
     ...('adminListen' in options ? {} : { adminListen: `127.0.0.1:${await freePort()}` }),
     ...options,
   });

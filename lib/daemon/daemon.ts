@@ -13,6 +13,7 @@ import { Once } from '../core/once.js';
 import { createRequestHandler } from '../dataplane/serve/handler.js';
 import type { HttpLimits } from '../net/limits.js';
 import { ResourceRegistry, type ResourceRegistryOptions } from '../registry/registry.js';
+import type { ConfigParser } from '../reload/parser.js';
 import { Reloader, type ReloadResult, type ReloadTrigger } from '../reload/reloader.js';
 import type { ResourceKinds } from '../resources/kind.js';
 import type { ConfigSource } from '../sources/source.js';
@@ -53,6 +54,12 @@ export interface DaemonOptions {
    * over its own `maxDocumentBytes` (default 1 MiB) before this limit is applied: raise both.
    */
   maxDocumentBytes?: number;
+  /**
+   * Parses and validates documents on a worker thread (see `ConfigParser`). Default: one of its
+   * own, terminated by `stop()`; one passed in is left open for its owner to close (specs share
+   * one across daemons).
+   */
+  parser?: ConfigParser;
 }
 
 /** The first config could not be applied: the daemon does not start. `result` says why. */
@@ -107,6 +114,7 @@ export class Daemon implements AdminBackend {
       logger: this.#rootLog,
       kinds: options.kinds,
       maxDocumentBytes: options.maxDocumentBytes,
+      parser: options.parser,
       httpLimits: options.httpLimits,
       observer: new UpstreamMetrics(register),
       tracerProvider: this.tracerProvider,

@@ -14,6 +14,7 @@ import type { ConfigSource, RawDocument } from '../sources/source.js';
 import { Applier } from './applier.js';
 import type { Generation, ReleaseReport } from './generation.js';
 import { loadDocument } from './load.js';
+import { ConfigParser, ParserClosedError } from './parser.js';
 import type { ProvisionReport } from './provision.js';
 import { type ReloadJob, ReloadQueue, type ReloadTrigger } from './queue.js';
 
@@ -57,6 +58,11 @@ export interface ReloaderOptions {
   httpLimits?: Partial<HttpLimits>;
   /** Documents over this size are invalid, in bytes. Default 1 MiB. */
   maxDocumentBytes?: number;
+  /**
+   * Parses and validates documents off the serving thread. Default: a new `ConfigParser`, closed
+   * by `stop()`; one passed in is left open (whoever made it closes it).
+   */
+  parser?: ConfigParser;
   /** Receives proxy attempts and health-check errors (the daemon's metrics). */
   observer?: ProxyObserver & HealthObserver;
   /** Where hotconf's own reload spans go. Default: none. */
@@ -68,7 +74,8 @@ export interface ReloaderOptions {
 /**
  * Turns documents from a source into serving generations, one reload at a time: a
  * `ReloadQueue` (serialize, coalesce) in front of the primary's half, `loadDocument` (read →
- * parse → validate → compare canonical hash: equal is `unchanged`), and the worker's half, an
+ * parse → validate → compare canonical hash: equal is `unchanged`; parsing and validation run on
+ * a `ConfigParser`'s worker thread, never on the serving one), and the worker's half, an
  * `Applier` (provision → swap → drain and release the old generation). Invalid input or a
  * failed provision leaves the active generation serving. This class adds what spans both: the
  * reload's result, span, log line and event.
@@ -77,6 +84,8 @@ export class Reloader {
   readonly #source: ConfigSource;
   readonly #log: Logger;
   readonly #maxDocumentBytes: number | undefined;
+  readonly #parser: ConfigParser;
+  readonly #ownsParser: boolean;
   readonly #events: Emitter<ReloaderEvent>;
   readonly #queue: ReloadQueue<ReloadResult>;
   readonly #applier: Applier;
@@ -88,6 +97,8 @@ export class Reloader {
     const rootLog = options.logger ?? silentLogger();
     this.#log = rootLog.child({ component: 'reload' });
     this.#maxDocumentBytes = options.maxDocumentBytes;
+    this.#ownsParser = options.parser === undefined;
+    this.#parser = options.parser ?? new ConfigParser();
     this.#tracerProvider = options.tracerProvider;
     this.#events = new Emitter((err, event) => this.#log.error({ err, event: event.type }, 'reloader_listener_failed'));
     const deps: KindDeps = {
@@ -196,6 +207,7 @@ export class Reloader {
       });
       await this.#applier.abandonProvisioning();
     }
+    if (this.#ownsParser) await this.#parser.close();
     await this.#applier.retireAll();
   }
 
@@ -241,14 +253,16 @@ export class Reloader {
 
   async #apply(doc: RawDocument): Promise<{ result: ReloadResult; provisioned: ProvisionReport }> {
     const active = this.active;
-    const outcome = loadDocument(doc, active, { maxDocumentBytes: this.#maxDocumentBytes });
+    const outcome = await loadDocument(doc, active, { maxDocumentBytes: this.#maxDocumentBytes, parse: (text, options) => this.#parser.parse(text, options) });
     if (outcome.kind === 'unchanged') {
       // Same config: the newest document that produced it is what `/config` reports.
       this.#applier.sawDocument(doc);
+      this.#source.served?.(doc);
       return { result: { result: 'unchanged', generation: active!.id, hash: active!.hash }, provisioned: {} };
     }
     const applied = await this.#applier.apply(outcome.loaded, doc);
     if (applied.kind === 'stopped') return { result: this.#stoppingResult(), provisioned: applied.provisioned };
+    this.#source.served?.(doc);
     const { generation } = applied;
     return { result: { result: 'applied', generation: generation.id, hash: generation.hash }, provisioned: applied.provisioned };
   }
@@ -260,6 +274,7 @@ export class Reloader {
     if (error instanceof SourceUnavailableError) return { result: 'failed', generation, error: error.message };
     if (error instanceof SourceReadError) return { result: 'invalid', generation, errors: [{ path: '', message: error.message }] };
     if (error instanceof ProvisionError) return { result: 'failed', generation, error: error.message, path: error.path };
+    if (error instanceof ParserClosedError) return this.#stoppingResult();
     this.#log.error({ err: error }, 'reload_crashed');
     return { result: 'failed', generation, error: errorMessage(error) };
   }

@@ -1,16 +1,32 @@
-import { runCleanups } from '../../harness/cleanup.js';
+import { runCleanups, runEndCleanups } from '../../harness/cleanup.js';
 import { sleep } from '../../harness/wait.js';
 
 /** Handle types that belong to the test runner itself (stdio), not to the code under test. */
 const RUNNER_HANDLES = new Set(['TTYWrap', 'PipeWrap', 'FSReqCallback', 'FileHandleCloseReq', 'StatWatcher']);
 
-/** Active handles minus the runner's own: what code under test holds open. */
-export function leftoverHandles(): string[] {
-  return process.getActiveResourcesInfo().filter((type) => !RUNNER_HANDLES.has(type));
+/**
+ * Worker threads running. `getActiveResourcesInfo` does not list workers (a live one keeps the
+ * process alive all the same); the diagnostic report does.
+ */
+function workerThreads(): number {
+  return (process.report.getReport() as { workers: unknown[] }).workers.length;
 }
 
-/** How many active handles of `type` (`TCPSocketWrap`, `FSEventWrap`, ...) the process has. */
+/**
+ * Worker threads of the runner itself (under `--import tsx`, Node 20 runs module hooks on
+ * workers), counted once the spec files are loaded (`beforeAll`).
+ */
+let runnerWorkers = 0;
+
+/** Active handles minus the runner's own: what code under test holds open (`Worker` for each worker thread). */
+export function leftoverHandles(): string[] {
+  const workers = Array<string>(Math.max(0, workerThreads() - runnerWorkers)).fill('Worker');
+  return [...process.getActiveResourcesInfo().filter((type) => !RUNNER_HANDLES.has(type)), ...workers];
+}
+
+/** How many active handles of `type` (`TCPSocketWrap`, `FSEventWrap`, ..., or `Worker` for worker threads) the process has. */
 export function activeHandles(type: string): number {
+  if (type === 'Worker') return workerThreads() - runnerWorkers;
   return process.getActiveResourcesInfo().filter((t) => t === type).length;
 }
 
@@ -21,16 +37,20 @@ function withoutOne(types: string[], type: string): string[] {
 
 /**
  * Root hooks: per-test cleanup, and a final check that the whole run left no handle open
- * (servers, sockets, timers, watchers, child processes). mocha runs without `exit: true`, so a
+ * (servers, sockets, timers, watchers, child processes, worker threads). mocha runs without `exit: true`, so a
  * leaked handle would otherwise hang the run; here it fails it, listing what was left, and an
  * unref'd timer ends the process if the leak keeps it alive.
  */
 export const mochaHooks = {
+  beforeAll(): void {
+    runnerWorkers = workerThreads();
+  },
   async afterEach(): Promise<void> {
     await runCleanups();
   },
   async afterAll(this: Mocha.Context): Promise<void> {
     this.timeout(15_000); // the wait below is bounded at 5 s on its own
+    await runEndCleanups();
     const deadline = Date.now() + 5000;
     let left = leftoverHandles();
     while (left.length > 0 && Date.now() < deadline) {

@@ -1,0 +1,139 @@
+import { extname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { deepFreeze, type LoadedConfig, type ParseOptions } from '../config/parse.js';
+import type { Config } from '../config/schema.js';
+import { ConfigInvalidError, errorCode, errorMessage, HotconfError } from '../core/errors.js';
+import { Once } from '../core/once.js';
+import { ParseReplySchema } from './parse-protocol.js';
+
+/** Heap a parse may use, in MiB: far above what the document limits allow (a 1 MiB document at every limit needs about 100). */
+export const DEFAULT_PARSER_HEAP_MB = 512;
+
+/** A parse was asked of a closed `ConfigParser`, or was still running when it closed. */
+export class ParserClosedError extends HotconfError {
+  constructor() {
+    super('E_PARSER_CLOSED', 'the config parser is closed: hotconf is stopping');
+  }
+}
+
+export interface ConfigParserOptions {
+  /** Old-generation heap limit of the worker, in MiB (`resourceLimits.maxOldGenerationSizeMb`). Default `DEFAULT_PARSER_HEAP_MB`. */
+  maxHeapMb?: number;
+}
+
+interface Pending {
+  resolve(loaded: LoadedConfig): void;
+  reject(error: Error): void;
+  origin: string | undefined;
+}
+
+/**
+ * `loadConfig` (parse, validate, canonical hash) on a worker thread, so that no document, valid
+ * or not, stalls the thread that serves requests and the admin API: a reload costs that thread
+ * only posting the text and freezing the config that comes back.
+ *
+ * Lifecycle: the worker is created by the first `parse` and kept for the next ones (one worker,
+ * documents parsed one after another in arrival order); `close()` terminates it and rejects what
+ * is pending with `ParserClosedError`. A worker that dies (a bug, or its heap limit) rejects the
+ * parses it had (`ConfigInvalidError` for the one whose heap it exhausted) and is replaced by
+ * the next `parse`. Concurrency: any number of `parse` calls may be pending.
+ *
+ * Messages both ways are zod schemas (`parse-protocol.ts`).
+ */
+export class ConfigParser {
+  readonly #maxHeapMb: number;
+  readonly #pending = new Map<number, Pending>();
+  readonly #close = new Once(() => this.#closeNow());
+  #worker: Worker | undefined;
+  #lastId = 0;
+
+  constructor(options: ConfigParserOptions = {}) {
+    this.#maxHeapMb = options.maxHeapMb ?? DEFAULT_PARSER_HEAP_MB;
+  }
+
+  /**
+   * Parse, validate and hash `text` on the worker thread; the config comes back deeply frozen.
+   * @throws ConfigInvalidError as `loadConfig` does, naming `options.origin`
+   * @throws ParserClosedError once `close()` was called
+   */
+  parse(text: string, options: ParseOptions = {}): Promise<LoadedConfig> {
+    if (this.#close.called) return Promise.reject(new ParserClosedError());
+    const worker = (this.#worker ??= this.#spawn());
+    const id = ++this.#lastId;
+    return new Promise<LoadedConfig>((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject, origin: options.origin });
+      worker.postMessage({ id, text, origin: options.origin, maxDocumentBytes: options.maxDocumentBytes });
+    });
+  }
+
+  /** Parses sent to the worker and not answered yet. */
+  get pending(): number {
+    return this.#pending.size;
+  }
+
+  /** Terminate the worker; pending parses reject with `ParserClosedError`. Idempotent. */
+  close(): Promise<void> {
+    return this.#close.call();
+  }
+
+  #spawn(): Worker {
+    const worker = parseWorker({ maxOldGenerationSizeMb: this.#maxHeapMb });
+    worker.on('message', (message: unknown) => this.#settle(worker, message));
+    worker.on('error', (error) => this.#lost(worker, error));
+    worker.on('exit', (code) => this.#lost(worker, new Error(`the config parser's worker exited with code ${code}`)));
+    return worker;
+  }
+
+  #settle(worker: Worker, message: unknown): void {
+    const parsed = ParseReplySchema.safeParse(message);
+    if (!parsed.success) {
+      void worker.terminate();
+      this.#lost(worker, new Error(`the config parser's worker sent a malformed reply: ${parsed.error.message}`));
+      return;
+    }
+    const reply = parsed.data;
+    const pending = this.#pending.get(reply.id);
+    if (!pending) return;
+    this.#pending.delete(reply.id);
+    if (reply.kind === 'loaded') pending.resolve({ config: deepFreeze(reply.config as Config), hash: reply.hash });
+    else if (reply.kind === 'invalid') pending.reject(new ConfigInvalidError(reply.issues, reply.origin));
+    else pending.reject(new Error(`the config parser failed: ${reply.message}`));
+  }
+
+  /** `worker` died or misbehaved: reject what it had; the next `parse` starts a new one. */
+  #lost(worker: Worker, error: Error): void {
+    if (this.#worker !== worker) return; // replaced or closed already: its parses are settled
+    this.#worker = undefined;
+    const exhausted = errorCode(error) === 'ERR_WORKER_OUT_OF_MEMORY';
+    for (const { reject, origin } of this.#pending.values()) {
+      if (exhausted) {
+        reject(new ConfigInvalidError([{ path: '', message: `parsing the document exhausted the parser's memory limit of ${this.#maxHeapMb} MiB` }], origin));
+      } else reject(new Error(`the config parser's worker failed: ${errorMessage(error)}`, { cause: error }));
+    }
+    this.#pending.clear();
+  }
+
+  async #closeNow(): Promise<void> {
+    const worker = this.#worker;
+    this.#worker = undefined;
+    for (const { reject } of this.#pending.values()) reject(new ParserClosedError());
+    this.#pending.clear();
+    await worker?.terminate();
+  }
+}
+
+/**
+ * The worker running `parse-worker`, next to this module. Compiled (`dist/`), that is a plain
+ * `.js` file. Run from the TypeScript sources under tsx (specs, benches), a worker does not get
+ * the hooks tsx registered in the main thread (Node 20), so it registers tsx itself first; this
+ * branch never runs from `dist/`.
+ */
+function parseWorker(resourceLimits: Worker['resourceLimits']): Worker {
+  const extension = extname(fileURLToPath(import.meta.url));
+  const entry = new URL(`./parse-worker${extension}`, import.meta.url);
+  if (extension !== '.ts') return new Worker(entry, { resourceLimits });
+  const bootstrap = `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(entry.href)}); });`;
+  // execArgv: [] rather than the parent's `--import tsx`, which would only start another hooks thread.
+  return new Worker(bootstrap, { eval: true, resourceLimits, execArgv: [] });
+}

@@ -1,0 +1,73 @@
+import { expect } from 'chai';
+import { stringify } from 'yaml';
+import { onCleanup } from '../../harness/cleanup.js';
+import { basicConfig } from '../../harness/daemon.js';
+import { rejectionOf } from '../../harness/wait.js';
+import { loadConfig } from '../../lib/config/parse.js';
+import { ConfigInvalidError } from '../../lib/core/errors.js';
+import { ConfigParser, ParserClosedError } from '../../lib/reload/parser.js';
+import { activeHandles } from '../helpers/root-hooks.js';
+
+describe('ConfigParser', function () {
+  this.timeout(30_000);
+
+  function newParser(options: ConstructorParameters<typeof ConfigParser>[0] = {}): ConfigParser {
+    const parser = new ConfigParser(options);
+    onCleanup(() => parser.close());
+    return parser;
+  }
+
+  it('gives what loadConfig gives, deeply frozen, from one worker started by the first parse', async () => {
+    const workers = activeHandles('Worker');
+    const parser = newParser();
+    expect(activeHandles('Worker'), 'no worker before the first parse').to.equal(workers);
+    const text = stringify(basicConfig({ port: 8080, body: 'one' }));
+    const loaded = await parser.parse(text, { origin: 'a.yaml' });
+    expect(loaded).to.deep.equal(loadConfig(text));
+    expect(Object.isFrozen(loaded.config.listeners[0]!.routes[0]!.respond)).to.equal(true);
+    const all = await Promise.all([1, 2, 3].map((i) => parser.parse(stringify(basicConfig({ port: 8080, body: `b${i}` })))));
+    expect(all.map((l) => l.config.listeners[0]!.routes[0]!.respond!.body)).to.deep.equal(['b1', 'b2', 'b3']);
+    expect(activeHandles('Worker'), 'one worker for every parse').to.equal(workers + 1);
+    expect(parser.pending).to.equal(0);
+  });
+
+  it('rejects an invalid document with the ConfigInvalidError loadConfig throws, naming its origin', async () => {
+    const parser = newParser();
+    const error = await rejectionOf(parser.parse('listeners: [{name: web}]\n', { origin: '/etc/hotconf.yaml' }));
+    expect(error).to.be.instanceOf(ConfigInvalidError);
+    expect(error).to.deep.include({ origin: '/etc/hotconf.yaml', issues: [{ path: 'listeners.0.listen', message: 'required (string)' }] });
+    expect(error.message).to.contain('/etc/hotconf.yaml');
+    const big = await rejectionOf(parser.parse('a: 1\n', { maxDocumentBytes: 3 }));
+    expect((big as ConfigInvalidError).issues).to.deep.equal([{ path: '', message: 'document is 5 bytes; the limit is 3 bytes' }]);
+  });
+
+  it('terminates its worker on close, rejecting what is pending and every later parse with ParserClosedError', async () => {
+    const workers = activeHandles('Worker');
+    const parser = new ConfigParser();
+    await parser.parse(stringify(basicConfig({ port: 8080 })));
+    const pending = rejectionOf(parser.parse(stringify(basicConfig({ port: 8081 }))));
+    expect(parser.pending).to.equal(1);
+    await Promise.all([parser.close(), parser.close()]);
+    expect(await pending).to.be.instanceOf(ParserClosedError);
+    expect(await rejectionOf(parser.parse('a: 1\n')))
+      .to.be.instanceOf(ParserClosedError)
+      .and.have.property('code', 'E_PARSER_CLOSED');
+    expect(activeHandles('Worker')).to.equal(workers);
+  });
+
+  it('reports a parse that exhausts the worker heap as invalid, and parses the next document with a new worker', async () => {
+    const workers = activeHandles('Worker');
+    const parser = newParser({ maxHeapMb: 16 });
+    // Within every document limit, yet more than 16 MiB of heap to compose and validate.
+    const routes = Array.from({ length: 10 }, (_, r) => ({
+      path_prefix: `/r${r}`,
+      respond: { status: 200, headers: Object.fromEntries(Array.from({ length: 4000 }, (_, i) => [`x-h${i}`, 'v'])) },
+    }));
+    const error = await rejectionOf(parser.parse(JSON.stringify({ listeners: [{ name: 'web', listen: '127.0.0.1:8080', routes }] }), { origin: 'heavy.json' }));
+    expect(error).to.be.instanceOf(ConfigInvalidError);
+    expect(error.message).to.equal("heavy.json: invalid config: parsing the document exhausted the parser's memory limit of 16 MiB");
+    expect(activeHandles('Worker'), 'the worker that ran out is gone').to.equal(workers);
+    expect((await parser.parse(stringify(basicConfig({ port: 8080 })))).hash).to.match(/^[0-9a-f]{64}$/);
+    expect(activeHandles('Worker')).to.equal(workers + 1);
+  });
+});
