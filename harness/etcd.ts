@@ -154,7 +154,7 @@ export class EtcdServer {
   }
 
   /** Put `value` at `key`; resolves with the new mod revision. */
-  async put(key: string, value: string): Promise<number> {
+  async put(key: string, value: string | Buffer): Promise<number> {
     const res = await this.client().put(key).value(value).exec();
     return Number(res.header.revision);
   }

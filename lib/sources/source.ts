@@ -5,7 +5,7 @@ import type { Registry } from 'prom-client';
  * never parse; parsing and validation happen in the reloader, identically for every source.
  */
 export interface RawDocument {
-  /** The document as read (YAML or JSON). */
+  /** The document as read (YAML or JSON), decoded from UTF-8 by `decodeDocument` (which refuses other encodings). */
   text: string;
   /**
    * Identifies this content at its source: the SHA-256 of the bytes for a file,
@@ -51,4 +51,10 @@ export interface ConfigSource {
    * source's state at scrape time, so the metrics module needs to know nothing of the source.
    */
   registerMetrics?(register: Registry): void;
+  /**
+   * Optional: the reloader reports each document of this source that it serves (applied, or
+   * unchanged from the config serving), so the source's own logs can tell the serving version
+   * from the newest one it delivered, which may have been rejected.
+   */
+  served?(doc: RawDocument): void;
 }

@@ -82,6 +82,29 @@ describe('EtcdSource with a real etcd', function () {
     expect((await servedSource(admin)).revision).to.equal(again);
   });
 
+  it('names the revision it serves in key_deleted, not a newer one it rejected', async () => {
+    const first = await etcd.put(KEY, body('kept'));
+    const { logs } = await startEtcdDaemon(etcd, KEY);
+    const bad = await etcd.put(KEY, 'listeners: [{name: web, listen: nowhere}]\n');
+    await waitFor('the invalid put to be rejected', () => reloadLines(logs, 'watch').some((l) => l.result === 'invalid'));
+    const deleted = await etcd.delete(KEY);
+    const line = await waitFor('the delete to be logged', () => logs.lines().find((l) => l.msg === 'key_deleted'));
+    expect(line).to.include({ key: KEY, revision: deleted, serving_revision: first, last_revision: bad });
+    expect(await served()).to.equal('kept');
+  });
+
+  it('refuses a value that is not UTF-8 text, saying so, and keeps serving', async () => {
+    await etcd.put(KEY, body('kept'));
+    const { admin } = await startEtcdDaemon(etcd, KEY, { watch: false });
+    await etcd.put(KEY, Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(body('utf-16'), 'utf16le')]));
+    const res = await httpRequest(`${admin}/reload`, { method: 'POST' });
+    expect(res.status).to.equal(422);
+    expect(JSON.parse(res.body).errors).to.deep.equal([
+      { path: '', message: 'document is UTF-16LE text (it starts with the byte order mark FF FE); hotconf reads UTF-8: convert it (iconv -f UTF-16LE -t UTF-8)' },
+    ]);
+    expect(await served()).to.equal('kept');
+  });
+
   it('re-reads the key on POST /reload and fails (not invalid) while etcd is down, serving on', async () => {
     await etcd.put(KEY, body('one'));
     const { admin, client } = await startEtcdDaemon(etcd, KEY, { watch: false });

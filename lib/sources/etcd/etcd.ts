@@ -13,6 +13,7 @@ import {
   isRecoverableError,
 } from 'etcd3';
 import type { Registry } from 'prom-client';
+import { decodeDocument } from '../../config/decode.js';
 import { errorMessage, SourceReadError, SourceUnavailableError, UsageError } from '../../core/errors.js';
 import { type Logger, silentLogger } from '../../core/log.js';
 import { Once } from '../../core/once.js';
@@ -94,6 +95,8 @@ export class EtcdSource implements ConfigSource {
   readonly #backoff: ExponentialBackoff<unknown>;
   readonly #checkIntervalMs: number;
   readonly #abort = new AbortController();
+  /** Mod revision of the value the daemon serves, as `served` reported it (undefined: none yet). */
+  #servingRevision: number | undefined;
   readonly #stats: EtcdSourceStats = {
     revision: 0,
     connected: false,
@@ -254,10 +257,11 @@ export class EtcdSource implements ConfigSource {
     }
   }
 
+  /** @throws ConfigInvalidError when the value is not UTF-8 text (see `decodeDocument`) */
   #document(kv: IKeyValue): RawDocument {
     const revision = Number(kv.mod_revision);
     const digest = createHash('sha256').update(kv.value).digest('hex').slice(0, 16);
-    return { text: kv.value.toString('utf8'), version: `${revision}:${digest}`, source: { ...this.describe(), revision } };
+    return { text: decodeDocument(kv.value, this.key), version: `${revision}:${digest}`, source: { ...this.describe(), revision } };
   }
 
   /** The delay before the next attempt: the policy's first one, or the one after `previous`. */
@@ -267,12 +271,28 @@ export class EtcdSource implements ConfigSource {
 
   #report(kv: IKeyValue): void {
     this.#stats.revision = Number(kv.mod_revision);
-    this.#handlers?.onDocument(this.#document(kv));
+    let doc: RawDocument;
+    try {
+      doc = this.#document(kv);
+    } catch (error) {
+      this.#handlers?.onError(error as Error);
+      return;
+    }
+    this.#handlers?.onDocument(doc);
   }
 
+  /**
+   * `serving_revision`: the revision whose value the daemon serves (reported through `served`),
+   * not the newest one delivered (`last_revision`), which the reloader may have rejected.
+   */
   #deleted(revision: number, via: 'watch' | 'resync'): void {
     this.#stats.events.delete += 1;
-    this.#log.warn({ key: this.key, revision, via, serving_revision: this.#stats.revision }, 'key_deleted');
+    this.#log.warn({ key: this.key, revision, via, serving_revision: this.#servingRevision, last_revision: this.#stats.revision }, 'key_deleted');
+  }
+
+  /** The reloader serves `doc` (applied, or unchanged from what served): its revision is the serving one. */
+  served(doc: RawDocument): void {
+    if (typeof doc.source.revision === 'number') this.#servingRevision = doc.source.revision;
   }
 
   // ---- watching ---------------------------------------------------------------------------
