@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { parseListenAddress } from './address.js';
+import { BindPlan, hostPatternProblem, parseListenAddress } from './address.js';
 
 /**
  * The config schema: the single source of truth for config types (`Config = z.infer<...>`).
@@ -16,17 +16,65 @@ export const ListenAddressSchema = z.string().superRefine((value, ctx) => {
 
 /** RFC 9110 field-name token. */
 const HeaderNameSchema = z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, 'invalid header name');
-/** A field value: no CR, LF or NUL, so a config can never inject a header or split a response. */
-const HeaderValueSchema = z.string().regex(/^[^\r\n\0]*$/, 'header value must not contain CR, LF or NUL');
-const HeadersSchema = z.record(HeaderNameSchema, HeaderValueSchema);
+/**
+ * A field value as Node's HTTP stack accepts it (`checkInvalidHeaderChar`: tab, space, visible
+ * ASCII and Latin-1, nothing else): anything more passed validation and then failed every
+ * response with a 500. No CR, LF or NUL among them, so a config can never inject a header.
+ */
+const HeaderValueSchema = z
+  .string()
+  .regex(
+    /^[\t\x20-\x7e\x80-\xff]*$/,
+    'header value may contain only tabs, spaces, visible ASCII and Latin-1 characters (no CR, LF, NUL or other control characters)',
+  );
+
+/**
+ * Headers that frame the message or the connection: the HTTP stack sets them from what it
+ * sends (a configured `content-length` would contradict the body, a `transfer-encoding` the
+ * framing), so configuring one is an error.
+ */
+export const FRAMING_HEADERS: ReadonlySet<string> = new Set([
+  'connection',
+  'content-length',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
+
+/** Header name → value; names are case-insensitive, so two spellings of one name are a duplicate. */
+const HeadersSchema = z.record(HeaderNameSchema, HeaderValueSchema).superRefine((headers, ctx) => {
+  const seen = new Map<string, string>();
+  for (const name of Object.keys(headers)) {
+    const lower = name.toLowerCase();
+    if (FRAMING_HEADERS.has(lower)) {
+      ctx.addIssue({ code: 'custom', path: [name], message: `${lower} frames the message and is set by hotconf; it cannot be configured` });
+    }
+    const same = seen.get(lower);
+    if (same !== undefined) ctx.addIssue({ code: 'custom', path: [name], message: `duplicate header (also ${same}): header names are case-insensitive` });
+    else seen.set(lower, name);
+  }
+});
 
 export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'TRACE', 'CONNECT'] as const;
 
-export const RespondSchema = z.strictObject({
-  status: z.int().min(100).max(599),
-  body: z.string().default(''),
-  headers: HeadersSchema.default({}),
-});
+/** Statuses whose responses have no content (RFC 9110 sections 15.3.5, 15.3.6, 15.4.5). */
+const NO_CONTENT_STATUSES: ReadonlySet<number> = new Set([204, 205, 304]);
+
+export const RespondSchema = z
+  .strictObject({
+    /** A final status: an informational (1xx) one is not a response, and a client waits on for the real one. */
+    status: z.int().min(200, 'must be a final status, 200-599 (a 1xx status is not a response)').max(599, 'must be a status, 200-599'),
+    body: z.string().default(''),
+    headers: HeadersSchema.default({}),
+  })
+  .superRefine((respond, ctx) => {
+    if (NO_CONTENT_STATUSES.has(respond.status) && respond.body !== '') {
+      ctx.addIssue({ code: 'custom', path: ['body'], message: `must be empty: a ${respond.status} response has no content` });
+    }
+  });
 
 /** The actions a route can take; a route has exactly one. */
 export const ROUTE_ACTIONS = ['respond', 'upstream'] as const;
@@ -37,8 +85,23 @@ export const ROUTE_ACTIONS = ['respond', 'upstream'] as const;
  */
 const NameSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'must be 1-64 letters, digits, _ . -');
 
-/** An absolute http:// or https:// URL. */
-const HttpUrlSchema = z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' });
+/**
+ * An absolute http:// or https:// URL, parsed once, guarded: `problem` adds its own checks on
+ * the parsed URL. A value without a scheme (`127.0.0.1:9000`) is named as such: `new URL()` on
+ * it throws, and the WHATWG parser reads `localhost:9000` as scheme `localhost:`.
+ */
+function httpUrl(problem: (url: URL) => string | undefined = () => undefined) {
+  return z.string().superRefine((value, ctx) => {
+    let message: string | undefined;
+    if (!/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(value)) message = `must be an http:// or https:// URL, scheme included (http://${value}, not ${value})`;
+    else if (!URL.canParse(value)) message = 'is not a valid URL';
+    else {
+      const url = new URL(value);
+      message = url.protocol === 'http:' || url.protocol === 'https:' ? problem(url) : 'must be an http:// or https:// URL';
+    }
+    if (message) ctx.addIssue({ code: 'custom', message });
+  });
+}
 
 export const RouteSchema = z
   .strictObject({
@@ -46,10 +109,14 @@ export const RouteSchema = z
       .string()
       .startsWith('/', 'must start with /')
       .regex(/^[^\s?#]*$/, 'must not contain whitespace, ? or #'),
+    /** Matched against the request's `Host` (see `hostPatternProblem`). */
     host: z
       .string()
       .min(1)
-      .regex(/^[^\s/]+$/, 'must be a host name without scheme or path')
+      .superRefine((pattern, ctx) => {
+        const problem = hostPatternProblem(pattern);
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
+      })
       .optional(),
     methods: z.array(z.enum(HTTP_METHODS)).min(1).optional(),
     respond: RespondSchema.optional(),
@@ -91,15 +158,11 @@ export const TracingSchema = z.strictObject({
   service_name: z.string().min(1).default('hotconf'),
   exporter: z.enum(['none', 'console', 'otlp-http']).default('otlp-http'),
   /** No credentials in the URL: it is shown in `/config` and logs; secrets go in `headers`. */
-  endpoint: HttpUrlSchema.superRefine((value, ctx) => {
-    const url = new URL(value);
-    if (url.username || url.password) {
-      ctx.addIssue({
-        code: 'custom',
-        message: 'must not contain credentials (user:password@): send them in tracing.headers (e.g. authorization), which are kept secret',
-      });
-    }
-  }).default('http://127.0.0.1:4318/v1/traces'),
+  endpoint: httpUrl((url) =>
+    url.username || url.password
+      ? 'must not contain credentials (user:password@): send them in tracing.headers (e.g. authorization), which are kept secret'
+      : undefined,
+  ).default('http://127.0.0.1:4318/v1/traces'),
   /** Secret: redacted in logs and `/config`. */
   headers: HeadersSchema.default({}),
   sample_ratio: z.number().min(0).max(1).default(1),
@@ -110,12 +173,11 @@ export const TracingSchema = z.strictObject({
  * An upstream target: an http(s) origin (`http://127.0.0.1:9000`), no path, query, fragment or
  * credentials. Stored as written; `targetOrigin` gives the normalised origin used as key.
  */
-const TargetSchema = HttpUrlSchema.superRefine((value, ctx) => {
-  const url = new URL(value);
-  if (url.pathname !== '/' || url.search || url.hash || url.username || url.password) {
-    ctx.addIssue({ code: 'custom', message: 'must be an origin (scheme://host:port) without path, query, fragment or credentials' });
-  }
-});
+const TargetSchema = httpUrl((url) =>
+  url.pathname !== '/' || url.search || url.hash || url.username || url.password
+    ? 'must be an origin (scheme://host:port) without path, query, fragment or credentials'
+    : undefined,
+);
 
 /** `[200, 204]`, or a class like `"2xx"`. */
 const ExpectedStatusSchema = z.union([z.array(z.int().min(100).max(599)).min(1), z.string().regex(/^[1-5]xx$/, 'must be a status class like "2xx"')]);
@@ -195,7 +257,8 @@ export const ConfigSchema = z
   })
   .superRefine((config, ctx) => {
     const names = new Map<string, number>();
-    const addresses = new Map<string, number>();
+    const binds = new BindPlan();
+    binds.add(config.admin.listen, 'admin');
     config.listeners.forEach((listener, i) => {
       const sameName = names.get(listener.name);
       if (sameName !== undefined) {
@@ -205,12 +268,21 @@ export const ConfigSchema = z
           message: `duplicate listener name "${listener.name}" (also listeners.${sameName}.name)`,
         });
       } else names.set(listener.name, i);
-      const sameAddress = addresses.get(listener.listen);
-      if (sameAddress !== undefined) {
-        ctx.addIssue({ code: 'custom', path: ['listeners', i, 'listen'], message: `address ${listener.listen} is already used by listeners.${sameAddress}` });
-      } else addresses.set(listener.listen, i);
-      if (listener.listen === config.admin.listen) {
-        ctx.addIssue({ code: 'custom', path: ['listeners', i, 'listen'], message: `address ${listener.listen} is the admin address` });
+      // Addresses are compared as they bind: `LOCALHOST:80` is `localhost:80`, which clashes with `127.0.0.1:80`.
+      const path = ['listeners', i, 'listen'];
+      const earlier = binds.add(listener.listen, `listeners.${i}`);
+      if (earlier?.owner === 'admin') {
+        const message =
+          earlier.relation === 'same'
+            ? `address ${listener.listen} is the admin address`
+            : `address ${listener.listen} clashes with the admin address (${earlier.listen}): binding both fails`;
+        ctx.addIssue({ code: 'custom', path, message });
+      } else if (earlier) {
+        const message =
+          earlier.relation === 'same'
+            ? `address ${listener.listen} is already used by ${earlier.owner}`
+            : `address ${listener.listen} clashes with ${earlier.owner} (${earlier.listen}): binding both fails`;
+        ctx.addIssue({ code: 'custom', path, message });
       }
       listener.routes.forEach((route, j) => {
         if (route.upstream !== undefined && !Object.hasOwn(config.upstreams, route.upstream)) {

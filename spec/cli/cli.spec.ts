@@ -92,6 +92,15 @@ describe('hotconf CLI', function () {
       expect(stderr).to.contain(missing).and.contain('ENOENT');
     });
 
+    it('exits 1 with the path of a target without a scheme, as invalid (not failed)', async () => {
+      const port = await freePort();
+      const file = await configFile({ ...basicConfig({ port }), upstreams: { api: { targets: ['127.0.0.1:9000'] } } });
+      const { code, stderr } = await runHotconfToEnd(['run', '--config', file, '--admin', `127.0.0.1:${await freePort()}`]);
+      expect(code).to.equal(1);
+      expect(stderr).to.contain('cannot start: invalid config: upstreams.api.targets.0: must be an http:// or https:// URL, scheme included');
+      expect(stderr).to.not.contain('TypeError');
+    });
+
     it('exits 1 naming the file and the config path when the file is invalid', async () => {
       const file = await configFile({ listeners: [{ name: 'web', listen: 'no-port', routes: [] }] });
       const { code, stderr } = await runHotconfToEnd(['run', '--config', file, '--admin', `127.0.0.1:${await freePort()}`]);
@@ -120,6 +129,30 @@ describe('hotconf CLI', function () {
       expect(lines).to.include(`${file}: oops: unknown key`);
       expect(lines.some((l) => l.startsWith(`${file}: listeners.0.listen: port 99999 is out of range`))).to.equal(true);
       expect(lines.some((l) => l.startsWith(`${file}: listeners.0.routes.0.respond.status:`))).to.equal(true);
+    });
+
+    it('names a target or tracing endpoint without a scheme at its path, with no stack trace', async () => {
+      const file = await configFile({
+        ...basicConfig({ port: 8080 }),
+        upstreams: { api: { targets: ['127.0.0.1:9000'] } },
+        tracing: { endpoint: 'localhost:4318/v1/traces' },
+      });
+      const { code, stderr } = await runHotconfToEnd(['validate', file]);
+      expect(code).to.equal(1);
+      expect(stderr.trim().split('\n')).to.have.members([
+        `${file}: upstreams.api.targets.0: must be an http:// or https:// URL, scheme included (http://127.0.0.1:9000, not 127.0.0.1:9000)`,
+        `${file}: tracing.endpoint: must be an http:// or https:// URL, scheme included (http://localhost:4318/v1/traces, not localhost:4318/v1/traces)`,
+      ]);
+    });
+
+    it('says a UTF-16 file is UTF-16', async () => {
+      const file = join(await tempDir(), 'utf16.yaml');
+      await writeFile(file, Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(stringify(basicConfig({ port: 8080 })), 'utf16le')]));
+      const { code, stderr } = await runHotconfToEnd(['validate', file]);
+      expect(code).to.equal(1);
+      expect(stderr).to.equal(
+        `${file}: (document): document is UTF-16LE text (it starts with the byte order mark FF FE); hotconf reads UTF-8: convert it (iconv -f UTF-16LE -t UTF-8)\n`,
+      );
     });
 
     it('exits 1 for an unreadable path', async () => {

@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs';
+import { validateHeaderValue } from 'node:http';
 import { expect } from 'chai';
+import fc from 'fast-check';
 import { stringify } from 'yaml';
 import { parseListenAddress } from '../../lib/config/address.js';
 import { decodeDocument } from '../../lib/config/decode.js';
@@ -234,6 +236,159 @@ describe('config parsing and validation', () => {
       { path: 'listeners.1.listen', message: 'required (string)' },
     ]);
     expect(issuesOf(() => loadConfig('just a string'))).to.deep.equal([{ path: '', message: 'expected object, received string' }]);
+  });
+
+  it('accepts exactly the header values Node sends: tab, space, visible ASCII and Latin-1', () => {
+    const accepts = (value: string) => {
+      const doc = minimal();
+      ((doc.listeners as Record<string, unknown>[])[0]!.routes as Record<string, unknown>[])[0]!.respond = { status: 200, headers: { 'x-v': value } };
+      try {
+        validateConfig(doc);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    const nodeSends = (value: string) => {
+      try {
+        validateHeaderValue('x-v', value);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    fc.assert(
+      fc.property(
+        fc.oneof(fc.string({ unit: 'binary' }), fc.string({ unit: fc.integer({ min: 0, max: 0x1ff }).map((c) => String.fromCharCode(c)) })),
+        (value) => {
+          expect(accepts(value), JSON.stringify(value)).to.equal(nodeSends(value));
+        },
+      ),
+      { seed: 14, numRuns: 2000 },
+    );
+    for (const bad of ['a\x01b', 'del\x7f', 'check ✓', 'a\u0100', 'line\nbreak']) expect(accepts(bad), JSON.stringify(bad)).to.equal(false);
+    for (const good of ['café', 'tab\there', '', ' spaced ', '\xff']) expect(accepts(good), JSON.stringify(good)).to.equal(true);
+  });
+
+  it('refuses framing headers and two spellings of one header name in a response', () => {
+    const doc = minimal();
+    ((doc.listeners as Record<string, unknown>[])[0]!.routes as Record<string, unknown>[])[0]!.respond = {
+      status: 200,
+      headers: { 'Transfer-Encoding': 'chunked', 'content-length': '5', Connection: 'close', 'X-A': '1', 'x-a': '2', 'x-ok': 'fine' },
+    };
+    const at = 'listeners.0.routes.0.respond.headers';
+    expect(issuesOf(() => validateConfig(doc))).to.have.deep.members([
+      { path: `${at}.Transfer-Encoding`, message: 'transfer-encoding frames the message and is set by hotconf; it cannot be configured' },
+      { path: `${at}.content-length`, message: 'content-length frames the message and is set by hotconf; it cannot be configured' },
+      { path: `${at}.Connection`, message: 'connection frames the message and is set by hotconf; it cannot be configured' },
+      { path: `${at}.x-a`, message: 'duplicate header (also X-A): header names are case-insensitive' },
+    ]);
+  });
+
+  it('refuses informational statuses and content on a 204, 205 or 304', () => {
+    const route = (respond: Record<string, unknown>) => {
+      const doc = minimal();
+      ((doc.listeners as Record<string, unknown>[])[0]!.routes as Record<string, unknown>[])[0]!.respond = respond;
+      return doc;
+    };
+    for (const status of [100, 101, 103, 199]) {
+      expect(
+        issuesOf(() => validateConfig(route({ status }))),
+        String(status),
+      ).to.deep.equal([{ path: 'listeners.0.routes.0.respond.status', message: 'must be a final status, 200-599 (a 1xx status is not a response)' }]);
+    }
+    for (const status of [204, 205, 304]) {
+      expect(
+        issuesOf(() => validateConfig(route({ status, body: 'x' }))),
+        String(status),
+      ).to.deep.equal([{ path: 'listeners.0.routes.0.respond.body', message: `must be empty: a ${status} response has no content` }]);
+      expect(() => validateConfig(route({ status })), String(status)).to.not.throw();
+    }
+  });
+
+  it('compares listener addresses as they bind: spellings of one address, and addresses that clash', () => {
+    const listeners = [
+      'LOCALHOST:8082',
+      'localhost:8082',
+      'localhost:8083',
+      '127.0.0.1:8083',
+      '0.0.0.0:8084',
+      '127.0.0.9:8084',
+      '127.0.0.1:8085',
+      '[::]:8085',
+      '[0:0::1]:8086',
+      '[::1]:8086',
+      '127.0.0.1:8087',
+      '127.0.0.2:8087',
+      '[::1]:8087',
+      '127.0.0.1:0',
+      '127.0.0.1:0',
+      'localhost:9901',
+    ].map((listen, i) => ({ name: `l${i}`, listen }));
+    expect(issuesOf(() => validateConfig({ listeners }))).to.deep.equal([
+      { path: 'listeners.1.listen', message: 'address localhost:8082 is already used by listeners.0' },
+      { path: 'listeners.3.listen', message: 'address 127.0.0.1:8083 clashes with listeners.2 (localhost:8083): binding both fails' },
+      { path: 'listeners.5.listen', message: 'address 127.0.0.9:8084 clashes with listeners.4 (0.0.0.0:8084): binding both fails' },
+      { path: 'listeners.7.listen', message: 'address [::]:8085 clashes with listeners.6 (127.0.0.1:8085): binding both fails' },
+      { path: 'listeners.9.listen', message: 'address [::1]:8086 is already used by listeners.8' },
+      { path: 'listeners.15.listen', message: 'address localhost:9901 clashes with the admin address (127.0.0.1:9901): binding both fails' },
+    ]);
+  });
+
+  it('refuses a host pattern that can never match a request, saying why', () => {
+    const withHost = (host: string) =>
+      minimal({ listeners: [{ name: 'web', listen: '127.0.0.1:8080', routes: [{ path_prefix: '/', host, respond: { status: 200 } }] }] });
+    const never: [string, string][] = [
+      ['*example.com', 'never matches: a wildcard is only a leading "*." before a domain (*.example.com)'],
+      ['api.*.example.com', 'never matches: a wildcard is only a leading "*." before a domain (*.example.com)'],
+      ['*', 'never matches: a wildcard is only a leading "*." before a domain (*.example.com)'],
+      ['example.com:8080', 'never matches: the port is not part of the match (requests are matched on the host alone)'],
+      ['example.com.', 'never matches: requests are matched without the trailing dot (write example.com)'],
+      ['::1', 'never matches: write an IPv6 address in brackets ([::1]), as requests send it'],
+      ['bücher.example', 'never matches: write an internationalised name in its ASCII form (xn--...), as requests send it'],
+      ['http://example.com', 'must be a host name without scheme or path'],
+      ['exa mple.com', 'must be a host name without scheme or path'],
+      ['-bad-.example', '-bad-.example is not a valid host name'],
+    ];
+    for (const [host, message] of never) {
+      expect(
+        issuesOf(() => validateConfig(withHost(host))),
+        host,
+      ).to.deep.equal([{ path: 'listeners.0.routes.0.host', message }]);
+    }
+    for (const host of ['*.example.com', 'Example.COM', '[::1]', '10.0.0.1', '_svc.example', 'localhost', 'xn--bcher-kva.example']) {
+      expect(() => validateConfig(withHost(host)), host).to.not.throw();
+    }
+  });
+
+  it('names a target or tracing endpoint without a scheme at its path instead of throwing', () => {
+    const doc = minimal({
+      upstreams: { api: { targets: ['127.0.0.1:9000', 'localhost:9001', 'http://127.0.0.1:9002'] } },
+      tracing: { endpoint: '127.0.0.1:4318/v1/traces' },
+    });
+    expect(issuesOf(() => validateConfig(doc))).to.have.deep.members([
+      { path: 'upstreams.api.targets.0', message: 'must be an http:// or https:// URL, scheme included (http://127.0.0.1:9000, not 127.0.0.1:9000)' },
+      { path: 'upstreams.api.targets.1', message: 'must be an http:// or https:// URL, scheme included (http://localhost:9001, not localhost:9001)' },
+      {
+        path: 'tracing.endpoint',
+        message: 'must be an http:// or https:// URL, scheme included (http://127.0.0.1:4318/v1/traces, not 127.0.0.1:4318/v1/traces)',
+      },
+    ]);
+    for (const [value, message] of [
+      ['ftp://127.0.0.1:9000', 'must be an http:// or https:// URL'],
+      ['http://', 'is not a valid URL'],
+      ['http://[::1', 'is not a valid URL'],
+      ['http://a b', 'is not a valid URL'],
+    ]) {
+      expect(
+        issuesOf(() => validateConfig(minimal({ upstreams: { api: { targets: [value] } } }))),
+        value,
+      ).to.deep.equal([{ path: 'upstreams.api.targets.0', message }]);
+      expect(
+        issuesOf(() => validateConfig(minimal({ tracing: { endpoint: value } }))),
+        value,
+      ).to.deep.equal([{ path: 'tracing.endpoint', message }]);
+    }
   });
 
   it('parses IPv4, bracketed IPv6 and host names as listen addresses', () => {
