@@ -100,7 +100,10 @@ describe('EtcdSource with a real etcd', function () {
     const res = await httpRequest(`${admin}/reload`, { method: 'POST' });
     expect(res.status).to.equal(422);
     expect(JSON.parse(res.body).errors).to.deep.equal([
-      { path: '', message: 'document is UTF-16LE text (it starts with the byte order mark FF FE); hotconf reads UTF-8: convert it (iconv -f UTF-16LE -t UTF-8)' },
+      {
+        path: '',
+        message: 'document is UTF-16LE text (it starts with the byte order mark FF FE); hotconf reads UTF-8: convert it (iconv -f UTF-16LE -t UTF-8)',
+      },
     ]);
     expect(await served()).to.equal('kept');
   });
