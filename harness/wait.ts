@@ -18,6 +18,18 @@ export async function waitFor<T>(what: string, probe: () => T | Promise<T>, time
   }
 }
 
+/**
+ * Yield microtask turns until `probe()` is truthy, at most `turns` of them: for promise chains
+ * that advance without any timer or I/O (a queue starting its next job, a hook starting), so no
+ * clock is involved. Throws naming `what` when the bound is reached.
+ */
+export async function turnsUntil(what: string, probe: () => unknown, turns = 100): Promise<void> {
+  for (let turn = 0; !probe(); turn += 1) {
+    if (turn === turns) throw new Error(`${what} did not happen within ${turns} microtask turns`);
+    await Promise.resolve();
+  }
+}
+
 /** Resolve after `ms`. */
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
