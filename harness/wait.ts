@@ -30,6 +30,24 @@ export async function turnsUntil(what: string, probe: () => unknown, turns = 100
   }
 }
 
+/**
+ * Run a full garbage collection before every poll of `probe` until it is truthy (`waitFor`'s
+ * bound): for FinalizationRegistry callbacks, which run as tasks some time after the collection
+ * that found their object. Needs `--expose-gc` (.mocharc.json, `npm run bench`).
+ */
+export function waitForCollection<T>(what: string, probe: () => T | Promise<T>, timeoutMs?: number): Promise<NonNullable<T>> {
+  const gc = globalThis.gc;
+  if (typeof gc !== 'function') throw new Error('run node with --expose-gc (see .mocharc.json)');
+  return waitFor(
+    what,
+    () => {
+      gc();
+      return probe();
+    },
+    timeoutMs,
+  );
+}
+
 /** Resolve after `ms`. */
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

@@ -5,7 +5,7 @@ import { onCleanup } from '../../harness/cleanup.js';
 import { basicConfig, memoryLogger, startDaemon } from '../../harness/daemon.js';
 import { httpRequest } from '../../harness/http.js';
 import { freePort } from '../../harness/ports.js';
-import { sleep, waitFor } from '../../harness/wait.js';
+import { waitFor, waitForCollection } from '../../harness/wait.js';
 import { leakReport } from '../../lib/admin/leaks.js';
 import { Daemon } from '../../lib/daemon/daemon.js';
 import type { ConfigSource, RawDocument } from '../../lib/sources/source.js';
@@ -163,11 +163,7 @@ describe('admin API', () => {
       await (async () => {
         await t.daemon.registry.acquire('cache', 'dropped', { create: () => 1, destroy: () => {} });
       })();
-      await waitFor('the dropped lease to be collected', async () => {
-        global.gc!();
-        await sleep(10);
-        return t.daemon.registry.stats().cache?.leakedLeases === 1;
-      });
+      await waitForCollection('the dropped lease to be collected', () => t.daemon.registry.stats().cache?.leakedLeases === 1);
       const report = await json(`${t.admin}/leaks`);
       expect(report.body.ok).to.equal(false);
       expect(report.body.suspects).to.deep.include({ reason: 'leaked_leases', kind: 'cache', detail: '1 lease(s) garbage-collected without release()' });
