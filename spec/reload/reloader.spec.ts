@@ -18,6 +18,35 @@ async function occupy(port: number): Promise<Server> {
   return server;
 }
 
+/**
+ * The real listener kind, recording what its servers do, in order: `bound PORT` once a server
+ * listens, `stop accepting PORT` when it is told to stop (its socket closes then), `closed PORT`
+ * when its 'close' event fires (the last connection has ended).
+ */
+function recordedListeners(): { kinds: { listener: typeof listenerKind }; events: string[] } {
+  const events: string[] = [];
+  const factory: typeof listenerKind.factory = (input, deps) => {
+    const real = listenerKind.factory(input, deps);
+    return {
+      async create() {
+        const handle = await real.create();
+        const port = handle.address.port;
+        events.push(`bound ${port}`);
+        handle.server.once('close', () => events.push(`closed ${port}`));
+        return {
+          ...handle,
+          stopAccepting() {
+            events.push(`stop accepting ${port}`);
+            handle.stopAccepting();
+          },
+        };
+      },
+      destroy: (handle) => real.destroy(handle),
+    };
+  };
+  return { kinds: { listener: { ...listenerKind, factory } }, events };
+}
+
 function twoListeners(web: number, api: number, body = 'web'): Record<string, unknown> {
   return {
     shutdown_timeout_ms: 2000,
@@ -72,13 +101,16 @@ describe('Reloader', () => {
 
     it('moves a listener to a new address: the new one is bound before the old one closes', async () => {
       const [a, b] = [await freePort(), await freePort()];
-      const t = await startDaemon(basicConfig({ port: a, body: 'here' }));
+      const { kinds, events } = recordedListeners();
+      const t = await startDaemon(basicConfig({ port: a, body: 'here' }), { kinds });
       expect((await t.apply(basicConfig({ port: b, body: 'moved' }))).result).to.equal('applied');
       expect(await getText(`http://127.0.0.1:${b}/`)).to.equal('moved');
       await waitFor(
         'the old address to close',
         async () => (await httpRequest(`http://127.0.0.1:${a}/`).catch((e: NodeJS.ErrnoException) => e.code)) === 'ECONNREFUSED',
       );
+      await waitFor('the old server to close', () => events.includes(`closed ${a}`));
+      expect(events).to.deep.equal([`bound ${a}`, `bound ${b}`, `stop accepting ${a}`, `closed ${a}`]);
     });
   });
 
