@@ -8,6 +8,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { soakSvg } from './lib/plot.js';
 import { machineFacts, round } from './lib/util.js';
+import { etcdFleetPart } from './parts/etcd-fleet.js';
 import { registryPart } from './parts/registry.js';
 import { reloadEtcdPart } from './parts/reload-etcd.js';
 import { reloadFilePart } from './parts/reload-file.js';
@@ -51,6 +52,12 @@ const PARTS: Part[] = [
     name: 'reload_etcd',
     run: reloadEtcdPart,
     line: (r) => `reload_etcd: put → served p50 ${r.p50_ms} ms, p99 ${r.p99_ms} ms; raw watch floor p50 ${r.watch_floor_p50_ms} ms over ${r.samples} puts`,
+  },
+  {
+    name: 'etcd_fleet',
+    run: etcdFleetPart,
+    line: (r) =>
+      `etcd_fleet: ${r.fleet} daemons, put → served by all p50 ${r.served_all_p50_ms} ms, p99 ${r.served_all_p99_ms} ms; applied by all p50 ${r.applied_all_p50_ms} ms; raw watch floor p50 ${r.watch_floor_p50_ms} ms over ${r.samples} puts`,
   },
   {
     name: 'storm',
