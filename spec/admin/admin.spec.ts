@@ -1,10 +1,9 @@
-import { createServer } from 'node:net';
 import { expect } from 'chai';
 import { stringify } from 'yaml';
 import { onCleanup } from '../../harness/cleanup.js';
 import { basicConfig, memoryLogger, startDaemon } from '../../harness/daemon.js';
 import { httpRequest } from '../../harness/http.js';
-import { freePort } from '../../harness/ports.js';
+import { freePort, occupyPort } from '../../harness/ports.js';
 import { waitFor, waitForCollection } from '../../harness/wait.js';
 import { leakReport } from '../../lib/admin/leaks.js';
 import { Daemon } from '../../lib/daemon/daemon.js';
@@ -81,9 +80,7 @@ describe('admin API', () => {
     expect(invalid.status).to.equal(422);
     expect(invalid.body).to.deep.include({ result: 'invalid', generation: 2, errors: [{ path: 'listeners.0.listen', message: 'required (string)' }] });
 
-    const blocker = createServer();
-    await new Promise<void>((resolve) => blocker.listen(taken, '127.0.0.1', () => resolve()));
-    onCleanup(() => new Promise<void>((resolve) => blocker.close(() => resolve())));
+    await occupyPort(taken);
     await t.write(basicConfig({ port: taken }));
     const failed = await json(`${t.admin}/reload`, 'POST');
     expect(failed.status).to.equal(500);

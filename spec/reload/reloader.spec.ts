@@ -1,22 +1,13 @@
-import { createServer, type Server } from 'node:net';
 import { expect } from 'chai';
 import sinon from 'sinon';
 import { stringify } from 'yaml';
 import { onCleanup } from '../../harness/cleanup.js';
 import { basicConfig, startDaemon } from '../../harness/daemon.js';
 import { getText, httpRequest } from '../../harness/http.js';
-import { freePort } from '../../harness/ports.js';
+import { freePort, occupyPort } from '../../harness/ports.js';
 import { waitFor } from '../../harness/wait.js';
 import type { ReloaderEvent } from '../../lib/reload/reloader.js';
 import { listenerKind } from '../../lib/resources/listener.js';
-
-/** Hold a loopback port with a foreign server, as another process would. */
-async function occupy(port: number): Promise<Server> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', () => resolve()));
-  onCleanup(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  return server;
-}
 
 /**
  * The real listener kind, recording what its servers do, in order: `bound PORT` once a server
@@ -161,7 +152,7 @@ describe('Reloader', () => {
     it('fails on a taken port, releases exactly what the new generation acquired and keeps serving', async () => {
       const [web, api] = [await freePort(), await freePort()];
       const t = await startDaemon(basicConfig({ port: web, body: 'old', tracing: { exporter: 'none' } }));
-      await occupy(api);
+      await occupyPort(api);
       const result = await t.apply(twoListeners(web, api, 'new'));
       expect(result).to.include({ result: 'failed', generation: 1, path: 'listeners.1.listen' });
       expect(result.error).to.contain('EADDRINUSE');

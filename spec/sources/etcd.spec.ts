@@ -5,13 +5,13 @@ import { stringify } from 'yaml';
 import { onCleanup } from '../../harness/cleanup.js';
 import { basicConfig, memoryLogger } from '../../harness/daemon.js';
 import { type EtcdDaemon, EtcdServer, reloadLines, servedSource, startEtcdDaemon } from '../../harness/etcd.js';
+import { handleCount } from '../../harness/handles.js';
 import { getText, httpRequest } from '../../harness/http.js';
 import { metricValue, sampleValue } from '../../harness/metrics.js';
 import { freePort } from '../../harness/ports.js';
 import { rejectionOf, waitFor } from '../../harness/wait.js';
 import { SourceUnavailableError } from '../../lib/core/errors.js';
 import { EtcdSource } from '../../lib/sources/etcd/etcd.js';
-import { activeHandles } from '../helpers/root-hooks.js';
 
 const KEY = '/hotconf/config';
 
@@ -288,7 +288,7 @@ describe('EtcdSource with a real etcd', function () {
   it('stops promptly and leaves nothing open while etcd is frozen (SIGSTOP)', async () => {
     await etcd.put(KEY, body('one'));
     // grpc-js unrefs idle connections: an open socket here is a call still running (the watch).
-    const sockets = () => activeHandles('TCPSocketWrap');
+    const sockets = () => handleCount('TCPSocketWrap');
     const before = sockets();
     const { daemon, source } = await startEtcdDaemon(etcd, KEY);
     expect(sockets()).to.be.above(before);
