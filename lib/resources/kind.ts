@@ -25,6 +25,11 @@ export interface KindDeps {
   readonly observer?: HealthObserver;
   /** Client limits of listeners; unset fields take `DEFAULT_HTTP_LIMITS`. */
   readonly httpLimits?: Partial<HttpLimits>;
+  /**
+   * Listeners share their port with the other workers of a node:cluster (bound without
+   * `exclusive`, so the primary hands connections round-robin). Default false: bound exclusively.
+   */
+  readonly sharedListeners?: boolean;
 }
 
 /**
