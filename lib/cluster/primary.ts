@@ -37,6 +37,10 @@ interface Committed {
 
 export type CoordinatorEvent =
   | { type: 'reload'; trigger: ReloadTrigger; result: ReloadResult; duration_seconds: number }
+  /** Every worker serves `revision` now. */
+  | { type: 'committed'; revision: number; doc: RawDocument; loaded: LoadedConfig }
+  /** A worker that joined serves the committed revision. */
+  | { type: 'worker_booted'; id: number }
   | { type: 'source_error'; error: Error };
 
 export interface CoordinatorOptions {
@@ -93,6 +97,16 @@ export class ClusterCoordinator {
   /** The committed revision (0 before the first) and its config. */
   get committed(): { revision: number; loaded: LoadedConfig; doc: RawDocument } | undefined {
     return this.#committed;
+  }
+
+  /** Send `message` to every worker (health transitions). */
+  broadcast(message: PrimaryMessage): void {
+    for (const entry of this.#workers.values()) entry.link.send(message);
+  }
+
+  /** Send `message` to one worker. */
+  sendTo(id: number, message: PrimaryMessage): void {
+    this.#workers.get(id)?.link.send(message);
   }
 
   /** Every worker's state, by worker id. */
@@ -260,6 +274,7 @@ export class ClusterCoordinator {
     const failure = await this.#twoPhase(entries, revision, doc, outcome.loaded);
     if (failure) return { ...failure, generation: committed?.revision ?? 0 };
     this.#committed = { revision, doc, loaded: outcome.loaded };
+    this.#events.emit({ type: 'committed', revision, doc, loaded: outcome.loaded });
     return { result: 'applied', generation: revision, hash: outcome.loaded.hash };
   }
 
@@ -301,7 +316,10 @@ export class ClusterCoordinator {
       if (!committed || !this.#workers.has(entry.link.id)) return;
       const failure = await this.#twoPhase([entry], committed.revision, committed.doc, committed.loaded);
       if (failure) this.#log.error({ worker: entry.link.id, ...failure }, 'worker_boot_failed');
-      else this.#log.info({ worker: entry.link.id, revision: committed.revision }, 'worker_booted');
+      else {
+        this.#log.info({ worker: entry.link.id, revision: committed.revision }, 'worker_booted');
+        this.#events.emit({ type: 'worker_booted', id: entry.link.id });
+      }
     });
   }
 

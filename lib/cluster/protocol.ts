@@ -31,6 +31,8 @@ export const PrimaryMessageSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('hotconf:leaks'), request: z.number().int() }),
   /** Answer with `metrics` (the worker's prom-client registry as JSON, for `AggregatorRegistry.aggregate`). */
   z.object({ type: z.literal('hotconf:metrics'), request: z.number().int() }),
+  /** A target's health as the primary's checker sees it (a transition, or an entry of the snapshot a new worker gets). */
+  z.object({ type: z.literal('hotconf:health'), upstream: z.string(), target: z.string(), healthy: z.boolean() }),
   /** Stop gracefully (drain, release, close), answer `stopped` with the final leak report, exit 0. */
   z.object({ type: z.literal('hotconf:stop') }),
 ]);

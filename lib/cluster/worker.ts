@@ -44,8 +44,12 @@ export class WorkerAgent {
   /** Configs the primary validated, by document version, while their reload runs. */
   readonly #configs = new Map<string, LoadedConfig>();
 
-  constructor(send: (message: WorkerMessage) => void) {
+  readonly #onHealth: ((upstream: string, target: string, healthy: boolean) => void) | undefined;
+
+  /** `onHealth` receives the primary's health transitions (a `HealthFeed`'s `update`). */
+  constructor(send: (message: WorkerMessage) => void, onHealth?: (upstream: string, target: string, healthy: boolean) => void) {
     this.#send = send;
+    this.#onHealth = onHealth;
   }
 
   /** Start taking messages for `host`; tells the primary this worker is ready. */
@@ -88,6 +92,9 @@ export class WorkerAgent {
         return;
       case 'hotconf:metrics':
         this.#send({ type: 'hotconf:metrics', request: message.request, metrics: await host.metrics() });
+        return;
+      case 'hotconf:health':
+        this.#onHealth?.(message.upstream, message.target, message.healthy);
         return;
       case 'hotconf:stop':
         this.#send({ type: 'hotconf:stopped', report: await host.stop() });

@@ -1,8 +1,10 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { AddressInfo } from 'node:net';
 import { AggregatorRegistry, Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { UpstreamMetrics } from '../admin/metrics.js';
 import { type AdminBackend, type AdminHealth, AdminServer } from '../admin/server.js';
 import { checkAdminToken, readAdminTokenFile } from '../admin/token.js';
+import { HealthPlane } from '../cluster/health-plane.js';
 import { ClusterCoordinator } from '../cluster/primary.js';
 import type { WorkerMessage } from '../cluster/protocol.js';
 import { WorkerAgent } from '../cluster/worker.js';
@@ -11,6 +13,8 @@ import { type Logger, silentLogger } from '../core/log.js';
 import { Once } from '../core/once.js';
 import type { HttpLimits } from '../net/limits.js';
 import { RELOAD_OUTCOMES, type ReloadResult } from '../reload/reloader.js';
+import { HEALTH_CHECKER_KIND } from '../resources/health.js';
+import { HealthFeed, remoteHealthCheckerKind } from '../resources/health-feed.js';
 import type { ConfigSource, RawDocument, SourceInfo, SourceWatchHandlers } from '../sources/source.js';
 import { Daemon, type DaemonOptions, StartupError } from './daemon.js';
 
@@ -49,6 +53,7 @@ export class ClusterPrimary implements AdminBackend {
   readonly #register = new Registry();
   readonly #restarts: Counter;
   readonly #stop = new Once(() => this.#stopNow());
+  readonly #health: HealthPlane;
   #state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
 
   constructor(options: ClusterPrimaryOptions) {
@@ -62,6 +67,11 @@ export class ClusterPrimary implements AdminBackend {
     options.source.registerMetrics?.(this.#register);
     this.#restarts = new Counter({ name: 'hotconf_worker_restarts_total', help: 'Workers re-forked after they died.', registers: [this.#register] });
     const coordinator = this.coordinator;
+    this.#health = new HealthPlane({
+      logger,
+      observer: new UpstreamMetrics(this.#register),
+      broadcast: (t) => coordinator.broadcast({ type: 'hotconf:health', upstream: t.upstream, target: t.target, healthy: t.healthy }),
+    });
     new Gauge({
       name: 'hotconf_config_revision',
       help: 'Revision of the config every worker serves (0 before the first).',
@@ -79,6 +89,12 @@ export class ClusterPrimary implements AdminBackend {
     for (const result of RELOAD_OUTCOMES) reloads.inc({ result }, 0);
     coordinator.subscribe((event) => {
       if (event.type === 'reload') reloads.inc({ result: event.result.result });
+      // Probes start (or change) once every worker serves the config that names them.
+      else if (event.type === 'committed') void this.#health.apply(event.loaded, event.doc);
+      else if (event.type === 'worker_booted') {
+        for (const t of this.#health.snapshot())
+          coordinator.sendTo(event.id, { type: 'hotconf:health', upstream: t.upstream, target: t.target, healthy: t.healthy });
+      }
     });
   }
 
@@ -174,6 +190,7 @@ export class ClusterPrimary implements AdminBackend {
     const budget = this.coordinator.committed?.loaded.config.shutdown_timeout_ms ?? 10_000;
     const reports = await this.coordinator.stop(budget);
     await this.#workersExited(5000);
+    await this.#health.stop();
     await this.#admin.close();
     this.#state = 'stopped';
     const ok = reports.every((r) => (r.report as { ok?: boolean } | undefined)?.ok === true);
@@ -260,9 +277,15 @@ export function runClusterWorker(options: Pick<DaemonOptions, 'logger' | 'httpLi
   const workerId = process.env[WORKER_ENV] ?? String(cluster.worker?.id ?? 0);
   const logger = (options.logger ?? silentLogger()).child({ worker: workerId });
   const source = new PrimarySource();
-  const agent = new WorkerAgent((message: WorkerMessage) => process.send?.(message));
+  const feed = new HealthFeed();
+  const agent = new WorkerAgent(
+    (message: WorkerMessage) => process.send?.(message),
+    (upstream, target, healthy) => feed.update(upstream, target, healthy),
+  );
   const daemon = new Daemon({
     ...options,
+    // The primary probes for every worker; a worker applies what it broadcasts.
+    kinds: { ...options.kinds, [HEALTH_CHECKER_KIND]: remoteHealthCheckerKind(feed) },
     source,
     logger,
     admin: false,

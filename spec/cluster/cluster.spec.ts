@@ -8,6 +8,7 @@ import { httpRequest } from '../../harness/http.js';
 import { metricValue } from '../../harness/metrics.js';
 import { freePort, occupyPort } from '../../harness/ports.js';
 import { tempDir } from '../../harness/tmp.js';
+import { proxyConfig, TestUpstream } from '../../harness/upstream.js';
 import { waitFor } from '../../harness/wait.js';
 
 interface WorkerStatus {
@@ -137,6 +138,42 @@ describe('cluster: hotconf run --workers 2', function () {
     });
     expect(await metricValue(admin, 'hotconf_worker_restarts_total', { worker: 'primary' })).to.equal(1);
     for (let i = 0; i < 6; i += 1) expect(await freshGet(`http://127.0.0.1:${port}/`)).to.deep.equal({ status: 200, body: 'b' });
+    p.process.kill('SIGTERM');
+    expect((await p.exited).code).to.equal(0);
+  });
+
+  it('probes each target once for all workers, and every worker follows the health transitions', async () => {
+    const [good, flaky] = [await TestUpstream.start(), await TestUpstream.start()];
+    const port = await freePort();
+    const health_check = { path: '/healthz', interval_ms: 100, timeout_ms: 1000, unhealthy_threshold: 1, healthy_threshold: 1 };
+    const { p } = await startCluster(proxyConfig({ port, upstreams: { api: { targets: [good.origin, flaky.origin], health_check } } }));
+    const url = `http://127.0.0.1:${port}/`;
+
+    flaky.healthStatus = 503;
+    await p.waitForLog('flaky unhealthy', event('target_health_changed', { target: flaky.origin, healthy: false }));
+    // The primary's transition reaches both workers before the next requests (IPC is ordered).
+    await waitFor('no worker sends to flaky', async () => {
+      const before = flaky.requests.length;
+      for (let i = 0; i < 8; i += 1) expect((await freshGet(url)).status).to.equal(200);
+      return flaky.requests.length === before;
+    });
+
+    flaky.healthStatus = 200;
+    await p.waitForLog('flaky healthy', event('target_health_changed', { target: flaky.origin, healthy: true }));
+    await waitFor('both workers send to flaky again', async () => {
+      const before = flaky.requests.length;
+      for (let i = 0; i < 8; i += 1) expect((await freshGet(url)).status).to.equal(200);
+      return flaky.requests.length >= before + 4;
+    });
+    // One checker (the primary's), not one per worker: each target saw one probe connection.
+    expect(flaky.healthCheckPorts.size).to.equal(1);
+    expect(good.healthCheckPorts.size).to.equal(1);
+    expect(
+      p
+        .logs()
+        .filter((l) => l.msg === 'target_health_changed')
+        .every((l) => l.component === 'health' && l.worker === undefined),
+    ).to.equal(true);
     p.process.kill('SIGTERM');
     expect((await p.exited).code).to.equal(0);
   });
