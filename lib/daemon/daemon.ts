@@ -13,7 +13,7 @@ import { Once } from '../core/once.js';
 import { createRequestHandler } from '../dataplane/serve/handler.js';
 import type { HttpLimits } from '../net/limits.js';
 import { ResourceRegistry, type ResourceRegistryOptions } from '../registry/registry.js';
-import { Reloader, type ReloadResult, type ReloadTrigger } from '../reload/reloader.js';
+import { Reloader, type ReloaderOptions, type ReloadResult, type ReloadTrigger } from '../reload/reloader.js';
 import type { ResourceKinds } from '../resources/kind.js';
 import type { ConfigSource } from '../sources/source.js';
 import { ForwardingTracerProvider, installGlobalTelemetry } from '../telemetry/forwarding-tracer.js';
@@ -53,6 +53,12 @@ export interface DaemonOptions {
    * over its own `maxDocumentBytes` (default 1 MiB) before this limit is applied: raise both.
    */
   maxDocumentBytes?: number;
+  /** Cluster workers: share listener ports with the other workers (see `KindDeps.sharedListeners`). */
+  sharedListeners?: boolean;
+  /** Cluster workers: the two-phase commit gate (see `ReloaderOptions.commitGate`). */
+  commitGate?: ReloaderOptions['commitGate'];
+  /** Cluster workers: the config the primary validated for a document (see `ReloaderOptions.preloaded`). */
+  preloaded?: ReloaderOptions['preloaded'];
 }
 
 /** The first config could not be applied: the daemon does not start. `result` says why. */
@@ -108,6 +114,9 @@ export class Daemon implements AdminBackend {
       kinds: options.kinds,
       maxDocumentBytes: options.maxDocumentBytes,
       httpLimits: options.httpLimits,
+      sharedListeners: options.sharedListeners,
+      commitGate: options.commitGate,
+      preloaded: options.preloaded,
       observer: new UpstreamMetrics(register),
       tracerProvider: this.tracerProvider,
       // The data plane routes each request by the generation active at its arrival.
