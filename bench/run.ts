@@ -1,13 +1,14 @@
 /**
  * `npm run bench [-- --quick] [-- --only part,part]`: every part measured side by side in one
  * run, printed as it finishes, then a markdown table; results in bench/results/latest.{json,md}
- * and the soak plot in bench/results/soak.svg. A part that cannot run (a tool missing) fails
+ * and the soak plot in bench/results/soak.svg (a `--quick` or `--only` run: bench/results/quick/). A part that cannot run (a tool missing) fails
  * loudly with the install command and makes the run exit 1; it is never skipped silently.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { soakSvg } from './lib/plot.js';
 import { machineFacts, round } from './lib/util.js';
+import { etcdFleetPart } from './parts/etcd-fleet.js';
 import { registryPart } from './parts/registry.js';
 import { reloadEtcdPart } from './parts/reload-etcd.js';
 import { reloadFilePart } from './parts/reload-file.js';
@@ -51,6 +52,12 @@ const PARTS: Part[] = [
     name: 'reload_etcd',
     run: reloadEtcdPart,
     line: (r) => `reload_etcd: put → served p50 ${r.p50_ms} ms, p99 ${r.p99_ms} ms; raw watch floor p50 ${r.watch_floor_p50_ms} ms over ${r.samples} puts`,
+  },
+  {
+    name: 'etcd_fleet',
+    run: etcdFleetPart,
+    line: (r) =>
+      `etcd_fleet: ${r.fleet} daemons, put → served by all p50 ${r.served_all_p50_ms} ms, p99 ${r.served_all_p99_ms} ms; applied by all p50 ${r.applied_all_p50_ms} ms; raw watch floor p50 ${r.watch_floor_p50_ms} ms over ${r.samples} puts`,
   },
   {
     name: 'storm',
@@ -175,14 +182,18 @@ async function main(): Promise<void> {
       console.log(`✘ ${part.name} FAILED: ${(error as Error).message}`);
     }
   }
-  await mkdir(RESULTS, { recursive: true });
+  // Only a full run of every part replaces the committed results; a quick or partial run writes
+  // beside them (bench/results/quick/, ignored by git), so it leaves the checkout unmodified.
+  const dir = quick || only ? `${RESULTS}quick/` : RESULTS;
+  const shown = quick || only ? 'bench/results/quick/' : 'bench/results/';
+  await mkdir(dir, { recursive: true });
   const json = { machine, quick, ...results, goals: goals(results), soak_samples: soakSamples };
   const md = markdown(results, machine, quick);
-  await writeFile(`${RESULTS}latest.json`, `${JSON.stringify(json, null, 2)}\n`);
-  await writeFile(`${RESULTS}latest.md`, md);
-  if (Object.keys(soakSamples).length > 0) await writeFile(`${RESULTS}soak.svg`, await soakSvg(soakSamples));
+  await writeFile(`${dir}latest.json`, `${JSON.stringify(json, null, 2)}\n`);
+  await writeFile(`${dir}latest.md`, md);
+  if (Object.keys(soakSamples).length > 0) await writeFile(`${dir}soak.svg`, await soakSvg(soakSamples));
   console.log(`\n${md}`);
-  console.log(`results: bench/results/latest.json, latest.md${Object.keys(soakSamples).length > 0 ? ', soak.svg' : ''}`);
+  console.log(`results: ${shown}latest.json, latest.md${Object.keys(soakSamples).length > 0 ? ', soak.svg' : ''}`);
   process.exitCode = failed > 0 ? 1 : 0;
 }
 

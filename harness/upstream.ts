@@ -65,6 +65,8 @@ export function holding(): { handler: UpstreamHandler; held: ServerResponse[] } 
 export class TestUpstream {
   readonly requests: ReceivedRequest[] = [];
   healthChecks = 0;
+  /** Client ports of the connections health probes came on: one checker keeps one connection per target. */
+  readonly healthCheckPorts = new Set<number>();
   healthStatus = 200;
   handler: UpstreamHandler;
   readonly #server: TrackedServer;
@@ -75,6 +77,7 @@ export class TestUpstream {
     const server = createServer((req, res) => {
       if (req.url === '/healthz') {
         this.healthChecks += 1;
+        if (req.socket.remotePort !== undefined) this.healthCheckPorts.add(req.socket.remotePort);
         req.resume();
         res.writeHead(this.healthStatus, { 'content-length': '0' });
         res.end();

@@ -2,6 +2,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { basicConfig, writeConfigAtomic } from '../../harness/daemon.js';
+import { handleCount, openFds } from '../../harness/handles.js';
 import { httpRequest } from '../../harness/http.js';
 import { OtlpReceiver } from '../../harness/otlp-receiver.js';
 import { freePort } from '../../harness/ports.js';
@@ -11,7 +12,7 @@ import { Daemon } from '../../lib/daemon/daemon.js';
 import { FileSource } from '../../lib/sources/file.js';
 import { EagerTracingController } from '../eager/eager-tracing.js';
 import { singleSocketAgent } from '../lib/http.js';
-import { openFds, openFileLimit, progress } from '../lib/util.js';
+import { openFileLimit, progress } from '../lib/util.js';
 
 /** One sample, taken after a forced GC. */
 export interface SoakSample {
@@ -46,7 +47,7 @@ function sample(reloads: number, receiver: OtlpReceiver): SoakSample {
   return {
     reloads,
     fds: openFds(),
-    handles: process.getActiveResourcesInfo().length,
+    handles: handleCount(),
     heap_bytes: process.memoryUsage().heapUsed,
     exporter_connections: receiver.openConnections,
   };

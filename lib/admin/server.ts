@@ -23,7 +23,8 @@ export interface AdminBackend {
   /** The `/config` body, or undefined before the first config. */
   config(): unknown;
   reload(): Promise<ReloadResult>;
-  leaks(): LeakReport;
+  /** The leak report (a cluster primary asks its workers, hence a promise). */
+  leaks(): LeakReport | Promise<unknown>;
   renderMetrics(): Promise<{ contentType: string; body: string }>;
 }
 
@@ -177,8 +178,8 @@ const ROUTES: Record<string, { method: string; public?: true; handle: Handler }>
   },
   '/leaks': {
     method: 'GET',
-    handle(backend, res) {
-      sendJson(res, 200, backend.leaks(), false);
+    async handle(backend, res) {
+      sendJson(res, 200, await backend.leaks(), false);
     },
   },
   '/metrics': {

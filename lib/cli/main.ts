@@ -23,7 +23,8 @@ export function buildProgram(): Command {
     .option('--config <file>', 'config file (YAML or JSON); default: the bundled fixtures/demo.yaml')
     .option('--no-watch', 'do not watch the source; reload only on SIGHUP or POST /reload')
     .option('--admin <host:port>', `admin API address (overrides the config's admin.listen; with --etcd default ${DEFAULT_ADMIN_LISTEN})`)
-    .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS).default('info'));
+    .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS).default('info'))
+    .addOption(new Option('--workers <n>', 'worker processes serving traffic: a number, or auto (one per core)').env('HOTCONF_WORKERS').default('1'));
   addEtcdOptions(run)
     .addOption(
       new Option('--startup-timeout <duration>', 'with --etcd: give up waiting for the first config (500ms, 30s, 5m); default: wait forever').env(

@@ -14,7 +14,7 @@ import { createRequestHandler } from '../dataplane/serve/handler.js';
 import type { HttpLimits } from '../net/limits.js';
 import { ResourceRegistry, type ResourceRegistryOptions } from '../registry/registry.js';
 import type { ConfigParser } from '../reload/parser.js';
-import { Reloader, type ReloadResult, type ReloadTrigger } from '../reload/reloader.js';
+import { Reloader, type ReloaderOptions, type ReloadResult, type ReloadTrigger } from '../reload/reloader.js';
 import type { ResourceKinds } from '../resources/kind.js';
 import type { ConfigSource } from '../sources/source.js';
 import { ForwardingTracerProvider, installGlobalTelemetry } from '../telemetry/forwarding-tracer.js';
@@ -60,6 +60,12 @@ export interface DaemonOptions {
    * one across daemons).
    */
   parser?: ConfigParser;
+  /** Cluster workers: share listener ports with the other workers (see `KindDeps.sharedListeners`). */
+  sharedListeners?: boolean;
+  /** Cluster workers: the two-phase commit gate (see `ReloaderOptions.commitGate`). */
+  commitGate?: ReloaderOptions['commitGate'];
+  /** Cluster workers: the config the primary validated for a document (see `ReloaderOptions.preloaded`). */
+  preloaded?: ReloaderOptions['preloaded'];
 }
 
 /** The first config could not be applied: the daemon does not start. `result` says why. */
@@ -116,6 +122,9 @@ export class Daemon implements AdminBackend {
       maxDocumentBytes: options.maxDocumentBytes,
       parser: options.parser,
       httpLimits: options.httpLimits,
+      sharedListeners: options.sharedListeners,
+      commitGate: options.commitGate,
+      preloaded: options.preloaded,
       observer: new UpstreamMetrics(register),
       tracerProvider: this.tracerProvider,
       // The data plane routes each request by the generation active at its arrival.

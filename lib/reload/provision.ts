@@ -27,6 +27,8 @@ export interface ProvisionContext {
   observer?: ProxyObserver;
   /** Parent of the proxy's loggers. */
   logger?: Logger;
+  /** The steps to run; default `PROVISION_STEPS` (a cluster primary runs `HEALTH_CHECK_STEPS` only). */
+  steps?: readonly ProvisionStep[];
 }
 
 /** Per kind: how many of the generation's leases created a value and how many reused one. */
@@ -39,7 +41,7 @@ export type ProvisionReport = Record<string, { created: number; reused: number }
 type Acquire = <I, T>(path: string, kind: ResourceKind<I, T>, input: I) => Promise<T>;
 
 /** One step of a provision: acquires what one part of the config needs and adds it to the generation. */
-type ProvisionStep = (generation: Generation, ctx: ProvisionContext, acquire: Acquire) => Promise<void>;
+export type ProvisionStep = (generation: Generation, ctx: ProvisionContext, acquire: Acquire) => Promise<void>;
 
 /**
  * The steps, in order: tracing first (the upstreams' spans use it); then per upstream its
@@ -47,7 +49,13 @@ type ProvisionStep = (generation: Generation, ctx: ProvisionContext, acquire: Ac
  * against this generation's upstreams. A new config section gets a step here; a new kind of
  * resource gets a module exporting its `ResourceKind` and is acquired by a step.
  */
-const PROVISION_STEPS: readonly ProvisionStep[] = [provisionTracing, provisionUpstreams, provisionListeners];
+export const PROVISION_STEPS: readonly ProvisionStep[] = [provisionTracing, provisionUpstreams, provisionListeners];
+
+/**
+ * Health checking alone: per upstream with a `health_check`, its targets' states and its checker.
+ * What a cluster primary provisions, so that it probes once for all its workers.
+ */
+export const HEALTH_CHECK_STEPS: readonly ProvisionStep[] = [provisionHealthChecks];
 
 /**
  * Acquire every resource `generation.config` needs, step by step (`PROVISION_STEPS`). Resources
@@ -83,7 +91,7 @@ export async function provision(generation: Generation, ctx: ProvisionContext): 
     return generation.hold(lease);
   };
   try {
-    for (const step of PROVISION_STEPS) await step(generation, ctx, acquire);
+    for (const step of ctx.steps ?? PROVISION_STEPS) await step(generation, ctx, acquire);
   } catch (error) {
     await generation.release();
     throw error;
@@ -102,23 +110,28 @@ async function provisionUpstreams(generation: Generation, ctx: ProvisionContext,
   }
 }
 
+async function provisionHealthChecks(generation: Generation, _ctx: ProvisionContext, acquire: Acquire): Promise<void> {
+  for (const [name, section] of Object.entries(generation.config.upstreams)) await provisionHealth(name, section, acquire);
+}
+
+/** An upstream's target health states and its checker, when it has a `health_check`; undefined otherwise. */
+async function provisionHealth(name: string, section: UpstreamConfig, acquire: Acquire): Promise<TargetHealth[] | undefined> {
+  if (!section.health_check) return undefined;
+  const origins = upstreamTargets(section);
+  const path = `upstreams.${name}`;
+  const states: TargetHealth[] = [];
+  for (const [i, origin] of origins.entries()) {
+    states.push(await acquire(`${path}.targets.${i}`, targetHealthKind, { upstream: name, origin }));
+  }
+  await acquire(`${path}.health_check`, healthCheckerKind, { upstream: name, section: section.health_check, origins, targets: states });
+  return states;
+}
+
 /** One upstream: health states and checker (when configured), then one pool per target. */
 async function provisionUpstream(name: string, section: UpstreamConfig, generation: Generation, ctx: ProvisionContext, acquire: Acquire): Promise<Upstream> {
   const origins = upstreamTargets(section);
   const path = `upstreams.${name}`;
-  let states: TargetHealth[] | undefined;
-  if (section.health_check) {
-    states = [];
-    for (const [i, origin] of origins.entries()) {
-      states.push(await acquire(`${path}.targets.${i}`, targetHealthKind, { upstream: name, origin }));
-    }
-    await acquire(`${path}.health_check`, healthCheckerKind, {
-      upstream: name,
-      section: section.health_check,
-      origins,
-      targets: states,
-    });
-  }
+  const states = await provisionHealth(name, section, acquire);
   const targets: ProxyTarget[] = [];
   for (const [i, origin] of origins.entries()) {
     const pool = await acquire(`${path}.targets.${i}`, upstreamPoolKind, upstreamPoolSettings(origin, section));

@@ -1,4 +1,5 @@
 import { SpanStatusCode, type TracerProvider } from '@opentelemetry/api';
+import type { LoadedConfig } from '../config/parse.js';
 import { Emitter } from '../core/emitter.js';
 import { ConfigInvalidError, type ConfigIssue, errorMessage, ProvisionError, SourceReadError, SourceUnavailableError } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/log.js';
@@ -13,12 +14,15 @@ import { TRACER_NAME } from '../resources/tracing.js';
 import type { ConfigSource, RawDocument } from '../sources/source.js';
 import { Applier } from './applier.js';
 import type { Generation, ReleaseReport } from './generation.js';
-import { loadDocument } from './load.js';
+import { loadDocument, loadDocumentWith } from './load.js';
 import { ConfigParser, ParserClosedError } from './parser.js';
 import type { ProvisionReport } from './provision.js';
 import { type ReloadJob, ReloadQueue, type ReloadTrigger } from './queue.js';
 
 export type { ReloadTrigger } from './queue.js';
+
+/** The `error` of a reload refused or cut because hotconf is stopping. */
+const STOPPING = 'hotconf is stopping';
 
 /**
  * `applied`: a new generation serves; `unchanged`: same canonical config; `invalid`: rejected input;
@@ -56,6 +60,8 @@ export interface ReloaderOptions {
   kinds?: ResourceKinds;
   /** Client limits of the listeners. */
   httpLimits?: Partial<HttpLimits>;
+  /** Listeners share their ports with the other workers of a node:cluster. */
+  sharedListeners?: boolean;
   /** Documents over this size are invalid, in bytes. Default 1 MiB. */
   maxDocumentBytes?: number;
   /**
@@ -69,6 +75,13 @@ export interface ReloaderOptions {
   tracerProvider?: TracerProvider;
   /** Called after every swap with the generation now active (undefined once stopping). */
   onSwap?: (active: Generation | undefined) => void;
+  /**
+   * Two-phase reloads (cluster workers): called with each provisioned generation before it is
+   * swapped in; resolves true to commit (swap), false to abort (release it, `failed`).
+   */
+  commitGate?: (generation: Generation) => Promise<boolean>;
+  /** The config already validated for a document (a cluster worker gets it from the primary), so it is not parsed again. */
+  preloaded?: (doc: RawDocument) => LoadedConfig | undefined;
 }
 
 /**
@@ -91,6 +104,8 @@ export class Reloader {
   readonly #applier: Applier;
   readonly #tracerProvider: TracerProvider | undefined;
   readonly #stop = new Once(() => this.#stopNow());
+  readonly #commitGate: ReloaderOptions['commitGate'];
+  readonly #preloaded: ReloaderOptions['preloaded'];
 
   constructor(options: ReloaderOptions) {
     this.#source = options.source;
@@ -100,12 +115,15 @@ export class Reloader {
     this.#ownsParser = options.parser === undefined;
     this.#parser = options.parser ?? new ConfigParser();
     this.#tracerProvider = options.tracerProvider;
+    this.#commitGate = options.commitGate;
+    this.#preloaded = options.preloaded;
     this.#events = new Emitter((err, event) => this.#log.error({ err, event: event.type }, 'reloader_listener_failed'));
     const deps: KindDeps = {
       onBackgroundError: (component, error) => this.reportBackgroundError(component, error),
       logger: rootLog,
       observer: options.observer,
       httpLimits: options.httpLimits,
+      sharedListeners: options.sharedListeners,
     };
     this.#applier = new Applier({
       registry: options.registry,
@@ -212,7 +230,7 @@ export class Reloader {
   }
 
   #stoppingResult(): ReloadResult {
-    return { result: 'failed', generation: this.active?.id ?? 0, error: 'hotconf is stopping' };
+    return { result: 'failed', generation: this.active?.id ?? 0, error: STOPPING };
   }
 
   async #run(job: ReloadJob): Promise<ReloadResult> {
@@ -253,31 +271,52 @@ export class Reloader {
 
   async #apply(doc: RawDocument): Promise<{ result: ReloadResult; provisioned: ProvisionReport }> {
     const active = this.active;
-    const outcome = await loadDocument(doc, active, { maxDocumentBytes: this.#maxDocumentBytes, parse: (text, options) => this.#parser.parse(text, options) });
+    const preloaded = this.#preloaded?.(doc);
+    const outcome = preloaded
+      ? loadDocument(doc, active, { preloaded })
+      : await loadDocumentWith((text, options) => this.#parser.parse(text, options), doc, active, { maxDocumentBytes: this.#maxDocumentBytes });
     if (outcome.kind === 'unchanged') {
       // Same config: the newest document that produced it is what `/config` reports.
       this.#applier.sawDocument(doc);
       this.#source.served?.(doc);
       return { result: { result: 'unchanged', generation: active!.id, hash: active!.hash }, provisioned: {} };
     }
-    const applied = await this.#applier.apply(outcome.loaded, doc);
-    if (applied.kind === 'stopped') return { result: this.#stoppingResult(), provisioned: applied.provisioned };
+    const prepared = await this.#applier.prepare(outcome.loaded, doc);
+    if (prepared.kind === 'stopped') return { result: this.#stoppingResult(), provisioned: prepared.provisioned };
+    const { generation, provisioned } = prepared;
+    if (this.#commitGate && !(await this.#commitGate(generation))) {
+      await this.#applier.abort(generation);
+      return { result: { result: 'failed', generation: active?.id ?? 0, error: 'aborted: another worker failed to provision it' }, provisioned };
+    }
+    if (!this.#applier.commit(generation)) return { result: this.#stoppingResult(), provisioned };
     this.#source.served?.(doc);
-    const { generation } = applied;
-    return { result: { result: 'applied', generation: generation.id, hash: generation.hash }, provisioned: applied.provisioned };
+    return { result: { result: 'applied', generation: generation.id, hash: generation.hash }, provisioned };
   }
 
   #resultOf(error: unknown): ReloadResult {
     const generation = this.active?.id ?? 0;
-    if (error instanceof ConfigInvalidError) return { result: 'invalid', generation, errors: [...error.issues] };
-    // Nothing is known about the document: not `invalid`, and the active config keeps serving.
-    if (error instanceof SourceUnavailableError) return { result: 'failed', generation, error: error.message };
-    if (error instanceof SourceReadError) return { result: 'invalid', generation, errors: [{ path: '', message: error.message }] };
-    if (error instanceof ProvisionError) return { result: 'failed', generation, error: error.message, path: error.path };
-    if (error instanceof ParserClosedError) return this.#stoppingResult();
+    const result = reloadResultOf(error, generation);
+    if (result) return result;
     this.#log.error({ err: error }, 'reload_crashed');
     return { result: 'failed', generation, error: errorMessage(error) };
   }
+}
+
+/**
+ * The result of a reload that threw `error`, with `generation` still serving: `invalid` for
+ * rejected input (`ConfigInvalidError`, an unreadable document), `failed` for an unreachable
+ * source or a failed provision (with its config path). Undefined for any other error: a bug,
+ * which the caller logs as `reload_crashed`.
+ */
+export function reloadResultOf(error: unknown, generation: number): ReloadResult | undefined {
+  if (error instanceof ConfigInvalidError) return { result: 'invalid', generation, errors: [...error.issues] };
+  // Nothing is known about the document: not `invalid`, and the active config keeps serving.
+  if (error instanceof SourceUnavailableError) return { result: 'failed', generation, error: error.message };
+  if (error instanceof SourceReadError) return { result: 'invalid', generation, errors: [{ path: '', message: error.message }] };
+  if (error instanceof ProvisionError) return { result: 'failed', generation, error: error.message, path: error.path };
+  // The parser was closed under a reload: hotconf is stopping.
+  if (error instanceof ParserClosedError) return { result: 'failed', generation, error: STOPPING };
+  return undefined;
 }
 
 function countsOf(report: ProvisionReport, field: 'created' | 'reused'): Record<string, number> {

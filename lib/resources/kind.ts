@@ -14,6 +14,8 @@ export type BackgroundErrorHandler = (component: string, error: Error) => void;
 export interface HealthObserver {
   /** A probe threw (connect error, timeout, reset, or a bug): `hotconf_health_check_errors_total{upstream}`. */
   healthCheckError(upstream: string): void;
+  /** A checker turned a target healthy or unhealthy (a cluster primary broadcasts it to the workers). */
+  healthChanged?(upstream: string, target: string, healthy: boolean): void;
 }
 
 /** What a kind's factory may use besides its input: the process's shared services, injected once. */
@@ -25,6 +27,11 @@ export interface KindDeps {
   readonly observer?: HealthObserver;
   /** Client limits of listeners; unset fields take `DEFAULT_HTTP_LIMITS`. */
   readonly httpLimits?: Partial<HttpLimits>;
+  /**
+   * Listeners share their port with the other workers of a node:cluster (bound without
+   * `exclusive`, so the primary hands connections round-robin). Default false: bound exclusively.
+   */
+  readonly sharedListeners?: boolean;
 }
 
 /**

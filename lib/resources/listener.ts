@@ -29,6 +29,8 @@ export interface ListenerFactoryOptions {
   limits?: Partial<HttpLimits>;
   /** Server errors after the bind (the bind error itself rejects `create`). */
   onError?: (error: Error) => void;
+  /** Share the port with the other workers of a node:cluster (`exclusive: false`). Default false. */
+  shared?: boolean;
 }
 
 /**
@@ -54,7 +56,7 @@ export function listenerFactory(listen: string, onRequest: RequestHandler, optio
       });
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
-        server.listen({ host: parsed.host, port: parsed.port, exclusive: true }, () => {
+        server.listen({ host: parsed.host, port: parsed.port, exclusive: !options.shared }, () => {
           server.off('error', reject);
           resolve();
         });
@@ -104,5 +106,9 @@ export const listenerKind: ResourceKind<ListenerInput, ListenerHandle> = {
   kind: LISTENER_KIND,
   key: (input) => listenerKey(input.listen),
   factory: (input, deps) =>
-    listenerFactory(input.listen, input.onRequest, { onError: (error) => deps.onBackgroundError('listener', error), limits: deps.httpLimits }),
+    listenerFactory(input.listen, input.onRequest, {
+      onError: (error) => deps.onBackgroundError('listener', error),
+      limits: deps.httpLimits,
+      shared: deps.sharedListeners,
+    }),
 };

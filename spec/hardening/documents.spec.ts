@@ -1,12 +1,12 @@
 import { expect } from 'chai';
 import { onCleanup } from '../../harness/cleanup.js';
 import { basicConfig, startDaemon, type TestDaemon } from '../../harness/daemon.js';
+import { workerThreadCount } from '../../harness/handles.js';
 import { getText, httpRequest } from '../../harness/http.js';
 import { freePort } from '../../harness/ports.js';
 import { MAX_DOCUMENT_NODES, MAX_MAP_KEYS } from '../../lib/config/parse.js';
 import { ConfigParser } from '../../lib/reload/parser.js';
 import type { ReloadResult } from '../../lib/reload/reloader.js';
-import { activeHandles } from '../helpers/root-hooks.js';
 
 /** A 1 MiB-class document of one listener whose route has `entries` response headers (a 40 000-entry one is 509 KB of YAML). */
 function headerMap(port: number, entries: number): string {
@@ -95,14 +95,14 @@ describe('hardening: documents that are expensive to parse', function () {
   });
 
   it('a daemon parses on one worker of its own, made by its first reload and terminated by its stop', async () => {
-    const before = activeHandles('Worker');
+    const before = workerThreadCount();
     const port = await freePort();
     const own = await startDaemon(basicConfig({ port, body: 'own' }), { parser: undefined });
-    expect(activeHandles('Worker')).to.equal(before + 1);
+    expect(workerThreadCount()).to.equal(before + 1);
     for (let i = 0; i < 5; i += 1) expect((await own.apply(basicConfig({ port, body: `b${i}` }))).result).to.equal('applied');
     expect((await own.apply('listeners: [')).result).to.equal('invalid');
-    expect(activeHandles('Worker')).to.equal(before + 1);
+    expect(workerThreadCount()).to.equal(before + 1);
     await own.daemon.stop();
-    expect(activeHandles('Worker')).to.equal(before);
+    expect(workerThreadCount()).to.equal(before);
   });
 });

@@ -6,7 +6,7 @@ import { sampleValue } from '../../harness/metrics.js';
 import { freePort } from '../../harness/ports.js';
 import { waitFor } from '../../harness/wait.js';
 import { ResourceRegistry } from '../../lib/registry/registry.js';
-import { type CreateFault, FaultyKinds, KIND_NAMES, type KindName } from './support/faults.js';
+import { type CreateFault, FaultyKinds, KIND_NAMES, type KindName } from './faulty-kinds.js';
 
 const CREATE_TIMEOUT_MS = 300;
 const DESTROY_TIMEOUT_MS = 300;

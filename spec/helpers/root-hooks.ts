@@ -1,16 +1,9 @@
 import { runCleanups, runEndCleanups } from '../../harness/cleanup.js';
+import { workerThreadCount } from '../../harness/handles.js';
 import { sleep } from '../../harness/wait.js';
 
 /** Handle types that belong to the test runner itself (stdio), not to the code under test. */
 const RUNNER_HANDLES = new Set(['TTYWrap', 'PipeWrap', 'FSReqCallback', 'FileHandleCloseReq', 'StatWatcher']);
-
-/**
- * Worker threads running. `getActiveResourcesInfo` does not list workers (a live one keeps the
- * process alive all the same); the diagnostic report does.
- */
-function workerThreads(): number {
-  return (process.report.getReport() as { workers: unknown[] }).workers.length;
-}
 
 /**
  * Worker threads of the runner itself (under `--import tsx`, Node 20 runs module hooks on
@@ -20,14 +13,8 @@ let runnerWorkers = 0;
 
 /** Active handles minus the runner's own: what code under test holds open (`Worker` for each worker thread). */
 export function leftoverHandles(): string[] {
-  const workers = Array<string>(Math.max(0, workerThreads() - runnerWorkers)).fill('Worker');
+  const workers = Array<string>(Math.max(0, workerThreadCount() - runnerWorkers)).fill('Worker');
   return [...process.getActiveResourcesInfo().filter((type) => !RUNNER_HANDLES.has(type)), ...workers];
-}
-
-/** How many active handles of `type` (`TCPSocketWrap`, `FSEventWrap`, ..., or `Worker` for worker threads) the process has. */
-export function activeHandles(type: string): number {
-  if (type === 'Worker') return workerThreads() - runnerWorkers;
-  return process.getActiveResourcesInfo().filter((t) => t === type).length;
 }
 
 function withoutOne(types: string[], type: string): string[] {
@@ -43,7 +30,7 @@ function withoutOne(types: string[], type: string): string[] {
  */
 export const mochaHooks = {
   beforeAll(): void {
-    runnerWorkers = workerThreads();
+    runnerWorkers = workerThreadCount();
   },
   async afterEach(): Promise<void> {
     await runCleanups();

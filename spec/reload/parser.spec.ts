@@ -2,11 +2,11 @@ import { expect } from 'chai';
 import { stringify } from 'yaml';
 import { onCleanup } from '../../harness/cleanup.js';
 import { basicConfig } from '../../harness/daemon.js';
+import { workerThreadCount } from '../../harness/handles.js';
 import { rejectionOf } from '../../harness/wait.js';
 import { loadConfig } from '../../lib/config/parse.js';
 import { ConfigInvalidError } from '../../lib/core/errors.js';
 import { ConfigParser, ParserClosedError } from '../../lib/reload/parser.js';
-import { activeHandles } from '../helpers/root-hooks.js';
 
 describe('ConfigParser', function () {
   this.timeout(30_000);
@@ -18,16 +18,16 @@ describe('ConfigParser', function () {
   }
 
   it('gives what loadConfig gives, deeply frozen, from one worker started by the first parse', async () => {
-    const workers = activeHandles('Worker');
+    const workers = workerThreadCount();
     const parser = newParser();
-    expect(activeHandles('Worker'), 'no worker before the first parse').to.equal(workers);
+    expect(workerThreadCount(), 'no worker before the first parse').to.equal(workers);
     const text = stringify(basicConfig({ port: 8080, body: 'one' }));
     const loaded = await parser.parse(text, { origin: 'a.yaml' });
     expect(loaded).to.deep.equal(loadConfig(text));
     expect(Object.isFrozen(loaded.config.listeners[0]!.routes[0]!.respond)).to.equal(true);
     const all = await Promise.all([1, 2, 3].map((i) => parser.parse(stringify(basicConfig({ port: 8080, body: `b${i}` })))));
     expect(all.map((l) => l.config.listeners[0]!.routes[0]!.respond!.body)).to.deep.equal(['b1', 'b2', 'b3']);
-    expect(activeHandles('Worker'), 'one worker for every parse').to.equal(workers + 1);
+    expect(workerThreadCount(), 'one worker for every parse').to.equal(workers + 1);
     expect(parser.pending).to.equal(0);
   });
 
@@ -42,7 +42,7 @@ describe('ConfigParser', function () {
   });
 
   it('terminates its worker on close, rejecting what is pending and every later parse with ParserClosedError', async () => {
-    const workers = activeHandles('Worker');
+    const workers = workerThreadCount();
     const parser = new ConfigParser();
     await parser.parse(stringify(basicConfig({ port: 8080 })));
     const pending = rejectionOf(parser.parse(stringify(basicConfig({ port: 8081 }))));
@@ -52,11 +52,11 @@ describe('ConfigParser', function () {
     expect(await rejectionOf(parser.parse('a: 1\n')))
       .to.be.instanceOf(ParserClosedError)
       .and.have.property('code', 'E_PARSER_CLOSED');
-    expect(activeHandles('Worker')).to.equal(workers);
+    expect(workerThreadCount()).to.equal(workers);
   });
 
   it('reports a parse that exhausts the worker heap as invalid, and parses the next document with a new worker', async () => {
-    const workers = activeHandles('Worker');
+    const workers = workerThreadCount();
     const parser = newParser({ maxHeapMb: 16 });
     // Within every document limit, yet more than 16 MiB of heap to compose and validate.
     const routes = Array.from({ length: 10 }, (_, r) => ({
@@ -66,8 +66,8 @@ describe('ConfigParser', function () {
     const error = await rejectionOf(parser.parse(JSON.stringify({ listeners: [{ name: 'web', listen: '127.0.0.1:8080', routes }] }), { origin: 'heavy.json' }));
     expect(error).to.be.instanceOf(ConfigInvalidError);
     expect(error.message).to.equal("heavy.json: invalid config: parsing the document exhausted the parser's memory limit of 16 MiB");
-    expect(activeHandles('Worker'), 'the worker that ran out is gone').to.equal(workers);
+    expect(workerThreadCount(), 'the worker that ran out is gone').to.equal(workers);
     expect((await parser.parse(stringify(basicConfig({ port: 8080 })))).hash).to.match(/^[0-9a-f]{64}$/);
-    expect(activeHandles('Worker')).to.equal(workers + 1);
+    expect(workerThreadCount()).to.equal(workers + 1);
   });
 });

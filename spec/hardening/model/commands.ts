@@ -15,7 +15,7 @@ import type { ReloadResult } from '../../../lib/reload/reloader.js';
 import { TARGET_HEALTH_KIND } from '../../../lib/resources/health.js';
 import { LISTENER_KIND } from '../../../lib/resources/listener.js';
 import { TRACER_PROVIDER_KIND } from '../../../lib/resources/tracing.js';
-import type { FaultyKinds } from '../support/faults.js';
+import type { FaultyKinds } from '../faulty-kinds.js';
 import {
   type Acquire,
   acquiresOf,

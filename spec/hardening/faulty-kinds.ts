@@ -1,11 +1,11 @@
 import sinon, { type SinonStub } from 'sinon';
-import type { ResourceFactory } from '../../../lib/registry/registry.js';
-import type { HEALTH_CHECKER_KIND, TARGET_HEALTH_KIND } from '../../../lib/resources/health.js';
-import type { ResourceKind, ResourceKinds } from '../../../lib/resources/kind.js';
-import { RESOURCE_KINDS } from '../../../lib/resources/kinds.js';
-import type { LISTENER_KIND } from '../../../lib/resources/listener.js';
-import type { TRACER_PROVIDER_KIND } from '../../../lib/resources/tracing.js';
-import type { UPSTREAM_POOL_KIND } from '../../../lib/resources/upstream.js';
+import type { ResourceFactory } from '../../lib/registry/registry.js';
+import type { HEALTH_CHECKER_KIND, TARGET_HEALTH_KIND } from '../../lib/resources/health.js';
+import type { ResourceKind, ResourceKinds } from '../../lib/resources/kind.js';
+import { RESOURCE_KINDS } from '../../lib/resources/kinds.js';
+import type { LISTENER_KIND } from '../../lib/resources/listener.js';
+import type { TRACER_PROVIDER_KIND } from '../../lib/resources/tracing.js';
+import type { UPSTREAM_POOL_KIND } from '../../lib/resources/upstream.js';
 
 /** Registry kind names of every resource kind that exists (`tracer_provider`, `listener`, ...). */
 export type KindName = typeof TRACER_PROVIDER_KIND | typeof LISTENER_KIND | typeof TARGET_HEALTH_KIND | typeof HEALTH_CHECKER_KIND | typeof UPSTREAM_POOL_KIND;
