@@ -7,6 +7,7 @@ import { Once } from '../core/once.js';
 import { sendJson } from '../net/json.js';
 import { createLimitedServer, type HttpLimits, httpLimits } from '../net/limits.js';
 import type { ReloadResult } from '../reload/reloader.js';
+import { AdminRequestGuard, contentTypeRefusal } from './guard.js';
 import type { LeakReport } from './leaks.js';
 import { BearerAuth } from './token.js';
 
@@ -26,6 +27,12 @@ export interface AdminBackend {
   /** The leak report (a cluster primary asks its workers, hence a promise). */
   leaks(): LeakReport | Promise<unknown>;
   renderMetrics(): Promise<{ contentType: string; body: string }>;
+  /**
+   * Optional: what the first config is still waiting for (`etcd key /hotconf/config at ...`),
+   * undefined once one is applied. While it is set, `POST /reload` answers 503 at once instead of
+   * queueing behind the start.
+   */
+  waitingFor?(): string | undefined;
 }
 
 /** Status code of each reload outcome (`POST /reload`). */
@@ -40,6 +47,8 @@ export interface AdminServerOptions {
    * the body limit: `ADMIN_MAX_BODY_BYTES` (64 KiB).
    */
   limits?: Partial<HttpLimits>;
+  /** Host names accepted in `Host` and `Origin` besides the loopback names (`admin.allowed_hosts`; see `AdminRequestGuard`). */
+  allowedHosts?: readonly string[];
 }
 
 /**
@@ -54,6 +63,9 @@ export interface AdminServerOptions {
  * `GET /metrics` needs `Authorization: Bearer <token>` (checked in constant time, see
  * `BearerAuth`); a missing or wrong token gets `401 {"error":"unauthorized"}` and nothing else.
  * A non-loopback address without a token is refused.
+ *
+ * Before any of that, `AdminRequestGuard` refuses (403) a `Host` that is not the API's and a
+ * foreign `Origin`, and a state-changing request with a body that is not JSON gets 415.
  */
 export class AdminServer {
   readonly #backend: AdminBackend;
@@ -62,11 +74,20 @@ export class AdminServer {
   #server: Server | undefined;
   readonly #closing = new Once(() => this.#close());
   #auth: BearerAuth | undefined;
+  #guard: AdminRequestGuard | undefined;
+  #allowedHosts: readonly string[] | undefined;
 
   constructor(backend: AdminBackend, logger: Logger, options: AdminServerOptions = {}) {
     this.#backend = backend;
     this.#log = logger.child({ component: 'admin' });
     this.#limits = httpLimits({ maxBodyBytes: ADMIN_MAX_BODY_BYTES, ...options.limits });
+    this.#allowedHosts = options.allowedHosts;
+  }
+
+  /** Replace `allowedHosts` (a reload changed `admin.allowed_hosts`); undefined: loopback names only (bound to loopback), any (bound elsewhere). */
+  setAllowedHosts(hosts: readonly string[] | undefined): void {
+    this.#allowedHosts = hosts;
+    this.#guard?.setAllowedHosts(hosts);
   }
 
   /**
@@ -90,6 +111,7 @@ export class AdminServer {
     server.on('error', (err) => this.#log.error({ err }, 'admin_server_error'));
     this.#server = server;
     const address = server.address() as AddressInfo;
+    this.#guard = new AdminRequestGuard({ host: parsed.host, port: address.port }, this.#allowedHosts);
     this.#log.info({ address: address.address, port: address.port }, 'admin_listening');
     return address;
   }
@@ -130,6 +152,8 @@ export class AdminServer {
       const path = (req.url ?? '/').split('?')[0];
       const method = req.method ?? 'GET';
       const route = Object.hasOwn(ROUTES, path ?? '') ? ROUTES[path ?? ''] : undefined;
+      const refused = this.#guard?.check(req.headers);
+      if (refused) return sendJson(res, refused.status, { error: refused.error }, true);
       if (this.#auth && !(route?.public && route.method === method) && !this.#auth.verify(req.headers.authorization)) {
         res.setHeader('www-authenticate', 'Bearer');
         return sendJson(res, 401, { error: 'unauthorized' }, false);
@@ -139,7 +163,11 @@ export class AdminServer {
         res.setHeader('allow', route.method);
         return sendJson(res, 405, { error: `use ${route.method}` }, false);
       }
-      if (!(await drainBody(req, this.#limits.maxBodyBytes))) return sendJson(res, 413, { error: `body over ${this.#limits.maxBodyBytes} bytes` }, true);
+      const tooLarge = { error: `body over ${this.#limits.maxBodyBytes} bytes` };
+      if (Number(req.headers['content-length'] ?? 0) > this.#limits.maxBodyBytes) return sendJson(res, 413, tooLarge, true);
+      const unsupported = method === 'GET' || method === 'HEAD' ? undefined : contentTypeRefusal(req.headers);
+      if (unsupported) return sendJson(res, unsupported.status, { error: unsupported.error }, true);
+      if (!(await drainBody(req, this.#limits.maxBodyBytes))) return sendJson(res, 413, tooLarge, true);
       await route.handle(this.#backend, res);
     } catch (err) {
       this.#log.error({ err, url: req.url }, 'admin_request_failed');
@@ -172,6 +200,11 @@ const ROUTES: Record<string, { method: string; public?: true; handle: Handler }>
   '/reload': {
     method: 'POST',
     async handle(backend, res) {
+      const waiting = backend.waitingFor?.();
+      if (waiting !== undefined) {
+        const error = `no config applied yet: hotconf is waiting for ${waiting}; it applies it as soon as it can read it, without a reload`;
+        return sendJson(res, 503, { result: 'failed', generation: 0, error }, false);
+      }
       const result = await backend.reload();
       sendJson(res, RELOAD_STATUS[result.result], result, false);
     },

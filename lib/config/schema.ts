@@ -245,6 +245,20 @@ export const AdminSchema = z.strictObject({
    * `HOTCONF_ADMIN_TOKEN` is set.
    */
   token_file: z.string().min(1).optional(),
+  /**
+   * Host names the admin API answers to besides the loopback ones (`hotconf.internal`,
+   * `10.0.0.5`, `[fd00::5]`), in `Host` and `Origin`: a DNS-rebinding defence (see
+   * `AdminRequestGuard`). Unset: loopback names only when bound to loopback, any host otherwise.
+   * Applied by every reload.
+   */
+  allowed_hosts: z
+    .array(
+      z.string().superRefine((host, ctx) => {
+        const problem = host.includes('*') ? 'must be a host name, without wildcard' : hostPatternProblem(host);
+        if (problem) ctx.addIssue({ code: 'custom', message: problem.replace(/^never matches: /, 'never matches a Host: ') });
+      }),
+    )
+    .optional(),
 });
 
 export const ConfigSchema = z

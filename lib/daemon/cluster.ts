@@ -90,8 +90,10 @@ export class ClusterPrimary implements AdminBackend {
     coordinator.subscribe((event) => {
       if (event.type === 'reload') reloads.inc({ result: event.result.result });
       // Probes start (or change) once every worker serves the config that names them.
-      else if (event.type === 'committed') void this.#health.apply(event.loaded, event.doc);
-      else if (event.type === 'worker_booted') {
+      else if (event.type === 'committed') {
+        void this.#health.apply(event.loaded, event.doc);
+        this.#admin.setAllowedHosts(event.loaded.config.admin.allowed_hosts);
+      } else if (event.type === 'worker_booted') {
         for (const t of this.#health.snapshot())
           coordinator.sendTo(event.id, { type: 'hotconf:health', upstream: t.upstream, target: t.target, healthy: t.healthy });
       }

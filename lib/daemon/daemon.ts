@@ -129,7 +129,10 @@ export class Daemon implements AdminBackend {
       tracerProvider: this.tracerProvider,
       // The data plane routes each request by the generation active at its arrival.
       requestHandler: (listenKey) => createRequestHandler({ active: () => this.reloader.active, listenKey, logger: serveLog }),
-      onSwap: (active) => this.tracerProvider.setDelegate(active?.tracing?.provider),
+      onSwap: (active) => {
+        this.tracerProvider.setDelegate(active?.tracing?.provider);
+        if (active) this.#admin?.setAllowedHosts(active.config.admin.allowed_hosts);
+      },
     });
     this.metrics = new DaemonMetrics({
       registry: this.registry,
@@ -210,6 +213,15 @@ export class Daemon implements AdminBackend {
     const generation = this.reloader.active?.id ?? 0;
     if (this.#state === 'stopping' || this.#state === 'stopped') return { status: 'stopping', generation };
     return { status: generation > 0 ? 'ok' : 'starting', generation };
+  }
+
+  /** What the first config is waiting for while the daemon starts (see `AdminBackend.waitingFor`). */
+  waitingFor(): string | undefined {
+    if (this.#state !== 'starting' || this.reloader.active) return undefined;
+    const source = this.#source.describe();
+    if (source.kind === 'etcd') return `its first config from etcd key ${String(source.key)} at ${[source.endpoints].flat().join(',')}`;
+    if (source.kind === 'file') return `its first config from ${String(source.path)}`;
+    return `its first config from its ${source.kind} source`;
   }
 
   config(): unknown {
