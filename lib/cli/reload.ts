@@ -4,7 +4,7 @@ import type { Io } from './io.js';
 
 /**
  * `hotconf reload [--admin URL] [--token-file FILE]`: `POST /reload` on a running daemon. Exit 0
- * when the result is applied or unchanged, 1 when invalid or failed (errors on stderr), 2 when
+ * when the result is applied or unchanged (its warnings on stderr), 1 when invalid or failed (errors on stderr), 2 when
  * the daemon is unreachable or refuses the token.
  */
 export async function reloadCommand(options: AdminClientOptions, io: Io): Promise<number> {
@@ -19,6 +19,7 @@ export async function reloadCommand(options: AdminClientOptions, io: Io): Promis
   }
   if (body.result === 'applied' || body.result === 'unchanged') {
     io.out(`${body.result} (generation ${body.generation})\n`);
+    for (const w of body.warnings ?? []) io.err(`warning: ${w.path}: ${w.message}\n`);
     return 0;
   }
   io.err(`reload ${body.result ?? 'failed'} (generation ${body.generation ?? '?'} keeps serving)\n`);

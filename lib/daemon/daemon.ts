@@ -4,10 +4,10 @@ import { type LeakReport, leakReport } from '../admin/leaks.js';
 import { DaemonMetrics, UpstreamMetrics } from '../admin/metrics.js';
 import { type AdminBackend, type AdminHealth, AdminServer } from '../admin/server.js';
 import { checkAdminToken, readAdminTokenFile } from '../admin/token.js';
-import { isLoopbackAddress } from '../config/address.js';
+import { formatAddress, isLoopbackAddress } from '../config/address.js';
 import { redactConfig } from '../config/redact.js';
 import type { Config } from '../config/schema.js';
-import { formatIssues, HotconfError } from '../core/errors.js';
+import { type ConfigIssue, formatIssues, HotconfError } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/log.js';
 import { Once } from '../core/once.js';
 import { createRequestHandler } from '../dataplane/serve/handler.js';
@@ -100,6 +100,12 @@ export class Daemon implements AdminBackend {
   readonly #ownsRegistry: boolean;
   #state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
   readonly #stop = new Once(() => this.#stopNow());
+  /** `adminToken`, checked (at start). */
+  #optionToken: string | undefined;
+  /** The first config's admin section: what the admin API started with. */
+  #adminAtStart: Config['admin'] | undefined;
+  /** Why the admin API could not start with the first config, thrown by `start()`. */
+  #admitFailure: unknown;
   /** `stop()` was called from outside (a signal, a caller), not by a failed `start()` cleaning up. */
   #stopRequested = false;
 
@@ -125,6 +131,7 @@ export class Daemon implements AdminBackend {
       sharedListeners: options.sharedListeners,
       commitGate: options.commitGate,
       preloaded: options.preloaded,
+      admit: (config) => this.#admit(config),
       observer: new UpstreamMetrics(register),
       tracerProvider: this.tracerProvider,
       // The data plane routes each request by the generation active at its arrival.
@@ -152,8 +159,9 @@ export class Daemon implements AdminBackend {
    *
    * The admin token is `adminToken`, else the first config's `admin.token_file` (read once).
    * `adminListen` is bound before the first config when that needs no token from the config
-   * (it is loopback, or `adminToken` is set), otherwise right after it; a token from the config
-   * then applies from that moment on.
+   * (it is loopback, or `adminToken` is set), otherwise once the first config validated and
+   * before anything is provisioned for it, so a missing or unusable token fails the start with
+   * nothing bound; a token from the config applies from that moment on.
    *
    * @throws StartupError when the first config is invalid or cannot be provisioned (everything
    *   started so far is stopped again)
@@ -166,12 +174,14 @@ export class Daemon implements AdminBackend {
     this.#state = 'starting';
     try {
       const { adminListen } = this.#options;
-      const optionToken =
+      this.#optionToken =
         this.#options.adminToken === undefined ? undefined : checkAdminToken(this.#options.adminToken, 'the adminToken option (HOTCONF_ADMIN_TOKEN)');
-      if (this.#admin && adminListen && (optionToken !== undefined || isLoopbackAddress(adminListen))) await this.#admin.start(adminListen, optionToken);
+      if (this.#admin && adminListen && (this.#optionToken !== undefined || isLoopbackAddress(adminListen)))
+        await this.#admin.start(adminListen, this.#optionToken);
       const result = await this.reloader.reload('start');
+      // The admin API could not start with the first config (`#admit`): that error, as it was.
+      if (this.#admitFailure) throw this.#admitFailure;
       if (result.result !== 'applied') throw new StartupError(result);
-      if (this.#admin) await this.#startAdmin(this.reloader.active!.config, optionToken);
       if (this.#options.watch ?? true) await this.reloader.watch();
       if (this.#stop.called) throw new Error('stopped during start');
       this.#state = 'running';
@@ -182,11 +192,31 @@ export class Daemon implements AdminBackend {
     }
   }
 
+  /**
+   * The reloader's `admit` hook, run on every new config before anything is provisioned for it.
+   * The first config starts the admin API (token read, address bound), so a start that cannot
+   * have one fails before any listener is bound. Later ones get a warning for each admin setting
+   * read only at start that they change.
+   */
+  async #admit(config: Config): Promise<ConfigIssue[]> {
+    const first = this.#adminAtStart;
+    if (first) return this.#admin ? restartWarnings(first, config, this.#admin.address) : [];
+    try {
+      if (this.#admin) await this.#startAdmin(config, this.#optionToken);
+    } catch (error) {
+      this.#admitFailure = error;
+      throw error;
+    }
+    this.#adminAtStart = config.admin;
+    return [];
+  }
+
   /** Bind the admin API if not yet bound, with the token from the option or the config. */
   async #startAdmin(config: Config, optionToken: string | undefined): Promise<void> {
     const admin = this.#admin!;
+    const listen = this.#options.adminListen ?? config.admin.listen;
     const token = optionToken ?? (config.admin.token_file === undefined ? undefined : await readAdminTokenFile(config.admin.token_file));
-    if (!admin.address) await admin.start(this.#options.adminListen ?? config.admin.listen, token);
+    if (!admin.address) await admin.start(listen, token);
     else if (token !== undefined && !admin.authenticated) admin.setToken(token);
   }
 
@@ -315,4 +345,27 @@ export class Daemon implements AdminBackend {
       process.off('SIGINT', onStop);
     };
   }
+}
+
+/**
+ * One warning per admin setting read only at start that `config` changes (`admin.listen`,
+ * `admin.token_file`): the reload applies, and they take effect at the next start.
+ * (`admin.allowed_hosts` applies at every reload.)
+ */
+function restartWarnings(atStart: Config['admin'], config: Config, bound: AddressInfo | undefined): ConfigIssue[] {
+  const warnings: ConfigIssue[] = [];
+  const where = bound ? ` (${formatAddress(bound.address, bound.port)})` : '';
+  if (config.admin.listen !== atStart.listen) {
+    warnings.push({
+      path: 'admin.listen',
+      message: `changed from ${atStart.listen} to ${config.admin.listen}: takes effect when hotconf restarts; the admin API stays where it started${where}`,
+    });
+  }
+  if (config.admin.token_file !== atStart.token_file) {
+    warnings.push({
+      path: 'admin.token_file',
+      message: `changed from ${atStart.token_file ?? '(none)'} to ${config.admin.token_file ?? '(none)'}: takes effect when hotconf restarts; the admin API keeps the token it started with`,
+    });
+  }
+  return warnings;
 }

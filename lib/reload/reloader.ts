@@ -1,7 +1,8 @@
 import { SpanStatusCode, type TracerProvider } from '@opentelemetry/api';
 import type { LoadedConfig } from '../config/parse.js';
+import type { Config } from '../config/schema.js';
 import { Emitter } from '../core/emitter.js';
-import { ConfigInvalidError, type ConfigIssue, errorMessage, ProvisionError, SourceReadError, SourceUnavailableError } from '../core/errors.js';
+import { ConfigInvalidError, type ConfigIssue, errorMessage, HotconfError, ProvisionError, SourceReadError, SourceUnavailableError } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/log.js';
 import { Once } from '../core/once.js';
 import { withTimeout } from '../core/timeout.js';
@@ -33,7 +34,9 @@ export type ReloadOutcome = (typeof RELOAD_OUTCOMES)[number];
 
 /**
  * The outcome of one reload. `generation` is the generation serving afterwards (0: none yet).
- * `errors` is set for `invalid`, `error` (and `path` when known) for `failed`.
+ * `errors` is set for `invalid`, `error` (and `path` when known) for `failed`; `warnings` (only
+ * when there are some) for an applied config with settings that do not take effect, such as
+ * `admin.listen`, read once at start.
  */
 export interface ReloadResult {
   result: ReloadOutcome;
@@ -42,6 +45,17 @@ export interface ReloadResult {
   errors?: ConfigIssue[];
   error?: string;
   path?: string;
+  warnings?: ConfigIssue[];
+}
+
+/**
+ * A new config the reloader's `admit` hook refused before anything was provisioned (the first
+ * config's admin API cannot start, say): the reload is `failed` with this message.
+ */
+export class AdmissionError extends HotconfError {
+  constructor(cause: unknown) {
+    super('E_ADMISSION_REFUSED', errorMessage(cause), { cause });
+  }
 }
 
 export type ReloaderEvent =
@@ -82,6 +96,12 @@ export interface ReloaderOptions {
   commitGate?: (generation: Generation) => Promise<boolean>;
   /** The config already validated for a document (a cluster worker gets it from the primary), so it is not parsed again. */
   preloaded?: (doc: RawDocument) => LoadedConfig | undefined;
+  /**
+   * Called with each new config after it validated and before anything is provisioned for it:
+   * returns the warnings the result and the log carry, or throws to refuse it (the reload is
+   * `failed`, see `AdmissionError`). The daemon checks here what its admin API needs.
+   */
+  admit?: (config: Config) => ConfigIssue[] | Promise<ConfigIssue[]>;
 }
 
 /**
@@ -106,6 +126,7 @@ export class Reloader {
   readonly #stop = new Once(() => this.#stopNow());
   readonly #commitGate: ReloaderOptions['commitGate'];
   readonly #preloaded: ReloaderOptions['preloaded'];
+  readonly #admit: ReloaderOptions['admit'];
 
   constructor(options: ReloaderOptions) {
     this.#source = options.source;
@@ -117,6 +138,7 @@ export class Reloader {
     this.#tracerProvider = options.tracerProvider;
     this.#commitGate = options.commitGate;
     this.#preloaded = options.preloaded;
+    this.#admit = options.admit;
     this.#events = new Emitter((err, event) => this.#log.error({ err, event: event.type }, 'reloader_listener_failed'));
     const deps: KindDeps = {
       onBackgroundError: (component, error) => this.reportBackgroundError(component, error),
@@ -262,8 +284,9 @@ export class Reloader {
       reused: countsOf(provisioned, 'reused'),
       ...(result.errors ? { errors: result.errors } : {}),
       ...(result.error ? { error: result.error, path: result.path } : {}),
+      ...(result.warnings ? { warnings: result.warnings } : {}),
     };
-    if (result.result === 'applied' || result.result === 'unchanged') this.#log.info(fields, 'reload');
+    if ((result.result === 'applied' || result.result === 'unchanged') && !result.warnings) this.#log.info(fields, 'reload');
     else this.#log.warn(fields, 'reload');
     this.#events.emit({ type: 'reload', trigger: job.trigger, result, duration_seconds: durationSeconds, provisioned });
     return result;
@@ -281,6 +304,12 @@ export class Reloader {
       this.#source.served?.(doc);
       return { result: { result: 'unchanged', generation: active!.id, hash: active!.hash }, provisioned: {} };
     }
+    const admit = this.#admit;
+    const warnings = admit
+      ? await (async () => admit(outcome.loaded.config))().catch((error: unknown) => {
+          throw new AdmissionError(error);
+        })
+      : [];
     const prepared = await this.#applier.prepare(outcome.loaded, doc);
     if (prepared.kind === 'stopped') return { result: this.#stoppingResult(), provisioned: prepared.provisioned };
     const { generation, provisioned } = prepared;
@@ -290,7 +319,7 @@ export class Reloader {
     }
     if (!this.#applier.commit(generation)) return { result: this.#stoppingResult(), provisioned };
     this.#source.served?.(doc);
-    return { result: { result: 'applied', generation: generation.id, hash: generation.hash }, provisioned };
+    return { result: { result: 'applied', generation: generation.id, hash: generation.hash, ...(warnings.length > 0 ? { warnings } : {}) }, provisioned };
   }
 
   #resultOf(error: unknown): ReloadResult {
@@ -314,6 +343,7 @@ export function reloadResultOf(error: unknown, generation: number): ReloadResult
   if (error instanceof SourceUnavailableError) return { result: 'failed', generation, error: error.message };
   if (error instanceof SourceReadError) return { result: 'invalid', generation, errors: [{ path: '', message: error.message }] };
   if (error instanceof ProvisionError) return { result: 'failed', generation, error: error.message, path: error.path };
+  if (error instanceof AdmissionError) return { result: 'failed', generation, error: error.message };
   // The parser was closed under a reload: hotconf is stopping.
   if (error instanceof ParserClosedError) return { result: 'failed', generation, error: STOPPING };
   return undefined;

@@ -202,8 +202,9 @@ describe('hardening: files that are not regular files', function () {
     const web = await freePort();
     const file = join(dir, 'hotconf.yaml');
     await writeFile(file, stringify(basicConfig({ port: web, extra: { admin: { listen: `127.0.0.1:${await freePort()}`, token_file: tokenFile } } })));
-    const { code, stderr } = await runHotconfToEnd(['run', '--config', file]);
+    const { code, stdout, stderr } = await runHotconfToEnd(['run', '--config', file]);
     expect(code).to.equal(1);
     expect(stderr).to.equal(`hotconf: ${tokenFile}: cannot read the admin token file: is a FIFO (named pipe), not a regular file\n`);
+    expect(stdout).to.not.contain('"result":"applied"');
   });
 });
