@@ -8,7 +8,7 @@ import { withTimeout } from '../core/timeout.js';
 import { loadDocumentWith } from '../reload/load.js';
 import { ConfigParser } from '../reload/parser.js';
 import { type ReloadJob, ReloadQueue, type ReloadTrigger } from '../reload/queue.js';
-import { type ReloadResult, reloadResultOf } from '../reload/reloader.js';
+import { AdmissionError, type ReloaderOptions, type ReloadResult, reloadResultOf } from '../reload/reloader.js';
 import type { ConfigSource, RawDocument } from '../sources/source.js';
 import { type PrimaryMessage, type WorkerMessage, workerMessage } from './protocol.js';
 
@@ -52,6 +52,8 @@ export interface CoordinatorOptions {
   replyTimeoutMs?: number;
   /** Parses and validates documents off the thread serving the admin API. Default: a new one, closed by `stop()`. */
   parser?: ConfigParser;
+  /** As `ReloaderOptions.admit`: checks each new config before any worker provisions it. */
+  admit?: ReloaderOptions['admit'];
 }
 
 interface WorkerEntry {
@@ -81,6 +83,7 @@ export class ClusterCoordinator {
   readonly #replyTimeoutMs: number;
   readonly #parser: ConfigParser;
   readonly #ownsParser: boolean;
+  readonly #admit: ReloaderOptions['admit'];
   readonly #workers = new Map<number, WorkerEntry>();
   readonly #queue: ReloadQueue<ReloadResult>;
   readonly #events: Emitter<CoordinatorEvent>;
@@ -98,6 +101,7 @@ export class ClusterCoordinator {
     this.#replyTimeoutMs = options.replyTimeoutMs ?? 60_000;
     this.#ownsParser = options.parser === undefined;
     this.#parser = options.parser ?? new ConfigParser();
+    this.#admit = options.admit;
     this.#queue = new ReloadQueue((job) => this.#run(job));
     this.#events = new Emitter((err, event) => this.#log.error({ err, event: event.type }, 'coordinator_listener_failed'));
   }
@@ -261,8 +265,9 @@ export class ClusterCoordinator {
       duration_ms: Math.round(durationSeconds * 1e6) / 1e3,
       ...(result.errors ? { errors: result.errors } : {}),
       ...(result.error ? { error: result.error, path: result.path } : {}),
+      ...(result.warnings ? { warnings: result.warnings } : {}),
     };
-    if (result.result === 'applied' || result.result === 'unchanged') this.#log.info(fields, 'reload');
+    if ((result.result === 'applied' || result.result === 'unchanged') && !result.warnings) this.#log.info(fields, 'reload');
     else this.#log.warn(fields, 'reload');
     this.#events.emit({ type: 'reload', trigger: job.trigger, result, duration_seconds: durationSeconds });
     return result;
@@ -276,6 +281,12 @@ export class ClusterCoordinator {
       this.#committed = { ...committed!, doc };
       return { result: 'unchanged', generation: committed!.revision, hash: committed!.loaded.hash };
     }
+    const admit = this.#admit;
+    const warnings = admit
+      ? await (async () => admit(outcome.loaded.config))().catch((error: unknown) => {
+          throw new AdmissionError(error);
+        })
+      : [];
     const revision = this.#revision + 1;
     this.#revision = revision;
     const entries = [...this.#workers.values()].filter((w) => w.ready);
@@ -284,7 +295,7 @@ export class ClusterCoordinator {
     if (failure) return { ...failure, generation: committed?.revision ?? 0 };
     this.#committed = { revision, doc, loaded: outcome.loaded };
     this.#events.emit({ type: 'committed', revision, doc, loaded: outcome.loaded });
-    return { result: 'applied', generation: revision, hash: outcome.loaded.hash };
+    return { result: 'applied', generation: revision, hash: outcome.loaded.hash, ...(warnings.length > 0 ? { warnings } : {}) };
   }
 
   /** Prepare on every worker, then commit on all or abort on all. Resolves with the failure, or undefined once all committed. */

@@ -2,6 +2,7 @@ import cluster, { type Worker } from 'node:cluster';
 import type { AddressInfo } from 'node:net';
 import { AggregatorRegistry, Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import { UpstreamMetrics } from '../admin/metrics.js';
+import { restartWarnings } from '../admin/restart-warnings.js';
 import { type AdminBackend, type AdminHealth, AdminServer } from '../admin/server.js';
 import { checkAdminToken, readAdminTokenFile } from '../admin/token.js';
 import { HealthPlane } from '../cluster/health-plane.js';
@@ -9,6 +10,8 @@ import { ClusterCoordinator } from '../cluster/primary.js';
 import type { WorkerMessage } from '../cluster/protocol.js';
 import { WorkerAgent } from '../cluster/worker.js';
 import { redactConfig } from '../config/redact.js';
+import type { Config } from '../config/schema.js';
+import type { ConfigIssue } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/log.js';
 import { Once } from '../core/once.js';
 import type { HttpLimits } from '../net/limits.js';
@@ -50,6 +53,10 @@ export class ClusterPrimary implements AdminBackend {
   readonly #options: ClusterPrimaryOptions;
   readonly #log: Logger;
   readonly #admin: AdminServer;
+  /** The first config's admin section: what the admin API started with. */
+  #adminAtStart: Config['admin'] | undefined;
+  /** Why the admin API could not start with the first config, thrown by `start()`. */
+  #admitFailure: unknown;
   readonly #register = new Registry();
   readonly #restarts: Counter;
   readonly #stop = new Once(() => this.#stopNow());
@@ -60,7 +67,12 @@ export class ClusterPrimary implements AdminBackend {
     this.#options = options;
     const logger = options.logger ?? silentLogger();
     this.#log = logger.child({ component: 'primary' });
-    this.coordinator = new ClusterCoordinator({ source: options.source, logger, maxDocumentBytes: options.maxDocumentBytes });
+    this.coordinator = new ClusterCoordinator({
+      source: options.source,
+      logger,
+      maxDocumentBytes: options.maxDocumentBytes,
+      admit: (config) => this.#admit(config),
+    });
     this.#admin = new AdminServer(this, logger, { limits: options.httpLimits });
     this.#register.setDefaultLabels({ worker: 'primary' });
     collectDefaultMetrics({ register: this.#register });
@@ -113,11 +125,9 @@ export class ClusterPrimary implements AdminBackend {
       for (let i = 0; i < this.#options.workers; i += 1) this.#fork();
       await this.coordinator.ready(this.#options.workers, this.#options.workerStartTimeoutMs ?? 30_000);
       const result = await this.coordinator.reload('start');
+      // The admin API could not start with the first config (`#admit`): that error, as it was.
+      if (this.#admitFailure) throw this.#admitFailure;
       if (result.result !== 'applied') throw new StartupError(result);
-      const config = this.coordinator.committed!.loaded.config;
-      const optionToken = this.#options.adminToken === undefined ? undefined : checkAdminToken(this.#options.adminToken, 'HOTCONF_ADMIN_TOKEN');
-      const token = optionToken ?? (config.admin.token_file === undefined ? undefined : await readAdminTokenFile(config.admin.token_file));
-      await this.#admin.start(this.#options.adminListen ?? config.admin.listen, token);
       if (this.#options.watch ?? true) await this.coordinator.watch();
       this.#state = 'running';
       return result;
@@ -125,6 +135,27 @@ export class ClusterPrimary implements AdminBackend {
       await this.stop();
       throw error;
     }
+  }
+
+  /**
+   * The coordinator's `admit` hook, as the single-process daemon's: the first config starts the
+   * admin API before any worker provisions it; later ones warn about admin settings read only at
+   * start.
+   */
+  async #admit(config: Config): Promise<ConfigIssue[]> {
+    const first = this.#adminAtStart;
+    if (first) return restartWarnings(first, config, this.#admin.address);
+    try {
+      const optionToken = this.#options.adminToken === undefined ? undefined : checkAdminToken(this.#options.adminToken, 'HOTCONF_ADMIN_TOKEN');
+      const token = optionToken ?? (config.admin.token_file === undefined ? undefined : await readAdminTokenFile(config.admin.token_file));
+      this.#admin.setAllowedHosts(config.admin.allowed_hosts);
+      await this.#admin.start(this.#options.adminListen ?? config.admin.listen, token);
+    } catch (error) {
+      this.#admitFailure = error;
+      throw error;
+    }
+    this.#adminAtStart = config.admin;
+    return [];
   }
 
   get adminAddress(): AddressInfo | undefined {

@@ -2,9 +2,10 @@ import type { AddressInfo } from 'node:net';
 import { Registry as MetricsRegistry } from 'prom-client';
 import { type LeakReport, leakReport } from '../admin/leaks.js';
 import { DaemonMetrics, UpstreamMetrics } from '../admin/metrics.js';
+import { restartWarnings } from '../admin/restart-warnings.js';
 import { type AdminBackend, type AdminHealth, AdminServer } from '../admin/server.js';
 import { checkAdminToken, readAdminTokenFile } from '../admin/token.js';
-import { formatAddress, isLoopbackAddress } from '../config/address.js';
+import { isLoopbackAddress } from '../config/address.js';
 import { redactConfig } from '../config/redact.js';
 import type { Config } from '../config/schema.js';
 import { type ConfigIssue, formatIssues, HotconfError } from '../core/errors.js';
@@ -345,27 +346,4 @@ export class Daemon implements AdminBackend {
       process.off('SIGINT', onStop);
     };
   }
-}
-
-/**
- * One warning per admin setting read only at start that `config` changes (`admin.listen`,
- * `admin.token_file`): the reload applies, and they take effect at the next start.
- * (`admin.allowed_hosts` applies at every reload.)
- */
-function restartWarnings(atStart: Config['admin'], config: Config, bound: AddressInfo | undefined): ConfigIssue[] {
-  const warnings: ConfigIssue[] = [];
-  const where = bound ? ` (${formatAddress(bound.address, bound.port)})` : '';
-  if (config.admin.listen !== atStart.listen) {
-    warnings.push({
-      path: 'admin.listen',
-      message: `changed from ${atStart.listen} to ${config.admin.listen}: takes effect when hotconf restarts; the admin API stays where it started${where}`,
-    });
-  }
-  if (config.admin.token_file !== atStart.token_file) {
-    warnings.push({
-      path: 'admin.token_file',
-      message: `changed from ${atStart.token_file ?? '(none)'} to ${config.admin.token_file ?? '(none)'}: takes effect when hotconf restarts; the admin API keeps the token it started with`,
-    });
-  }
-  return warnings;
 }

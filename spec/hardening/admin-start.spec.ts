@@ -47,6 +47,20 @@ describe('hardening: a start that cannot have its admin API', function () {
     expect(listenersCreated(logs)).to.equal(0);
   });
 
+  it('fails a cluster start (--workers 2) whose admin token file is missing before any worker provisions', async () => {
+    const tokenFile = join(await tempDir(), 'absent-token');
+    const { file } = await configWithAdmin({ listen: `127.0.0.1:${await freePort()}`, token_file: tokenFile });
+    const { code, stdout, stderr } = await runHotconfToEnd(['run', '--workers', '2', '--config', file]);
+    expect(code).to.equal(1);
+    expect(stderr).to.equal(`hotconf: ${tokenFile}: cannot read the admin token file: no such file or directory (ENOENT)\n`);
+    const reloads = stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((l) => l.msg === 'reload');
+    expect(reloads.map((l) => [l.component, l.result])).to.deep.equal([['cluster', 'failed']]);
+  });
+
   it('refuses in process with the token error itself, or the missing-token error, with no listener created', async () => {
     const cases = [
       { admin: { listen: `127.0.0.1:${await freePort()}`, token_file: '/nonexistent/hotconf-token' }, error: AdminTokenError },
