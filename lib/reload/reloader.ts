@@ -2,9 +2,19 @@ import { SpanStatusCode, type TracerProvider } from '@opentelemetry/api';
 import type { LoadedConfig } from '../config/parse.js';
 import type { Config } from '../config/schema.js';
 import { Emitter } from '../core/emitter.js';
-import { ConfigInvalidError, type ConfigIssue, errorMessage, HotconfError, ProvisionError, SourceReadError, SourceUnavailableError } from '../core/errors.js';
+import {
+  ConfigInvalidError,
+  type ConfigIssue,
+  errorCode,
+  errorMessage,
+  HotconfError,
+  ProvisionError,
+  SourceReadError,
+  SourceUnavailableError,
+} from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/log.js';
 import { Once } from '../core/once.js';
+import { RepeatLimiter } from '../core/repeat-limiter.js';
 import { withTimeout } from '../core/timeout.js';
 import type { ProxyObserver } from '../dataplane/proxy/proxy.js';
 import type { HttpLimits } from '../net/limits.js';
@@ -21,6 +31,9 @@ import type { ProvisionReport } from './provision.js';
 import { type ReloadJob, ReloadQueue, type ReloadTrigger } from './queue.js';
 
 export type { ReloadTrigger } from './queue.js';
+
+/** Identical background errors of a component are logged at most once per this interval, in ms. */
+const BACKGROUND_ERROR_LOG_INTERVAL_MS = 60_000;
 
 /** The `error` of a reload refused or cut because hotconf is stopping. */
 const STOPPING = 'hotconf is stopping';
@@ -127,6 +140,7 @@ export class Reloader {
   readonly #commitGate: ReloaderOptions['commitGate'];
   readonly #preloaded: ReloaderOptions['preloaded'];
   readonly #admit: ReloaderOptions['admit'];
+  readonly #backgroundErrors = new RepeatLimiter(BACKGROUND_ERROR_LOG_INTERVAL_MS);
 
   constructor(options: ReloaderOptions) {
     this.#source = options.source;
@@ -173,10 +187,14 @@ export class Reloader {
 
   /**
    * Log and publish an error a resource's background work caught (see `BackgroundErrorHandler`);
-   * the default kinds report here, injected kinds may too.
+   * the default kinds report here, injected kinds may too. Each is published (and counted in
+   * metrics); the log goes through a `RepeatLimiter` per component: a new error at once, the same
+   * one again at most once a minute, with the number `suppressed` since.
    */
   reportBackgroundError(component: string, error: Error): void {
-    this.#log.error({ background: component, err: error }, 'background_error');
+    // Every one is counted (the event); a collector that stays down must not flood the log.
+    const { log, suppressed } = this.#backgroundErrors.check(component, `${errorCode(error) ?? ''} ${error.message}`);
+    if (log) this.#log.warn({ background: component, err: error, suppressed }, 'background_error');
     this.#events.emit({ type: 'background_error', component, error });
   }
 

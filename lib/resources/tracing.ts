@@ -1,13 +1,13 @@
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
-import type { Tracer } from '@opentelemetry/api';
-import { ExportResultCode } from '@opentelemetry/core';
+import { SpanKind, SpanStatusCode, type Tracer } from '@opentelemetry/api';
+import { type ExportResult, ExportResultCode, hrTimeToMilliseconds, hrTimeToTimeStamp } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import {
   BatchSpanProcessor,
-  ConsoleSpanExporter,
   ParentBasedSampler,
+  type ReadableSpan,
   type SpanExporter,
   type SpanProcessor,
   TraceIdRatioBasedSampler,
@@ -16,6 +16,7 @@ import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
 import type { TracingConfig } from '../config/schema.js';
 import { HotconfError } from '../core/errors.js';
+import { type Logger, silentLogger } from '../core/log.js';
 import { withTimeout } from '../core/timeout.js';
 import { sectionKey } from '../registry/key.js';
 import type { ResourceFactory } from '../registry/registry.js';
@@ -44,6 +45,8 @@ export interface TracingFactoryOptions {
   flushTimeoutMs?: number;
   /** Builds the exporter; injectable for fault tests. Default: from `section.exporter`. */
   createExporter?: (section: TracingConfig, agent: HttpAgent | undefined) => SpanExporter | undefined;
+  /** Where `exporter: console` writes its `span` events (a `tracing` child is made). Default: nowhere. */
+  logger?: Logger;
   /**
    * Called for every batch the exporter failed to send (collector down, rejected, timed out).
    * The SDK drops such a batch and reports it to OpenTelemetry's global error handler only,
@@ -57,7 +60,8 @@ export interface TracingFactoryOptions {
  *
  * `create` builds a `NodeTracerProvider` with a parent-based ratio sampler, a
  * `BatchSpanProcessor` configured from `section.batch`, and the exporter (`none`: no processor;
- * `console`; `otlp-http`: JSON over HTTP to `section.endpoint` with `section.headers`). Nothing
+ * `console`: a `span` log event per span on `options.logger`; `otlp-http`: JSON over HTTP to
+ * `section.endpoint` with `section.headers`). Nothing
  * is built before `create` runs, so reusing a live pipeline allocates nothing (Caddy leaked one
  * exporter and batcher per reload by building them first).
  *
@@ -70,7 +74,8 @@ export interface TracingFactoryOptions {
  */
 export function tracerProviderFactory(section: TracingConfig, options: TracingFactoryOptions = {}): ResourceFactory<TracingPipeline> {
   const flushTimeoutMs = options.flushTimeoutMs ?? 5000;
-  const createExporter = options.createExporter ?? defaultExporter;
+  const log = (options.logger ?? silentLogger()).child({ component: 'tracing' });
+  const createExporter = options.createExporter ?? ((section: TracingConfig, agent: HttpAgent | undefined) => defaultExporter(section, agent, log));
   return {
     create() {
       const agent = section.exporter === 'otlp-http' ? newAgent(section.endpoint) : undefined;
@@ -131,12 +136,12 @@ function newAgent(endpoint: string): HttpAgent {
   return new URL(endpoint).protocol === 'https:' ? new HttpsAgent(options) : new HttpAgent(options);
 }
 
-function defaultExporter(section: TracingConfig, agent: HttpAgent | undefined): SpanExporter | undefined {
+function defaultExporter(section: TracingConfig, agent: HttpAgent | undefined, log: Logger): SpanExporter | undefined {
   switch (section.exporter) {
     case 'none':
       return undefined;
     case 'console':
-      return new ConsoleSpanExporter();
+      return new LogSpanExporter(log);
     case 'otlp-http':
       return new OTLPTraceExporter({
         url: section.endpoint,
@@ -147,9 +152,46 @@ function defaultExporter(section: TracingConfig, agent: HttpAgent | undefined): 
   }
 }
 
+/**
+ * `exporter: console`: each finished span becomes one `span` log event (info) with its fields,
+ * so stdout keeps carrying one JSON object per line. The SDK's `ConsoleSpanExporter` prints
+ * each span as a multi-line object on stdout, between the log lines.
+ */
+class LogSpanExporter implements SpanExporter {
+  readonly #log: Logger;
+
+  constructor(log: Logger) {
+    this.#log = log;
+  }
+
+  export(spans: ReadableSpan[], done: (result: ExportResult) => void): void {
+    for (const span of spans) {
+      const context = span.spanContext();
+      this.#log.info(
+        {
+          trace_id: context.traceId,
+          span_id: context.spanId,
+          parent_span_id: span.parentSpanContext?.spanId,
+          name: span.name,
+          kind: SpanKind[span.kind],
+          start_time: hrTimeToTimeStamp(span.startTime),
+          duration_ms: hrTimeToMilliseconds(span.duration),
+          status: { code: SpanStatusCode[span.status.code], ...(span.status.message ? { message: span.status.message } : {}) },
+          attributes: span.attributes,
+          events: span.events.map((e) => ({ name: e.name, time: hrTimeToTimeStamp(e.time), attributes: e.attributes })),
+        },
+        'span',
+      );
+    }
+    done({ code: ExportResultCode.SUCCESS });
+  }
+
+  async shutdown(): Promise<void> {}
+}
+
 /** The `tracer_provider` kind: one pipeline per canonical `tracing` section. */
 export const tracerProviderKind: ResourceKind<TracingConfig, TracingPipeline> = {
   kind: TRACER_PROVIDER_KIND,
   key: sectionKey,
-  factory: (section, deps) => tracerProviderFactory(section, { onExportError: (error) => deps.onBackgroundError('exporter', error) }),
+  factory: (section, deps) => tracerProviderFactory(section, { onExportError: (error) => deps.onBackgroundError('exporter', error), logger: deps.logger }),
 };
