@@ -25,22 +25,33 @@ export interface HotconfChild {
 }
 
 /**
+ * `setpriv` (util-linux) arguments that run a command as root without CAP_DAC_OVERRIDE and
+ * CAP_DAC_READ_SEARCH: file modes then apply to it as to any user, while it stays root and reads
+ * the checkout wherever it is (switching to `nobody` fails when the checkout sits under a
+ * directory `nobody` cannot traverse, such as /root).
+ */
+const FILE_MODES_APPLY = ['setpriv', '--inh-caps=-dac_override,-dac_read_search', '--bounding-set=-dac_override,-dac_read_search', '--'];
+
+/**
  * Spawn `node [nodeArgs] script args` with stdout/stderr captured (and an IPC channel with
- * `ipc: true`). Killed with SIGKILL after the test if it is still running.
+ * `ipc: true`). With `fileModesApply`, a child of a root process runs without root's bypass of
+ * file permissions (see `FILE_MODES_APPLY`; nothing changes for other users, to whom modes
+ * apply anyway). Killed with SIGKILL after the test if it is still running.
  */
 export function spawnNode(
   script: string,
   args: readonly string[],
-  options: { nodeArgs?: readonly string[]; env?: NodeJS.ProcessEnv; ipc?: boolean; uid?: number; gid?: number; cwd?: string } = {},
+  options: { nodeArgs?: readonly string[]; env?: NodeJS.ProcessEnv; ipc?: boolean; fileModesApply?: boolean; cwd?: string } = {},
 ): HotconfChild {
   const spawnOptions: SpawnOptions = {
     cwd: options.cwd ?? REPO_ROOT,
     env: { ...process.env, ...options.env },
     stdio: options.ipc ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe'],
-    ...(options.uid === undefined ? {} : { uid: options.uid }),
-    ...(options.gid === undefined ? {} : { gid: options.gid }),
   };
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), script, ...args], spawnOptions);
+  const command = [process.execPath, ...(options.nodeArgs ?? []), script, ...args];
+  // setpriv execs node in its own process: signals sent to the child reach node.
+  const [file, ...argv] = options.fileModesApply && process.getuid?.() === 0 ? [...FILE_MODES_APPLY, ...command] : command;
+  const child = spawn(file!, argv, spawnOptions);
   let out = '';
   let err = '';
   child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));

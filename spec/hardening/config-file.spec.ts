@@ -10,9 +10,6 @@ import { freePort } from '../../harness/ports.js';
 import { mkfifo, tempDir } from '../../harness/tmp.js';
 import { waitFor } from '../../harness/wait.js';
 
-/** `nobody` on Debian: root bypasses file permissions, so the EACCES daemon runs as this user. */
-const NOBODY = 65534;
-
 describe('hardening: a config file that breaks while watched', function () {
   this.timeout(60_000);
 
@@ -113,8 +110,9 @@ describe('hardening: an unreadable config file (EACCES)', function () {
   this.timeout(60_000);
 
   it('keeps the last good config in a daemon that may not read the file, and recovers', async () => {
+    // A temp dir only root may enter, as mktemp makes: the daemon runs as root, without root's
+    // bypass of file modes (setpriv), so the unreadable file is unreadable to it.
     const dir = await tempDir();
-    await chmod(dir, 0o755); // reachable by the unprivileged daemon
     const file = join(dir, 'hotconf.yaml');
     const web = await freePort();
     const admin = `127.0.0.1:${await freePort()}`;
@@ -125,8 +123,7 @@ describe('hardening: an unreadable config file (EACCES)', function () {
       await rename(tmp, file);
     };
     await write('good', 0o644);
-    const asRoot = process.getuid?.() === 0;
-    const child = spawnHotconf(['run', '--config', file, '--admin', admin], asRoot ? { uid: NOBODY, gid: NOBODY } : {});
+    const child = spawnHotconf(['run', '--config', file, '--admin', admin], { fileModesApply: true });
     await child.waitForLog('started', event('started'));
 
     await write('unreadable', 0o000);
