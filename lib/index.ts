@@ -1,15 +1,22 @@
 // The public API of hotconf: re-exports only.
 
+export type { Refusal } from './admin/guard.js';
+export { AdminRequestGuard, contentTypeRefusal } from './admin/guard.js';
 export type { LeakReport, LeakSuspect } from './admin/leaks.js';
 export { leakReport } from './admin/leaks.js';
 export { DaemonMetrics, UpstreamMetrics } from './admin/metrics.js';
 export type { Config, HealthCheckConfig, ListenerConfig, LoadedConfig, ParseOptions, RouteConfig, TracingConfig, UpstreamConfig } from './config/index.js';
 export {
+  BindPlan,
   ConfigSchema,
   canonicalHash,
   canonicalJson,
   DEFAULT_MAX_DOCUMENT_BYTES,
+  decodeDocument,
   loadConfig,
+  MAX_DOCUMENT_NODES,
+  MAX_MAP_KEYS,
+  MAX_NESTING_DEPTH,
   parseDocument,
   REDACTED,
   redactConfig,
@@ -19,6 +26,8 @@ export {
 export * from './core/errors.js';
 export { createLogger, silentLogger } from './core/log.js';
 export { Once } from './core/once.js';
+export type { ReadRegularFileOptions } from './core/regular-file.js';
+export { readRegularFile } from './core/regular-file.js';
 export type { DaemonOptions } from './daemon/daemon.js';
 export { Daemon, StartupError } from './daemon/daemon.js';
 export type { CompiledRoute, RequestContext, RequestTarget, RouteAction, RouteTable, ServingGeneration } from './dataplane/ports.js';
@@ -38,14 +47,16 @@ export type { ApplierOptions, ApplyOutcome } from './reload/applier.js';
 export { Applier } from './reload/applier.js';
 export type { GenerationState, ReleaseReport } from './reload/generation.js';
 export { Generation, GenerationStateError } from './reload/generation.js';
-export type { LoadOutcome, ServedConfig } from './reload/load.js';
-export { loadDocument } from './reload/load.js';
+export type { LoadOutcome, ParseConfig, ServedConfig } from './reload/load.js';
+export { loadDocument, loadDocumentWith } from './reload/load.js';
+export type { ConfigParserOptions } from './reload/parser.js';
+export { ConfigParser, ParserClosedError } from './reload/parser.js';
 export type { ProvisionContext, ProvisionReport } from './reload/provision.js';
 export { provision } from './reload/provision.js';
 export type { ReloadJob } from './reload/queue.js';
 export { ReloadQueue } from './reload/queue.js';
 export type { ReloaderEvent, ReloaderOptions, ReloadOutcome, ReloadResult, ReloadTrigger } from './reload/reloader.js';
-export { Reloader } from './reload/reloader.js';
+export { AdmissionError, Reloader } from './reload/reloader.js';
 export type { HealthCheckerFactoryOptions, HealthCheckerInput, HealthCheckerOptions, TargetHealthInput } from './resources/health.js';
 export {
   HEALTH_CHECKER_KIND,

@@ -2,6 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { Agent } from 'node:http';
 import { join } from 'node:path';
 import fc from 'fast-check';
+import { sharedParser } from '../../harness/daemon.js';
 import { OtlpReceiver } from '../../harness/otlp-receiver.js';
 import { stablePorts } from '../../harness/ports.js';
 import { tempDir } from '../../harness/tmp.js';
@@ -84,6 +85,8 @@ describe('hardening: model-based reloads against the real daemon', function () {
           adminListen: '127.0.0.1:0',
           watch: false,
           defaultMetrics: false,
+          // One parse worker for every sequence, as for every spec daemon (see sharedParser).
+          parser: sharedParser(),
           // Kept connections must outlive any pause between commands.
           httpLimits: { keepAliveTimeoutMs: 600_000 },
         });
