@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseListenAddress } from './address.js';
 
@@ -68,10 +69,26 @@ export const RouteSchema = z
     }
   });
 
+/** An IPv4 or IPv6 address, or a CIDR block (`10.0.0.0/8`, `fd00::/8`). */
+const CidrSchema = z.string().refine((value) => {
+  const slash = value.indexOf('/');
+  const family = isIP(slash < 0 ? value : value.slice(0, slash));
+  if (family === 0) return false;
+  if (slash < 0) return true;
+  const bits = value.slice(slash + 1);
+  return /^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
+}, 'must be an IP address or a CIDR block (10.0.0.0/8, fd00::/8)');
+
 export const ListenerSchema = z.strictObject({
   name: NameSchema,
   listen: ListenAddressSchema,
   routes: z.array(RouteSchema).default([]),
+  /**
+   * Peers (load balancers, CDNs) whose forwarding headers (`X-Forwarded-For`, `-Proto`, `-Host`,
+   * `Forwarded`) are kept and extended; from any other peer they are replaced (Caddy's
+   * `trusted_proxies`).
+   */
+  trusted_proxies: z.array(CidrSchema).default([]),
 });
 
 export const BatchSchema = z

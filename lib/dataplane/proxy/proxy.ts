@@ -12,8 +12,10 @@ import type { UpstreamPool } from '../../resources/upstream.js';
 import { HTTP_PROPAGATOR } from '../../telemetry/forwarding-tracer.js';
 import { endHttpSpan, setRequestMethod } from '../../telemetry/semconv.js';
 import type { RequestContext, RouteAction } from '../ports.js';
+import { normalizePath } from '../route/normalize.js';
 import { Balancer } from './balancer.js';
 import { downstreamResponseHeaders, upstreamPath, upstreamRequestHeaders } from './headers.js';
+import { TRUST_NO_PEER, type TrustedProxies } from './trusted-proxies.js';
 
 /** Receives one event per upstream attempt, for metrics; injected, never a module global. */
 export interface ProxyObserver {
@@ -100,13 +102,17 @@ export class Upstream {
 export class ProxyAction implements RouteAction {
   readonly type = 'proxy';
   readonly upstream: Upstream;
+  /** Normalised, as the router matches it (`normalizePath`). */
   readonly pathPrefix: string;
   readonly stripPrefix: boolean;
+  /** The listener's `trusted_proxies`. */
+  readonly trustedProxies: TrustedProxies;
 
-  constructor(upstream: Upstream, pathPrefix: string, stripPrefix: boolean) {
+  constructor(upstream: Upstream, pathPrefix: string, stripPrefix: boolean, trustedProxies: TrustedProxies = TRUST_NO_PEER) {
     this.upstream = upstream;
-    this.pathPrefix = pathPrefix;
+    this.pathPrefix = normalizePath(pathPrefix) ?? pathPrefix;
     this.stripPrefix = stripPrefix;
+    this.trustedProxies = trustedProxies;
   }
 
   run(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): void {
@@ -114,11 +120,15 @@ export class ProxyAction implements RouteAction {
   }
 }
 
-/** Compile an `upstream` route against the generation's upstreams. @throws Error for an unknown name (the schema rejects those first) */
-export function compileProxy(route: RouteConfig, upstreams: ReadonlyMap<string, Upstream>): ProxyAction {
+/**
+ * Compile an `upstream` route of a listener whose `trusted_proxies` are `trustedProxies` against
+ * the generation's upstreams.
+ * @throws Error for an unknown name (the schema rejects those first)
+ */
+export function compileProxy(route: RouteConfig, upstreams: ReadonlyMap<string, Upstream>, trustedProxies: TrustedProxies = TRUST_NO_PEER): ProxyAction {
   const upstream = route.upstream === undefined ? undefined : upstreams.get(route.upstream);
   if (!upstream) throw new Error(`route ${route.path_prefix}: unknown upstream ${String(route.upstream)}`);
-  return new ProxyAction(upstream, route.path_prefix, route.strip_prefix);
+  return new ProxyAction(upstream, route.path_prefix, route.strip_prefix, trustedProxies);
 }
 
 /** The whole exchange took longer than the upstream's `timeout_ms`: 504. */
@@ -221,7 +231,8 @@ export async function proxyRequest(action: ProxyAction, req: IncomingMessage, re
   // Cleared in the finally below; unref'd because the sockets, not this timer, keep the request alive.
   const timer = setTimeout(() => abort.abort(new UpstreamTimeoutError(upstream.name, config.timeout_ms)), config.timeout_ms).unref();
   const path = upstreamPath(target, action);
-  const headers = upstreamRequestHeaders(req, req.socket.remoteAddress, config.forwarded_header);
+  const peer = req.socket.remoteAddress;
+  const headers = upstreamRequestHeaders(req, peer, config.forwarded_header, action.trustedProxies.trusts(peer), target.authority);
   const body: BodyState = { started: false };
   const tried = new Set<ProxyTarget>();
   try {
