@@ -89,6 +89,8 @@ export const ListenerSchema = z.strictObject({
    * `trusted_proxies`).
    */
   trusted_proxies: z.array(CidrSchema).default([]),
+  /** Client connections open at once; more are closed as they are accepted (Node's `server.maxConnections`). */
+  max_connections: z.int().min(1).max(1_000_000).default(4096),
 });
 
 export const BatchSchema = z

@@ -136,7 +136,7 @@ async function provisionListeners(generation: Generation, ctx: ProvisionContext,
     const router = Router.fromConfig(listener.routes, compile);
     const key = listenerKind.key({ listen: listener.listen, onRequest: NO_HANDLER });
     const handle: ListenerHandle = await acquire(`listeners.${i}.listen`, listenerKind, { listen: listener.listen, onRequest: ctx.requestHandler(key) });
-    generation.addListener(key, handle, router);
+    generation.addListener(key, handle, router, listener.max_connections);
   }
 }
 
