@@ -5,6 +5,7 @@ import { withTimeout } from '../core/timeout.js';
 import { sectionKey } from '../registry/key.js';
 import type { ResourceFactory } from '../registry/registry.js';
 import type { ResourceKind } from './kind.js';
+import { interimTolerantConnector } from './upstream-connector.js';
 
 /** Registry kind (and metric label) of upstream connection pools. */
 export const UPSTREAM_POOL_KIND = 'upstream_pool';
@@ -69,7 +70,8 @@ export function upstreamPoolKey(settings: UpstreamPoolSettings): string {
  * across reloads.
  *
  * `create` builds an undici `Pool` (`connections`, `keepAliveTimeout` capped at
- * `keep_alive_timeout_ms` even when the server advertises more, `connect.timeout`); nothing
+ * `keep_alive_timeout_ms` even when the server advertises more, `connect_timeout_ms`, and
+ * connections that accept an unsolicited `100 Continue`: `interimTolerantConnector`); nothing
  * connects until the first request. `destroy` follows undici's verbs: `close()` (graceful: queued
  * and running requests finish, then the sockets close) bounded by `closeTimeoutMs`, then
  * `destroy()` (immediate: whatever is still running fails) if the bound was hit. It only runs
@@ -83,7 +85,7 @@ export function upstreamPoolFactory(settings: UpstreamPoolSettings, options: Ups
         connections: settings.connections,
         keepAliveTimeout: settings.keep_alive_timeout_ms,
         keepAliveMaxTimeout: settings.keep_alive_timeout_ms,
-        connect: { timeout: settings.connect_timeout_ms },
+        connect: interimTolerantConnector(settings.connect_timeout_ms),
       });
       return { origin: settings.origin, pool, inflight: 0, attemptErrors: new RepeatLimiter(60_000) };
     },
