@@ -175,6 +175,28 @@ export const UpstreamSchema = z
     /** Extra attempts after a connect error, each to another target. */
     retries: z.int().min(0).max(10).default(1),
     forwarded_header: z.enum(FORWARDED_HEADERS).default('none'),
+    /**
+     * Request bodies up to this size are read whole before a connection is taken (nginx's
+     * `proxy_request_buffering`, in memory), so a client that trickles its body holds none;
+     * larger bodies stream once this much arrived. 0: every body streams.
+     */
+    request_buffer_bytes: z
+      .int()
+      .min(0)
+      .max(64 * 1024 * 1024)
+      .default(64 * 1024),
+    /** Response bytes read ahead of a slow client (nginx's `proxy_buffering`, in memory): a response that fits frees its connection at once. */
+    response_buffer_bytes: z
+      .int()
+      .min(1)
+      .max(64 * 1024 * 1024)
+      .default(64 * 1024),
+    /** A client that sends no body byte, or reads no response byte, for this long is cut (nginx's `client_body_timeout`, `send_timeout`). */
+    body_idle_timeout_ms: z.int().min(1).max(3_600_000).default(10_000),
+    /** Requests that may wait for a busy target's connection (per target; Envoy's `max_pending_requests`); more get 503 at once. */
+    max_pending_requests: z.int().min(0).max(1_000_000).default(1024),
+    /** How long a request waits for a connection before it gets 503. */
+    queue_timeout_ms: z.int().min(1).max(3_600_000).default(2000),
     health_check: HealthCheckSchema.optional(),
   })
   .superRefine((upstream, ctx) => {

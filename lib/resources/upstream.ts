@@ -4,6 +4,7 @@ import { RepeatLimiter } from '../core/repeat-limiter.js';
 import { withTimeout } from '../core/timeout.js';
 import { sectionKey } from '../registry/key.js';
 import type { ResourceFactory } from '../registry/registry.js';
+import { ConnectionSlots } from './connection-slots.js';
 import type { ResourceKind } from './kind.js';
 import { interimTolerantConnector } from './upstream-connector.js';
 
@@ -21,13 +22,13 @@ export interface UpstreamPoolSettings {
 
 /**
  * An undici `Pool` to one target origin, shared by every generation (and every upstream) that
- * uses the same origin with the same settings. `inflight` counts requests proxied through it
- * right now, across generations, for `least_request` balancing.
+ * uses the same origin with the same settings. `slots` admits requests to its connections and
+ * counts them across generations (for `least_request` balancing too).
  */
 export interface UpstreamPool {
   readonly origin: string;
   readonly pool: Pool;
-  inflight: number;
+  readonly slots: ConnectionSlots;
   /**
    * Decides which failed attempts to this origin are logged, keyed by upstream name: identical
    * errors once a minute at most. It lives here, not in a generation, so a reload does not
@@ -87,7 +88,7 @@ export function upstreamPoolFactory(settings: UpstreamPoolSettings, options: Ups
         keepAliveMaxTimeout: settings.keep_alive_timeout_ms,
         connect: interimTolerantConnector(settings.connect_timeout_ms),
       });
-      return { origin: settings.origin, pool, inflight: 0, attemptErrors: new RepeatLimiter(60_000) };
+      return { origin: settings.origin, pool, slots: new ConnectionSlots(settings.connections), attemptErrors: new RepeatLimiter(60_000) };
     },
     async destroy({ pool }) {
       try {
