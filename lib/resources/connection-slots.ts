@@ -1,5 +1,7 @@
 /** A request waiting in `ConnectionSlots` for a connection. */
 export interface QueuedRequest {
+  /** Its body streams at the client's pace (see `ConnectionSlots.streamingCapacity`). */
+  readonly streaming: boolean;
   /** Called once, when a slot is handed to it: it holds the slot until it calls `release()`. */
   admit(): void;
 }
@@ -8,8 +10,14 @@ export interface QueuedRequest {
  * Admission to one target's connections, after Envoy's circuit breakers (`max_requests` per
  * host, `max_pending_requests`): at most `capacity` requests (the pool's `connections`) are
  * handed to the undici pool at once, so undici's own queue, which has no bound, stays empty; the
- * others wait here, first come first served, for as long and in such numbers as the caller
- * allows (its upstream's `max_pending_requests` and `queue_timeout_ms`).
+ * others wait here, in arrival order, for as long and in such numbers as the caller allows (its
+ * upstream's `max_pending_requests` and `queue_timeout_ms`).
+ *
+ * Requests whose body streams (larger than the upstream's request buffer) hold their connection
+ * for as long as their client takes to send it, so together they may hold only
+ * `streamingCapacity` slots (half, rounded up): clients that trickle large bodies can never take
+ * the connections every other request needs. A streaming request over that share waits; a
+ * request behind it that may take a free slot is not held up by it.
  *
  * Shared, with its pool, by every generation and upstream using the target, so a reload neither
  * resets nor doubles it. Runs on the event loop: no call is re-entered.
@@ -17,11 +25,15 @@ export interface QueuedRequest {
 export class ConnectionSlots {
   /** Requests that may hold a connection at once. */
   readonly capacity: number;
+  /** Of those, requests with a streaming body. */
+  readonly streamingCapacity: number;
   #active = 0;
+  #streaming = 0;
   readonly #waiting: QueuedRequest[] = [];
 
   constructor(capacity: number) {
     this.capacity = capacity;
+    this.streamingCapacity = Math.ceil(capacity / 2);
   }
 
   /** Requests holding a slot. */
@@ -29,15 +41,24 @@ export class ConnectionSlots {
     return this.#active;
   }
 
+  /** Requests with a streaming body holding a slot. */
+  get streaming(): number {
+    return this.#streaming;
+  }
+
   /** Requests waiting for one. */
   get pending(): number {
     return this.#waiting.length;
   }
 
-  /** Take a slot if one is free and nobody waits for it; the caller then owes one `release()`. */
-  tryAcquire(): boolean {
-    if (this.#active >= this.capacity || this.#waiting.length > 0) return false;
-    this.#active += 1;
+  /**
+   * Take a slot if `streaming` may have one now; the caller then owes one `release(streaming)`.
+   * Whoever waits cannot take it (a free slot is handed to the first waiter that may take it as
+   * soon as it frees), so taking it skips nobody.
+   */
+  tryAcquire(streaming: boolean): boolean {
+    if (!this.#mayTake(streaming)) return false;
+    this.#take(streaming);
     return true;
   }
 
@@ -54,10 +75,28 @@ export class ConnectionSlots {
     if (index >= 0) this.#waiting.splice(index, 1);
   }
 
-  /** Give a slot back: to the longest waiting request if any, else free it. */
-  release(): void {
-    const next = this.#waiting.shift();
-    if (next) next.admit();
-    else this.#active -= 1;
+  /** Give back a slot taken with the same `streaming`, and hand free slots to the first waiters that may take them. */
+  release(streaming: boolean): void {
+    this.#active -= 1;
+    if (streaming) this.#streaming -= 1;
+    for (let i = 0; i < this.#waiting.length && this.#active < this.capacity; ) {
+      const next = this.#waiting[i]!;
+      if (!this.#mayTake(next.streaming)) {
+        i += 1;
+        continue;
+      }
+      this.#waiting.splice(i, 1);
+      this.#take(next.streaming);
+      next.admit();
+    }
+  }
+
+  #mayTake(streaming: boolean): boolean {
+    return this.#active < this.capacity && (!streaming || this.#streaming < this.streamingCapacity);
+  }
+
+  #take(streaming: boolean): void {
+    this.#active += 1;
+    if (streaming) this.#streaming += 1;
   }
 }

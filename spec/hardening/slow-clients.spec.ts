@@ -61,6 +61,26 @@ describe('hardening: slow clients cannot starve an upstream pool', function () {
     expect(upstream.requests.map((r) => r.url)).to.deep.equal(['/legit']);
   });
 
+  it('lets 200 clients trickling bodies over request_buffer_bytes hold at most half the pool, and answers a legitimate request at once', async () => {
+    // queue_timeout_ms only bounds how long this spec takes to fail: without the share, the
+    // streaming bodies took all 64 connections and the legitimate request waited for its 503.
+    const upstream = await serve(echoJson, { request_buffer_bytes: 1024, body_idle_timeout_ms: 60_000, queue_timeout_ms: 30_000 });
+    const slow = [];
+    for (let i = 0; i < 200; i += 1) {
+      slow.push(await slowClient(`POST /upload/${i} HTTP/1.1\r\nHost: a.test\r\nContent-Length: 100000\r\n\r\n${'x'.repeat(2048)}`));
+    }
+    const slots = () => t.daemon.reloader.active!.upstreams().get('api')!.targets[0]!.pool.slots;
+    await waitFor('every slow request streaming or queued', () => slots().streaming + slots().pending === 200);
+
+    const legit = await httpRequest(`${base}/legit`);
+    expect(legit.status).to.equal(200);
+    expect(slow.filter((c) => c.closed())).to.deep.equal([]);
+    expect(slots().streaming).to.equal(32);
+    expect(slots().pending).to.equal(168);
+    expect(upstream.requests.filter((r) => r.url.startsWith('/upload/'))).to.have.length(32);
+    expect(upstream.requests.filter((r) => r.url === '/legit')).to.have.length(1);
+  });
+
   it('sends a body that fits request_buffer_bytes only once complete, with Content-Length, and a larger one streamed', async () => {
     const upstream = await ByteLoggingUpstream.start();
     port = await freePort();

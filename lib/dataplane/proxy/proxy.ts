@@ -173,7 +173,7 @@ type SlotWait = 'admitted' | 'upstream queue full' | 'upstream queue timeout' | 
  * pending requests fast. Resolves 'aborted' when `signal` aborts first (the client left, or
  * `timeout_ms`). Only a request that has to wait allocates this.
  */
-function waitForSlot(slots: ConnectionSlots, config: UpstreamConfig, signal: AbortSignal): Promise<SlotWait> {
+function waitForSlot(slots: ConnectionSlots, streaming: boolean, config: UpstreamConfig, signal: AbortSignal): Promise<SlotWait> {
   return new Promise((resolve) => {
     const settle = (outcome: SlotWait) => {
       clearTimeout(timer);
@@ -181,7 +181,7 @@ function waitForSlot(slots: ConnectionSlots, config: UpstreamConfig, signal: Abo
       if (outcome !== 'admitted') slots.cancel(waiter);
       resolve(outcome);
     };
-    const waiter = { admit: () => settle('admitted') };
+    const waiter = { streaming, admit: () => settle('admitted') };
     const onAbort = () => settle('aborted');
     if (!slots.enqueue(waiter, config.max_pending_requests)) {
       resolve('upstream queue full');
@@ -219,9 +219,10 @@ interface AttemptOutcome {
  *   of the client up to `response_buffer_bytes` (undici's `highWaterMark`), so a response that
  *   fits frees its connection whatever the client does; a client that reads nothing of it for
  *   `body_idle_timeout_ms` is cut (nginx's `send_timeout`), which frees the connection too.
- * - Each attempt first takes a slot of its target's connections (`ConnectionSlots`): when all are
- *   busy it waits, and gets 503 when `max_pending_requests` already wait or after
- *   `queue_timeout_ms` (fail fast rather than queue behind slow clients until `timeout_ms`).
+ * - Each attempt first takes a slot of its target's connections (`ConnectionSlots`; a streaming
+ *   body only within the half of them streaming bodies may hold): when none is free it waits,
+ *   and gets 503 when `max_pending_requests` already wait or after `queue_timeout_ms` (fail fast
+ *   rather than queue behind slow clients until `timeout_ms`).
  * - Each attempt goes to a healthy target the request has not tried yet, with a CLIENT span
  *   (OTel HTTP client semantic conventions) parented on the request's server span and its
  *   `traceparent` sent upstream.
@@ -254,6 +255,7 @@ export async function proxyRequest(action: ProxyAction, req: IncomingMessage, re
   const peer = req.socket.remoteAddress;
   const headers = upstreamRequestHeaders(req, peer, config.forwarded_header, action.trustedProxies.trusts(peer), target.authority);
   const sent: RequestBody = body ?? (hasBody(req) ? new StreamedBody([]) : undefined);
+  const streaming = sent instanceof StreamedBody;
   const tried = new Set<ProxyTarget>();
   try {
     for (let attempt = 0; ; attempt += 1) {
@@ -265,8 +267,8 @@ export async function proxyRequest(action: ProxyAction, req: IncomingMessage, re
       }
       tried.add(chosen);
       const { slots } = chosen.pool;
-      if (!slots.tryAcquire()) {
-        const waited = await waitForSlot(slots, config, abort.signal);
+      if (!slots.tryAcquire(streaming)) {
+        const waited = await waitForSlot(slots, streaming, config, abort.signal);
         if (waited !== 'admitted') {
           if (waited !== 'aborted') sendJson(res, 503, { error: waited, upstream: upstream.name }, false);
           else if (abort.signal.reason instanceof UpstreamTimeoutError) sendFailure(res, 504, { error: 'upstream timeout', upstream: upstream.name });
@@ -277,12 +279,12 @@ export async function proxyRequest(action: ProxyAction, req: IncomingMessage, re
       try {
         outcome = await attemptOnce({ action, req, res, ctx, chosen, attempt, path, headers, body: sent, abort });
       } finally {
-        slots.release();
+        slots.release(streaming);
       }
       if (outcome.error === undefined) return;
       const error = abort.signal.aborted ? abort.signal.reason : outcome.error;
       if (error instanceof ClientAbortedError) return;
-      const unsent = !(sent instanceof StreamedBody) || !sent.started;
+      const unsent = !streaming || !(sent as StreamedBody).started;
       if (!outcome.answered && isConnectError(error) && unsent && attempt < config.retries) continue;
       if (error instanceof BodyIdleTimeoutError) {
         if (res.headersSent) res.destroy();
