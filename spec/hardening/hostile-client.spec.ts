@@ -202,7 +202,8 @@ describe('hardening: a hostile client against the data plane', function () {
     it('relays the final response after an unsolicited 100 Continue (RFC 9110 section 15.2), and keeps the connection', async () => {
       await serve();
       const interim = 'HTTP/1.1 100 Continue\r\n\r\n';
-      upstream.respond = () => `${interim}${interim}HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nfinal`;
+      const hints = 'HTTP/1.1 103 Early Hints\r\nlink: </a.css>; rel=preload\r\n\r\n';
+      upstream.respond = () => `${interim}${hints}HTTP/1.1 100 Continue\r\nx-odd: 1\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nfinal`;
       const get = await rawRequest(port, '/unsolicited');
       expect(get.status).to.equal(200);
       expect(get.body).to.equal('final');
