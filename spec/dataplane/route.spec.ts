@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { validateConfig } from '../../lib/config/parse.js';
 import { upstreamPath, upstreamRequestHeaders } from '../../lib/dataplane/proxy/headers.js';
 import { TrustedProxies } from '../../lib/dataplane/proxy/trusted-proxies.js';
-import { BadHost, normalizePath, normalizeTarget, requestHost } from '../../lib/dataplane/route/normalize.js';
+import { BadHost, normalizePath, normalizeTarget, requestHost, routePath } from '../../lib/dataplane/route/normalize.js';
 import { prefixMatches, Router } from '../../lib/dataplane/route/router.js';
 
 /** A router over `routes` (respond actions) of a minimal valid config. */
@@ -38,6 +38,10 @@ describe('dataplane: route normalisation and matching', () => {
       ['/a\\..\\b', '/b'],
       ['/.well-known/x', '/.well-known/x'],
       ['/q"<>`{}|', '/q"<>`{}|'],
+      ['/a;b/../c;d', '/c;d'],
+      ['/x/..;/admin', undefined],
+      ['/x/%2e%2e;a=b/admin', undefined],
+      ['/x/.;/admin', undefined],
       ['/a%zz', undefined],
       ['/a%2', undefined],
       ['/a%', undefined],
@@ -59,6 +63,16 @@ describe('dataplane: route normalisation and matching', () => {
         }),
         { seed: 14, numRuns: 500 },
       );
+    });
+  });
+
+  describe('routePath', () => {
+    it('drops segment parameters as Tomcat and Spring do before routing, and allocates nothing without them', () => {
+      expect(routePath('/api;v=1/admin;jsessionid=2')).to.equal('/api/admin');
+      expect(routePath('/a/;x/b;y')).to.equal('/a/b');
+      expect(routePath('/;x')).to.equal('/');
+      const plain = '/api/admin';
+      expect(routePath(plain)).to.equal(plain);
     });
   });
 
@@ -109,6 +123,9 @@ describe('dataplane: route normalisation and matching', () => {
       expect(prefixMatches('/api', '/api')).to.equal(true);
       expect(prefixMatches('/api', '/api/x')).to.equal(true);
       expect(prefixMatches('/api', '/apiadmin')).to.equal(false);
+      expect(prefixMatches('/api', routePath('/api;jsessionid=1'))).to.equal(true);
+      expect(prefixMatches('/api/admin', routePath('/api;v=2/admin;x'))).to.equal(true);
+      expect(prefixMatches('/a/b', routePath('/a/;x/b'))).to.equal(true);
       expect(prefixMatches('/api', '/ap')).to.equal(false);
       expect(prefixMatches('/api/', '/api/')).to.equal(true);
       expect(prefixMatches('/api/', '/api/x')).to.equal(true);
@@ -148,19 +165,23 @@ describe('dataplane: route normalisation and matching', () => {
       expect(strip('/api/', '/api/x')).to.equal('/x');
       expect(strip('/api/', '/api/')).to.equal('/');
       expect(strip('/', '/x/y')).to.equal('/x/y');
+      expect(strip('/api', '/api;v=2/x;y')).to.equal('/x;y');
+      expect(strip('/api/', '/api;v=2/x')).to.equal('/x');
+      expect(strip('/a/b', '/a/;p/b;q')).to.equal('/');
+      expect(strip('/', '/a;p/b')).to.equal('/a;p/b');
       expect(upstreamPath({ path: '/api/x', query: '?a' }, { pathPrefix: '/api', stripPrefix: false })).to.equal('/api/x?a');
     });
 
     it('sends a normalised path: stripping a matched prefix from a normalised path leaves one', () => {
-      const segment = fc.constantFrom('a', 'b', 'api', '.well-known', '%2F', '..x', '~');
+      const segment = fc.constantFrom('a', 'b', 'api', 'api;v=1', '.well-known', '%2F', '..x', '~');
       const pathArb = fc
         .array(segment, { maxLength: 6 })
         .chain((segments) => fc.boolean().map((slash) => `/${segments.join('/')}${slash && segments.length > 0 ? '/' : ''}`));
       fc.assert(
         fc.property(pathArb, pathArb, (rawPrefix, rawPath) => {
-          const pathPrefix = normalizePath(rawPrefix)!;
+          const pathPrefix = routePath(normalizePath(rawPrefix)!);
           const path = normalizePath(rawPath)!;
-          fc.pre(prefixMatches(pathPrefix, path));
+          fc.pre(prefixMatches(pathPrefix, routePath(path)));
           const sent = upstreamPath({ path, query: '' }, { pathPrefix, stripPrefix: true });
           expect(normalizePath(sent)).to.equal(sent);
         }),

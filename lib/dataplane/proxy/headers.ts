@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from '
 import { isIP } from 'node:net';
 import type { UpstreamConfig } from '../../config/schema.js';
 import type { RequestTarget } from '../ports.js';
+import { afterSegments, routePath } from '../route/normalize.js';
 import { prefixMatches } from '../route/router.js';
 
 /**
@@ -183,14 +184,22 @@ export function downstreamResponseHeaders(headers: IncomingHttpHeaders): Outgoin
 /**
  * The path sent upstream: the normalised path the route matched, `path_prefix` removed when
  * `strip_prefix` (`/api/users` → `/users`, `/api` → `/`), then the query exactly as the client
- * sent it. The prefix matched on a segment boundary, so what is left starts at a `/` and is a
- * normalised path itself: the upstream receives the spelling the routes matched. Pure.
+ * sent it. The prefix matched on a segment boundary, so what is left is a normalised path itself
+ * (the stripped segments' `;` parameters go with them): the upstream receives the spelling the
+ * routes matched. Pure.
  */
 export function upstreamPath(target: RequestTarget, action: { readonly pathPrefix: string; readonly stripPrefix: boolean }): string {
   const prefix = action.pathPrefix;
-  if (!action.stripPrefix || !prefixMatches(prefix, target.path)) return target.path + target.query;
-  // A prefix ending in `/` keeps that slash as the start of what is left.
-  const cut = prefix.charCodeAt(prefix.length - 1) === 47 ? prefix.length - 1 : prefix.length;
-  const rest = target.path.slice(cut);
+  const { path } = target;
+  const routed = routePath(path);
+  if (!action.stripPrefix || !prefixMatches(prefix, routed)) return path + target.query;
+  let rest: string;
+  if (routed === path) {
+    // A prefix ending in `/` keeps that slash as the start of what is left.
+    rest = path.slice(prefix.charCodeAt(prefix.length - 1) === 47 ? prefix.length - 1 : prefix.length);
+  } else {
+    // Parameters: the prefix's segments are removed with theirs (`/api;v=1/x` → `/x`).
+    rest = afterSegments(path, prefix.split('/').filter(Boolean).length);
+  }
   return (rest === '' ? '/' : rest) + target.query;
 }

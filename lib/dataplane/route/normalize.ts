@@ -56,8 +56,10 @@ function needsNormalizing(path: string): boolean {
  * - dot segments are removed (section 5.2.4: `/a/./b/../c` → `/a/c`, never above the root); a
  *   path ending in a dot segment keeps a trailing slash (`/a/b/..` → `/a/`).
  *
- * Every other byte is kept as sent. Idempotent. Returns undefined for a malformed escape (`%zz`,
- * a `%` without two hex digits): such a path has no single reading, so it is refused (400).
+ * Every other byte is kept as sent. Idempotent. Returns undefined for a path with no single
+ * reading, which is refused (400): a malformed escape (`%zz`, a `%` without two hex digits), or a
+ * dot segment with path parameters (`/..;/`, `/.;x/`), which Tomcat and Spring read as `..` and
+ * `.` after dropping the parameters, while other servers read a name.
  */
 export function normalizePath(path: string): string | undefined {
   if (!needsNormalizing(path)) return path;
@@ -87,11 +89,53 @@ export function normalizePath(path: string): string | undefined {
     const segment = parts[k]!;
     if (segment === '' || segment === '.') continue;
     if (segment === '..') out.pop();
+    else if (segment.startsWith('.;') || segment.startsWith('..;')) return undefined;
     else out.push(segment);
   }
   const last = parts[parts.length - 1];
   const trailingSlash = out.length > 0 && (last === '' || last === '.' || last === '..');
   return `/${out.join('/')}${trailingSlash ? '/' : ''}`;
+}
+
+/**
+ * The path routes match: `path` (normalised) without the parameters of its segments
+ * (`/api;v=1/admin;jsessionid=2` → `/api/admin`), as Tomcat and Spring read a path before they
+ * route it, so a route guarding `/api/admin` sees every spelling they would serve as it. The
+ * path is forwarded with its parameters. Returns `path` itself (no allocation) when it has none.
+ */
+export function routePath(path: string): string {
+  if (path.indexOf(';') < 0) return path;
+  let out = '';
+  let from = 0;
+  for (;;) {
+    const semi = path.indexOf(';', from);
+    if (semi < 0) {
+      out += path.slice(from);
+      break;
+    }
+    out += path.slice(from, semi);
+    from = path.indexOf('/', semi);
+    if (from < 0) break;
+  }
+  // A segment that was all parameters (`/a/;x/b`) leaves an empty one, which Tomcat merges too.
+  return normalizePath(out) ?? out;
+}
+
+/**
+ * The part of `path` after its first `segments` named segments (segments that are only
+ * parameters, `;x`, are not counted): '' when nothing is left. For `strip_prefix` on a path with
+ * parameters, whose prefix matched `routePath(path)`.
+ */
+export function afterSegments(path: string, segments: number): string {
+  let at = 0;
+  for (let seen = 0; seen < segments; ) {
+    const next = path.indexOf('/', at + 1);
+    const name = path.slice(at + 1, next < 0 ? path.length : next);
+    if (name !== '' && name.charCodeAt(0) !== 59) seen += 1;
+    if (next < 0) return '';
+    at = next;
+  }
+  return path.slice(at);
 }
 
 /** `host [":" port]` of RFC 3986: an IP literal in brackets or a reg-name (no userinfo, no path, no spaces). */

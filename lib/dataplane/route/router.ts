@@ -1,6 +1,6 @@
 import { HTTP_METHODS, type RouteConfig } from '../../config/schema.js';
 import type { CompiledRoute, RouteAction, RouteTable } from '../ports.js';
-import { normalizePath } from './normalize.js';
+import { normalizePath, routePath } from './normalize.js';
 import { compileRespond } from './respond.js';
 
 /** How a route's action is built from its config; extended by the data plane. */
@@ -17,7 +17,9 @@ const ANY_METHOD: readonly string[] = HTTP_METHODS.filter((m) => m !== 'TRACE' &
  * - its `path_prefix` (normalised like request paths) matches the normalised path on a segment
  *   boundary, as Envoy's `path_separated_prefix`: `/api` matches `/api` and `/api/x`, never
  *   `/apiadmin`; a prefix ending in `/` matches the paths that start with it (`/api/` matches
- *   `/api/` and `/api/x`, not `/api`), and `/` matches every path;
+ *   `/api/` and `/api/x`, not `/api`), and `/` matches every path. Paths are matched without
+ *   their segment parameters (`routePath`: `/api;v=1/admin` as `/api/admin`), as Tomcat and
+ *   Spring route them;
  * - its `host` (if set) equals the request host case-insensitively (`*.example.com` matches any
  *   subdomain);
  * - its `methods` (if set) contain the method, `HEAD` being allowed wherever `GET` is (RFC 9110
@@ -40,7 +42,7 @@ export class Router implements RouteTable {
       routes.map((route, index) => ({
         index,
         // A prefix with a malformed escape never matches: such request paths are refused first.
-        pathPrefix: normalizePath(route.path_prefix) ?? route.path_prefix,
+        pathPrefix: routePath(normalizePath(route.path_prefix) ?? route.path_prefix),
         host: route.host?.toLowerCase(),
         methods: route.methods ? new Set(route.methods.includes('GET') ? [...route.methods, 'HEAD'] : route.methods) : undefined,
         action: compileAction(route, index),
@@ -48,7 +50,7 @@ export class Router implements RouteTable {
     );
   }
 
-  /** First route matching; `host` is already normalised (`normalizeHost`), `path` by `normalizePath`. */
+  /** First route matching; `host` is already normalised (`normalizeHost`), `path` is a `routePath`. */
   match(method: string, host: string | undefined, path: string): CompiledRoute | undefined {
     for (const route of this.routes) {
       if (!prefixMatches(route.pathPrefix, path)) continue;
@@ -71,7 +73,7 @@ export class Router implements RouteTable {
   }
 }
 
-/** `prefix` matches `path` on a segment boundary (see `Router`). */
+/** `prefix` matches `path` (a `routePath`) on a segment boundary (see `Router`). */
 export function prefixMatches(prefix: string, path: string): boolean {
   if (!path.startsWith(prefix)) return false;
   return path.length === prefix.length || prefix.charCodeAt(prefix.length - 1) === 47 || path.charCodeAt(prefix.length) === 47;

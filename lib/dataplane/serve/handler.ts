@@ -18,7 +18,7 @@ import { sendFailure, sendJson } from '../../net/json.js';
 import { HTTP_PROPAGATOR } from '../../telemetry/forwarding-tracer.js';
 import { endHttpSpan, setRequestMethod } from '../../telemetry/semconv.js';
 import type { CompiledRoute, RequestContext, RequestTarget, RouteTable, ServingGeneration } from '../ports.js';
-import { BadHost, normalizeHost, normalizeTarget, requestHost } from '../route/normalize.js';
+import { BadHost, normalizeHost, normalizeTarget, requestHost, routePath } from '../route/normalize.js';
 import { runInRequestContext } from './context.js';
 
 export interface RequestHandlerOptions {
@@ -37,8 +37,8 @@ const CLOSED_EARLY = { type: 'aborted', message: 'connection closed before the r
  * server span (OTel HTTP semantic conventions, parented on an incoming `traceparent`), create a
  * fresh `RequestContext`, run the action, and end the span and unpin when the response closes.
  *
- * Routing reads the target once (`normalizeTarget`: the path routes match is the path the
- * upstream gets) and the host from an absolute-form target's authority, else the single `Host`
+ * Routing reads the target once (`normalizeTarget`: the path routes match, without segment
+ * parameters (`routePath`), is the path the upstream gets) and the host from an absolute-form target's authority, else the single `Host`
  * field. Answers without an action: 400 for a target that is not a path or is malformed, and
  * for two `Host` lines or an invalid one (RFC 9112 section 3.2, connection closed); 405 with
  * `Allow` when routes match the path and host but not the method; 404 when none matches.
@@ -65,7 +65,7 @@ export function createRequestHandler(options: RequestHandlerOptions): (req: Inco
     const badHost = hostField instanceof BadHost ? hostField : undefined;
     // An absolute-form target's authority wins over Host (RFC 9112 section 3.2.2).
     const host = normalizeHost(target?.authority ?? (badHost ? undefined : (hostField as string | undefined)));
-    const route = target && !badHost ? router.match(method, host, target.path) : undefined;
+    const route = target && !badHost ? router.match(method, host, routePath(target.path)) : undefined;
 
     const parent = HTTP_PROPAGATOR.extract(ROOT_CONTEXT, req.headers, defaultTextMapGetter);
     const attributes = serverAttributes(req, host, target, route);
@@ -97,7 +97,7 @@ export function createRequestHandler(options: RequestHandlerOptions): (req: Inco
 
 /** 405 with `Allow` when routes match the path and host but not the method (RFC 9110 section 15.5.6), else 404. */
 function noRoute(router: RouteTable, host: string | undefined, target: RequestTarget, res: ServerResponse): void {
-  const allow = router.allowedMethods(host, target.path);
+  const allow = router.allowedMethods(host, routePath(target.path));
   if (allow === undefined) {
     sendJson(res, 404, { error: 'no route' }, false);
     return;
