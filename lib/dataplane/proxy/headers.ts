@@ -41,7 +41,7 @@ const REPLACED_REQUEST_HEADERS: ReadonlySet<string> = new Set([
  * that does (`Connection: host, content-length`) would otherwise make the upstream see the
  * internal target address as `Host`, or a body with other framing.
  */
-const END_TO_END: ReadonlySet<string> = new Set([
+export const END_TO_END: ReadonlySet<string> = new Set([
   'host',
   'content-length',
   'content-type',
