@@ -11,7 +11,7 @@ import type { TargetHealth } from '../../resources/health.js';
 import type { HealthObserver } from '../../resources/kind.js';
 import type { UpstreamPool } from '../../resources/upstream.js';
 import { HTTP_PROPAGATOR } from '../../telemetry/forwarding-tracer.js';
-import { endHttpSpan, setRequestMethod } from '../../telemetry/semconv.js';
+import { endHttpSpan, setRequestMethod, spanMethodName } from '../../telemetry/semconv.js';
 import type { RequestContext, RouteAction } from '../ports.js';
 import { normalizePath } from '../route/normalize.js';
 import { Balancer } from './balancer.js';
@@ -320,11 +320,18 @@ interface Attempt {
   abort: AbortController;
 }
 
+const CLIENT_SPAN = { kind: SpanKind.CLIENT };
+
 async function attemptOnce(a: Attempt): Promise<AttemptOutcome> {
   const { upstream } = a.action;
   const method = a.req.method ?? 'GET';
-  const attributes = clientAttributes(a.chosen, a.path, a.attempt);
-  const span = upstream.tracer.startSpan(setRequestMethod(attributes, method), { kind: SpanKind.CLIENT, attributes }, trace.setSpan(ROOT_CONTEXT, a.ctx.span));
+  const span = upstream.tracer.startSpan(spanMethodName(method), CLIENT_SPAN, trace.setSpan(ROOT_CONTEXT, a.ctx.span));
+  // Attributes are built for recorded spans only (unsampled ones and tracing off skip them).
+  if (span.isRecording()) {
+    const attributes = clientAttributes(a.chosen, a.path, a.attempt);
+    setRequestMethod(attributes, method);
+    span.setAttributes(attributes);
+  }
   const headers = [...a.headers];
   HTTP_PROPAGATOR.inject(trace.setSpan(ROOT_CONTEXT, span), headers, HEADER_LIST_SETTER);
   const pool = a.chosen.pool;
