@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { soakSvg } from './lib/plot.js';
 import { machineFacts, round } from './lib/util.js';
 import { etcdFleetPart } from './parts/etcd-fleet.js';
+import { proxyCpuPart } from './parts/proxy-cpu.js';
 import { registryPart } from './parts/registry.js';
 import { reloadEtcdPart } from './parts/reload-etcd.js';
 import { reloadFilePart } from './parts/reload-file.js';
@@ -64,6 +65,12 @@ const PARTS: Part[] = [
     run: stormPart,
     line: (r) =>
       `storm: hotconf ${fmt(r.baseline_rps)} → ${fmt(r.storm_rps)} rps under ${r.storm_reloads} reloads, ${r.errors} errors; caddy ${fmt(r.caddy_baseline_rps)} → ${fmt(r.caddy_storm_rps)} rps under ${r.caddy_storm_reloads} reloads, ${r.caddy_errors} errors`,
+  },
+  {
+    name: 'proxy_cpu',
+    run: proxyCpuPart,
+    line: (r) =>
+      `proxy_cpu: µs of proxy CPU per request: hotconf ${r.hotconf_w1_cpu_us} (1 worker, ${fmt(r.hotconf_w1_rps)} rps), ${r.hotconf_w2_cpu_us} (2 workers, ${fmt(r.hotconf_w2_rps)} rps), traced ${r.hotconf_w1_traced_cpu_us} / 1% ${r.hotconf_w1_sampled_1pct_cpu_us}; caddy ${r.caddy_cpu_us} (${fmt(r.caddy_rps)} rps); nginx ${r.nginx_cpu_us} (${fmt(r.nginx_rps)} rps)`,
   },
   {
     name: 'soak',
@@ -125,6 +132,12 @@ function goals(r: Results): Goal[] {
       met: null,
     });
   } else out.push({ goal: 'storm throughput ≥ 0.9 × baseline, zero errors', measured: 'not run', met: null });
+  if (has('proxy_cpu')) {
+    const cpu = n('proxy_cpu', 'cpu_ratio_workers1_to_caddy');
+    const rps = n('proxy_cpu', 'rps_ratio_workers2_to_caddy');
+    out.push({ goal: 'proxy CPU per request, --workers 1 ≤ 1.0 × Caddy (moonshot ≤ 0.6 ×)', measured: `${round(cpu, 2)} ×`, met: cpu <= 1 });
+    out.push({ goal: 'requests/s, --workers 2 ≥ 1.0 × Caddy', measured: `${round(rps, 2)} ×`, met: rps >= 1 });
+  }
   if (has('soak')) {
     const fd = n('soak', 'fd_delta');
     const handles = n('soak', 'handles_delta');

@@ -135,19 +135,20 @@ export class TestUpstream {
 
 /**
  * A config with one listener on `port` whose only route (unless `routes` is given) proxies every
- * path to the first of `upstreams`.
+ * path to the first of `upstreams`; `listener` adds settings to the listener (`trusted_proxies`).
  */
 export function proxyConfig(options: {
   port: number;
   upstreams: Record<string, Record<string, unknown>>;
   routes?: Record<string, unknown>[];
+  listener?: Record<string, unknown>;
   extra?: Record<string, unknown>;
 }): Record<string, unknown> {
   const first = Object.keys(options.upstreams)[0];
   return {
     shutdown_timeout_ms: 2000,
     upstreams: options.upstreams,
-    listeners: [{ name: 'web', listen: `127.0.0.1:${options.port}`, routes: options.routes ?? [{ path_prefix: '/', upstream: first }] }],
+    listeners: [{ name: 'web', listen: `127.0.0.1:${options.port}`, routes: options.routes ?? [{ path_prefix: '/', upstream: first }], ...options.listener }],
     ...options.extra,
   };
 }

@@ -36,7 +36,7 @@ export { Balancer } from './dataplane/proxy/balancer.js';
 export { downstreamResponseHeaders, upstreamPath, upstreamRequestHeaders } from './dataplane/proxy/headers.js';
 export type { ProxyObserver, UpstreamObserver, UpstreamOptions } from './dataplane/proxy/proxy.js';
 export { ClientAbortedError, compileProxy, ProxyAction, ProxyTarget, proxyRequest, Upstream, UpstreamTimeoutError } from './dataplane/proxy/proxy.js';
-export { normalizeHost, normalizeTarget } from './dataplane/route/normalize.js';
+export { normalizeHost, normalizePath, normalizeTarget } from './dataplane/route/normalize.js';
 export { compileRespond, RespondAction } from './dataplane/route/respond.js';
 export { Router } from './dataplane/route/router.js';
 export { currentRequest } from './dataplane/serve/context.js';

@@ -1,14 +1,13 @@
-import { type ChildProcess, fork, spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { writeConfigAtomic } from '../../harness/daemon.js';
 import { httpRequest } from '../../harness/http.js';
 import { freePort } from '../../harness/ports.js';
 import { sleep } from '../../harness/wait.js';
-import { startDaemonProcess, stopProcess, waitServing } from '../lib/daemon-process.js';
+import { startDaemonProcess, stopProcess } from '../lib/daemon-process.js';
 import { singleSocketAgent } from '../lib/http.js';
+import { startBackend, startCaddy } from '../lib/procs.js';
 import { requireTool } from '../lib/util.js';
 import { runWrk, type WrkResult } from '../lib/wrk.js';
 
@@ -25,19 +24,6 @@ export interface StormResult {
 }
 
 const RELOADS_PER_S = 10;
-
-/** Start the backend in its own process; resolves once it listens. */
-async function startBackend(port: number): Promise<ChildProcess> {
-  const child = fork(fileURLToPath(new URL('../lib/backend.ts', import.meta.url)), [String(port)], {
-    execArgv: ['--import', 'tsx'],
-    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-  });
-  await new Promise<void>((resolve, reject) => {
-    child.once('message', () => resolve());
-    child.once('exit', (code) => reject(new Error(`backend exited with ${code}`)));
-  });
-  return child;
-}
 
 function hotconfConfig(port: number, backend: number, revision: number): Record<string, unknown> {
   return {
@@ -120,7 +106,7 @@ async function measure(
 export async function stormPart(quick: boolean): Promise<StormResult> {
   const durationS = quick ? 5 : 15;
   requireTool('wrk', 'apt-get install -y wrk');
-  const caddyBin = requireTool('caddy', 'apt-get install -y caddy');
+  requireTool('caddy', 'apt-get install -y caddy');
   const dir = await mkdtemp(join(tmpdir(), 'hotconf-storm-'));
   const [backendPort, port, admin, caddyPort, caddyAdmin] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
   const backend = await startBackend(backendPort);
@@ -141,15 +127,9 @@ export async function stormPart(quick: boolean): Promise<StormResult> {
       await daemon.stop();
     }
 
-    const caddyFile = join(dir, 'caddy.json');
-    await writeFile(caddyFile, caddyConfig(caddyPort, caddyAdmin, backendPort, 0));
-    const caddy = spawn(caddyBin, ['run', '--config', caddyFile], {
-      stdio: ['ignore', 'ignore', 'ignore'],
-      env: { ...process.env, HOME: dir, XDG_DATA_HOME: join(dir, 'data'), XDG_CONFIG_HOME: join(dir, 'config') },
-    });
+    const caddy = await startCaddy(dir, caddyConfig(caddyPort, caddyAdmin, backendPort, 0), `http://127.0.0.1:${caddyPort}/revision`);
     let cad: Awaited<ReturnType<typeof measure>>;
     try {
-      await waitServing(caddy, 'caddy', `http://127.0.0.1:${caddyPort}/revision`);
       cad = await measure(`http://127.0.0.1:${caddyPort}/api`, durationS, async (i) => {
         const { status } = await httpRequest(`http://127.0.0.1:${caddyAdmin}/load`, {
           method: 'POST',
@@ -159,7 +139,7 @@ export async function stormPart(quick: boolean): Promise<StormResult> {
         if (status !== 200) throw new Error(`caddy /load ${i}: ${status}`);
       });
     } finally {
-      await stopProcess(caddy);
+      await caddy.stop();
     }
     return {
       baseline_rps: Math.round(hot.baseline.requests_per_s),

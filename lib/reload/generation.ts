@@ -53,6 +53,7 @@ export class Generation implements ServingGeneration {
   readonly #onRelease: (() => unknown)[] = [];
   readonly #routers = new Map<string, RouteTable>();
   readonly #listeners = new Map<string, ListenerHandle>();
+  readonly #maxConnections = new Map<string, number>();
   readonly #upstreams = new Map<string, Upstream>();
   #tracing: TracingPipeline | undefined;
   readonly #inflight = new Set<() => void>();
@@ -125,10 +126,12 @@ export class Generation implements ServingGeneration {
     this.#tracing = pipeline;
   }
 
-  addListener(key: string, handle: ListenerHandle, router: RouteTable): void {
+  /** `maxConnections`: the listener's `max_connections`, applied when this generation becomes active. */
+  addListener(key: string, handle: ListenerHandle, router: RouteTable, maxConnections?: number): void {
     this.#expect('provisioning', 'add a listener');
     this.#listeners.set(key, handle);
     this.#routers.set(key, router);
+    if (maxConnections !== undefined) this.#maxConnections.set(key, maxConnections);
   }
 
   addUpstream(upstream: Upstream): void {
@@ -136,10 +139,14 @@ export class Generation implements ServingGeneration {
     this.#upstreams.set(upstream.name, upstream);
   }
 
-  /** Provisioning is complete: the generation may serve. */
+  /**
+   * Provisioning is complete: the generation may serve. Its listeners' connection bounds take
+   * effect now (a listener kept from the previous generation follows the active config).
+   */
   activate(): void {
     this.#expect('provisioning', 'activate');
     this.#state = 'active';
+    for (const [key, max] of this.#maxConnections) this.#listeners.get(key)!.setMaxConnections(max);
   }
 
   /** Upstreams by name, as this generation serves them (its pools, health states, balancers). */

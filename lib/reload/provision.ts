@@ -4,6 +4,7 @@ import { ProvisionError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { RouteAction } from '../dataplane/ports.js';
 import { compileProxy, type ProxyObserver, ProxyTarget, Upstream } from '../dataplane/proxy/proxy.js';
+import { TrustedProxies } from '../dataplane/proxy/trusted-proxies.js';
 import { compileRespond } from '../dataplane/route/respond.js';
 import { Router } from '../dataplane/route/router.js';
 import type { Lease } from '../registry/lease.js';
@@ -141,13 +142,14 @@ async function provisionUpstream(name: string, section: UpstreamConfig, generati
 }
 
 async function provisionListeners(generation: Generation, ctx: ProvisionContext, acquire: Acquire): Promise<void> {
-  const compile = (route: RouteConfig, index: number): RouteAction =>
-    route.upstream !== undefined ? compileProxy(route, generation.upstreams()) : compileRespond(route, index);
   for (const [i, listener] of generation.config.listeners.entries()) {
+    const trusted = new TrustedProxies(listener.trusted_proxies);
+    const compile = (route: RouteConfig, index: number): RouteAction =>
+      route.upstream !== undefined ? compileProxy(route, generation.upstreams(), trusted) : compileRespond(route, index);
     const router = Router.fromConfig(listener.routes, compile);
     const key = listenerKind.key({ listen: listener.listen, onRequest: NO_HANDLER });
     const handle: ListenerHandle = await acquire(`listeners.${i}.listen`, listenerKind, { listen: listener.listen, onRequest: ctx.requestHandler(key) });
-    generation.addListener(key, handle, router);
+    generation.addListener(key, handle, router, listener.max_connections);
   }
 }
 

@@ -20,6 +20,12 @@ export interface ListenerHandle {
   readonly closed: Promise<void>;
   /** Stop accepting new connections; requests already in progress finish. Idempotent. */
   stopAccepting(): void;
+  /**
+   * Bound the client connections open at once (Node's `server.maxConnections`): more are closed
+   * as they are accepted, before a byte is read. Set by the generation that becomes active, so a
+   * kept listener follows the active config.
+   */
+  setMaxConnections(max: number): void;
 }
 
 export interface ListenerFactoryOptions {
@@ -75,6 +81,9 @@ export function listenerFactory(listen: string, onRequest: RequestHandler, optio
           accepting = false;
           server.close();
           server.closeIdleConnections();
+        },
+        setMaxConnections(max) {
+          server.maxConnections = max;
         },
       };
     },

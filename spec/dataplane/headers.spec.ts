@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { expect } from 'chai';
 import fc from 'fast-check';
 import type { UpstreamConfig } from '../../lib/config/schema.js';
-import { downstreamResponseHeaders, upstreamPath, upstreamRequestHeaders } from '../../lib/dataplane/proxy/headers.js';
+import { downstreamResponseHeaders, END_TO_END, upstreamPath, upstreamRequestHeaders } from '../../lib/dataplane/proxy/headers.js';
 
 type Forwarded = UpstreamConfig['forwarded_header'];
 
@@ -45,8 +45,9 @@ function pairs(flat: string[]): [string, string][] {
   return out;
 }
 
-function sent(raw: string[], clientAddress: string | undefined, forwarded: Forwarded = 'none', httpVersion = '1.1'): [string, string][] {
-  return pairs(upstreamRequestHeaders(incoming(raw, httpVersion), clientAddress, forwarded));
+/** The headers sent upstream; `trusted`: the peer is one of the listener's `trusted_proxies`. */
+function sent(raw: string[], clientAddress: string | undefined, forwarded: Forwarded = 'none', httpVersion = '1.1', trusted = false): [string, string][] {
+  return pairs(upstreamRequestHeaders(incoming(raw, httpVersion), clientAddress, forwarded, trusted));
 }
 
 describe('upstreamRequestHeaders', () => {
@@ -107,10 +108,12 @@ describe('upstreamRequestHeaders', () => {
     ]);
   });
 
-  it("appends the client address to the client's x-forwarded-for chain", () => {
+  it("appends a trusted peer's address to its x-forwarded-for chain, and replaces an untrusted client's chain", () => {
     const raw = ['Host', 'h', 'X-Forwarded-For', '192.0.2.1', 'x-forwarded-for', '192.0.2.2'];
-    expect(sent(raw, '10.0.0.1')).to.deep.include(['x-forwarded-for', '192.0.2.1, 192.0.2.2, 10.0.0.1']);
-    expect(sent(raw, undefined)).to.deep.include(['x-forwarded-for', '192.0.2.1, 192.0.2.2']);
+    expect(sent(raw, '10.0.0.1', 'none', '1.1', true)).to.deep.include(['x-forwarded-for', '192.0.2.1, 192.0.2.2, 10.0.0.1']);
+    expect(sent(raw, undefined, 'none', '1.1', true)).to.deep.include(['x-forwarded-for', '192.0.2.1, 192.0.2.2']);
+    expect(sent(raw, '10.0.0.1')).to.deep.include(['x-forwarded-for', '10.0.0.1']);
+    expect(sent(raw, '10.0.0.1').filter(([name]) => name.toLowerCase() === 'x-forwarded-for')).to.have.length(1);
     expect(sent(['Host', 'h'], undefined).map(([name]) => name)).to.not.include('x-forwarded-for');
   });
 
@@ -122,9 +125,10 @@ describe('upstreamRequestHeaders', () => {
   });
 
   describe('forwarded_header', () => {
-    it("none: passes the client's Via and Forwarded through and adds neither", () => {
+    it("none: passes a trusted peer's Via and Forwarded through and adds neither; drops an untrusted client's Forwarded", () => {
       const raw = ['Host', 'h', 'Via', '1.0 edge', 'Forwarded', 'for=192.0.2.1'];
-      expect(sent(raw, '10.0.0.1', 'none')).to.deep.equal([
+      expect(sent(raw, '10.0.0.1', 'none').map(([name]) => name)).to.not.include('Forwarded');
+      expect(sent(raw, '10.0.0.1', 'none', '1.1', true)).to.deep.equal([
         ['Host', 'h'],
         ['Via', '1.0 edge'],
         ['Forwarded', 'for=192.0.2.1'],
@@ -136,7 +140,7 @@ describe('upstreamRequestHeaders', () => {
 
     it("via: appends this hop, with the request's HTTP version, to the client's Via (RFC 9110 section 7.6.3)", () => {
       const raw = ['Host', 'h', 'Via', '1.0 edge', 'Forwarded', 'for=192.0.2.1'];
-      expect(sent(raw, '10.0.0.1', 'via')).to.deep.equal([
+      expect(sent(raw, '10.0.0.1', 'via', '1.1', true)).to.deep.equal([
         ['Host', 'h'],
         ['Forwarded', 'for=192.0.2.1'],
         ['x-forwarded-for', '10.0.0.1'],
@@ -147,9 +151,10 @@ describe('upstreamRequestHeaders', () => {
       expect(sent(['Host', 'h'], undefined, 'via', '1.0')).to.deep.include(['via', '1.0 hotconf']);
     });
 
-    it("forwarded: appends this hop's element to the client's Forwarded (RFC 7239)", () => {
+    it("forwarded: appends this hop's element to a trusted peer's Forwarded (RFC 7239), and replaces an untrusted client's", () => {
       const raw = ['Host', 'h', 'Via', '1.0 edge', 'Forwarded', 'for=192.0.2.1'];
-      expect(sent(raw, '10.0.0.1', 'forwarded')).to.deep.equal([
+      expect(sent(raw, '10.0.0.1', 'forwarded').at(-1)).to.deep.equal(['forwarded', 'for=10.0.0.1;host=h;proto=http']);
+      expect(sent(raw, '10.0.0.1', 'forwarded', '1.1', true)).to.deep.equal([
         ['Host', 'h'],
         ['Via', '1.0 edge'],
         ['x-forwarded-for', '10.0.0.1'],
@@ -168,7 +173,7 @@ describe('upstreamRequestHeaders', () => {
     });
   });
 
-  it('never forwards a hop-by-hop header, nor one the Connection header names (property)', () => {
+  it('never forwards a hop-by-hop header, nor one the Connection header names unless it is end-to-end (property)', () => {
     const hopByHop = fc
       .constantFrom(...HOP_BY_HOP)
       .chain((name) =>
@@ -204,7 +209,7 @@ describe('upstreamRequestHeaders', () => {
           for (const [header] of out) {
             const lower = header.toLowerCase();
             expect(HOP_BY_HOP, header).to.not.include(lower);
-            if (!ADDED_BY_PROXY.has(header)) expect(listed.has(lower), `${header} is listed in Connection`).to.equal(false);
+            if (!ADDED_BY_PROXY.has(header) && !END_TO_END.has(lower)) expect(listed.has(lower), `${header} is listed in Connection`).to.equal(false);
           }
           // What is kept of the client's headers is a subsequence of them, in order.
           const kept = out.filter(([header]) => !ADDED_BY_PROXY.has(header));
@@ -267,8 +272,10 @@ describe('upstreamPath', () => {
     expect(upstreamPath(target('/users'), { pathPrefix: '/', stripPrefix: true })).to.equal('/users');
   });
 
-  it('strips a string prefix, not a path segment: /apiary under /api becomes /ary', () => {
-    expect(upstreamPath(target('/apiary'), { pathPrefix: '/api', stripPrefix: true })).to.equal('/ary');
+  it('strips whole segments only: /apiary is not under /api and is sent as it is', () => {
+    expect(upstreamPath(target('/apiary'), { pathPrefix: '/api', stripPrefix: true })).to.equal('/apiary');
+    expect(upstreamPath(target('/api/x', '?q'), { pathPrefix: '/api', stripPrefix: true })).to.equal('/x?q');
+    expect(upstreamPath(target('/api'), { pathPrefix: '/api', stripPrefix: true })).to.equal('/');
   });
 
   it('leaves a path that does not start with the prefix as it is', () => {

@@ -21,25 +21,25 @@ describe('normalizeTarget', () => {
     expect(normalizeTarget('/a/%2f../b')).to.deep.equal({ path: '/a/%2f../b', query: '' });
   });
 
-  it('treats a backslash as a slash and percent-encodes a space, as WHATWG URL parsing does', () => {
+  it('treats a backslash as a slash, as WHATWG URL parsing does, and keeps every other byte as sent', () => {
     expect(normalizeTarget('/a\\b')).to.deep.equal({ path: '/a/b', query: '' });
-    expect(normalizeTarget('/a b')).to.deep.equal({ path: '/a%20b', query: '' });
+    expect(normalizeTarget('/a b')).to.deep.equal({ path: '/a b', query: '' });
   });
 
-  it('keeps //x a path instead of reading x as a host', () => {
-    expect(normalizeTarget('//x/y')).to.deep.equal({ path: '//x/y', query: '' });
+  it('reads //x as a path, never as a host, and merges its slashes', () => {
+    expect(normalizeTarget('//x/y')).to.deep.equal({ path: '/x/y', query: '' });
   });
 
-  it('drops a fragment and an empty query', () => {
-    expect(normalizeTarget('/a?b#c')).to.deep.equal({ path: '/a', query: '?b' });
-    expect(normalizeTarget('/a#c')).to.deep.equal({ path: '/a', query: '' });
-    expect(normalizeTarget('/a?')).to.deep.equal({ path: '/a', query: '' });
+  it('refuses a fragment (it cannot appear in a request target) and keeps an empty query as sent', () => {
+    expect(normalizeTarget('/a?b#c')).to.equal(undefined);
+    expect(normalizeTarget('/a#c')).to.equal(undefined);
+    expect(normalizeTarget('/a?')).to.deep.equal({ path: '/a', query: '?' });
   });
 
-  it('takes the path and query of an absolute-form http(s) target, whatever the scheme case', () => {
-    expect(normalizeTarget('http://example.com/a/../b?q=1')).to.deep.equal({ path: '/b', query: '?q=1' });
-    expect(normalizeTarget('HTTPS://example.com/x')).to.deep.equal({ path: '/x', query: '' });
-    expect(normalizeTarget('http://example.com')).to.deep.equal({ path: '/', query: '' });
+  it('takes the path, query and authority of an absolute-form http(s) target, whatever the scheme case (RFC 9112 section 3.2.2)', () => {
+    expect(normalizeTarget('http://example.com/a/../b?q=1')).to.deep.equal({ path: '/b', query: '?q=1', authority: 'example.com' });
+    expect(normalizeTarget('HTTPS://example.com/x')).to.deep.equal({ path: '/x', query: '', authority: 'example.com' });
+    expect(normalizeTarget('http://example.com')).to.deep.equal({ path: '/', query: '', authority: 'example.com' });
   });
 
   it('returns undefined for a target that is not a path', () => {

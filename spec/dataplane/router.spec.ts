@@ -23,10 +23,10 @@ function pick(router: Router, method: string, host: string | undefined, path: st
 
 describe('Router', () => {
   describe('fromConfig', () => {
-    it('compiles each route in config order: index, prefix, lowercase host, method set, and a respond action by default', () => {
+    it('compiles each route in config order: index, prefix, lowercase host, method set (HEAD with GET), and a respond action by default', () => {
       const router = Router.fromConfig(routes({ path_prefix: '/api', host: 'API.Example.com', methods: ['GET', 'POST'] }, { path_prefix: '/' }));
       expect(router.routes.map(({ action, ...route }) => route)).to.deep.equal([
-        { index: 0, pathPrefix: '/api', host: 'api.example.com', methods: new Set(['GET', 'POST']) },
+        { index: 0, pathPrefix: '/api', host: 'api.example.com', methods: new Set(['GET', 'POST', 'HEAD']) },
         { index: 1, pathPrefix: '/', host: undefined, methods: undefined },
       ]);
       expect(router.routes[0]!.action).to.be.instanceOf(RespondAction);
@@ -57,10 +57,11 @@ describe('Router', () => {
       expect(pick(catchAllFirst, 'GET', undefined, '/api/users')).to.equal(0);
     });
 
-    it('matches path_prefix as a string prefix, not a segment', () => {
+    it('matches path_prefix on segment boundaries, not as a string prefix', () => {
       const router = Router.fromConfig(routes({ path_prefix: '/api' }));
       expect(pick(router, 'GET', undefined, '/api')).to.equal(0);
-      expect(pick(router, 'GET', undefined, '/apiary')).to.equal(0);
+      expect(pick(router, 'GET', undefined, '/api/x')).to.equal(0);
+      expect(pick(router, 'GET', undefined, '/apiary')).to.equal(undefined);
       expect(pick(router, 'GET', undefined, '/ap')).to.equal(undefined);
       expect(pick(router, 'GET', undefined, '/API')).to.equal(undefined);
     });

@@ -129,7 +129,7 @@ describe('Generation', () => {
     it('takes what it serves while provisioning only', () => {
       const g = generation('active');
       const listener = {} as ListenerHandle;
-      expect(() => g.addListener('127.0.0.1:1', listener, { match: () => undefined })).to.throw(
+      expect(() => g.addListener('127.0.0.1:1', listener, { match: () => undefined, allowedMethods: () => undefined })).to.throw(
         GenerationStateError,
         'generation 7: cannot add a listener in state active',
       );

@@ -16,9 +16,9 @@ import {
 import type { Logger } from '../../core/log.js';
 import { sendFailure, sendJson } from '../../net/json.js';
 import { HTTP_PROPAGATOR } from '../../telemetry/forwarding-tracer.js';
-import { endHttpSpan, setRequestMethod } from '../../telemetry/semconv.js';
-import type { CompiledRoute, RequestContext, RequestTarget, ServingGeneration } from '../ports.js';
-import { normalizeHost, normalizeTarget } from '../route/normalize.js';
+import { endHttpSpan, setRequestMethod, spanMethodName } from '../../telemetry/semconv.js';
+import type { CompiledRoute, RequestContext, RequestTarget, RouteTable, ServingGeneration } from '../ports.js';
+import { BadHost, normalizeHost, normalizeTarget, requestHost, routePath } from '../route/normalize.js';
 import { runInRequestContext } from './context.js';
 
 export interface RequestHandlerOptions {
@@ -36,6 +36,12 @@ const CLOSED_EARLY = { type: 'aborted', message: 'connection closed before the r
  * and pin it (the whole request is served by it, even across a reload), route it, start a
  * server span (OTel HTTP semantic conventions, parented on an incoming `traceparent`), create a
  * fresh `RequestContext`, run the action, and end the span and unpin when the response closes.
+ *
+ * Routing reads the target once (`normalizeTarget`: the path routes match, without segment
+ * parameters (`routePath`), is the path the upstream gets) and the host from an absolute-form target's authority, else the single `Host`
+ * field. Answers without an action: 400 for a target that is not a path or is malformed, and
+ * for two `Host` lines or an invalid one (RFC 9112 section 3.2, connection closed); 405 with
+ * `Allow` when routes match the path and host but not the method; 404 when none matches.
  */
 export function createRequestHandler(options: RequestHandlerOptions): (req: IncomingMessage, res: ServerResponse) => void {
   const { active, listenKey, logger } = options;
@@ -55,43 +61,85 @@ export function createRequestHandler(options: RequestHandlerOptions): (req: Inco
     }
     const target = normalizeTarget(req.url);
     const method = req.method ?? 'GET';
-    const host = normalizeHost(req.headers.host);
-    const route = target ? router.match(method, host, target.path) : undefined;
+    const hostField = requestHost(req.rawHeaders);
+    const badHost = hostField instanceof BadHost ? hostField : undefined;
+    // An absolute-form target's authority wins over Host (RFC 9112 section 3.2.2).
+    const host = normalizeHost(target?.authority ?? (badHost ? undefined : (hostField as string | undefined)));
+    const route = target && !badHost ? router.match(method, host, routePath(target.path)) : undefined;
 
-    const parent = HTTP_PROPAGATOR.extract(ROOT_CONTEXT, req.headers, defaultTextMapGetter);
-    const attributes = serverAttributes(req, host, target, route);
-    const spanMethod = setRequestMethod(attributes, method);
-    attributes['hotconf.generation'] = generation.id;
-    attributes['hotconf.listener'] = listenKey;
-    const span = generation.tracer.startSpan(route ? `${spanMethod} ${route.pathPrefix}` : spanMethod, { kind: SpanKind.SERVER, attributes }, parent);
+    // Without a traceparent there is no parent to extract (the common case: skip the propagator).
+    const parent = req.headers.traceparent === undefined ? ROOT_CONTEXT : HTTP_PROPAGATOR.extract(ROOT_CONTEXT, req.headers, defaultTextMapGetter);
+    const spanMethod = spanMethodName(method);
+    const span = generation.tracer.startSpan(route ? `${spanMethod} ${route.pathPrefix}` : spanMethod, SERVER_SPAN, parent);
+    // Attributes are built for spans that are recorded only (not for unsampled ones, nor with tracing off).
+    if (span.isRecording()) span.setAttributes(serverAttributes(req, method, host, target, route, generation.id, listenKey));
     const ctx: RequestContext = { generation: generation.id, listener: listenKey, target, route, span, startedAt: process.hrtime.bigint() };
     res.once('close', () =>
       // Only a status that was sent: before writeHead, statusCode is just the default 200.
       endHttpSpan(span, res.headersSent ? res.statusCode : undefined, res.writableFinished ? undefined : CLOSED_EARLY, 500),
     );
-
-    context.with(trace.setSpan(parent, span), () =>
-      runInRequestContext(ctx, () => {
-        try {
-          if (!target) sendJson(res, 400, { error: 'bad request target' }, false);
-          else if (!route) sendJson(res, 404, { error: 'no route' }, false);
-          else route.action.run(req, res, ctx);
-        } catch (error) {
-          logger.error({ err: error, generation: generation.id, listener: listenKey, action: route?.action.type }, 'request_failed');
-          sendFailure(res, 500, { error: 'internal error' });
-        }
-      }),
-    );
+    const run = () => runInRequestContext(ctx, () => runAction(req, res, ctx, router, host, target, badHost, logger));
+    // The OpenTelemetry context (the active span for code that asks) is entered only when it
+    // carries something: a recorded span, or a parent to continue. hotconf's own code passes
+    // `ctx.span` explicitly.
+    if (span.isRecording() || parent !== ROOT_CONTEXT) context.with(trace.setSpan(parent, span), run);
+    else run();
   };
 }
 
-/** The server span's attributes but for the method (`setRequestMethod`) and hotconf's own. */
-function serverAttributes(req: IncomingMessage, host: string | undefined, target: RequestTarget | undefined, route: CompiledRoute | undefined): Attributes {
+const SERVER_SPAN = { kind: SpanKind.SERVER };
+
+function runAction(
+  req: IncomingMessage,
+  res: ServerResponse,
+  ctx: RequestContext,
+  router: RouteTable,
+  host: string | undefined,
+  target: RequestTarget | undefined,
+  badHost: BadHost | undefined,
+  logger: Logger,
+): void {
+  const { route } = ctx;
+  try {
+    if (route) route.action.run(req, res, ctx);
+    else if (!target) sendJson(res, 400, { error: 'bad request target' }, false);
+    else if (badHost) sendJson(res, 400, { error: badHost.reason }, true);
+    else noRoute(router, host, target, res);
+  } catch (error) {
+    logger.error({ err: error, generation: ctx.generation, listener: ctx.listener, action: route?.action.type }, 'request_failed');
+    sendFailure(res, 500, { error: 'internal error' });
+  }
+}
+
+/** 405 with `Allow` when routes match the path and host but not the method (RFC 9110 section 15.5.6), else 404. */
+function noRoute(router: RouteTable, host: string | undefined, target: RequestTarget, res: ServerResponse): void {
+  const allow = router.allowedMethods(host, routePath(target.path));
+  if (allow === undefined) {
+    sendJson(res, 404, { error: 'no route' }, false);
+    return;
+  }
+  res.setHeader('allow', allow);
+  sendJson(res, 405, { error: 'method not allowed' }, false);
+}
+
+/** The server span's attributes (OTel HTTP semantic conventions) and hotconf's own (generation, listener). */
+function serverAttributes(
+  req: IncomingMessage,
+  method: string,
+  host: string | undefined,
+  target: RequestTarget | undefined,
+  route: CompiledRoute | undefined,
+  generation: number,
+  listenKey: string,
+): Attributes {
   const socket = req.socket;
   const attributes: Attributes = {
     [ATTR_URL_SCHEME]: 'http',
     [ATTR_NETWORK_PROTOCOL_VERSION]: req.httpVersion,
+    'hotconf.generation': generation,
+    'hotconf.listener': listenKey,
   };
+  setRequestMethod(attributes, method);
   if (target) {
     attributes[ATTR_URL_PATH] = target.path;
     if (target.query) attributes[ATTR_URL_QUERY] = target.query.slice(1);
