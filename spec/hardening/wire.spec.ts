@@ -47,7 +47,11 @@ describe('hardening: bad input on the wire', function () {
       });
 
       it('cuts a client that never finishes its body', async () => {
-        const exchange = await rawExchange(port(), `POST ${post} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\n0123456789`);
+        // A JSON body: the admin API refuses any other before reading it (415, issue 14).
+        const exchange = await rawExchange(
+          port(),
+          `POST ${post} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n0123456789`,
+        );
         expect(exchange.data).to.match(/HTTP\/1\.1 408 Request Timeout\r\n/);
         await expectHealthy();
       });
@@ -82,7 +86,11 @@ describe('hardening: bad input on the wire', function () {
   it('the admin API stops reading a chunked POST body over its limit (413)', async () => {
     const chunk = 'x'.repeat(16 * 1024);
     const body = `${Array.from({ length: 8 }, () => `${chunk.length.toString(16)}\r\n${chunk}\r\n`).join('')}0\r\n\r\n`;
-    const exchange = await rawExchange(adminPort, `POST /reload HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n${body}`);
+    // A JSON body: the admin API refuses any other before reading it (415, issue 14).
+    const exchange = await rawExchange(
+      adminPort,
+      `POST /reload HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n${body}`,
+    );
     expect(exchange.status).to.equal(413);
     expect(t.logs.lines().filter((l) => l.msg === 'reload' && l.trigger === 'api')).to.deep.equal([]);
     await expectHealthy();
