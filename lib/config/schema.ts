@@ -89,7 +89,7 @@ export const BatchSchema = z
 
 export const TracingSchema = z.strictObject({
   service_name: z.string().min(1).default('hotconf'),
-  exporter: z.enum(['none', 'console', 'otlp-http']).default('otlp-http'),
+  exporter: z.enum(['none', 'console', 'otlp-http', 'otlp-proto', 'otlp-grpc']).default('otlp-http'),
   /** No credentials in the URL: it is shown in `/config` and logs; secrets go in `headers`. */
   endpoint: HttpUrlSchema.superRefine((value, ctx) => {
     const url = new URL(value);

@@ -1,8 +1,11 @@
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
+import { Metadata } from '@grpc/grpc-js';
 import type { Tracer } from '@opentelemetry/api';
 import { ExportResultCode } from '@opentelemetry/core';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { OTLPTraceExporter as GrpcTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
+import { OTLPTraceExporter as JsonTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { OTLPTraceExporter as ProtoTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import {
   BatchSpanProcessor,
@@ -29,13 +32,14 @@ export const TRACER_NAME = 'hotconf';
 
 /**
  * One tracing pipeline: provider + batch span processor + exporter, and the HTTP agent the OTLP
- * exporter sends through. Everything here is built in `create` and torn down in `destroy`.
+ * exporter sends through (OTLP/HTTP only; the gRPC exporter's channel is its own and closed by its
+ * `shutdown`). Everything here is built in `create` and torn down in `destroy`.
  */
 export interface TracingPipeline {
   readonly provider: NodeTracerProvider;
   /** `provider.getTracer('hotconf')`. */
   readonly tracer: Tracer;
-  /** The exporter's keep-alive agent (otlp-http only), owned by this pipeline. */
+  /** The exporter's keep-alive agent (`otlp-http`, `otlp-proto`), owned by this pipeline. */
   readonly agent: HttpAgent | undefined;
 }
 
@@ -57,23 +61,28 @@ export interface TracingFactoryOptions {
  *
  * `create` builds a `NodeTracerProvider` with a parent-based ratio sampler, a
  * `BatchSpanProcessor` configured from `section.batch`, and the exporter (`none`: no processor;
- * `console`; `otlp-http`: JSON over HTTP to `section.endpoint` with `section.headers`). Nothing
- * is built before `create` runs, so reusing a live pipeline allocates nothing (Caddy leaked one
- * exporter and batcher per reload by building them first).
+ * `console`; `otlp-http`: OTLP/HTTP JSON, `otlp-proto`: OTLP/HTTP protobuf, both to
+ * `section.endpoint` with `section.headers`; `otlp-grpc`: OTLP/gRPC to `section.endpoint`, plain
+ * text for `http://` and TLS for `https://`, with `section.headers` as metadata). Nothing is built
+ * before `create` runs, so reusing a live pipeline allocates nothing (Caddy leaked one exporter
+ * and batcher per reload by building them first).
  *
- * The OTLP exporter's transport never destroys the keep-alive agent it creates (its `shutdown`
- * is empty, exporter-base 0.223.0), so every replaced exporter would leave sockets open. The
- * pipeline therefore creates the agent itself, hands it over through `httpAgentOptions` as a
- * factory, and destroys it in `destroy` after `forceFlush` + `shutdown` (bounded by
- * `flushTimeoutMs`; the agent is destroyed even when the flush times out, and the timeout is
- * then reported as a destroy failure: spans were lost).
+ * The OTLP/HTTP exporters' transport never destroys the keep-alive agent it creates (its
+ * `shutdown` is empty, exporter-base 0.223.0), so every replaced exporter would leave sockets
+ * open. The pipeline therefore creates the agent itself, hands it over through
+ * `httpAgentOptions` as a factory, and destroys it in `destroy` after `forceFlush` + `shutdown`
+ * (bounded by `flushTimeoutMs`; the agent is destroyed even when the flush times out, and the
+ * timeout is then reported as a destroy failure: spans were lost). The gRPC exporter's transport
+ * does close its channel in `shutdown` (otlp-grpc-exporter-base 0.223.0), after the exports in
+ * flight settle: when the flush times out, the channel closes once those reach their own
+ * deadline (`export_timeout_ms`), not at once (the exporter gives no handle on its channel).
  */
 export function tracerProviderFactory(section: TracingConfig, options: TracingFactoryOptions = {}): ResourceFactory<TracingPipeline> {
   const flushTimeoutMs = options.flushTimeoutMs ?? 5000;
   const createExporter = options.createExporter ?? defaultExporter;
   return {
     create() {
-      const agent = section.exporter === 'otlp-http' ? newAgent(section.endpoint) : undefined;
+      const agent = section.exporter === 'otlp-http' || section.exporter === 'otlp-proto' ? newAgent(section.endpoint) : undefined;
       const built = createExporter(section, agent);
       const exporter = built && options.onExportError ? reportingExporter(built, options.onExportError) : built;
       const spanProcessors: SpanProcessor[] = [];
@@ -138,13 +147,25 @@ function defaultExporter(section: TracingConfig, agent: HttpAgent | undefined): 
     case 'console':
       return new ConsoleSpanExporter();
     case 'otlp-http':
-      return new OTLPTraceExporter({
+    case 'otlp-proto': {
+      const Exporter = section.exporter === 'otlp-http' ? JsonTraceExporter : ProtoTraceExporter;
+      return new Exporter({
         url: section.endpoint,
         headers: { ...section.headers },
         timeoutMillis: section.batch.export_timeout_ms,
         httpAgentOptions: () => agent as HttpAgent,
       });
+    }
+    case 'otlp-grpc':
+      return new GrpcTraceExporter({ url: section.endpoint, metadata: grpcMetadata(section.headers), timeoutMillis: section.batch.export_timeout_ms });
   }
+}
+
+/** `headers` as gRPC metadata (keys are lower-cased by grpc-js, as HTTP/2 requires). */
+function grpcMetadata(headers: Readonly<Record<string, string>>): Metadata {
+  const metadata = new Metadata();
+  for (const [key, value] of Object.entries(headers)) metadata.set(key, value);
+  return metadata;
 }
 
 /** The `tracer_provider` kind: one pipeline per canonical `tracing` section. */

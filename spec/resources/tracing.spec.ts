@@ -92,6 +92,39 @@ describe('tracing', () => {
     expect(t.daemon.registry.stats().tracer_provider).to.include({ created: 2, destroyed: 1, destroyFailures: 0 });
   });
 
+  describe('every OTLP exporter owns its transport', () => {
+    const EXPORTERS = [
+      { exporter: 'otlp-http', protocol: 'http' },
+      { exporter: 'otlp-proto', protocol: 'http' },
+      { exporter: 'otlp-grpc', protocol: 'grpc' },
+    ] as const;
+
+    for (const { exporter, protocol } of EXPORTERS) {
+      it(`${exporter}: exports the server span, and a replaced pipeline flushes and leaves no open connection`, async () => {
+        const receiver = await OtlpReceiver.start({ protocol });
+        const port = await freePort();
+        // A long batch delay: nothing is exported until the pipeline is flushed on destroy.
+        const tracing = (name: string) => ({ exporter, endpoint: receiver.url, service_name: name, batch: { scheduled_delay_ms: 60_000 } });
+        const t = await startDaemon(basicConfig({ port, tracing: tracing('first') }));
+        await httpRequest(`http://127.0.0.1:${port}/a?b=1`);
+        expect(receiver.spans).to.have.length(0);
+        await t.apply(basicConfig({ port, tracing: tracing('second') }));
+        await waitFor('generation 1 to be released', () => t.daemon.reloader.generations().length === 1);
+        const span = receiver.spans.find((s) => s.serviceName === 'first' && s.kind === SERVER);
+        expect(span?.attributes).to.include({ 'url.path': '/a', 'url.query': 'b=1', 'http.response.status_code': 200 });
+        expect(span?.traceId).to.match(/^[0-9a-f]{32}$/);
+        expect(receiver.connectionsOpened).to.be.greaterThan(0);
+        await waitFor(`the first ${exporter} pipeline's connection to close`, () => receiver.openConnections === 0);
+        expect(t.daemon.registry.stats().tracer_provider).to.include({ created: 2, destroyed: 1, destroyFailures: 0 });
+        // The second pipeline exports through a transport of its own, destroyed when the daemon stops.
+        await httpRequest(`http://127.0.0.1:${port}/`);
+        await t.daemon.stop();
+        expect(receiver.spans.filter((s) => s.serviceName === 'second' && s.kind === SERVER)).to.have.length(1);
+        await waitFor(`the second ${exporter} pipeline's connection to close`, () => receiver.openConnections === 0);
+      });
+    }
+  });
+
   describe('the Caddy per-reload leak, reproduced against the same SDK', () => {
     const RELOADS = 20;
 
