@@ -79,3 +79,5 @@ export type { FileSourceOptions } from './sources/file.js';
 export { FileSource } from './sources/file.js';
 export type { ConfigSource, RawDocument, SourceInfo, SourceWatchHandlers } from './sources/source.js';
 export { ForwardingTracerProvider, installGlobalTelemetry } from './telemetry/forwarding-tracer.js';
+export type { Environment, ResolvedTracing, TracingExporter } from './telemetry/otel-env.js';
+export { OtelEnvError, resolveTracing } from './telemetry/otel-env.js';

@@ -11,8 +11,9 @@ import type { ResourceFactory, ResourceRegistry } from '../registry/registry.js'
 import { healthCheckerKind, type TargetHealth, targetHealthKind } from '../resources/health.js';
 import { type KindDeps, type ResourceKind, type ResourceKinds, resolveKind } from '../resources/kind.js';
 import { type ListenerHandle, listenerKind, type RequestHandler } from '../resources/listener.js';
-import { tracerProviderKind } from '../resources/tracing.js';
+import { TRACER_PROVIDER_KIND, tracerProviderKind } from '../resources/tracing.js';
 import { upstreamPoolKind, upstreamPoolSettings, upstreamTargets } from '../resources/upstream.js';
+import { type ResolvedTracing, resolveTracing } from '../telemetry/otel-env.js';
 import type { Generation } from './generation.js';
 
 export interface ProvisionContext {
@@ -91,9 +92,20 @@ export async function provision(generation: Generation, ctx: ProvisionContext): 
   return report;
 }
 
+/**
+ * The `tracing` section, its unset fields filled from the process's `OTEL_*` variables
+ * (`resolveTracing`), so the pipeline's key covers what the environment gave it.
+ */
 async function provisionTracing(generation: Generation, _ctx: ProvisionContext, acquire: Acquire): Promise<void> {
   const section = generation.config.tracing;
-  if (section) generation.setTracing(await acquire('tracing', tracerProviderKind, section));
+  if (!section) return;
+  let resolved: ResolvedTracing;
+  try {
+    resolved = resolveTracing(section, process.env);
+  } catch (error) {
+    throw new ProvisionError('tracing', TRACER_PROVIDER_KIND, '', error);
+  }
+  generation.setTracing(await acquire('tracing', tracerProviderKind, resolved));
 }
 
 async function provisionUpstreams(generation: Generation, ctx: ProvisionContext, acquire: Acquire): Promise<void> {

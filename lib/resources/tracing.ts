@@ -17,11 +17,11 @@ import {
 } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
-import type { TracingConfig } from '../config/schema.js';
 import { HotconfError } from '../core/errors.js';
 import { withTimeout } from '../core/timeout.js';
 import { sectionKey } from '../registry/key.js';
 import type { ResourceFactory } from '../registry/registry.js';
+import type { ResolvedTracing } from '../telemetry/otel-env.js';
 import type { ResourceKind } from './kind.js';
 
 /** Registry kind (and metric label) of tracing pipelines. */
@@ -47,7 +47,7 @@ export interface TracingFactoryOptions {
   /** Budget for the final flush + shutdown in `destroy`, in ms. Default 5000. */
   flushTimeoutMs?: number;
   /** Builds the exporter; injectable for fault tests. Default: from `section.exporter`. */
-  createExporter?: (section: TracingConfig, agent: HttpAgent | undefined) => SpanExporter | undefined;
+  createExporter?: (section: ResolvedTracing, agent: HttpAgent | undefined) => SpanExporter | undefined;
   /**
    * Called for every batch the exporter failed to send (collector down, rejected, timed out).
    * The SDK drops such a batch and reports it to OpenTelemetry's global error handler only,
@@ -57,7 +57,8 @@ export interface TracingFactoryOptions {
 }
 
 /**
- * The registry factory for a `tracing` section (key: `sectionKey(section)`).
+ * The registry factory for a `tracing` section, resolved against the environment
+ * (`resolveTracing`; key: `sectionKey(section)`).
  *
  * `create` builds a `NodeTracerProvider` with a parent-based ratio sampler, a
  * `BatchSpanProcessor` configured from `section.batch`, and the exporter (`none`: no processor;
@@ -77,7 +78,7 @@ export interface TracingFactoryOptions {
  * flight settle: when the flush times out, the channel closes once those reach their own
  * deadline (`export_timeout_ms`), not at once (the exporter gives no handle on its channel).
  */
-export function tracerProviderFactory(section: TracingConfig, options: TracingFactoryOptions = {}): ResourceFactory<TracingPipeline> {
+export function tracerProviderFactory(section: ResolvedTracing, options: TracingFactoryOptions = {}): ResourceFactory<TracingPipeline> {
   const flushTimeoutMs = options.flushTimeoutMs ?? 5000;
   const createExporter = options.createExporter ?? defaultExporter;
   return {
@@ -97,7 +98,7 @@ export function tracerProviderFactory(section: TracingConfig, options: TracingFa
         );
       }
       const provider = new NodeTracerProvider({
-        resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: section.service_name }),
+        resource: resourceFromAttributes({ ...section.resource_attributes, [ATTR_SERVICE_NAME]: section.service_name }),
         sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(section.sample_ratio) }),
         spanProcessors,
       });
@@ -140,7 +141,7 @@ function newAgent(endpoint: string): HttpAgent {
   return new URL(endpoint).protocol === 'https:' ? new HttpsAgent(options) : new HttpAgent(options);
 }
 
-function defaultExporter(section: TracingConfig, agent: HttpAgent | undefined): SpanExporter | undefined {
+function defaultExporter(section: ResolvedTracing, agent: HttpAgent | undefined): SpanExporter | undefined {
   switch (section.exporter) {
     case 'none':
       return undefined;
@@ -152,12 +153,12 @@ function defaultExporter(section: TracingConfig, agent: HttpAgent | undefined): 
       return new Exporter({
         url: section.endpoint,
         headers: { ...section.headers },
-        timeoutMillis: section.batch.export_timeout_ms,
+        timeoutMillis: section.timeout_ms,
         httpAgentOptions: () => agent as HttpAgent,
       });
     }
     case 'otlp-grpc':
-      return new GrpcTraceExporter({ url: section.endpoint, metadata: grpcMetadata(section.headers), timeoutMillis: section.batch.export_timeout_ms });
+      return new GrpcTraceExporter({ url: section.endpoint, metadata: grpcMetadata(section.headers), timeoutMillis: section.timeout_ms });
   }
 }
 
@@ -168,8 +169,8 @@ function grpcMetadata(headers: Readonly<Record<string, string>>): Metadata {
   return metadata;
 }
 
-/** The `tracer_provider` kind: one pipeline per canonical `tracing` section. */
-export const tracerProviderKind: ResourceKind<TracingConfig, TracingPipeline> = {
+/** The `tracer_provider` kind: one pipeline per canonical resolved `tracing` section. */
+export const tracerProviderKind: ResourceKind<ResolvedTracing, TracingPipeline> = {
   kind: TRACER_PROVIDER_KIND,
   key: sectionKey,
   factory: (section, deps) => tracerProviderFactory(section, { onExportError: (error) => deps.onBackgroundError('exporter', error) }),

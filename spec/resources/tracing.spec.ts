@@ -2,6 +2,7 @@ import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { expect } from 'chai';
+import { onCleanup } from '../../harness/cleanup.js';
 import { basicConfig, startDaemon } from '../../harness/daemon.js';
 import { getText, httpRequest } from '../../harness/http.js';
 import { OtlpReceiver } from '../../harness/otlp-receiver.js';
@@ -12,6 +13,19 @@ const SERVER = 2;
 
 function otlp(receiver: OtlpReceiver, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return { exporter: 'otlp-http', endpoint: receiver.url, batch: { scheduled_delay_ms: 20 }, ...extra };
+}
+
+/** Set `vars` in `process.env` (undefined: unset) for the current test; restored after it. */
+function withEnv(vars: Record<string, string | undefined>): void {
+  const saved = Object.fromEntries(Object.keys(vars).map((name) => [name, process.env[name]]));
+  const apply = (values: Record<string, string | undefined>) => {
+    for (const [name, value] of Object.entries(values)) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+  };
+  apply(vars);
+  onCleanup(() => apply(saved));
 }
 
 describe('tracing', () => {
@@ -123,6 +137,56 @@ describe('tracing', () => {
         await waitFor(`the second ${exporter} pipeline's connection to close`, () => receiver.openConnections === 0);
       });
     }
+  });
+
+  describe('OTEL_* variables', () => {
+    it('fill what the tracing section leaves unset: protocol, endpoint, headers, service name and resource attributes', async () => {
+      const receiver = await OtlpReceiver.start();
+      withEnv({
+        OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
+        OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url.replace('/v1/traces', ''),
+        OTEL_EXPORTER_OTLP_HEADERS: 'x-tenant=spec-tenant',
+        OTEL_SERVICE_NAME: 'from-env',
+        OTEL_RESOURCE_ATTRIBUTES: 'deployment.environment=spec',
+      });
+      const port = await freePort();
+      await startDaemon(basicConfig({ port, tracing: { batch: { scheduled_delay_ms: 20 } } }));
+      await httpRequest(`http://127.0.0.1:${port}/`);
+      const span = await waitFor('the server span', () => receiver.spans.find((s) => s.kind === SERVER));
+      expect(span.serviceName).to.equal('from-env');
+      expect(span.resource).to.include({ 'deployment.environment': 'spec' });
+      expect(receiver.lastHeaders).to.include({ 'content-type': 'application/x-protobuf', 'x-tenant': 'spec-tenant' });
+    });
+
+    it('lose to the config, and a change of the environment is a new pipeline at the next reload', async () => {
+      const receiver = await OtlpReceiver.start();
+      withEnv({ OTEL_SERVICE_NAME: 'env-one', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' });
+      const port = await freePort();
+      const t = await startDaemon(basicConfig({ port, body: 'a', tracing: otlp(receiver, { service_name: 'from-config' }) }));
+      await httpRequest(`http://127.0.0.1:${port}/`);
+      expect((await waitFor('the server span', () => receiver.spans.find((s) => s.kind === SERVER))).serviceName).to.equal('from-config');
+      expect(receiver.lastHeaders['content-type']).to.equal('application/json');
+
+      // Without service_name in the config, the environment's name applies; changing it rebuilds.
+      const fromEnv = (body: string) => basicConfig({ port, body, tracing: otlp(receiver) });
+      await t.apply(fromEnv('b'));
+      withEnv({ OTEL_SERVICE_NAME: 'env-two' });
+      await t.apply(fromEnv('c'));
+      await t.apply(fromEnv('d'));
+      expect(t.daemon.registry.stats().tracer_provider).to.include({ created: 3, reused: 1 });
+      await httpRequest(`http://127.0.0.1:${port}/`);
+      await waitFor('a span named by the new environment', () => receiver.spans.find((s) => s.kind === SERVER && s.serviceName === 'env-two'));
+    });
+
+    it('fail the reload naming the variable when one is unusable; the last good config keeps serving', async () => {
+      const port = await freePort();
+      const t = await startDaemon(basicConfig({ port, body: 'good', tracing: { exporter: 'none' } }));
+      withEnv({ OTEL_EXPORTER_OTLP_TIMEOUT: 'soon' });
+      const result = await t.apply(basicConfig({ port, body: 'next', tracing: { exporter: 'none', service_name: 'x' } }));
+      expect(result).to.include({ result: 'failed', path: 'tracing' });
+      expect(result.error).to.include('OTEL_EXPORTER_OTLP_TIMEOUT');
+      expect(await getText(`http://127.0.0.1:${port}/`)).to.equal('good');
+    });
   });
 
   describe('the Caddy per-reload leak, reproduced against the same SDK', () => {
