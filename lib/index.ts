@@ -67,8 +67,15 @@ export { resolveKind } from './resources/kind.js';
 export { defaultResourceKinds, RESOURCE_KINDS } from './resources/kinds.js';
 export type { ListenerFactoryOptions, ListenerHandle, ListenerInput, RequestHandler } from './resources/listener.js';
 export { LISTENER_KIND, listenerFactory, listenerKind } from './resources/listener.js';
-export type { TracingFactoryOptions, TracingPipeline } from './resources/tracing.js';
-export { TRACER_PROVIDER_KIND, tracerProviderFactory, tracerProviderKind } from './resources/tracing.js';
+export type { GenerationTracing, TracingFactoryOptions, TracingPipeline } from './resources/tracing.js';
+export {
+  createSpanExporter,
+  generationTracing,
+  TRACER_PROVIDER_KIND,
+  tracerProviderFactory,
+  tracerProviderKind,
+  tracingPipelineKey,
+} from './resources/tracing.js';
 export type { UpstreamPool, UpstreamPoolFactoryOptions, UpstreamPoolSettings } from './resources/upstream.js';
 export { UPSTREAM_POOL_KIND, upstreamPoolFactory, upstreamPoolKey, upstreamPoolKind, upstreamPoolSettings, upstreamTargets } from './resources/upstream.js';
 export type { EtcdSourceOptions } from './sources/etcd/etcd.js';

@@ -5,7 +5,7 @@ import type { RouteTable, ServingGeneration } from '../dataplane/ports.js';
 import type { Upstream } from '../dataplane/proxy/proxy.js';
 import type { Lease } from '../registry/lease.js';
 import type { ListenerHandle } from '../resources/listener.js';
-import { TRACER_NAME, type TracingPipeline } from '../resources/tracing.js';
+import { type GenerationTracing, TRACER_NAME } from '../resources/tracing.js';
 import type { SourceInfo } from '../sources/source.js';
 
 const NOOP_TRACER = new ProxyTracerProvider().getTracer(TRACER_NAME);
@@ -54,7 +54,7 @@ export class Generation implements ServingGeneration {
   readonly #routers = new Map<string, RouteTable>();
   readonly #listeners = new Map<string, ListenerHandle>();
   readonly #upstreams = new Map<string, Upstream>();
-  #tracing: TracingPipeline | undefined;
+  #tracing: GenerationTracing | undefined;
   readonly #inflight = new Set<() => void>();
   #onIdle: (() => void) | undefined;
   /** Ends the drain's wait now (`cutDrain`); set while `drain` waits. */
@@ -120,9 +120,10 @@ export class Generation implements ServingGeneration {
     this.#onRelease.push(fn);
   }
 
-  setTracing(pipeline: TracingPipeline): void {
+  /** This generation's tracer provider over a leased pipeline (`generationTracing`). */
+  setTracing(tracing: GenerationTracing): void {
     this.#expect('provisioning', 'set its tracing');
-    this.#tracing = pipeline;
+    this.#tracing = tracing;
   }
 
   addListener(key: string, handle: ListenerHandle, router: RouteTable): void {
@@ -147,7 +148,7 @@ export class Generation implements ServingGeneration {
     return this.#upstreams;
   }
 
-  get tracing(): TracingPipeline | undefined {
+  get tracing(): GenerationTracing | undefined {
     return this.#tracing;
   }
 

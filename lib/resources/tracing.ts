@@ -1,12 +1,12 @@
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { Metadata } from '@grpc/grpc-js';
-import type { Tracer } from '@opentelemetry/api';
+import type { Tracer, TracerProvider } from '@opentelemetry/api';
 import { ExportResultCode } from '@opentelemetry/core';
 import { OTLPTraceExporter as GrpcTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
 import { OTLPTraceExporter as JsonTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { OTLPTraceExporter as ProtoTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
-import { resourceFromAttributes } from '@opentelemetry/resources';
+import { type Resource, resourceFromAttributes } from '@opentelemetry/resources';
 import {
   BatchSpanProcessor,
   ConsoleSpanExporter,
@@ -31,16 +31,50 @@ export const TRACER_PROVIDER_KIND = 'tracer_provider';
 export const TRACER_NAME = 'hotconf';
 
 /**
- * One tracing pipeline: provider + batch span processor + exporter, and the HTTP agent the OTLP
- * exporter sends through (OTLP/HTTP only; the gRPC exporter's channel is its own and closed by its
- * `shutdown`). Everything here is built in `create` and torn down in `destroy`.
+ * One tracing pipeline: batch span processor + exporter, the resource its spans describe, and
+ * the HTTP agent the OTLP exporter sends through (OTLP/HTTP only; the gRPC exporter's channel is
+ * its own and closed by its `shutdown`). Everything here is built in `create` and torn down in
+ * `destroy`. It samples nothing itself: each generation samples over it (`generationTracing`),
+ * so a new `sample_ratio` costs no pipeline.
  */
 export interface TracingPipeline {
-  readonly provider: NodeTracerProvider;
-  /** `provider.getTracer('hotconf')`. */
-  readonly tracer: Tracer;
+  /** Where ended spans go: the batch span processor (none for exporter `none`). */
+  readonly spanProcessors: readonly SpanProcessor[];
+  /** `service.name` and the other resource attributes of every span. */
+  readonly resource: Resource;
   /** The exporter's keep-alive agent (`otlp-http`, `otlp-proto`), owned by this pipeline. */
   readonly agent: HttpAgent | undefined;
+}
+
+/**
+ * A generation's tracing: its own tracer provider, sampling at its `sample_ratio` with a
+ * parent-based ratio sampler, over the shared `pipeline` (its span processor and resource).
+ */
+export interface GenerationTracing {
+  readonly pipeline: TracingPipeline;
+  /** The provider the process's forwarding provider points at while this generation is active. */
+  readonly provider: TracerProvider;
+  /** `provider.getTracer('hotconf')`. */
+  readonly tracer: Tracer;
+}
+
+/**
+ * The tracer provider of one generation: a `NodeTracerProvider` whose sampler is
+ * `ParentBased(TraceIdRatioBased(sampleRatio))` and whose only span processor is the pipeline's.
+ * It is cheap (no exporter, processor, timer or socket) and owns nothing: never flush or shut it
+ * down, the pipeline's `destroy` does. So the sampler is keyed apart from the pipeline, as
+ * OpenTelemetry specification issue #3771 asks of SDKs: changing only the ratio rebuilds no
+ * exporter, and generations that overlap each sample at their own ratio.
+ *
+ * @param sampleRatio 0..1, of root spans (children follow their parent's decision)
+ */
+export function generationTracing(pipeline: TracingPipeline, sampleRatio: number): GenerationTracing {
+  const provider = new NodeTracerProvider({
+    resource: pipeline.resource,
+    sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(sampleRatio) }),
+    spanProcessors: [...pipeline.spanProcessors],
+  });
+  return { pipeline, provider, tracer: provider.getTracer(TRACER_NAME) };
 }
 
 export interface TracingFactoryOptions {
@@ -58,10 +92,10 @@ export interface TracingFactoryOptions {
 
 /**
  * The registry factory for a `tracing` section, resolved against the environment
- * (`resolveTracing`; key: `sectionKey(section)`).
+ * (`resolveTracing`; key: `tracingPipelineKey(section)`, which leaves out `sample_ratio`).
  *
- * `create` builds a `NodeTracerProvider` with a parent-based ratio sampler, a
- * `BatchSpanProcessor` configured from `section.batch`, and the exporter (`none`: no processor;
+ * `create` builds the resource, a `BatchSpanProcessor` configured from `section.batch`, and the
+ * exporter (`none`: no processor;
  * `console`; `otlp-http`: OTLP/HTTP JSON, `otlp-proto`: OTLP/HTTP protobuf, both to
  * `section.endpoint` with `section.headers`; `otlp-grpc`: OTLP/gRPC to `section.endpoint`, plain
  * text for `http://` and TLS for `https://`, with `section.headers` as metadata). Nothing is built
@@ -71,7 +105,8 @@ export interface TracingFactoryOptions {
  * The OTLP/HTTP exporters' transport never destroys the keep-alive agent it creates (its
  * `shutdown` is empty, exporter-base 0.223.0), so every replaced exporter would leave sockets
  * open. The pipeline therefore creates the agent itself, hands it over through
- * `httpAgentOptions` as a factory, and destroys it in `destroy` after `forceFlush` + `shutdown`
+ * `httpAgentOptions` as a factory, and destroys it in `destroy` after the processor's
+ * `forceFlush` + `shutdown`
  * (bounded by `flushTimeoutMs`; the agent is destroyed even when the flush times out, and the
  * timeout is then reported as a destroy failure: spans were lost). The gRPC exporter's transport
  * does close its channel in `shutdown` (otlp-grpc-exporter-base 0.223.0), after the exports in
@@ -80,7 +115,7 @@ export interface TracingFactoryOptions {
  */
 export function tracerProviderFactory(section: ResolvedTracing, options: TracingFactoryOptions = {}): ResourceFactory<TracingPipeline> {
   const flushTimeoutMs = options.flushTimeoutMs ?? 5000;
-  const createExporter = options.createExporter ?? defaultExporter;
+  const createExporter = options.createExporter ?? createSpanExporter;
   return {
     create() {
       const agent = section.exporter === 'otlp-http' || section.exporter === 'otlp-proto' ? newAgent(section.endpoint) : undefined;
@@ -97,18 +132,16 @@ export function tracerProviderFactory(section: ResolvedTracing, options: Tracing
           }),
         );
       }
-      const provider = new NodeTracerProvider({
-        resource: resourceFromAttributes({ ...section.resource_attributes, [ATTR_SERVICE_NAME]: section.service_name }),
-        sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(section.sample_ratio) }),
-        spanProcessors,
-      });
-      return { provider, tracer: provider.getTracer(TRACER_NAME), agent };
+      const resource = resourceFromAttributes({ ...section.resource_attributes, [ATTR_SERVICE_NAME]: section.service_name });
+      return { spanProcessors, resource, agent };
     },
-    async destroy({ provider, agent }) {
-      const flushed = (async () => {
-        await provider.forceFlush();
-        await provider.shutdown();
-      })();
+    async destroy({ spanProcessors, agent }) {
+      const flushed = Promise.all(
+        spanProcessors.map(async (processor) => {
+          await processor.forceFlush();
+          await processor.shutdown();
+        }),
+      );
       try {
         await withTimeout(
           flushed,
@@ -141,7 +174,11 @@ function newAgent(endpoint: string): HttpAgent {
   return new URL(endpoint).protocol === 'https:' ? new HttpsAgent(options) : new HttpAgent(options);
 }
 
-function defaultExporter(section: ResolvedTracing, agent: HttpAgent | undefined): SpanExporter | undefined {
+/**
+ * The exporter `section.exporter` names (undefined for `none`), sending through `agent` when it
+ * is OTLP/HTTP. The factory's default `createExporter`.
+ */
+export function createSpanExporter(section: ResolvedTracing, agent: HttpAgent | undefined): SpanExporter | undefined {
   switch (section.exporter) {
     case 'none':
       return undefined;
@@ -169,9 +206,15 @@ function grpcMetadata(headers: Readonly<Record<string, string>>): Metadata {
   return metadata;
 }
 
-/** The `tracer_provider` kind: one pipeline per canonical resolved `tracing` section. */
+/** The pipeline's key: the resolved section without `sample_ratio`, which each generation samples with itself. */
+export function tracingPipelineKey(section: ResolvedTracing): string {
+  const { sample_ratio: _perGeneration, ...pipeline } = section;
+  return sectionKey(pipeline);
+}
+
+/** The `tracer_provider` kind: one pipeline per canonical resolved `tracing` section, `sample_ratio` aside. */
 export const tracerProviderKind: ResourceKind<ResolvedTracing, TracingPipeline> = {
   kind: TRACER_PROVIDER_KIND,
-  key: sectionKey,
+  key: tracingPipelineKey,
   factory: (section, deps) => tracerProviderFactory(section, { onExportError: (error) => deps.onBackgroundError('exporter', error) }),
 };

@@ -2,12 +2,14 @@ import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { expect } from 'chai';
+import sinon from 'sinon';
 import { onCleanup } from '../../harness/cleanup.js';
 import { basicConfig, startDaemon } from '../../harness/daemon.js';
 import { getText, httpRequest } from '../../harness/http.js';
 import { OtlpReceiver } from '../../harness/otlp-receiver.js';
 import { freePort } from '../../harness/ports.js';
 import { waitFor } from '../../harness/wait.js';
+import { createSpanExporter, tracerProviderFactory, tracerProviderKind } from '../../lib/resources/tracing.js';
 
 const SERVER = 2;
 
@@ -137,6 +139,47 @@ describe('tracing', () => {
         await waitFor(`the second ${exporter} pipeline's connection to close`, () => receiver.openConnections === 0);
       });
     }
+  });
+
+  describe('sample_ratio apart from the pipeline (OpenTelemetry specification #3771)', () => {
+    it('changing only sample_ratio builds no exporter or batch processor, and sampling follows the new ratio', async () => {
+      const receiver = await OtlpReceiver.start();
+      const createExporter = sinon.spy(createSpanExporter);
+      const kinds = { tracer_provider: { ...tracerProviderKind, factory: (section: never) => tracerProviderFactory(section, { createExporter }) } };
+      const port = await freePort();
+      const config = (sample_ratio: number) => basicConfig({ port, body: `ratio ${sample_ratio}`, tracing: otlp(receiver, { sample_ratio }) });
+      const t = await startDaemon(config(1), { kinds });
+      const served = (path: string) => receiver.spans.filter((s) => s.kind === SERVER && s.attributes['url.path'] === path);
+
+      await getText(`http://127.0.0.1:${port}/one`);
+      await waitFor('the span of a request at ratio 1', () => served('/one').length === 1);
+      expect((await t.apply(config(0))).result).to.equal('applied');
+      for (let i = 0; i < 20; i++) expect(await getText(`http://127.0.0.1:${port}/zero`)).to.equal('ratio 0');
+      expect((await t.apply(config(1))).result).to.equal('applied');
+      await getText(`http://127.0.0.1:${port}/again`);
+      // Spans are exported in the order they end: once the later one arrived, any from ratio 0 would have too.
+      await waitFor('the span of a request at ratio 1 again', () => served('/again').length === 1);
+      expect(served('/zero')).to.have.length(0);
+
+      expect(createExporter.callCount, 'exporters built').to.equal(1);
+      expect(t.daemon.registry.stats().tracer_provider).to.include({ created: 1, reused: 2, live: 1 });
+      expect(receiver.connectionsOpened).to.equal(1);
+    });
+
+    it('gives each generation a sampler of its own ratio over the one shared pipeline', async () => {
+      const receiver = await OtlpReceiver.start();
+      const port = await freePort();
+      const config = (sample_ratio: number) => basicConfig({ port, body: `ratio ${sample_ratio}`, tracing: otlp(receiver, { sample_ratio }) });
+      const t = await startDaemon(config(0));
+      const first = t.daemon.reloader.active!;
+      await t.apply(config(1));
+      const second = t.daemon.reloader.active!;
+      expect(second.tracing!.pipeline).to.equal(first.tracing!.pipeline);
+      expect(first.tracer.startSpan('old').isRecording()).to.equal(false);
+      const span = second.tracer.startSpan('new');
+      expect(span.isRecording()).to.equal(true);
+      span.end();
+    });
   });
 
   describe('OTEL_* variables', () => {
