@@ -1,7 +1,9 @@
 // The public API of hotconf: re-exports only.
 
-export type { LeakReport, LeakSuspect } from './admin/leaks.js';
-export { leakReport } from './admin/leaks.js';
+export type { LeakTrendRecorderOptions } from './admin/leak-trend.js';
+export { LeakTrendRecorder } from './admin/leak-trend.js';
+export type { LeakReport, LeakSample, LeakSuspect, LeakTrend, LeakTrendOptions } from './admin/leaks.js';
+export { DEFAULT_LEAK_TREND, leakReport, leakTrend, leastSquaresSlope } from './admin/leaks.js';
 export { DaemonMetrics, UpstreamMetrics } from './admin/metrics.js';
 export type { Config, HealthCheckConfig, ListenerConfig, LoadedConfig, ParseOptions, RouteConfig, TracingConfig, UpstreamConfig } from './config/index.js';
 export {

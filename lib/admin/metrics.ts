@@ -3,6 +3,7 @@ import type { UpstreamObserver } from '../dataplane/proxy/proxy.js';
 import type { KindStats, ResourceRegistry } from '../registry/registry.js';
 import { RELOAD_OUTCOMES, type Reloader } from '../reload/reloader.js';
 import type { ConfigSource } from '../sources/source.js';
+import type { LeakTrend } from './leaks.js';
 
 export interface DaemonMetricsOptions {
   registry: ResourceRegistry;
@@ -13,6 +14,8 @@ export interface DaemonMetricsOptions {
   defaultMetrics?: boolean;
   /** The prom-client registry to register on (shared with `UpstreamMetrics`). Default: a new one. */
   register?: Registry;
+  /** The leak report's trend, read at scrape time for `hotconf_leak_trend_per_reload`. */
+  leakTrend?: () => LeakTrend;
 }
 
 /**
@@ -102,6 +105,20 @@ export class DaemonMetrics {
         }
       },
     });
+
+    const { leakTrend } = options;
+    if (leakTrend) {
+      new Gauge({
+        name: 'hotconf_leak_trend_per_reload',
+        help: 'Least-squares growth per reload over the last reloads (see /leaks trend): handles, handles:TYPE, fds, live:KIND.',
+        labelNames: ['resource'],
+        registers: [register],
+        collect() {
+          this.reset();
+          for (const [resource, slope] of Object.entries(leakTrend().slopes)) this.set({ resource }, slope);
+        },
+      });
+    }
 
     perKind('hotconf_resources_live', 'Resources created and not yet destroyed.', 'live', 'gauge');
     perKind('hotconf_resource_refs', 'Leases held on live resources.', 'refs', 'gauge');

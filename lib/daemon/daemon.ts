@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import { Registry as MetricsRegistry } from 'prom-client';
-import { type LeakReport, leakReport } from '../admin/leaks.js';
+import { LeakTrendRecorder } from '../admin/leak-trend.js';
+import { type LeakReport, type LeakTrendOptions, leakReport } from '../admin/leaks.js';
 import { DaemonMetrics, UpstreamMetrics } from '../admin/metrics.js';
 import { type AdminBackend, type AdminHealth, AdminServer } from '../admin/server.js';
 import { checkAdminToken, readAdminTokenFile } from '../admin/token.js';
@@ -53,6 +54,8 @@ export interface DaemonOptions {
    * over its own `maxDocumentBytes` (default 1 MiB) before this limit is applied: raise both.
    */
   maxDocumentBytes?: number;
+  /** The leak report's trend: how many reloads it covers and the growth per reload that is a suspect. Default `DEFAULT_LEAK_TREND` (50, 0.5). */
+  leakTrend?: Partial<LeakTrendOptions>;
 }
 
 /** The first config could not be applied: the daemon does not start. `result` says why. */
@@ -77,6 +80,7 @@ export class Daemon implements AdminBackend {
   readonly registry: ResourceRegistry;
   readonly reloader: Reloader;
   readonly metrics: DaemonMetrics;
+  readonly #leakTrend: LeakTrendRecorder;
   readonly #source: ConfigSource;
   /** Follows the active generation's tracer provider; hotconf's reload spans go through it. */
   readonly tracerProvider = new ForwardingTracerProvider();
@@ -114,9 +118,11 @@ export class Daemon implements AdminBackend {
       requestHandler: (listenKey) => createRequestHandler({ active: () => this.reloader.active, listenKey, logger: serveLog }),
       onSwap: (active) => this.tracerProvider.setDelegate(active?.tracing?.provider),
     });
+    this.#leakTrend = new LeakTrendRecorder({ ...options.leakTrend, registry: this.registry, reloader: this.reloader });
     this.metrics = new DaemonMetrics({
       registry: this.registry,
       reloader: this.reloader,
+      leakTrend: () => this.#leakTrend.trend(),
       source: options.source,
       defaultMetrics: options.defaultMetrics,
       register,
@@ -208,7 +214,7 @@ export class Daemon implements AdminBackend {
   }
 
   leaks(): LeakReport {
-    return leakReport(this.registry, this.reloader);
+    return leakReport(this.registry, this.reloader, Date.now(), this.#leakTrend.trend());
   }
 
   renderMetrics(): Promise<{ contentType: string; body: string }> {
@@ -242,6 +248,7 @@ export class Daemon implements AdminBackend {
     await this.#source.close().catch((err) => this.#log.error({ err }, 'source_close_failed'));
     await this.reloader.stop();
     this.metrics.close();
+    this.#leakTrend.close();
     const closed = this.#ownsRegistry ? await this.registry.close() : { held: [], destroyFailures: 0 };
     const report = this.leaks();
     for (const held of closed.held) {
