@@ -105,6 +105,7 @@ export class Daemon implements AdminBackend {
     // the proxy and checkers get them injected through the reloader.
     const register = new MetricsRegistry();
     const serveLog = this.#rootLog.child({ component: 'serve' });
+    const upstreamMetrics = new UpstreamMetrics(register);
     this.reloader = new Reloader({
       source: options.source,
       registry: this.registry,
@@ -112,7 +113,7 @@ export class Daemon implements AdminBackend {
       kinds: options.kinds,
       maxDocumentBytes: options.maxDocumentBytes,
       httpLimits: options.httpLimits,
-      observer: new UpstreamMetrics(register),
+      observer: upstreamMetrics,
       tracerProvider: this.tracerProvider,
       // The data plane routes each request by the generation active at its arrival.
       requestHandler: (listenKey) => createRequestHandler({ active: () => this.reloader.active, listenKey, logger: serveLog }),
@@ -123,6 +124,7 @@ export class Daemon implements AdminBackend {
       registry: this.registry,
       reloader: this.reloader,
       leakTrend: () => this.#leakTrend.trend(),
+      upstreamMetrics,
       source: options.source,
       defaultMetrics: options.defaultMetrics,
       register,
