@@ -199,8 +199,8 @@ export class Daemon implements AdminBackend {
 
   health(): AdminHealth {
     const generation = this.reloader.active?.id ?? 0;
-    if (this.#state === 'stopping' || this.#state === 'stopped') return { status: 'stopping', generation };
-    return { status: generation > 0 ? 'ok' : 'starting', generation };
+    if (this.#state === 'stopping' || this.#state === 'stopped') return { status: 'stopping', generation, pid: process.pid };
+    return { status: generation > 0 ? 'ok' : 'starting', generation, pid: process.pid };
   }
 
   config(): unknown {
