@@ -76,15 +76,25 @@ const PARTS: Part[] = [
     name: 'soak',
     run: async (quick) => soakResult('hotconf', await soakPart(quick ? 1000 : 5000)),
     line: (r) =>
-      `soak: ${r.reloads} reloads, fd Δ ${r.fd_delta}, handles Δ ${r.handles_delta}, heap Δ ${fmt(r.heap_delta_bytes)} B, exporter sockets leaked ${r.sockets_leaked}`,
+      `soak: ${r.reloads} reloads, fd Δ ${r.fd_delta}, handles Δ ${r.handles_delta}, heap Δ ${fmt(r.heap_delta_bytes)} B, exporter sockets leaked ${r.sockets_leaked}; ${trendLine(r)}; the daemon's /leaks: ${r.daemon_growing || 'nothing growing'}`,
   },
   {
     name: 'eager_counterfactual',
     run: async (quick) => soakResult('eager (Caddy pattern)', await eagerPart(quick ? 1000 : 5000)),
     line: (r) =>
-      `eager counterfactual: ${r.reloads} reloads, sockets leaked ${r.sockets_leaked}, fd Δ ${r.fd_delta}, handles Δ ${r.handles_delta}, heap Δ ${fmt(r.heap_delta_bytes)} B`,
+      `eager counterfactual: ${r.reloads} reloads, sockets leaked ${r.sockets_leaked}, fd Δ ${r.fd_delta}, handles Δ ${r.handles_delta}, heap Δ ${fmt(r.heap_delta_bytes)} B; ${trendLine(r)}`,
   },
 ];
+
+/** The least-squares slopes of a soak run and what grows past 0.5 per reload. */
+function trendLine(r: Record<string, unknown>): string {
+  return `trend per reload: fds ${signed(r.fds_per_reload)}, handles ${signed(r.handles_per_reload)}, exporter connections ${signed(r.exporter_connections_per_reload)} (growing: ${r.growing || 'none'})`;
+}
+
+function signed(value: unknown): string {
+  const n = Number(value);
+  return `${n >= 0 ? '+' : ''}${n.toFixed(3)}`;
+}
 
 function fmt(value: unknown): string {
   return Number(value).toLocaleString('en-US', { maximumFractionDigits: 2 });
@@ -142,6 +152,14 @@ function goals(r: Results): Goal[] {
     const fd = n('soak', 'fd_delta');
     const handles = n('soak', 'handles_delta');
     out.push({ goal: 'soak fd and handle deltas ≤ 3', measured: `fd Δ ${fd}, handles Δ ${handles}`, met: fd <= 3 && handles <= 3 });
+  }
+  if (has('soak') || has('eager_counterfactual')) {
+    const side = (part: string) => (has(part) ? `fds ${signed(n(part, 'fds_per_reload'))}, handles ${signed(n(part, 'handles_per_reload'))}` : 'not run');
+    out.push({
+      goal: 'soak trend ≤ 0.5 per reload, nothing growing (eager beside it)',
+      measured: `hotconf ${side('soak')}; eager ${side('eager_counterfactual')} per reload`,
+      met: has('soak') ? r.soak!.growing === '' && (r.soak!.daemon_growing ?? '') === '' : null,
+    });
   }
   if (has('eager_counterfactual')) {
     out.push({
