@@ -13,6 +13,7 @@ import { proxyCpuPart } from './parts/proxy-cpu.js';
 import { registryPart } from './parts/registry.js';
 import { reloadEtcdPart } from './parts/reload-etcd.js';
 import { reloadFilePart } from './parts/reload-file.js';
+import { scalePart } from './parts/scale.js';
 import { eagerPart, type SoakRun, soakPart } from './parts/soak.js';
 import { stormPart } from './parts/storm.js';
 
@@ -73,18 +74,40 @@ const PARTS: Part[] = [
       `proxy_cpu: µs of proxy CPU per request: hotconf ${r.hotconf_w1_cpu_us} (1 worker, ${fmt(r.hotconf_w1_rps)} rps), ${r.hotconf_w2_cpu_us} (2 workers, ${fmt(r.hotconf_w2_rps)} rps), traced ${r.hotconf_w1_traced_cpu_us} / 1% ${r.hotconf_w1_sampled_1pct_cpu_us}; caddy ${r.caddy_cpu_us} (${fmt(r.caddy_rps)} rps); nginx ${r.nginx_cpu_us} (${fmt(r.nginx_rps)} rps)`,
   },
   {
+    name: 'scale',
+    run: scalePart,
+    line: (r) =>
+      [1000, 10_000]
+        .filter((n) => r[`r${n}_startup_ms`] !== undefined)
+        .map(
+          (n) =>
+            `scale ${fmt(n)} routes: start ${fmt(r[`r${n}_startup_ms`])} ms, RSS ${fmt(Number(r[`r${n}_rss_after_changes_bytes`]) / 2 ** 20)} MiB, one-route change → served p50 ${r[`r${n}_change_p50_ms`]} ms / p99 ${r[`r${n}_change_p99_ms`]} ms, last/first route ${fmt(r[`r${n}_last_route_rps`])} / ${fmt(r[`r${n}_first_route_rps`])} rps`,
+        )
+        .join('; '),
+  },
+  {
     name: 'soak',
     run: async (quick) => soakResult('hotconf', await soakPart(quick ? 1000 : 5000)),
     line: (r) =>
-      `soak: ${r.reloads} reloads, fd Δ ${r.fd_delta}, handles Δ ${r.handles_delta}, heap Δ ${fmt(r.heap_delta_bytes)} B, exporter sockets leaked ${r.sockets_leaked}`,
+      `soak: ${r.reloads} reloads, fd Δ ${r.fd_delta}, handles Δ ${r.handles_delta}, heap Δ ${fmt(r.heap_delta_bytes)} B, exporter sockets leaked ${r.sockets_leaked}; ${trendLine(r)}; the daemon's /leaks: ${r.daemon_growing || 'nothing growing'}`,
   },
   {
     name: 'eager_counterfactual',
     run: async (quick) => soakResult('eager (Caddy pattern)', await eagerPart(quick ? 1000 : 5000)),
     line: (r) =>
-      `eager counterfactual: ${r.reloads} reloads, sockets leaked ${r.sockets_leaked}, fd Δ ${r.fd_delta}, handles Δ ${r.handles_delta}, heap Δ ${fmt(r.heap_delta_bytes)} B`,
+      `eager counterfactual: ${r.reloads} reloads, sockets leaked ${r.sockets_leaked}, fd Δ ${r.fd_delta}, handles Δ ${r.handles_delta}, heap Δ ${fmt(r.heap_delta_bytes)} B; ${trendLine(r)}`,
   },
 ];
+
+/** The least-squares slopes of a soak run and what grows past 0.5 per reload. */
+function trendLine(r: Record<string, unknown>): string {
+  return `trend per reload: fds ${signed(r.fds_per_reload)}, handles ${signed(r.handles_per_reload)}, exporter connections ${signed(r.exporter_connections_per_reload)} (growing: ${r.growing || 'none'})`;
+}
+
+function signed(value: unknown): string {
+  const n = Number(value);
+  return `${n >= 0 ? '+' : ''}${n.toFixed(3)}`;
+}
 
 function fmt(value: unknown): string {
   return Number(value).toLocaleString('en-US', { maximumFractionDigits: 2 });
@@ -138,10 +161,24 @@ function goals(r: Results): Goal[] {
     out.push({ goal: 'proxy CPU per request, --workers 1 ≤ 1.0 × Caddy (moonshot ≤ 0.6 ×)', measured: `${round(cpu, 2)} ×`, met: cpu <= 1 });
     out.push({ goal: 'requests/s, --workers 2 ≥ 1.0 × Caddy', measured: `${round(rps, 2)} ×`, met: rps >= 1 });
   }
+  if (has('scale') && r.scale!.r10000_startup_ms !== undefined) {
+    const change = n('scale', 'r10000_change_p50_ms');
+    const ratio = n('scale', 'r10000_last_to_first');
+    out.push({ goal: 'scale: one-route change in a 10,000-route file served p50 ≤ 50 ms', measured: `${change} ms`, met: change <= 50 });
+    out.push({ goal: 'scale: last-route requests/s ≥ 0.9 × first-route at 10,000 routes', measured: `${round(ratio, 3)} ×`, met: ratio >= 0.9 });
+  }
   if (has('soak')) {
     const fd = n('soak', 'fd_delta');
     const handles = n('soak', 'handles_delta');
     out.push({ goal: 'soak fd and handle deltas ≤ 3', measured: `fd Δ ${fd}, handles Δ ${handles}`, met: fd <= 3 && handles <= 3 });
+  }
+  if (has('soak') || has('eager_counterfactual')) {
+    const side = (part: string) => (has(part) ? `fds ${signed(n(part, 'fds_per_reload'))}, handles ${signed(n(part, 'handles_per_reload'))}` : 'not run');
+    out.push({
+      goal: 'soak trend ≤ 0.5 per reload, nothing growing (eager beside it)',
+      measured: `hotconf ${side('soak')}; eager ${side('eager_counterfactual')} per reload`,
+      met: has('soak') ? r.soak!.growing === '' && (r.soak!.daemon_growing ?? '') === '' : null,
+    });
   }
   if (has('eager_counterfactual')) {
     out.push({

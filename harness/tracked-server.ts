@@ -1,9 +1,8 @@
-import type { Server } from 'node:http';
-import type { Socket } from 'node:net';
+import type { Server, Socket } from 'node:net';
 import { listenOn } from './ports.js';
 
 /**
- * The connections a spec server (an upstream, an OTLP receiver) accepts: counted, so a spec can
+ * The connections a spec server (an upstream, an OTLP receiver; HTTP or plain TCP) accepts: counted, so a spec can
  * tell one pooled connection from many or see a leaked client's socket stay open, and destroyed
  * by `close()`, so closing never waits on a client's keepalive.
  */

@@ -2,8 +2,10 @@
 
 export type { Refusal } from './admin/guard.js';
 export { AdminRequestGuard, contentTypeRefusal } from './admin/guard.js';
-export type { LeakReport, LeakSuspect } from './admin/leaks.js';
-export { leakReport } from './admin/leaks.js';
+export type { LeakTrendRecorderOptions } from './admin/leak-trend.js';
+export { LeakTrendRecorder } from './admin/leak-trend.js';
+export type { LeakReport, LeakSample, LeakSuspect, LeakTrend, LeakTrendOptions } from './admin/leaks.js';
+export { DEFAULT_LEAK_TREND, leakReport, leakTrend, leastSquaresSlope } from './admin/leaks.js';
 export { DaemonMetrics, UpstreamMetrics } from './admin/metrics.js';
 export type { Config, HealthCheckConfig, ListenerConfig, LoadedConfig, ParseOptions, RouteConfig, TracingConfig, UpstreamConfig } from './config/index.js';
 export {
@@ -78,8 +80,15 @@ export { resolveKind } from './resources/kind.js';
 export { defaultResourceKinds, RESOURCE_KINDS } from './resources/kinds.js';
 export type { ListenerFactoryOptions, ListenerHandle, ListenerInput, RequestHandler } from './resources/listener.js';
 export { LISTENER_KIND, listenerFactory, listenerKind } from './resources/listener.js';
-export type { TracingFactoryOptions, TracingPipeline } from './resources/tracing.js';
-export { TRACER_PROVIDER_KIND, tracerProviderFactory, tracerProviderKind } from './resources/tracing.js';
+export type { GenerationTracing, TracingFactoryOptions, TracingPipeline } from './resources/tracing.js';
+export {
+  createSpanExporter,
+  generationTracing,
+  TRACER_PROVIDER_KIND,
+  tracerProviderFactory,
+  tracerProviderKind,
+  tracingPipelineKey,
+} from './resources/tracing.js';
 export type { UpstreamPool, UpstreamPoolFactoryOptions, UpstreamPoolSettings } from './resources/upstream.js';
 export { UPSTREAM_POOL_KIND, upstreamPoolFactory, upstreamPoolKey, upstreamPoolKind, upstreamPoolSettings, upstreamTargets } from './resources/upstream.js';
 export type { EtcdSourceOptions } from './sources/etcd/etcd.js';
@@ -90,3 +99,5 @@ export type { FileSourceOptions } from './sources/file.js';
 export { FileSource } from './sources/file.js';
 export type { ConfigSource, RawDocument, SourceInfo, SourceWatchHandlers } from './sources/source.js';
 export { ForwardingTracerProvider, installGlobalTelemetry } from './telemetry/forwarding-tracer.js';
+export type { Environment, ResolvedTracing, TracingExporter } from './telemetry/otel-env.js';
+export { OtelEnvError, resolveTracing } from './telemetry/otel-env.js';

@@ -16,6 +16,8 @@ export interface AdminHealth {
   status: 'ok' | 'starting' | 'stopping';
   /** The active generation (0 before the first). */
   generation: number;
+  /** The daemon's process id (what `kill -HUP` needs; under `npm start` it is not npm's). */
+  pid: number;
 }
 
 /** What the admin API serves; implemented by the daemon. */
@@ -53,7 +55,7 @@ export interface AdminServerOptions {
 
 /**
  * The admin HTTP API (node:http), loopback by default:
- * - `GET /healthz` → 200 `{status: "ok", generation}` once a config is active, 503 before
+ * - `GET /healthz` → 200 `{status: "ok", generation, pid}` once a config is active, 503 before
  * - `GET /config` → `{generation, hash, loaded_at, source, config}` with secrets redacted
  * - `POST /reload` → 200 applied/unchanged, 422 invalid (`errors`), 500 failed (`error`)
  * - `GET /leaks` → the leak report

@@ -173,17 +173,24 @@ export const BatchSchema = z
     }
   });
 
+/**
+ * `service_name`, `exporter`, `endpoint` and `timeout_ms` have no default here: left unset, they
+ * are filled from the standard `OTEL_*` variables, else defaulted, when the pipeline is built
+ * (`resolveTracing` in lib/telemetry/otel-env.ts), as the OpenTelemetry SDKs let the config win.
+ */
 export const TracingSchema = z.strictObject({
-  service_name: z.string().min(1).default('hotconf'),
-  exporter: z.enum(['none', 'console', 'otlp-http']).default('otlp-http'),
+  service_name: z.string().min(1).optional(),
+  exporter: z.enum(['none', 'console', 'otlp-http', 'otlp-proto', 'otlp-grpc']).optional(),
   /** No credentials in the URL: it is shown in `/config` and logs; secrets go in `headers`. */
   endpoint: httpUrl((url) =>
     url.username || url.password
       ? 'must not contain credentials (user:password@): send them in tracing.headers (e.g. authorization), which are kept secret'
       : undefined,
-  ).default('http://127.0.0.1:4318/v1/traces'),
+  ).optional(),
   /** Secret: redacted in logs and `/config`. */
   headers: HeadersSchema.default({}),
+  /** Budget of one export request (as `OTEL_EXPORTER_OTLP_TIMEOUT`), in ms; unset: `batch.export_timeout_ms`. */
+  timeout_ms: z.int().min(1).max(600_000).optional(),
   sample_ratio: z.number().min(0).max(1).default(1),
   batch: BatchSchema.prefault({}),
 });

@@ -178,8 +178,9 @@ export class ClusterPrimary implements AdminBackend {
 
   health(): AdminHealth {
     const generation = this.coordinator.committed?.revision ?? 0;
-    if (this.#state === 'stopping' || this.#state === 'stopped') return { status: 'stopping', generation };
-    return { status: generation > 0 ? 'ok' : 'starting', generation };
+    const { pid } = process;
+    if (this.#state === 'stopping' || this.#state === 'stopped') return { status: 'stopping', generation, pid };
+    return { status: generation > 0 ? 'ok' : 'starting', generation, pid };
   }
 
   config(): unknown {

@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import { Registry as MetricsRegistry } from 'prom-client';
-import { type LeakReport, leakReport } from '../admin/leaks.js';
+import { LeakTrendRecorder } from '../admin/leak-trend.js';
+import { type LeakReport, type LeakTrendOptions, leakReport } from '../admin/leaks.js';
 import { DaemonMetrics, UpstreamMetrics } from '../admin/metrics.js';
 import { restartWarnings } from '../admin/restart-warnings.js';
 import { type AdminBackend, type AdminHealth, AdminServer } from '../admin/server.js';
@@ -67,6 +68,8 @@ export interface DaemonOptions {
   commitGate?: ReloaderOptions['commitGate'];
   /** Cluster workers: the config the primary validated for a document (see `ReloaderOptions.preloaded`). */
   preloaded?: ReloaderOptions['preloaded'];
+  /** The leak report's trend: how many reloads it covers and the growth per reload that is a suspect. Default `DEFAULT_LEAK_TREND` (50, 0.5). */
+  leakTrend?: Partial<LeakTrendOptions>;
 }
 
 /** The first config could not be applied: the daemon does not start. `result` says why. */
@@ -91,6 +94,7 @@ export class Daemon implements AdminBackend {
   readonly registry: ResourceRegistry;
   readonly reloader: Reloader;
   readonly metrics: DaemonMetrics;
+  readonly #leakTrend: LeakTrendRecorder;
   readonly #source: ConfigSource;
   /** Follows the active generation's tracer provider; hotconf's reload spans go through it. */
   readonly tracerProvider = new ForwardingTracerProvider();
@@ -121,6 +125,7 @@ export class Daemon implements AdminBackend {
     // the proxy and checkers get them injected through the reloader.
     const register = new MetricsRegistry();
     const serveLog = this.#rootLog.child({ component: 'serve' });
+    const upstreamMetrics = new UpstreamMetrics(register);
     this.reloader = new Reloader({
       source: options.source,
       registry: this.registry,
@@ -133,7 +138,7 @@ export class Daemon implements AdminBackend {
       commitGate: options.commitGate,
       preloaded: options.preloaded,
       admit: (config) => this.#admit(config),
-      observer: new UpstreamMetrics(register),
+      observer: upstreamMetrics,
       tracerProvider: this.tracerProvider,
       // The data plane routes each request by the generation active at its arrival.
       requestHandler: (listenKey) => createRequestHandler({ active: () => this.reloader.active, listenKey, logger: serveLog }),
@@ -142,9 +147,12 @@ export class Daemon implements AdminBackend {
         if (active) this.#admin?.setAllowedHosts(active.config.admin.allowed_hosts);
       },
     });
+    this.#leakTrend = new LeakTrendRecorder({ ...options.leakTrend, registry: this.registry, reloader: this.reloader });
     this.metrics = new DaemonMetrics({
       registry: this.registry,
       reloader: this.reloader,
+      leakTrend: () => this.#leakTrend.trend(),
+      upstreamMetrics,
       source: options.source,
       defaultMetrics: options.defaultMetrics,
       register,
@@ -242,8 +250,8 @@ export class Daemon implements AdminBackend {
 
   health(): AdminHealth {
     const generation = this.reloader.active?.id ?? 0;
-    if (this.#state === 'stopping' || this.#state === 'stopped') return { status: 'stopping', generation };
-    return { status: generation > 0 ? 'ok' : 'starting', generation };
+    if (this.#state === 'stopping' || this.#state === 'stopped') return { status: 'stopping', generation, pid: process.pid };
+    return { status: generation > 0 ? 'ok' : 'starting', generation, pid: process.pid };
   }
 
   /** What the first config is waiting for while the daemon starts (see `AdminBackend.waitingFor`). */
@@ -268,7 +276,7 @@ export class Daemon implements AdminBackend {
   }
 
   leaks(): LeakReport {
-    return leakReport(this.registry, this.reloader);
+    return leakReport(this.registry, this.reloader, Date.now(), this.#leakTrend.trend());
   }
 
   renderMetrics(): Promise<{ contentType: string; body: string }> {
@@ -302,6 +310,7 @@ export class Daemon implements AdminBackend {
     await this.#source.close().catch((err) => this.#log.error({ err }, 'source_close_failed'));
     await this.reloader.stop();
     this.metrics.close();
+    this.#leakTrend.close();
     const closed = this.#ownsRegistry ? await this.registry.close() : { held: [], destroyFailures: 0 };
     const report = this.leaks();
     for (const held of closed.held) {

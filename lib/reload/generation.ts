@@ -5,7 +5,7 @@ import type { RouteTable, ServingGeneration } from '../dataplane/ports.js';
 import type { Upstream } from '../dataplane/proxy/proxy.js';
 import type { Lease } from '../registry/lease.js';
 import type { ListenerHandle } from '../resources/listener.js';
-import { TRACER_NAME, type TracingPipeline } from '../resources/tracing.js';
+import { type GenerationTracing, TRACER_NAME } from '../resources/tracing.js';
 import type { SourceInfo } from '../sources/source.js';
 
 const NOOP_TRACER = new ProxyTracerProvider().getTracer(TRACER_NAME);
@@ -55,7 +55,7 @@ export class Generation implements ServingGeneration {
   readonly #listeners = new Map<string, ListenerHandle>();
   readonly #maxConnections = new Map<string, number>();
   readonly #upstreams = new Map<string, Upstream>();
-  #tracing: TracingPipeline | undefined;
+  #tracing: GenerationTracing | undefined;
   readonly #inflight = new Set<() => void>();
   #onIdle: (() => void) | undefined;
   /** Ends the drain's wait now (`cutDrain`); set while `drain` waits. */
@@ -121,9 +121,10 @@ export class Generation implements ServingGeneration {
     this.#onRelease.push(fn);
   }
 
-  setTracing(pipeline: TracingPipeline): void {
+  /** This generation's tracer provider over a leased pipeline (`generationTracing`). */
+  setTracing(tracing: GenerationTracing): void {
     this.#expect('provisioning', 'set its tracing');
-    this.#tracing = pipeline;
+    this.#tracing = tracing;
   }
 
   /** `maxConnections`: the listener's `max_connections`, applied when this generation becomes active. */
@@ -154,7 +155,7 @@ export class Generation implements ServingGeneration {
     return this.#upstreams;
   }
 
-  get tracing(): TracingPipeline | undefined {
+  get tracing(): GenerationTracing | undefined {
     return this.#tracing;
   }
 

@@ -12,8 +12,9 @@ import type { ResourceFactory, ResourceRegistry } from '../registry/registry.js'
 import { healthCheckerKind, type TargetHealth, targetHealthKind } from '../resources/health.js';
 import { type KindDeps, type ResourceKind, type ResourceKinds, resolveKind } from '../resources/kind.js';
 import { type ListenerHandle, listenerKind, type RequestHandler } from '../resources/listener.js';
-import { tracerProviderKind } from '../resources/tracing.js';
+import { generationTracing, TRACER_PROVIDER_KIND, tracerProviderKind } from '../resources/tracing.js';
 import { upstreamPoolKind, upstreamPoolSettings, upstreamTargets } from '../resources/upstream.js';
+import { type ResolvedTracing, resolveTracing } from '../telemetry/otel-env.js';
 import type { Generation } from './generation.js';
 
 export interface ProvisionContext {
@@ -100,9 +101,21 @@ export async function provision(generation: Generation, ctx: ProvisionContext): 
   return report;
 }
 
+/**
+ * The `tracing` section, its unset fields filled from the process's `OTEL_*` variables
+ * (`resolveTracing`), so the pipeline's key covers what the environment gave it; the pipeline is
+ * shared across `sample_ratio` changes and the generation samples over it at its own ratio.
+ */
 async function provisionTracing(generation: Generation, _ctx: ProvisionContext, acquire: Acquire): Promise<void> {
   const section = generation.config.tracing;
-  if (section) generation.setTracing(await acquire('tracing', tracerProviderKind, section));
+  if (!section) return;
+  let resolved: ResolvedTracing;
+  try {
+    resolved = resolveTracing(section, process.env);
+  } catch (error) {
+    throw new ProvisionError('tracing', TRACER_PROVIDER_KIND, '', error);
+  }
+  generation.setTracing(generationTracing(await acquire('tracing', tracerProviderKind, resolved), resolved.sample_ratio));
 }
 
 async function provisionUpstreams(generation: Generation, ctx: ProvisionContext, acquire: Acquire): Promise<void> {

@@ -51,11 +51,11 @@ describe('admin API', () => {
     const starting = daemon.start();
     const url = `http://127.0.0.1:${adminPort}/healthz`;
     await waitFor('the admin API', () => httpRequest(url).then(() => true));
-    expect(await json(url)).to.deep.include({ status: 503, body: { status: 'starting', generation: 0 } });
+    expect(await json(url)).to.deep.include({ status: 503, body: { status: 'starting', generation: 0, pid: process.pid } });
     expect((await json(`http://127.0.0.1:${adminPort}/config`)).status).to.equal(503);
     source.open();
     await starting;
-    expect(await json(url)).to.deep.include({ status: 200, body: { status: 'ok', generation: 1 } });
+    expect(await json(url)).to.deep.include({ status: 200, body: { status: 'ok', generation: 1, pid: process.pid } });
   });
 
   it('shows the active config with its source and secrets redacted', async () => {

@@ -7,7 +7,7 @@ import type { Upstream } from '../../lib/dataplane/proxy/proxy.js';
 import { ResourceRegistry } from '../../lib/registry/registry.js';
 import { Generation, GenerationStateError } from '../../lib/reload/generation.js';
 import type { ListenerHandle } from '../../lib/resources/listener.js';
-import type { TracingPipeline } from '../../lib/resources/tracing.js';
+import type { GenerationTracing } from '../../lib/resources/tracing.js';
 
 /** A generation of an empty config, activated unless `provisioning`. */
 function generation(state: 'active' | 'provisioning' = 'active'): Generation {
@@ -134,7 +134,7 @@ describe('Generation', () => {
         'generation 7: cannot add a listener in state active',
       );
       expect(() => g.addUpstream({ name: 'api' } as Upstream)).to.throw(GenerationStateError, 'cannot add an upstream in state active');
-      expect(() => g.setTracing({} as TracingPipeline)).to.throw(GenerationStateError, 'cannot set its tracing in state active');
+      expect(() => g.setTracing({} as GenerationTracing)).to.throw(GenerationStateError, 'cannot set its tracing in state active');
       expect(g.listeners().size).to.equal(0);
       expect(g.upstreams().size).to.equal(0);
       expect(g.tracing).to.equal(undefined);

@@ -1,13 +1,29 @@
-import { HTTP_METHODS, type RouteConfig } from '../../config/schema.js';
+import type { RouteConfig } from '../../config/schema.js';
 import type { CompiledRoute, RouteAction, RouteTable } from '../ports.js';
+import { ANY_METHOD, allowValue, isWildcardHost } from './match.js';
 import { normalizePath, routePath } from './normalize.js';
 import { compileRespond } from './respond.js';
+import { SegmentTrie } from './segment-trie.js';
+
+export { prefixMatches } from './match.js';
 
 /** How a route's action is built from its config; extended by the data plane. */
 export type ActionCompiler = (route: RouteConfig, index: number) => RouteAction;
 
-/** What a route without `methods` allows: every method but `TRACE` (and `CONNECT`, which never reaches a route). */
-const ANY_METHOD: readonly string[] = HTTP_METHODS.filter((m) => m !== 'TRACE' && m !== 'CONNECT');
+/**
+ * Compile `routes` for matching, in config order (`index` is the position); `compileAction`
+ * builds each route's action (default: `respond` only).
+ */
+export function compileRoutes(routes: readonly RouteConfig[], compileAction: ActionCompiler = compileRespond): CompiledRoute[] {
+  return routes.map((route, index) => ({
+    index,
+    // A prefix with a malformed escape never matches: such request paths are refused first.
+    pathPrefix: routePath(normalizePath(route.path_prefix) ?? route.path_prefix),
+    host: route.host?.toLowerCase(),
+    methods: route.methods ? new Set(route.methods.includes('GET') ? [...route.methods, 'HEAD'] : route.methods) : undefined,
+    action: compileAction(route, index),
+  }));
+}
 
 /**
  * The route table of one listener in one generation: immutable, derived from the config by a
@@ -28,58 +44,79 @@ const ANY_METHOD: readonly string[] = HTTP_METHODS.filter((m) => m !== 'TRACE' &
  *
  * When routes match the path and host but none allows the method, `allowedMethods` gives the
  * `Allow` value of the 405 the handler answers.
+ *
+ * Routes are indexed as APISIX and Envoy do at scale, so a match costs what the request's host
+ * labels and path segments cost, not what the number of routes does: a host index (exact hosts
+ * in a map, `*.example.com` by each dot-suffix of the request host, routes without `host` apart),
+ * each entry a `SegmentTrie` over path segments; the lowest-ranked route found in the tries the
+ * request's host reaches wins. `LinearRouter` is the same table as a plain scan, the reference
+ * this one is checked against (spec/dataplane/router-tree.spec.ts).
  */
 export class Router implements RouteTable {
+  /** The routes in config order; a route's rank in the index is its position here. */
   readonly routes: readonly CompiledRoute[];
+  readonly #anyHost = new SegmentTrie();
+  readonly #exactHosts = new Map<string, SegmentTrie>();
+  /** By the suffix a wildcard host matches: `.example.com` for `*.example.com`. */
+  readonly #wildcardHosts = new Map<string, SegmentTrie>();
 
   constructor(routes: readonly CompiledRoute[]) {
     this.routes = routes;
+    for (const [rank, route] of routes.entries()) this.#trieFor(route.host).add(route.pathPrefix, rank);
   }
 
   /** Compile `routes`; `compileAction` builds each route's action (default: `respond` only). */
   static fromConfig(routes: readonly RouteConfig[], compileAction: ActionCompiler = compileRespond): Router {
-    return new Router(
-      routes.map((route, index) => ({
-        index,
-        // A prefix with a malformed escape never matches: such request paths are refused first.
-        pathPrefix: routePath(normalizePath(route.path_prefix) ?? route.path_prefix),
-        host: route.host?.toLowerCase(),
-        methods: route.methods ? new Set(route.methods.includes('GET') ? [...route.methods, 'HEAD'] : route.methods) : undefined,
-        action: compileAction(route, index),
-      })),
-    );
+    return new Router(compileRoutes(routes, compileAction));
   }
 
   /** First route matching; `host` is already normalised (`normalizeHost`), `path` is a `routePath`. */
   match(method: string, host: string | undefined, path: string): CompiledRoute | undefined {
-    for (const route of this.routes) {
-      if (!prefixMatches(route.pathPrefix, path)) continue;
-      if (route.methods ? !route.methods.has(method) : method === 'TRACE') continue;
-      if (route.host !== undefined && (host === undefined || !hostMatches(route.host, host))) continue;
-      return route;
+    const routes = this.routes;
+    let best = this.#anyHost.first(routes, method, path, routes.length);
+    if (host !== undefined) {
+      const exact = this.#exactHosts.get(host);
+      if (exact !== undefined) best = exact.first(routes, method, path, best);
+      if (this.#wildcardHosts.size > 0) {
+        // A wildcard matches a host longer than its suffix: every suffix from a dot but the first character.
+        for (let dot = host.indexOf('.', 1); dot >= 0; dot = host.indexOf('.', dot + 1)) {
+          const trie = this.#wildcardHosts.get(host.slice(dot));
+          if (trie !== undefined) best = trie.first(routes, method, path, best);
+        }
+      }
     }
-    return undefined;
+    return best < routes.length ? routes[best] : undefined;
   }
 
   allowedMethods(host: string | undefined, path: string): string | undefined {
     const allowed = new Set<string>();
-    for (const route of this.routes) {
-      if (!prefixMatches(route.pathPrefix, path)) continue;
-      if (route.host !== undefined && (host === undefined || !hostMatches(route.host, host))) continue;
-      for (const method of route.methods ?? ANY_METHOD) allowed.add(method);
+    for (const trie of this.#triesFor(host)) {
+      for (const rank of trie.matching(path)) for (const method of this.routes[rank]!.methods ?? ANY_METHOD) allowed.add(method);
     }
-    if (allowed.size === 0) return undefined;
-    return HTTP_METHODS.filter((m) => allowed.has(m)).join(', ');
+    return allowValue(allowed);
   }
-}
 
-/** `prefix` matches `path` (a `routePath`) on a segment boundary (see `Router`). */
-export function prefixMatches(prefix: string, path: string): boolean {
-  if (!path.startsWith(prefix)) return false;
-  return path.length === prefix.length || prefix.charCodeAt(prefix.length - 1) === 47 || path.charCodeAt(prefix.length) === 47;
-}
+  /** The tries holding every route whose `host` matches `host` (see `match`). */
+  #triesFor(host: string | undefined): SegmentTrie[] {
+    const tries = [this.#anyHost];
+    if (host === undefined) return tries;
+    const exact = this.#exactHosts.get(host);
+    if (exact !== undefined) tries.push(exact);
+    for (let dot = host.indexOf('.', 1); dot >= 0; dot = host.indexOf('.', dot + 1)) {
+      const trie = this.#wildcardHosts.get(host.slice(dot));
+      if (trie !== undefined) tries.push(trie);
+    }
+    return tries;
+  }
 
-function hostMatches(pattern: string, host: string): boolean {
-  if (pattern.startsWith('*.')) return host.endsWith(pattern.slice(1)) && host.length > pattern.length - 1;
-  return pattern === host;
+  #trieFor(host: string | undefined): SegmentTrie {
+    if (host === undefined) return this.#anyHost;
+    const [index, key] = isWildcardHost(host) ? [this.#wildcardHosts, host.slice(1)] : [this.#exactHosts, host];
+    let trie = index.get(key);
+    if (trie === undefined) {
+      trie = new SegmentTrie();
+      index.set(key, trie);
+    }
+    return trie;
+  }
 }
