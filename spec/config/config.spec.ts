@@ -162,7 +162,7 @@ describe('config parsing and validation', () => {
       { path: '', message: `document has more than ${MAX_DOCUMENT_NODES} nodes (keys, values and collections), the limit` },
     ]);
     const blockBomb = `l:\n${Array.from({ length: MAX_DOCUMENT_NODES }, () => '  - - x').join('\n')}\n`;
-    expect(issuesOf(() => parseDocument(blockBomb))[0]!.message).to.contain(`more than ${MAX_DOCUMENT_NODES} nodes`);
+    expect(issuesOf(() => parseDocument(blockBomb, { maxDocumentBytes: 8 * 1024 * 1024 }))[0]!.message).to.contain(`more than ${MAX_DOCUMENT_NODES} nodes`);
     const wide = `listeners: []\nheaders:\n${Array.from({ length: MAX_MAP_KEYS + 1 }, (_, i) => `  h${i}: v`).join('\n')}\n`;
     expect(issuesOf(() => parseDocument(wide))).to.deep.equal([
       { path: '', message: `the map at line 3, column 3 has ${MAX_MAP_KEYS + 1} keys; the limit is ${MAX_MAP_KEYS}` },
