@@ -64,7 +64,7 @@ async function scaleCase(routes: number, targets: readonly string[], wrkSeconds:
   const dir = await mkdtemp(join(tmpdir(), 'hotconf-bench-scale-'));
   const file = join(dir, 'hotconf.yaml');
   const [port, admin] = [await freePort(), await freePort()];
-  const text = stringify(scaleConfig(port, routes, targets, 0));
+  const text = stringify(scaleConfig(port, routes, targets, 0), { aliasDuplicateObjects: false });
   await writeFile(file, text);
   const last = `http://127.0.0.1:${port}/r${routes - 1}`;
   const agent = singleSocketAgent();
@@ -76,7 +76,7 @@ async function scaleCase(routes: number, targets: readonly string[], wrkSeconds:
     const rssAfterStart = rssBytes(daemon.pid);
     const latencies: number[] = [];
     for (let i = 1; i <= CHANGES; i++) {
-      await writeFile(file, stringify(scaleConfig(port, routes, targets, i)));
+      await writeFile(file, stringify(scaleConfig(port, routes, targets, i), { aliasDuplicateObjects: false }));
       const changed = performance.now();
       const reload = await httpRequest(`${daemon.admin}/reload`, { method: 'POST' });
       if (reload.status !== 200) throw new Error(`POST /reload answered ${reload.status}: ${reload.body}`);
