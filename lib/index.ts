@@ -32,6 +32,7 @@ export { compileRespond, RespondAction } from './dataplane/route/respond.js';
 export { Router } from './dataplane/route/router.js';
 export { currentRequest } from './dataplane/serve/context.js';
 export { createRequestHandler } from './dataplane/serve/handler.js';
+export { createListenerServing } from './dataplane/serve/serving.js';
 export type { CloseReport, EntrySnapshot, KindStats, RegistryEvent, ResourceFactory, ResourceRegistryOptions } from './registry/index.js';
 export { Lease, ResourceRegistry, sectionKey } from './registry/index.js';
 export type { ApplierOptions, ApplyOutcome } from './reload/applier.js';
@@ -62,11 +63,21 @@ export {
   targetHealthKey,
   targetHealthKind,
 } from './resources/health.js';
+export type {
+  DefaultCertificate,
+  HttpStack,
+  HttpStackFactoryOptions,
+  HttpStackInput,
+  StackPolicy,
+  StackServing,
+  StackTlsPolicy,
+} from './resources/http-stack.js';
+export { HTTP_STACK_KIND, httpStackFactory, httpStackKey, httpStackKind } from './resources/http-stack.js';
 export type { BackgroundErrorHandler, HealthObserver, KindDeps, ResourceKind, ResourceKinds } from './resources/kind.js';
 export { resolveKind } from './resources/kind.js';
 export { defaultResourceKinds, RESOURCE_KINDS } from './resources/kinds.js';
-export type { ListenerFactoryOptions, ListenerHandle, ListenerInput, RequestHandler } from './resources/listener.js';
-export { LISTENER_KIND, listenerFactory, listenerKind } from './resources/listener.js';
+export type { ConnectionAcceptor, ListenerFactoryOptions, ListenerHandle, ListenerInput, OpenTunnel, TunnelCloseReason } from './resources/listener.js';
+export { LISTENER_KIND, listenerFactory, listenerKind, TunnelSet } from './resources/listener.js';
 export type { TracingFactoryOptions, TracingPipeline } from './resources/tracing.js';
 export { TRACER_PROVIDER_KIND, tracerProviderFactory, tracerProviderKind } from './resources/tracing.js';
 export type { UpstreamPool, UpstreamPoolFactoryOptions, UpstreamPoolSettings } from './resources/upstream.js';

@@ -68,6 +68,11 @@ export const RouteSchema = z
     }
   });
 
+/** TLS versions a listener may require as its minimum. */
+export const TLS_VERSIONS = ['TLSv1.2', 'TLSv1.3'] as const;
+/** Application protocols a TLS listener may offer with ALPN. */
+export const TLS_ALPN = ['h2', 'http/1.1'] as const;
+
 export const ListenerSchema = z.strictObject({
   name: NameSchema,
   listen: ListenAddressSchema,

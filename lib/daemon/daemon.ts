@@ -10,7 +10,7 @@ import type { Config } from '../config/schema.js';
 import { formatIssues, HotconfError } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/log.js';
 import { Once } from '../core/once.js';
-import { createRequestHandler } from '../dataplane/serve/handler.js';
+import { createListenerServing } from '../dataplane/serve/serving.js';
 import type { HttpLimits } from '../net/limits.js';
 import { ResourceRegistry, type ResourceRegistryOptions } from '../registry/registry.js';
 import { Reloader, type ReloadResult, type ReloadTrigger } from '../reload/reloader.js';
@@ -111,7 +111,7 @@ export class Daemon implements AdminBackend {
       observer: new UpstreamMetrics(register),
       tracerProvider: this.tracerProvider,
       // The data plane routes each request by the generation active at its arrival.
-      requestHandler: (listenKey) => createRequestHandler({ active: () => this.reloader.active, listenKey, logger: serveLog }),
+      serving: (listenKey) => createListenerServing({ active: () => this.reloader.active, listenKey, logger: serveLog }),
       onSwap: (active) => this.tracerProvider.setDelegate(active?.tracing?.provider),
     });
     this.metrics = new DaemonMetrics({

@@ -107,7 +107,7 @@ export class Applier {
     this.#active = undefined;
     this.#options.onSwap?.(undefined);
     if (last) {
-      for (const listener of last.listeners().values()) listener.stopAccepting();
+      for (const { handle } of last.listeners().values()) handle.stopAccepting();
       this.#retire(last);
     }
     await Promise.all(this.#retiring.values());

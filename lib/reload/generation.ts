@@ -4,6 +4,7 @@ import { Once } from '../core/once.js';
 import type { RouteTable, ServingGeneration } from '../dataplane/ports.js';
 import type { Upstream } from '../dataplane/proxy/proxy.js';
 import type { Lease } from '../registry/lease.js';
+import type { HttpStack } from '../resources/http-stack.js';
 import type { ListenerHandle } from '../resources/listener.js';
 import { TRACER_NAME, type TracingPipeline } from '../resources/tracing.js';
 import type { SourceInfo } from '../sources/source.js';
@@ -18,6 +19,13 @@ export interface ReleaseReport {
   destroyed: Record<string, number>;
   aborted: number;
   drain_ms: number;
+}
+
+/** One listener as a generation serves it: the bound socket, the protocol stack new connections go to, the routes. */
+export interface ServedListener {
+  readonly handle: ListenerHandle;
+  readonly stack: HttpStack;
+  readonly router: RouteTable;
 }
 
 /** A transition asked of a generation in a state that does not allow it (a bug in the caller). */
@@ -51,8 +59,7 @@ export class Generation implements ServingGeneration {
   #retiredAt: number | undefined;
   readonly #leases: Lease<unknown>[] = [];
   readonly #onRelease: (() => unknown)[] = [];
-  readonly #routers = new Map<string, RouteTable>();
-  readonly #listeners = new Map<string, ListenerHandle>();
+  readonly #listeners = new Map<string, ServedListener>();
   readonly #upstreams = new Map<string, Upstream>();
   #tracing: TracingPipeline | undefined;
   readonly #inflight = new Set<() => void>();
@@ -125,10 +132,9 @@ export class Generation implements ServingGeneration {
     this.#tracing = pipeline;
   }
 
-  addListener(key: string, handle: ListenerHandle, router: RouteTable): void {
+  addListener(key: string, listener: ServedListener): void {
     this.#expect('provisioning', 'add a listener');
-    this.#listeners.set(key, handle);
-    this.#routers.set(key, router);
+    this.#listeners.set(key, listener);
   }
 
   addUpstream(upstream: Upstream): void {
@@ -136,10 +142,14 @@ export class Generation implements ServingGeneration {
     this.#upstreams.set(upstream.name, upstream);
   }
 
-  /** Provisioning is complete: the generation may serve. */
+  /**
+   * Provisioning is complete: the generation may serve. Its listeners hand new connections to
+   * its stacks from now on (connections accepted before stay with theirs).
+   */
   activate(): void {
     this.#expect('provisioning', 'activate');
     this.#state = 'active';
+    for (const { handle, stack } of this.#listeners.values()) handle.serveWith(stack);
   }
 
   /** Upstreams by name, as this generation serves them (its pools, health states, balancers). */
@@ -156,11 +166,11 @@ export class Generation implements ServingGeneration {
   }
 
   router(listenKey: string): RouteTable | undefined {
-    return this.#routers.get(listenKey);
+    return this.#listeners.get(listenKey)?.router;
   }
 
-  /** Listener handles by registry key. */
-  listeners(): ReadonlyMap<string, ListenerHandle> {
+  /** Listeners by registry key: handle, stack and routes. */
+  listeners(): ReadonlyMap<string, ServedListener> {
     return this.#listeners;
   }
 

@@ -9,8 +9,9 @@ import { Router } from '../dataplane/route/router.js';
 import type { Lease } from '../registry/lease.js';
 import type { ResourceFactory, ResourceRegistry } from '../registry/registry.js';
 import { healthCheckerKind, type TargetHealth, targetHealthKind } from '../resources/health.js';
+import { httpStackKind, type StackServing } from '../resources/http-stack.js';
 import { type KindDeps, type ResourceKind, type ResourceKinds, resolveKind } from '../resources/kind.js';
-import { type ListenerHandle, listenerKind, type RequestHandler } from '../resources/listener.js';
+import { listenerKind } from '../resources/listener.js';
 import { tracerProviderKind } from '../resources/tracing.js';
 import { upstreamPoolKind, upstreamPoolSettings, upstreamTargets } from '../resources/upstream.js';
 import type { Generation } from './generation.js';
@@ -21,8 +22,8 @@ export interface ProvisionContext {
   kinds?: ResourceKinds;
   /** What the kinds' factories may use (background errors, logger, observer, HTTP limits). */
   deps: KindDeps;
-  /** The request handler for the listener with this registry key (it routes by active generation). */
-  requestHandler(listenKey: string): RequestHandler;
+  /** What the protocol stack of the listener with this registry key calls (it routes by the active generation). */
+  serving(listenKey: string): StackServing;
   /** Receives proxy attempts (metrics). */
   observer?: ProxyObserver;
   /** Parent of the proxy's loggers. */
@@ -132,13 +133,17 @@ async function provisionListeners(generation: Generation, ctx: ProvisionContext,
     route.upstream !== undefined ? compileProxy(route, generation.upstreams()) : compileRespond(route, index);
   for (const [i, listener] of generation.config.listeners.entries()) {
     const router = Router.fromConfig(listener.routes, compile);
-    const key = listenerKind.key({ listen: listener.listen, onRequest: NO_HANDLER });
-    const handle: ListenerHandle = await acquire(`listeners.${i}.listen`, listenerKind, { listen: listener.listen, onRequest: ctx.requestHandler(key) });
-    generation.addListener(key, handle, router);
+    const path = `listeners.${i}`;
+    const key = listenerKind.key(listener);
+    const handle = await acquire(`${path}.listen`, listenerKind, { listen: listener.listen });
+    const stack = await acquire(path, httpStackKind, {
+      policy: { listen: listener.listen, tls: undefined },
+      serving: ctx.serving(key),
+      ticketKeys: handle.ticketKeys,
+    });
+    generation.addListener(key, { handle, stack, router });
   }
 }
-
-const NO_HANDLER: RequestHandler = () => {};
 
 /** `factory` with its errors scrubbed of `secrets` (see `scrubError`). */
 function scrubbingFactory<T>(factory: ResourceFactory<T>, secrets: readonly string[]): ResourceFactory<T> {

@@ -7,8 +7,8 @@ import { withTimeout } from '../core/timeout.js';
 import type { ProxyObserver } from '../dataplane/proxy/proxy.js';
 import type { HttpLimits } from '../net/limits.js';
 import type { ResourceRegistry } from '../registry/registry.js';
+import type { StackServing } from '../resources/http-stack.js';
 import type { HealthObserver, KindDeps, ResourceKinds } from '../resources/kind.js';
-import type { RequestHandler } from '../resources/listener.js';
 import { TRACER_NAME } from '../resources/tracing.js';
 import type { ConfigSource, RawDocument } from '../sources/source.js';
 import { Applier } from './applier.js';
@@ -49,8 +49,8 @@ export interface ReloaderOptions {
   source: ConfigSource;
   registry: ResourceRegistry;
   logger?: Logger;
-  /** The request handler for the listener with this registry key: the daemon's wiring routes it by `reloader.active`. */
-  requestHandler: (listenKey: string) => RequestHandler;
+  /** What the stack of the listener with this registry key calls: the daemon's wiring routes it by `reloader.active`. */
+  serving: (listenKey: string) => StackServing;
   /** Kinds by name replacing the defaults (specs inject faults here). */
   kinds?: ResourceKinds;
   /** Client limits of the listeners. */
@@ -100,7 +100,7 @@ export class Reloader {
       registry: options.registry,
       kinds: options.kinds,
       deps,
-      requestHandler: options.requestHandler,
+      serving: options.serving,
       observer: options.observer,
       logger: rootLog,
       log: this.#log,

@@ -1,4 +1,5 @@
 import { healthCheckerKind, targetHealthKind } from './health.js';
+import { httpStackKind } from './http-stack.js';
 import type { ResourceKind, ResourceKinds } from './kind.js';
 import { listenerKind } from './listener.js';
 import { tracerProviderKind } from './tracing.js';
@@ -14,6 +15,7 @@ export const RESOURCE_KINDS: readonly ResourceKind<never, unknown>[] = [
   healthCheckerKind,
   upstreamPoolKind,
   listenerKind,
+  httpStackKind,
 ] as ResourceKind<never, unknown>[];
 
 /** `RESOURCE_KINDS` as a table by kind name, with `overrides` (by kind name) replacing entries. */

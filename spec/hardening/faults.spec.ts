@@ -57,7 +57,9 @@ describe('hardening: faults while provisioning', function () {
     { kind: 'health_checker', path: 'upstreams.api.health_check' },
     { kind: 'upstream_pool', path: 'upstreams.api.targets.0' },
     { kind: 'listener', path: 'listeners.1.listen' },
+    { kind: 'http_stack', path: 'listeners.1' },
     { kind: 'listener', path: 'listeners.2.listen' },
+    { kind: 'http_stack', path: 'listeners.2' },
   ];
 
   it('has a provisioning position for every resource kind', () => {
@@ -135,6 +137,8 @@ describe('hardening: faults while provisioning', function () {
       basicConfig({ port: web, body: 'two', tracing: { exporter: 'none', service_name: 'b' } }),
     ],
     listener: (web, other) => [basicConfig({ port: web, body: 'one' }), basicConfig({ port: other, body: 'two' })],
+    // Its listener goes too (a stack is keyed by its listener's address).
+    http_stack: (web, other) => [basicConfig({ port: web, body: 'one' }), basicConfig({ port: other, body: 'two' })],
     // Another target: its health state (and checker and pool) go.
     target_health: (web, other) => [
       basicConfig({ port: web, body: 'one', extra: { upstreams: { api: upstream([other], { interval_ms: 60_000 }) } } }),
@@ -170,7 +174,7 @@ describe('hardening: faults while provisioning', function () {
       expect(metrics).to.contain(`hotconf_resource_destroy_failures_total{kind="${registryKind}"} 1`);
 
       // Still working: serves, reloads, and reports nothing leaked.
-      const served = kind === 'listener' ? other : web;
+      const served = kind === 'listener' || kind === 'http_stack' ? other : web;
       expect(await getText(`http://127.0.0.1:${served}/`)).to.equal('two');
       const third = { ...second, shutdown_timeout_ms: 1500 };
       expect(await t.apply(third)).to.include({ result: 'applied', generation: 3 });

@@ -12,7 +12,7 @@ const KEY = '/hotconf/config';
 
 /** The port a daemon's `web` listener got (the config asks for port 0). */
 function listenerPort(daemon: EtcdDaemon): number {
-  return [...daemon.daemon.reloader.active!.listeners().values()][0]!.address.port;
+  return [...daemon.daemon.reloader.active!.listeners().values()][0]!.handle.address.port;
 }
 
 function summary(samples: number[]): string {

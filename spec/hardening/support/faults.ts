@@ -1,6 +1,7 @@
 import sinon, { type SinonStub } from 'sinon';
 import type { ResourceFactory } from '../../../lib/registry/registry.js';
 import type { HEALTH_CHECKER_KIND, TARGET_HEALTH_KIND } from '../../../lib/resources/health.js';
+import type { HTTP_STACK_KIND } from '../../../lib/resources/http-stack.js';
 import type { ResourceKind, ResourceKinds } from '../../../lib/resources/kind.js';
 import { RESOURCE_KINDS } from '../../../lib/resources/kinds.js';
 import type { LISTENER_KIND } from '../../../lib/resources/listener.js';
@@ -8,7 +9,13 @@ import type { TRACER_PROVIDER_KIND } from '../../../lib/resources/tracing.js';
 import type { UPSTREAM_POOL_KIND } from '../../../lib/resources/upstream.js';
 
 /** Registry kind names of every resource kind that exists (`tracer_provider`, `listener`, ...). */
-export type KindName = typeof TRACER_PROVIDER_KIND | typeof LISTENER_KIND | typeof TARGET_HEALTH_KIND | typeof HEALTH_CHECKER_KIND | typeof UPSTREAM_POOL_KIND;
+export type KindName =
+  | typeof TRACER_PROVIDER_KIND
+  | typeof LISTENER_KIND
+  | typeof HTTP_STACK_KIND
+  | typeof TARGET_HEALTH_KIND
+  | typeof HEALTH_CHECKER_KIND
+  | typeof UPSTREAM_POOL_KIND;
 export const KIND_NAMES = RESOURCE_KINDS.map((kind) => kind.kind as KindName);
 
 /**
