@@ -3,7 +3,18 @@
 export type { LeakReport, LeakSuspect } from './admin/leaks.js';
 export { leakReport } from './admin/leaks.js';
 export { DaemonMetrics, UpstreamMetrics } from './admin/metrics.js';
-export type { Config, HealthCheckConfig, ListenerConfig, LoadedConfig, ParseOptions, RouteConfig, TracingConfig, UpstreamConfig } from './config/index.js';
+export type {
+  Config,
+  HealthCheckConfig,
+  ListenerConfig,
+  LoadedConfig,
+  ParseOptions,
+  RouteConfig,
+  TlsCertificateConfig,
+  TlsConfig,
+  TracingConfig,
+  UpstreamConfig,
+} from './config/index.js';
 export {
   ConfigSchema,
   canonicalHash,
@@ -33,6 +44,9 @@ export { Router } from './dataplane/route/router.js';
 export { currentRequest } from './dataplane/serve/context.js';
 export { createRequestHandler } from './dataplane/serve/handler.js';
 export { createListenerServing } from './dataplane/serve/serving.js';
+export { namesCover, SniTable } from './dataplane/serve/sni.js';
+export type { CertificateMaterial, TlsMaterial } from './net/tls-files.js';
+export { dnsNames, loadTlsMaterial, NO_TLS_MATERIAL } from './net/tls-files.js';
 export type { CloseReport, EntrySnapshot, KindStats, RegistryEvent, ResourceFactory, ResourceRegistryOptions } from './registry/index.js';
 export { Lease, ResourceRegistry, sectionKey } from './registry/index.js';
 export type { ApplierOptions, ApplyOutcome } from './reload/applier.js';
@@ -47,6 +61,8 @@ export type { ReloadJob } from './reload/queue.js';
 export { ReloadQueue } from './reload/queue.js';
 export type { ReloaderEvent, ReloaderOptions, ReloadOutcome, ReloadResult, ReloadTrigger } from './reload/reloader.js';
 export { Reloader } from './reload/reloader.js';
+export type { FileWatch, FileWatchFactoryOptions, FileWatchInput } from './resources/file-watch.js';
+export { FILE_WATCH_KIND, fileWatchFactory, fileWatchKind } from './resources/file-watch.js';
 export type { HealthCheckerFactoryOptions, HealthCheckerInput, HealthCheckerOptions, TargetHealthInput } from './resources/health.js';
 export {
   HEALTH_CHECKER_KIND,
@@ -78,6 +94,8 @@ export { resolveKind } from './resources/kind.js';
 export { defaultResourceKinds, RESOURCE_KINDS } from './resources/kinds.js';
 export type { ConnectionAcceptor, ListenerFactoryOptions, ListenerHandle, ListenerInput, OpenTunnel, TunnelCloseReason } from './resources/listener.js';
 export { LISTENER_KIND, listenerFactory, listenerKind, TunnelSet } from './resources/listener.js';
+export type { TlsCertificate, TlsCertificateInput } from './resources/tls-certificate.js';
+export { TLS_CERTIFICATE_KIND, tlsCertificateFactory, tlsCertificateKey, tlsCertificateKind } from './resources/tls-certificate.js';
 export type { TracingFactoryOptions, TracingPipeline } from './resources/tracing.js';
 export { TRACER_PROVIDER_KIND, tracerProviderFactory, tracerProviderKind } from './resources/tracing.js';
 export type { UpstreamPool, UpstreamPoolFactoryOptions, UpstreamPoolSettings } from './resources/upstream.js';

@@ -73,9 +73,44 @@ export const TLS_VERSIONS = ['TLSv1.2', 'TLSv1.3'] as const;
 /** Application protocols a TLS listener may offer with ALPN. */
 export const TLS_ALPN = ['h2', 'http/1.1'] as const;
 
+/** A DNS name a certificate serves: `example.com`, or a one-label wildcard `*.example.com`. */
+const ServerNameSchema = z
+  .string()
+  .regex(
+    /^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/,
+    'must be a DNS name or a one-label wildcard (*.example.com)',
+  );
+
+/**
+ * One certificate of a TLS listener. The files are read on every reload (relative paths resolve
+ * against the working directory) and watched; the key file's contents are a secret, never logged
+ * or shown.
+ */
+export const TlsCertificateSchema = z.strictObject({
+  /** PEM chain: the leaf first, then intermediates. */
+  cert_file: z.string().min(1),
+  /** PEM private key of the leaf. */
+  key_file: z.string().min(1),
+  /** Names this certificate is chosen for by SNI; default: the certificate's DNS subject alternative names. */
+  server_names: z.array(ServerNameSchema).min(1).optional(),
+});
+
+/** TLS termination of a listener; the first certificate is also the default (no SNI, unknown name). */
+export const TlsSchema = z
+  .strictObject({
+    certificates: z.array(TlsCertificateSchema).min(1),
+    min_version: z.enum(TLS_VERSIONS).default('TLSv1.2'),
+    /** Protocols offered with ALPN; `[http/1.1]` turns HTTP/2 off. */
+    alpn: z.array(z.enum(TLS_ALPN)).min(1).default(['h2', 'http/1.1']),
+  })
+  .superRefine((tls, ctx) => {
+    if (new Set(tls.alpn).size !== tls.alpn.length) ctx.addIssue({ code: 'custom', path: ['alpn'], message: 'lists a protocol twice' });
+  });
+
 export const ListenerSchema = z.strictObject({
   name: NameSchema,
   listen: ListenAddressSchema,
+  tls: TlsSchema.optional(),
   routes: z.array(RouteSchema).default([]),
 });
 
@@ -233,3 +268,5 @@ export type RespondConfig = z.infer<typeof RespondSchema>;
 export type TracingConfig = z.infer<typeof TracingSchema>;
 export type UpstreamConfig = z.infer<typeof UpstreamSchema>;
 export type HealthCheckConfig = z.infer<typeof HealthCheckSchema>;
+export type TlsConfig = z.infer<typeof TlsSchema>;
+export type TlsCertificateConfig = z.infer<typeof TlsCertificateSchema>;

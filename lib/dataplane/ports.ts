@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Span, Tracer } from '@opentelemetry/api';
+import type { SniTable } from './serve/sni.js';
 
 /**
  * The data plane's ports: what it needs from the reload layer (`ServingGeneration`), and the
@@ -67,6 +68,8 @@ export interface ServingGeneration {
   readonly tracer: Tracer;
   /** Route table for a listener key, undefined when this generation has no such listener. */
   router(listenKey: string): RouteTable | undefined;
+  /** Certificates of a TLS listener by SNI name, undefined for a plain listener or one this generation lacks. */
+  sni(listenKey: string): SniTable | undefined;
   /**
    * Count a request as in flight on this generation until the returned function is called.
    * `abort` is called if the generation's drain times out with the request still running.

@@ -1,6 +1,7 @@
 import type { LoadedConfig } from '../config/parse.js';
 import { DEFAULT_SHUTDOWN_TIMEOUT_MS } from '../config/schema.js';
 import type { Logger } from '../core/log.js';
+import { NO_TLS_MATERIAL, type TlsMaterial } from '../net/tls-files.js';
 import type { RawDocument } from '../sources/source.js';
 import { Generation, type ReleaseReport } from './generation.js';
 import { type ProvisionContext, type ProvisionReport, provision } from './provision.js';
@@ -53,12 +54,12 @@ export class Applier {
   }
 
   /**
-   * Provision `loaded` as the next generation and make it active.
+   * Provision `loaded` (with the certificate files `tls` it names, read) as the next generation and make it active.
    * @throws ProvisionError when a resource could not be provisioned (what was acquired is released)
    */
-  async apply(loaded: LoadedConfig, doc: RawDocument): Promise<ApplyOutcome> {
+  async apply(loaded: LoadedConfig, doc: RawDocument, tls: TlsMaterial = NO_TLS_MATERIAL): Promise<ApplyOutcome> {
     const previous = this.#active;
-    const generation = new Generation((previous?.id ?? 0) + 1, loaded.config, loaded.hash, doc.version, doc.source);
+    const generation = new Generation((previous?.id ?? 0) + 1, loaded.config, loaded.hash, doc.version, doc.source, tls);
     this.#provisioning = generation;
     let provisioned: ProvisionReport;
     try {

@@ -3,6 +3,8 @@ import type { Config } from '../config/schema.js';
 import { Once } from '../core/once.js';
 import type { RouteTable, ServingGeneration } from '../dataplane/ports.js';
 import type { Upstream } from '../dataplane/proxy/proxy.js';
+import type { SniTable } from '../dataplane/serve/sni.js';
+import { NO_TLS_MATERIAL, type TlsMaterial } from '../net/tls-files.js';
 import type { Lease } from '../registry/lease.js';
 import type { HttpStack } from '../resources/http-stack.js';
 import type { ListenerHandle } from '../resources/listener.js';
@@ -26,6 +28,8 @@ export interface ServedListener {
   readonly handle: ListenerHandle;
   readonly stack: HttpStack;
   readonly router: RouteTable;
+  /** Its certificates, for a TLS listener. */
+  readonly sni?: SniTable;
 }
 
 /** A transition asked of a generation in a state that does not allow it (a bug in the caller). */
@@ -53,6 +57,8 @@ export class Generation implements ServingGeneration {
   readonly config: Config;
   readonly hash: string;
   readonly loadedAt: Date;
+  /** The certificate files this config names, as read when it was loaded. */
+  readonly tls: TlsMaterial;
   #version: string;
   #source: SourceInfo;
   #state: GenerationState = 'provisioning';
@@ -69,8 +75,9 @@ export class Generation implements ServingGeneration {
   #cutRequested = false;
   readonly #release = new Once(() => this.#releaseAll());
 
-  constructor(id: number, config: Config, hash: string, version: string, source: SourceInfo) {
+  constructor(id: number, config: Config, hash: string, version: string, source: SourceInfo, tls: TlsMaterial = NO_TLS_MATERIAL) {
     this.id = id;
+    this.tls = tls;
     this.config = config;
     this.hash = hash;
     this.#version = version;
@@ -149,7 +156,10 @@ export class Generation implements ServingGeneration {
   activate(): void {
     this.#expect('provisioning', 'activate');
     this.#state = 'active';
-    for (const { handle, stack } of this.#listeners.values()) handle.serveWith(stack);
+    for (const { handle, stack, sni } of this.#listeners.values()) {
+      if (sni) stack.useDefaultCertificate(sni.default.material);
+      handle.serveWith(stack);
+    }
   }
 
   /** Upstreams by name, as this generation serves them (its pools, health states, balancers). */
@@ -167,6 +177,10 @@ export class Generation implements ServingGeneration {
 
   router(listenKey: string): RouteTable | undefined {
     return this.#listeners.get(listenKey)?.router;
+  }
+
+  sni(listenKey: string): SniTable | undefined {
+    return this.#listeners.get(listenKey)?.sni;
   }
 
   /** Listeners by registry key: handle, stack and routes. */

@@ -1,29 +1,34 @@
 import { type LoadedConfig, loadConfig } from '../config/parse.js';
+import { loadTlsMaterial, type TlsMaterial } from '../net/tls-files.js';
 import type { RawDocument } from '../sources/source.js';
 
-/** What the serving side already has: the hash and document version of the active config. */
+/** What the serving side already has: the hash and document version of the active config, and the digest of its certificate files. */
 export interface ServedConfig {
   readonly hash: string;
   readonly version: string;
   readonly source: RawDocument['source'];
+  readonly tls: Pick<TlsMaterial, 'digest'>;
 }
 
-/** `unchanged`: the document produces the config already served; `loaded`: a new config to provision. */
-export type LoadOutcome = { kind: 'unchanged' } | { kind: 'loaded'; loaded: LoadedConfig };
+/** `unchanged`: the document and the files it names produce what is already served; `loaded`: a new config to provision. */
+export type LoadOutcome = { kind: 'unchanged' } | { kind: 'loaded'; loaded: LoadedConfig; tls: TlsMaterial };
 
 /**
- * The primary's half of a reload: document → parse → validate → canonical hash, compared with
- * what is served. A document whose version equals the served one's (same source kind) is
- * `unchanged` without being parsed; so is one whose canonical hash is the served hash.
- * Pure but for the parsing cost; the worker's half is `Applier.apply`.
+ * The primary's half of a reload: document → parse → validate → canonical hash → certificate
+ * files read and checked, compared with what is served. A document whose version equals the
+ * served one's (same source kind) is `unchanged` without being parsed, unless the served config
+ * reads certificate files (they may have changed under the same document); a config whose hash
+ * and certificate digest equal the served ones is `unchanged`.
  *
- * @throws ConfigInvalidError for a document that does not parse or validate, naming the origin
- *   (file path, etcd key) and the config path of every issue
+ * @throws ConfigInvalidError for a document that does not parse or validate, or names
+ *   certificate files that cannot be used, naming the origin (file path, etcd key) and the
+ *   config path of every issue
  */
-export function loadDocument(doc: RawDocument, served: ServedConfig | undefined, options: { maxDocumentBytes?: number } = {}): LoadOutcome {
-  if (served && served.source.kind === doc.source.kind && served.version === doc.version) return { kind: 'unchanged' };
+export async function loadDocument(doc: RawDocument, served: ServedConfig | undefined, options: { maxDocumentBytes?: number } = {}): Promise<LoadOutcome> {
+  if (served && served.tls.digest === '' && served.source.kind === doc.source.kind && served.version === doc.version) return { kind: 'unchanged' };
   const origin = String(doc.source.path ?? doc.source.key ?? doc.source.kind);
   const loaded = loadConfig(doc.text, { origin, maxDocumentBytes: options.maxDocumentBytes });
-  if (served && served.hash === loaded.hash) return { kind: 'unchanged' };
-  return { kind: 'loaded', loaded };
+  const tls = await loadTlsMaterial(loaded.config, origin);
+  if (served && served.hash === loaded.hash && served.tls.digest === tls.digest) return { kind: 'unchanged' };
+  return { kind: 'loaded', loaded, tls };
 }

@@ -6,12 +6,15 @@ import type { RouteAction } from '../dataplane/ports.js';
 import { compileProxy, type ProxyObserver, ProxyTarget, Upstream } from '../dataplane/proxy/proxy.js';
 import { compileRespond } from '../dataplane/route/respond.js';
 import { Router } from '../dataplane/route/router.js';
+import { SniTable } from '../dataplane/serve/sni.js';
 import type { Lease } from '../registry/lease.js';
 import type { ResourceFactory, ResourceRegistry } from '../registry/registry.js';
+import { fileWatchKind } from '../resources/file-watch.js';
 import { healthCheckerKind, type TargetHealth, targetHealthKind } from '../resources/health.js';
-import { httpStackKind, type StackServing } from '../resources/http-stack.js';
+import { httpStackKind, type StackServing, type StackTlsPolicy } from '../resources/http-stack.js';
 import { type KindDeps, type ResourceKind, type ResourceKinds, resolveKind } from '../resources/kind.js';
 import { listenerKind } from '../resources/listener.js';
+import { type TlsCertificate, tlsCertificateKind } from '../resources/tls-certificate.js';
 import { tracerProviderKind } from '../resources/tracing.js';
 import { upstreamPoolKind, upstreamPoolSettings, upstreamTargets } from '../resources/upstream.js';
 import type { Generation } from './generation.js';
@@ -44,11 +47,12 @@ type ProvisionStep = (generation: Generation, ctx: ProvisionContext, acquire: Ac
 
 /**
  * The steps, in order: tracing first (the upstreams' spans use it); then per upstream its
- * targets' health states, its checker and its pools; then listeners, whose routes are compiled
- * against this generation's upstreams. A new config section gets a step here; a new kind of
+ * targets' health states, its checker and its pools; then listeners (socket, certificates, protocol
+ * stack), whose routes are compiled against this generation's upstreams; last, the watches of
+ * the certificate files' directories. A new config section gets a step here; a new kind of
  * resource gets a module exporting its `ResourceKind` and is acquired by a step.
  */
-const PROVISION_STEPS: readonly ProvisionStep[] = [provisionTracing, provisionUpstreams, provisionListeners];
+const PROVISION_STEPS: readonly ProvisionStep[] = [provisionTracing, provisionUpstreams, provisionListeners, provisionFileWatches];
 
 /**
  * Acquire every resource `generation.config` needs, step by step (`PROVISION_STEPS`). Resources
@@ -136,13 +140,24 @@ async function provisionListeners(generation: Generation, ctx: ProvisionContext,
     const path = `listeners.${i}`;
     const key = listenerKind.key(listener);
     const handle = await acquire(`${path}.listen`, listenerKind, { listen: listener.listen });
-    const stack = await acquire(path, httpStackKind, {
-      policy: { listen: listener.listen, tls: undefined },
-      serving: ctx.serving(key),
-      ticketKeys: handle.ticketKeys,
-    });
-    generation.addListener(key, { handle, stack, router });
+    let sni: SniTable | undefined;
+    let tls: StackTlsPolicy | undefined;
+    if (listener.tls) {
+      tls = { min_version: listener.tls.min_version, alpn: listener.tls.alpn };
+      const certificates: TlsCertificate[] = [];
+      for (const material of generation.tls.byListener.get(i) ?? []) {
+        certificates.push(await acquire(material.path, tlsCertificateKind, { material, policy: tls }));
+      }
+      sni = new SniTable(certificates);
+    }
+    const stack = await acquire(path, httpStackKind, { policy: { listen: listener.listen, tls }, serving: ctx.serving(key), ticketKeys: handle.ticketKeys });
+    generation.addListener(key, { handle, stack, router, sni });
   }
+}
+
+/** One watch per directory of the certificate and key files: a change there runs a reload. */
+async function provisionFileWatches(generation: Generation, _ctx: ProvisionContext, acquire: Acquire): Promise<void> {
+  for (const { dir, path } of generation.tls.watch) await acquire(path, fileWatchKind, { dir });
 }
 
 /** `factory` with its errors scrubbed of `secrets` (see `scrubError`). */

@@ -82,6 +82,7 @@ export class Reloader {
   readonly #applier: Applier;
   readonly #tracerProvider: TracerProvider | undefined;
   readonly #stop = new Once(() => this.#stopNow());
+  #watching = false;
 
   constructor(options: ReloaderOptions) {
     this.#source = options.source;
@@ -95,6 +96,10 @@ export class Reloader {
       logger: rootLog,
       observer: options.observer,
       httpLimits: options.httpLimits,
+      // Certificate files are watched only while the config source is (`watch()`).
+      requestReload: (trigger) => {
+        if (this.#watching) void this.reload(trigger);
+      },
     };
     this.#applier = new Applier({
       registry: options.registry,
@@ -144,8 +149,9 @@ export class Reloader {
     return this.#queue.enqueue(trigger, { pull: false, doc });
   }
 
-  /** Start the source's watch: every document it reports is submitted. */
+  /** Start the source's watch: every document it reports is submitted; from now on a change of a certificate file reloads too. */
   async watch(): Promise<void> {
+    this.#watching = true;
     await this.#source.watch({
       onDocument: (doc) => void this.submit(doc, 'watch'),
       onError: (error) => {
@@ -241,13 +247,13 @@ export class Reloader {
 
   async #apply(doc: RawDocument): Promise<{ result: ReloadResult; provisioned: ProvisionReport }> {
     const active = this.active;
-    const outcome = loadDocument(doc, active, { maxDocumentBytes: this.#maxDocumentBytes });
+    const outcome = await loadDocument(doc, active, { maxDocumentBytes: this.#maxDocumentBytes });
     if (outcome.kind === 'unchanged') {
       // Same config: the newest document that produced it is what `/config` reports.
       this.#applier.sawDocument(doc);
       return { result: { result: 'unchanged', generation: active!.id, hash: active!.hash }, provisioned: {} };
     }
-    const applied = await this.#applier.apply(outcome.loaded, doc);
+    const applied = await this.#applier.apply(outcome.loaded, doc, outcome.tls);
     if (applied.kind === 'stopped') return { result: this.#stoppingResult(), provisioned: applied.provisioned };
     const { generation } = applied;
     return { result: { result: 'applied', generation: generation.id, hash: generation.hash }, provisioned: applied.provisioned };

@@ -25,6 +25,8 @@ export interface KindDeps {
   readonly observer?: HealthObserver;
   /** Client limits of listeners; unset fields take `DEFAULT_HTTP_LIMITS`. */
   readonly httpLimits?: Partial<HttpLimits>;
+  /** Ask for a reload (a watched certificate file changed); `trigger` labels it. Ignored unless the reloader watches. */
+  readonly requestReload?: (trigger: string) => void;
 }
 
 /**

@@ -50,33 +50,38 @@ function connectionTokens(value: string | string[] | undefined): ReadonlySet<str
  * client's headers minus hop-by-hop ones (`Host` is kept, as Envoy and Caddy do), then
  * `x-forwarded-for` (the client's chain plus the client address), `x-forwarded-proto`,
  * `x-forwarded-host`, and `via` (RFC 9110) or `forwarded` (RFC 7239) when configured. Pure.
+ *
+ * An HTTP/2 request's pseudo-headers never go upstream (HTTP/1.1 has none); its `:authority`
+ * becomes `Host` when it sent none (RFC 9113 section 8.3.1). `proto` is the scheme the client
+ * used (`https` on a TLS listener).
  */
 export function upstreamRequestHeaders(
   req: Pick<IncomingMessage, 'rawHeaders' | 'headers' | 'httpVersion'>,
   clientAddress: string | undefined,
   forwardedHeader: UpstreamConfig['forwarded_header'],
+  proto: 'http' | 'https' = 'http',
 ): string[] {
   const dropped = connectionTokens(req.headers.connection);
   const out: string[] = [];
   for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
     const name = req.rawHeaders[i]!;
+    if (name.charCodeAt(0) === 58 /* ':' */) continue;
     const lower = name.toLowerCase();
     if (HOP_BY_HOP.has(lower) || REPLACED_REQUEST_HEADERS.has(lower) || dropped.has(lower)) continue;
     if ((lower === 'via' && forwardedHeader === 'via') || (lower === 'forwarded' && forwardedHeader === 'forwarded')) continue;
     out.push(name, req.rawHeaders[i + 1]!);
   }
+  const authority = req.headers[':authority'] as string | undefined;
+  if (req.headers.host === undefined && authority) out.push('host', authority);
+  const host = req.headers.host ?? authority;
   const chain = [req.headers['x-forwarded-for'], clientAddress].filter((v): v is string => Boolean(v)).join(', ');
   if (chain) out.push('x-forwarded-for', chain);
-  out.push('x-forwarded-proto', 'http');
-  if (req.headers.host) out.push('x-forwarded-host', req.headers.host);
+  out.push('x-forwarded-proto', proto);
+  if (host) out.push('x-forwarded-host', host);
   if (forwardedHeader === 'via') {
     out.push('via', [req.headers.via, `${req.httpVersion} hotconf`].filter(Boolean).join(', '));
   } else if (forwardedHeader === 'forwarded') {
-    const element = [
-      clientAddress ? `for=${forwardedNode(clientAddress)}` : 'for=unknown',
-      req.headers.host ? `host=${quoteIfNeeded(req.headers.host)}` : undefined,
-      'proto=http',
-    ]
+    const element = [clientAddress ? `for=${forwardedNode(clientAddress)}` : 'for=unknown', host ? `host=${quoteIfNeeded(host)}` : undefined, `proto=${proto}`]
       .filter(Boolean)
       .join(';');
     out.push('forwarded', [req.headers.forwarded, element].filter(Boolean).join(', '));

@@ -148,6 +148,8 @@ const CONNECT_ERROR_CODES: ReadonlySet<string> = new Set([
 const TIMEOUT_ERROR_CODES: ReadonlySet<string> = new Set(['E_UPSTREAM_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
 
 function hasBody(req: IncomingMessage): boolean {
+  // An HTTP/2 request has a body unless its HEADERS frame ended the stream.
+  if (req.httpVersionMajor === 2) return !(req as { stream?: { endAfterHeaders?: boolean } }).stream?.endAfterHeaders;
   const length = req.headers['content-length'];
   return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
@@ -221,7 +223,12 @@ export async function proxyRequest(action: ProxyAction, req: IncomingMessage, re
   // Cleared in the finally below; unref'd because the sockets, not this timer, keep the request alive.
   const timer = setTimeout(() => abort.abort(new UpstreamTimeoutError(upstream.name, config.timeout_ms)), config.timeout_ms).unref();
   const path = upstreamPath(target, action);
-  const headers = upstreamRequestHeaders(req, req.socket.remoteAddress, config.forwarded_header);
+  const headers = upstreamRequestHeaders(
+    req,
+    req.socket.remoteAddress,
+    config.forwarded_header,
+    (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http',
+  );
   const body: BodyState = { started: false };
   const tried = new Set<ProxyTarget>();
   try {

@@ -19,6 +19,7 @@ import { HTTP_PROPAGATOR } from '../../telemetry/forwarding-tracer.js';
 import { endHttpSpan, setRequestMethod } from '../../telemetry/semconv.js';
 import type { CompiledRoute, RequestContext, RequestTarget, ServingGeneration } from '../ports.js';
 import { normalizeHost, normalizeTarget } from '../route/normalize.js';
+import type { ConnectionAuthority } from './authority.js';
 import { runInRequestContext } from './context.js';
 
 export interface RequestHandlerOptions {
@@ -27,6 +28,8 @@ export interface RequestHandlerOptions {
   /** Registry key of the listener this handler serves. */
   listenKey: string;
   logger: Logger;
+  /** Checks a TLS request's host against its connection's certificate (421 when not covered). */
+  authority?: ConnectionAuthority;
 }
 
 const CLOSED_EARLY = { type: 'aborted', message: 'connection closed before the response finished' };
@@ -38,7 +41,7 @@ const CLOSED_EARLY = { type: 'aborted', message: 'connection closed before the r
  * fresh `RequestContext`, run the action, and end the span and unpin when the response closes.
  */
 export function createRequestHandler(options: RequestHandlerOptions): (req: IncomingMessage, res: ServerResponse) => void {
-  const { active, listenKey, logger } = options;
+  const { active, listenKey, logger, authority } = options;
   return (req, res) => {
     const generation = active();
     if (!generation) {
@@ -55,8 +58,9 @@ export function createRequestHandler(options: RequestHandlerOptions): (req: Inco
     }
     const target = normalizeTarget(req.url);
     const method = req.method ?? 'GET';
-    const host = normalizeHost(req.headers.host);
-    const route = target ? router.match(method, host, target.path) : undefined;
+    const host = normalizeHost(req.headers.host ?? (req.headers[':authority'] as string | undefined));
+    const misdirected = host !== undefined && authority !== undefined && !authority.allows(req, host, generation.sni(listenKey));
+    const route = target && !misdirected ? router.match(method, host, target.path) : undefined;
 
     const parent = HTTP_PROPAGATOR.extract(ROOT_CONTEXT, req.headers, defaultTextMapGetter);
     const attributes = serverAttributes(req, host, target, route);
@@ -74,6 +78,7 @@ export function createRequestHandler(options: RequestHandlerOptions): (req: Inco
       runInRequestContext(ctx, () => {
         try {
           if (!target) sendJson(res, 400, { error: 'bad request target' }, false);
+          else if (misdirected) sendJson(res, 421, { error: 'misdirected request: the certificate of this connection does not serve this host' }, false);
           else if (!route) sendJson(res, 404, { error: 'no route' }, false);
           else route.action.run(req, res, ctx);
         } catch (error) {
@@ -89,8 +94,9 @@ export function createRequestHandler(options: RequestHandlerOptions): (req: Inco
 function serverAttributes(req: IncomingMessage, host: string | undefined, target: RequestTarget | undefined, route: CompiledRoute | undefined): Attributes {
   const socket = req.socket;
   const attributes: Attributes = {
-    [ATTR_URL_SCHEME]: 'http',
-    [ATTR_NETWORK_PROTOCOL_VERSION]: req.httpVersion,
+    [ATTR_URL_SCHEME]: (socket as { encrypted?: boolean }).encrypted ? 'https' : 'http',
+    // Node reports HTTP/2 as `2.0`; the conventions' value is `2`.
+    [ATTR_NETWORK_PROTOCOL_VERSION]: req.httpVersionMajor === 2 ? '2' : req.httpVersion,
   };
   if (target) {
     attributes[ATTR_URL_PATH] = target.path;

@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from '../../core/log.js';
 import type { StackServing } from '../../resources/http-stack.js';
 import type { ServingGeneration } from '../ports.js';
+import { ConnectionAuthority } from './authority.js';
 import { createRequestHandler } from './handler.js';
 
 export interface ListenerServingOptions {
@@ -20,11 +21,13 @@ export interface ListenerServingOptions {
  * daemon's wiring.
  */
 export function createListenerServing(options: ListenerServingOptions): StackServing {
-  const onRequest = createRequestHandler(options);
+  const { active, listenKey } = options;
+  const onRequest = createRequestHandler({ ...options, authority: new ConnectionAuthority() });
   return {
     onRequest,
     onUpgrade: (req, socket, head) => answerOnUpgradeSocket(req, socket, head, onRequest),
-    sni: () => undefined,
+    // The generation active at ClientHello picks the certificate; undefined: the stack's default.
+    sni: (servername) => active()?.sni(listenKey)?.lookup(servername).context,
   };
 }
 
