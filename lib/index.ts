@@ -9,6 +9,7 @@ export type {
   ListenerConfig,
   LoadedConfig,
   ParseOptions,
+  RedirectConfig,
   RouteConfig,
   TlsCertificateConfig,
   TlsConfig,
@@ -39,6 +40,7 @@ export { downstreamResponseHeaders, upstreamPath, upstreamRequestHeaders } from 
 export type { ProxyObserver, UpstreamObserver, UpstreamOptions } from './dataplane/proxy/proxy.js';
 export { ClientAbortedError, compileProxy, ProxyAction, ProxyTarget, proxyRequest, Upstream, UpstreamTimeoutError } from './dataplane/proxy/proxy.js';
 export { normalizeHost, normalizeTarget } from './dataplane/route/normalize.js';
+export { compileRedirect, RedirectAction } from './dataplane/route/redirect.js';
 export { compileRespond, RespondAction } from './dataplane/route/respond.js';
 export { Router } from './dataplane/route/router.js';
 export { currentRequest } from './dataplane/serve/context.js';

@@ -28,8 +28,36 @@ export const RespondSchema = z.strictObject({
   headers: HeadersSchema.default({}),
 });
 
+/** Statuses a redirect may answer with (RFC 9110 section 15.4). */
+export const REDIRECT_STATUSES = [301, 302, 303, 307, 308] as const;
+
+/**
+ * A redirect: either to the same request on another scheme, host or port (`scheme`, `host`,
+ * `port`: each defaults to the request's; the path and query are kept), or to a fixed
+ * `location`. `308` (permanent, method kept) by default.
+ */
+export const RedirectSchema = z
+  .strictObject({
+    scheme: z.enum(['http', 'https']).optional(),
+    host: z
+      .string()
+      .regex(/^[A-Za-z0-9.-]+$|^\[[0-9A-Fa-f:.]+\]$/, 'must be a host name, an IPv4 address or a bracketed IPv6 address')
+      .optional(),
+    port: z.int().min(1).max(65535).optional(),
+    location: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }).optional(),
+    status: z.union(REDIRECT_STATUSES.map((status) => z.literal(status)) as [z.ZodLiteral<301>, ...z.ZodLiteral<number>[]]).default(308),
+  })
+  .superRefine((redirect, ctx) => {
+    const relative = redirect.scheme !== undefined || redirect.host !== undefined || redirect.port !== undefined;
+    if (redirect.location !== undefined && relative) {
+      ctx.addIssue({ code: 'custom', path: ['location'], message: 'a fixed location excludes scheme, host and port' });
+    } else if (redirect.location === undefined && !relative) {
+      ctx.addIssue({ code: 'custom', message: 'needs a location, or at least one of scheme, host, port' });
+    }
+  });
+
 /** The actions a route can take; a route has exactly one. */
-export const ROUTE_ACTIONS = ['respond', 'upstream'] as const;
+export const ROUTE_ACTIONS = ['respond', 'upstream', 'redirect'] as const;
 
 /**
  * Listener and upstream names: metric and span labels, and (upstreams) the key in `upstreams`
@@ -53,6 +81,7 @@ export const RouteSchema = z
       .optional(),
     methods: z.array(z.enum(HTTP_METHODS)).min(1).optional(),
     respond: RespondSchema.optional(),
+    redirect: RedirectSchema.optional(),
     /** Name of an entry in `upstreams`. */
     upstream: NameSchema.optional(),
     /** Remove `path_prefix` from the path sent upstream (upstream routes only). */
@@ -265,6 +294,7 @@ export type Config = z.infer<typeof ConfigSchema>;
 export type ListenerConfig = Config['listeners'][number];
 export type RouteConfig = ListenerConfig['routes'][number];
 export type RespondConfig = z.infer<typeof RespondSchema>;
+export type RedirectConfig = z.infer<typeof RedirectSchema>;
 export type TracingConfig = z.infer<typeof TracingSchema>;
 export type UpstreamConfig = z.infer<typeof UpstreamSchema>;
 export type HealthCheckConfig = z.infer<typeof HealthCheckSchema>;

@@ -4,6 +4,7 @@ import { ProvisionError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { RouteAction } from '../dataplane/ports.js';
 import { compileProxy, type ProxyObserver, ProxyTarget, Upstream } from '../dataplane/proxy/proxy.js';
+import { compileRedirect } from '../dataplane/route/redirect.js';
 import { compileRespond } from '../dataplane/route/respond.js';
 import { Router } from '../dataplane/route/router.js';
 import { SniTable } from '../dataplane/serve/sni.js';
@@ -133,8 +134,11 @@ async function provisionUpstream(name: string, section: UpstreamConfig, generati
 }
 
 async function provisionListeners(generation: Generation, ctx: ProvisionContext, acquire: Acquire): Promise<void> {
-  const compile = (route: RouteConfig, index: number): RouteAction =>
-    route.upstream !== undefined ? compileProxy(route, generation.upstreams()) : compileRespond(route, index);
+  const compile = (route: RouteConfig, index: number): RouteAction => {
+    if (route.upstream !== undefined) return compileProxy(route, generation.upstreams());
+    if (route.redirect !== undefined) return compileRedirect(route);
+    return compileRespond(route, index);
+  };
   for (const [i, listener] of generation.config.listeners.entries()) {
     const router = Router.fromConfig(listener.routes, compile);
     const path = `listeners.${i}`;
