@@ -45,8 +45,15 @@ export { compileRespond, RespondAction } from './dataplane/route/respond.js';
 export { Router } from './dataplane/route/router.js';
 export { currentRequest } from './dataplane/serve/context.js';
 export { createRequestHandler } from './dataplane/serve/handler.js';
+export type { EdgeObserver, ListenerServingOptions } from './dataplane/serve/serving.js';
 export { createListenerServing } from './dataplane/serve/serving.js';
 export { namesCover, SniTable } from './dataplane/serve/sni.js';
+export { keepsTunnel } from './dataplane/tunnel/binding.js';
+export { closeFrame, FrameCursor, GOING_AWAY } from './dataplane/tunnel/frames.js';
+export type { TunnelObserver } from './dataplane/tunnel/tunnel.js';
+export { Tunnel } from './dataplane/tunnel/tunnel.js';
+export type { UpgradeRequest } from './dataplane/tunnel/upgrade.js';
+export { isWebSocketUpgrade, proxyUpgrade } from './dataplane/tunnel/upgrade.js';
 export type { CertificateMaterial, TlsMaterial } from './net/tls-files.js';
 export { dnsNames, loadTlsMaterial, NO_TLS_MATERIAL } from './net/tls-files.js';
 export type { CloseReport, EntrySnapshot, KindStats, RegistryEvent, ResourceFactory, ResourceRegistryOptions } from './registry/index.js';
@@ -94,7 +101,15 @@ export { HTTP_STACK_KIND, httpStackFactory, httpStackKey, httpStackKind } from '
 export type { BackgroundErrorHandler, HealthObserver, KindDeps, ResourceKind, ResourceKinds } from './resources/kind.js';
 export { resolveKind } from './resources/kind.js';
 export { defaultResourceKinds, RESOURCE_KINDS } from './resources/kinds.js';
-export type { ConnectionAcceptor, ListenerFactoryOptions, ListenerHandle, ListenerInput, OpenTunnel, TunnelCloseReason } from './resources/listener.js';
+export type {
+  ConnectionAcceptor,
+  ListenerFactoryOptions,
+  ListenerHandle,
+  ListenerInput,
+  OpenTunnel,
+  TunnelBinding,
+  TunnelCloseReason,
+} from './resources/listener.js';
 export { LISTENER_KIND, listenerFactory, listenerKind, TunnelSet } from './resources/listener.js';
 export type { TlsCertificate, TlsCertificateInput } from './resources/tls-certificate.js';
 export { TLS_CERTIFICATE_KIND, tlsCertificateFactory, tlsCertificateKey, tlsCertificateKind } from './resources/tls-certificate.js';

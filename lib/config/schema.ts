@@ -258,6 +258,11 @@ export const ConfigSchema = z
   .strictObject({
     admin: AdminSchema.prefault({}),
     shutdown_timeout_ms: z.int().min(0).max(3_600_000).default(DEFAULT_SHUTDOWN_TIMEOUT_MS),
+    /**
+     * After a reload that removes a WebSocket tunnel's route (or its target), how long the tunnel
+     * has, once both ends got a close frame 1001, before its sockets are destroyed, in ms.
+     */
+    tunnel_close_delay_ms: z.int().min(0).max(3_600_000).default(5000),
     tracing: TracingSchema.optional(),
     upstreams: z.record(NameSchema, UpstreamSchema).default({}),
     listeners: z.array(ListenerSchema),

@@ -1,7 +1,9 @@
 import type { LoadedConfig } from '../config/parse.js';
 import { DEFAULT_SHUTDOWN_TIMEOUT_MS } from '../config/schema.js';
 import type { Logger } from '../core/log.js';
+import { keepsTunnel } from '../dataplane/tunnel/binding.js';
 import { NO_TLS_MATERIAL, type TlsMaterial } from '../net/tls-files.js';
+import type { ListenerHandle, OpenTunnel } from '../resources/listener.js';
 import type { RawDocument } from '../sources/source.js';
 import { Generation, type ReleaseReport } from './generation.js';
 import { type ProvisionContext, type ProvisionReport, provision } from './provision.js';
@@ -75,6 +77,7 @@ export class Applier {
     this.#active = generation;
     this.#options.onSwap?.(generation);
     if (previous) this.#retire(previous);
+    this.#reviewTunnels(generation);
     return { kind: 'applied', generation, provisioned };
   }
 
@@ -102,16 +105,41 @@ export class Applier {
     for (const generation of this.#retiring.keys()) generation.cutDrain();
   }
 
-  /** Stop the active generation's listeners accepting, retire it, and wait until every generation is released. */
+  /**
+   * Stop the active generation's listeners accepting, send every tunnel its close frames (their
+   * sockets go within `tunnel_close_delay_ms`, bounded by `shutdown_timeout_ms`), retire the
+   * active generation, and wait until every generation is released.
+   */
   async retireAll(): Promise<void> {
     const last = this.#active;
+    const tunnels = this.#tunnels();
     this.#active = undefined;
     this.#options.onSwap?.(undefined);
     if (last) {
       for (const { handle } of last.listeners().values()) handle.stopAccepting();
+      const delayMs = Math.min(last.config.tunnel_close_delay_ms, last.config.shutdown_timeout_ms);
+      for (const tunnel of tunnels) tunnel.close('shutdown', delayMs);
       this.#retire(last);
     }
     await Promise.all(this.#retiring.values());
+  }
+
+  /**
+   * After a swap, every open tunnel (on any live generation's listeners) is checked against the
+   * new active config: one whose route or target is gone gets its close frames now and its
+   * sockets destroyed after `tunnel_close_delay_ms`; every other one is left untouched.
+   */
+  #reviewTunnels(active: Generation): void {
+    for (const tunnel of this.#tunnels()) {
+      if (!keepsTunnel(active.config, tunnel.binding)) tunnel.close('route_changed', active.config.tunnel_close_delay_ms);
+    }
+  }
+
+  /** The open tunnels of every live listener, each once. */
+  #tunnels(): OpenTunnel[] {
+    const handles = new Set<ListenerHandle>();
+    for (const generation of this.generations()) for (const { handle } of generation.listeners().values()) handles.add(handle);
+    return [...handles].flatMap((handle) => handle.tunnels.list());
   }
 
   #retire(generation: Generation): void {

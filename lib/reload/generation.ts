@@ -7,7 +7,7 @@ import type { SniTable } from '../dataplane/serve/sni.js';
 import { NO_TLS_MATERIAL, type TlsMaterial } from '../net/tls-files.js';
 import type { Lease } from '../registry/lease.js';
 import type { HttpStack } from '../resources/http-stack.js';
-import type { ListenerHandle } from '../resources/listener.js';
+import type { ListenerHandle, TunnelSet } from '../resources/listener.js';
 import { TRACER_NAME, type TracingPipeline } from '../resources/tracing.js';
 import type { SourceInfo } from '../sources/source.js';
 
@@ -30,6 +30,8 @@ export interface ServedListener {
   readonly router: RouteTable;
   /** Its certificates, for a TLS listener. */
   readonly sni?: SniTable;
+  /** Canonical JSON of each route section, in order (what tunnels are bound to). */
+  readonly routeSections: readonly string[];
 }
 
 /** A transition asked of a generation in a state that does not allow it (a bug in the caller). */
@@ -181,6 +183,14 @@ export class Generation implements ServingGeneration {
 
   sni(listenKey: string): SniTable | undefined {
     return this.#listeners.get(listenKey)?.sni;
+  }
+
+  tunnels(listenKey: string): TunnelSet | undefined {
+    return this.#listeners.get(listenKey)?.handle.tunnels;
+  }
+
+  routeSection(listenKey: string, index: number): string | undefined {
+    return this.#listeners.get(listenKey)?.routeSections[index];
   }
 
   /** Listeners by registry key: handle, stack and routes. */

@@ -1,3 +1,4 @@
+import { canonicalJson } from '../config/hash.js';
 import { scrubError, secretValues } from '../config/redact.js';
 import type { RouteConfig, UpstreamConfig } from '../config/schema.js';
 import { ProvisionError } from '../core/errors.js';
@@ -155,7 +156,7 @@ async function provisionListeners(generation: Generation, ctx: ProvisionContext,
       sni = new SniTable(certificates);
     }
     const stack = await acquire(path, httpStackKind, { policy: { listen: listener.listen, tls }, serving: ctx.serving(key), ticketKeys: handle.ticketKeys });
-    generation.addListener(key, { handle, stack, router, sni });
+    generation.addListener(key, { handle, stack, router, sni, routeSections: listener.routes.map((route) => canonicalJson(route)) });
   }
 }
 

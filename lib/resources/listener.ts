@@ -16,8 +16,21 @@ export interface ConnectionAcceptor {
 /** Why a tunnel was closed: the label of `hotconf_tunnels_closed_total{reason}`. */
 export type TunnelCloseReason = 'client' | 'upstream' | 'route_changed' | 'shutdown' | 'lifetime';
 
+/**
+ * What a tunnel was opened for, all a swap needs to decide whether it may stay: the listener,
+ * the canonical JSON of the route section that routed the upgrade, the upstream's name and the
+ * target origin it is connected to. Plain values: a tunnel holds no generation.
+ */
+export interface TunnelBinding {
+  readonly listenKey: string;
+  readonly route: string;
+  readonly upstream: string;
+  readonly target: string;
+}
+
 /** A long-lived stream (a WebSocket tunnel) accepted on a listener; implemented by the data plane. */
 export interface OpenTunnel {
+  readonly binding: TunnelBinding;
   /**
    * Close gracefully: close frames to both ends now, the sockets destroyed after `delayMs` at
    * the latest. Idempotent.
