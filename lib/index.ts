@@ -2,7 +2,7 @@
 
 export type { LeakReport, LeakSuspect } from './admin/leaks.js';
 export { leakReport } from './admin/leaks.js';
-export { DaemonMetrics, UpstreamMetrics } from './admin/metrics.js';
+export { DaemonMetrics, EdgeMetrics, UpstreamMetrics } from './admin/metrics.js';
 export type {
   Config,
   HealthCheckConfig,

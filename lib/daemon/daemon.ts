@@ -1,7 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import { Registry as MetricsRegistry } from 'prom-client';
 import { type LeakReport, leakReport } from '../admin/leaks.js';
-import { DaemonMetrics, UpstreamMetrics } from '../admin/metrics.js';
+import { DaemonMetrics, EdgeMetrics, UpstreamMetrics } from '../admin/metrics.js';
 import { type AdminBackend, type AdminHealth, AdminServer } from '../admin/server.js';
 import { checkAdminToken, readAdminTokenFile } from '../admin/token.js';
 import { isLoopbackAddress } from '../config/address.js';
@@ -15,6 +15,7 @@ import type { HttpLimits } from '../net/limits.js';
 import { ResourceRegistry, type ResourceRegistryOptions } from '../registry/registry.js';
 import { Reloader, type ReloadResult, type ReloadTrigger } from '../reload/reloader.js';
 import type { ResourceKinds } from '../resources/kind.js';
+import { listenerKey } from '../resources/listener.js';
 import type { ConfigSource } from '../sources/source.js';
 import { ForwardingTracerProvider, installGlobalTelemetry } from '../telemetry/forwarding-tracer.js';
 
@@ -101,6 +102,7 @@ export class Daemon implements AdminBackend {
     // the proxy and checkers get them injected through the reloader.
     const register = new MetricsRegistry();
     const serveLog = this.#rootLog.child({ component: 'serve' });
+    const edge = new EdgeMetrics(register, (listenKey) => this.#listenerName(listenKey));
     this.reloader = new Reloader({
       source: options.source,
       registry: this.registry,
@@ -111,7 +113,7 @@ export class Daemon implements AdminBackend {
       observer: new UpstreamMetrics(register),
       tracerProvider: this.tracerProvider,
       // The data plane routes each request by the generation active at its arrival.
-      serving: (listenKey) => createListenerServing({ active: () => this.reloader.active, listenKey, logger: serveLog }),
+      serving: (listenKey) => createListenerServing({ active: () => this.reloader.active, listenKey, logger: serveLog, observer: edge }),
       onSwap: (active) => this.tracerProvider.setDelegate(active?.tracing?.provider),
     });
     this.metrics = new DaemonMetrics({
@@ -160,6 +162,11 @@ export class Daemon implements AdminBackend {
       await this.#stop.call();
       throw error;
     }
+  }
+
+  /** A listener's name in the active config (its metric label), else its key. */
+  #listenerName(listenKey: string): string {
+    return this.reloader.active?.config.listeners.find((l) => listenerKey(l.listen) === listenKey)?.name ?? listenKey;
   }
 
   /** Bind the admin API if not yet bound, with the token from the option or the config. */
