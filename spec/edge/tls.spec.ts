@@ -1,7 +1,10 @@
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdir, rename, symlink, unlink, writeFile } from 'node:fs/promises';
 import { Agent } from 'node:https';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
+import { promisify } from 'node:util';
 import { expect } from 'chai';
 import { onCleanup } from '../../harness/cleanup.js';
 import { startDaemon, type TestDaemon } from '../../harness/daemon.js';
@@ -9,9 +12,10 @@ import { getText } from '../../harness/http.js';
 import { httpsRequest } from '../../harness/https.js';
 import { freePort } from '../../harness/ports.js';
 import { type IssuedCertificate, TestCa } from '../../harness/tls.js';
+import { tempDir } from '../../harness/tmp.js';
 import { proxyConfig, TestUpstream } from '../../harness/upstream.js';
 import { waitFor } from '../../harness/wait.js';
-import { validateConfig } from '../../lib/config/parse.js';
+import { loadConfig, validateConfig } from '../../lib/config/parse.js';
 import { ConfigInvalidError } from '../../lib/core/errors.js';
 import { loadTlsMaterial } from '../../lib/net/tls-files.js';
 
@@ -258,6 +262,23 @@ describe('edge: certificate files', () => {
       expect(error.issues.map((i) => i.path)).to.deep.equal(['listeners.0.tls.certificates.0.cert_file']);
       expect(error.issues[0]!.message).to.match(message);
     }
+  });
+
+  it('has a valid TLS example in fixtures/tls.yaml, whose files its comment makes', async () => {
+    const text = readFileSync(new URL('../../fixtures/tls.yaml', import.meta.url), 'utf8');
+    const { config } = loadConfig(text, { origin: 'fixtures/tls.yaml' });
+    expect(config.listeners.map((l) => [l.name, l.tls?.alpn])).to.deep.equal([
+      ['web-tls', ['h2', 'http/1.1']],
+      ['web', undefined],
+    ]);
+    const dir = await tempDir();
+    const command = /openssl req[^\n]*(?:\n#[^\n]*)*/
+      .exec(text)![0]
+      .replace(/\\\n#\s*/g, ' ')
+      .replaceAll('fixtures/tls/', `${dir}/`);
+    await promisify(execFile)('sh', ['-c', command]);
+    const material = await loadTlsMaterial(loadConfig(text.replaceAll('fixtures/tls/', `${dir}/`)).config);
+    expect(material.byListener.get(0)![0]!.names).to.deep.equal(['localhost', '*.localhost']);
   });
 
   it('takes the names from the certificate when server_names is not set, lowercase', async () => {
