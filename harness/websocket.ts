@@ -11,6 +11,8 @@ import { TrackedServer } from './tracked-server.js';
 export class WsEchoUpstream {
   /** Close codes its sockets received from the peer (hotconf), in order. */
   readonly closeCodes: number[] = [];
+  /** Protocol errors its sockets saw (a peer that broke the framing), in order. */
+  readonly errors: Error[] = [];
   readonly #server: TrackedServer;
   readonly #wss = new WebSocketServer({ noServer: true });
   #port = 0;
@@ -28,15 +30,18 @@ export class WsEchoUpstream {
       this.#wss.handleUpgrade(req, socket, head, (ws) => {
         ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
         ws.on('close', (code) => this.closeCodes.push(code));
+        // A protocol error from a peer closes that socket (1002); it must not end the process.
+        ws.on('error', (error) => this.errors.push(error));
       });
     });
     this.#server = new TrackedServer(server);
   }
 
-  static async start(): Promise<WsEchoUpstream> {
+  /** Start on 127.0.0.1 (any port); closed after the current test unless `autoClose` is false (benchmarks close it themselves). */
+  static async start(options: { autoClose?: boolean } = {}): Promise<WsEchoUpstream> {
     const upstream = new WsEchoUpstream();
     upstream.#port = await upstream.#server.listen();
-    onCleanup(() => upstream.close());
+    if (options.autoClose ?? true) onCleanup(() => upstream.close());
     return upstream;
   }
 
@@ -56,12 +61,12 @@ export class WsEchoUpstream {
   }
 }
 
-/** A client WebSocket (`ws`), open; `ca` and `servername` for `wss:`. Terminated after the test. */
-export async function openWebSocket(url: string, options: { ca?: Buffer; servername?: string } = {}): Promise<WebSocket> {
+/** A client WebSocket (`ws`), open; `ca` and `servername` for `wss:`. Terminated after the test unless `autoClose` is false. */
+export async function openWebSocket(url: string, options: { ca?: Buffer; servername?: string; autoClose?: boolean } = {}): Promise<WebSocket> {
   // ws hands its options to https.request, which takes servername (the typings do not list it).
   const tlsOptions = { ca: options.ca, servername: options.servername } as WebSocket.ClientOptions;
   const ws = new WebSocket(url, { ...tlsOptions, headers: options.servername ? { host: options.servername } : {} });
-  onCleanup(() => ws.terminate());
+  if (options.autoClose ?? true) onCleanup(() => ws.terminate());
   await new Promise<void>((resolve, reject) => {
     ws.once('open', () => resolve());
     ws.once('error', reject);

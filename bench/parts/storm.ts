@@ -1,16 +1,14 @@
-import { type ChildProcess, fork, spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { writeConfigAtomic } from '../../harness/daemon.js';
 import { httpRequest } from '../../harness/http.js';
 import { freePort } from '../../harness/ports.js';
-import { sleep } from '../../harness/wait.js';
-import { startDaemonProcess, stopProcess, waitServing } from '../lib/daemon-process.js';
+import { caddyLoad, startCaddy } from '../lib/caddy.js';
+import { startDaemonProcess, stopProcess } from '../lib/daemon-process.js';
 import { singleSocketAgent } from '../lib/http.js';
+import { measure, startBackend } from '../lib/load.js';
 import { requireTool } from '../lib/util.js';
-import { runWrk, type WrkResult } from '../lib/wrk.js';
 
 export interface StormResult {
   baseline_rps: number;
@@ -22,21 +20,6 @@ export interface StormResult {
   caddy_errors: number;
   caddy_storm_reloads: number;
   duration_s: number;
-}
-
-const RELOADS_PER_S = 10;
-
-/** Start the backend in its own process; resolves once it listens. */
-async function startBackend(port: number): Promise<ChildProcess> {
-  const child = fork(fileURLToPath(new URL('../lib/backend.ts', import.meta.url)), [String(port)], {
-    execArgv: ['--import', 'tsx'],
-    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-  });
-  await new Promise<void>((resolve, reject) => {
-    child.once('message', () => resolve());
-    child.once('exit', (code) => reject(new Error(`backend exited with ${code}`)));
-  });
-  return child;
 }
 
 function hotconfConfig(port: number, backend: number, revision: number): Record<string, unknown> {
@@ -76,42 +59,6 @@ function caddyConfig(port: number, admin: number, backend: number, revision: num
   });
 }
 
-/** Fire `reload(i)` RELOADS_PER_S times a second until `stop()`; resolves with the count. */
-function reloadLoop(reload: (i: number) => Promise<void>): { stop: () => Promise<number> } {
-  let running = true;
-  let count = 0;
-  const done = (async () => {
-    while (running) {
-      const started = Date.now();
-      count += 1;
-      await reload(count);
-      await sleep(Math.max(0, 1000 / RELOADS_PER_S - (Date.now() - started)));
-    }
-  })();
-  return {
-    async stop() {
-      running = false;
-      await done;
-      return count;
-    },
-  };
-}
-
-async function measure(
-  url: string,
-  durationS: number,
-  reload: (i: number) => Promise<void>,
-): Promise<{ baseline: WrkResult; storm: WrkResult; reloads: number }> {
-  // Warm up first (JIT, pooled connections), so the baseline is not the slower of the two runs
-  // merely because it came first.
-  await runWrk(url, Math.max(1, Math.round(durationS / 5)));
-  const baseline = await runWrk(url, durationS);
-  const loop = reloadLoop(reload);
-  const storm = await runWrk(url, durationS);
-  const reloads = await loop.stop();
-  return { baseline, storm, reloads };
-}
-
 /**
  * Reload storm: after a short warm-up, wrk keepalive load through a proxy route for `durationS`
  * seconds without reloads, then with 10 reloads per second; the same for Caddy (reverse_proxy to the same
@@ -120,7 +67,7 @@ async function measure(
 export async function stormPart(quick: boolean): Promise<StormResult> {
   const durationS = quick ? 5 : 15;
   requireTool('wrk', 'apt-get install -y wrk');
-  const caddyBin = requireTool('caddy', 'apt-get install -y caddy');
+  requireTool('caddy', 'apt-get install -y caddy');
   const dir = await mkdtemp(join(tmpdir(), 'hotconf-storm-'));
   const [backendPort, port, admin, caddyPort, caddyAdmin] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
   const backend = await startBackend(backendPort);
@@ -141,23 +88,10 @@ export async function stormPart(quick: boolean): Promise<StormResult> {
       await daemon.stop();
     }
 
-    const caddyFile = join(dir, 'caddy.json');
-    await writeFile(caddyFile, caddyConfig(caddyPort, caddyAdmin, backendPort, 0));
-    const caddy = spawn(caddyBin, ['run', '--config', caddyFile], {
-      stdio: ['ignore', 'ignore', 'ignore'],
-      env: { ...process.env, HOME: dir, XDG_DATA_HOME: join(dir, 'data'), XDG_CONFIG_HOME: join(dir, 'config') },
-    });
+    const caddy = await startCaddy(dir, caddyConfig(caddyPort, caddyAdmin, backendPort, 0), `http://127.0.0.1:${caddyPort}/revision`);
     let cad: Awaited<ReturnType<typeof measure>>;
     try {
-      await waitServing(caddy, 'caddy', `http://127.0.0.1:${caddyPort}/revision`);
-      cad = await measure(`http://127.0.0.1:${caddyPort}/api`, durationS, async (i) => {
-        const { status } = await httpRequest(`http://127.0.0.1:${caddyAdmin}/load`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: caddyConfig(caddyPort, caddyAdmin, backendPort, i),
-        });
-        if (status !== 200) throw new Error(`caddy /load ${i}: ${status}`);
-      });
+      cad = await measure(`http://127.0.0.1:${caddyPort}/api`, durationS, (i) => caddyLoad(caddyAdmin, caddyConfig(caddyPort, caddyAdmin, backendPort, i)));
     } finally {
       await stopProcess(caddy);
     }

@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import { isIP } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { namesCover, type SniTable } from './sni.js';
 
@@ -38,7 +39,8 @@ export class ConnectionAuthority {
 
 /** The names the connection's certificate serves, or null when the client sent no SNI. */
 function served(socket: PeerTls, sni: SniTable | undefined): readonly string[] | null {
-  if (!socket.servername) return null;
+  // An IP address is no server name (RFC 6066 section 3), though some clients send one.
+  if (!socket.servername || isIP(socket.servername) !== 0) return null;
   const certificate = socket.getCertificate();
   const fingerprint = certificate && 'fingerprint256' in certificate ? certificate.fingerprint256 : undefined;
   const entry = fingerprint === undefined ? undefined : sni?.byFingerprint(fingerprint);
