@@ -84,6 +84,7 @@ describe('edge: WebSocket tunnels across reloads', function () {
     expect(await codes).to.deep.equal([1001, 1001, 1001]);
     expect(Date.now() - started).to.be.below(500 + 2000);
     await waitFor('the upstream to see three 1001 close frames', () => s.echoUpstream.closeCodes.filter((c) => c === 1001).length === 3);
+    expect(s.echoUpstream.errors, 'every frame hotconf sent upstream was well formed (masked)').to.deep.equal([]);
     expect(await echo(kept, 'still here')).to.equal('still here');
     await waitFor('the listener to count one tunnel', () => t.daemon.reloader.active!.tunnels(`127.0.0.1:${s.port}`)!.size === 1);
   });
