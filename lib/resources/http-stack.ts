@@ -96,8 +96,13 @@ class EdgeHttp2Response extends Http2ServerResponse {
   override writeHead(statusCode: number, ...rest: unknown[]): this {
     const last = rest[rest.length - 1];
     if (last && typeof last === 'object' && !Array.isArray(last)) {
-      const headers = last as Record<string, unknown>;
-      for (const name of Object.keys(headers)) if (CONNECTION_SPECIFIC.has(name.toLowerCase())) delete headers[name];
+      const names = Object.keys(last);
+      // A copy only when needed: the object may be shared (a `respond` route's precomputed headers).
+      if (names.some((name) => CONNECTION_SPECIFIC.has(name.toLowerCase()))) {
+        const kept: Record<string, unknown> = {};
+        for (const name of names) if (!CONNECTION_SPECIFIC.has(name.toLowerCase())) kept[name] = (last as Record<string, unknown>)[name];
+        rest[rest.length - 1] = kept;
+      }
     }
     return (super.writeHead as (status: number, ...args: unknown[]) => this)(statusCode, ...rest);
   }

@@ -3,6 +3,7 @@ import { promisify } from 'node:util';
 import { expect } from 'chai';
 import { startDaemon } from '../../harness/daemon.js';
 import { h2Request, h2Session } from '../../harness/h2.js';
+import { httpsRequest } from '../../harness/https.js';
 import { freePort } from '../../harness/ports.js';
 import { type IssuedCertificate, TestCa } from '../../harness/tls.js';
 import { holding, streamEcho, TestUpstream } from '../../harness/upstream.js';
@@ -70,7 +71,7 @@ describe('edge: HTTP/2', function () {
         s,
         [
           { path_prefix: '/stream', upstream: 'api' },
-          { path_prefix: '/', respond: { status: 200, body: 'configured', headers: { connection: 'close', 'keep-alive': 'timeout=5', 'x-kept': '1' } } },
+          { path_prefix: '/', respond: { status: 200, body: 'configured', headers: { connection: 'close', 'keep-alive': 'timeout=7', 'x-kept': '1' } } },
         ],
         { upstreams: { api: { targets: [upstream.origin] } } },
       ),
@@ -84,6 +85,8 @@ describe('edge: HTTP/2', function () {
     expect(relayed).to.deep.include({ status: 200, body: 'abc' });
     expect(relayed.headers).not.to.have.any.keys('transfer-encoding', 'connection');
     expect((await h2Request(session, { ':path': '/' })).status, 'the session still serves').to.equal(200);
+    const h1 = await httpsRequest(s.port, { ca: s.ca.caPem, servername: 'a.test' });
+    expect(h1.headers['keep-alive'], "an HTTP/1.1 client still gets the route's own keep-alive header").to.equal('timeout=7');
   });
 
   it('keeps the session across reloads without GOAWAY; each stream is served by the generation active when it arrived', async () => {
