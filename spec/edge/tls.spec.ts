@@ -224,6 +224,23 @@ describe('edge: TLS termination', function () {
     expect(t.daemon.leaks().ok).to.equal(true);
   });
 
+  for (const alpn of [['h2', 'http/1.1'], ['http/1.1']]) {
+    it(`cuts a TLS client that never finishes its request head with 408 (alpn ${alpn.join(',')}): the stack's timeouts are on`, async () => {
+      await startDaemon(tlsConfig(port, [site], { alpn }), { httpLimits: { headersTimeoutMs: 300, requestTimeoutMs: 600, timeoutCheckIntervalMs: 50 } });
+      const answer = await new Promise<string>((resolve, reject) => {
+        let data = '';
+        const socket = connect({ host: '127.0.0.1', port, ca: ca.caPem, servername: 'a.test', ALPNProtocols: ['http/1.1'] }, () => {
+          socket.write('GET / HTTP/1.1\r\nHost: a.test\r\nX-Slow: 1\r\n');
+        });
+        onCleanup(() => socket.destroy());
+        socket.on('data', (chunk: Buffer) => (data += chunk.toString('latin1')));
+        socket.on('error', reject);
+        socket.on('close', () => resolve(data));
+      });
+      expect(answer).to.match(/^HTTP\/1\.1 408 /);
+    });
+  }
+
   it('serves HTTP/1.1 only when alpn lists only http/1.1', async () => {
     await startDaemon(tlsConfig(port, [site], { alpn: ['http/1.1'] }));
     const alpn = await new Promise<string | false>((resolve, reject) => {
