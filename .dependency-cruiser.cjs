@@ -4,7 +4,7 @@
  * Layers, in order; data flows one way (source → documents → parse → validate → provision →
  * swap → drain), and a module imports only from its own layer and the layers before it:
  *
- *   core → config → registry → sources → net → telemetry → resources → dataplane → reload → admin → daemon → cli
+ *   core → config → registry → sources → net → telemetry → resources → dataplane → reload → cluster → admin → daemon → cli
  *
  * - core: errors, log, once, emitter, timeout (imports no other hotconf module)
  * - dataplane declares the ports it needs from a generation (`ServingGeneration`); reload
@@ -13,7 +13,7 @@
  * - spec/ is imported by nothing but spec/; harness/ (real servers for specs and benches) imports
  *   only lib/ and itself.
  */
-const LAYERS = ['core', 'config', 'registry', 'sources', 'net', 'telemetry', 'resources', 'dataplane', 'reload', 'admin', 'daemon', 'cli'];
+const LAYERS = ['core', 'config', 'registry', 'sources', 'net', 'telemetry', 'resources', 'dataplane', 'reload', 'cluster', 'admin', 'daemon', 'cli'];
 
 const layerRules = LAYERS.slice(0, -1).map((layer, i) => ({
   name: `layer-${layer}`,

@@ -1,7 +1,7 @@
 /**
  * `npm run bench [-- --quick] [-- --only part,part]`: every part measured side by side in one
  * run, printed as it finishes, then a markdown table; results in bench/results/latest.{json,md}
- * and the soak plot in bench/results/soak.svg. A part that cannot run (a tool missing) fails
+ * and the soak plot in bench/results/soak.svg (a `--quick` or `--only` run: bench/results/quick/). A part that cannot run (a tool missing) fails
  * loudly with the install command and makes the run exit 1; it is never skipped silently.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -9,9 +9,12 @@ import { fileURLToPath } from 'node:url';
 import { soakSvg } from './lib/plot.js';
 import { machineFacts, round } from './lib/util.js';
 import { h2Part, httpsStormPart, wsSurvivalPart } from './parts/edge.js';
+import { etcdFleetPart } from './parts/etcd-fleet.js';
+import { proxyCpuPart } from './parts/proxy-cpu.js';
 import { registryPart } from './parts/registry.js';
 import { reloadEtcdPart } from './parts/reload-etcd.js';
 import { reloadFilePart } from './parts/reload-file.js';
+import { scalePart } from './parts/scale.js';
 import { eagerPart, type SoakRun, soakPart } from './parts/soak.js';
 import { stormPart } from './parts/storm.js';
 
@@ -54,6 +57,12 @@ const PARTS: Part[] = [
     line: (r) => `reload_etcd: put → served p50 ${r.p50_ms} ms, p99 ${r.p99_ms} ms; raw watch floor p50 ${r.watch_floor_p50_ms} ms over ${r.samples} puts`,
   },
   {
+    name: 'etcd_fleet',
+    run: etcdFleetPart,
+    line: (r) =>
+      `etcd_fleet: ${r.fleet} daemons, put → served by all p50 ${r.served_all_p50_ms} ms, p99 ${r.served_all_p99_ms} ms; applied by all p50 ${r.applied_all_p50_ms} ms; raw watch floor p50 ${r.watch_floor_p50_ms} ms over ${r.samples} puts`,
+  },
+  {
     name: 'storm',
     run: stormPart,
     line: (r) =>
@@ -78,18 +87,46 @@ const PARTS: Part[] = [
       `websocket_survival: after ${r.reloads} unrelated reloads hotconf ${r.open_after}/${r.tunnels} open (${r.echoing_after} echoing), caddy ${r.caddy_open_after}/${r.tunnels} open (${r.caddy_echoing_after} echoing)`,
   },
   {
+    name: 'proxy_cpu',
+    run: proxyCpuPart,
+    line: (r) =>
+      `proxy_cpu: µs of proxy CPU per request: hotconf ${r.hotconf_w1_cpu_us} (1 worker, ${fmt(r.hotconf_w1_rps)} rps), ${r.hotconf_w2_cpu_us} (2 workers, ${fmt(r.hotconf_w2_rps)} rps), traced ${r.hotconf_w1_traced_cpu_us} / 1% ${r.hotconf_w1_sampled_1pct_cpu_us}; caddy ${r.caddy_cpu_us} (${fmt(r.caddy_rps)} rps); nginx ${r.nginx_cpu_us} (${fmt(r.nginx_rps)} rps)`,
+  },
+  {
+    name: 'scale',
+    run: scalePart,
+    line: (r) =>
+      [1000, 10_000]
+        .filter((n) => r[`r${n}_startup_ms`] !== undefined)
+        .map(
+          (n) =>
+            `scale ${fmt(n)} routes: start ${fmt(r[`r${n}_startup_ms`])} ms, RSS ${fmt(Number(r[`r${n}_rss_after_changes_bytes`]) / 2 ** 20)} MiB, one-route change → served p50 ${r[`r${n}_change_p50_ms`]} ms / p99 ${r[`r${n}_change_p99_ms`]} ms, last/first route ${fmt(r[`r${n}_last_route_rps`])} / ${fmt(r[`r${n}_first_route_rps`])} rps`,
+        )
+        .join('; '),
+  },
+  {
     name: 'soak',
     run: async (quick) => soakResult('hotconf', await soakPart(quick ? 1000 : 5000)),
     line: (r) =>
-      `soak: ${r.reloads} reloads, fd Δ ${r.fd_delta}, handles Δ ${r.handles_delta}, heap Δ ${fmt(r.heap_delta_bytes)} B, exporter sockets leaked ${r.sockets_leaked}`,
+      `soak: ${r.reloads} reloads, fd Δ ${r.fd_delta}, handles Δ ${r.handles_delta}, heap Δ ${fmt(r.heap_delta_bytes)} B, exporter sockets leaked ${r.sockets_leaked}; ${trendLine(r)}; the daemon's /leaks: ${r.daemon_growing || 'nothing growing'}`,
   },
   {
     name: 'eager_counterfactual',
     run: async (quick) => soakResult('eager (Caddy pattern)', await eagerPart(quick ? 1000 : 5000)),
     line: (r) =>
-      `eager counterfactual: ${r.reloads} reloads, sockets leaked ${r.sockets_leaked}, fd Δ ${r.fd_delta}, handles Δ ${r.handles_delta}, heap Δ ${fmt(r.heap_delta_bytes)} B`,
+      `eager counterfactual: ${r.reloads} reloads, sockets leaked ${r.sockets_leaked}, fd Δ ${r.fd_delta}, handles Δ ${r.handles_delta}, heap Δ ${fmt(r.heap_delta_bytes)} B; ${trendLine(r)}`,
   },
 ];
+
+/** The least-squares slopes of a soak run and what grows past 0.5 per reload. */
+function trendLine(r: Record<string, unknown>): string {
+  return `trend per reload: fds ${signed(r.fds_per_reload)}, handles ${signed(r.handles_per_reload)}, exporter connections ${signed(r.exporter_connections_per_reload)} (growing: ${r.growing || 'none'})`;
+}
+
+function signed(value: unknown): string {
+  const n = Number(value);
+  return `${n >= 0 ? '+' : ''}${n.toFixed(3)}`;
+}
 
 function fmt(value: unknown): string {
   return Number(value).toLocaleString('en-US', { maximumFractionDigits: 2 });
@@ -160,10 +197,30 @@ function goals(r: Results): Goal[] {
       met: n('websocket_survival', 'echoing_after') === n('websocket_survival', 'tunnels'),
     });
   } else out.push({ goal: 'websocket_survival: every tunnel open and echoing after the reloads', measured: 'not run', met: null });
+  if (has('proxy_cpu')) {
+    const cpu = n('proxy_cpu', 'cpu_ratio_workers1_to_caddy');
+    const rps = n('proxy_cpu', 'rps_ratio_workers2_to_caddy');
+    out.push({ goal: 'proxy CPU per request, --workers 1 ≤ 1.0 × Caddy (moonshot ≤ 0.6 ×)', measured: `${round(cpu, 2)} ×`, met: cpu <= 1 });
+    out.push({ goal: 'requests/s, --workers 2 ≥ 1.0 × Caddy', measured: `${round(rps, 2)} ×`, met: rps >= 1 });
+  }
+  if (has('scale') && r.scale!.r10000_startup_ms !== undefined) {
+    const change = n('scale', 'r10000_change_p50_ms');
+    const ratio = n('scale', 'r10000_last_to_first');
+    out.push({ goal: 'scale: one-route change in a 10,000-route file served p50 ≤ 50 ms', measured: `${change} ms`, met: change <= 50 });
+    out.push({ goal: 'scale: last-route requests/s ≥ 0.9 × first-route at 10,000 routes', measured: `${round(ratio, 3)} ×`, met: ratio >= 0.9 });
+  }
   if (has('soak')) {
     const fd = n('soak', 'fd_delta');
     const handles = n('soak', 'handles_delta');
     out.push({ goal: 'soak fd and handle deltas ≤ 3', measured: `fd Δ ${fd}, handles Δ ${handles}`, met: fd <= 3 && handles <= 3 });
+  }
+  if (has('soak') || has('eager_counterfactual')) {
+    const side = (part: string) => (has(part) ? `fds ${signed(n(part, 'fds_per_reload'))}, handles ${signed(n(part, 'handles_per_reload'))}` : 'not run');
+    out.push({
+      goal: 'soak trend ≤ 0.5 per reload, nothing growing (eager beside it)',
+      measured: `hotconf ${side('soak')}; eager ${side('eager_counterfactual')} per reload`,
+      met: has('soak') ? r.soak!.growing === '' && (r.soak!.daemon_growing ?? '') === '' : null,
+    });
   }
   if (has('eager_counterfactual')) {
     out.push({
@@ -217,14 +274,18 @@ async function main(): Promise<void> {
       console.log(`✘ ${part.name} FAILED: ${(error as Error).message}`);
     }
   }
-  await mkdir(RESULTS, { recursive: true });
+  // Only a full run of every part replaces the committed results; a quick or partial run writes
+  // beside them (bench/results/quick/, ignored by git), so it leaves the checkout unmodified.
+  const dir = quick || only ? `${RESULTS}quick/` : RESULTS;
+  const shown = quick || only ? 'bench/results/quick/' : 'bench/results/';
+  await mkdir(dir, { recursive: true });
   const json = { machine, quick, ...results, goals: goals(results), soak_samples: soakSamples };
   const md = markdown(results, machine, quick);
-  await writeFile(`${RESULTS}latest.json`, `${JSON.stringify(json, null, 2)}\n`);
-  await writeFile(`${RESULTS}latest.md`, md);
-  if (Object.keys(soakSamples).length > 0) await writeFile(`${RESULTS}soak.svg`, await soakSvg(soakSamples));
+  await writeFile(`${dir}latest.json`, `${JSON.stringify(json, null, 2)}\n`);
+  await writeFile(`${dir}latest.md`, md);
+  if (Object.keys(soakSamples).length > 0) await writeFile(`${dir}soak.svg`, await soakSvg(soakSamples));
   console.log(`\n${md}`);
-  console.log(`results: bench/results/latest.json, latest.md${Object.keys(soakSamples).length > 0 ? ', soak.svg' : ''}`);
+  console.log(`results: ${shown}latest.json, latest.md${Object.keys(soakSamples).length > 0 ? ', soak.svg' : ''}`);
   process.exitCode = failed > 0 ? 1 : 0;
 }
 

@@ -1,8 +1,8 @@
-import type { Server } from 'node:http';
-import type { Socket } from 'node:net';
+import type { Server, Socket } from 'node:net';
+import { listenOn } from './ports.js';
 
 /**
- * The connections a spec server (an upstream, an OTLP receiver) accepts: counted, so a spec can
+ * The connections a spec server (an upstream, an OTLP receiver; HTTP or plain TCP) accepts: counted, so a spec can
  * tell one pooled connection from many or see a leaked client's socket stay open, and destroyed
  * by `close()`, so closing never waits on a client's keepalive.
  */
@@ -31,10 +31,7 @@ export class TrackedServer {
    * @throws the bind error (`EADDRINUSE`)
    */
   async listen(port = 0): Promise<number> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, '127.0.0.1', () => resolve());
-    });
+    await listenOn(this.server, port);
     return (this.server.address() as { port: number }).port;
   }
 

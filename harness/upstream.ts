@@ -65,6 +65,8 @@ export function holding(): { handler: UpstreamHandler; held: ServerResponse[] } 
 export class TestUpstream {
   readonly requests: ReceivedRequest[] = [];
   healthChecks = 0;
+  /** Client ports of the connections health probes came on: one checker keeps one connection per target. */
+  readonly healthCheckPorts = new Set<number>();
   healthStatus = 200;
   handler: UpstreamHandler;
   readonly #server: TrackedServer;
@@ -75,6 +77,7 @@ export class TestUpstream {
     const server = createServer((req, res) => {
       if (req.url === '/healthz') {
         this.healthChecks += 1;
+        if (req.socket.remotePort !== undefined) this.healthCheckPorts.add(req.socket.remotePort);
         req.resume();
         res.writeHead(this.healthStatus, { 'content-length': '0' });
         res.end();
@@ -132,19 +135,20 @@ export class TestUpstream {
 
 /**
  * A config with one listener on `port` whose only route (unless `routes` is given) proxies every
- * path to the first of `upstreams`.
+ * path to the first of `upstreams`; `listener` adds settings to the listener (`trusted_proxies`).
  */
 export function proxyConfig(options: {
   port: number;
   upstreams: Record<string, Record<string, unknown>>;
   routes?: Record<string, unknown>[];
+  listener?: Record<string, unknown>;
   extra?: Record<string, unknown>;
 }): Record<string, unknown> {
   const first = Object.keys(options.upstreams)[0];
   return {
     shutdown_timeout_ms: 2000,
     upstreams: options.upstreams,
-    listeners: [{ name: 'web', listen: `127.0.0.1:${options.port}`, routes: options.routes ?? [{ path_prefix: '/', upstream: first }] }],
+    listeners: [{ name: 'web', listen: `127.0.0.1:${options.port}`, routes: options.routes ?? [{ path_prefix: '/', upstream: first }], ...options.listener }],
     ...options.extra,
   };
 }

@@ -18,6 +18,36 @@ export async function waitFor<T>(what: string, probe: () => T | Promise<T>, time
   }
 }
 
+/**
+ * Yield microtask turns until `probe()` is truthy, at most `turns` of them: for promise chains
+ * that advance without any timer or I/O (a queue starting its next job, a hook starting), so no
+ * clock is involved. Throws naming `what` when the bound is reached.
+ */
+export async function turnsUntil(what: string, probe: () => unknown, turns = 100): Promise<void> {
+  for (let turn = 0; !probe(); turn += 1) {
+    if (turn === turns) throw new Error(`${what} did not happen within ${turns} microtask turns`);
+    await Promise.resolve();
+  }
+}
+
+/**
+ * Run a full garbage collection before every poll of `probe` until it is truthy (`waitFor`'s
+ * bound): for FinalizationRegistry callbacks, which run as tasks some time after the collection
+ * that found their object. Needs `--expose-gc` (.mocharc.json, `npm run bench`).
+ */
+export function waitForCollection<T>(what: string, probe: () => T | Promise<T>, timeoutMs?: number): Promise<NonNullable<T>> {
+  const gc = globalThis.gc;
+  if (typeof gc !== 'function') throw new Error('run node with --expose-gc (see .mocharc.json)');
+  return waitFor(
+    what,
+    () => {
+      gc();
+      return probe();
+    },
+    timeoutMs,
+  );
+}
+
 /** Resolve after `ms`. */
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

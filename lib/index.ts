@@ -1,7 +1,9 @@
 // The public API of hotconf: re-exports only.
 
-export type { LeakReport, LeakSuspect } from './admin/leaks.js';
-export { leakReport } from './admin/leaks.js';
+export type { LeakTrendRecorderOptions } from './admin/leak-trend.js';
+export { LeakTrendRecorder } from './admin/leak-trend.js';
+export type { LeakReport, LeakSample, LeakSuspect, LeakTrend, LeakTrendOptions } from './admin/leaks.js';
+export { DEFAULT_LEAK_TREND, leakReport, leakTrend, leastSquaresSlope } from './admin/leaks.js';
 export { DaemonMetrics, EdgeMetrics, UpstreamMetrics } from './admin/metrics.js';
 export type {
   Config,
@@ -39,7 +41,7 @@ export { Balancer } from './dataplane/proxy/balancer.js';
 export { downstreamResponseHeaders, upstreamPath, upstreamRequestHeaders } from './dataplane/proxy/headers.js';
 export type { ProxyObserver, UpstreamObserver, UpstreamOptions } from './dataplane/proxy/proxy.js';
 export { ClientAbortedError, compileProxy, ProxyAction, ProxyTarget, proxyRequest, Upstream, UpstreamTimeoutError } from './dataplane/proxy/proxy.js';
-export { normalizeHost, normalizeTarget } from './dataplane/route/normalize.js';
+export { normalizeHost, normalizePath, normalizeTarget } from './dataplane/route/normalize.js';
 export { compileRedirect, RedirectAction } from './dataplane/route/redirect.js';
 export { compileRespond, RespondAction } from './dataplane/route/respond.js';
 export { Router } from './dataplane/route/router.js';
@@ -113,8 +115,15 @@ export type {
 export { LISTENER_KIND, listenerFactory, listenerKind, TunnelSet } from './resources/listener.js';
 export type { TlsCertificate, TlsCertificateInput } from './resources/tls-certificate.js';
 export { TLS_CERTIFICATE_KIND, tlsCertificateFactory, tlsCertificateKey, tlsCertificateKind } from './resources/tls-certificate.js';
-export type { TracingFactoryOptions, TracingPipeline } from './resources/tracing.js';
-export { TRACER_PROVIDER_KIND, tracerProviderFactory, tracerProviderKind } from './resources/tracing.js';
+export type { GenerationTracing, TracingFactoryOptions, TracingPipeline } from './resources/tracing.js';
+export {
+  createSpanExporter,
+  generationTracing,
+  TRACER_PROVIDER_KIND,
+  tracerProviderFactory,
+  tracerProviderKind,
+  tracingPipelineKey,
+} from './resources/tracing.js';
 export type { UpstreamPool, UpstreamPoolFactoryOptions, UpstreamPoolSettings } from './resources/upstream.js';
 export { UPSTREAM_POOL_KIND, upstreamPoolFactory, upstreamPoolKey, upstreamPoolKind, upstreamPoolSettings, upstreamTargets } from './resources/upstream.js';
 export type { EtcdSourceOptions } from './sources/etcd/etcd.js';
@@ -125,3 +134,5 @@ export type { FileSourceOptions } from './sources/file.js';
 export { FileSource } from './sources/file.js';
 export type { ConfigSource, RawDocument, SourceInfo, SourceWatchHandlers } from './sources/source.js';
 export { ForwardingTracerProvider, installGlobalTelemetry } from './telemetry/forwarding-tracer.js';
+export type { Environment, ResolvedTracing, TracingExporter } from './telemetry/otel-env.js';
+export { OtelEnvError, resolveTracing } from './telemetry/otel-env.js';

@@ -1,23 +1,8 @@
-import { type ChildProcess, fork } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { sleep } from '../../harness/wait.js';
 import { runWrk, type WrkResult } from './wrk.js';
 
 /** Reloads per second during a storm. */
 export const RELOADS_PER_S = 10;
-
-/** Start the backend in its own process; resolves once it listens. */
-export async function startBackend(port: number): Promise<ChildProcess> {
-  const child = fork(fileURLToPath(new URL('../lib/backend.ts', import.meta.url)), [String(port)], {
-    execArgv: ['--import', 'tsx'],
-    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-  });
-  await new Promise<void>((resolve, reject) => {
-    child.once('message', () => resolve());
-    child.once('exit', (code) => reject(new Error(`backend exited with ${code}`)));
-  });
-  return child;
-}
 
 /** Fire `reload(i)` RELOADS_PER_S times a second until `stop()`; resolves with the count. */
 export function reloadLoop(reload: (i: number) => Promise<void>): { stop: () => Promise<number> } {

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 
 /** The p-th percentile (0-100) of `values`, nearest-rank. */
@@ -25,11 +25,6 @@ export interface MachineFacts {
 
 export function machineFacts(): MachineFacts {
   return { cpu_model: cpus()[0]?.model ?? 'unknown', cores: cpus().length, node_version: process.version, date: new Date().toISOString() };
-}
-
-/** Open file descriptors of a process (`/proc/PID/fd`). */
-export function openFds(pid: number | 'self' = 'self'): number {
-  return readdirSync(`/proc/${pid}/fd`).length;
 }
 
 /** The soft limit on open files of this process (`/proc/self/limits`). */

@@ -7,11 +7,12 @@ import { httpRequest } from '../../harness/http.js';
 import { freePort } from '../../harness/ports.js';
 import { type IssuedCertificate, TestCa } from '../../harness/tls.js';
 import { echo, openWebSocket, WsEchoUpstream } from '../../harness/websocket.js';
-import { caddyLoad, startCaddy } from '../lib/caddy.js';
+import { caddyLoad } from '../lib/caddy.js';
 import { type DaemonProcess, startDaemonProcess, stopProcess } from '../lib/daemon-process.js';
 import { runH2load } from '../lib/h2load.js';
 import { singleSocketAgent } from '../lib/http.js';
-import { measure, startBackend } from '../lib/load.js';
+import { measure } from '../lib/load.js';
+import { startBackend, startCaddy } from '../lib/procs.js';
 import { requireTool } from '../lib/util.js';
 import { runWrk, type WrkResult } from '../lib/wrk.js';
 
@@ -148,7 +149,7 @@ async function tlsSideBySide(quick: boolean, tag: string, load: (url: string, du
         ),
       );
     } finally {
-      await stopProcess(caddy);
+      await caddy.stop();
     }
     return {
       baseline_rps: hot.baseline_rps,
@@ -271,7 +272,7 @@ export async function wsSurvivalPart(quick: boolean): Promise<WsSurvivalResult> 
     try {
       cad = await survival(`ws://127.0.0.1:${caddyPort}/ws`, tunnels, reloads, (i) => caddyLoad(caddyAdmin, caddyConfig(i)));
     } finally {
-      await stopProcess(caddy);
+      await caddy.stop();
     }
     return { tunnels, reloads, open_after: hot.open, echoing_after: hot.echoing, caddy_open_after: cad.open, caddy_echoing_after: cad.echoing };
   } finally {

@@ -2,16 +2,18 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { basicConfig, writeConfigAtomic } from '../../harness/daemon.js';
+import { handleCount, openFds } from '../../harness/handles.js';
 import { httpRequest } from '../../harness/http.js';
 import { OtlpReceiver } from '../../harness/otlp-receiver.js';
 import { freePort } from '../../harness/ports.js';
 import { sleep } from '../../harness/wait.js';
+import { DEFAULT_LEAK_TREND, type LeakTrend, leakTrend } from '../../lib/admin/leaks.js';
 import { silentLogger } from '../../lib/core/log.js';
 import { Daemon } from '../../lib/daemon/daemon.js';
 import { FileSource } from '../../lib/sources/file.js';
 import { EagerTracingController } from '../eager/eager-tracing.js';
 import { singleSocketAgent } from '../lib/http.js';
-import { openFds, openFileLimit, progress } from '../lib/util.js';
+import { openFileLimit, progress } from '../lib/util.js';
 
 /** One sample, taken after a forced GC. */
 export interface SoakSample {
@@ -30,6 +32,14 @@ export interface SoakRun {
   handles_delta: number;
   heap_delta_bytes: number;
   sockets_leaked: number;
+  /** Least-squares growth per reload over every sample (`leakTrend`, the daemon's own trend function). */
+  fds_per_reload: number;
+  handles_per_reload: number;
+  exporter_connections_per_reload: number;
+  /** The series growing faster than the daemon's threshold (0.5 per reload), comma-separated; '' for none. */
+  growing: string;
+  /** hotconf only: the `growing` suspects the daemon's own `/leaks` named after the last reload (its last 50 reloads). */
+  daemon_growing?: string;
 }
 
 const SAMPLE_EVERY = 100;
@@ -46,7 +56,7 @@ function sample(reloads: number, receiver: OtlpReceiver): SoakSample {
   return {
     reloads,
     fds: openFds(),
-    handles: process.getActiveResourcesInfo().length,
+    handles: handleCount(),
     heap_bytes: process.memoryUsage().heapUsed,
     exporter_connections: receiver.openConnections,
   };
@@ -78,6 +88,7 @@ async function drive(label: string, reloads: number, admin: string, file: string
   }
   const first = samples[0]!;
   const last = samples.at(-1)!;
+  const trend = soakTrend(samples);
   return {
     reloads,
     samples,
@@ -85,14 +96,42 @@ async function drive(label: string, reloads: number, admin: string, file: string
     handles_delta: last.handles - first.handles,
     heap_delta_bytes: last.heap_bytes - first.heap_bytes,
     sockets_leaked: last.exporter_connections - first.exporter_connections,
+    fds_per_reload: round(trend.slopes.fds ?? 0),
+    handles_per_reload: round(trend.slopes.handles ?? 0),
+    exporter_connections_per_reload: round(trend.slopes.exporter_connections ?? 0),
+    growing: growing(trend),
   };
+}
+
+/**
+ * The samples through the daemon's own trend function (`leakTrend`, threshold 0.5 per reload),
+ * every sample in the window: the same slope for both sides, from the same GC'd samples.
+ */
+function soakTrend(samples: readonly SoakSample[]): LeakTrend {
+  const points = samples.map((s) => ({ reload: s.reloads, values: { fds: s.fds, handles: s.handles, exporter_connections: s.exporter_connections } }));
+  return leakTrend(points, { window: points.length, threshold_per_reload: DEFAULT_LEAK_TREND.threshold_per_reload });
+}
+
+function growing(trend: LeakTrend | undefined): string {
+  return (trend?.suspects ?? []).map((s) => s.resource).join(',');
+}
+
+function round(value: number): number {
+  return Math.round(value * 1e4) / 1e4;
 }
 
 /**
  * Soak what `start` starts on a config file in a temp dir (tracing to an OTLP receiver of this
  * process): `drive` it through `reloads` reloads, then close it and clean up.
  */
-async function soak(label: string, reloads: number, start: (file: string) => Promise<{ admin: string; close(): Promise<unknown> }>): Promise<SoakRun> {
+interface SoakController {
+  admin: string;
+  close(): Promise<unknown>;
+  /** The controller's own leak trend after the last reload, if it keeps one (hotconf). */
+  trend?(): LeakTrend | undefined;
+}
+
+async function soak(label: string, reloads: number, start: (file: string) => Promise<SoakController>): Promise<SoakRun> {
   const dir = await mkdtemp(join(tmpdir(), 'hotconf-soak-'));
   const receiver = await OtlpReceiver.start({ autoClose: false, retainSpans: false });
   try {
@@ -101,7 +140,8 @@ async function soak(label: string, reloads: number, start: (file: string) => Pro
     await writeConfigAtomic(file, config(port, receiver.url, 'v0'));
     const controller = await start(file);
     try {
-      return await drive(label, reloads, controller.admin, file, port, receiver);
+      const run = await drive(label, reloads, controller.admin, file, port, receiver);
+      return controller.trend ? { ...run, daemon_growing: growing(controller.trend()) } : run;
     } finally {
       await controller.close();
     }
@@ -117,7 +157,7 @@ export function soakPart(reloads: number): Promise<SoakRun> {
     const admin = `127.0.0.1:${await freePort()}`;
     const daemon = new Daemon({ source: new FileSource({ path: file }), logger: silentLogger(), adminListen: admin, watch: false, defaultMetrics: false });
     await daemon.start(); // a failed start stops what it started
-    return { admin: `http://${admin}`, close: () => daemon.stop() };
+    return { admin: `http://${admin}`, close: () => daemon.stop(), trend: () => daemon.leaks().trend };
   });
 }
 

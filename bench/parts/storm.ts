@@ -4,10 +4,11 @@ import { join } from 'node:path';
 import { writeConfigAtomic } from '../../harness/daemon.js';
 import { httpRequest } from '../../harness/http.js';
 import { freePort } from '../../harness/ports.js';
-import { caddyLoad, startCaddy } from '../lib/caddy.js';
+import { caddyLoad } from '../lib/caddy.js';
 import { startDaemonProcess, stopProcess } from '../lib/daemon-process.js';
 import { singleSocketAgent } from '../lib/http.js';
-import { measure, startBackend } from '../lib/load.js';
+import { measure } from '../lib/load.js';
+import { startBackend, startCaddy } from '../lib/procs.js';
 import { requireTool } from '../lib/util.js';
 
 export interface StormResult {
@@ -93,7 +94,7 @@ export async function stormPart(quick: boolean): Promise<StormResult> {
     try {
       cad = await measure(`http://127.0.0.1:${caddyPort}/api`, durationS, (i) => caddyLoad(caddyAdmin, caddyConfig(caddyPort, caddyAdmin, backendPort, i)));
     } finally {
-      await stopProcess(caddy);
+      await caddy.stop();
     }
     return {
       baseline_rps: Math.round(hot.baseline.requests_per_s),

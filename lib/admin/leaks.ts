@@ -5,10 +5,12 @@ import type { ListenerHandle } from '../resources/listener.js';
 
 /** One reason to think something leaked. */
 export interface LeakSuspect {
-  reason: 'leaked_leases' | 'generation_not_released' | 'unowned_resource' | 'refs_mismatch';
+  reason: 'leaked_leases' | 'generation_not_released' | 'unowned_resource' | 'refs_mismatch' | 'growing';
   kind?: string;
   key?: string;
   generation?: number;
+  /** `growing`: the trend series that grows (`fds`, `handles:TCPSocketWrap`, `live:listener`). */
+  resource?: string;
   detail: string;
 }
 
@@ -25,6 +27,8 @@ export interface LeakReport {
    */
   handles: Record<string, number>;
   suspects: LeakSuspect[];
+  /** Growth over the last reloads (when the daemon records it); its suspects are in `suspects` too. */
+  trend?: LeakTrend;
 }
 
 /** How long past its drain timeout a retired generation may take to release (destroy time). */
@@ -37,7 +41,7 @@ const RELEASE_GRACE_MS = 1000;
  * differ from the leases the generations hold (skipped while a reload is in progress, when the
  * new generation's leases are not yet counted).
  */
-export function leakReport(registry: ResourceRegistry, reloader: Reloader, now: number = Date.now()): LeakReport {
+export function leakReport(registry: ResourceRegistry, reloader: Reloader, now: number = Date.now(), trend?: LeakTrend): LeakReport {
   const resources = registry.stats();
   const suspects: LeakSuspect[] = [];
   for (const [kind, stats] of Object.entries(resources)) {
@@ -73,6 +77,7 @@ export function leakReport(registry: ResourceRegistry, reloader: Reloader, now: 
     }
   }
 
+  if (trend) suspects.push(...trend.suspects);
   return {
     ok: suspects.length === 0,
     resources,
@@ -85,6 +90,7 @@ export function leakReport(registry: ResourceRegistry, reloader: Reloader, now: 
     })),
     handles: { ...activeHandles(), ...edgeHandles(reloader) },
     suspects,
+    ...(trend ? { trend } : {}),
   };
 }
 
@@ -110,4 +116,92 @@ function edgeHandles(reloader: Reloader): { Tunnel: number; Http2Session: number
   for (const handle of handles) tunnels += handle.tunnels.size;
   for (const stack of stacks) sessions += stack.sessions;
   return { Tunnel: tunnels, Http2Session: sessions };
+}
+
+/**
+ * What was counted after one reload: `reload` is the reload count so far (the trend's x axis);
+ * `values` holds one number per series: `handles` (active handles and requests), `handles:TYPE`
+ * (by `process.getActiveResourcesInfo()` type), `fds` (open file descriptors, where
+ * `/proc/self/fd` exists) and `live:KIND` (live registry resources of a kind).
+ */
+export interface LeakSample {
+  reload: number;
+  values: Readonly<Record<string, number>>;
+}
+
+export interface LeakTrendOptions {
+  /** How many of the latest reloads the trend covers; suspects are named only once it is full. */
+  window: number;
+  /** A series growing faster than this per reload, by least squares, is a suspect. */
+  threshold_per_reload: number;
+}
+
+/** 50 reloads, 0.5 per reload: a handle or fd left behind by every other reload is found within 50. */
+export const DEFAULT_LEAK_TREND: Readonly<LeakTrendOptions> = Object.freeze({ window: 50, threshold_per_reload: 0.5 });
+
+/** The trend part of the leak report (`GET /leaks` `trend`). */
+export interface LeakTrend {
+  window: number;
+  threshold_per_reload: number;
+  /** Reloads in the window so far (at most `window`). */
+  reloads: number;
+  /** Least-squares slope per series, in units per reload. */
+  slopes: Record<string, number>;
+  /** `growing` suspects, one per series over the threshold (only once `reloads` = `window`). */
+  suspects: LeakSuspect[];
+}
+
+/**
+ * The least-squares slope of `points` (`[x, y]`): Σ(x − x̄)(y − ȳ) / Σ(x − x̄)². 0 for fewer than
+ * two points or when every x is equal.
+ */
+export function leastSquaresSlope(points: readonly (readonly [number, number])[]): number {
+  const n = points.length;
+  if (n < 2) return 0;
+  let sumX = 0;
+  let sumY = 0;
+  for (const [x, y] of points) {
+    sumX += x;
+    sumY += y;
+  }
+  const meanX = sumX / n;
+  const meanY = sumY / n;
+  let covariance = 0;
+  let variance = 0;
+  for (const [x, y] of points) {
+    covariance += (x - meanX) * (y - meanY);
+    variance += (x - meanX) ** 2;
+  }
+  return variance === 0 ? 0 : covariance / variance;
+}
+
+/**
+ * Leaks found by trend rather than by snapshot (the pattern behind Traefik #13584, one goroutine
+ * per applied config, found by comparing pods by uptime): over the last `window` samples, the
+ * least-squares slope of every series against the reload count; a slope above
+ * `threshold_per_reload` in a full window is a `growing` suspect named by its series. A series
+ * missing from a sample counts 0 there (a handle type not present, a kind with nothing live).
+ * Handles are named by type; the total `handles` is a suspect only when no single type is.
+ */
+export function leakTrend(samples: readonly LeakSample[], options: LeakTrendOptions): LeakTrend {
+  const recent = samples.slice(-options.window);
+  const names = new Set<string>();
+  for (const sample of recent) for (const name of Object.keys(sample.values)) names.add(name);
+  const slopes: Record<string, number> = {};
+  for (const name of [...names].sort()) slopes[name] = leastSquaresSlope(recent.map((s) => [s.reload, s.values[name] ?? 0]));
+  const suspects: LeakSuspect[] = [];
+  if (recent.length >= options.window) {
+    const growing = Object.keys(slopes).filter((name) => (slopes[name] ?? 0) > options.threshold_per_reload);
+    const byType = growing.some((name) => name.startsWith('handles:'));
+    for (const name of growing) {
+      if (name === 'handles' && byType) continue;
+      suspects.push({
+        reason: 'growing',
+        resource: name,
+        ...(name.startsWith('live:') ? { kind: name.slice('live:'.length) } : {}),
+        detail: `grows ${slopes[name]!.toFixed(2)} per reload over the last ${recent.length} reloads (threshold ${options.threshold_per_reload})`,
+      });
+    }
+  }
+  return { window: options.window, threshold_per_reload: options.threshold_per_reload, reloads: recent.length, slopes, suspects };
 }

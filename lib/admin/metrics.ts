@@ -5,6 +5,7 @@ import type { KindStats, ResourceRegistry } from '../registry/registry.js';
 import { RELOAD_OUTCOMES, type Reloader } from '../reload/reloader.js';
 import { type ListenerHandle, listenerKey, type TunnelCloseReason } from '../resources/listener.js';
 import type { ConfigSource } from '../sources/source.js';
+import type { LeakTrend } from './leaks.js';
 
 export interface DaemonMetricsOptions {
   registry: ResourceRegistry;
@@ -15,6 +16,10 @@ export interface DaemonMetricsOptions {
   defaultMetrics?: boolean;
   /** The prom-client registry to register on (shared with `UpstreamMetrics`). Default: a new one. */
   register?: Registry;
+  /** The leak report's trend, read at scrape time for `hotconf_leak_trend_per_reload`. */
+  leakTrend?: () => LeakTrend;
+  /** The data plane's metrics, whose series of upstreams and targets no generation uses any more are removed after each release. */
+  upstreamMetrics?: UpstreamMetrics;
 }
 
 /**
@@ -133,6 +138,20 @@ export class DaemonMetrics {
       },
     });
 
+    const { leakTrend } = options;
+    if (leakTrend) {
+      new Gauge({
+        name: 'hotconf_leak_trend_per_reload',
+        help: 'Least-squares growth per reload over the last reloads (see /leaks trend): handles, handles:TYPE, fds, live:KIND.',
+        labelNames: ['resource'],
+        registers: [register],
+        collect() {
+          this.reset();
+          for (const [resource, slope] of Object.entries(leakTrend().slopes)) this.set({ resource }, slope);
+        },
+      });
+    }
+
     perKind('hotconf_resources_live', 'Resources created and not yet destroyed.', 'live', 'gauge');
     perKind('hotconf_resource_refs', 'Leases held on live resources.', 'refs', 'gauge');
     perKind('hotconf_resources_created_total', 'Resources created (factory create ran).', 'created', 'counter');
@@ -149,6 +168,7 @@ export class DaemonMetrics {
         if (event.result.result === 'applied' || event.result.result === 'unchanged') lastSuccess.set(Date.now() / 1000);
       } else if (event.type === 'generation_released') {
         if (event.report.aborted > 0) aborted.inc(event.report.aborted);
+        options.upstreamMetrics?.removeUnused(() => upstreamsInUse(reloader)).catch(() => background.inc({ component: 'metrics' }));
       } else if (event.type === 'source_error') {
         sourceErrors.inc();
       } else if (event.type === 'background_error') {
@@ -207,6 +227,49 @@ export class UpstreamMetrics implements UpstreamObserver {
   healthCheckError(upstream: string): void {
     this.#healthErrors.inc({ upstream });
   }
+
+  /**
+   * Remove the series of every upstream and target `inUse()` no longer lists, so a config that
+   * keeps changing targets does not grow the exposition forever (ingress-nginx kept the series of
+   * removed endpoints: a slow memory leak). `inUse` is called after the series are read and right
+   * before they are removed, so a target that came back meanwhile keeps its series. Series of
+   * targets in use are kept as they are (counters never reset).
+   */
+  async removeUnused(inUse: () => UpstreamsInUse): Promise<void> {
+    const [requests, duration, healthErrors] = await Promise.all([this.#requests.get(), this.#duration.get(), this.#healthErrors.get()]);
+    const { upstreams, targets } = inUse();
+    const unused = (labels: Partial<Record<string, string | number>>) => !targets.get(String(labels.upstream))?.has(String(labels.target));
+    for (const { labels } of requests.values) if (unused(labels)) this.#requests.remove(labels as Record<'upstream' | 'target' | 'code_class', string>);
+    const gone = new Set<string>();
+    for (const { labels } of duration.values) {
+      const key = `${labels.upstream}\0${labels.target}`;
+      if (unused(labels) && !gone.has(key)) {
+        gone.add(key);
+        this.#duration.remove({ upstream: String(labels.upstream), target: String(labels.target) });
+      }
+    }
+    for (const { labels } of healthErrors.values) if (!upstreams.has(String(labels.upstream))) this.#healthErrors.remove({ upstream: String(labels.upstream) });
+  }
+}
+
+/** The upstream names and, per upstream, the target origins some live generation serves. */
+export interface UpstreamsInUse {
+  upstreams: ReadonlySet<string>;
+  targets: ReadonlyMap<string, ReadonlySet<string>>;
+}
+
+/** What every generation not yet released (the active one and those draining) uses. */
+function upstreamsInUse(reloader: Reloader): UpstreamsInUse {
+  const targets = new Map<string, Set<string>>();
+  for (const generation of reloader.generations()) {
+    if (generation.state === 'released') continue;
+    for (const upstream of generation.upstreams().values()) {
+      const origins = targets.get(upstream.name) ?? new Set<string>();
+      for (const target of upstream.targets) origins.add(target.origin);
+      targets.set(upstream.name, origins);
+    }
+  }
+  return { upstreams: new Set(targets.keys()), targets };
 }
 
 /** Every listener of a live generation once, named as the newest generation naming it calls it. */

@@ -15,6 +15,8 @@ export interface AdminHealth {
   status: 'ok' | 'starting' | 'stopping';
   /** The active generation (0 before the first). */
   generation: number;
+  /** The daemon's process id (what `kill -HUP` needs; under `npm start` it is not npm's). */
+  pid: number;
 }
 
 /** What the admin API serves; implemented by the daemon. */
@@ -23,7 +25,8 @@ export interface AdminBackend {
   /** The `/config` body, or undefined before the first config. */
   config(): unknown;
   reload(): Promise<ReloadResult>;
-  leaks(): LeakReport;
+  /** The leak report (a cluster primary asks its workers, hence a promise). */
+  leaks(): LeakReport | Promise<unknown>;
   renderMetrics(): Promise<{ contentType: string; body: string }>;
 }
 
@@ -43,7 +46,7 @@ export interface AdminServerOptions {
 
 /**
  * The admin HTTP API (node:http), loopback by default:
- * - `GET /healthz` → 200 `{status: "ok", generation}` once a config is active, 503 before
+ * - `GET /healthz` → 200 `{status: "ok", generation, pid}` once a config is active, 503 before
  * - `GET /config` → `{generation, hash, loaded_at, source, config}` with secrets redacted
  * - `POST /reload` → 200 applied/unchanged, 422 invalid (`errors`), 500 failed (`error`)
  * - `GET /leaks` → the leak report
@@ -177,8 +180,8 @@ const ROUTES: Record<string, { method: string; public?: true; handle: Handler }>
   },
   '/leaks': {
     method: 'GET',
-    handle(backend, res) {
-      sendJson(res, 200, backend.leaks(), false);
+    async handle(backend, res) {
+      sendJson(res, 200, await backend.leaks(), false);
     },
   },
   '/metrics': {

@@ -1,4 +1,4 @@
-import type { LeakReport } from '../admin/leaks.js';
+import type { LeakReport, LeakTrend } from '../admin/leaks.js';
 import { type AdminClientOptions, AdminUnreachableError, adminBaseUrl, callAdmin, cliAdminToken, EXIT_UNREACHABLE, isAdminCallError } from './admin-client.js';
 import type { Io } from './io.js';
 
@@ -43,11 +43,22 @@ export function formatLeakReport(report: LeakReport): string {
         .join(' ') || 'none'
     }`,
   );
+  if (report.trend) out.push(formatTrend(report.trend));
   if (report.suspects.length === 0) out.push('suspects: none', 'ok: nothing leaked');
   else {
     out.push(`suspects: ${report.suspects.length}`);
     for (const s of report.suspects)
-      out.push(`  ${s.reason}${s.kind ? ` ${s.kind}` : ''}${s.key ? ` ${s.key}` : ''}${s.generation ? ` generation ${s.generation}` : ''}: ${s.detail}`);
+      out.push(
+        `  ${s.reason}${s.resource ? ` ${s.resource}` : s.kind ? ` ${s.kind}` : ''}${s.key ? ` ${s.key}` : ''}${s.generation ? ` generation ${s.generation}` : ''}: ${s.detail}`,
+      );
   }
   return `${out.join('\n')}\n`;
+}
+
+/** One line: the slope of every series, steepest first (`handles:TCPServerWrap +1.00, fds +0.98, ...`). */
+function formatTrend(trend: LeakTrend): string {
+  const slopes = Object.entries(trend.slopes)
+    .sort(([, a], [, b]) => b - a)
+    .map(([name, slope]) => `${name} ${slope >= 0 ? '+' : ''}${slope.toFixed(2)}`);
+  return `trend over the last ${trend.reloads} reloads (threshold ${trend.threshold_per_reload} per reload): ${slopes.join(', ') || 'no reloads yet'}`;
 }

@@ -1,19 +1,23 @@
-import { Command, Option } from 'commander';
+import { Argument, Command, Option } from 'commander';
 import { DEFAULT_ADMIN_LISTEN } from '../config/schema.js';
 import { LOG_LEVELS } from '../core/log.js';
 import { type AdminClientOptions, addAdminClientOptions } from './admin-client.js';
+import { COMPLETION_SHELLS, completionCommand } from './completion.js';
 import { addEtcdOptions } from './etcd-options.js';
 import { processIo as io } from './io.js';
 import { leaksCommand } from './leaks.js';
 import { type PutOptions, putCommand } from './put.js';
 import { reloadCommand } from './reload.js';
 import { type RunOptions, runCommand } from './run.js';
+import { schemaCommand } from './schema.js';
 import { validateCommand } from './validate.js';
+import { packageVersion } from './version.js';
 
 /** Build the `hotconf` command line (commander). Exported for tests and embedding. */
 export function buildProgram(): Command {
   const program = new Command('hotconf')
     .description('Hot-reloadable config controller with ref-counted resources')
+    .version(packageVersion())
     .showHelpAfterError()
     .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 64));
 
@@ -23,7 +27,8 @@ export function buildProgram(): Command {
     .option('--config <file>', 'config file (YAML or JSON); default: the bundled fixtures/demo.yaml')
     .option('--no-watch', 'do not watch the source; reload only on SIGHUP or POST /reload')
     .option('--admin <host:port>', `admin API address (overrides the config's admin.listen; with --etcd default ${DEFAULT_ADMIN_LISTEN})`)
-    .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS).default('info'));
+    .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS).default('info'))
+    .addOption(new Option('--workers <n>', 'worker processes serving traffic: a number, or auto (one per core)').env('HOTCONF_WORKERS').default('1'));
   addEtcdOptions(run)
     .addOption(
       new Option('--startup-timeout <duration>', 'with --etcd: give up waiting for the first config (500ms, 30s, 5m); default: wait forever').env(
@@ -62,6 +67,21 @@ export function buildProgram(): Command {
     .option('--json', 'print the raw JSON report')
     .action(async (opts: AdminClientOptions & { json?: boolean }) => {
       process.exitCode = await leaksCommand(opts, io);
+    });
+
+  program
+    .command('schema')
+    .description("print the config's JSON Schema (for editors: # yaml-language-server: $schema=FILE)")
+    .action(() => {
+      process.exitCode = schemaCommand(io);
+    });
+
+  program
+    .command('completion')
+    .description('print a shell completion script')
+    .addArgument(new Argument('<shell>', 'the shell').choices(COMPLETION_SHELLS))
+    .action((shell: string) => {
+      process.exitCode = completionCommand(program, shell, io);
     });
 
   return program;

@@ -1,8 +1,11 @@
+import cluster from 'node:cluster';
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { ADMIN_TOKEN_ENV } from '../admin/token.js';
 import { DEFAULT_ADMIN_LISTEN } from '../config/schema.js';
 import { errorMessage, UsageError } from '../core/errors.js';
 import { createLogger, type Logger, type LogLevel } from '../core/log.js';
+import { ClusterPrimary, runClusterWorker } from '../daemon/cluster.js';
 import { Daemon, type DaemonOptions } from '../daemon/daemon.js';
 import { EtcdSource } from '../sources/etcd/etcd.js';
 import { FileSource } from '../sources/file.js';
@@ -19,6 +22,19 @@ export interface RunOptions extends EtcdCliOptions {
   logLevel: LogLevel;
   /** `--startup-timeout` (etcd): give up waiting for the first config, e.g. `30s`. */
   startupTimeout?: string;
+  /** `--workers`: `1` (one process, the default), a number of cluster workers, or `auto` (one per core). */
+  workers?: string;
+}
+
+/**
+ * `--workers` as a count: `auto` is the number of cores (`os.availableParallelism()`).
+ * @throws UsageError for anything but a positive integer or `auto`
+ */
+export function parseWorkers(value: string | undefined): number {
+  if (value === undefined) return 1;
+  if (value === 'auto') return availableParallelism();
+  if (!/^[1-9]\d*$/.test(value)) throw new UsageError(`--workers ${value}: expected a positive number or auto`);
+  return Number(value);
 }
 
 /**
@@ -34,12 +50,19 @@ export interface RunOptions extends EtcdCliOptions {
 export async function runCommand(options: RunOptions, deps: Pick<DaemonOptions, 'kinds' | 'registryOptions'> = {}): Promise<void> {
   const logger = createLogger(options.logLevel);
   exitOnCrash(logger);
+  if (cluster.isWorker) {
+    // A forked cluster worker: the primary sends it every config; it has no source of its own.
+    runClusterWorker({ logger, ...deps });
+    return;
+  }
+  let workers: number;
   let source: ConfigSource;
   let adminListen = options.admin;
   try {
     const etcd = await etcdConnection(options);
     if (etcd && options.config !== undefined) throw new UsageError('--config and --etcd exclude each other');
     const startupTimeoutMs = parseDuration('--startup-timeout', options.startupTimeout);
+    workers = parseWorkers(options.workers);
     if (etcd) {
       source = new EtcdSource({ ...etcd, startupTimeoutMs, logger });
       // The admin API must be up before the first read (`/healthz` 503 while etcd is
@@ -51,6 +74,10 @@ export async function runCommand(options: RunOptions, deps: Pick<DaemonOptions, 
   } catch (error) {
     process.stderr.write(`hotconf run: ${errorMessage(error)}\n`);
     process.exit(EXIT_USAGE);
+  }
+  if (workers > 1) {
+    await runPrimary(source, workers, adminListen, options, logger);
+    return;
   }
   const daemon = new Daemon({
     source,
@@ -78,6 +105,31 @@ export async function runCommand(options: RunOptions, deps: Pick<DaemonOptions, 
     // SIGTERM/SIGINT while starting (etcd still unreachable, a slow first provision) is a
     // requested stop, not a failed start: the signal handler exits 0 once the stop is done.
     if (daemon.stopRequested) return;
+    process.stderr.write(`hotconf: ${errorMessage(error)}\n`);
+    logger.fatal({ err: error }, 'start_failed');
+    process.exit(1);
+  }
+}
+
+/** `run --workers N` (N ≥ 2): the cluster primary; workers re-run this command as forks. */
+async function runPrimary(source: ConfigSource, workers: number, adminListen: string | undefined, options: RunOptions, logger: Logger): Promise<void> {
+  const primary = new ClusterPrimary({ source, workers, logger, adminListen, adminToken: process.env[ADMIN_TOKEN_ENV], watch: options.watch });
+  primary.handleSignals();
+  try {
+    const result = await primary.start();
+    const { config } = primary.coordinator.committed!.loaded;
+    logger.info(
+      {
+        generation: result.generation,
+        revision: result.generation,
+        workers: primary.coordinator.workers(),
+        source: source.describe(),
+        admin: primary.adminAddress,
+        listeners: config.listeners.map((l) => ({ key: l.listen, name: l.name })),
+      },
+      'started',
+    );
+  } catch (error) {
     process.stderr.write(`hotconf: ${errorMessage(error)}\n`);
     logger.fatal({ err: error }, 'start_failed');
     process.exit(1);

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseListenAddress } from './address.js';
 
@@ -136,11 +137,29 @@ export const TlsSchema = z
     if (new Set(tls.alpn).size !== tls.alpn.length) ctx.addIssue({ code: 'custom', path: ['alpn'], message: 'lists a protocol twice' });
   });
 
+/** An IPv4 or IPv6 address, or a CIDR block (`10.0.0.0/8`, `fd00::/8`). */
+const CidrSchema = z.string().refine((value) => {
+  const slash = value.indexOf('/');
+  const family = isIP(slash < 0 ? value : value.slice(0, slash));
+  if (family === 0) return false;
+  if (slash < 0) return true;
+  const bits = value.slice(slash + 1);
+  return /^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
+}, 'must be an IP address or a CIDR block (10.0.0.0/8, fd00::/8)');
+
 export const ListenerSchema = z.strictObject({
   name: NameSchema,
   listen: ListenAddressSchema,
   tls: TlsSchema.optional(),
   routes: z.array(RouteSchema).default([]),
+  /**
+   * Peers (load balancers, CDNs) whose forwarding headers (`X-Forwarded-For`, `-Proto`, `-Host`,
+   * `Forwarded`) are kept and extended; from any other peer they are replaced (Caddy's
+   * `trusted_proxies`).
+   */
+  trusted_proxies: z.array(CidrSchema).default([]),
+  /** Client connections open at once; more are closed as they are accepted (Node's `server.maxConnections`). */
+  max_connections: z.int().min(1).max(1_000_000).default(4096),
 });
 
 export const BatchSchema = z
@@ -156,9 +175,14 @@ export const BatchSchema = z
     }
   });
 
+/**
+ * `service_name`, `exporter`, `endpoint` and `timeout_ms` have no default here: left unset, they
+ * are filled from the standard `OTEL_*` variables, else defaulted, when the pipeline is built
+ * (`resolveTracing` in lib/telemetry/otel-env.ts), as the OpenTelemetry SDKs let the config win.
+ */
 export const TracingSchema = z.strictObject({
-  service_name: z.string().min(1).default('hotconf'),
-  exporter: z.enum(['none', 'console', 'otlp-http']).default('otlp-http'),
+  service_name: z.string().min(1).optional(),
+  exporter: z.enum(['none', 'console', 'otlp-http', 'otlp-proto', 'otlp-grpc']).optional(),
   /** No credentials in the URL: it is shown in `/config` and logs; secrets go in `headers`. */
   endpoint: HttpUrlSchema.superRefine((value, ctx) => {
     const url = new URL(value);
@@ -168,9 +192,11 @@ export const TracingSchema = z.strictObject({
         message: 'must not contain credentials (user:password@): send them in tracing.headers (e.g. authorization), which are kept secret',
       });
     }
-  }).default('http://127.0.0.1:4318/v1/traces'),
+  }).optional(),
   /** Secret: redacted in logs and `/config`. */
   headers: HeadersSchema.default({}),
+  /** Budget of one export request (as `OTEL_EXPORTER_OTLP_TIMEOUT`), in ms; unset: `batch.export_timeout_ms`. */
+  timeout_ms: z.int().min(1).max(600_000).optional(),
   sample_ratio: z.number().min(0).max(1).default(1),
   batch: BatchSchema.prefault({}),
 });
@@ -225,6 +251,28 @@ export const UpstreamSchema = z
     /** Extra attempts after a connect error, each to another target. */
     retries: z.int().min(0).max(10).default(1),
     forwarded_header: z.enum(FORWARDED_HEADERS).default('none'),
+    /**
+     * Request bodies up to this size are read whole before a connection is taken (nginx's
+     * `proxy_request_buffering`, in memory), so a client that trickles its body holds none;
+     * larger bodies stream once this much arrived. 0: every body streams.
+     */
+    request_buffer_bytes: z
+      .int()
+      .min(0)
+      .max(64 * 1024 * 1024)
+      .default(64 * 1024),
+    /** Response bytes read ahead of a slow client (nginx's `proxy_buffering`, in memory): a response that fits frees its connection at once. */
+    response_buffer_bytes: z
+      .int()
+      .min(1)
+      .max(64 * 1024 * 1024)
+      .default(64 * 1024),
+    /** A client that sends no body byte, or reads no response byte, for this long is cut (nginx's `client_body_timeout`, `send_timeout`). */
+    body_idle_timeout_ms: z.int().min(1).max(3_600_000).default(10_000),
+    /** Requests that may wait for a busy target's connection (per target; Envoy's `max_pending_requests`); more get 503 at once. */
+    max_pending_requests: z.int().min(0).max(1_000_000).default(1024),
+    /** How long a request waits for a connection before it gets 503. */
+    queue_timeout_ms: z.int().min(1).max(3_600_000).default(2000),
     health_check: HealthCheckSchema.optional(),
   })
   .superRefine((upstream, ctx) => {

@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import { Registry as MetricsRegistry } from 'prom-client';
-import { type LeakReport, leakReport } from '../admin/leaks.js';
+import { LeakTrendRecorder } from '../admin/leak-trend.js';
+import { type LeakReport, type LeakTrendOptions, leakReport } from '../admin/leaks.js';
 import { DaemonMetrics, EdgeMetrics, UpstreamMetrics } from '../admin/metrics.js';
 import { type AdminBackend, type AdminHealth, AdminServer } from '../admin/server.js';
 import { checkAdminToken, readAdminTokenFile } from '../admin/token.js';
@@ -13,7 +14,7 @@ import { Once } from '../core/once.js';
 import { createListenerServing } from '../dataplane/serve/serving.js';
 import type { HttpLimits } from '../net/limits.js';
 import { ResourceRegistry, type ResourceRegistryOptions } from '../registry/registry.js';
-import { Reloader, type ReloadResult, type ReloadTrigger } from '../reload/reloader.js';
+import { Reloader, type ReloaderOptions, type ReloadResult, type ReloadTrigger } from '../reload/reloader.js';
 import type { ResourceKinds } from '../resources/kind.js';
 import { listenerKey } from '../resources/listener.js';
 import type { ConfigSource } from '../sources/source.js';
@@ -54,6 +55,14 @@ export interface DaemonOptions {
    * over its own `maxDocumentBytes` (default 1 MiB) before this limit is applied: raise both.
    */
   maxDocumentBytes?: number;
+  /** Cluster workers: share listener ports with the other workers (see `KindDeps.sharedListeners`). */
+  sharedListeners?: boolean;
+  /** Cluster workers: the two-phase commit gate (see `ReloaderOptions.commitGate`). */
+  commitGate?: ReloaderOptions['commitGate'];
+  /** Cluster workers: the config the primary validated for a document (see `ReloaderOptions.preloaded`). */
+  preloaded?: ReloaderOptions['preloaded'];
+  /** The leak report's trend: how many reloads it covers and the growth per reload that is a suspect. Default `DEFAULT_LEAK_TREND` (50, 0.5). */
+  leakTrend?: Partial<LeakTrendOptions>;
 }
 
 /** The first config could not be applied: the daemon does not start. `result` says why. */
@@ -78,6 +87,7 @@ export class Daemon implements AdminBackend {
   readonly registry: ResourceRegistry;
   readonly reloader: Reloader;
   readonly metrics: DaemonMetrics;
+  readonly #leakTrend: LeakTrendRecorder;
   readonly #source: ConfigSource;
   /** Follows the active generation's tracer provider; hotconf's reload spans go through it. */
   readonly tracerProvider = new ForwardingTracerProvider();
@@ -103,6 +113,7 @@ export class Daemon implements AdminBackend {
     const register = new MetricsRegistry();
     const serveLog = this.#rootLog.child({ component: 'serve' });
     const edge = new EdgeMetrics(register, (listenKey) => this.#listenerName(listenKey));
+    const upstreamMetrics = new UpstreamMetrics(register);
     this.reloader = new Reloader({
       source: options.source,
       registry: this.registry,
@@ -110,15 +121,21 @@ export class Daemon implements AdminBackend {
       kinds: options.kinds,
       maxDocumentBytes: options.maxDocumentBytes,
       httpLimits: options.httpLimits,
-      observer: new UpstreamMetrics(register),
+      sharedListeners: options.sharedListeners,
+      commitGate: options.commitGate,
+      preloaded: options.preloaded,
+      observer: upstreamMetrics,
       tracerProvider: this.tracerProvider,
       // The data plane routes each request by the generation active at its arrival.
       serving: (listenKey) => createListenerServing({ active: () => this.reloader.active, listenKey, logger: serveLog, observer: edge }),
       onSwap: (active) => this.tracerProvider.setDelegate(active?.tracing?.provider),
     });
+    this.#leakTrend = new LeakTrendRecorder({ ...options.leakTrend, registry: this.registry, reloader: this.reloader });
     this.metrics = new DaemonMetrics({
       registry: this.registry,
       reloader: this.reloader,
+      leakTrend: () => this.#leakTrend.trend(),
+      upstreamMetrics,
       source: options.source,
       defaultMetrics: options.defaultMetrics,
       register,
@@ -198,8 +215,8 @@ export class Daemon implements AdminBackend {
 
   health(): AdminHealth {
     const generation = this.reloader.active?.id ?? 0;
-    if (this.#state === 'stopping' || this.#state === 'stopped') return { status: 'stopping', generation };
-    return { status: generation > 0 ? 'ok' : 'starting', generation };
+    if (this.#state === 'stopping' || this.#state === 'stopped') return { status: 'stopping', generation, pid: process.pid };
+    return { status: generation > 0 ? 'ok' : 'starting', generation, pid: process.pid };
   }
 
   config(): unknown {
@@ -215,7 +232,7 @@ export class Daemon implements AdminBackend {
   }
 
   leaks(): LeakReport {
-    return leakReport(this.registry, this.reloader);
+    return leakReport(this.registry, this.reloader, Date.now(), this.#leakTrend.trend());
   }
 
   renderMetrics(): Promise<{ contentType: string; body: string }> {
@@ -249,6 +266,7 @@ export class Daemon implements AdminBackend {
     await this.#source.close().catch((err) => this.#log.error({ err }, 'source_close_failed'));
     await this.reloader.stop();
     this.metrics.close();
+    this.#leakTrend.close();
     const closed = this.#ownsRegistry ? await this.registry.close() : { held: [], destroyFailures: 0 };
     const report = this.leaks();
     for (const held of closed.held) {

@@ -9,10 +9,15 @@ import type { SniTable } from './serve/sni.js';
  * only; the reload layer implements `ServingGeneration`, and only the daemon's wiring knows both.
  */
 
-/** A request target as routes see it: the normalised path, and the query (`?` included, or ''). */
+/**
+ * A request target as routes see it and as it is forwarded: the normalised path, the query as
+ * sent (`?` included, or ''), and the authority of an absolute-form target (`http://host/...`),
+ * which wins over `Host` (RFC 9112 section 3.2.2).
+ */
 export interface RequestTarget {
   readonly path: string;
   readonly query: string;
+  readonly authority?: string;
 }
 
 /**
@@ -27,7 +32,11 @@ export interface RouteAction {
   run(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): void;
 }
 
-/** A route compiled for matching. `index` is its position in the listener's `routes`. */
+/**
+ * A route compiled for matching. `index` is its position in the listener's `routes`;
+ * `pathPrefix` is normalised (`normalizePath`); `methods` is undefined for a route that allows
+ * every method but `TRACE`, and includes `HEAD` whenever it includes `GET`.
+ */
 export interface CompiledRoute {
   readonly index: number;
   readonly pathPrefix: string;
@@ -38,8 +47,13 @@ export interface CompiledRoute {
 
 /** The route table of one listener in one generation. */
 export interface RouteTable {
-  /** First route matching; `host` is already normalised (`normalizeHost`). */
+  /** First route matching; `host` is already normalised (`normalizeHost`), `path` by `normalizePath`. */
   match(method: string, host: string | undefined, path: string): CompiledRoute | undefined;
+  /**
+   * When `match` found nothing: the methods the routes matching `host` and `path` allow, as an
+   * `Allow` value (`GET, HEAD`), or undefined when no route matches them whatever the method.
+   */
+  allowedMethods(host: string | undefined, path: string): string | undefined;
 }
 
 /**

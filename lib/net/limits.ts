@@ -22,6 +22,12 @@ export interface HttpLimits {
   /** Largest request head, request line and headers together (`maxHeaderSize`), in bytes. */
   maxHeaderBytes: number;
   /**
+   * Most header lines a request may have (Envoy's `max_headers_count`); more get `431` and the
+   * connection is closed. Node's own `maxHeadersCount` would cut the rest silently (framing
+   * headers included) and pass the request on, so it is set one higher and the count checked.
+   */
+  maxHeadersCount: number;
+  /**
    * Largest request body a client may declare with `Content-Length`, in bytes; checked by
    * `rejectOversizedBody`, which listeners call before routing. The admin API sets its own,
    * smaller value (64 KiB by default) and also bounds the bytes it actually reads by it.
@@ -39,6 +45,7 @@ export const DEFAULT_HTTP_LIMITS: Readonly<HttpLimits> = Object.freeze({
   keepAliveTimeoutMs: 5000,
   timeoutCheckIntervalMs: 1000,
   maxHeaderBytes: 16 * 1024,
+  maxHeadersCount: 100,
   maxBodyBytes: 100 * 1024 * 1024,
 });
 
@@ -47,9 +54,10 @@ export function httpLimits(overrides: Partial<HttpLimits> = {}): HttpLimits {
   return { ...DEFAULT_HTTP_LIMITS, ...overrides };
 }
 
-/** A `node:http` server enforcing `limits` (not yet listening). */
+/** A `node:http` server enforcing `limits` (not yet listening); a request over `maxHeadersCount` never reaches `onRequest`. */
 export function createLimitedServer(limits: HttpLimits, onRequest: RequestListener): Server {
-  return createServer(
+  const maxRawHeaders = limits.maxHeadersCount * 2;
+  const server = createServer(
     {
       headersTimeout: limits.headersTimeoutMs,
       requestTimeout: limits.requestTimeoutMs,
@@ -57,8 +65,14 @@ export function createLimitedServer(limits: HttpLimits, onRequest: RequestListen
       connectionsCheckingInterval: limits.timeoutCheckIntervalMs,
       maxHeaderSize: limits.maxHeaderBytes,
     },
-    onRequest,
+    (req, res) => {
+      // Node keeps at least maxHeadersCount lines of a longer head, so one more than the limit shows.
+      if (req.rawHeaders.length > maxRawHeaders) sendJson(res, 431, { error: `more than ${limits.maxHeadersCount} request headers` }, true);
+      else onRequest(req, res);
+    },
   );
+  server.maxHeadersCount = limits.maxHeadersCount + 1;
+  return server;
 }
 
 /**

@@ -17,6 +17,9 @@ export interface ApplierOptions extends ProvisionContext {
   onReleased?: (generation: Generation, report: ReleaseReport) => void;
 }
 
+/** `prepared`: `generation` is provisioned, not yet serving. `stopped`: the applier began stopping meanwhile; what was provisioned is released. */
+export type PrepareOutcome = { kind: 'prepared'; generation: Generation; provisioned: ProvisionReport } | { kind: 'stopped'; provisioned: ProvisionReport };
+
 /** `applied`: `generation` serves now. `stopped`: the applier began stopping meanwhile; nothing was swapped. */
 export type ApplyOutcome = { kind: 'applied'; generation: Generation; provisioned: ProvisionReport } | { kind: 'stopped'; provisioned: ProvisionReport };
 
@@ -56,12 +59,25 @@ export class Applier {
   }
 
   /**
-   * Provision `loaded` (with the certificate files `tls` it names, read) as the next generation and make it active.
+   * Provision `loaded` (with the certificate files `tls` it names, read) as the next generation
+   * and make it active: `prepare`, then `commit`.
    * @throws ProvisionError when a resource could not be provisioned (what was acquired is released)
    */
   async apply(loaded: LoadedConfig, doc: RawDocument, tls: TlsMaterial = NO_TLS_MATERIAL): Promise<ApplyOutcome> {
-    const previous = this.#active;
-    const generation = new Generation((previous?.id ?? 0) + 1, loaded.config, loaded.hash, doc.version, doc.source, tls);
+    const prepared = await this.prepare(loaded, doc, tls);
+    if (prepared.kind === 'stopped') return prepared;
+    this.commit(prepared.generation);
+    return { kind: 'applied', generation: prepared.generation, provisioned: prepared.provisioned };
+  }
+
+  /**
+   * Phase one of a two-phase reload (cluster workers prepare, then all commit or all abort):
+   * provision `loaded` (with the certificate files `tls` it names, read) as the next generation
+   * without serving it. The generation's id follows the active one's.
+   * @throws ProvisionError when a resource could not be provisioned (what was acquired is released)
+   */
+  async prepare(loaded: LoadedConfig, doc: RawDocument, tls: TlsMaterial = NO_TLS_MATERIAL): Promise<PrepareOutcome> {
+    const generation = new Generation((this.#active?.id ?? 0) + 1, loaded.config, loaded.hash, doc.version, doc.source, tls);
     this.#provisioning = generation;
     let provisioned: ProvisionReport;
     try {
@@ -73,12 +89,30 @@ export class Applier {
       await generation.release();
       return { kind: 'stopped', provisioned };
     }
+    return { kind: 'prepared', generation, provisioned };
+  }
+
+  /**
+   * Phase two: make a prepared generation active (atomic swap) and retire the one it replaces.
+   * Returns false, releasing `generation`, when the applier began stopping since it was prepared.
+   */
+  commit(generation: Generation): boolean {
+    if (this.#stopping) {
+      void generation.release();
+      return false;
+    }
+    const previous = this.#active;
     generation.activate();
     this.#active = generation;
     this.#options.onSwap?.(generation);
     if (previous) this.#retire(previous);
     this.#reviewTunnels(generation);
-    return { kind: 'applied', generation, provisioned };
+    return true;
+  }
+
+  /** Phase two when another worker failed: release what `prepare` acquired; the active generation keeps serving. */
+  async abort(generation: Generation): Promise<void> {
+    await generation.release();
   }
 
   /** A document that produced the active config again: the active generation reports it as its source. */

@@ -8,7 +8,7 @@ import { NO_TLS_MATERIAL, type TlsMaterial } from '../net/tls-files.js';
 import type { Lease } from '../registry/lease.js';
 import type { HttpStack } from '../resources/http-stack.js';
 import type { ListenerHandle, TunnelSet } from '../resources/listener.js';
-import { TRACER_NAME, type TracingPipeline } from '../resources/tracing.js';
+import { type GenerationTracing, TRACER_NAME } from '../resources/tracing.js';
 import type { SourceInfo } from '../sources/source.js';
 
 const NOOP_TRACER = new ProxyTracerProvider().getTracer(TRACER_NAME);
@@ -32,6 +32,8 @@ export interface ServedListener {
   readonly sni?: SniTable;
   /** Canonical JSON of each route section, in order (what tunnels are bound to). */
   readonly routeSections: readonly string[];
+  /** The listener's `max_connections`, applied when this generation becomes active. */
+  readonly maxConnections?: number;
 }
 
 /** A transition asked of a generation in a state that does not allow it (a bug in the caller). */
@@ -69,7 +71,7 @@ export class Generation implements ServingGeneration {
   readonly #onRelease: (() => unknown)[] = [];
   readonly #listeners = new Map<string, ServedListener>();
   readonly #upstreams = new Map<string, Upstream>();
-  #tracing: TracingPipeline | undefined;
+  #tracing: GenerationTracing | undefined;
   readonly #inflight = new Set<() => void>();
   #onIdle: (() => void) | undefined;
   /** Ends the drain's wait now (`cutDrain`); set while `drain` waits. */
@@ -136,9 +138,10 @@ export class Generation implements ServingGeneration {
     this.#onRelease.push(fn);
   }
 
-  setTracing(pipeline: TracingPipeline): void {
+  /** This generation's tracer provider over a leased pipeline (`generationTracing`). */
+  setTracing(tracing: GenerationTracing): void {
     this.#expect('provisioning', 'set its tracing');
-    this.#tracing = pipeline;
+    this.#tracing = tracing;
   }
 
   addListener(key: string, listener: ServedListener): void {
@@ -153,13 +156,15 @@ export class Generation implements ServingGeneration {
 
   /**
    * Provisioning is complete: the generation may serve. Its listeners hand new connections to
-   * its stacks from now on (connections accepted before stay with theirs).
+   * its stacks from now on (connections accepted before stay with theirs), and their connection
+   * bounds take effect now (a listener kept from the previous generation follows the active config).
    */
   activate(): void {
     this.#expect('provisioning', 'activate');
     this.#state = 'active';
-    for (const { handle, stack, sni } of this.#listeners.values()) {
+    for (const { handle, stack, sni, maxConnections } of this.#listeners.values()) {
       if (sni) stack.useDefaultCertificate(sni.default.material);
+      if (maxConnections !== undefined) handle.setMaxConnections(maxConnections);
       handle.serveWith(stack);
     }
   }
@@ -169,7 +174,7 @@ export class Generation implements ServingGeneration {
     return this.#upstreams;
   }
 
-  get tracing(): TracingPipeline | undefined {
+  get tracing(): GenerationTracing | undefined {
     return this.#tracing;
   }
 

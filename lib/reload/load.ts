@@ -18,16 +18,22 @@ export type LoadOutcome = { kind: 'unchanged' } | { kind: 'loaded'; loaded: Load
  * files read and checked, compared with what is served. A document whose version equals the
  * served one's (same source kind) is `unchanged` without being parsed, unless the served config
  * reads certificate files (they may have changed under the same document); a config whose hash
- * and certificate digest equal the served ones is `unchanged`.
+ * and certificate digest equal the served ones is `unchanged`. With `preloaded` (a cluster
+ * worker, given the config the primary validated), nothing is parsed; the certificate files are
+ * still read here. Pure but for the parsing and file-reading cost; the worker's half is `Applier.apply`.
  *
  * @throws ConfigInvalidError for a document that does not parse or validate, or names
  *   certificate files that cannot be used, naming the origin (file path, etcd key) and the
  *   config path of every issue
  */
-export async function loadDocument(doc: RawDocument, served: ServedConfig | undefined, options: { maxDocumentBytes?: number } = {}): Promise<LoadOutcome> {
+export async function loadDocument(
+  doc: RawDocument,
+  served: ServedConfig | undefined,
+  options: { maxDocumentBytes?: number; preloaded?: LoadedConfig } = {},
+): Promise<LoadOutcome> {
   if (served && served.tls.digest === '' && served.source.kind === doc.source.kind && served.version === doc.version) return { kind: 'unchanged' };
   const origin = String(doc.source.path ?? doc.source.key ?? doc.source.kind);
-  const loaded = loadConfig(doc.text, { origin, maxDocumentBytes: options.maxDocumentBytes });
+  const loaded = options.preloaded ?? loadConfig(doc.text, { origin, maxDocumentBytes: options.maxDocumentBytes });
   const tls = await loadTlsMaterial(loaded.config, origin);
   if (served && served.hash === loaded.hash && served.tls.digest === tls.digest) return { kind: 'unchanged' };
   return { kind: 'loaded', loaded, tls };

@@ -5,6 +5,7 @@ import { ProvisionError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { RouteAction } from '../dataplane/ports.js';
 import { compileProxy, type ProxyObserver, ProxyTarget, Upstream } from '../dataplane/proxy/proxy.js';
+import { TrustedProxies } from '../dataplane/proxy/trusted-proxies.js';
 import { compileRedirect } from '../dataplane/route/redirect.js';
 import { compileRespond } from '../dataplane/route/respond.js';
 import { Router } from '../dataplane/route/router.js';
@@ -17,8 +18,9 @@ import { httpStackKind, type StackServing, type StackTlsPolicy } from '../resour
 import { type KindDeps, type ResourceKind, type ResourceKinds, resolveKind } from '../resources/kind.js';
 import { listenerKind } from '../resources/listener.js';
 import { type TlsCertificate, tlsCertificateKind } from '../resources/tls-certificate.js';
-import { tracerProviderKind } from '../resources/tracing.js';
+import { generationTracing, TRACER_PROVIDER_KIND, tracerProviderKind } from '../resources/tracing.js';
 import { upstreamPoolKind, upstreamPoolSettings, upstreamTargets } from '../resources/upstream.js';
+import { type ResolvedTracing, resolveTracing } from '../telemetry/otel-env.js';
 import type { Generation } from './generation.js';
 
 export interface ProvisionContext {
@@ -33,6 +35,8 @@ export interface ProvisionContext {
   observer?: ProxyObserver;
   /** Parent of the proxy's loggers. */
   logger?: Logger;
+  /** The steps to run; default `PROVISION_STEPS` (a cluster primary runs `HEALTH_CHECK_STEPS` only). */
+  steps?: readonly ProvisionStep[];
 }
 
 /** Per kind: how many of the generation's leases created a value and how many reused one. */
@@ -45,7 +49,7 @@ export type ProvisionReport = Record<string, { created: number; reused: number }
 type Acquire = <I, T>(path: string, kind: ResourceKind<I, T>, input: I) => Promise<T>;
 
 /** One step of a provision: acquires what one part of the config needs and adds it to the generation. */
-type ProvisionStep = (generation: Generation, ctx: ProvisionContext, acquire: Acquire) => Promise<void>;
+export type ProvisionStep = (generation: Generation, ctx: ProvisionContext, acquire: Acquire) => Promise<void>;
 
 /**
  * The steps, in order: tracing first (the upstreams' spans use it); then per upstream its
@@ -54,7 +58,13 @@ type ProvisionStep = (generation: Generation, ctx: ProvisionContext, acquire: Ac
  * the certificate files' directories. A new config section gets a step here; a new kind of
  * resource gets a module exporting its `ResourceKind` and is acquired by a step.
  */
-const PROVISION_STEPS: readonly ProvisionStep[] = [provisionTracing, provisionUpstreams, provisionListeners, provisionFileWatches];
+export const PROVISION_STEPS: readonly ProvisionStep[] = [provisionTracing, provisionUpstreams, provisionListeners, provisionFileWatches];
+
+/**
+ * Health checking alone: per upstream with a `health_check`, its targets' states and its checker.
+ * What a cluster primary provisions, so that it probes once for all its workers.
+ */
+export const HEALTH_CHECK_STEPS: readonly ProvisionStep[] = [provisionHealthChecks];
 
 /**
  * Acquire every resource `generation.config` needs, step by step (`PROVISION_STEPS`). Resources
@@ -90,7 +100,7 @@ export async function provision(generation: Generation, ctx: ProvisionContext): 
     return generation.hold(lease);
   };
   try {
-    for (const step of PROVISION_STEPS) await step(generation, ctx, acquire);
+    for (const step of ctx.steps ?? PROVISION_STEPS) await step(generation, ctx, acquire);
   } catch (error) {
     await generation.release();
     throw error;
@@ -98,9 +108,21 @@ export async function provision(generation: Generation, ctx: ProvisionContext): 
   return report;
 }
 
+/**
+ * The `tracing` section, its unset fields filled from the process's `OTEL_*` variables
+ * (`resolveTracing`), so the pipeline's key covers what the environment gave it; the pipeline is
+ * shared across `sample_ratio` changes and the generation samples over it at its own ratio.
+ */
 async function provisionTracing(generation: Generation, _ctx: ProvisionContext, acquire: Acquire): Promise<void> {
   const section = generation.config.tracing;
-  if (section) generation.setTracing(await acquire('tracing', tracerProviderKind, section));
+  if (!section) return;
+  let resolved: ResolvedTracing;
+  try {
+    resolved = resolveTracing(section, process.env);
+  } catch (error) {
+    throw new ProvisionError('tracing', TRACER_PROVIDER_KIND, '', error);
+  }
+  generation.setTracing(generationTracing(await acquire('tracing', tracerProviderKind, resolved), resolved.sample_ratio));
 }
 
 async function provisionUpstreams(generation: Generation, ctx: ProvisionContext, acquire: Acquire): Promise<void> {
@@ -109,23 +131,28 @@ async function provisionUpstreams(generation: Generation, ctx: ProvisionContext,
   }
 }
 
+async function provisionHealthChecks(generation: Generation, _ctx: ProvisionContext, acquire: Acquire): Promise<void> {
+  for (const [name, section] of Object.entries(generation.config.upstreams)) await provisionHealth(name, section, acquire);
+}
+
+/** An upstream's target health states and its checker, when it has a `health_check`; undefined otherwise. */
+async function provisionHealth(name: string, section: UpstreamConfig, acquire: Acquire): Promise<TargetHealth[] | undefined> {
+  if (!section.health_check) return undefined;
+  const origins = upstreamTargets(section);
+  const path = `upstreams.${name}`;
+  const states: TargetHealth[] = [];
+  for (const [i, origin] of origins.entries()) {
+    states.push(await acquire(`${path}.targets.${i}`, targetHealthKind, { upstream: name, origin }));
+  }
+  await acquire(`${path}.health_check`, healthCheckerKind, { upstream: name, section: section.health_check, origins, targets: states });
+  return states;
+}
+
 /** One upstream: health states and checker (when configured), then one pool per target. */
 async function provisionUpstream(name: string, section: UpstreamConfig, generation: Generation, ctx: ProvisionContext, acquire: Acquire): Promise<Upstream> {
   const origins = upstreamTargets(section);
   const path = `upstreams.${name}`;
-  let states: TargetHealth[] | undefined;
-  if (section.health_check) {
-    states = [];
-    for (const [i, origin] of origins.entries()) {
-      states.push(await acquire(`${path}.targets.${i}`, targetHealthKind, { upstream: name, origin }));
-    }
-    await acquire(`${path}.health_check`, healthCheckerKind, {
-      upstream: name,
-      section: section.health_check,
-      origins,
-      targets: states,
-    });
-  }
+  const states = await provisionHealth(name, section, acquire);
   const targets: ProxyTarget[] = [];
   for (const [i, origin] of origins.entries()) {
     const pool = await acquire(`${path}.targets.${i}`, upstreamPoolKind, upstreamPoolSettings(origin, section));
@@ -135,12 +162,13 @@ async function provisionUpstream(name: string, section: UpstreamConfig, generati
 }
 
 async function provisionListeners(generation: Generation, ctx: ProvisionContext, acquire: Acquire): Promise<void> {
-  const compile = (route: RouteConfig, index: number): RouteAction => {
-    if (route.upstream !== undefined) return compileProxy(route, generation.upstreams());
-    if (route.redirect !== undefined) return compileRedirect(route);
-    return compileRespond(route, index);
-  };
   for (const [i, listener] of generation.config.listeners.entries()) {
+    const trusted = new TrustedProxies(listener.trusted_proxies);
+    const compile = (route: RouteConfig, index: number): RouteAction => {
+      if (route.upstream !== undefined) return compileProxy(route, generation.upstreams(), trusted);
+      if (route.redirect !== undefined) return compileRedirect(route);
+      return compileRespond(route, index);
+    };
     const router = Router.fromConfig(listener.routes, compile);
     const path = `listeners.${i}`;
     const key = listenerKind.key(listener);
@@ -156,7 +184,14 @@ async function provisionListeners(generation: Generation, ctx: ProvisionContext,
       sni = new SniTable(certificates);
     }
     const stack = await acquire(path, httpStackKind, { policy: { listen: listener.listen, tls }, serving: ctx.serving(key), ticketKeys: handle.ticketKeys });
-    generation.addListener(key, { handle, stack, router, sni, routeSections: listener.routes.map((route) => canonicalJson(route)) });
+    generation.addListener(key, {
+      handle,
+      stack,
+      router,
+      sni,
+      routeSections: listener.routes.map((route) => canonicalJson(route)),
+      maxConnections: listener.max_connections,
+    });
   }
 }
 

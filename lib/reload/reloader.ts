@@ -1,4 +1,5 @@
 import { SpanStatusCode, type TracerProvider } from '@opentelemetry/api';
+import type { LoadedConfig } from '../config/parse.js';
 import { Emitter } from '../core/emitter.js';
 import { ConfigInvalidError, type ConfigIssue, errorMessage, ProvisionError, SourceReadError, SourceUnavailableError } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/log.js';
@@ -55,6 +56,8 @@ export interface ReloaderOptions {
   kinds?: ResourceKinds;
   /** Client limits of the listeners. */
   httpLimits?: Partial<HttpLimits>;
+  /** Listeners share their ports with the other workers of a node:cluster. */
+  sharedListeners?: boolean;
   /** Documents over this size are invalid, in bytes. Default 1 MiB. */
   maxDocumentBytes?: number;
   /** Receives proxy attempts and health-check errors (the daemon's metrics). */
@@ -63,6 +66,13 @@ export interface ReloaderOptions {
   tracerProvider?: TracerProvider;
   /** Called after every swap with the generation now active (undefined once stopping). */
   onSwap?: (active: Generation | undefined) => void;
+  /**
+   * Two-phase reloads (cluster workers): called with each provisioned generation before it is
+   * swapped in; resolves true to commit (swap), false to abort (release it, `failed`).
+   */
+  commitGate?: (generation: Generation) => Promise<boolean>;
+  /** The config already validated for a document (a cluster worker gets it from the primary), so it is not parsed again. */
+  preloaded?: (doc: RawDocument) => LoadedConfig | undefined;
 }
 
 /**
@@ -83,6 +93,8 @@ export class Reloader {
   readonly #tracerProvider: TracerProvider | undefined;
   readonly #stop = new Once(() => this.#stopNow());
   #watching = false;
+  readonly #commitGate: ReloaderOptions['commitGate'];
+  readonly #preloaded: ReloaderOptions['preloaded'];
 
   constructor(options: ReloaderOptions) {
     this.#source = options.source;
@@ -90,6 +102,8 @@ export class Reloader {
     this.#log = rootLog.child({ component: 'reload' });
     this.#maxDocumentBytes = options.maxDocumentBytes;
     this.#tracerProvider = options.tracerProvider;
+    this.#commitGate = options.commitGate;
+    this.#preloaded = options.preloaded;
     this.#events = new Emitter((err, event) => this.#log.error({ err, event: event.type }, 'reloader_listener_failed'));
     const deps: KindDeps = {
       onBackgroundError: (component, error) => this.reportBackgroundError(component, error),
@@ -100,6 +114,7 @@ export class Reloader {
       requestReload: (trigger) => {
         if (this.#watching) void this.reload(trigger);
       },
+      sharedListeners: options.sharedListeners,
     };
     this.#applier = new Applier({
       registry: options.registry,
@@ -247,28 +262,45 @@ export class Reloader {
 
   async #apply(doc: RawDocument): Promise<{ result: ReloadResult; provisioned: ProvisionReport }> {
     const active = this.active;
-    const outcome = await loadDocument(doc, active, { maxDocumentBytes: this.#maxDocumentBytes });
+    const outcome = await loadDocument(doc, active, { maxDocumentBytes: this.#maxDocumentBytes, preloaded: this.#preloaded?.(doc) });
     if (outcome.kind === 'unchanged') {
       // Same config: the newest document that produced it is what `/config` reports.
       this.#applier.sawDocument(doc);
       return { result: { result: 'unchanged', generation: active!.id, hash: active!.hash }, provisioned: {} };
     }
-    const applied = await this.#applier.apply(outcome.loaded, doc, outcome.tls);
-    if (applied.kind === 'stopped') return { result: this.#stoppingResult(), provisioned: applied.provisioned };
-    const { generation } = applied;
-    return { result: { result: 'applied', generation: generation.id, hash: generation.hash }, provisioned: applied.provisioned };
+    const prepared = await this.#applier.prepare(outcome.loaded, doc, outcome.tls);
+    if (prepared.kind === 'stopped') return { result: this.#stoppingResult(), provisioned: prepared.provisioned };
+    const { generation, provisioned } = prepared;
+    if (this.#commitGate && !(await this.#commitGate(generation))) {
+      await this.#applier.abort(generation);
+      return { result: { result: 'failed', generation: active?.id ?? 0, error: 'aborted: another worker failed to provision it' }, provisioned };
+    }
+    if (!this.#applier.commit(generation)) return { result: this.#stoppingResult(), provisioned };
+    return { result: { result: 'applied', generation: generation.id, hash: generation.hash }, provisioned };
   }
 
   #resultOf(error: unknown): ReloadResult {
     const generation = this.active?.id ?? 0;
-    if (error instanceof ConfigInvalidError) return { result: 'invalid', generation, errors: [...error.issues] };
-    // Nothing is known about the document: not `invalid`, and the active config keeps serving.
-    if (error instanceof SourceUnavailableError) return { result: 'failed', generation, error: error.message };
-    if (error instanceof SourceReadError) return { result: 'invalid', generation, errors: [{ path: '', message: error.message }] };
-    if (error instanceof ProvisionError) return { result: 'failed', generation, error: error.message, path: error.path };
+    const result = reloadResultOf(error, generation);
+    if (result) return result;
     this.#log.error({ err: error }, 'reload_crashed');
     return { result: 'failed', generation, error: errorMessage(error) };
   }
+}
+
+/**
+ * The result of a reload that threw `error`, with `generation` still serving: `invalid` for
+ * rejected input (`ConfigInvalidError`, an unreadable document), `failed` for an unreachable
+ * source or a failed provision (with its config path). Undefined for any other error: a bug,
+ * which the caller logs as `reload_crashed`.
+ */
+export function reloadResultOf(error: unknown, generation: number): ReloadResult | undefined {
+  if (error instanceof ConfigInvalidError) return { result: 'invalid', generation, errors: [...error.issues] };
+  // Nothing is known about the document: not `invalid`, and the active config keeps serving.
+  if (error instanceof SourceUnavailableError) return { result: 'failed', generation, error: error.message };
+  if (error instanceof SourceReadError) return { result: 'invalid', generation, errors: [{ path: '', message: error.message }] };
+  if (error instanceof ProvisionError) return { result: 'failed', generation, error: error.message, path: error.path };
+  return undefined;
 }
 
 function countsOf(report: ProvisionReport, field: 'created' | 'reused'): Record<string, number> {

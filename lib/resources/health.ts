@@ -66,6 +66,18 @@ export class TargetHealth {
   }
 
   /**
+   * Set the health from outside the probes (a cluster worker, told by the primary's checker),
+   * when `owner` owns the state. Resets the streak. Returns the new health when it changed.
+   */
+  set(owner: object, healthy: boolean): boolean | undefined {
+    if (!this.ownedBy(owner) || this.#healthy === healthy) return undefined;
+    this.#successes = 0;
+    this.#failures = 0;
+    this.#healthy = healthy;
+    return healthy;
+  }
+
+  /**
    * Count one probe outcome from `owner` (ignored unless it owns the state). Thresholds as
    * Envoy's active health checking: `unhealthy_threshold` consecutive failures turn a healthy
    * target unhealthy, `healthy_threshold` consecutive successes turn it healthy again.
@@ -246,7 +258,10 @@ export class HealthChecker {
     }
     try {
       const changed = loop.state.record(this, ok, this.section);
-      if (changed !== undefined) this.#log.info({ target: loop.state.target, healthy: changed }, 'target_health_changed');
+      if (changed !== undefined) {
+        this.#log.info({ target: loop.state.target, healthy: changed }, 'target_health_changed');
+        this.#observer?.healthChanged?.(this.upstream, loop.state.target, changed);
+      }
     } catch (error) {
       this.#onError(loop, error);
     }

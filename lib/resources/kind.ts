@@ -14,6 +14,8 @@ export type BackgroundErrorHandler = (component: string, error: Error) => void;
 export interface HealthObserver {
   /** A probe threw (connect error, timeout, reset, or a bug): `hotconf_health_check_errors_total{upstream}`. */
   healthCheckError(upstream: string): void;
+  /** A checker turned a target healthy or unhealthy (a cluster primary broadcasts it to the workers). */
+  healthChanged?(upstream: string, target: string, healthy: boolean): void;
 }
 
 /** What a kind's factory may use besides its input: the process's shared services, injected once. */
@@ -27,6 +29,11 @@ export interface KindDeps {
   readonly httpLimits?: Partial<HttpLimits>;
   /** Ask for a reload (a watched certificate file changed); `trigger` labels it. Ignored unless the reloader watches. */
   readonly requestReload?: (trigger: string) => void;
+  /**
+   * Listeners share their port with the other workers of a node:cluster (bound without
+   * `exclusive`, so the primary hands connections round-robin). Default false: bound exclusively.
+   */
+  readonly sharedListeners?: boolean;
 }
 
 /**

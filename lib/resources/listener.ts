@@ -88,6 +88,12 @@ export interface ListenerHandle {
   stopAccepting(): void;
   /** Destroy every raw connection now (upgraded ones included). */
   destroyConnections(): void;
+  /**
+   * Bound the client connections open at once (Node's `server.maxConnections`): more are closed
+   * as they are accepted, before a byte is read. Set by the generation that becomes active, so a
+   * kept listener follows the active config.
+   */
+  setMaxConnections(max: number): void;
 }
 
 export interface ListenerFactoryOptions {
@@ -95,6 +101,8 @@ export interface ListenerFactoryOptions {
   closeTimeoutMs?: number;
   /** Server errors after the bind (the bind error itself rejects `create`). */
   onError?: (error: Error) => void;
+  /** Share the port with the other workers of a node:cluster (`exclusive: false`). Default false. */
+  shared?: boolean;
 }
 
 /**
@@ -127,7 +135,7 @@ export function listenerFactory(listen: string, options: ListenerFactoryOptions 
       });
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
-        server.listen({ host: parsed.host, port: parsed.port, exclusive: true }, () => {
+        server.listen({ host: parsed.host, port: parsed.port, exclusive: !options.shared }, () => {
           server.off('error', reject);
           resolve();
         });
@@ -157,6 +165,9 @@ export function listenerFactory(listen: string, options: ListenerFactoryOptions 
         },
         destroyConnections() {
           for (const socket of [...waiting.splice(0), ...sockets]) socket.destroy();
+        },
+        setMaxConnections(max) {
+          server.maxConnections = max;
         },
       };
       return handle;
@@ -188,5 +199,5 @@ export interface ListenerInput {
 export const listenerKind: ResourceKind<ListenerInput, ListenerHandle> = {
   kind: LISTENER_KIND,
   key: (input) => listenerKey(input.listen),
-  factory: (input, deps) => listenerFactory(input.listen, { onError: (error) => deps.onBackgroundError('listener', error) }),
+  factory: (input, deps) => listenerFactory(input.listen, { onError: (error) => deps.onBackgroundError('listener', error), shared: deps.sharedListeners }),
 };

@@ -1,9 +1,12 @@
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
-import type { Tracer } from '@opentelemetry/api';
+import { Metadata } from '@grpc/grpc-js';
+import type { Tracer, TracerProvider } from '@opentelemetry/api';
 import { ExportResultCode } from '@opentelemetry/core';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { resourceFromAttributes } from '@opentelemetry/resources';
+import { OTLPTraceExporter as GrpcTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
+import { OTLPTraceExporter as JsonTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { OTLPTraceExporter as ProtoTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
+import { type Resource, resourceFromAttributes } from '@opentelemetry/resources';
 import {
   BatchSpanProcessor,
   ConsoleSpanExporter,
@@ -14,11 +17,11 @@ import {
 } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
-import type { TracingConfig } from '../config/schema.js';
 import { HotconfError } from '../core/errors.js';
 import { withTimeout } from '../core/timeout.js';
 import { sectionKey } from '../registry/key.js';
 import type { ResourceFactory } from '../registry/registry.js';
+import type { ResolvedTracing } from '../telemetry/otel-env.js';
 import type { ResourceKind } from './kind.js';
 
 /** Registry kind (and metric label) of tracing pipelines. */
@@ -28,22 +31,57 @@ export const TRACER_PROVIDER_KIND = 'tracer_provider';
 export const TRACER_NAME = 'hotconf';
 
 /**
- * One tracing pipeline: provider + batch span processor + exporter, and the HTTP agent the OTLP
- * exporter sends through. Everything here is built in `create` and torn down in `destroy`.
+ * One tracing pipeline: batch span processor + exporter, the resource its spans describe, and
+ * the HTTP agent the OTLP exporter sends through (OTLP/HTTP only; the gRPC exporter's channel is
+ * its own and closed by its `shutdown`). Everything here is built in `create` and torn down in
+ * `destroy`. It samples nothing itself: each generation samples over it (`generationTracing`),
+ * so a new `sample_ratio` costs no pipeline.
  */
 export interface TracingPipeline {
-  readonly provider: NodeTracerProvider;
+  /** Where ended spans go: the batch span processor (none for exporter `none`). */
+  readonly spanProcessors: readonly SpanProcessor[];
+  /** `service.name` and the other resource attributes of every span. */
+  readonly resource: Resource;
+  /** The exporter's keep-alive agent (`otlp-http`, `otlp-proto`), owned by this pipeline. */
+  readonly agent: HttpAgent | undefined;
+}
+
+/**
+ * A generation's tracing: its own tracer provider, sampling at its `sample_ratio` with a
+ * parent-based ratio sampler, over the shared `pipeline` (its span processor and resource).
+ */
+export interface GenerationTracing {
+  readonly pipeline: TracingPipeline;
+  /** The provider the process's forwarding provider points at while this generation is active. */
+  readonly provider: TracerProvider;
   /** `provider.getTracer('hotconf')`. */
   readonly tracer: Tracer;
-  /** The exporter's keep-alive agent (otlp-http only), owned by this pipeline. */
-  readonly agent: HttpAgent | undefined;
+}
+
+/**
+ * The tracer provider of one generation: a `NodeTracerProvider` whose sampler is
+ * `ParentBased(TraceIdRatioBased(sampleRatio))` and whose only span processor is the pipeline's.
+ * It is cheap (no exporter, processor, timer or socket) and owns nothing: never flush or shut it
+ * down, the pipeline's `destroy` does. So the sampler is keyed apart from the pipeline, as
+ * OpenTelemetry specification issue #3771 asks of SDKs: changing only the ratio rebuilds no
+ * exporter, and generations that overlap each sample at their own ratio.
+ *
+ * @param sampleRatio 0..1, of root spans (children follow their parent's decision)
+ */
+export function generationTracing(pipeline: TracingPipeline, sampleRatio: number): GenerationTracing {
+  const provider = new NodeTracerProvider({
+    resource: pipeline.resource,
+    sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(sampleRatio) }),
+    spanProcessors: [...pipeline.spanProcessors],
+  });
+  return { pipeline, provider, tracer: provider.getTracer(TRACER_NAME) };
 }
 
 export interface TracingFactoryOptions {
   /** Budget for the final flush + shutdown in `destroy`, in ms. Default 5000. */
   flushTimeoutMs?: number;
   /** Builds the exporter; injectable for fault tests. Default: from `section.exporter`. */
-  createExporter?: (section: TracingConfig, agent: HttpAgent | undefined) => SpanExporter | undefined;
+  createExporter?: (section: ResolvedTracing, agent: HttpAgent | undefined) => SpanExporter | undefined;
   /**
    * Called for every batch the exporter failed to send (collector down, rejected, timed out).
    * The SDK drops such a batch and reports it to OpenTelemetry's global error handler only,
@@ -53,27 +91,34 @@ export interface TracingFactoryOptions {
 }
 
 /**
- * The registry factory for a `tracing` section (key: `sectionKey(section)`).
+ * The registry factory for a `tracing` section, resolved against the environment
+ * (`resolveTracing`; key: `tracingPipelineKey(section)`, which leaves out `sample_ratio`).
  *
- * `create` builds a `NodeTracerProvider` with a parent-based ratio sampler, a
- * `BatchSpanProcessor` configured from `section.batch`, and the exporter (`none`: no processor;
- * `console`; `otlp-http`: JSON over HTTP to `section.endpoint` with `section.headers`). Nothing
- * is built before `create` runs, so reusing a live pipeline allocates nothing (Caddy leaked one
- * exporter and batcher per reload by building them first).
+ * `create` builds the resource, a `BatchSpanProcessor` configured from `section.batch`, and the
+ * exporter (`none`: no processor;
+ * `console`; `otlp-http`: OTLP/HTTP JSON, `otlp-proto`: OTLP/HTTP protobuf, both to
+ * `section.endpoint` with `section.headers`; `otlp-grpc`: OTLP/gRPC to `section.endpoint`, plain
+ * text for `http://` and TLS for `https://`, with `section.headers` as metadata). Nothing is built
+ * before `create` runs, so reusing a live pipeline allocates nothing (Caddy leaked one exporter
+ * and batcher per reload by building them first).
  *
- * The OTLP exporter's transport never destroys the keep-alive agent it creates (its `shutdown`
- * is empty, exporter-base 0.223.0), so every replaced exporter would leave sockets open. The
- * pipeline therefore creates the agent itself, hands it over through `httpAgentOptions` as a
- * factory, and destroys it in `destroy` after `forceFlush` + `shutdown` (bounded by
- * `flushTimeoutMs`; the agent is destroyed even when the flush times out, and the timeout is
- * then reported as a destroy failure: spans were lost).
+ * The OTLP/HTTP exporters' transport never destroys the keep-alive agent it creates (its
+ * `shutdown` is empty, exporter-base 0.223.0), so every replaced exporter would leave sockets
+ * open. The pipeline therefore creates the agent itself, hands it over through
+ * `httpAgentOptions` as a factory, and destroys it in `destroy` after the processor's
+ * `forceFlush` + `shutdown`
+ * (bounded by `flushTimeoutMs`; the agent is destroyed even when the flush times out, and the
+ * timeout is then reported as a destroy failure: spans were lost). The gRPC exporter's transport
+ * does close its channel in `shutdown` (otlp-grpc-exporter-base 0.223.0), after the exports in
+ * flight settle: when the flush times out, the channel closes once those reach their own
+ * deadline (`export_timeout_ms`), not at once (the exporter gives no handle on its channel).
  */
-export function tracerProviderFactory(section: TracingConfig, options: TracingFactoryOptions = {}): ResourceFactory<TracingPipeline> {
+export function tracerProviderFactory(section: ResolvedTracing, options: TracingFactoryOptions = {}): ResourceFactory<TracingPipeline> {
   const flushTimeoutMs = options.flushTimeoutMs ?? 5000;
-  const createExporter = options.createExporter ?? defaultExporter;
+  const createExporter = options.createExporter ?? createSpanExporter;
   return {
     create() {
-      const agent = section.exporter === 'otlp-http' ? newAgent(section.endpoint) : undefined;
+      const agent = section.exporter === 'otlp-http' || section.exporter === 'otlp-proto' ? newAgent(section.endpoint) : undefined;
       const built = createExporter(section, agent);
       const exporter = built && options.onExportError ? reportingExporter(built, options.onExportError) : built;
       const spanProcessors: SpanProcessor[] = [];
@@ -87,18 +132,16 @@ export function tracerProviderFactory(section: TracingConfig, options: TracingFa
           }),
         );
       }
-      const provider = new NodeTracerProvider({
-        resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: section.service_name }),
-        sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(section.sample_ratio) }),
-        spanProcessors,
-      });
-      return { provider, tracer: provider.getTracer(TRACER_NAME), agent };
+      const resource = resourceFromAttributes({ ...section.resource_attributes, [ATTR_SERVICE_NAME]: section.service_name });
+      return { spanProcessors, resource, agent };
     },
-    async destroy({ provider, agent }) {
-      const flushed = (async () => {
-        await provider.forceFlush();
-        await provider.shutdown();
-      })();
+    async destroy({ spanProcessors, agent }) {
+      const flushed = Promise.all(
+        spanProcessors.map(async (processor) => {
+          await processor.forceFlush();
+          await processor.shutdown();
+        }),
+      );
       try {
         await withTimeout(
           flushed,
@@ -131,25 +174,47 @@ function newAgent(endpoint: string): HttpAgent {
   return new URL(endpoint).protocol === 'https:' ? new HttpsAgent(options) : new HttpAgent(options);
 }
 
-function defaultExporter(section: TracingConfig, agent: HttpAgent | undefined): SpanExporter | undefined {
+/**
+ * The exporter `section.exporter` names (undefined for `none`), sending through `agent` when it
+ * is OTLP/HTTP. The factory's default `createExporter`.
+ */
+export function createSpanExporter(section: ResolvedTracing, agent: HttpAgent | undefined): SpanExporter | undefined {
   switch (section.exporter) {
     case 'none':
       return undefined;
     case 'console':
       return new ConsoleSpanExporter();
     case 'otlp-http':
-      return new OTLPTraceExporter({
+    case 'otlp-proto': {
+      const Exporter = section.exporter === 'otlp-http' ? JsonTraceExporter : ProtoTraceExporter;
+      return new Exporter({
         url: section.endpoint,
         headers: { ...section.headers },
-        timeoutMillis: section.batch.export_timeout_ms,
+        timeoutMillis: section.timeout_ms,
         httpAgentOptions: () => agent as HttpAgent,
       });
+    }
+    case 'otlp-grpc':
+      return new GrpcTraceExporter({ url: section.endpoint, metadata: grpcMetadata(section.headers), timeoutMillis: section.timeout_ms });
   }
 }
 
-/** The `tracer_provider` kind: one pipeline per canonical `tracing` section. */
-export const tracerProviderKind: ResourceKind<TracingConfig, TracingPipeline> = {
+/** `headers` as gRPC metadata (keys are lower-cased by grpc-js, as HTTP/2 requires). */
+function grpcMetadata(headers: Readonly<Record<string, string>>): Metadata {
+  const metadata = new Metadata();
+  for (const [key, value] of Object.entries(headers)) metadata.set(key, value);
+  return metadata;
+}
+
+/** The pipeline's key: the resolved section without `sample_ratio`, which each generation samples with itself. */
+export function tracingPipelineKey(section: ResolvedTracing): string {
+  const { sample_ratio: _perGeneration, ...pipeline } = section;
+  return sectionKey(pipeline);
+}
+
+/** The `tracer_provider` kind: one pipeline per canonical resolved `tracing` section, `sample_ratio` aside. */
+export const tracerProviderKind: ResourceKind<ResolvedTracing, TracingPipeline> = {
   kind: TRACER_PROVIDER_KIND,
-  key: sectionKey,
+  key: tracingPipelineKey,
   factory: (section, deps) => tracerProviderFactory(section, { onExportError: (error) => deps.onBackgroundError('exporter', error) }),
 };

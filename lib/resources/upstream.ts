@@ -4,7 +4,9 @@ import { RepeatLimiter } from '../core/repeat-limiter.js';
 import { withTimeout } from '../core/timeout.js';
 import { sectionKey } from '../registry/key.js';
 import type { ResourceFactory } from '../registry/registry.js';
+import { ConnectionSlots } from './connection-slots.js';
 import type { ResourceKind } from './kind.js';
+import { interimTolerantConnector } from './upstream-connector.js';
 
 /** Registry kind (and metric label) of upstream connection pools. */
 export const UPSTREAM_POOL_KIND = 'upstream_pool';
@@ -20,13 +22,13 @@ export interface UpstreamPoolSettings {
 
 /**
  * An undici `Pool` to one target origin, shared by every generation (and every upstream) that
- * uses the same origin with the same settings. `inflight` counts requests proxied through it
- * right now, across generations, for `least_request` balancing.
+ * uses the same origin with the same settings. `slots` admits requests to its connections and
+ * counts them across generations (for `least_request` balancing too).
  */
 export interface UpstreamPool {
   readonly origin: string;
   readonly pool: Pool;
-  inflight: number;
+  readonly slots: ConnectionSlots;
   /**
    * Decides which failed attempts to this origin are logged, keyed by upstream name: identical
    * errors once a minute at most. It lives here, not in a generation, so a reload does not
@@ -69,7 +71,8 @@ export function upstreamPoolKey(settings: UpstreamPoolSettings): string {
  * across reloads.
  *
  * `create` builds an undici `Pool` (`connections`, `keepAliveTimeout` capped at
- * `keep_alive_timeout_ms` even when the server advertises more, `connect.timeout`); nothing
+ * `keep_alive_timeout_ms` even when the server advertises more, `connect_timeout_ms`, and
+ * connections that accept an unsolicited `100 Continue`: `interimTolerantConnector`); nothing
  * connects until the first request. `destroy` follows undici's verbs: `close()` (graceful: queued
  * and running requests finish, then the sockets close) bounded by `closeTimeoutMs`, then
  * `destroy()` (immediate: whatever is still running fails) if the bound was hit. It only runs
@@ -83,9 +86,9 @@ export function upstreamPoolFactory(settings: UpstreamPoolSettings, options: Ups
         connections: settings.connections,
         keepAliveTimeout: settings.keep_alive_timeout_ms,
         keepAliveMaxTimeout: settings.keep_alive_timeout_ms,
-        connect: { timeout: settings.connect_timeout_ms },
+        connect: interimTolerantConnector(settings.connect_timeout_ms),
       });
-      return { origin: settings.origin, pool, inflight: 0, attemptErrors: new RepeatLimiter(60_000) };
+      return { origin: settings.origin, pool, slots: new ConnectionSlots(settings.connections), attemptErrors: new RepeatLimiter(60_000) };
     },
     async destroy({ pool }) {
       try {

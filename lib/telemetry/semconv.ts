@@ -18,6 +18,11 @@ const KNOWN_METHODS: ReadonlySet<string> = new Set(HTTP_METHODS);
  * `_OTHER` with the method in `http.request.method_original`. Returns the method part of the
  * span name, `HTTP` for an unknown method.
  */
+/** The method part of an HTTP span's name: the method when it is a known one, else `HTTP` (as `setRequestMethod` returns). */
+export function spanMethodName(method: string): string {
+  return KNOWN_METHODS.has(method) ? method : 'HTTP';
+}
+
 export function setRequestMethod(attributes: Attributes, method: string): string {
   if (KNOWN_METHODS.has(method)) {
     attributes[ATTR_HTTP_REQUEST_METHOD] = method;

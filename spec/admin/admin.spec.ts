@@ -1,11 +1,10 @@
-import { createServer } from 'node:net';
 import { expect } from 'chai';
 import { stringify } from 'yaml';
 import { onCleanup } from '../../harness/cleanup.js';
 import { basicConfig, memoryLogger, startDaemon } from '../../harness/daemon.js';
 import { httpRequest } from '../../harness/http.js';
-import { freePort } from '../../harness/ports.js';
-import { sleep, waitFor } from '../../harness/wait.js';
+import { freePort, occupyPort } from '../../harness/ports.js';
+import { waitFor, waitForCollection } from '../../harness/wait.js';
 import { leakReport } from '../../lib/admin/leaks.js';
 import { Daemon } from '../../lib/daemon/daemon.js';
 import type { ConfigSource, RawDocument } from '../../lib/sources/source.js';
@@ -47,11 +46,11 @@ describe('admin API', () => {
     const starting = daemon.start();
     const url = `http://127.0.0.1:${adminPort}/healthz`;
     await waitFor('the admin API', () => httpRequest(url).then(() => true));
-    expect(await json(url)).to.deep.include({ status: 503, body: { status: 'starting', generation: 0 } });
+    expect(await json(url)).to.deep.include({ status: 503, body: { status: 'starting', generation: 0, pid: process.pid } });
     expect((await json(`http://127.0.0.1:${adminPort}/config`)).status).to.equal(503);
     source.open();
     await starting;
-    expect(await json(url)).to.deep.include({ status: 200, body: { status: 'ok', generation: 1 } });
+    expect(await json(url)).to.deep.include({ status: 200, body: { status: 'ok', generation: 1, pid: process.pid } });
   });
 
   it('shows the active config with its source and secrets redacted', async () => {
@@ -81,9 +80,7 @@ describe('admin API', () => {
     expect(invalid.status).to.equal(422);
     expect(invalid.body).to.deep.include({ result: 'invalid', generation: 2, errors: [{ path: 'listeners.0.listen', message: 'required (string)' }] });
 
-    const blocker = createServer();
-    await new Promise<void>((resolve) => blocker.listen(taken, '127.0.0.1', () => resolve()));
-    onCleanup(() => new Promise<void>((resolve) => blocker.close(() => resolve())));
+    await occupyPort(taken);
     await t.write(basicConfig({ port: taken }));
     const failed = await json(`${t.admin}/reload`, 'POST');
     expect(failed.status).to.equal(500);
@@ -163,11 +160,7 @@ describe('admin API', () => {
       await (async () => {
         await t.daemon.registry.acquire('cache', 'dropped', { create: () => 1, destroy: () => {} });
       })();
-      await waitFor('the dropped lease to be collected', async () => {
-        global.gc!();
-        await sleep(10);
-        return t.daemon.registry.stats().cache?.leakedLeases === 1;
-      });
+      await waitForCollection('the dropped lease to be collected', () => t.daemon.registry.stats().cache?.leakedLeases === 1);
       const report = await json(`${t.admin}/leaks`);
       expect(report.body.ok).to.equal(false);
       expect(report.body.suspects).to.deep.include({ reason: 'leaked_leases', kind: 'cache', detail: '1 lease(s) garbage-collected without release()' });

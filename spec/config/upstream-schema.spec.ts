@@ -28,6 +28,11 @@ describe('config: upstreams', () => {
       pool: { connections: 64, keep_alive_timeout_ms: 4000 },
       retries: 1,
       forwarded_header: 'none',
+      request_buffer_bytes: 65536,
+      response_buffer_bytes: 65536,
+      body_idle_timeout_ms: 10000,
+      max_pending_requests: 1024,
+      queue_timeout_ms: 2000,
       health_check: { path: '/healthz', interval_ms: 2000, timeout_ms: 1000, healthy_threshold: 2, unhealthy_threshold: 3, expected_status: [200] },
     });
     expect(valid.listeners[0]!.routes[0]).to.include({ upstream: 'api', strip_prefix: false });

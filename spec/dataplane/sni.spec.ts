@@ -55,7 +55,7 @@ describe('upstream headers of an HTTP/2 request', () => {
       headers: { ':method': 'GET', ':path': '/x', ':authority': 'a.test', ':scheme': 'https', accept: '*/*' },
       httpVersion: '2.0',
     };
-    expect(upstreamRequestHeaders(req, '10.0.0.1', 'forwarded', 'https')).to.deep.equal([
+    expect(upstreamRequestHeaders(req, '10.0.0.1', 'forwarded', false, undefined, 'https')).to.deep.equal([
       'accept',
       '*/*',
       'host',

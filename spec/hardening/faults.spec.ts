@@ -9,7 +9,7 @@ import { TestCa } from '../../harness/tls.js';
 import { tempDir } from '../../harness/tmp.js';
 import { waitFor } from '../../harness/wait.js';
 import { ResourceRegistry } from '../../lib/registry/registry.js';
-import { type CreateFault, FaultyKinds, KIND_NAMES, type KindName } from './support/faults.js';
+import { type CreateFault, FaultyKinds, KIND_NAMES, type KindName } from './faulty-kinds.js';
 
 const CREATE_TIMEOUT_MS = 300;
 const DESTROY_TIMEOUT_MS = 300;

@@ -3,16 +3,16 @@ import { Agent } from 'node:http';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { OtlpReceiver } from '../../harness/otlp-receiver.js';
+import { stablePorts } from '../../harness/ports.js';
 import { tempDir } from '../../harness/tmp.js';
 import { TestUpstream, type UpstreamHandler } from '../../harness/upstream.js';
 import { silentLogger } from '../../lib/core/log.js';
 import { Daemon } from '../../lib/daemon/daemon.js';
 import { ResourceRegistry } from '../../lib/registry/registry.js';
 import { FileSource } from '../../lib/sources/file.js';
+import { FaultyKinds } from './faulty-kinds.js';
 import { checkInvariants, commandArbs, initialModel, type Model, type Real } from './model/commands.js';
 import { configArb, LIVE_TARGETS, liveBody, PORT_POOL_SIZE, type Pools, renderConfig, styleArb, TARGET_POOL_SIZE } from './model/configs.js';
-import { FaultyKinds } from './support/faults.js';
-import { stablePorts } from './support/ports.js';
 
 /** A live target: reads the whole body, answers who it is and what it received (see `liveBody`). */
 function identifying(index: number): UpstreamHandler {

@@ -19,7 +19,7 @@ import { AdminTokenError, AdminTokenRequiredError } from '../../lib/core/errors.
 import { Daemon } from '../../lib/daemon/daemon.js';
 import { ResourceRegistry } from '../../lib/registry/registry.js';
 import { FileSource } from '../../lib/sources/file.js';
-import { FaultyKinds } from './support/faults.js';
+import { FaultyKinds } from './faulty-kinds.js';
 
 /** A token unique to this run, long enough to be accepted. */
 const newToken = () => `tok-${randomUUID()}`;

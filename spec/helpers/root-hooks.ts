@@ -9,11 +9,6 @@ export function leftoverHandles(): string[] {
   return process.getActiveResourcesInfo().filter((type) => !RUNNER_HANDLES.has(type));
 }
 
-/** How many active handles of `type` (`TCPSocketWrap`, `FSEventWrap`, ...) the process has. */
-export function activeHandles(type: string): number {
-  return process.getActiveResourcesInfo().filter((t) => t === type).length;
-}
-
 function withoutOne(types: string[], type: string): string[] {
   const i = types.indexOf(type);
   return i < 0 ? types : [...types.slice(0, i), ...types.slice(i + 1)];

@@ -1,14 +1,14 @@
-import { readdirSync } from 'node:fs';
 import { expect } from 'chai';
 import { Client } from 'undici';
 import { startDaemon } from '../../harness/daemon.js';
+import { openFds } from '../../harness/handles.js';
 import { freePort } from '../../harness/ports.js';
 import { proxyConfig, TestUpstream } from '../../harness/upstream.js';
 import { sleep, waitFor } from '../../harness/wait.js';
 import { leftoverHandles } from '../helpers/root-hooks.js';
 
+/** Handles the code under test holds (the runner's own stdio left out). */
 const handleCount = () => leftoverHandles().length;
-const fdCount = () => readdirSync('/proc/self/fd').length;
 
 const CONNECTIONS = 8;
 const RELOADS = 30;
@@ -23,7 +23,7 @@ describe('proxy under load while reloading', () => {
     // the baseline after that, so the timer is in both counts.
     await Promise.resolve();
     const handlesBefore = handleCount();
-    const fdsBefore = fdCount();
+    const fdsBefore = openFds();
 
     const targets = [await TestUpstream.start(), await TestUpstream.start()];
     const port = await freePort();
@@ -106,9 +106,9 @@ describe('proxy under load while reloading', () => {
     await waitFor('upstream connections from the pools closed', () => targets.every((t) => t.openConnections === 0));
     await Promise.all(targets.map((t) => t.close()));
     await waitFor(`handles back to ${handlesBefore}`, () => handleCount() <= handlesBefore);
-    await waitFor(`fds back to ${fdsBefore}`, () => fdCount() <= fdsBefore);
+    await waitFor(`fds back to ${fdsBefore}`, () => openFds() <= fdsBefore);
     console.log(
-      `      afterwards: handles ${handlesBefore} -> ${handleCount()}, fds ${fdsBefore} -> ${fdCount()}, upstream connections open ${targets.map((t) => t.openConnections).join('/')}`,
+      `      afterwards: handles ${handlesBefore} -> ${handleCount()}, fds ${fdsBefore} -> ${openFds()}, upstream connections open ${targets.map((t) => t.openConnections).join('/')}`,
     );
   });
 });

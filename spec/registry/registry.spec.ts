@@ -1,22 +1,25 @@
 import { expect } from 'chai';
 import sinon from 'sinon';
 import { memoryLogger } from '../../harness/daemon.js';
-import { rejectionOf, sleep, waitFor } from '../../harness/wait.js';
+import { rejectionOf, waitForCollection } from '../../harness/wait.js';
 import { LeaseReleasedError, RegistryClosedError } from '../../lib/core/errors.js';
 import { sectionKey } from '../../lib/registry/key.js';
 import { type ResourceFactory, ResourceRegistry } from '../../lib/registry/registry.js';
 
-/** A factory whose values are numbered objects, with create/destroy counted by sinon spies. */
-function countingFactory(options: { createDelayMs?: number; destroyDelayMs?: number } = {}) {
+/**
+ * A factory whose values are numbered objects, with create/destroy counted by sinon spies. With
+ * a gate, create (destroy) does not finish before the gate opens, so the spec decides when.
+ */
+function countingFactory(options: { createGate?: Promise<void>; destroyGate?: Promise<void> } = {}) {
   let n = 0;
   const factory = {
     create: sinon.spy(async () => {
-      if (options.createDelayMs) await sleep(options.createDelayMs);
+      await options.createGate;
       n += 1;
       return { id: n, destroyed: false };
     }),
     destroy: sinon.spy(async (value: { id: number; destroyed: boolean }) => {
-      if (options.destroyDelayMs) await sleep(options.destroyDelayMs);
+      await options.destroyGate;
       value.destroyed = true;
     }),
   } satisfies ResourceFactory<{ id: number; destroyed: boolean }>;
@@ -68,8 +71,11 @@ describe('ResourceRegistry', () => {
     });
 
     it('creates once for 100 concurrent acquires of one key and shares the value', async () => {
-      const factory = countingFactory({ createDelayMs: 20 });
-      const leases = await Promise.all(Array.from({ length: 100 }, () => registry.acquire('thing', 'k', factory)));
+      const gate = deferred<void>();
+      const factory = countingFactory({ createGate: gate.promise });
+      const acquiring = Promise.all(Array.from({ length: 100 }, () => registry.acquire('thing', 'k', factory)));
+      gate.resolve(); // every acquire arrived while the create was in progress
+      const leases = await acquiring;
       expect(factory.create.callCount).to.equal(1);
       expect(new Set(leases.map((l) => l.value)).size).to.equal(1);
       expect(registry.refs('thing', 'k')).to.equal(100);
@@ -81,14 +87,17 @@ describe('ResourceRegistry', () => {
 
     it('rejects every waiter of a failed create with the same error and stores nothing', async () => {
       const boom = new Error('bind failed');
+      const gate = deferred<void>();
       const factory: ResourceFactory<number> = {
         create: sinon.spy(async () => {
-          await sleep(10);
+          await gate.promise;
           throw boom;
         }),
         destroy: sinon.spy(),
       };
-      const results = await Promise.allSettled(Array.from({ length: 5 }, () => registry.acquire('thing', 'k', factory)));
+      const settling = Promise.allSettled(Array.from({ length: 5 }, () => registry.acquire('thing', 'k', factory)));
+      gate.resolve(); // all five wait on the one create
+      const results = await settling;
       for (const r of results) {
         expect(r.status).to.equal('rejected');
         expect((r as PromiseRejectedResult).reason).to.equal(boom);
@@ -140,29 +149,38 @@ describe('ResourceRegistry', () => {
 
     it('waits for an in-progress destroy, then creates a fresh value (never two live values per key)', async () => {
       const gate = deferred<void>();
+      const destroyStarted = deferred<void>();
       let live = 0;
       let maxLive = 0;
       let n = 0;
+      let destroying = false;
+      /** Creates called while the destroy had not finished (witnessed by create itself). */
+      let createsDuringDestroy = 0;
       const factory: ResourceFactory<number> = {
         create: () => {
+          if (destroying) createsDuringDestroy += 1;
           live += 1;
           maxLive = Math.max(maxLive, live);
           return ++n;
         },
         destroy: async () => {
+          destroying = true;
+          destroyStarted.resolve();
           await gate.promise;
           live -= 1;
+          destroying = false;
         },
       };
       const first = await registry.acquire('thing', 'k', factory);
       const releasing = first.release();
+      await destroyStarted.promise;
       const second = registry.acquire('thing', 'k', factory);
-      await sleep(20);
       expect(n).to.equal(1); // still waiting for the destroy
       gate.resolve();
       expect(await releasing).to.equal(true);
       const lease = await second;
       expect(lease.value).to.equal(2);
+      expect(createsDuringDestroy).to.equal(0);
       expect(maxLive).to.equal(1);
       await lease.release();
     });
@@ -203,9 +221,12 @@ describe('ResourceRegistry', () => {
     });
 
     it('destroys once when the last two leases are released concurrently', async () => {
-      const factory = countingFactory({ destroyDelayMs: 10 });
+      const gate = deferred<void>();
+      const factory = countingFactory({ destroyGate: gate.promise });
       const leases = await Promise.all(Array.from({ length: 50 }, () => registry.acquire('thing', 'k', factory)));
-      const results = await Promise.all(leases.map((l) => l.release()));
+      const releasing = Promise.all(leases.map((l) => l.release()));
+      gate.resolve(); // every release was made while the destroy was in progress
+      const results = await releasing;
       expect(factory.destroy.callCount).to.equal(1);
       expect(results.filter(Boolean)).to.have.length(1);
     });
@@ -261,7 +282,6 @@ describe('ResourceRegistry', () => {
 
   describe('leaked leases', () => {
     it('counts and logs a lease garbage-collected without release, and reclaims its reference', async () => {
-      if (typeof global.gc !== 'function') throw new Error('run mocha with --expose-gc (see .mocharc.json)');
       const { logger, lines } = memoryLogger();
       const reg = new ResourceRegistry({ logger });
       const factory = countingFactory();
@@ -270,11 +290,7 @@ describe('ResourceRegistry', () => {
         await reg.acquire('thing', 'k', factory); // dropped on the floor
       })();
       expect(reg.refs('thing', 'k')).to.equal(2);
-      await waitFor('the dropped lease to be collected', async () => {
-        global.gc!();
-        await sleep(10);
-        return reg.stats().thing!.leakedLeases === 1;
-      });
+      await waitForCollection('the dropped lease to be collected', () => reg.stats().thing!.leakedLeases === 1);
       expect(lines().some((l) => l.msg === 'lease_leaked' && l.kind === 'thing' && l.key === 'k')).to.equal(true);
       expect(reg.refs('thing', 'k')).to.equal(1);
       await kept.release();
@@ -284,14 +300,17 @@ describe('ResourceRegistry', () => {
 
     it('does not count a released lease as leaked when it is collected', async () => {
       const reg = new ResourceRegistry();
+      // Witnesses: our own finalizer sees the released lease collected, and a lease dropped
+      // without release (another kind) shows that the registry's finalizers have run by then.
+      let collected = false;
+      const witness = new FinalizationRegistry<string>(() => (collected = true));
       await (async () => {
         const lease = await reg.acquire('thing', 'k', countingFactory());
+        witness.register(lease, 'released lease');
         await lease.release();
+        await reg.acquire('control', 'dropped', countingFactory()); // dropped on the floor
       })();
-      for (let i = 0; i < 5; i++) {
-        global.gc!();
-        await sleep(10);
-      }
+      await waitForCollection('both leases to be collected', () => collected && reg.stats().control!.leakedLeases === 1);
       expect(reg.stats().thing!.leakedLeases).to.equal(0);
       await reg.close();
     });

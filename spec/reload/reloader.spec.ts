@@ -1,21 +1,41 @@
-import { createServer, type Server } from 'node:net';
 import { expect } from 'chai';
 import sinon from 'sinon';
 import { stringify } from 'yaml';
 import { onCleanup } from '../../harness/cleanup.js';
 import { basicConfig, startDaemon } from '../../harness/daemon.js';
 import { getText, httpRequest } from '../../harness/http.js';
-import { freePort } from '../../harness/ports.js';
+import { freePort, occupyPort } from '../../harness/ports.js';
 import { waitFor } from '../../harness/wait.js';
 import type { ReloaderEvent } from '../../lib/reload/reloader.js';
 import { listenerKind } from '../../lib/resources/listener.js';
 
-/** Hold a loopback port with a foreign server, as another process would. */
-async function occupy(port: number): Promise<Server> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', () => resolve()));
-  onCleanup(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  return server;
+/**
+ * The real listener kind, recording what its servers do, in order: `bound PORT` once a server
+ * listens, `stop accepting PORT` when it is told to stop (its socket closes then), `closed PORT`
+ * when its 'close' event fires (the last connection has ended).
+ */
+function recordedListeners(): { kinds: { listener: typeof listenerKind }; events: string[] } {
+  const events: string[] = [];
+  const factory: typeof listenerKind.factory = (input, deps) => {
+    const real = listenerKind.factory(input, deps);
+    return {
+      async create() {
+        const handle = await real.create();
+        const port = handle.address.port;
+        events.push(`bound ${port}`);
+        handle.server.once('close', () => events.push(`closed ${port}`));
+        return {
+          ...handle,
+          stopAccepting() {
+            events.push(`stop accepting ${port}`);
+            handle.stopAccepting();
+          },
+        };
+      },
+      destroy: (handle) => real.destroy(handle),
+    };
+  };
+  return { kinds: { listener: { ...listenerKind, factory } }, events };
 }
 
 function twoListeners(web: number, api: number, body = 'web'): Record<string, unknown> {
@@ -72,13 +92,16 @@ describe('Reloader', () => {
 
     it('moves a listener to a new address: the new one is bound before the old one closes', async () => {
       const [a, b] = [await freePort(), await freePort()];
-      const t = await startDaemon(basicConfig({ port: a, body: 'here' }));
+      const { kinds, events } = recordedListeners();
+      const t = await startDaemon(basicConfig({ port: a, body: 'here' }), { kinds });
       expect((await t.apply(basicConfig({ port: b, body: 'moved' }))).result).to.equal('applied');
       expect(await getText(`http://127.0.0.1:${b}/`)).to.equal('moved');
       await waitFor(
         'the old address to close',
         async () => (await httpRequest(`http://127.0.0.1:${a}/`).catch((e: NodeJS.ErrnoException) => e.code)) === 'ECONNREFUSED',
       );
+      await waitFor('the old server to close', () => events.includes(`closed ${a}`));
+      expect(events).to.deep.equal([`bound ${a}`, `bound ${b}`, `stop accepting ${a}`, `closed ${a}`]);
     });
   });
 
@@ -129,7 +152,7 @@ describe('Reloader', () => {
     it('fails on a taken port, releases exactly what the new generation acquired and keeps serving', async () => {
       const [web, api] = [await freePort(), await freePort()];
       const t = await startDaemon(basicConfig({ port: web, body: 'old', tracing: { exporter: 'none' } }));
-      await occupy(api);
+      await occupyPort(api);
       const result = await t.apply(twoListeners(web, api, 'new'));
       expect(result).to.include({ result: 'failed', generation: 1, path: 'listeners.1.listen' });
       expect(result.error).to.contain('EADDRINUSE');

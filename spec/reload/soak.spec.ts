@@ -1,19 +1,10 @@
-import { readdirSync } from 'node:fs';
 import { expect } from 'chai';
 import { basicConfig, startDaemon } from '../../harness/daemon.js';
+import { handleCount, openFds } from '../../harness/handles.js';
 import { getText } from '../../harness/http.js';
 import { OtlpReceiver } from '../../harness/otlp-receiver.js';
 import { freePort } from '../../harness/ports.js';
 import { waitFor } from '../../harness/wait.js';
-import { activeHandles } from '../../lib/admin/leaks.js';
-
-function openFds(): number {
-  return readdirSync('/proc/self/fd').length;
-}
-
-function totalHandles(): number {
-  return Object.values(activeHandles()).reduce((a, b) => a + b, 0);
-}
 
 describe('500 reloads', () => {
   it('keep one tracer provider, one listener, one live generation, and flat fds and handles', async function () {
@@ -31,7 +22,7 @@ describe('500 reloads', () => {
     await getText(`http://127.0.0.1:${port}/`);
     await settle();
     const fdsBefore = openFds();
-    const handlesBefore = totalHandles();
+    const handlesBefore = handleCount();
 
     for (let i = 21; i <= 520; i++) {
       const result = await t.apply(basicConfig({ port, body: `r${i}`, tracing }));
@@ -40,7 +31,7 @@ describe('500 reloads', () => {
     }
     await settle();
     const fdsAfter = openFds();
-    const handlesAfter = totalHandles();
+    const handlesAfter = handleCount();
     console.log(
       `      500 reloads: fds ${fdsBefore} → ${fdsAfter}, handles ${handlesBefore} → ${handlesAfter}, exporter connections opened ${receiver.connectionsOpened}`,
     );

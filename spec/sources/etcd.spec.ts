@@ -4,14 +4,14 @@ import sinon from 'sinon';
 import { stringify } from 'yaml';
 import { onCleanup } from '../../harness/cleanup.js';
 import { basicConfig, memoryLogger } from '../../harness/daemon.js';
-import { EtcdServer, reloadLines, servedSource, startEtcdDaemon } from '../../harness/etcd.js';
+import { type EtcdDaemon, EtcdServer, reloadLines, servedSource, startEtcdDaemon } from '../../harness/etcd.js';
+import { handleCount } from '../../harness/handles.js';
 import { getText, httpRequest } from '../../harness/http.js';
 import { metricValue, sampleValue } from '../../harness/metrics.js';
 import { freePort } from '../../harness/ports.js';
 import { rejectionOf, waitFor } from '../../harness/wait.js';
 import { SourceUnavailableError } from '../../lib/core/errors.js';
 import { EtcdSource } from '../../lib/sources/etcd/etcd.js';
-import { activeHandles } from '../helpers/root-hooks.js';
 
 const KEY = '/hotconf/config';
 
@@ -40,6 +40,23 @@ describe('EtcdSource with a real etcd', function () {
     expect(sampleValue(text, 'hotconf_source_revision')).to.equal(second);
     expect(sampleValue(text, 'hotconf_source_connected')).to.equal(1);
     expect(sampleValue(text, 'hotconf_source_events_total', { event: 'put' })).to.equal(1);
+  });
+
+  it('converges a fleet of three daemons on one key to the revision of every put', async () => {
+    // Port 0: each daemon of the fleet binds its own listener from the same document.
+    await etcd.put(KEY, stringify(basicConfig({ port: 0, body: 'v0' })));
+    const fleet = await Promise.all([1, 2, 3].map(() => startEtcdDaemon(etcd, KEY)));
+    const listenerPort = (d: EtcdDaemon) => [...d.daemon.reloader.active!.listeners().values()][0]!.handle.address.port;
+    for (let i = 1; i <= 3; i += 1) {
+      const revision = await etcd.put(KEY, stringify(basicConfig({ port: 0, body: `v${i}` })));
+      await waitFor(
+        `all three daemons at revision ${revision}`,
+        async () => (await Promise.all(fleet.map((d) => servedSource(d.admin)))).every((s) => s.revision === revision),
+        20_000,
+      );
+      const bodies = await Promise.all(fleet.map((d) => getText(`http://127.0.0.1:${listenerPort(d)}/`)));
+      expect(bodies).to.deep.equal([`v${i}`, `v${i}`, `v${i}`]);
+    }
   });
 
   const body = (text: string) => stringify(basicConfig({ port, body: text }));
@@ -271,7 +288,7 @@ describe('EtcdSource with a real etcd', function () {
   it('stops promptly and leaves nothing open while etcd is frozen (SIGSTOP)', async () => {
     await etcd.put(KEY, body('one'));
     // grpc-js unrefs idle connections: an open socket here is a call still running (the watch).
-    const sockets = () => activeHandles('TCPSocketWrap');
+    const sockets = () => handleCount('TCPSocketWrap');
     const before = sockets();
     const { daemon, source } = await startEtcdDaemon(etcd, KEY);
     expect(sockets()).to.be.above(before);

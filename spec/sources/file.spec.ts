@@ -3,12 +3,12 @@ import { mkdir, rename, rm, symlink, unlink, utimes, writeFile } from 'node:fs/p
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { onCleanup } from '../../harness/cleanup.js';
+import { handleCount } from '../../harness/handles.js';
 import { tempDir } from '../../harness/tmp.js';
 import { rejectionOf, waitFor } from '../../harness/wait.js';
 import { SourceReadError } from '../../lib/core/errors.js';
 import { FileSource } from '../../lib/sources/file.js';
 import type { RawDocument } from '../../lib/sources/source.js';
-import { activeHandles } from '../helpers/root-hooks.js';
 
 /** A watching FileSource that records what it reports; closed after the test. */
 async function watched(path: string) {
@@ -125,7 +125,7 @@ describe('FileSource', () => {
     });
 
     it('stops reporting and releases its watchers on close', async () => {
-      const fsWatchers = () => activeHandles('FSEventWrap');
+      const fsWatchers = () => handleCount('FSEventWrap');
       const before = fsWatchers();
       const { file, ...w } = await watchedFile();
       expect(fsWatchers()).to.be.above(before);

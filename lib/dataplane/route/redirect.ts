@@ -35,7 +35,7 @@ export class RedirectAction implements RouteAction {
 
   #relative(req: IncomingMessage, ctx: RequestContext): string | undefined {
     const { scheme: toScheme, host: toHost, port: toPort } = this.config;
-    const raw = req.headers.host ?? (req.headers[':authority'] as string | undefined);
+    const raw = ctx.target?.authority ?? req.headers.host ?? (req.headers[':authority'] as string | undefined);
     const host = toHost ?? normalizeHost(raw);
     if (host === undefined || ctx.target === undefined) return undefined;
     const fromScheme = (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http';

@@ -1,50 +1,122 @@
 import type { RouteConfig } from '../../config/schema.js';
 import type { CompiledRoute, RouteAction, RouteTable } from '../ports.js';
+import { ANY_METHOD, allowValue, isWildcardHost } from './match.js';
+import { normalizePath, routePath } from './normalize.js';
 import { compileRespond } from './respond.js';
+import { SegmentTrie } from './segment-trie.js';
+
+export { prefixMatches } from './match.js';
 
 /** How a route's action is built from its config; extended by the data plane. */
 export type ActionCompiler = (route: RouteConfig, index: number) => RouteAction;
 
 /**
+ * Compile `routes` for matching, in config order (`index` is the position); `compileAction`
+ * builds each route's action (default: `respond` only).
+ */
+export function compileRoutes(routes: readonly RouteConfig[], compileAction: ActionCompiler = compileRespond): CompiledRoute[] {
+  return routes.map((route, index) => ({
+    index,
+    // A prefix with a malformed escape never matches: such request paths are refused first.
+    pathPrefix: routePath(normalizePath(route.path_prefix) ?? route.path_prefix),
+    host: route.host?.toLowerCase(),
+    methods: route.methods ? new Set(route.methods.includes('GET') ? [...route.methods, 'HEAD'] : route.methods) : undefined,
+    action: compileAction(route, index),
+  }));
+}
+
+/**
  * The route table of one listener in one generation: immutable, derived from the config by a
  * pure function. Matching is first match in config order (as Envoy's route list): a route
- * matches when its `path_prefix` is a string prefix of the normalised path, its `host` (if set)
- * equals the request host case-insensitively (`*.example.com` matches any subdomain), and its
- * `methods` (if set) contain the method.
+ * matches when
+ *
+ * - its `path_prefix` (normalised like request paths) matches the normalised path on a segment
+ *   boundary, as Envoy's `path_separated_prefix`: `/api` matches `/api` and `/api/x`, never
+ *   `/apiadmin`; a prefix ending in `/` matches the paths that start with it (`/api/` matches
+ *   `/api/` and `/api/x`, not `/api`), and `/` matches every path. Paths are matched without
+ *   their segment parameters (`routePath`: `/api;v=1/admin` as `/api/admin`), as Tomcat and
+ *   Spring route them;
+ * - its `host` (if set) equals the request host case-insensitively (`*.example.com` matches any
+ *   subdomain);
+ * - its `methods` (if set) contain the method, `HEAD` being allowed wherever `GET` is (RFC 9110
+ *   section 9.3.2); a route without `methods` allows every method but `TRACE` (RFC 9110 section
+ *   9.3.8: it echoes the request, credentials included, so a route must list it to allow it).
+ *
+ * When routes match the path and host but none allows the method, `allowedMethods` gives the
+ * `Allow` value of the 405 the handler answers.
+ *
+ * Routes are indexed as APISIX and Envoy do at scale, so a match costs what the request's host
+ * labels and path segments cost, not what the number of routes does: a host index (exact hosts
+ * in a map, `*.example.com` by each dot-suffix of the request host, routes without `host` apart),
+ * each entry a `SegmentTrie` over path segments; the lowest-ranked route found in the tries the
+ * request's host reaches wins. `LinearRouter` is the same table as a plain scan, the reference
+ * this one is checked against (spec/dataplane/router-tree.spec.ts).
  */
 export class Router implements RouteTable {
+  /** The routes in config order; a route's rank in the index is its position here. */
   readonly routes: readonly CompiledRoute[];
+  readonly #anyHost = new SegmentTrie();
+  readonly #exactHosts = new Map<string, SegmentTrie>();
+  /** By the suffix a wildcard host matches: `.example.com` for `*.example.com`. */
+  readonly #wildcardHosts = new Map<string, SegmentTrie>();
 
   constructor(routes: readonly CompiledRoute[]) {
     this.routes = routes;
+    for (const [rank, route] of routes.entries()) this.#trieFor(route.host).add(route.pathPrefix, rank);
   }
 
   /** Compile `routes`; `compileAction` builds each route's action (default: `respond` only). */
   static fromConfig(routes: readonly RouteConfig[], compileAction: ActionCompiler = compileRespond): Router {
-    return new Router(
-      routes.map((route, index) => ({
-        index,
-        pathPrefix: route.path_prefix,
-        host: route.host?.toLowerCase(),
-        methods: route.methods ? new Set(route.methods) : undefined,
-        action: compileAction(route, index),
-      })),
-    );
+    return new Router(compileRoutes(routes, compileAction));
   }
 
-  /** First route matching; `host` is already normalised (`normalizeHost`). */
+  /** First route matching; `host` is already normalised (`normalizeHost`), `path` is a `routePath`. */
   match(method: string, host: string | undefined, path: string): CompiledRoute | undefined {
-    for (const route of this.routes) {
-      if (!path.startsWith(route.pathPrefix)) continue;
-      if (route.methods && !route.methods.has(method)) continue;
-      if (route.host !== undefined && (host === undefined || !hostMatches(route.host, host))) continue;
-      return route;
+    const routes = this.routes;
+    let best = this.#anyHost.first(routes, method, path, routes.length);
+    if (host !== undefined) {
+      const exact = this.#exactHosts.get(host);
+      if (exact !== undefined) best = exact.first(routes, method, path, best);
+      if (this.#wildcardHosts.size > 0) {
+        // A wildcard matches a host longer than its suffix: every suffix from a dot but the first character.
+        for (let dot = host.indexOf('.', 1); dot >= 0; dot = host.indexOf('.', dot + 1)) {
+          const trie = this.#wildcardHosts.get(host.slice(dot));
+          if (trie !== undefined) best = trie.first(routes, method, path, best);
+        }
+      }
     }
-    return undefined;
+    return best < routes.length ? routes[best] : undefined;
   }
-}
 
-function hostMatches(pattern: string, host: string): boolean {
-  if (pattern.startsWith('*.')) return host.endsWith(pattern.slice(1)) && host.length > pattern.length - 1;
-  return pattern === host;
+  allowedMethods(host: string | undefined, path: string): string | undefined {
+    const allowed = new Set<string>();
+    for (const trie of this.#triesFor(host)) {
+      for (const rank of trie.matching(path)) for (const method of this.routes[rank]!.methods ?? ANY_METHOD) allowed.add(method);
+    }
+    return allowValue(allowed);
+  }
+
+  /** The tries holding every route whose `host` matches `host` (see `match`). */
+  #triesFor(host: string | undefined): SegmentTrie[] {
+    const tries = [this.#anyHost];
+    if (host === undefined) return tries;
+    const exact = this.#exactHosts.get(host);
+    if (exact !== undefined) tries.push(exact);
+    for (let dot = host.indexOf('.', 1); dot >= 0; dot = host.indexOf('.', dot + 1)) {
+      const trie = this.#wildcardHosts.get(host.slice(dot));
+      if (trie !== undefined) tries.push(trie);
+    }
+    return tries;
+  }
+
+  #trieFor(host: string | undefined): SegmentTrie {
+    if (host === undefined) return this.#anyHost;
+    const [index, key] = isWildcardHost(host) ? [this.#wildcardHosts, host.slice(1)] : [this.#exactHosts, host];
+    let trie = index.get(key);
+    if (trie === undefined) {
+      trie = new SegmentTrie();
+      index.set(key, trie);
+    }
+    return trie;
+  }
 }

@@ -4,11 +4,11 @@ import type { Logger } from '../../core/log.js';
 import type { StackServing } from '../../resources/http-stack.js';
 import type { ServingGeneration } from '../ports.js';
 import { ProxyAction } from '../proxy/proxy.js';
-import { normalizeHost, normalizeTarget } from '../route/normalize.js';
+import { BadHost, normalizeTarget, routePath } from '../route/normalize.js';
 import type { TunnelObserver } from '../tunnel/tunnel.js';
 import { isWebSocketUpgrade, proxyUpgrade } from '../tunnel/upgrade.js';
 import { ConnectionAuthority } from './authority.js';
-import { createRequestHandler } from './handler.js';
+import { createRequestHandler, routingHost } from './handler.js';
 import { responseOnUpgradeSocket } from './upgrade-response.js';
 
 /** Receives TLS handshakes and tunnel ends, for metrics; injected, never a module global. */
@@ -33,11 +33,12 @@ export interface ListenerServingOptions {
  */
 export function createListenerServing(options: ListenerServingOptions): StackServing {
   const { active, listenKey, observer } = options;
-  const onRequest = createRequestHandler({ ...options, authority: new ConnectionAuthority() });
+  const authority = new ConnectionAuthority();
+  const onRequest = createRequestHandler({ ...options, authority });
   return {
     onRequest,
     onUpgrade: (req, socket, head) => {
-      if (!tunnelUpgrade(options, req, socket, head)) answerOnUpgradeSocket(req, socket, head, onRequest);
+      if (!tunnelUpgrade(options, authority, req, socket, head)) answerOnUpgradeSocket(req, socket, head, onRequest);
     },
     // The generation active at ClientHello picks the certificate; undefined: the stack's default.
     sni: (servername) => active()?.sni(listenKey)?.lookup(servername).context,
@@ -47,15 +48,17 @@ export function createListenerServing(options: ListenerServingOptions): StackSer
 
 /**
  * Open a tunnel for a WebSocket upgrade whose route, in the generation active now, proxies to an
- * upstream; false when it does not (the request is then answered as any other). The generation
- * is pinned until the upstream answered.
+ * upstream; false when it does not (the request is then answered as any other: a bad or
+ * misdirected host gets its 400 or 421 there). The generation is pinned until the upstream answered.
  */
-function tunnelUpgrade(options: ListenerServingOptions, req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
+function tunnelUpgrade(options: ListenerServingOptions, authority: ConnectionAuthority, req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
   const { listenKey } = options;
   const generation = options.active();
   const target = normalizeTarget(req.url);
   if (!generation || !target || !isWebSocketUpgrade(req)) return false;
-  const route = generation.router(listenKey)?.match('GET', normalizeHost(req.headers.host), target.path);
+  const host = routingHost(req, target);
+  if (host instanceof BadHost || (host !== undefined && !authority.allows(req, host, generation.sni(listenKey)))) return false;
+  const route = generation.router(listenKey)?.match('GET', host, routePath(target.path));
   const tunnels = generation.tunnels(listenKey);
   const routeSection = route && generation.routeSection(listenKey, route.index);
   if (!route || !(route.action instanceof ProxyAction) || !tunnels || routeSection === undefined) return false;

@@ -58,7 +58,9 @@ export function proxyUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer,
     return;
   }
   const encrypted = (socket as { encrypted?: boolean }).encrypted === true;
-  const headers = upstreamRequestHeaders(req, (socket as Socket).remoteAddress, upstream.config.forwarded_header, encrypted ? 'https' : 'http');
+  const peer = (socket as Socket).remoteAddress;
+  const trusted = u.action.trustedProxies.trusts(peer);
+  const headers = upstreamRequestHeaders(req, peer, upstream.config.forwarded_header, trusted, u.target.authority, encrypted ? 'https' : 'http');
   let resume: (() => void) | undefined;
   let abort: ((reason?: Error) => void) | undefined;
   const onClientGone = () => abort?.(new Error('the client closed the connection'));

@@ -15,7 +15,7 @@ import type { ReloadResult } from '../../../lib/reload/reloader.js';
 import { TARGET_HEALTH_KIND } from '../../../lib/resources/health.js';
 import { LISTENER_KIND } from '../../../lib/resources/listener.js';
 import { TRACER_PROVIDER_KIND } from '../../../lib/resources/tracing.js';
-import type { FaultyKinds } from '../support/faults.js';
+import type { FaultyKinds } from '../faulty-kinds.js';
 import {
   type Acquire,
   acquiresOf,
@@ -190,7 +190,7 @@ export async function checkInvariants(model: Model, real: Real): Promise<void> {
   const [active] = daemon.reloader.generations();
   expect(active!.id, 'active generation').to.equal(model.generation);
   expect(active!.state).to.equal('active');
-  expect(daemon.health()).to.deep.equal({ status: 'ok', generation: model.generation });
+  expect(daemon.health()).to.deep.equal({ status: 'ok', generation: model.generation, pid: process.pid });
 
   const listeners = model.active.listeners.map((l) => `127.0.0.1:${pools.ports[l.port]}`).sort();
   const live = daemon.registry.entries();

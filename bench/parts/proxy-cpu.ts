@@ -1,0 +1,151 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { writeConfigAtomic } from '../../harness/daemon.js';
+import { freePort } from '../../harness/ports.js';
+import { startDaemonProcess, stopProcess } from '../lib/daemon-process.js';
+import { type BenchServer, startBackend, startCaddy, startNginx, treeCpuSeconds } from '../lib/procs.js';
+import { requireTool, round } from '../lib/util.js';
+import { runWrk } from '../lib/wrk.js';
+
+/** One proxy measured alone: throughput and CPU per request of the proxy (all its processes) and of the backend. */
+export interface ProxyCpuRow {
+  proxy: string;
+  requests_per_s: number;
+  proxy_cpu_us_per_request: number;
+  backend_cpu_us_per_request: number;
+  errors: number;
+}
+
+/** Flat, for the results table: per proxy `<slug>_rps`, `<slug>_cpu_us`, `<slug>_backend_cpu_us`, `<slug>_errors`, then the ratios. */
+export interface ProxyCpuResult {
+  [field: string]: number;
+  duration_s: number;
+}
+
+interface Subject {
+  name: string;
+  /** Field prefix in the results. */
+  slug: string;
+  start(dir: string, port: number, backendPort: number): Promise<BenchServer & { pid: number }>;
+}
+
+function hotconf(name: string, slug: string, workers: number, tracing?: { sample_ratio: number }): Subject {
+  return {
+    name,
+    slug,
+    async start(dir, port, backendPort) {
+      const file = join(dir, `${name.replace(/\W+/g, '-')}.yaml`);
+      await writeConfigAtomic(file, {
+        ...(tracing ? { tracing: { exporter: 'none', sample_ratio: tracing.sample_ratio } } : {}),
+        upstreams: { api: { targets: [`http://127.0.0.1:${backendPort}`] } },
+        listeners: [{ name: 'web', listen: `127.0.0.1:${port}`, routes: [{ path_prefix: '/', upstream: 'api' }] }],
+      });
+      const admin = await freePort();
+      const daemon = await startDaemonProcess(['--config', file, '--no-watch', '--workers', String(workers)], `127.0.0.1:${admin}`);
+      return { child: daemon.child, pid: daemon.pid, stop: () => daemon.stop() };
+    },
+  };
+}
+
+const caddy: Subject = {
+  name: 'caddy',
+  slug: 'caddy',
+  async start(dir, port, backendPort) {
+    const admin = await freePort();
+    const config = JSON.stringify({
+      admin: { listen: `127.0.0.1:${admin}` },
+      apps: {
+        http: {
+          servers: {
+            bench: {
+              listen: [`127.0.0.1:${port}`],
+              automatic_https: { disable: true },
+              routes: [
+                { match: [{ path: ['/ready'] }], handle: [{ handler: 'static_response', body: 'ok' }] },
+                { handle: [{ handler: 'reverse_proxy', upstreams: [{ dial: `127.0.0.1:${backendPort}` }] }] },
+              ],
+            },
+          },
+        },
+      },
+    });
+    const server = await startCaddy(dir, config, `http://127.0.0.1:${port}/ready`);
+    return { ...server, pid: server.child.pid! };
+  },
+};
+
+const nginx: Subject = {
+  name: 'nginx (2 workers)',
+  slug: 'nginx',
+  async start(dir, port, backendPort) {
+    const server = await startNginx(dir, port, backendPort, 2);
+    return { ...server, pid: server.child.pid! };
+  },
+};
+
+/**
+ * Proxy CPU per request, side by side in one run: wrk -t1 -c32 through each proxy alone to the
+ * same Node backend (a process of its own) answering 3 bytes, after a warm-up; CPU read from
+ * /proc/<pid>/stat (utime + stime of the proxy's whole process tree, and of the backend) before
+ * and after the measured run. hotconf with `--workers 1` and `--workers 2`, tracing off, and on
+ * (exporter none: spans are made, not shipped) with sample_ratio 1 and 0.01; Caddy (Debian) and
+ * nginx (Debian, 2 workers, upstream keepalive).
+ */
+export async function proxyCpuPart(quick: boolean): Promise<ProxyCpuResult> {
+  const durationS = quick ? 3 : 8;
+  const warmupS = quick ? 1 : 3;
+  requireTool('wrk', 'apt-get install -y wrk');
+  const subjects: Subject[] = [
+    hotconf('hotconf --workers 1', 'hotconf_w1', 1),
+    hotconf('hotconf --workers 2', 'hotconf_w2', 2),
+    hotconf('hotconf --workers 1, tracing sample_ratio 1', 'hotconf_w1_traced', 1, { sample_ratio: 1 }),
+    hotconf('hotconf --workers 1, tracing sample_ratio 0.01', 'hotconf_w1_sampled_1pct', 1, { sample_ratio: 0.01 }),
+    caddy,
+    nginx,
+  ];
+  const dir = await mkdtemp(join(tmpdir(), 'hotconf-proxy-cpu-'));
+  const backendPort = await freePort();
+  const backend = await startBackend(backendPort);
+  const rows: (ProxyCpuRow & { slug: string })[] = [];
+  try {
+    for (const subject of subjects) {
+      const port = await freePort();
+      const server = await subject.start(await mkdtemp(join(dir, 'p-')), port, backendPort);
+      try {
+        const url = `http://127.0.0.1:${port}/`;
+        await runWrk(url, warmupS);
+        const proxyBefore = treeCpuSeconds(server.pid);
+        const backendBefore = treeCpuSeconds(backend.pid!);
+        const result = await runWrk(url, durationS);
+        const proxyCpu = treeCpuSeconds(server.pid) - proxyBefore;
+        const backendCpu = treeCpuSeconds(backend.pid!) - backendBefore;
+        const requests = Math.max(1, result.requests);
+        rows.push({
+          slug: subject.slug,
+          proxy: subject.name,
+          requests_per_s: Math.round(result.requests_per_s),
+          proxy_cpu_us_per_request: round((proxyCpu / requests) * 1e6, 1),
+          backend_cpu_us_per_request: round((backendCpu / requests) * 1e6, 1),
+          errors: result.socket_errors + result.non_2xx,
+        });
+        process.stderr.write(`  proxy_cpu ${subject.name}: ${rows.at(-1)!.requests_per_s} rps, ${rows.at(-1)!.proxy_cpu_us_per_request} µs/req\n`);
+      } finally {
+        await server.stop();
+      }
+    }
+  } finally {
+    await stopProcess(backend);
+    await rm(dir, { recursive: true, force: true });
+  }
+  const out: ProxyCpuResult = { duration_s: durationS };
+  for (const r of rows) {
+    out[`${r.slug}_rps`] = r.requests_per_s;
+    out[`${r.slug}_cpu_us`] = r.proxy_cpu_us_per_request;
+    out[`${r.slug}_backend_cpu_us`] = r.backend_cpu_us_per_request;
+    out[`${r.slug}_errors`] = r.errors;
+  }
+  out.cpu_ratio_workers1_to_caddy = round(out.hotconf_w1_cpu_us! / out.caddy_cpu_us!, 3);
+  out.rps_ratio_workers2_to_caddy = round(out.hotconf_w2_rps! / out.caddy_rps!, 3);
+  return out;
+}

@@ -1,0 +1,120 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { HotconfError } from '../../core/errors.js';
+import { sendJson } from '../../net/json.js';
+
+/**
+ * The client's request body on its way upstream, after nginx's `proxy_request_buffering` (in
+ * memory, bounded): a body up to the upstream's `request_buffer_bytes` is read whole before any
+ * target or connection is chosen, so a client that trickles it holds no upstream connection, and
+ * it can be sent again to another target after a connect error. A larger body streams once that
+ * much arrived: what was read first, then the rest as the client sends it.
+ */
+
+/** The client sent no body byte for `body_idle_timeout_ms` (nginx's `client_body_timeout`): 408. */
+export class BodyIdleTimeoutError extends HotconfError {
+  constructor(idleMs: number, direction: 'request' | 'response') {
+    super('E_BODY_IDLE_TIMEOUT', direction === 'request' ? `request body idle for ${idleMs} ms` : `the client read nothing of the response for ${idleMs} ms`);
+  }
+}
+
+/** A body that streams: the chunks read before it outgrew the buffer, then the rest of `req`. */
+export class StreamedBody {
+  readonly head: readonly Buffer[];
+  /** Set once an attempt began sending it: it cannot be sent again. */
+  started = false;
+
+  constructor(head: readonly Buffer[]) {
+    this.head = head;
+  }
+}
+
+/** A request body as the proxy sends it: none, read whole, or streamed. */
+export type RequestBody = undefined | Buffer | StreamedBody;
+
+/**
+ * Whether `req` has a body to send (`Content-Length` other than 0, or any `Transfer-Encoding`;
+ * an HTTP/2 request, unless its HEADERS frame ended the stream).
+ */
+export function hasBody(req: IncomingMessage): boolean {
+  if (req.httpVersionMajor === 2) return !(req as { stream?: { endAfterHeaders?: boolean } }).stream?.endAfterHeaders;
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
+/**
+ * Read `req`'s body into memory up to `limitBytes`, then call `ready` once: with the whole body
+ * (`Buffer`), or with a `StreamedBody` when it is larger (`req` is paused at that point and the
+ * caller streams the rest). A body that sends nothing for `idleMs` gets `408` and the connection
+ * is closed; a client that leaves first gets nothing. Callback-based: it allocates a buffer list
+ * and one timer per request with a body, nothing per chunk.
+ */
+export function bufferRequestBody(
+  req: IncomingMessage,
+  res: ServerResponse,
+  limitBytes: number,
+  idleMs: number,
+  ready: (body: Buffer | StreamedBody) => void,
+): void {
+  const chunks: Buffer[] = [];
+  let bytes = 0;
+  const stop = () => {
+    clearTimeout(idle);
+    req.off('data', onData);
+    req.off('end', onEnd);
+    res.off('close', stop);
+  };
+  const onData = (chunk: Buffer) => {
+    chunks.push(chunk);
+    bytes += chunk.byteLength;
+    idle.refresh();
+    if (bytes <= limitBytes) return;
+    // Paused before the listener goes, so no chunk is emitted to nobody.
+    req.pause();
+    stop();
+    ready(new StreamedBody(chunks));
+  };
+  const onEnd = () => {
+    stop();
+    ready(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, bytes));
+  };
+  // Unref'd: the client's socket, not this timer, keeps the request alive.
+  const idle = setTimeout(() => {
+    stop();
+    if (!res.headersSent) sendJson(res, 408, { error: new BodyIdleTimeoutError(idleMs, 'request').message }, true);
+    else res.destroy();
+  }, idleMs).unref();
+  req.on('data', onData);
+  req.on('end', onEnd);
+  res.once('close', stop);
+}
+
+/**
+ * `body` as an iterable that reads `req` only when undici starts sending it, so an attempt that
+ * fails to connect leaves it unread for the next one. Iterating with `destroyOnReturn: false`
+ * keeps the client connection alive when an attempt gives up mid-body (undici destroys stream
+ * bodies on error, which would kill the client socket). `onIdle` is called when the client sends
+ * nothing for `idleMs` while it is awaited (time the upstream takes to accept a chunk does not count).
+ */
+export function streamedBody(req: IncomingMessage, body: StreamedBody, idleMs: number, onIdle: () => void): AsyncIterable<Buffer> {
+  return {
+    async *[Symbol.asyncIterator]() {
+      body.started = true;
+      let awaitingClient = false;
+      // A timer that fires while the upstream holds a chunk is ignored; refresh() re-arms it.
+      const idle = setTimeout(() => awaitingClient && onIdle(), idleMs).unref();
+      try {
+        for (const chunk of body.head) yield chunk;
+        awaitingClient = true;
+        idle.refresh();
+        for await (const chunk of req.iterator({ destroyOnReturn: false })) {
+          awaitingClient = false;
+          yield chunk as Buffer;
+          awaitingClient = true;
+          idle.refresh();
+        }
+      } finally {
+        clearTimeout(idle);
+      }
+    },
+  };
+}
