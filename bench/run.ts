@@ -8,6 +8,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { soakSvg } from './lib/plot.js';
 import { machineFacts, round } from './lib/util.js';
+import { h2Part, httpsStormPart, wsSurvivalPart } from './parts/edge.js';
 import { etcdFleetPart } from './parts/etcd-fleet.js';
 import { proxyCpuPart } from './parts/proxy-cpu.js';
 import { registryPart } from './parts/registry.js';
@@ -66,6 +67,24 @@ const PARTS: Part[] = [
     run: stormPart,
     line: (r) =>
       `storm: hotconf ${fmt(r.baseline_rps)} → ${fmt(r.storm_rps)} rps under ${r.storm_reloads} reloads, ${r.errors} errors; caddy ${fmt(r.caddy_baseline_rps)} → ${fmt(r.caddy_storm_rps)} rps under ${r.caddy_storm_reloads} reloads, ${r.caddy_errors} errors`,
+  },
+  {
+    name: 'https_storm',
+    run: httpsStormPart,
+    line: (r) =>
+      `https_storm: hotconf ${fmt(r.baseline_rps)} → ${fmt(r.storm_rps)} rps under ${r.storm_reloads} reloads (1 in 5 a rotation), ${r.errors} errors; caddy ${fmt(r.caddy_baseline_rps)} → ${fmt(r.caddy_storm_rps)} rps under ${r.caddy_storm_reloads} reloads, ${r.caddy_errors} errors`,
+  },
+  {
+    name: 'h2_throughput',
+    run: h2Part,
+    line: (r) =>
+      `h2_throughput (h2load): hotconf ${fmt(r.baseline_rps)} → ${fmt(r.storm_rps)} rps under ${r.storm_reloads} reloads, ${r.errors} errors; caddy ${fmt(r.caddy_baseline_rps)} → ${fmt(r.caddy_storm_rps)} rps under ${r.caddy_storm_reloads} reloads, ${r.caddy_errors} errors`,
+  },
+  {
+    name: 'websocket_survival',
+    run: wsSurvivalPart,
+    line: (r) =>
+      `websocket_survival: after ${r.reloads} unrelated reloads hotconf ${r.open_after}/${r.tunnels} open (${r.echoing_after} echoing), caddy ${r.caddy_open_after}/${r.tunnels} open (${r.caddy_echoing_after} echoing)`,
   },
   {
     name: 'proxy_cpu',
@@ -155,6 +174,29 @@ function goals(r: Results): Goal[] {
       met: null,
     });
   } else out.push({ goal: 'storm throughput ≥ 0.9 × baseline, zero errors', measured: 'not run', met: null });
+  for (const part of ['https_storm', 'h2_throughput']) {
+    if (!has(part)) {
+      out.push({ goal: `${part}: zero errors under reloads and rotations`, measured: 'not run', met: null });
+      continue;
+    }
+    out.push({
+      goal: `${part}: zero errors under reloads and rotations`,
+      measured: `${n(part, 'errors')} errors (caddy ${n(part, 'caddy_errors')})`,
+      met: n(part, 'errors') === 0,
+    });
+    out.push({
+      goal: `${part}: storm rps vs Caddy's (same machine)`,
+      measured: `${round(n(part, 'storm_rps') / n(part, 'caddy_storm_rps'), 2)} ×`,
+      met: null,
+    });
+  }
+  if (has('websocket_survival')) {
+    out.push({
+      goal: 'websocket_survival: every tunnel open and echoing after the reloads',
+      measured: `hotconf ${n('websocket_survival', 'echoing_after')}/${n('websocket_survival', 'tunnels')}, caddy ${n('websocket_survival', 'caddy_echoing_after')}/${n('websocket_survival', 'tunnels')}`,
+      met: n('websocket_survival', 'echoing_after') === n('websocket_survival', 'tunnels'),
+    });
+  } else out.push({ goal: 'websocket_survival: every tunnel open and echoing after the reloads', measured: 'not run', met: null });
   if (has('proxy_cpu')) {
     const cpu = n('proxy_cpu', 'cpu_ratio_workers1_to_caddy');
     const rps = n('proxy_cpu', 'rps_ratio_workers2_to_caddy');

@@ -6,8 +6,20 @@ export type { LeakTrendRecorderOptions } from './admin/leak-trend.js';
 export { LeakTrendRecorder } from './admin/leak-trend.js';
 export type { LeakReport, LeakSample, LeakSuspect, LeakTrend, LeakTrendOptions } from './admin/leaks.js';
 export { DEFAULT_LEAK_TREND, leakReport, leakTrend, leastSquaresSlope } from './admin/leaks.js';
-export { DaemonMetrics, UpstreamMetrics } from './admin/metrics.js';
-export type { Config, HealthCheckConfig, ListenerConfig, LoadedConfig, ParseOptions, RouteConfig, TracingConfig, UpstreamConfig } from './config/index.js';
+export { DaemonMetrics, EdgeMetrics, UpstreamMetrics } from './admin/metrics.js';
+export type {
+  Config,
+  HealthCheckConfig,
+  ListenerConfig,
+  LoadedConfig,
+  ParseOptions,
+  RedirectConfig,
+  RouteConfig,
+  TlsCertificateConfig,
+  TlsConfig,
+  TracingConfig,
+  UpstreamConfig,
+} from './config/index.js';
 export {
   BindPlan,
   ConfigSchema,
@@ -39,10 +51,22 @@ export { downstreamResponseHeaders, upstreamPath, upstreamRequestHeaders } from 
 export type { ProxyObserver, UpstreamObserver, UpstreamOptions } from './dataplane/proxy/proxy.js';
 export { ClientAbortedError, compileProxy, ProxyAction, ProxyTarget, proxyRequest, Upstream, UpstreamTimeoutError } from './dataplane/proxy/proxy.js';
 export { normalizeHost, normalizePath, normalizeTarget } from './dataplane/route/normalize.js';
+export { compileRedirect, RedirectAction } from './dataplane/route/redirect.js';
 export { compileRespond, RespondAction } from './dataplane/route/respond.js';
 export { Router } from './dataplane/route/router.js';
 export { currentRequest } from './dataplane/serve/context.js';
 export { createRequestHandler } from './dataplane/serve/handler.js';
+export type { EdgeObserver, ListenerServingOptions } from './dataplane/serve/serving.js';
+export { createListenerServing } from './dataplane/serve/serving.js';
+export { namesCover, SniTable } from './dataplane/serve/sni.js';
+export { keepsTunnel } from './dataplane/tunnel/binding.js';
+export { closeFrame, FrameCursor, GOING_AWAY } from './dataplane/tunnel/frames.js';
+export type { TunnelObserver } from './dataplane/tunnel/tunnel.js';
+export { Tunnel } from './dataplane/tunnel/tunnel.js';
+export type { UpgradeRequest } from './dataplane/tunnel/upgrade.js';
+export { isWebSocketUpgrade, proxyUpgrade } from './dataplane/tunnel/upgrade.js';
+export type { CertificateMaterial, TlsMaterial } from './net/tls-files.js';
+export { dnsNames, loadTlsMaterial, NO_TLS_MATERIAL } from './net/tls-files.js';
 export type { CloseReport, EntrySnapshot, KindStats, RegistryEvent, ResourceFactory, ResourceRegistryOptions } from './registry/index.js';
 export { Lease, ResourceRegistry, sectionKey } from './registry/index.js';
 export type { ApplierOptions, ApplyOutcome } from './reload/applier.js';
@@ -59,6 +83,8 @@ export type { ReloadJob } from './reload/queue.js';
 export { ReloadQueue } from './reload/queue.js';
 export type { ReloaderEvent, ReloaderOptions, ReloadOutcome, ReloadResult, ReloadTrigger } from './reload/reloader.js';
 export { AdmissionError, Reloader } from './reload/reloader.js';
+export type { FileWatch, FileWatchFactoryOptions, FileWatchInput } from './resources/file-watch.js';
+export { FILE_WATCH_KIND, fileWatchFactory, fileWatchKind } from './resources/file-watch.js';
 export type { HealthCheckerFactoryOptions, HealthCheckerInput, HealthCheckerOptions, TargetHealthInput } from './resources/health.js';
 export {
   HEALTH_CHECKER_KIND,
@@ -75,11 +101,31 @@ export {
   targetHealthKey,
   targetHealthKind,
 } from './resources/health.js';
+export type {
+  DefaultCertificate,
+  HttpStack,
+  HttpStackFactoryOptions,
+  HttpStackInput,
+  StackPolicy,
+  StackServing,
+  StackTlsPolicy,
+} from './resources/http-stack.js';
+export { HTTP_STACK_KIND, httpStackFactory, httpStackKey, httpStackKind } from './resources/http-stack.js';
 export type { BackgroundErrorHandler, HealthObserver, KindDeps, ResourceKind, ResourceKinds } from './resources/kind.js';
 export { resolveKind } from './resources/kind.js';
 export { defaultResourceKinds, RESOURCE_KINDS } from './resources/kinds.js';
-export type { ListenerFactoryOptions, ListenerHandle, ListenerInput, RequestHandler } from './resources/listener.js';
-export { LISTENER_KIND, listenerFactory, listenerKind } from './resources/listener.js';
+export type {
+  ConnectionAcceptor,
+  ListenerFactoryOptions,
+  ListenerHandle,
+  ListenerInput,
+  OpenTunnel,
+  TunnelBinding,
+  TunnelCloseReason,
+} from './resources/listener.js';
+export { LISTENER_KIND, listenerFactory, listenerKind, TunnelSet } from './resources/listener.js';
+export type { TlsCertificate, TlsCertificateInput } from './resources/tls-certificate.js';
+export { TLS_CERTIFICATE_KIND, tlsCertificateFactory, tlsCertificateKey, tlsCertificateKind } from './resources/tls-certificate.js';
 export type { GenerationTracing, TracingFactoryOptions, TracingPipeline } from './resources/tracing.js';
 export {
   createSpanExporter,

@@ -25,7 +25,7 @@ const FLEET = 3;
 
 /** The port a daemon's only listener got (the config asks for port 0). */
 function listenerPort(daemon: EtcdDaemon): number {
-  return [...daemon.daemon.reloader.active!.listeners().values()][0]!.address.port;
+  return [...daemon.daemon.reloader.active!.listeners().values()][0]!.handle.address.port;
 }
 
 /**

@@ -4,12 +4,12 @@ import { join } from 'node:path';
 import { writeConfigAtomic } from '../../harness/daemon.js';
 import { httpRequest } from '../../harness/http.js';
 import { freePort } from '../../harness/ports.js';
-import { sleep } from '../../harness/wait.js';
+import { caddyLoad } from '../lib/caddy.js';
 import { startDaemonProcess, stopProcess } from '../lib/daemon-process.js';
 import { singleSocketAgent } from '../lib/http.js';
+import { measure } from '../lib/load.js';
 import { startBackend, startCaddy } from '../lib/procs.js';
 import { requireTool } from '../lib/util.js';
-import { runWrk, type WrkResult } from '../lib/wrk.js';
 
 export interface StormResult {
   baseline_rps: number;
@@ -22,8 +22,6 @@ export interface StormResult {
   caddy_storm_reloads: number;
   duration_s: number;
 }
-
-const RELOADS_PER_S = 10;
 
 function hotconfConfig(port: number, backend: number, revision: number): Record<string, unknown> {
   return {
@@ -62,42 +60,6 @@ function caddyConfig(port: number, admin: number, backend: number, revision: num
   });
 }
 
-/** Fire `reload(i)` RELOADS_PER_S times a second until `stop()`; resolves with the count. */
-function reloadLoop(reload: (i: number) => Promise<void>): { stop: () => Promise<number> } {
-  let running = true;
-  let count = 0;
-  const done = (async () => {
-    while (running) {
-      const started = Date.now();
-      count += 1;
-      await reload(count);
-      await sleep(Math.max(0, 1000 / RELOADS_PER_S - (Date.now() - started)));
-    }
-  })();
-  return {
-    async stop() {
-      running = false;
-      await done;
-      return count;
-    },
-  };
-}
-
-async function measure(
-  url: string,
-  durationS: number,
-  reload: (i: number) => Promise<void>,
-): Promise<{ baseline: WrkResult; storm: WrkResult; reloads: number }> {
-  // Warm up first (JIT, pooled connections), so the baseline is not the slower of the two runs
-  // merely because it came first.
-  await runWrk(url, Math.max(1, Math.round(durationS / 5)));
-  const baseline = await runWrk(url, durationS);
-  const loop = reloadLoop(reload);
-  const storm = await runWrk(url, durationS);
-  const reloads = await loop.stop();
-  return { baseline, storm, reloads };
-}
-
 /**
  * Reload storm: after a short warm-up, wrk keepalive load through a proxy route for `durationS`
  * seconds without reloads, then with 10 reloads per second; the same for Caddy (reverse_proxy to the same
@@ -130,14 +92,7 @@ export async function stormPart(quick: boolean): Promise<StormResult> {
     const caddy = await startCaddy(dir, caddyConfig(caddyPort, caddyAdmin, backendPort, 0), `http://127.0.0.1:${caddyPort}/revision`);
     let cad: Awaited<ReturnType<typeof measure>>;
     try {
-      cad = await measure(`http://127.0.0.1:${caddyPort}/api`, durationS, async (i) => {
-        const { status } = await httpRequest(`http://127.0.0.1:${caddyAdmin}/load`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: caddyConfig(caddyPort, caddyAdmin, backendPort, i),
-        });
-        if (status !== 200) throw new Error(`caddy /load ${i}: ${status}`);
-      });
+      cad = await measure(`http://127.0.0.1:${caddyPort}/api`, durationS, (i) => caddyLoad(caddyAdmin, caddyConfig(caddyPort, caddyAdmin, backendPort, i)));
     } finally {
       await caddy.stop();
     }

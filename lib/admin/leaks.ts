@@ -1,5 +1,7 @@
 import type { KindStats, ResourceRegistry } from '../registry/registry.js';
 import type { Reloader } from '../reload/reloader.js';
+import type { HttpStack } from '../resources/http-stack.js';
+import type { ListenerHandle } from '../resources/listener.js';
 
 /** One reason to think something leaked. */
 export interface LeakSuspect {
@@ -18,7 +20,11 @@ export interface LeakReport {
   resources: Record<string, KindStats>;
   generations_live: number;
   generations: { id: number; state: string; inflight: number; retired_ms_ago: number | null }[];
-  /** `process.getActiveResourcesInfo()` counted by type (TCPServerWrap, TCPSocketWrap, Timeout, ...). */
+  /**
+   * `process.getActiveResourcesInfo()` counted by type (TCPServerWrap, TCPSocketWrap, Timeout,
+   * ...), plus `Tunnel` (open WebSocket tunnels) and `Http2Session` (open HTTP/2 sessions) of
+   * every live listener and stack.
+   */
   handles: Record<string, number>;
   suspects: LeakSuspect[];
   /** Growth over the last reloads (when the daemon records it); its suspects are in `suspects` too. */
@@ -82,7 +88,7 @@ export function leakReport(registry: ResourceRegistry, reloader: Reloader, now: 
       inflight: g.inflight,
       retired_ms_ago: g.retiredAt === undefined ? null : now - g.retiredAt,
     })),
-    handles: activeHandles(),
+    handles: { ...activeHandles(), ...edgeHandles(reloader) },
     suspects,
     ...(trend ? { trend } : {}),
   };
@@ -93,6 +99,23 @@ export function activeHandles(): Record<string, number> {
   const out: Record<string, number> = {};
   for (const type of process.getActiveResourcesInfo()) out[type] = (out[type] ?? 0) + 1;
   return out;
+}
+
+/** Open tunnels and HTTP/2 sessions of every live listener and stack, each counted once. */
+function edgeHandles(reloader: Reloader): { Tunnel: number; Http2Session: number } {
+  const handles = new Set<ListenerHandle>();
+  const stacks = new Set<HttpStack>();
+  for (const generation of reloader.generations()) {
+    for (const { handle, stack } of generation.listeners().values()) {
+      handles.add(handle);
+      stacks.add(stack);
+    }
+  }
+  let tunnels = 0;
+  let sessions = 0;
+  for (const handle of handles) tunnels += handle.tunnels.size;
+  for (const stack of stacks) sessions += stack.sessions;
+  return { Tunnel: tunnels, Http2Session: sessions };
 }
 
 /**

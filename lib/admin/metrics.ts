@@ -1,7 +1,9 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { UpstreamObserver } from '../dataplane/proxy/proxy.js';
+import type { EdgeObserver } from '../dataplane/serve/serving.js';
 import type { KindStats, ResourceRegistry } from '../registry/registry.js';
 import { RELOAD_OUTCOMES, type Reloader } from '../reload/reloader.js';
+import { type ListenerHandle, listenerKey, type TunnelCloseReason } from '../resources/listener.js';
 import type { ConfigSource } from '../sources/source.js';
 import type { LeakTrend } from './leaks.js';
 
@@ -104,6 +106,34 @@ export class DaemonMetrics {
         this.reset();
         for (const upstream of reloader.active?.upstreams().values() ?? []) {
           for (const target of upstream.targets) this.set({ upstream: upstream.name, target: target.origin }, target.healthy ? 1 : 0);
+        }
+      },
+    });
+
+    new Gauge({
+      name: 'hotconf_tunnels_open',
+      help: 'WebSocket tunnels open, by listener (name in the active config, else its address).',
+      labelNames: ['listener'],
+      registers: [register],
+      collect() {
+        this.reset();
+        for (const { name, handle } of liveListeners(reloader)) this.set({ listener: name }, handle.tunnels.size);
+      },
+    });
+    new Gauge({
+      name: 'hotconf_tls_certificate_not_after_timestamp_seconds',
+      help: 'End of validity (Unix time) of each certificate the active config serves, by listener and server name: alert before it passes.',
+      labelNames: ['listener', 'server_name'],
+      registers: [register],
+      collect() {
+        this.reset();
+        const active = reloader.active;
+        if (!active) return;
+        for (const listener of active.config.listeners) {
+          for (const certificate of active.sni(listenerKey(listener.listen))?.certificates ?? []) {
+            const names = certificate.material.names.length > 0 ? certificate.material.names : [''];
+            for (const name of names) this.set({ listener: listener.name, server_name: name }, certificate.material.notAfterMs / 1000);
+          }
         }
       },
     });
@@ -240,4 +270,55 @@ function upstreamsInUse(reloader: Reloader): UpstreamsInUse {
     }
   }
   return { upstreams: new Set(targets.keys()), targets };
+}
+
+/** Every listener of a live generation once, named as the newest generation naming it calls it. */
+function liveListeners(reloader: Reloader): { name: string; handle: ListenerHandle }[] {
+  const out = new Map<ListenerHandle, string>();
+  for (const generation of reloader.generations()) {
+    for (const listener of generation.config.listeners) {
+      const served = generation.listeners().get(listenerKey(listener.listen));
+      if (served && !out.has(served.handle)) out.set(served.handle, listener.name);
+    }
+  }
+  return [...out].map(([handle, name]) => ({ name, handle }));
+}
+
+/** Why tunnels end: every label of `hotconf_tunnels_closed_total`, exported at 0 from the start. */
+const TUNNEL_CLOSE_REASONS: readonly TunnelCloseReason[] = ['client', 'upstream', 'route_changed', 'shutdown', 'lifetime'];
+
+/**
+ * The edge's event metrics (TLS handshakes, tunnel ends), on the daemon's prom-client registry:
+ * injected into each listener's serving as its `EdgeObserver`. `listenerName` maps a listener
+ * key to the name the metrics show.
+ */
+export class EdgeMetrics implements EdgeObserver {
+  readonly #handshakes: Counter<'listener' | 'result'>;
+  readonly #tunnelsClosed: Counter<'reason'>;
+  readonly #listenerName: (listenKey: string) => string;
+
+  constructor(register: Registry, listenerName: (listenKey: string) => string) {
+    this.#listenerName = listenerName;
+    this.#handshakes = new Counter({
+      name: 'hotconf_tls_handshakes_total',
+      help: 'TLS handshakes by listener and result (ok, or error: no shared version or protocol, bad hello, timeout).',
+      labelNames: ['listener', 'result'],
+      registers: [register],
+    });
+    this.#tunnelsClosed = new Counter({
+      name: 'hotconf_tunnels_closed_total',
+      help: 'WebSocket tunnels ended, by reason: client, upstream, route_changed (a reload removed its route or target), shutdown, lifetime (its listener was destroyed).',
+      labelNames: ['reason'],
+      registers: [register],
+    });
+    for (const reason of TUNNEL_CLOSE_REASONS) this.#tunnelsClosed.inc({ reason }, 0);
+  }
+
+  tlsHandshake(listenKey: string, result: 'ok' | 'error'): void {
+    this.#handshakes.inc({ listener: this.#listenerName(listenKey), result });
+  }
+
+  tunnelClosed(reason: TunnelCloseReason): void {
+    this.#tunnelsClosed.inc({ reason });
+  }
 }

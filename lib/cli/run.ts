@@ -97,7 +97,7 @@ export async function runCommand(options: RunOptions, deps: Pick<DaemonOptions, 
         generation: result.generation,
         source: source.describe(),
         admin: daemon.adminAddress,
-        listeners: [...active.listeners()].map(([key, l]) => ({ key, address: l.address.address, port: l.address.port })),
+        listeners: [...active.listeners()].map(([key, l]) => ({ key, address: l.handle.address.address, port: l.handle.address.port })),
       },
       'started',
     );

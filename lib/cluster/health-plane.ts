@@ -42,7 +42,10 @@ export class HealthPlane {
     this.#applier = new Applier({
       registry: this.#registry,
       deps: { onBackgroundError: (component, err) => this.#log.error({ background: component, err }, 'background_error'), logger: options.logger, observer },
-      requestHandler: () => () => {},
+      // HEALTH_CHECK_STEPS provision no listener, so nothing asks for a stack's serving.
+      serving: () => {
+        throw new Error('the health plane serves no listener');
+      },
       steps: HEALTH_CHECK_STEPS,
       log: this.#log,
     });

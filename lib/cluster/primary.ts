@@ -34,6 +34,8 @@ interface Committed {
   readonly revision: number;
   readonly doc: RawDocument;
   readonly loaded: LoadedConfig;
+  /** Digest of the certificate files it names, as read when it was validated ('' for none). */
+  readonly tlsDigest: string;
 }
 
 export type CoordinatorEvent =
@@ -275,7 +277,12 @@ export class ClusterCoordinator {
 
   async #apply(doc: RawDocument): Promise<ReloadResult> {
     const committed = this.#committed;
-    const served = committed && { hash: committed.loaded.hash, version: committed.doc.version, source: committed.doc.source };
+    const served = committed && {
+      hash: committed.loaded.hash,
+      version: committed.doc.version,
+      source: committed.doc.source,
+      tls: { digest: committed.tlsDigest },
+    };
     const outcome = await loadDocumentWith((text, options) => this.#parser.parse(text, options), doc, served, { maxDocumentBytes: this.#maxDocumentBytes });
     if (outcome.kind === 'unchanged') {
       this.#committed = { ...committed!, doc };
@@ -293,7 +300,7 @@ export class ClusterCoordinator {
     if (entries.length === 0) return { result: 'failed', generation: committed?.revision ?? 0, error: 'no worker is running' };
     const failure = await this.#twoPhase(entries, revision, doc, outcome.loaded);
     if (failure) return { ...failure, generation: committed?.revision ?? 0 };
-    this.#committed = { revision, doc, loaded: outcome.loaded };
+    this.#committed = { revision, doc, loaded: outcome.loaded, tlsDigest: outcome.tls.digest };
     this.#events.emit({ type: 'committed', revision, doc, loaded: outcome.loaded });
     return { result: 'applied', generation: revision, hash: outcome.loaded.hash, ...(warnings.length > 0 ? { warnings } : {}) };
   }

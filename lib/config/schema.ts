@@ -77,8 +77,36 @@ export const RespondSchema = z
     }
   });
 
+/** Statuses a redirect may answer with (RFC 9110 section 15.4). */
+export const REDIRECT_STATUSES = [301, 302, 303, 307, 308] as const;
+
+/**
+ * A redirect: either to the same request on another scheme, host or port (`scheme`, `host`,
+ * `port`: each defaults to the request's; the path and query are kept), or to a fixed
+ * `location`. `308` (permanent, method kept) by default.
+ */
+export const RedirectSchema = z
+  .strictObject({
+    scheme: z.enum(['http', 'https']).optional(),
+    host: z
+      .string()
+      .regex(/^[A-Za-z0-9.-]+$|^\[[0-9A-Fa-f:.]+\]$/, 'must be a host name, an IPv4 address or a bracketed IPv6 address')
+      .optional(),
+    port: z.int().min(1).max(65535).optional(),
+    location: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }).optional(),
+    status: z.union(REDIRECT_STATUSES.map((status) => z.literal(status)) as [z.ZodLiteral<301>, ...z.ZodLiteral<number>[]]).default(308),
+  })
+  .superRefine((redirect, ctx) => {
+    const relative = redirect.scheme !== undefined || redirect.host !== undefined || redirect.port !== undefined;
+    if (redirect.location !== undefined && relative) {
+      ctx.addIssue({ code: 'custom', path: ['location'], message: 'a fixed location excludes scheme, host and port' });
+    } else if (redirect.location === undefined && !relative) {
+      ctx.addIssue({ code: 'custom', message: 'needs a location, or at least one of scheme, host, port' });
+    }
+  });
+
 /** The actions a route can take; a route has exactly one. */
-export const ROUTE_ACTIONS = ['respond', 'upstream'] as const;
+export const ROUTE_ACTIONS = ['respond', 'upstream', 'redirect'] as const;
 
 /**
  * Listener and upstream names: metric and span labels, and (upstreams) the key in `upstreams`
@@ -121,6 +149,7 @@ export const RouteSchema = z
       .optional(),
     methods: z.array(z.enum(HTTP_METHODS)).min(1).optional(),
     respond: RespondSchema.optional(),
+    redirect: RedirectSchema.optional(),
     /** Name of an entry in `upstreams`. */
     upstream: NameSchema.optional(),
     /** Remove `path_prefix` from the path sent upstream (upstream routes only). */
@@ -136,6 +165,45 @@ export const RouteSchema = z
     }
   });
 
+/** TLS versions a listener may require as its minimum. */
+export const TLS_VERSIONS = ['TLSv1.2', 'TLSv1.3'] as const;
+/** Application protocols a TLS listener may offer with ALPN. */
+export const TLS_ALPN = ['h2', 'http/1.1'] as const;
+
+/** A DNS name a certificate serves: `example.com`, or a one-label wildcard `*.example.com`. */
+const ServerNameSchema = z
+  .string()
+  .regex(
+    /^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/,
+    'must be a DNS name or a one-label wildcard (*.example.com)',
+  );
+
+/**
+ * One certificate of a TLS listener. The files are read on every reload (relative paths resolve
+ * against the working directory) and watched; the key file's contents are a secret, never logged
+ * or shown.
+ */
+export const TlsCertificateSchema = z.strictObject({
+  /** PEM chain: the leaf first, then intermediates. */
+  cert_file: z.string().min(1),
+  /** PEM private key of the leaf. */
+  key_file: z.string().min(1),
+  /** Names this certificate is chosen for by SNI; default: the certificate's DNS subject alternative names. */
+  server_names: z.array(ServerNameSchema).min(1).optional(),
+});
+
+/** TLS termination of a listener; the first certificate is also the default (no SNI, unknown name). */
+export const TlsSchema = z
+  .strictObject({
+    certificates: z.array(TlsCertificateSchema).min(1),
+    min_version: z.enum(TLS_VERSIONS).default('TLSv1.2'),
+    /** Protocols offered with ALPN; `[http/1.1]` turns HTTP/2 off. */
+    alpn: z.array(z.enum(TLS_ALPN)).min(1).default(['h2', 'http/1.1']),
+  })
+  .superRefine((tls, ctx) => {
+    if (new Set(tls.alpn).size !== tls.alpn.length) ctx.addIssue({ code: 'custom', path: ['alpn'], message: 'lists a protocol twice' });
+  });
+
 /** An IPv4 or IPv6 address, or a CIDR block (`10.0.0.0/8`, `fd00::/8`). */
 const CidrSchema = z.string().refine((value) => {
   const slash = value.indexOf('/');
@@ -149,6 +217,7 @@ const CidrSchema = z.string().refine((value) => {
 export const ListenerSchema = z.strictObject({
   name: NameSchema,
   listen: ListenAddressSchema,
+  tls: TlsSchema.optional(),
   routes: z.array(RouteSchema).default([]),
   /**
    * Peers (load balancers, CDNs) whose forwarding headers (`X-Forwarded-For`, `-Proto`, `-Host`,
@@ -313,6 +382,11 @@ export const ConfigSchema = z
   .strictObject({
     admin: AdminSchema.prefault({}),
     shutdown_timeout_ms: z.int().min(0).max(3_600_000).default(DEFAULT_SHUTDOWN_TIMEOUT_MS),
+    /**
+     * After a reload that removes a WebSocket tunnel's route (or its target), how long the tunnel
+     * has, once both ends got a close frame 1001, before its sockets are destroyed, in ms.
+     */
+    tunnel_close_delay_ms: z.int().min(0).max(3_600_000).default(5000),
     tracing: TracingSchema.optional(),
     upstreams: z.record(NameSchema, UpstreamSchema).default({}),
     listeners: z.array(ListenerSchema),
@@ -359,6 +433,9 @@ export type Config = z.infer<typeof ConfigSchema>;
 export type ListenerConfig = Config['listeners'][number];
 export type RouteConfig = ListenerConfig['routes'][number];
 export type RespondConfig = z.infer<typeof RespondSchema>;
+export type RedirectConfig = z.infer<typeof RedirectSchema>;
 export type TracingConfig = z.infer<typeof TracingSchema>;
 export type UpstreamConfig = z.infer<typeof UpstreamSchema>;
 export type HealthCheckConfig = z.infer<typeof HealthCheckSchema>;
+export type TlsConfig = z.infer<typeof TlsSchema>;
+export type TlsCertificateConfig = z.infer<typeof TlsCertificateSchema>;

@@ -2,7 +2,7 @@ import type { AddressInfo } from 'node:net';
 import { Registry as MetricsRegistry } from 'prom-client';
 import { LeakTrendRecorder } from '../admin/leak-trend.js';
 import { type LeakReport, type LeakTrendOptions, leakReport } from '../admin/leaks.js';
-import { DaemonMetrics, UpstreamMetrics } from '../admin/metrics.js';
+import { DaemonMetrics, EdgeMetrics, UpstreamMetrics } from '../admin/metrics.js';
 import { restartWarnings } from '../admin/restart-warnings.js';
 import { type AdminBackend, type AdminHealth, AdminServer } from '../admin/server.js';
 import { checkAdminToken, readAdminTokenFile } from '../admin/token.js';
@@ -12,12 +12,13 @@ import type { Config } from '../config/schema.js';
 import { type ConfigIssue, formatIssues, HotconfError } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/log.js';
 import { Once } from '../core/once.js';
-import { createRequestHandler } from '../dataplane/serve/handler.js';
+import { createListenerServing } from '../dataplane/serve/serving.js';
 import type { HttpLimits } from '../net/limits.js';
 import { ResourceRegistry, type ResourceRegistryOptions } from '../registry/registry.js';
 import type { ConfigParser } from '../reload/parser.js';
 import { Reloader, type ReloaderOptions, type ReloadResult, type ReloadTrigger } from '../reload/reloader.js';
 import type { ResourceKinds } from '../resources/kind.js';
+import { listenerKey } from '../resources/listener.js';
 import type { ConfigSource } from '../sources/source.js';
 import { ForwardingTracerProvider, installGlobalTelemetry } from '../telemetry/forwarding-tracer.js';
 
@@ -125,6 +126,7 @@ export class Daemon implements AdminBackend {
     // the proxy and checkers get them injected through the reloader.
     const register = new MetricsRegistry();
     const serveLog = this.#rootLog.child({ component: 'serve' });
+    const edge = new EdgeMetrics(register, (listenKey) => this.#listenerName(listenKey));
     const upstreamMetrics = new UpstreamMetrics(register);
     this.reloader = new Reloader({
       source: options.source,
@@ -141,7 +143,7 @@ export class Daemon implements AdminBackend {
       observer: upstreamMetrics,
       tracerProvider: this.tracerProvider,
       // The data plane routes each request by the generation active at its arrival.
-      requestHandler: (listenKey) => createRequestHandler({ active: () => this.reloader.active, listenKey, logger: serveLog }),
+      serving: (listenKey) => createListenerServing({ active: () => this.reloader.active, listenKey, logger: serveLog, observer: edge }),
       onSwap: (active) => {
         this.tracerProvider.setDelegate(active?.tracing?.provider);
         if (active) this.#admin?.setAllowedHosts(active.config.admin.allowed_hosts);
@@ -218,6 +220,11 @@ export class Daemon implements AdminBackend {
     }
     this.#adminAtStart = config.admin;
     return [];
+  }
+
+  /** A listener's name in the active config (its metric label), else its key. */
+  #listenerName(listenKey: string): string {
+    return this.reloader.active?.config.listeners.find((l) => listenerKey(l.listen) === listenKey)?.name ?? listenKey;
   }
 
   /** Bind the admin API if not yet bound, with the token from the option or the config. */

@@ -1,5 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Span, Tracer } from '@opentelemetry/api';
+import type { TunnelSet } from '../resources/listener.js';
+import type { SniTable } from './serve/sni.js';
 
 /**
  * The data plane's ports: what it needs from the reload layer (`ServingGeneration`), and the
@@ -81,6 +83,12 @@ export interface ServingGeneration {
   readonly tracer: Tracer;
   /** Route table for a listener key, undefined when this generation has no such listener. */
   router(listenKey: string): RouteTable | undefined;
+  /** Certificates of a TLS listener by SNI name, undefined for a plain listener or one this generation lacks. */
+  sni(listenKey: string): SniTable | undefined;
+  /** The WebSocket tunnels of a listener (they belong to the listener, not to the generation). */
+  tunnels(listenKey: string): TunnelSet | undefined;
+  /** Canonical JSON of route `index` of a listener: what a tunnel opened by that route is bound to. */
+  routeSection(listenKey: string, index: number): string | undefined;
   /**
    * Count a request as in flight on this generation until the returned function is called.
    * `abort` is called if the generation's drain times out with the request still running.

@@ -1,6 +1,9 @@
 import type { LoadedConfig } from '../config/parse.js';
 import { DEFAULT_SHUTDOWN_TIMEOUT_MS } from '../config/schema.js';
 import type { Logger } from '../core/log.js';
+import { keepsTunnel } from '../dataplane/tunnel/binding.js';
+import { NO_TLS_MATERIAL, type TlsMaterial } from '../net/tls-files.js';
+import type { ListenerHandle, OpenTunnel } from '../resources/listener.js';
 import type { RawDocument } from '../sources/source.js';
 import { Generation, type ReleaseReport } from './generation.js';
 import { type ProvisionContext, type ProvisionReport, provision } from './provision.js';
@@ -56,11 +59,12 @@ export class Applier {
   }
 
   /**
-   * Provision `loaded` as the next generation and make it active: `prepare`, then `commit`.
+   * Provision `loaded` (with the certificate files `tls` it names, read) as the next generation
+   * and make it active: `prepare`, then `commit`.
    * @throws ProvisionError when a resource could not be provisioned (what was acquired is released)
    */
-  async apply(loaded: LoadedConfig, doc: RawDocument): Promise<ApplyOutcome> {
-    const prepared = await this.prepare(loaded, doc);
+  async apply(loaded: LoadedConfig, doc: RawDocument, tls: TlsMaterial = NO_TLS_MATERIAL): Promise<ApplyOutcome> {
+    const prepared = await this.prepare(loaded, doc, tls);
     if (prepared.kind === 'stopped') return prepared;
     this.commit(prepared.generation);
     return { kind: 'applied', generation: prepared.generation, provisioned: prepared.provisioned };
@@ -68,12 +72,12 @@ export class Applier {
 
   /**
    * Phase one of a two-phase reload (cluster workers prepare, then all commit or all abort):
-   * provision `loaded` as the next generation without serving it. The generation's id follows
-   * the active one's.
+   * provision `loaded` (with the certificate files `tls` it names, read) as the next generation
+   * without serving it. The generation's id follows the active one's.
    * @throws ProvisionError when a resource could not be provisioned (what was acquired is released)
    */
-  async prepare(loaded: LoadedConfig, doc: RawDocument): Promise<PrepareOutcome> {
-    const generation = new Generation((this.#active?.id ?? 0) + 1, loaded.config, loaded.hash, doc.version, doc.source);
+  async prepare(loaded: LoadedConfig, doc: RawDocument, tls: TlsMaterial = NO_TLS_MATERIAL): Promise<PrepareOutcome> {
+    const generation = new Generation((this.#active?.id ?? 0) + 1, loaded.config, loaded.hash, doc.version, doc.source, tls);
     this.#provisioning = generation;
     let provisioned: ProvisionReport;
     try {
@@ -102,6 +106,7 @@ export class Applier {
     this.#active = generation;
     this.#options.onSwap?.(generation);
     if (previous) this.#retire(previous);
+    this.#reviewTunnels(generation);
     return true;
   }
 
@@ -134,16 +139,41 @@ export class Applier {
     for (const generation of this.#retiring.keys()) generation.cutDrain();
   }
 
-  /** Stop the active generation's listeners accepting, retire it, and wait until every generation is released. */
+  /**
+   * Stop the active generation's listeners accepting, send every tunnel its close frames (their
+   * sockets go within `tunnel_close_delay_ms`, bounded by `shutdown_timeout_ms`), retire the
+   * active generation, and wait until every generation is released.
+   */
   async retireAll(): Promise<void> {
     const last = this.#active;
+    const tunnels = this.#tunnels();
     this.#active = undefined;
     this.#options.onSwap?.(undefined);
     if (last) {
-      for (const listener of last.listeners().values()) listener.stopAccepting();
+      for (const { handle } of last.listeners().values()) handle.stopAccepting();
+      const delayMs = Math.min(last.config.tunnel_close_delay_ms, last.config.shutdown_timeout_ms);
+      for (const tunnel of tunnels) tunnel.close('shutdown', delayMs);
       this.#retire(last);
     }
     await Promise.all(this.#retiring.values());
+  }
+
+  /**
+   * After a swap, every open tunnel (on any live generation's listeners) is checked against the
+   * new active config: one whose route or target is gone gets its close frames now and its
+   * sockets destroyed after `tunnel_close_delay_ms`; every other one is left untouched.
+   */
+  #reviewTunnels(active: Generation): void {
+    for (const tunnel of this.#tunnels()) {
+      if (!keepsTunnel(active.config, tunnel.binding)) tunnel.close('route_changed', active.config.tunnel_close_delay_ms);
+    }
+  }
+
+  /** The open tunnels of every live listener, each once. */
+  #tunnels(): OpenTunnel[] {
+    const handles = new Set<ListenerHandle>();
+    for (const generation of this.generations()) for (const { handle } of generation.listeners().values()) handles.add(handle);
+    return [...handles].flatMap((handle) => handle.tunnels.list());
   }
 
   #retire(generation: Generation): void {

@@ -3,8 +3,11 @@ import type { Config } from '../config/schema.js';
 import { Once } from '../core/once.js';
 import type { RouteTable, ServingGeneration } from '../dataplane/ports.js';
 import type { Upstream } from '../dataplane/proxy/proxy.js';
+import type { SniTable } from '../dataplane/serve/sni.js';
+import { NO_TLS_MATERIAL, type TlsMaterial } from '../net/tls-files.js';
 import type { Lease } from '../registry/lease.js';
-import type { ListenerHandle } from '../resources/listener.js';
+import type { HttpStack } from '../resources/http-stack.js';
+import type { ListenerHandle, TunnelSet } from '../resources/listener.js';
 import { type GenerationTracing, TRACER_NAME } from '../resources/tracing.js';
 import type { SourceInfo } from '../sources/source.js';
 
@@ -18,6 +21,19 @@ export interface ReleaseReport {
   destroyed: Record<string, number>;
   aborted: number;
   drain_ms: number;
+}
+
+/** One listener as a generation serves it: the bound socket, the protocol stack new connections go to, the routes. */
+export interface ServedListener {
+  readonly handle: ListenerHandle;
+  readonly stack: HttpStack;
+  readonly router: RouteTable;
+  /** Its certificates, for a TLS listener. */
+  readonly sni?: SniTable;
+  /** Canonical JSON of each route section, in order (what tunnels are bound to). */
+  readonly routeSections: readonly string[];
+  /** The listener's `max_connections`, applied when this generation becomes active. */
+  readonly maxConnections?: number;
 }
 
 /** A transition asked of a generation in a state that does not allow it (a bug in the caller). */
@@ -45,15 +61,15 @@ export class Generation implements ServingGeneration {
   readonly config: Config;
   readonly hash: string;
   readonly loadedAt: Date;
+  /** The certificate files this config names, as read when it was loaded. */
+  readonly tls: TlsMaterial;
   #version: string;
   #source: SourceInfo;
   #state: GenerationState = 'provisioning';
   #retiredAt: number | undefined;
   readonly #leases: Lease<unknown>[] = [];
   readonly #onRelease: (() => unknown)[] = [];
-  readonly #routers = new Map<string, RouteTable>();
-  readonly #listeners = new Map<string, ListenerHandle>();
-  readonly #maxConnections = new Map<string, number>();
+  readonly #listeners = new Map<string, ServedListener>();
   readonly #upstreams = new Map<string, Upstream>();
   #tracing: GenerationTracing | undefined;
   readonly #inflight = new Set<() => void>();
@@ -63,8 +79,9 @@ export class Generation implements ServingGeneration {
   #cutRequested = false;
   readonly #release = new Once(() => this.#releaseAll());
 
-  constructor(id: number, config: Config, hash: string, version: string, source: SourceInfo) {
+  constructor(id: number, config: Config, hash: string, version: string, source: SourceInfo, tls: TlsMaterial = NO_TLS_MATERIAL) {
     this.id = id;
+    this.tls = tls;
     this.config = config;
     this.hash = hash;
     this.#version = version;
@@ -127,12 +144,9 @@ export class Generation implements ServingGeneration {
     this.#tracing = tracing;
   }
 
-  /** `maxConnections`: the listener's `max_connections`, applied when this generation becomes active. */
-  addListener(key: string, handle: ListenerHandle, router: RouteTable, maxConnections?: number): void {
+  addListener(key: string, listener: ServedListener): void {
     this.#expect('provisioning', 'add a listener');
-    this.#listeners.set(key, handle);
-    this.#routers.set(key, router);
-    if (maxConnections !== undefined) this.#maxConnections.set(key, maxConnections);
+    this.#listeners.set(key, listener);
   }
 
   addUpstream(upstream: Upstream): void {
@@ -141,13 +155,18 @@ export class Generation implements ServingGeneration {
   }
 
   /**
-   * Provisioning is complete: the generation may serve. Its listeners' connection bounds take
-   * effect now (a listener kept from the previous generation follows the active config).
+   * Provisioning is complete: the generation may serve. Its listeners hand new connections to
+   * its stacks from now on (connections accepted before stay with theirs), and their connection
+   * bounds take effect now (a listener kept from the previous generation follows the active config).
    */
   activate(): void {
     this.#expect('provisioning', 'activate');
     this.#state = 'active';
-    for (const [key, max] of this.#maxConnections) this.#listeners.get(key)!.setMaxConnections(max);
+    for (const { handle, stack, sni, maxConnections } of this.#listeners.values()) {
+      if (sni) stack.useDefaultCertificate(sni.default.material);
+      if (maxConnections !== undefined) handle.setMaxConnections(maxConnections);
+      handle.serveWith(stack);
+    }
   }
 
   /** Upstreams by name, as this generation serves them (its pools, health states, balancers). */
@@ -164,11 +183,23 @@ export class Generation implements ServingGeneration {
   }
 
   router(listenKey: string): RouteTable | undefined {
-    return this.#routers.get(listenKey);
+    return this.#listeners.get(listenKey)?.router;
   }
 
-  /** Listener handles by registry key. */
-  listeners(): ReadonlyMap<string, ListenerHandle> {
+  sni(listenKey: string): SniTable | undefined {
+    return this.#listeners.get(listenKey)?.sni;
+  }
+
+  tunnels(listenKey: string): TunnelSet | undefined {
+    return this.#listeners.get(listenKey)?.handle.tunnels;
+  }
+
+  routeSection(listenKey: string, index: number): string | undefined {
+    return this.#listeners.get(listenKey)?.routeSections[index];
+  }
+
+  /** Listeners by registry key: handle, stack and routes. */
+  listeners(): ReadonlyMap<string, ServedListener> {
     return this.#listeners;
   }
 

@@ -1,39 +1,46 @@
 import { type LoadedConfig, loadConfig, type ParseOptions } from '../config/parse.js';
+import { loadTlsMaterial, type TlsMaterial } from '../net/tls-files.js';
 import type { RawDocument } from '../sources/source.js';
 
-/** What the serving side already has: the hash and document version of the active config. */
+/** What the serving side already has: the hash and document version of the active config, and the digest of its certificate files. */
 export interface ServedConfig {
   readonly hash: string;
   readonly version: string;
   readonly source: RawDocument['source'];
+  readonly tls: Pick<TlsMaterial, 'digest'>;
 }
 
-/** `unchanged`: the document produces the config already served; `loaded`: a new config to provision. */
-export type LoadOutcome = { kind: 'unchanged' } | { kind: 'loaded'; loaded: LoadedConfig };
+/** `unchanged`: the document and the files it names produce what is already served; `loaded`: a new config to provision. */
+export type LoadOutcome = { kind: 'unchanged' } | { kind: 'loaded'; loaded: LoadedConfig; tls: TlsMaterial };
 
 /** Parse, validate and hash a document, as `loadConfig` does (a `ConfigParser` does it on its worker thread). */
 export type ParseConfig = (text: string, options: ParseOptions) => Promise<LoadedConfig>;
 
 /**
- * The primary's half of a reload: document → parse → validate → canonical hash, compared with
- * what is served. A document whose version equals the served one's (same source kind) is
- * `unchanged` without being parsed; so is one whose canonical hash is the served hash. With
- * `preloaded` (a cluster worker, given the config the primary validated; a reloader, given what
- * its `ConfigParser` parsed), nothing is parsed. Pure but for the parsing cost; the worker's
- * half is `Applier.apply`.
+ * The primary's half of a reload: document → parse → validate → canonical hash → certificate
+ * files read and checked, compared with what is served. A document whose version equals the
+ * served one's (same source kind) is `unchanged` without being parsed, unless the served config
+ * reads certificate files (they may have changed under the same document); a config whose hash
+ * and certificate digest equal the served ones is `unchanged`. With `preloaded` (a cluster
+ * worker, given the config the primary validated; a reloader, given what its `ConfigParser`
+ * parsed), nothing is parsed; the certificate files are still read here. Pure but for the
+ * parsing and file-reading cost; the worker's half is `Applier.apply`.
  *
- * @throws ConfigInvalidError for a document that does not parse or validate, naming the origin
- *   (file path, etcd key) and the config path of every issue
+ * @throws ConfigInvalidError for a document that does not parse or validate, or names
+ *   certificate files that cannot be used, naming the origin (file path, etcd key) and the
+ *   config path of every issue
  */
-export function loadDocument(
+export async function loadDocument(
   doc: RawDocument,
   served: ServedConfig | undefined,
   options: { maxDocumentBytes?: number; preloaded?: LoadedConfig } = {},
-): LoadOutcome {
+): Promise<LoadOutcome> {
   if (isServedVersion(doc, served)) return { kind: 'unchanged' };
-  const loaded = options.preloaded ?? loadConfig(doc.text, { origin: documentOrigin(doc), maxDocumentBytes: options.maxDocumentBytes });
-  if (served && served.hash === loaded.hash) return { kind: 'unchanged' };
-  return { kind: 'loaded', loaded };
+  const origin = documentOrigin(doc);
+  const loaded = options.preloaded ?? loadConfig(doc.text, { origin, maxDocumentBytes: options.maxDocumentBytes });
+  const tls = await loadTlsMaterial(loaded.config, origin);
+  if (served && served.hash === loaded.hash && served.tls.digest === tls.digest) return { kind: 'unchanged' };
+  return { kind: 'loaded', loaded, tls };
 }
 
 /**
@@ -54,9 +61,12 @@ export async function loadDocumentWith(
   return loadDocument(doc, served, { preloaded });
 }
 
-/** `doc` is the version served, from the same kind of source: its config is the one served. */
+/**
+ * `doc` is the version served, from the same kind of source, and the served config reads no
+ * certificate files (which may have changed under the same document): its config is the one served.
+ */
 function isServedVersion(doc: RawDocument, served: ServedConfig | undefined): boolean {
-  return served !== undefined && served.source.kind === doc.source.kind && served.version === doc.version;
+  return served !== undefined && served.tls.digest === '' && served.source.kind === doc.source.kind && served.version === doc.version;
 }
 
 /** What errors name as the document's origin: the file path, the etcd key, or else the source kind. */

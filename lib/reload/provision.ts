@@ -1,3 +1,4 @@
+import { canonicalJson } from '../config/hash.js';
 import { scrubError, secretValues } from '../config/redact.js';
 import type { RouteConfig, UpstreamConfig } from '../config/schema.js';
 import { ProvisionError } from '../core/errors.js';
@@ -5,13 +6,18 @@ import type { Logger } from '../core/log.js';
 import type { RouteAction } from '../dataplane/ports.js';
 import { compileProxy, type ProxyObserver, ProxyTarget, Upstream } from '../dataplane/proxy/proxy.js';
 import { TrustedProxies } from '../dataplane/proxy/trusted-proxies.js';
+import { compileRedirect } from '../dataplane/route/redirect.js';
 import { compileRespond } from '../dataplane/route/respond.js';
 import { Router } from '../dataplane/route/router.js';
+import { SniTable } from '../dataplane/serve/sni.js';
 import type { Lease } from '../registry/lease.js';
 import type { ResourceFactory, ResourceRegistry } from '../registry/registry.js';
+import { fileWatchKind } from '../resources/file-watch.js';
 import { healthCheckerKind, type TargetHealth, targetHealthKind } from '../resources/health.js';
+import { httpStackKind, type StackServing, type StackTlsPolicy } from '../resources/http-stack.js';
 import { type KindDeps, type ResourceKind, type ResourceKinds, resolveKind } from '../resources/kind.js';
-import { type ListenerHandle, listenerKind, type RequestHandler } from '../resources/listener.js';
+import { listenerKind } from '../resources/listener.js';
+import { type TlsCertificate, tlsCertificateKind } from '../resources/tls-certificate.js';
 import { generationTracing, TRACER_PROVIDER_KIND, tracerProviderKind } from '../resources/tracing.js';
 import { upstreamPoolKind, upstreamPoolSettings, upstreamTargets } from '../resources/upstream.js';
 import { type ResolvedTracing, resolveTracing } from '../telemetry/otel-env.js';
@@ -23,8 +29,8 @@ export interface ProvisionContext {
   kinds?: ResourceKinds;
   /** What the kinds' factories may use (background errors, logger, observer, HTTP limits). */
   deps: KindDeps;
-  /** The request handler for the listener with this registry key (it routes by active generation). */
-  requestHandler(listenKey: string): RequestHandler;
+  /** What the protocol stack of the listener with this registry key calls (it routes by the active generation). */
+  serving(listenKey: string): StackServing;
   /** Receives proxy attempts (metrics). */
   observer?: ProxyObserver;
   /** Parent of the proxy's loggers. */
@@ -47,11 +53,12 @@ export type ProvisionStep = (generation: Generation, ctx: ProvisionContext, acqu
 
 /**
  * The steps, in order: tracing first (the upstreams' spans use it); then per upstream its
- * targets' health states, its checker and its pools; then listeners, whose routes are compiled
- * against this generation's upstreams. A new config section gets a step here; a new kind of
+ * targets' health states, its checker and its pools; then listeners (socket, certificates, protocol
+ * stack), whose routes are compiled against this generation's upstreams; last, the watches of
+ * the certificate files' directories. A new config section gets a step here; a new kind of
  * resource gets a module exporting its `ResourceKind` and is acquired by a step.
  */
-export const PROVISION_STEPS: readonly ProvisionStep[] = [provisionTracing, provisionUpstreams, provisionListeners];
+export const PROVISION_STEPS: readonly ProvisionStep[] = [provisionTracing, provisionUpstreams, provisionListeners, provisionFileWatches];
 
 /**
  * Health checking alone: per upstream with a `health_check`, its targets' states and its checker.
@@ -157,16 +164,41 @@ async function provisionUpstream(name: string, section: UpstreamConfig, generati
 async function provisionListeners(generation: Generation, ctx: ProvisionContext, acquire: Acquire): Promise<void> {
   for (const [i, listener] of generation.config.listeners.entries()) {
     const trusted = new TrustedProxies(listener.trusted_proxies);
-    const compile = (route: RouteConfig, index: number): RouteAction =>
-      route.upstream !== undefined ? compileProxy(route, generation.upstreams(), trusted) : compileRespond(route, index);
+    const compile = (route: RouteConfig, index: number): RouteAction => {
+      if (route.upstream !== undefined) return compileProxy(route, generation.upstreams(), trusted);
+      if (route.redirect !== undefined) return compileRedirect(route);
+      return compileRespond(route, index);
+    };
     const router = Router.fromConfig(listener.routes, compile);
-    const key = listenerKind.key({ listen: listener.listen, onRequest: NO_HANDLER });
-    const handle: ListenerHandle = await acquire(`listeners.${i}.listen`, listenerKind, { listen: listener.listen, onRequest: ctx.requestHandler(key) });
-    generation.addListener(key, handle, router, listener.max_connections);
+    const path = `listeners.${i}`;
+    const key = listenerKind.key(listener);
+    const handle = await acquire(`${path}.listen`, listenerKind, { listen: listener.listen });
+    let sni: SniTable | undefined;
+    let tls: StackTlsPolicy | undefined;
+    if (listener.tls) {
+      tls = { min_version: listener.tls.min_version, alpn: listener.tls.alpn };
+      const certificates: TlsCertificate[] = [];
+      for (const material of generation.tls.byListener.get(i) ?? []) {
+        certificates.push(await acquire(material.path, tlsCertificateKind, { material, policy: tls }));
+      }
+      sni = new SniTable(certificates);
+    }
+    const stack = await acquire(path, httpStackKind, { policy: { listen: listener.listen, tls }, serving: ctx.serving(key), ticketKeys: handle.ticketKeys });
+    generation.addListener(key, {
+      handle,
+      stack,
+      router,
+      sni,
+      routeSections: listener.routes.map((route) => canonicalJson(route)),
+      maxConnections: listener.max_connections,
+    });
   }
 }
 
-const NO_HANDLER: RequestHandler = () => {};
+/** One watch per directory of the certificate and key files: a change there runs a reload. */
+async function provisionFileWatches(generation: Generation, _ctx: ProvisionContext, acquire: Acquire): Promise<void> {
+  for (const { dir, path } of generation.tls.watch) await acquire(path, fileWatchKind, { dir });
+}
 
 /** `factory` with its errors scrubbed of `secrets` (see `scrubError`). */
 function scrubbingFactory<T>(factory: ResourceFactory<T>, secrets: readonly string[]): ResourceFactory<T> {

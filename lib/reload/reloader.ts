@@ -19,8 +19,8 @@ import { withTimeout } from '../core/timeout.js';
 import type { ProxyObserver } from '../dataplane/proxy/proxy.js';
 import type { HttpLimits } from '../net/limits.js';
 import type { ResourceRegistry } from '../registry/registry.js';
+import type { StackServing } from '../resources/http-stack.js';
 import type { HealthObserver, KindDeps, ResourceKinds } from '../resources/kind.js';
-import type { RequestHandler } from '../resources/listener.js';
 import { TRACER_NAME } from '../resources/tracing.js';
 import type { ConfigSource, RawDocument } from '../sources/source.js';
 import { Applier } from './applier.js';
@@ -81,8 +81,8 @@ export interface ReloaderOptions {
   source: ConfigSource;
   registry: ResourceRegistry;
   logger?: Logger;
-  /** The request handler for the listener with this registry key: the daemon's wiring routes it by `reloader.active`. */
-  requestHandler: (listenKey: string) => RequestHandler;
+  /** What the stack of the listener with this registry key calls: the daemon's wiring routes it by `reloader.active`. */
+  serving: (listenKey: string) => StackServing;
   /** Kinds by name replacing the defaults (specs inject faults here). */
   kinds?: ResourceKinds;
   /** Client limits of the listeners. */
@@ -137,6 +137,7 @@ export class Reloader {
   readonly #applier: Applier;
   readonly #tracerProvider: TracerProvider | undefined;
   readonly #stop = new Once(() => this.#stopNow());
+  #watching = false;
   readonly #commitGate: ReloaderOptions['commitGate'];
   readonly #preloaded: ReloaderOptions['preloaded'];
   readonly #admit: ReloaderOptions['admit'];
@@ -159,13 +160,17 @@ export class Reloader {
       logger: rootLog,
       observer: options.observer,
       httpLimits: options.httpLimits,
+      // Certificate files are watched only while the config source is (`watch()`).
+      requestReload: (trigger) => {
+        if (this.#watching) void this.reload(trigger);
+      },
       sharedListeners: options.sharedListeners,
     };
     this.#applier = new Applier({
       registry: options.registry,
       kinds: options.kinds,
       deps,
-      requestHandler: options.requestHandler,
+      serving: options.serving,
       observer: options.observer,
       logger: rootLog,
       log: this.#log,
@@ -213,8 +218,9 @@ export class Reloader {
     return this.#queue.enqueue(trigger, { pull: false, doc });
   }
 
-  /** Start the source's watch: every document it reports is submitted. */
+  /** Start the source's watch: every document it reports is submitted; from now on a change of a certificate file reloads too. */
   async watch(): Promise<void> {
+    this.#watching = true;
     await this.#source.watch({
       onDocument: (doc) => void this.submit(doc, 'watch'),
       onError: (error) => {
@@ -314,7 +320,7 @@ export class Reloader {
     const active = this.active;
     const preloaded = this.#preloaded?.(doc);
     const outcome = preloaded
-      ? loadDocument(doc, active, { preloaded })
+      ? await loadDocument(doc, active, { preloaded })
       : await loadDocumentWith((text, options) => this.#parser.parse(text, options), doc, active, { maxDocumentBytes: this.#maxDocumentBytes });
     if (outcome.kind === 'unchanged') {
       // Same config: the newest document that produced it is what `/config` reports.
@@ -328,7 +334,7 @@ export class Reloader {
           throw new AdmissionError(error);
         })
       : [];
-    const prepared = await this.#applier.prepare(outcome.loaded, doc);
+    const prepared = await this.#applier.prepare(outcome.loaded, doc, outcome.tls);
     if (prepared.kind === 'stopped') return { result: this.#stoppingResult(), provisioned: prepared.provisioned };
     const { generation, provisioned } = prepared;
     if (this.#commitGate && !(await this.#commitGate(generation))) {

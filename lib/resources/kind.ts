@@ -27,6 +27,8 @@ export interface KindDeps {
   readonly observer?: HealthObserver;
   /** Client limits of listeners; unset fields take `DEFAULT_HTTP_LIMITS`. */
   readonly httpLimits?: Partial<HttpLimits>;
+  /** Ask for a reload (a watched certificate file changed); `trigger` labels it. Ignored unless the reloader watches. */
+  readonly requestReload?: (trigger: string) => void;
   /**
    * Listeners share their port with the other workers of a node:cluster (bound without
    * `exclusive`, so the primary hands connections round-robin). Default false: bound exclusively.

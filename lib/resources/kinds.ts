@@ -1,6 +1,9 @@
+import { fileWatchKind } from './file-watch.js';
 import { healthCheckerKind, targetHealthKind } from './health.js';
+import { httpStackKind } from './http-stack.js';
 import type { ResourceKind, ResourceKinds } from './kind.js';
 import { listenerKind } from './listener.js';
+import { tlsCertificateKind } from './tls-certificate.js';
 import { tracerProviderKind } from './tracing.js';
 import { upstreamPoolKind } from './upstream.js';
 
@@ -14,6 +17,9 @@ export const RESOURCE_KINDS: readonly ResourceKind<never, unknown>[] = [
   healthCheckerKind,
   upstreamPoolKind,
   listenerKind,
+  tlsCertificateKind,
+  httpStackKind,
+  fileWatchKind,
 ] as ResourceKind<never, unknown>[];
 
 /** `RESOURCE_KINDS` as a table by kind name, with `overrides` (by kind name) replacing entries. */

@@ -61,7 +61,7 @@ describe('config: upstreams', () => {
         { path_prefix: '/', respond: { status: 200 }, strip_prefix: true },
       ]),
     );
-    expect(issues).to.deep.include({ path: 'listeners.0.routes.0', message: 'a route needs exactly one of: respond, upstream' });
+    expect(issues).to.deep.include({ path: 'listeners.0.routes.0', message: 'a route needs exactly one of: respond, upstream, redirect' });
     expect(issues).to.deep.include({ path: 'listeners.0.routes.1.strip_prefix', message: 'applies to upstream routes only' });
   });
 

@@ -1,9 +1,12 @@
+import { mkdir } from 'node:fs/promises';
 import { expect } from 'chai';
 import { onCleanup } from '../../harness/cleanup.js';
 import { basicConfig, memoryLogger, startDaemon, type TestDaemon } from '../../harness/daemon.js';
 import { connectionRefused, getText } from '../../harness/http.js';
 import { sampleValue } from '../../harness/metrics.js';
 import { freePort } from '../../harness/ports.js';
+import { TestCa } from '../../harness/tls.js';
+import { tempDir } from '../../harness/tmp.js';
 import { waitFor } from '../../harness/wait.js';
 import { ResourceRegistry } from '../../lib/registry/registry.js';
 import { type CreateFault, FaultyKinds, KIND_NAMES, type KindName } from './faulty-kinds.js';
@@ -57,7 +60,11 @@ describe('hardening: faults while provisioning', function () {
     { kind: 'health_checker', path: 'upstreams.api.health_check' },
     { kind: 'upstream_pool', path: 'upstreams.api.targets.0' },
     { kind: 'listener', path: 'listeners.1.listen' },
+    { kind: 'http_stack', path: 'listeners.1' },
     { kind: 'listener', path: 'listeners.2.listen' },
+    { kind: 'tls_certificate', path: 'listeners.2.tls.certificates.0' },
+    { kind: 'http_stack', path: 'listeners.2' },
+    { kind: 'file_watch', path: 'listeners.2.tls.certificates.0.cert_file' },
   ];
 
   it('has a provisioning position for every resource kind', () => {
@@ -66,6 +73,8 @@ describe('hardening: faults while provisioning', function () {
 
   async function twoGenerations() {
     const [web, second, third, target] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const ca = await TestCa.create();
+    const cert = await ca.issue('third', ['third.test']);
     const first = basicConfig({ port: web, body: 'one', tracing: { exporter: 'none', service_name: 'a' } });
     const next = basicConfig({
       port: web,
@@ -75,7 +84,7 @@ describe('hardening: faults while provisioning', function () {
     });
     (next.listeners as unknown[]).push(
       { name: 'second', listen: `127.0.0.1:${second}`, routes: [{ path_prefix: '/', respond: { status: 200, body: 'second' } }] },
-      { name: 'third', listen: `127.0.0.1:${third}`, routes: [] },
+      { name: 'third', listen: `127.0.0.1:${third}`, tls: { certificates: [{ cert_file: cert.certFile, key_file: cert.keyFile }] }, routes: [] },
     );
     return { web, added: [second, third], first, next };
   }
@@ -129,32 +138,50 @@ describe('hardening: faults while provisioning', function () {
   }
 
   /** Per kind: two configs whose swap destroys a resource of that kind. */
-  const REPLACING: Record<KindName, (web: number, other: number) => [Record<string, unknown>, Record<string, unknown>]> = {
-    tracer_provider: (web) => [
+  /** A config on `web` whose listener serves TLS with a certificate issued into `dir`. */
+  async function tlsOn(web: number, dir: string, body: string): Promise<Record<string, unknown>> {
+    await mkdir(dir, { recursive: true });
+    const cert = await (await TestCa.create()).issue(body, ['site.test'], dir);
+    const config = basicConfig({ port: web, body });
+    (config.listeners as Record<string, unknown>[])[0]!.tls = { certificates: [{ cert_file: cert.certFile, key_file: cert.keyFile }] };
+    return config;
+  }
+
+  const REPLACING: Record<KindName, (web: number, other: number) => Promise<[Record<string, unknown>, Record<string, unknown>]>> = {
+    tracer_provider: async (web) => [
       basicConfig({ port: web, body: 'one', tracing: { exporter: 'none', service_name: 'a' } }),
       basicConfig({ port: web, body: 'two', tracing: { exporter: 'none', service_name: 'b' } }),
     ],
-    listener: (web, other) => [basicConfig({ port: web, body: 'one' }), basicConfig({ port: other, body: 'two' })],
+    listener: async (web, other) => [basicConfig({ port: web, body: 'one' }), basicConfig({ port: other, body: 'two' })],
+    // Its listener goes too (a stack is keyed by its listener's address).
+    http_stack: async (web, other) => [basicConfig({ port: web, body: 'one' }), basicConfig({ port: other, body: 'two' })],
     // Another target: its health state (and checker and pool) go.
-    target_health: (web, other) => [
+    target_health: async (web, other) => [
       basicConfig({ port: web, body: 'one', extra: { upstreams: { api: upstream([other], { interval_ms: 60_000 }) } } }),
       basicConfig({ port: web, body: 'two', extra: { upstreams: { api: upstream([other + 1], { interval_ms: 60_000 }) } } }),
     ],
     // Other probe settings, same target: only the checker goes.
-    health_checker: (web, other) => [
+    health_checker: async (web, other) => [
       basicConfig({ port: web, body: 'one', extra: { upstreams: { api: upstream([other], { interval_ms: 60_000 }) } } }),
       basicConfig({ port: web, body: 'two', extra: { upstreams: { api: upstream([other], { interval_ms: 50_000 }) } } }),
     ],
-    upstream_pool: (web, other) => [
+    upstream_pool: async (web, other) => [
       basicConfig({ port: web, body: 'one', extra: { upstreams: { api: upstream([other]) } } }),
       basicConfig({ port: web, body: 'two', extra: { upstreams: { api: upstream([other + 1]) } } }),
     ],
+    // Another certificate in the same directory: only its context goes.
+    tls_certificate: async (web) => {
+      const dir = await tempDir();
+      return [await tlsOn(web, dir, 'one'), await tlsOn(web, dir, 'two')];
+    },
+    // The certificate moves to another directory: the old directory's watch goes.
+    file_watch: async (web) => [await tlsOn(web, await tempDir(), 'one'), await tlsOn(web, await tempDir(), 'two')],
   };
 
   for (const kind of KIND_NAMES) {
     it(`a ${kind} destroy that hangs is cut at the destroy timeout, counted, and the daemon keeps working`, async () => {
       const [web, other] = [await freePort(), await freePort()];
-      const [first, second] = REPLACING[kind](web, other);
+      const [first, second] = await REPLACING[kind](web, other);
       const { t, faults, registry, logs } = await faultyDaemon(first);
       const release = faults.hangDestroys(kind);
       onCleanup(release); // let the real destroy finish after the test, so nothing stays open
@@ -170,8 +197,9 @@ describe('hardening: faults while provisioning', function () {
       expect(metrics).to.contain(`hotconf_resource_destroy_failures_total{kind="${registryKind}"} 1`);
 
       // Still working: serves, reloads, and reports nothing leaked.
-      const served = kind === 'listener' ? other : web;
-      expect(await getText(`http://127.0.0.1:${served}/`)).to.equal('two');
+      const served = kind === 'listener' || kind === 'http_stack' ? other : web;
+      if (kind === 'tls_certificate' || kind === 'file_watch') expect(t.daemon.reloader.active!.sni(`127.0.0.1:${web}`)).to.not.equal(undefined);
+      else expect(await getText(`http://127.0.0.1:${served}/`)).to.equal('two');
       const third = { ...second, shutdown_timeout_ms: 1500 };
       expect(await t.apply(third)).to.include({ result: 'applied', generation: 3 });
       await waitFor('generation 2 to be released', () => t.daemon.reloader.generations().length === 1);

@@ -1,14 +1,25 @@
 import sinon, { type SinonStub } from 'sinon';
 import type { ResourceFactory } from '../../lib/registry/registry.js';
+import type { FILE_WATCH_KIND } from '../../lib/resources/file-watch.js';
 import type { HEALTH_CHECKER_KIND, TARGET_HEALTH_KIND } from '../../lib/resources/health.js';
+import type { HTTP_STACK_KIND } from '../../lib/resources/http-stack.js';
 import type { ResourceKind, ResourceKinds } from '../../lib/resources/kind.js';
 import { RESOURCE_KINDS } from '../../lib/resources/kinds.js';
 import type { LISTENER_KIND } from '../../lib/resources/listener.js';
+import type { TLS_CERTIFICATE_KIND } from '../../lib/resources/tls-certificate.js';
 import type { TRACER_PROVIDER_KIND } from '../../lib/resources/tracing.js';
 import type { UPSTREAM_POOL_KIND } from '../../lib/resources/upstream.js';
 
 /** Registry kind names of every resource kind that exists (`tracer_provider`, `listener`, ...). */
-export type KindName = typeof TRACER_PROVIDER_KIND | typeof LISTENER_KIND | typeof TARGET_HEALTH_KIND | typeof HEALTH_CHECKER_KIND | typeof UPSTREAM_POOL_KIND;
+export type KindName =
+  | typeof TRACER_PROVIDER_KIND
+  | typeof LISTENER_KIND
+  | typeof HTTP_STACK_KIND
+  | typeof TLS_CERTIFICATE_KIND
+  | typeof FILE_WATCH_KIND
+  | typeof TARGET_HEALTH_KIND
+  | typeof HEALTH_CHECKER_KIND
+  | typeof UPSTREAM_POOL_KIND;
 export const KIND_NAMES = RESOURCE_KINDS.map((kind) => kind.kind as KindName);
 
 /**

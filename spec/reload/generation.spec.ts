@@ -5,8 +5,7 @@ import { rejectionOf, turnsUntil } from '../../harness/wait.js';
 import { loadConfig } from '../../lib/config/parse.js';
 import type { Upstream } from '../../lib/dataplane/proxy/proxy.js';
 import { ResourceRegistry } from '../../lib/registry/registry.js';
-import { Generation, GenerationStateError } from '../../lib/reload/generation.js';
-import type { ListenerHandle } from '../../lib/resources/listener.js';
+import { Generation, GenerationStateError, type ServedListener } from '../../lib/reload/generation.js';
 import type { GenerationTracing } from '../../lib/resources/tracing.js';
 
 /** A generation of an empty config, activated unless `provisioning`. */
@@ -128,11 +127,8 @@ describe('Generation', () => {
 
     it('takes what it serves while provisioning only', () => {
       const g = generation('active');
-      const listener = {} as ListenerHandle;
-      expect(() => g.addListener('127.0.0.1:1', listener, { match: () => undefined, allowedMethods: () => undefined })).to.throw(
-        GenerationStateError,
-        'generation 7: cannot add a listener in state active',
-      );
+      const listener = { handle: {}, router: { match: () => undefined, allowedMethods: () => undefined } } as unknown as ServedListener;
+      expect(() => g.addListener('127.0.0.1:1', listener)).to.throw(GenerationStateError, 'generation 7: cannot add a listener in state active');
       expect(() => g.addUpstream({ name: 'api' } as Upstream)).to.throw(GenerationStateError, 'cannot add an upstream in state active');
       expect(() => g.setTracing({} as GenerationTracing)).to.throw(GenerationStateError, 'cannot set its tracing in state active');
       expect(g.listeners().size).to.equal(0);

@@ -62,7 +62,7 @@ describe('Reloader', () => {
       expect(stats.listener).to.include({ created: 1, reused: 1, live: 1, refs: 1, destroyed: 0 });
       expect(stats.tracer_provider).to.include({ created: 1, reused: 1, live: 1, refs: 1, destroyed: 0 });
       const line = t.logs.lines().find((l) => l.msg === 'reload' && l.generation === 2)!;
-      expect(line).to.deep.include({ result: 'applied', created: {}, reused: { tracer_provider: 1, listener: 1 } });
+      expect(line).to.deep.include({ result: 'applied', created: {}, reused: { tracer_provider: 1, listener: 1, http_stack: 1 } });
     });
 
     it('builds a new tracer provider when tracing changes and destroys the old one after the swap', async () => {

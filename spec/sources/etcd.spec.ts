@@ -46,7 +46,7 @@ describe('EtcdSource with a real etcd', function () {
     // Port 0: each daemon of the fleet binds its own listener from the same document.
     await etcd.put(KEY, stringify(basicConfig({ port: 0, body: 'v0' })));
     const fleet = await Promise.all([1, 2, 3].map(() => startEtcdDaemon(etcd, KEY)));
-    const listenerPort = (d: EtcdDaemon) => [...d.daemon.reloader.active!.listeners().values()][0]!.address.port;
+    const listenerPort = (d: EtcdDaemon) => [...d.daemon.reloader.active!.listeners().values()][0]!.handle.address.port;
     for (let i = 1; i <= 3; i += 1) {
       const revision = await etcd.put(KEY, stringify(basicConfig({ port: 0, body: `v${i}` })));
       await waitFor(

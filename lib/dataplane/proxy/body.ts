@@ -31,8 +31,12 @@ export class StreamedBody {
 /** A request body as the proxy sends it: none, read whole, or streamed. */
 export type RequestBody = undefined | Buffer | StreamedBody;
 
-/** Whether `req` has a body to send (`Content-Length` other than 0, or any `Transfer-Encoding`). */
+/**
+ * Whether `req` has a body to send (`Content-Length` other than 0, or any `Transfer-Encoding`;
+ * an HTTP/2 request, unless its HEADERS frame ended the stream).
+ */
 export function hasBody(req: IncomingMessage): boolean {
+  if (req.httpVersionMajor === 2) return !(req as { stream?: { endAfterHeaders?: boolean } }).stream?.endAfterHeaders;
   const length = req.headers['content-length'];
   return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }

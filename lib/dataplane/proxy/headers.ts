@@ -116,11 +116,15 @@ function connectionTokens(value: string | string[] | undefined): ReadonlySet<str
  * - `x-forwarded-for`: a trusted peer's value with the peer address appended; otherwise the peer
  *   address alone (what an untrusted client sent is dropped);
  * - `x-forwarded-proto` and `x-forwarded-host`: a trusted peer's values are kept; otherwise (or
- *   when absent) `http` and the request's host;
+ *   when absent) `proto` and the request's host;
  * - `forwarded` (RFC 7239): with `forwarded_header: forwarded`, a trusted peer's value with this
- *   hop's element (`for=...;host=...;proto=http`) appended, otherwise this element alone; with
+ *   hop's element (`for=...;host=...;proto=...`) appended, otherwise this element alone; with
  *   other settings, a trusted peer's value passes and an untrusted client's is dropped;
  * - `via` (RFC 9110) is appended to when `forwarded_header: via`.
+ *
+ * An HTTP/2 request's pseudo-headers never go upstream (HTTP/1.1 has none); its `:authority`
+ * becomes `Host` when it sent none (RFC 9113 section 8.3.1). `proto` is the scheme the client
+ * used (`https` on a TLS listener).
  *
  * Pure.
  */
@@ -130,11 +134,13 @@ export function upstreamRequestHeaders(
   forwardedHeader: UpstreamConfig['forwarded_header'],
   trustedPeer = false,
   authority?: string,
+  proto: 'http' | 'https' = 'http',
 ): string[] {
   const dropped = connectionTokens(req.headers.connection);
   const out: string[] = authority === undefined ? [] : ['host', authority];
   for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
     const name = req.rawHeaders[i]!;
+    if (name.charCodeAt(0) === 58 /* ':' */) continue;
     const lower = name.toLowerCase();
     if (HOP_BY_HOP.has(lower) || REPLACED_REQUEST_HEADERS.has(lower) || dropped.has(lower)) continue;
     if (lower === 'host' && authority !== undefined) continue;
@@ -142,12 +148,14 @@ export function upstreamRequestHeaders(
     if (lower === 'via' && forwardedHeader === 'via') continue;
     out.push(name, req.rawHeaders[i + 1]!);
   }
-  const host = authority ?? req.headers.host;
   const headers = req.headers;
+  const h2Authority = authority === undefined && headers.host === undefined ? (headers[':authority'] as string | undefined) : undefined;
+  if (h2Authority) out.push('host', h2Authority);
+  const host = authority ?? headers.host ?? h2Authority;
   const incomingFor = trustedPeer ? (headers['x-forwarded-for'] as string | undefined) : undefined;
   const chain = incomingFor && clientAddress ? `${incomingFor}, ${clientAddress}` : (clientAddress ?? incomingFor);
   if (chain) out.push('x-forwarded-for', chain);
-  out.push('x-forwarded-proto', (trustedPeer && (headers['x-forwarded-proto'] as string | undefined)) || 'http');
+  out.push('x-forwarded-proto', (trustedPeer && (headers['x-forwarded-proto'] as string | undefined)) || proto);
   const forwardedHost = (trustedPeer && (headers['x-forwarded-host'] as string | undefined)) || host;
   if (forwardedHost) out.push('x-forwarded-host', forwardedHost);
   if (forwardedHeader === 'via') {
@@ -155,7 +163,7 @@ export function upstreamRequestHeaders(
   } else if (forwardedHeader === 'forwarded') {
     let element = clientAddress ? `for=${forwardedNode(clientAddress)}` : 'for=unknown';
     if (host) element += `;host=${quoteIfNeeded(host)}`;
-    element += ';proto=http';
+    element += `;proto=${proto}`;
     out.push('forwarded', trustedPeer && headers.forwarded ? `${headers.forwarded}, ${element}` : element);
   }
   return out;

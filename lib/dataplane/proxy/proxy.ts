@@ -253,7 +253,8 @@ export async function proxyRequest(action: ProxyAction, req: IncomingMessage, re
   const timer = setTimeout(() => abort.abort(new UpstreamTimeoutError(upstream.name, config.timeout_ms)), config.timeout_ms).unref();
   const path = upstreamPath(target, action);
   const peer = req.socket.remoteAddress;
-  const headers = upstreamRequestHeaders(req, peer, config.forwarded_header, action.trustedProxies.trusts(peer), target.authority);
+  const proto = (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http';
+  const headers = upstreamRequestHeaders(req, peer, config.forwarded_header, action.trustedProxies.trusts(peer), target.authority, proto);
   const sent: RequestBody = body ?? (hasBody(req) ? new StreamedBody([]) : undefined);
   const streaming = sent instanceof StreamedBody;
   const tried = new Set<ProxyTarget>();

@@ -19,6 +19,7 @@ import { HTTP_PROPAGATOR } from '../../telemetry/forwarding-tracer.js';
 import { endHttpSpan, setRequestMethod, spanMethodName } from '../../telemetry/semconv.js';
 import type { CompiledRoute, RequestContext, RequestTarget, RouteTable, ServingGeneration } from '../ports.js';
 import { BadHost, normalizeHost, normalizeTarget, requestHost, routePath } from '../route/normalize.js';
+import type { ConnectionAuthority } from './authority.js';
 import { runInRequestContext } from './context.js';
 
 export interface RequestHandlerOptions {
@@ -27,6 +28,8 @@ export interface RequestHandlerOptions {
   /** Registry key of the listener this handler serves. */
   listenKey: string;
   logger: Logger;
+  /** Checks a TLS request's host against its connection's certificate (421 when not covered). */
+  authority?: ConnectionAuthority;
 }
 
 const CLOSED_EARLY = { type: 'aborted', message: 'connection closed before the response finished' };
@@ -38,13 +41,15 @@ const CLOSED_EARLY = { type: 'aborted', message: 'connection closed before the r
  * fresh `RequestContext`, run the action, and end the span and unpin when the response closes.
  *
  * Routing reads the target once (`normalizeTarget`: the path routes match, without segment
- * parameters (`routePath`), is the path the upstream gets) and the host from an absolute-form target's authority, else the single `Host`
- * field. Answers without an action: 400 for a target that is not a path or is malformed, and
- * for two `Host` lines or an invalid one (RFC 9112 section 3.2, connection closed); 405 with
+ * parameters (`routePath`), is the path the upstream gets) and the host from an absolute-form
+ * target's authority, else the single `Host` field, else an HTTP/2 request's `:authority`.
+ * Answers without an action: 400 for a target that is not a path or is malformed, and for two
+ * `Host` lines or an invalid one (RFC 9112 section 3.2, connection closed); 421 on a TLS
+ * connection whose certificate does not serve the host (checked before routing); 405 with
  * `Allow` when routes match the path and host but not the method; 404 when none matches.
  */
 export function createRequestHandler(options: RequestHandlerOptions): (req: IncomingMessage, res: ServerResponse) => void {
-  const { active, listenKey, logger } = options;
+  const { active, listenKey, logger, authority } = options;
   return (req, res) => {
     const generation = active();
     if (!generation) {
@@ -61,11 +66,12 @@ export function createRequestHandler(options: RequestHandlerOptions): (req: Inco
     }
     const target = normalizeTarget(req.url);
     const method = req.method ?? 'GET';
-    const hostField = requestHost(req.rawHeaders);
-    const badHost = hostField instanceof BadHost ? hostField : undefined;
-    // An absolute-form target's authority wins over Host (RFC 9112 section 3.2.2).
-    const host = normalizeHost(target?.authority ?? (badHost ? undefined : (hostField as string | undefined)));
-    const route = target && !badHost ? router.match(method, host, routePath(target.path)) : undefined;
+    const routing = routingHost(req, target);
+    const badHost = routing instanceof BadHost ? routing : undefined;
+    const host = badHost ? undefined : (routing as string | undefined);
+    // Checked before routing: a TLS connection's certificate must serve the host (421 otherwise).
+    const misdirected = host !== undefined && authority !== undefined && !authority.allows(req, host, generation.sni(listenKey));
+    const route = target && !badHost && !misdirected ? router.match(method, host, routePath(target.path)) : undefined;
 
     // Without a traceparent there is no parent to extract (the common case: skip the propagator).
     const parent = req.headers.traceparent === undefined ? ROOT_CONTEXT : HTTP_PROPAGATOR.extract(ROOT_CONTEXT, req.headers, defaultTextMapGetter);
@@ -78,7 +84,7 @@ export function createRequestHandler(options: RequestHandlerOptions): (req: Inco
       // Only a status that was sent: before writeHead, statusCode is just the default 200.
       endHttpSpan(span, res.headersSent ? res.statusCode : undefined, res.writableFinished ? undefined : CLOSED_EARLY, 500),
     );
-    const run = () => runInRequestContext(ctx, () => runAction(req, res, ctx, router, host, target, badHost, logger));
+    const run = () => runInRequestContext(ctx, () => runAction(req, res, ctx, router, host, target, badHost, misdirected, logger));
     // The OpenTelemetry context (the active span for code that asks) is entered only when it
     // carries something: a recorded span, or a parent to continue. hotconf's own code passes
     // `ctx.span` explicitly.
@@ -89,6 +95,17 @@ export function createRequestHandler(options: RequestHandlerOptions): (req: Inco
 
 const SERVER_SPAN = { kind: SpanKind.SERVER };
 
+/**
+ * The normalised host a request is routed by: an absolute-form target's authority wins over
+ * Host (RFC 9112 section 3.2.2), else the single `Host` field, else an HTTP/2 request's
+ * `:authority` (RFC 9113 section 8.3.1). `BadHost` for two `Host` lines or an invalid one.
+ */
+export function routingHost(req: IncomingMessage, target: RequestTarget | undefined): string | undefined | BadHost {
+  const field = requestHost(req.rawHeaders);
+  if (field instanceof BadHost) return field;
+  return normalizeHost(target?.authority ?? field ?? (req.headers[':authority'] as string | undefined));
+}
+
 function runAction(
   req: IncomingMessage,
   res: ServerResponse,
@@ -97,6 +114,7 @@ function runAction(
   host: string | undefined,
   target: RequestTarget | undefined,
   badHost: BadHost | undefined,
+  misdirected: boolean,
   logger: Logger,
 ): void {
   const { route } = ctx;
@@ -104,6 +122,7 @@ function runAction(
     if (route) route.action.run(req, res, ctx);
     else if (!target) sendJson(res, 400, { error: 'bad request target' }, false);
     else if (badHost) sendJson(res, 400, { error: badHost.reason }, true);
+    else if (misdirected) sendJson(res, 421, { error: 'misdirected request: the certificate of this connection does not serve this host' }, false);
     else noRoute(router, host, target, res);
   } catch (error) {
     logger.error({ err: error, generation: ctx.generation, listener: ctx.listener, action: route?.action.type }, 'request_failed');
@@ -134,8 +153,9 @@ function serverAttributes(
 ): Attributes {
   const socket = req.socket;
   const attributes: Attributes = {
-    [ATTR_URL_SCHEME]: 'http',
-    [ATTR_NETWORK_PROTOCOL_VERSION]: req.httpVersion,
+    [ATTR_URL_SCHEME]: (socket as { encrypted?: boolean }).encrypted ? 'https' : 'http',
+    // Node reports HTTP/2 as `2.0`; the conventions' value is `2`.
+    [ATTR_NETWORK_PROTOCOL_VERSION]: req.httpVersionMajor === 2 ? '2' : req.httpVersion,
     'hotconf.generation': generation,
     'hotconf.listener': listenKey,
   };

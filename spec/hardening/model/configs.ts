@@ -10,6 +10,7 @@
 import fc from 'fast-check';
 import { stringify } from 'yaml';
 import { HEALTH_CHECKER_KIND, TARGET_HEALTH_KIND } from '../../../lib/resources/health.js';
+import { HTTP_STACK_KIND } from '../../../lib/resources/http-stack.js';
 import { LISTENER_KIND } from '../../../lib/resources/listener.js';
 import { TRACER_PROVIDER_KIND } from '../../../lib/resources/tracing.js';
 import { UPSTREAM_POOL_KIND } from '../../../lib/resources/upstream.js';
@@ -384,7 +385,7 @@ export function targetHealthKey(name: string, target: number): string {
 /**
  * Every acquire provisioning `spec` makes, in `provision()` order: tracing; per upstream (in
  * document order: reversed by `reverseKeys`) its targets' health states and its checker when it
- * has a health check, then its targets' pools; then listeners in config order.
+ * has a health check, then its targets' pools; then per listener in config order its socket and its protocol stack.
  */
 export function plannedAcquires(spec: ConfigSpec, order: Pick<RenderStyle, 'reverseKeys'> = { reverseKeys: false }): Omit<Acquire, 'create'>[] {
   const out: Omit<Acquire, 'create'>[] = [];
@@ -398,7 +399,10 @@ export function plannedAcquires(spec: ConfigSpec, order: Pick<RenderStyle, 'reve
     }
     for (const [i, t] of u.targets.entries()) out.push({ kind: UPSTREAM_POOL_KIND, key: `target-${t} pool-${u.pool}`, path: `${at}.targets.${i}` });
   }
-  for (const [i, l] of spec.listeners.entries()) out.push({ kind: LISTENER_KIND, key: listenerKey(l.port), path: `listeners.${i}.listen` });
+  for (const [i, l] of spec.listeners.entries()) {
+    out.push({ kind: LISTENER_KIND, key: listenerKey(l.port), path: `listeners.${i}.listen` });
+    out.push({ kind: HTTP_STACK_KIND, key: `stack-${l.port}`, path: `listeners.${i}` });
+  }
   return out;
 }
 
