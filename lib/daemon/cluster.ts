@@ -20,6 +20,7 @@ import { HEALTH_CHECKER_KIND } from '../resources/health.js';
 import { HealthFeed, remoteHealthCheckerKind } from '../resources/health-feed.js';
 import type { ConfigSource, RawDocument, SourceInfo, SourceWatchHandlers } from '../sources/source.js';
 import { Daemon, type DaemonOptions, StartupError } from './daemon.js';
+import { handleProcessSignals } from './signals.js';
 
 /** Environment variable that tells a forked process which worker it is (1-based), for logs and metric labels. */
 const WORKER_ENV = 'HOTCONF_WORKER_ID';
@@ -250,31 +251,7 @@ export class ClusterPrimary implements AdminBackend {
 
   /** SIGHUP reloads every worker; SIGTERM/SIGINT stop gracefully and exit 0 (1 on a second signal). Returns the remover. */
   handleSignals(exit: (code: number) => void = (code) => process.exit(code)): () => void {
-    let stopping = false;
-    const onHup = () => {
-      this.#log.info({ signal: 'SIGHUP' }, 'signal');
-      void this.coordinator.reload('signal');
-    };
-    const onStop = (signal: NodeJS.Signals) => {
-      this.#log.info({ signal }, 'signal');
-      if (stopping) return exit(1);
-      stopping = true;
-      this.stop().then(
-        () => exit(0),
-        (err) => {
-          this.#log.error({ err }, 'stop_failed');
-          exit(1);
-        },
-      );
-    };
-    process.on('SIGHUP', onHup);
-    process.on('SIGTERM', onStop);
-    process.on('SIGINT', onStop);
-    return () => {
-      process.off('SIGHUP', onHup);
-      process.off('SIGTERM', onStop);
-      process.off('SIGINT', onStop);
-    };
+    return handleProcessSignals({ log: this.#log, reload: () => void this.coordinator.reload('signal'), stop: () => this.stop(), exit });
   }
 }
 

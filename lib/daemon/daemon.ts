@@ -21,6 +21,7 @@ import type { ResourceKinds } from '../resources/kind.js';
 import { listenerKey } from '../resources/listener.js';
 import type { ConfigSource } from '../sources/source.js';
 import { ForwardingTracerProvider, installGlobalTelemetry } from '../telemetry/forwarding-tracer.js';
+import { handleProcessSignals } from './signals.js';
 
 export interface DaemonOptions {
   source: ConfigSource;
@@ -336,30 +337,6 @@ export class Daemon implements AdminBackend {
    * once. Returns a function that removes the handlers.
    */
   handleSignals(exit: (code: number) => void = (code) => process.exit(code)): () => void {
-    let stopping = false;
-    const onHup = () => {
-      this.#log.info({ signal: 'SIGHUP' }, 'signal');
-      void this.reload('signal');
-    };
-    const onStop = (signal: NodeJS.Signals) => {
-      this.#log.info({ signal }, 'signal');
-      if (stopping) return exit(1);
-      stopping = true;
-      this.stop().then(
-        () => exit(0),
-        (err) => {
-          this.#log.error({ err }, 'stop_failed');
-          exit(1);
-        },
-      );
-    };
-    process.on('SIGHUP', onHup);
-    process.on('SIGTERM', onStop);
-    process.on('SIGINT', onStop);
-    return () => {
-      process.off('SIGHUP', onHup);
-      process.off('SIGTERM', onStop);
-      process.off('SIGINT', onStop);
-    };
+    return handleProcessSignals({ log: this.#log, reload: () => void this.reload('signal'), stop: () => this.stop(), exit });
   }
 }
