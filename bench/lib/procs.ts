@@ -114,3 +114,39 @@ export function processTree(pid: number): number[] {
   walk(pid);
   return out;
 }
+
+/**
+ * Caddy's JSON config for the benches: the admin API on 127.0.0.1:`admin`, one server `bench` on
+ * 127.0.0.1:`port` without automatic HTTPS, serving `routes` in order. `server` adds fields to the
+ * server (protocols, TLS policies) and `apps` apps beside `http` (tls).
+ */
+export function caddyBenchConfig(options: {
+  port: number;
+  admin: number;
+  routes: readonly unknown[];
+  server?: Record<string, unknown>;
+  apps?: Record<string, unknown>;
+}): string {
+  return JSON.stringify({
+    admin: { listen: `127.0.0.1:${options.admin}` },
+    apps: {
+      http: {
+        servers: {
+          bench: { listen: [`127.0.0.1:${options.port}`], ...options.server, automatic_https: { disable: true }, routes: options.routes },
+        },
+      },
+      ...options.apps,
+    },
+  });
+}
+
+/** A Caddy route proxying to `dial` (`host:port`), for paths matching `path` (every path without one). */
+export function caddyProxyRoute(dial: string, path?: string): unknown {
+  const handle = [{ handler: 'reverse_proxy', upstreams: [{ dial }] }];
+  return path === undefined ? { handle } : { match: [{ path: [path] }], handle };
+}
+
+/** A Caddy route answering `body` on `path`. */
+export function caddyRespondRoute(path: string, body: string): unknown {
+  return { match: [{ path: [path] }], handle: [{ handler: 'static_response', body }] };
+}

@@ -12,7 +12,7 @@ import { type DaemonProcess, startDaemonProcess, stopProcess } from '../lib/daem
 import { runH2load } from '../lib/h2load.js';
 import { singleSocketAgent } from '../lib/http.js';
 import { measure } from '../lib/load.js';
-import { startBackend, startCaddy } from '../lib/procs.js';
+import { caddyBenchConfig, caddyProxyRoute, caddyRespondRoute, startBackend, startCaddy } from '../lib/procs.js';
 import { requireTool } from '../lib/util.js';
 import { runWrk, type WrkResult } from '../lib/wrk.js';
 
@@ -66,25 +66,12 @@ function hotconfTls(port: number, backend: number, r: Rotation, revision: number
 }
 
 function caddyTls(port: number, admin: number, backend: number, r: Rotation, revision: number): string {
-  return JSON.stringify({
-    admin: { listen: `127.0.0.1:${admin}` },
-    apps: {
-      http: {
-        servers: {
-          bench: {
-            listen: [`127.0.0.1:${port}`],
-            protocols: ['h1', 'h2'],
-            automatic_https: { disable: true },
-            tls_connection_policies: [{ certificate_selection: { any_tag: ['bench'] } }],
-            routes: [
-              { match: [{ path: ['/api*'] }], handle: [{ handler: 'reverse_proxy', upstreams: [{ dial: `127.0.0.1:${backend}` }] }] },
-              { match: [{ path: ['/revision'] }], handle: [{ handler: 'static_response', body: `r${revision}` }] },
-            ],
-          },
-        },
-      },
-      tls: { certificates: { load_files: [{ certificate: r.certFile, key: r.keyFile, tags: ['bench'] }] } },
-    },
+  return caddyBenchConfig({
+    port,
+    admin,
+    server: { protocols: ['h1', 'h2'], tls_connection_policies: [{ certificate_selection: { any_tag: ['bench'] } }] },
+    routes: [caddyProxyRoute(`127.0.0.1:${backend}`, '/api*'), caddyRespondRoute('/revision', `r${revision}`)],
+    apps: { tls: { certificates: { load_files: [{ certificate: r.certFile, key: r.keyFile, tags: ['bench'] }] } } },
   });
 }
 
@@ -237,22 +224,10 @@ export async function wsSurvivalPart(quick: boolean): Promise<WsSurvivalResult> 
     ],
   });
   const caddyConfig = (revision: number) =>
-    JSON.stringify({
-      admin: { listen: `127.0.0.1:${caddyAdmin}` },
-      apps: {
-        http: {
-          servers: {
-            bench: {
-              listen: [`127.0.0.1:${caddyPort}`],
-              automatic_https: { disable: true },
-              routes: [
-                { match: [{ path: ['/ws*'] }], handle: [{ handler: 'reverse_proxy', upstreams: [{ dial: upstream.origin.slice('http://'.length) }] }] },
-                { match: [{ path: ['/revision'] }], handle: [{ handler: 'static_response', body: `r${revision}` }] },
-              ],
-            },
-          },
-        },
-      },
+    caddyBenchConfig({
+      port: caddyPort,
+      admin: caddyAdmin,
+      routes: [caddyProxyRoute(upstream.origin.slice('http://'.length), '/ws*'), caddyRespondRoute('/revision', `r${revision}`)],
     });
   let daemon: DaemonProcess | undefined;
   try {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { writeConfigAtomic } from '../../harness/daemon.js';
 import { freePort } from '../../harness/ports.js';
 import { startDaemonProcess, stopProcess } from '../lib/daemon-process.js';
-import { type BenchServer, startBackend, startCaddy, startNginx, treeCpuSeconds } from '../lib/procs.js';
+import { type BenchServer, caddyBenchConfig, caddyProxyRoute, caddyRespondRoute, startBackend, startCaddy, startNginx, treeCpuSeconds } from '../lib/procs.js';
 import { requireTool, round } from '../lib/util.js';
 import { runWrk } from '../lib/wrk.js';
 
@@ -53,23 +53,7 @@ const caddy: Subject = {
   slug: 'caddy',
   async start(dir, port, backendPort) {
     const admin = await freePort();
-    const config = JSON.stringify({
-      admin: { listen: `127.0.0.1:${admin}` },
-      apps: {
-        http: {
-          servers: {
-            bench: {
-              listen: [`127.0.0.1:${port}`],
-              automatic_https: { disable: true },
-              routes: [
-                { match: [{ path: ['/ready'] }], handle: [{ handler: 'static_response', body: 'ok' }] },
-                { handle: [{ handler: 'reverse_proxy', upstreams: [{ dial: `127.0.0.1:${backendPort}` }] }] },
-              ],
-            },
-          },
-        },
-      },
-    });
+    const config = caddyBenchConfig({ port, admin, routes: [caddyRespondRoute('/ready', 'ok'), caddyProxyRoute(`127.0.0.1:${backendPort}`)] });
     const server = await startCaddy(dir, config, `http://127.0.0.1:${port}/ready`);
     return { ...server, pid: server.child.pid! };
   },

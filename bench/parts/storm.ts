@@ -8,7 +8,7 @@ import { caddyLoad } from '../lib/caddy.js';
 import { startDaemonProcess, stopProcess } from '../lib/daemon-process.js';
 import { singleSocketAgent } from '../lib/http.js';
 import { measure } from '../lib/load.js';
-import { startBackend, startCaddy } from '../lib/procs.js';
+import { caddyBenchConfig, caddyProxyRoute, caddyRespondRoute, startBackend, startCaddy } from '../lib/procs.js';
 import { requireTool } from '../lib/util.js';
 
 export interface StormResult {
@@ -41,22 +41,10 @@ function hotconfConfig(port: number, backend: number, revision: number): Record<
 }
 
 function caddyConfig(port: number, admin: number, backend: number, revision: number): string {
-  return JSON.stringify({
-    admin: { listen: `127.0.0.1:${admin}` },
-    apps: {
-      http: {
-        servers: {
-          bench: {
-            listen: [`127.0.0.1:${port}`],
-            automatic_https: { disable: true },
-            routes: [
-              { match: [{ path: ['/api*'] }], handle: [{ handler: 'reverse_proxy', upstreams: [{ dial: `127.0.0.1:${backend}` }] }] },
-              { match: [{ path: ['/revision'] }], handle: [{ handler: 'static_response', body: `r${revision}` }] },
-            ],
-          },
-        },
-      },
-    },
+  return caddyBenchConfig({
+    port,
+    admin,
+    routes: [caddyProxyRoute(`127.0.0.1:${backend}`, '/api*'), caddyRespondRoute('/revision', `r${revision}`)],
   });
 }
 
