@@ -15,6 +15,23 @@ export interface RawDocument {
   version: string;
   /** Source facts for `/config` and logs, e.g. `{kind: 'file', path}`. Never holds secrets. */
   source: SourceInfo;
+  /**
+   * Set by multi-document sources (`--config-dir`, etcd `--prefix`): the config is the merge of
+   * these fragments (in `name` order), `text` is empty, and `version` identifies the whole set
+   * (equal versions mean equal fragments). Unset for the single-file and single-key sources: a
+   * single document is a config of one fragment.
+   */
+  fragments?: readonly RawFragment[];
+}
+
+/** One fragment of a multi-document source: a file of a config directory, a key under an etcd prefix. */
+export interface RawFragment {
+  /** Stable name that errors and `/config` show: the file's path, the etcd key. Fragments merge in name order. */
+  name: string;
+  /** The fragment as read (YAML or JSON), decoded from UTF-8. */
+  text: string;
+  /** Identifies this fragment's content, as `RawDocument.version` does a document's. */
+  version: string;
 }
 
 /** `{kind, ...}`: shown as `source` in `/config`. */
