@@ -74,6 +74,26 @@ export interface RequestContext {
   readonly span: Span;
   /** `process.hrtime.bigint()` at arrival. */
   readonly startedAt: bigint;
+  /** Filled in by the action as the request runs; read when it ends (access log, metrics). */
+  readonly outcome: RequestOutcome;
+}
+
+/**
+ * How a request was served, written by the action that runs it (the proxy sets every field it
+ * knows; `respond` and `redirect` leave the upstream fields unset) and read once it ends.
+ */
+export interface RequestOutcome {
+  /** Name of the upstream the request was forwarded to. */
+  upstream?: string;
+  /** The target (`host:port`) of the last attempt. */
+  target?: string;
+  /** Attempts made upstream (0 when not proxied; 2 after one retry). */
+  attempts: number;
+  /**
+   * How it ended, when not `complete`: `client_aborted` (the client went away first),
+   * `upstream_error` (connect failure, reset, bad response), `timeout` (an upstream timeout).
+   */
+  ended?: 'client_aborted' | 'upstream_error' | 'timeout';
 }
 
 /** What the data plane needs from a generation. Implemented by the reload layer's `Generation`. */

@@ -79,7 +79,15 @@ export function createRequestHandler(options: RequestHandlerOptions): (req: Inco
     const span = generation.tracer.startSpan(route ? `${spanMethod} ${route.pathPrefix}` : spanMethod, SERVER_SPAN, parent);
     // Attributes are built for spans that are recorded only (not for unsampled ones, nor with tracing off).
     if (span.isRecording()) span.setAttributes(serverAttributes(req, method, host, target, route, generation.id, listenKey));
-    const ctx: RequestContext = { generation: generation.id, listener: listenKey, target, route, span, startedAt: process.hrtime.bigint() };
+    const ctx: RequestContext = {
+      generation: generation.id,
+      listener: listenKey,
+      target,
+      route,
+      span,
+      startedAt: process.hrtime.bigint(),
+      outcome: { attempts: 0 },
+    };
     res.once('close', () =>
       // Only a status that was sent: before writeHead, statusCode is just the default 200.
       endHttpSpan(span, res.headersSent ? res.statusCode : undefined, res.writableFinished ? undefined : CLOSED_EARLY, 500),
