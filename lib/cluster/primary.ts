@@ -282,6 +282,7 @@ export class ClusterCoordinator {
       version: committed.doc.version,
       source: committed.doc.source,
       tls: { digest: committed.tlsDigest },
+      references: committed.loaded.references,
     };
     const outcome = await loadDocumentWith((text, options) => this.#parser.parse(text, options), doc, served, { maxDocumentBytes: this.#maxDocumentBytes });
     if (outcome.kind === 'unchanged') {
@@ -307,7 +308,14 @@ export class ClusterCoordinator {
 
   /** Prepare on every worker, then commit on all or abort on all. Resolves with the failure, or undefined once all committed. */
   async #twoPhase(entries: WorkerEntry[], revision: number, doc: RawDocument, loaded: LoadedConfig): Promise<Omit<ReloadResult, 'generation'> | undefined> {
-    const prepare: PrimaryMessage = { type: 'hotconf:prepare', revision, doc, config: JSON.parse(canonicalJson(loaded.config)), hash: loaded.hash };
+    const prepare: PrimaryMessage = {
+      type: 'hotconf:prepare',
+      revision,
+      doc,
+      config: JSON.parse(canonicalJson(loaded.config)),
+      hash: loaded.hash,
+      ...(loaded.references ? { references: [...loaded.references] } : {}),
+    };
     const replies = entries.map((entry) => {
       const reply = this.#await(entry, 'hotconf:prepared', this.#replyTimeoutMs);
       entry.link.send(prepare);

@@ -9,7 +9,7 @@ import { HealthPlane } from '../cluster/health-plane.js';
 import { ClusterCoordinator } from '../cluster/primary.js';
 import type { WorkerMessage } from '../cluster/protocol.js';
 import { WorkerAgent } from '../cluster/worker.js';
-import { redactConfig } from '../config/redact.js';
+import { redactConfig, SECRET_PATHS } from '../config/redact.js';
 import type { Config } from '../config/schema.js';
 import type { ConfigIssue } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/log.js';
@@ -84,6 +84,10 @@ export class ClusterPrimary implements AdminBackend {
       logger,
       observer: new UpstreamMetrics(this.#register),
       broadcast: (t) => coordinator.broadcast({ type: 'hotconf:health', upstream: t.upstream, target: t.target, healthy: t.healthy }),
+      // Files secret references name are watched here, where reloads run, while the source is watched.
+      requestReload: (trigger) => {
+        if (options.watch ?? true) void coordinator.reload(trigger);
+      },
     });
     new Gauge({
       name: 'hotconf_config_revision',
@@ -193,7 +197,7 @@ export class ClusterPrimary implements AdminBackend {
       hash: committed.loaded.hash,
       source: committed.doc.source,
       workers: this.coordinator.workers(),
-      config: redactConfig(committed.loaded.config),
+      config: redactConfig(committed.loaded.config, SECRET_PATHS, committed.loaded.references),
     };
   }
 
