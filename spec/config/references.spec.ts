@@ -106,8 +106,13 @@ describe('config: secret references', () => {
 
     const bad = { ...config({ headers: { 'x-token': `\${file:${file}}` } }) };
     (bad.listeners as Record<string, unknown>[])[0]!.listen = envRef('HOTCONF_SPEC_LISTEN');
-    const issues = issuesOf(() => loadConfig(stringify(bad), { references: reader(env) }));
-    expect(issues.map((i) => i.path).sort()).to.deep.equal(['listeners.0.listen', 'listeners.0.routes.0.respond.headers.x-token']);
+    // The endpoint's message quotes what it was given (`http://VALUE, not VALUE`): scrubbed.
+    bad.tracing = { exporter: 'none', endpoint: envRef('HOTCONF_SPEC_ENDPOINT') };
+    const issues = issuesOf(() => loadConfig(stringify(bad), { references: reader({ ...env, HOTCONF_SPEC_ENDPOINT: 'S3cr3t-collector:4318' }) }));
+    expect(issues.map((i) => i.path).sort()).to.deep.equal(['listeners.0.listen', 'listeners.0.routes.0.respond.headers.x-token', 'tracing.endpoint']);
+    expect(issues.find((i) => i.path === 'tracing.endpoint')!.message).to.equal(
+      `must be an http:// or https:// URL, scheme included (http://${REDACTED}, not ${REDACTED})`,
+    );
     expect(JSON.stringify(issues)).to.not.contain('S3cr3t');
   });
 
