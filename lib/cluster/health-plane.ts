@@ -1,6 +1,7 @@
 import type { LoadedConfig } from '../config/parse.js';
 import type { Logger } from '../core/log.js';
 import { Once } from '../core/once.js';
+import type { TlsMaterial } from '../net/tls-files.js';
 import { ResourceRegistry } from '../registry/registry.js';
 import { Applier } from '../reload/applier.js';
 import { FILE_WATCH_STEPS, HEALTH_CHECK_STEPS } from '../reload/provision.js';
@@ -22,9 +23,9 @@ export interface HealthTransition {
  * all workers. Every transition goes to `broadcast`; `snapshot()` is what a worker that joins
  * later is told.
  *
- * It also holds the watches of the files the committed config's secret references name
- * (`FILE_WATCH_STEPS`): the primary resolves references and runs reloads, so a change there calls
- * `requestReload` here, never in a worker.
+ * It also holds the watches of the committed config's certificate and key files and of the
+ * files its secret references name (`FILE_WATCH_STEPS`): the primary reads those and runs
+ * reloads, so a change there calls `requestReload` here (a worker's watches request nothing).
  */
 export class HealthPlane {
   readonly #registry: ResourceRegistry;
@@ -68,9 +69,9 @@ export class HealthPlane {
   }
 
   /** Check the upstreams of a committed config (states and unchanged checkers are reused). Never rejects. */
-  async apply(loaded: LoadedConfig, doc: RawDocument): Promise<void> {
+  async apply(loaded: LoadedConfig, doc: RawDocument, tls?: TlsMaterial): Promise<void> {
     try {
-      await this.#applier.apply(loaded, doc);
+      await this.#applier.apply(loaded, doc, tls);
     } catch (err) {
       this.#log.error({ err }, 'health_plane_provision_failed');
     }

@@ -84,7 +84,7 @@ export class ClusterPrimary implements AdminBackend {
       logger,
       observer: new UpstreamMetrics(this.#register),
       broadcast: (t) => coordinator.broadcast({ type: 'hotconf:health', upstream: t.upstream, target: t.target, healthy: t.healthy }),
-      // Files secret references name are watched here, where reloads run, while the source is watched.
+      // Certificate files and files secret references name are watched here, where reloads run, while the source is watched.
       requestReload: (trigger) => {
         if (options.watch ?? true) void coordinator.reload(trigger);
       },
@@ -108,7 +108,7 @@ export class ClusterPrimary implements AdminBackend {
       if (event.type === 'reload') reloads.inc({ result: event.result.result });
       // Probes start (or change) once every worker serves the config that names them.
       else if (event.type === 'committed') {
-        void this.#health.apply(event.loaded, event.doc);
+        void this.#health.apply(event.loaded, event.doc, event.tls);
         this.#admin.setAllowedHosts(event.loaded.config.admin.allowed_hosts);
       } else if (event.type === 'worker_booted') {
         for (const t of this.#health.snapshot())

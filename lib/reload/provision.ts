@@ -217,8 +217,8 @@ async function provisionFileWatches(generation: Generation, _ctx: ProvisionConte
 }
 
 /**
- * The watches of the files secret references name, alone: what a cluster primary provisions,
- * as it is the process that reloads (its workers get the resolved config).
+ * The watches of certificate files and of the files secret references name, alone: what a
+ * cluster primary provisions, as it is the process that reloads (its workers get the resolved config).
  */
 export const FILE_WATCH_STEPS: readonly ProvisionStep[] = [provisionFileWatches];
 
