@@ -266,7 +266,10 @@ export class Daemon implements AdminBackend {
   waitingFor(): string | undefined {
     if (this.#state !== 'starting' || this.reloader.active) return undefined;
     const source = this.#source.describe();
-    if (source.kind === 'etcd') return `its first config from etcd key ${String(source.key)} at ${[source.endpoints].flat().join(',')}`;
+    if (source.kind === 'etcd') {
+      const where = source.prefix !== undefined ? `prefix ${String(source.prefix)}` : `key ${String(source.key)}`;
+      return `its first config from etcd ${where} at ${[source.endpoints].flat().join(',')}`;
+    }
     if (source.kind === 'file') return `its first config from ${String(source.path)}`;
     return `its first config from its ${source.kind} source`;
   }

@@ -1,0 +1,160 @@
+import { createHash } from 'node:crypto';
+import type { RawFragment } from '../source.js';
+
+/** One key of the watched range, as the source last saw it. */
+interface Entry {
+  /** Mod revision of the key's newest value in etcd. */
+  mod: number;
+  /** The newest usable value as a fragment (undefined: none yet); older than `mod` when the newest value was unusable. */
+  fragment: RawFragment | undefined;
+  /** SHA-256 of `fragment`'s name and version, XOR-ed into the set digest (undefined with `fragment`). */
+  hash: Buffer | undefined;
+}
+
+/** `key`, mod revision, and the fragment its value makes (undefined: unusable, keep the previous one). */
+export type KeyValue = readonly [key: string, mod: number, fragment: RawFragment | undefined];
+
+/**
+ * The keys of an etcd range the source tracks (one key, or every key under a prefix): each
+ * key's mod revision, which the source's consistency checks compare with etcd's answers, and
+ * the last usable fragment of each, from which a prefix source builds its documents.
+ *
+ * Built for 100,000 keys where a change touches a few: names are kept sorted (binary-search
+ * insert and remove, no sort per change), and the set's digest is the XOR of one SHA-256 per
+ * fragment, updated per change rather than re-hashed. `fragments()` and `maxMod()` are O(n).
+ *
+ * Not thread-safe; owned by one source.
+ */
+export class TrackedKeys {
+  readonly #entries = new Map<string, Entry>();
+  /** Keys in name order (JavaScript string order: the fragments' merge order). */
+  #names: string[] = [];
+  readonly #digest = Buffer.alloc(32);
+  #fragmentCount = 0;
+  /** Highest mod revision of any key; undefined: to be computed. */
+  #maxMod: number | undefined = 0;
+
+  /**
+   * The keys of a read, in any order. A key whose fragment is undefined takes its fragment from
+   * `previous` (its last usable value), or has none.
+   */
+  static of(values: readonly KeyValue[], previous?: TrackedKeys): TrackedKeys {
+    const keys = new TrackedKeys();
+    for (const [key, mod, fragment] of values) keys.#set(key, mod, fragment ?? previous?.fragmentOf(key));
+    keys.#names = [...keys.#entries.keys()].sort(compareNames);
+    keys.#maxMod = undefined;
+    return keys;
+  }
+
+  /** Keys in etcd, with or without a usable value. */
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  /** Keys that have a usable fragment. */
+  get fragmentCount(): number {
+    return this.#fragmentCount;
+  }
+
+  has(key: string): boolean {
+    return this.#entries.has(key);
+  }
+
+  /** Mod revision of `key`, 0 when it is not in the range. */
+  modOf(key: string): number {
+    return this.#entries.get(key)?.mod ?? 0;
+  }
+
+  /** The last usable fragment of `key` (undefined: none, or not in the range). */
+  fragmentOf(key: string): RawFragment | undefined {
+    return this.#entries.get(key)?.fragment;
+  }
+
+  /** Highest mod revision in the range (0: empty). */
+  maxMod(): number {
+    if (this.#maxMod === undefined) {
+      let max = 0;
+      for (const entry of this.#entries.values()) max = Math.max(max, entry.mod);
+      this.#maxMod = max;
+    }
+    return this.#maxMod;
+  }
+
+  keys(): IterableIterator<string> {
+    return this.#entries.keys();
+  }
+
+  /** A put of `key` at `mod`; an undefined `fragment` (unusable value) keeps the key's previous one. */
+  put(key: string, mod: number, fragment: RawFragment | undefined): void {
+    const known = this.#entries.get(key);
+    if (!known) this.#names.splice(insertionIndex(this.#names, key), 0, key);
+    this.#set(key, mod, fragment ?? known?.fragment);
+    if (this.#maxMod !== undefined) this.#maxMod = Math.max(this.#maxMod, mod);
+  }
+
+  /** A delete of `key`; false when it was not tracked. */
+  delete(key: string): boolean {
+    const entry = this.#entries.get(key);
+    if (!entry) return false;
+    this.#forget(entry);
+    this.#entries.delete(key);
+    this.#names.splice(insertionIndex(this.#names, key), 1);
+    if (entry.mod === this.#maxMod) this.#maxMod = undefined;
+    return true;
+  }
+
+  /** The usable fragments, in name order. */
+  fragments(): RawFragment[] {
+    const out: RawFragment[] = [];
+    for (const name of this.#names) {
+      const fragment = this.#entries.get(name)!.fragment;
+      if (fragment) out.push(fragment);
+    }
+    return out;
+  }
+
+  /**
+   * Identifies the set of fragments: `COUNT:DIGEST` (32 hex digits of the XOR of each
+   * fragment's SHA-256 over its name and version). Equal versions mean equal fragments.
+   */
+  version(): string {
+    return `${this.#fragmentCount}:${this.#digest.toString('hex', 0, 16)}`;
+  }
+
+  #set(key: string, mod: number, fragment: RawFragment | undefined): void {
+    const known = this.#entries.get(key);
+    if (known) this.#forget(known);
+    const hash = fragment ? createHash('sha256').update(fragment.name).update('\0').update(fragment.version).digest() : undefined;
+    if (hash) {
+      xorInto(this.#digest, hash);
+      this.#fragmentCount += 1;
+    }
+    this.#entries.set(key, { mod, fragment, hash });
+  }
+
+  #forget(entry: Entry): void {
+    if (!entry.hash) return;
+    xorInto(this.#digest, entry.hash);
+    this.#fragmentCount -= 1;
+  }
+}
+
+function compareNames(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Index of `name` in the sorted `names`, or where it would be inserted. */
+function insertionIndex(names: readonly string[], name: string): number {
+  let low = 0;
+  let high = names.length;
+  while (low < high) {
+    const mid = (low + high) >>> 1;
+    if (names[mid]! < name) low = mid + 1;
+    else high = mid;
+  }
+  return low;
+}
+
+function xorInto(target: Buffer, other: Buffer): void {
+  for (let i = 0; i < target.length; i += 1) target[i] = target[i]! ^ other[i]!;
+}
