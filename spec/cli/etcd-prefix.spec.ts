@@ -1,0 +1,87 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { expect } from 'chai';
+import { runHotconfToEnd } from '../../harness/child.js';
+import { EtcdServer } from '../../harness/etcd.js';
+import { tempDir } from '../../harness/tmp.js';
+
+const PREFIX = '/hotconf/routes/';
+
+describe('hotconf put and delete with --prefix (CLI, real processes)', function () {
+  this.timeout(90_000);
+  let etcd: EtcdServer;
+  let dir: string;
+  beforeEach(async () => {
+    etcd = await EtcdServer.start();
+    dir = await tempDir();
+  });
+
+  const file = async (name: string, content: string) => {
+    const path = join(dir, name);
+    await writeFile(path, content);
+    return path;
+  };
+  const hotconf = (command: 'put' | 'delete', args: string[]) => runHotconfToEnd([command, '--etcd', etcd.clientUrl, '--prefix', PREFIX, ...args]);
+  /** Mod revision of `key` (0: absent). */
+  const modRevision = async (key: string) => Number((await etcd.client().kv.range({ key: Buffer.from(key) })).kvs[0]?.mod_revision ?? 0);
+
+  it('writes a fragment to PREFIX+NAME, compares --if-revision with that key alone, and refuses one that is not a document', async () => {
+    const written = await hotconf('put', ['shop.yaml', await file('shop.yaml', 'routes: []\n')]);
+    expect(written.code, written.stderr).to.equal(0);
+    const shop = await modRevision(`${PREFIX}shop.yaml`);
+    expect(written.stdout).to.equal(`${PREFIX}shop.yaml: written at revision ${shop}\n`);
+    expect(await etcd.client().get(`${PREFIX}shop.yaml`).string()).to.equal('routes: []\n');
+
+    // Another key written since: the compare is on shop.yaml's own mod revision.
+    await etcd.put(`${PREFIX}blog.yaml`, 'routes: []\n');
+    const swapped = await hotconf('put', ['--if-revision', String(shop), 'shop.yaml', await file('shop2.yaml', 'routes: [] # 2\n')]);
+    expect(swapped.code, swapped.stderr).to.equal(0);
+    expect(swapped.stdout).to.include(`(was ${shop})`);
+    const stale = await hotconf('put', ['--if-revision', String(shop), 'shop.yaml', await file('shop3.yaml', 'routes: [] # 3\n')]);
+    expect(stale.code).to.equal(1);
+    expect(stale.stderr).to.include(`${PREFIX}shop.yaml: its mod revision is ${await modRevision(`${PREFIX}shop.yaml`)}, not ${shop} (--if-revision)`);
+
+    const broken = await file('broken.yaml', 'routes: [\n');
+    const refused = await hotconf('put', ['broken.yaml', broken]);
+    expect(refused.code).to.equal(1);
+    expect(refused.stderr).to.include(`${broken}: (document): syntax error`).and.include(`invalid; nothing written to ${PREFIX}broken.yaml`);
+    expect(await modRevision(`${PREFIX}broken.yaml`)).to.equal(0);
+  });
+
+  it('deletes a fragment, with --if-revision, and says when there is nothing to delete', async () => {
+    const first = await etcd.put(`${PREFIX}a.yaml`, 'routes: []\n');
+    await etcd.put(`${PREFIX}b.yaml`, 'routes: []\n');
+    const stale = await hotconf('delete', ['--if-revision', String(first - 1), 'a.yaml']);
+    expect(stale.code).to.equal(1);
+    expect(stale.stderr).to.include(`its mod revision is ${first}, not ${first - 1} (--if-revision): changed since; nothing deleted`);
+    const deleted = await hotconf('delete', ['--if-revision', String(first), 'a.yaml']);
+    expect(deleted.code, deleted.stderr).to.equal(0);
+    expect(deleted.stdout).to.match(new RegExp(`^${PREFIX}a\\.yaml: deleted at revision \\d+ \\(was ${first}\\)\\n$`));
+    expect(await modRevision(`${PREFIX}a.yaml`)).to.equal(0);
+    expect(await modRevision(`${PREFIX}b.yaml`)).to.be.above(0);
+
+    const again = await hotconf('delete', ['a.yaml']);
+    expect(again.code).to.equal(1);
+    expect(again.stderr).to.include(`${PREFIX}a.yaml: does not exist in etcd`);
+    const plain = await hotconf('delete', ['b.yaml']);
+    expect(plain.code, plain.stderr).to.equal(0);
+    expect(await modRevision(`${PREFIX}b.yaml`)).to.equal(0);
+  });
+
+  it('refuses a command line that mixes --key and --prefix or misses the fragment name, exit 64', async () => {
+    const path = await file('f.yaml', 'routes: []\n');
+    const cases: [string[], string][] = [
+      [['put', '--etcd', etcd.clientUrl, '--prefix', PREFIX, path], 'with --prefix, put takes NAME FILE'],
+      [['delete', '--etcd', etcd.clientUrl, '--prefix', PREFIX], 'with --prefix, delete takes NAME'],
+      [['put', '--etcd', etcd.clientUrl, '--key', '/k', 'name', path], 'with --key, put takes FILE; NAME goes with --prefix'],
+      [['put', '--etcd', etcd.clientUrl, '--key', '/k', '--prefix', PREFIX, 'name', path], '--key and --prefix exclude each other'],
+      [['run', '--etcd', etcd.clientUrl, '--key', '/k', '--prefix', PREFIX], '--key and --prefix exclude each other'],
+      [['run', '--prefix', PREFIX], '--prefix needs --etcd'],
+    ];
+    const results = await Promise.all(cases.map(([args]) => runHotconfToEnd(args)));
+    for (const [i, res] of results.entries()) {
+      expect(res.code, cases[i]![0].join(' ')).to.equal(64);
+      expect(res.stderr).to.include(cases[i]![1]);
+    }
+  });
+});
