@@ -27,7 +27,7 @@ export function buildProgram(): Command {
     .option('--config <file>', 'config file (YAML or JSON); default: the bundled fixtures/demo.yaml')
     .option('--config-dir <dir>', 'config directory: every *.yaml, *.yml and *.json file in it is a fragment, merged by name')
     .option('--max-document-bytes <n>', 'size limit of the config file, or of each fragment (k, m, g suffixes); default 1m')
-    .option('--max-total-bytes <n>', 'with --config-dir: size limit of all fragments together (k, m, g suffixes); default 64m')
+    .option('--max-total-bytes <n>', 'with --config-dir or --prefix: size limit of all fragments together (k, m, g suffixes); default 64m')
     .option('--no-watch', 'do not watch the source; reload only on SIGHUP or POST /reload')
     .option('--admin <host:port>', `admin API address (overrides the config's admin.listen; with --etcd default ${DEFAULT_ADMIN_LISTEN})`)
     .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS).default('info'))

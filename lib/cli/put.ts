@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { Etcd3 } from 'etcd3';
-import { DEFAULT_MAX_DOCUMENT_BYTES, parseDocument } from '../config/parse.js';
+import { loadFragment } from '../config/fragments.js';
+import { DEFAULT_MAX_DOCUMENT_BYTES } from '../config/parse.js';
 import { ConfigInvalidError, errorMessage, UsageError } from '../core/errors.js';
 import { etcdClientOptions } from '../sources/etcd/etcd.js';
 import { EXIT_UNREACHABLE } from './admin-client.js';
@@ -31,8 +32,9 @@ interface Target {
  *
  * `hotconf put --etcd URLS --prefix PREFIX NAME FILE [--if-revision N]`: write FILE as one
  * fragment of a prefix source, to the key PREFIX followed by NAME (`--prefix /hotconf/routes/
- * shop.yaml` writes `/hotconf/routes/shop.yaml`). A fragment is checked as a document (YAML or
- * JSON, UTF-8, size and shape limits); whether it merges with the other fragments is the
+ * shop.yaml` writes `/hotconf/routes/shop.yaml`). FILE is checked as a fragment on its own
+ * (`loadFragment`: every section optional, listener entries that only add routes); whether it
+ * merges with the other fragments (names defined twice, upstreams no fragment defines) is the
  * daemon's check, which keeps the fragment's last good version when it does not.
  *
  * `--if-revision N` makes the write a transaction `if mod_revision(KEY) == N then put` (etcd's
@@ -61,11 +63,7 @@ export async function putCommand(args: readonly string[], options: PutOptions, i
     io.err(`${path}: invalid; nothing written to ${key}\n`);
     return 1;
   }
-  // What the line after the revision says: the document's canonical hash; a fragment has none of its own.
-  const notes = (...more: string[]) => {
-    const all = [...more, ...(name === undefined ? [`hash ${checked.slice(0, 12)}`] : [])];
-    return all.length > 0 ? ` (${all.join('; ')})` : '';
-  };
+  const notes = (...more: string[]) => ` (${[...more, `hash ${checked.slice(0, 12)}`].join('; ')})`;
 
   return withClient(target, io, 'write to', async (client) => {
     if (ifRevision === undefined) {
@@ -164,13 +162,12 @@ function revisionMismatch(current: string | undefined, target: Target, verb: str
 }
 
 /**
- * Check a fragment as a document (see `parseDocument`). Returns `'ok'`, or undefined after
- * printing one `FILE: PATH: MESSAGE` line per error.
+ * Validate a fragment on its own (see `loadFragment`). Returns its canonical hash, or undefined
+ * after printing one `FILE: PATH: MESSAGE` line per error.
  */
 function checkFragment(path: string, text: Buffer, io: Io): string | undefined {
   try {
-    parseDocument(text, { origin: path });
-    return 'ok';
+    return loadFragment(text, { origin: path }).hash;
   } catch (error) {
     if (!(error instanceof ConfigInvalidError)) throw error;
     for (const issue of error.issues) io.err(`${path}: ${issue.path || '(document)'}: ${issue.message}\n`);

@@ -91,7 +91,7 @@ export async function runCommand(options: RunOptions, deps: Pick<DaemonOptions, 
     maxTotalBytes = parseBytes('--max-total-bytes', options.maxTotalBytes);
     workers = parseWorkers(options.workers);
     if (etcd) {
-      source = new EtcdSource({ ...etcd, startupTimeoutMs, logger });
+      source = new EtcdSource({ ...etcd, startupTimeoutMs, maxFragmentBytes: maxDocumentBytes, logger });
       // The admin API must be up before the first read (`/healthz` 503 while etcd is
       // unreachable), so before any config can name its address.
       adminListen ??= DEFAULT_ADMIN_LISTEN;

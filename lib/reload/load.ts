@@ -106,5 +106,5 @@ function isServedVersion(doc: RawDocument, served: ServedConfig | undefined): bo
 
 /** What errors name as the document's origin: the file path, the etcd key, or else the source kind. */
 function documentOrigin(doc: RawDocument): string {
-  return String(doc.source.path ?? doc.source.key ?? doc.source.kind);
+  return String(doc.source.path ?? doc.source.key ?? doc.source.prefix ?? doc.source.kind);
 }

@@ -7,6 +7,9 @@ import { tempDir } from '../../harness/tmp.js';
 
 const PREFIX = '/hotconf/routes/';
 
+/** A fragment adding one route to the listener `web`, which another fragment defines. */
+const route = (path: string) => `listeners:\n  - name: web\n    routes: [{ path_prefix: ${path}, respond: { status: 200, body: ${path} } }]\n`;
+
 describe('hotconf put and delete with --prefix (CLI, real processes)', function () {
   this.timeout(90_000);
   let etcd: EtcdServer;
@@ -25,32 +28,37 @@ describe('hotconf put and delete with --prefix (CLI, real processes)', function 
   /** Mod revision of `key` (0: absent). */
   const modRevision = async (key: string) => Number((await etcd.client().kv.range({ key: Buffer.from(key) })).kvs[0]?.mod_revision ?? 0);
 
-  it('writes a fragment to PREFIX+NAME, compares --if-revision with that key alone, and refuses one that is not a document', async () => {
-    const written = await hotconf('put', ['shop.yaml', await file('shop.yaml', 'routes: []\n')]);
+  it('writes a fragment to PREFIX+NAME, compares --if-revision with that key alone, and refuses one that is not a valid fragment', async () => {
+    const written = await hotconf('put', ['shop.yaml', await file('shop.yaml', route('/shop'))]);
     expect(written.code, written.stderr).to.equal(0);
     const shop = await modRevision(`${PREFIX}shop.yaml`);
-    expect(written.stdout).to.equal(`${PREFIX}shop.yaml: written at revision ${shop}\n`);
-    expect(await etcd.client().get(`${PREFIX}shop.yaml`).string()).to.equal('routes: []\n');
+    expect(written.stdout).to.match(new RegExp(`^${PREFIX}shop\\.yaml: written at revision ${shop} \\(hash [0-9a-f]{12}\\)\\n$`));
+    expect(await etcd.client().get(`${PREFIX}shop.yaml`).string()).to.equal(route('/shop'));
 
     // Another key written since: the compare is on shop.yaml's own mod revision.
-    await etcd.put(`${PREFIX}blog.yaml`, 'routes: []\n');
-    const swapped = await hotconf('put', ['--if-revision', String(shop), 'shop.yaml', await file('shop2.yaml', 'routes: [] # 2\n')]);
+    await etcd.put(`${PREFIX}blog.yaml`, route('/blog'));
+    const swapped = await hotconf('put', ['--if-revision', String(shop), 'shop.yaml', await file('shop2.yaml', route('/shop2'))]);
     expect(swapped.code, swapped.stderr).to.equal(0);
-    expect(swapped.stdout).to.include(`(was ${shop})`);
-    const stale = await hotconf('put', ['--if-revision', String(shop), 'shop.yaml', await file('shop3.yaml', 'routes: [] # 3\n')]);
+    expect(swapped.stdout).to.include(`(was ${shop}; hash `);
+    const stale = await hotconf('put', ['--if-revision', String(shop), 'shop.yaml', await file('shop3.yaml', route('/shop3'))]);
     expect(stale.code).to.equal(1);
     expect(stale.stderr).to.include(`${PREFIX}shop.yaml: its mod revision is ${await modRevision(`${PREFIX}shop.yaml`)}, not ${shop} (--if-revision)`);
 
-    const broken = await file('broken.yaml', 'routes: [\n');
+    const broken = await file('broken.yaml', 'listeners: [\n');
     const refused = await hotconf('put', ['broken.yaml', broken]);
     expect(refused.code).to.equal(1);
     expect(refused.stderr).to.include(`${broken}: (document): syntax error`).and.include(`invalid; nothing written to ${PREFIX}broken.yaml`);
+    const unknown = await file('unknown.yaml', `${route('/x')}colour: blue\n`);
+    const rejected = await hotconf('put', ['unknown.yaml', unknown]);
+    expect(rejected.code).to.equal(1);
+    expect(rejected.stderr).to.include(`${unknown}: colour: unknown key`);
     expect(await modRevision(`${PREFIX}broken.yaml`)).to.equal(0);
+    expect(await modRevision(`${PREFIX}unknown.yaml`)).to.equal(0);
   });
 
   it('deletes a fragment, with --if-revision, and says when there is nothing to delete', async () => {
-    const first = await etcd.put(`${PREFIX}a.yaml`, 'routes: []\n');
-    await etcd.put(`${PREFIX}b.yaml`, 'routes: []\n');
+    const first = await etcd.put(`${PREFIX}a.yaml`, route('/a'));
+    await etcd.put(`${PREFIX}b.yaml`, route('/b'));
     const stale = await hotconf('delete', ['--if-revision', String(first - 1), 'a.yaml']);
     expect(stale.code).to.equal(1);
     expect(stale.stderr).to.include(`its mod revision is ${first}, not ${first - 1} (--if-revision): changed since; nothing deleted`);
@@ -69,7 +77,7 @@ describe('hotconf put and delete with --prefix (CLI, real processes)', function 
   });
 
   it('refuses a command line that mixes --key and --prefix or misses the fragment name, exit 64', async () => {
-    const path = await file('f.yaml', 'routes: []\n');
+    const path = await file('f.yaml', route('/f'));
     const cases: [string[], string][] = [
       [['put', '--etcd', etcd.clientUrl, '--prefix', PREFIX, path], 'with --prefix, put takes NAME FILE'],
       [['delete', '--etcd', etcd.clientUrl, '--prefix', PREFIX], 'with --prefix, delete takes NAME'],

@@ -8,7 +8,6 @@ import { type MemoryLogs, memoryLogger } from '../../harness/daemon.js';
 import { EtcdServer } from '../../harness/etcd.js';
 import { sampleValue } from '../../harness/metrics.js';
 import { waitFor } from '../../harness/wait.js';
-import { ConfigInvalidError } from '../../lib/core/errors.js';
 import { EtcdSource, type EtcdSourceOptions, prefixRange } from '../../lib/sources/etcd/etcd.js';
 import type { RawDocument } from '../../lib/sources/source.js';
 
@@ -290,7 +289,7 @@ describe('EtcdSource --prefix with a real etcd', function () {
     await waitFor('the new watcher to deliver', () => latest().has(`${PREFIX}c`));
   });
 
-  it('keeps the last usable value of a key over the size limit or not UTF-8, naming the key, while other keys change', async () => {
+  it('delivers a key over the size limit or not UTF-8 as a fragment with error, naming why, beside the other keys', async () => {
     await etcd.put(`${PREFIX}big`, 'big: 1\n');
     await etcd.put(`${PREFIX}binary`, 'binary: 1\n');
     await etcd.put(`${PREFIX}other`, 'other: 1\n');
@@ -301,13 +300,14 @@ describe('EtcdSource --prefix with a real etcd', function () {
       ['other', 'other: 2\n'],
     ]);
     await waitFor('the change of the usable key', () => latest().get(`${PREFIX}other`) === 'other: 2\n');
-    expect(latest().get(`${PREFIX}big`)).to.equal('big: 1\n');
-    expect(latest().get(`${PREFIX}binary`)).to.equal('binary: 1\n');
-    expect(docs.at(-1)!.source).to.include({ revision, fragments: 3 });
-    expect(errors).to.have.length(2);
-    expect(errors[0]!.message).to.equal(`${PREFIX}big: invalid config: value is 106 bytes; the limit is 64 bytes (--max-document-bytes)`);
-    expect(errors[1]!.message).to.match(new RegExp(`^${PREFIX}binary: invalid config: document is not UTF-8 text`));
-    expect(errors[0]).to.be.instanceOf(ConfigInvalidError).with.property('origin', `${PREFIX}big`);
+    const doc = docs.at(-1)!;
+    expect(doc.source).to.include({ revision, fragments: 3 });
+    const [big, binary] = doc.fragments!;
+    expect(big).to.deep.include({ name: `${PREFIX}big`, text: '', error: 'value is 106 bytes; the limit is 64 bytes (--max-document-bytes)' });
+    expect(big!.version).to.match(new RegExp(`^${revision}:[0-9a-f]{16}$`));
+    expect(binary).to.include({ name: `${PREFIX}binary`, text: '' });
+    expect(binary!.error).to.match(/^document is not UTF-8 text/);
+    expect(errors).to.deep.equal([]);
     expect(
       logs
         .lines()
@@ -317,6 +317,7 @@ describe('EtcdSource --prefix with a real etcd', function () {
 
     await etcd.put(`${PREFIX}big`, 'big: 2\n');
     await waitFor('a usable value again', () => latest().get(`${PREFIX}big`) === 'big: 2\n');
+    expect(docs.at(-1)!.fragments![0]).to.not.have.property('error');
   });
 
   it('reports nothing when the last key is deleted (logged), and the next put as a set of one', async () => {

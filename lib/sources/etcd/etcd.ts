@@ -38,9 +38,9 @@ export interface EtcdSourceOptions {
    */
   prefix?: string;
   /**
-   * With `prefix`: the largest value of a key used, in bytes. A larger value is reported naming
-   * the key (`onError`, a `ConfigInvalidError`) and the key's last usable value stays in the set,
-   * as does a value that is not UTF-8. Default `DEFAULT_MAX_DOCUMENT_BYTES` (1 MiB).
+   * With `prefix`: the largest value of a key used, in bytes. A larger value, or one that is not
+   * UTF-8, makes a fragment with `error` set (and no text), which the reloader refuses naming the
+   * key, keeping the key's last good version. Default `DEFAULT_MAX_DOCUMENT_BYTES` (1 MiB).
    */
   maxFragmentBytes?: number;
   /** TLS material (PEM). `ca` verifies the server; `cert` + `key` authenticate the client. */
@@ -220,19 +220,16 @@ export class EtcdSource implements ConfigSource {
    * @throws SourceUnavailableError when etcd cannot be reached (before the first success: once
    *   `startupTimeoutMs` has passed), or the source is closed
    * @throws SourceReadError when the key does not exist, or no key is under the prefix (after the first success)
-   * @throws ConfigInvalidError when the key's value is not UTF-8 text (no key under the prefix has a usable value)
+   * @throws ConfigInvalidError when the key's value is not UTF-8 text (a prefix's key makes a fragment with `error` instead)
    */
   async read(): Promise<RawDocument> {
     this.#throwIfClosed();
-    let firstUnusable: Error | undefined;
-    const onUnusable = (error: Error) => void (firstUnusable ??= error);
-    const { snapshot, keys } = this.#position ? await this.#readOnce(onUnusable) : await this.#readAtStartup(onUnusable);
+    const { snapshot, keys } = this.#position ? await this.#readOnce() : await this.#readAtStartup();
     if (this.prefix === undefined) {
       const kv = snapshot.kvs[0]!;
       this.#stats.revision = Number(kv.mod_revision);
       return this.#keyDocument(kv);
     }
-    if (keys.fragmentCount === 0 && firstUnusable) throw firstUnusable;
     const revision = Number(snapshot.header.revision);
     this.#stats.revision = revision;
     this.#stats.fragments = keys.fragmentCount;
@@ -283,13 +280,13 @@ export class EtcdSource implements ConfigSource {
   // ---- reads ------------------------------------------------------------------------------
 
   /** Retry until the key is read (until a key is under the prefix): etcd unreachable or nothing written yet. */
-  async #readAtStartup(onUnusable: (error: Error) => void): Promise<{ snapshot: Snapshot; keys: TrackedKeys }> {
+  async #readAtStartup(): Promise<{ snapshot: Snapshot; keys: TrackedKeys }> {
     const started = Date.now();
     let backoff: IBackoff<unknown> | undefined;
     for (let attempt = 1; ; attempt += 1) {
       let reason: Error;
       try {
-        return await this.#readOnce(onUnusable);
+        return await this.#readOnce();
       } catch (error) {
         this.#throwIfClosed();
         reason = error as Error;
@@ -310,17 +307,14 @@ export class EtcdSource implements ConfigSource {
     }
   }
 
-  /**
-   * One read of the range and its keys (see `#track`: an unusable value keeps the key's fragment
-   * of the position); records the position when none is known yet.
-   */
-  async #readOnce(onUnusable: (error: Error) => void): Promise<{ snapshot: Snapshot; keys: TrackedKeys }> {
+  /** One read of the range and its keys; records the position when none is known yet. */
+  async #readOnce(): Promise<{ snapshot: Snapshot; keys: TrackedKeys }> {
     const snapshot = await this.#readAll();
     if (snapshot.kvs.length === 0) {
       const what = this.prefix === undefined ? 'key does not exist' : 'no key under the prefix';
       throw new SourceReadError(this.#origin, `${what} in etcd at ${this.endpoints.join(',')} (revision ${snapshot.header.revision})`);
     }
-    const keys = this.#track(snapshot, this.#position?.keys, onUnusable);
+    const keys = this.#track(snapshot);
     this.#position ??= positionAt(snapshot, keys);
     return { snapshot, keys };
   }
@@ -386,40 +380,33 @@ export class EtcdSource implements ConfigSource {
     }
   }
 
-  /**
-   * The keys of a read. With `prefix`, each value becomes a fragment; an unusable one (see
-   * `#fragment`) keeps the key's fragment of `previous`.
-   */
-  #track(snapshot: Snapshot, previous?: TrackedKeys, onUnusable?: (error: Error) => void): TrackedKeys {
-    return TrackedKeys.of(
-      snapshot.kvs.map((kv): KeyValue => [kv.key.toString('utf8'), Number(kv.mod_revision), this.#fragment(kv, onUnusable)]),
-      previous,
-    );
+  /** The keys of a read (with `prefix`, each value a fragment). */
+  #track(snapshot: Snapshot): TrackedKeys {
+    return TrackedKeys.of(snapshot.kvs.map((kv): KeyValue => [kv.key.toString('utf8'), Number(kv.mod_revision), this.#fragment(kv)]));
   }
 
   /**
-   * With `prefix`: the key's value as a fragment; undefined (with the key untouched) for the
-   * single key. A value over `maxFragmentBytes` or not UTF-8 is unusable: logged, reported
-   * through `onError` (a `ConfigInvalidError` naming the key) and undefined.
+   * With `prefix`: the key's value as a fragment; undefined for the single key. A value over
+   * `maxFragmentBytes` or not UTF-8 makes a fragment with `error` (why) and no text, logged
+   * (`fragment_unusable`): the reloader refuses it naming the key and keeps its last good version.
    */
-  #fragment(kv: IKeyValue, onUnusable?: (error: Error) => void): RawFragment | undefined {
+  #fragment(kv: IKeyValue): RawFragment | undefined {
     if (this.prefix === undefined) return undefined;
     const name = kv.key.toString('utf8');
-    try {
-      if (kv.value.length > this.#maxFragmentBytes) {
-        throw new ConfigInvalidError(
-          [{ path: '', message: `value is ${kv.value.length} bytes; the limit is ${this.#maxFragmentBytes} bytes (--max-document-bytes)` }],
-          name,
-        );
+    const version = valueVersion(kv);
+    let error: string;
+    if (kv.value.length > this.#maxFragmentBytes) {
+      error = `value is ${kv.value.length} bytes; the limit is ${this.#maxFragmentBytes} bytes (--max-document-bytes)`;
+    } else {
+      try {
+        return { name, text: decodeDocument(kv.value, name), version };
+      } catch (caught) {
+        if (!(caught instanceof ConfigInvalidError)) throw caught;
+        error = caught.issues.map((i) => i.message).join('; ');
       }
-      return { name, text: decodeDocument(kv.value, name), version: valueVersion(kv) };
-    } catch (error) {
-      if (!(error instanceof ConfigInvalidError)) throw error;
-      this.#log.warn({ prefix: this.prefix, key: name, mod_revision: Number(kv.mod_revision), error: error.message }, 'fragment_unusable');
-      onUnusable?.(error);
-      this.#handlers?.onError(error);
-      return undefined;
     }
+    this.#log.warn({ prefix: this.prefix, key: name, mod_revision: Number(kv.mod_revision), error }, 'fragment_unusable');
+    return { name, text: '', version, error };
   }
 
   /** @throws ConfigInvalidError when the value is not UTF-8 text (see `decodeDocument`) */
@@ -591,7 +578,7 @@ export class EtcdSource implements ConfigSource {
   async #resync(reason: ResyncReason): Promise<void> {
     const snapshot = await this.#readAll();
     const before = this.#position!;
-    const keys = this.#track(snapshot, before.keys);
+    const keys = this.#track(snapshot);
     this.#position = positionAt(snapshot, keys);
     const kv = this.prefix === undefined ? snapshot.kvs[0] : undefined;
     this.#stats.resyncs[reason] += 1;

@@ -5,19 +5,19 @@ import type { RawFragment } from '../source.js';
 interface Entry {
   /** Mod revision of the key's newest value in etcd. */
   mod: number;
-  /** The newest usable value as a fragment (undefined: none yet); older than `mod` when the newest value was unusable. */
+  /** The key's value as a fragment (undefined for the single key, whose documents are built from the value itself). */
   fragment: RawFragment | undefined;
   /** SHA-256 of `fragment`'s name and version, XOR-ed into the set digest (undefined with `fragment`). */
   hash: Buffer | undefined;
 }
 
-/** `key`, mod revision, and the fragment its value makes (undefined: unusable, keep the previous one). */
+/** `key`, mod revision, and the fragment its value makes (undefined for the single key). */
 export type KeyValue = readonly [key: string, mod: number, fragment: RawFragment | undefined];
 
 /**
  * The keys of an etcd range the source tracks (one key, or every key under a prefix): each
  * key's mod revision, which the source's consistency checks compare with etcd's answers, and
- * the last usable fragment of each, from which a prefix source builds its documents.
+ * (for a prefix) each key's fragment, from which the source builds its documents.
  *
  * Built for 100,000 keys where a change touches a few: names are kept sorted (binary-search
  * insert and remove, no sort per change), and the set's digest is the XOR of one SHA-256 per
@@ -34,24 +34,21 @@ export class TrackedKeys {
   /** Highest mod revision of any key; undefined: to be computed. */
   #maxMod: number | undefined = 0;
 
-  /**
-   * The keys of a read, in any order. A key whose fragment is undefined takes its fragment from
-   * `previous` (its last usable value), or has none.
-   */
-  static of(values: readonly KeyValue[], previous?: TrackedKeys): TrackedKeys {
+  /** The keys of a read, in any order. */
+  static of(values: readonly KeyValue[]): TrackedKeys {
     const keys = new TrackedKeys();
-    for (const [key, mod, fragment] of values) keys.#set(key, mod, fragment ?? previous?.fragmentOf(key));
+    for (const [key, mod, fragment] of values) keys.#set(key, mod, fragment);
     keys.#names = [...keys.#entries.keys()].sort(compareNames);
     keys.#maxMod = undefined;
     return keys;
   }
 
-  /** Keys in etcd, with or without a usable value. */
+  /** Keys in the range. */
   get size(): number {
     return this.#entries.size;
   }
 
-  /** Keys that have a usable fragment. */
+  /** Keys that have a fragment (0 for the single key). */
   get fragmentCount(): number {
     return this.#fragmentCount;
   }
@@ -63,11 +60,6 @@ export class TrackedKeys {
   /** Mod revision of `key`, 0 when it is not in the range. */
   modOf(key: string): number {
     return this.#entries.get(key)?.mod ?? 0;
-  }
-
-  /** The last usable fragment of `key` (undefined: none, or not in the range). */
-  fragmentOf(key: string): RawFragment | undefined {
-    return this.#entries.get(key)?.fragment;
   }
 
   /** Highest mod revision in the range (0: empty). */
@@ -84,11 +76,10 @@ export class TrackedKeys {
     return this.#entries.keys();
   }
 
-  /** A put of `key` at `mod`; an undefined `fragment` (unusable value) keeps the key's previous one. */
+  /** A put of `key` at `mod`, its value making `fragment`. */
   put(key: string, mod: number, fragment: RawFragment | undefined): void {
-    const known = this.#entries.get(key);
-    if (!known) this.#names.splice(insertionIndex(this.#names, key), 0, key);
-    this.#set(key, mod, fragment ?? known?.fragment);
+    if (!this.#entries.has(key)) this.#names.splice(insertionIndex(this.#names, key), 0, key);
+    this.#set(key, mod, fragment);
     if (this.#maxMod !== undefined) this.#maxMod = Math.max(this.#maxMod, mod);
   }
 
@@ -103,7 +94,7 @@ export class TrackedKeys {
     return true;
   }
 
-  /** The usable fragments, in name order. */
+  /** The fragments, in name order. */
   fragments(): RawFragment[] {
     const out: RawFragment[] = [];
     for (const name of this.#names) {

@@ -18,7 +18,7 @@ export function registerEtcdSourceMetrics(register: Registry, stats: () => EtcdS
   if (options.fragments) {
     new Gauge({
       name: 'hotconf_source_fragments',
-      help: 'Keys under the etcd prefix with a usable value in the newest set the source delivered.',
+      help: 'Keys under the etcd prefix (fragments) in the newest set the source delivered.',
       registers: [register],
       collect() {
         this.set(stats().fragments);

@@ -28,7 +28,7 @@ export const RESYNC_REASONS: readonly ResyncReason[] = [
 export interface EtcdSourceStats {
   /** Mod revision of the newest value of the key the source delivered; with a prefix, the store revision of the newest set (0: none yet). */
   revision: number;
-  /** With a prefix: keys in the newest set delivered that have a usable value (0 for a single key). */
+  /** With a prefix: keys (fragments) in the newest set delivered (0 for a single key). */
   fragments: number;
   /** A watch is established. */
   connected: boolean;
