@@ -1,9 +1,12 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { runHotconfToEnd } from '../../harness/child.js';
+import { event, runHotconfToEnd, spawnHotconf } from '../../harness/child.js';
 import { EtcdServer } from '../../harness/etcd.js';
+import { httpRequest } from '../../harness/http.js';
+import { freePort } from '../../harness/ports.js';
 import { tempDir } from '../../harness/tmp.js';
+import { waitFor } from '../../harness/wait.js';
 
 const PREFIX = '/hotconf/routes/';
 
@@ -74,6 +77,50 @@ describe('hotconf put and delete with --prefix (CLI, real processes)', function 
     const plain = await hotconf('delete', ['b.yaml']);
     expect(plain.code, plain.stderr).to.equal(0);
     expect(await modRevision(`${PREFIX}b.yaml`)).to.equal(0);
+  });
+
+  it('runs on the prefix: fragments written and deleted with the CLI apply, a key over --max-document-bytes keeps its last good version', async () => {
+    const port = await freePort();
+    const adminPort = await freePort();
+    const listener = `listeners: [{ name: web, listen: "127.0.0.1:${port}", routes: [{ path_prefix: /base, respond: { status: 200, body: base } }] }]\n`;
+    const initial: [string, string][] = [
+      ['0-listener.yaml', listener],
+      ['shop.yaml', route('/shop')],
+      ['blog.yaml', route('/blog')],
+    ];
+    for (const [name, text] of initial) {
+      const res = await hotconf('put', [name, await file(name, text)]);
+      expect(res.code, res.stderr).to.equal(0);
+    }
+    const daemon = spawnHotconf(['run', '--etcd', etcd.clientUrl, '--prefix', PREFIX, '--admin', `127.0.0.1:${adminPort}`, '--max-document-bytes', '1k']);
+    await daemon.waitForLog('started', event('started'));
+    const get = async (path: string) => {
+      const res = await httpRequest(`http://127.0.0.1:${port}${path}`);
+      return `${res.status} ${res.body}`;
+    };
+    expect([await get('/shop'), await get('/blog')]).to.deep.equal(['200 /shop', '200 /blog']);
+
+    const deleted = await hotconf('delete', ['blog.yaml']);
+    expect(deleted.code, deleted.stderr).to.equal(0);
+    await waitFor('the deleted fragment to go', async () => (await get('/blog')).startsWith('404'));
+    expect(await get('/shop')).to.equal('200 /shop');
+
+    // Over the daemon's 1 KiB limit, under put's 1 MiB: written, refused by the daemon naming the key.
+    const big = await hotconf('put', ['shop.yaml', await file('big.yaml', `${route('/shop')}# ${'x'.repeat(2000)}\n`)]);
+    expect(big.code, big.stderr).to.equal(0);
+    await etcd.put(`${PREFIX}news.yaml`, route('/news'));
+    await waitFor('the other fragment to apply', async () => (await get('/news')) === '200 /news');
+    expect(await get('/shop')).to.equal('200 /shop');
+    const config = JSON.parse((await httpRequest(`http://127.0.0.1:${adminPort}/config`)).body) as {
+      source: Record<string, unknown>;
+      fragments: { name: string; state: string; errors?: { message: string }[] }[];
+    };
+    expect(config.source).to.include({ kind: 'etcd', prefix: PREFIX, fragments: 3 });
+    const shop = config.fragments.find((f) => f.name === `${PREFIX}shop.yaml`)!;
+    expect(shop.state).to.equal('invalid-kept-last-good');
+    expect(shop.errors![0]!.message).to.match(/^value is \d+ bytes; the limit is 1024 bytes \(--max-document-bytes\)$/);
+    daemon.process.kill('SIGTERM');
+    expect((await daemon.exited).code).to.equal(0);
   });
 
   it('refuses a command line that mixes --key and --prefix or misses the fragment name, exit 64', async () => {
