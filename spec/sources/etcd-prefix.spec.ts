@@ -181,7 +181,13 @@ describe('EtcdSource --prefix with a real etcd', function () {
     }
     const logs = memoryLogger();
     let client!: Etcd3;
-    const source = new EtcdSource({ endpoints: [etcd.clientUrl], prefix: PREFIX, logger: logs.logger, clientFactory: (o) => (client = new Etcd3(o)) });
+    const source = new EtcdSource({
+      endpoints: [etcd.clientUrl],
+      prefix: PREFIX,
+      pageKeys: 1000,
+      logger: logs.logger,
+      clientFactory: (o) => (client = new Etcd3(o)),
+    });
     onCleanup(() => source.close());
     const range = sinon.stub(client.kv, 'range').callThrough();
     let late = 0;
@@ -263,31 +269,47 @@ describe('EtcdSource --prefix with a real etcd', function () {
     await waitFor('puts after the resync', () => latest().has(`${PREFIX}next`));
   });
 
-  it('resyncs a watch that silently stopped delivering, found by the periodic check of the range', async () => {
+  it('leaves a healthy watch alone: progress requests answered, six checks, no resync', async () => {
     await etcd.put(`${PREFIX}a`, 'a: 0\n');
-    await etcd.put(`${PREFIX}b`, 'b: 0\n');
-    const { source, client, latest } = await watchPrefix(etcd, { consistencyCheckIntervalMs: 300 });
-    // Fault: the next watch stream delivers its `created` response and swallows every event.
-    const watch = client.watchClient.watch.bind(client.watchClient);
-    let muted = false;
-    sinon.stub(client.watchClient, 'watch').callsFake(async (options) => {
-      const stream = await watch(options);
-      if (muted) return stream;
-      muted = true;
-      const on = stream.on.bind(stream) as (event: string, fn: (...args: unknown[]) => void) => typeof stream;
-      (stream as { on: typeof on }).on = (event, fn) =>
-        on(event, event === 'data' ? (...args: unknown[]) => (args[0] as IWatchResponse).created && fn(...args) : fn);
-      return stream;
-    });
-    await etcd.restart();
-    await waitFor('the muted watcher to be in use', () => muted && source.stats().connected, 30_000);
-    // A delete only: the range's count tells the check, not a newer mod revision.
-    await etcd.delete(`${PREFIX}b`);
-    await waitFor('the stalled watch to be resynced', () => !latest().has(`${PREFIX}b`), 30_000);
-    expect(source.stats().resyncs.watch_stalled).to.equal(1);
-    await etcd.put(`${PREFIX}c`, 'c: 0\n');
-    await waitFor('the new watcher to deliver', () => latest().has(`${PREFIX}c`));
+    const { source, client } = await watchPrefix(etcd, { consistencyCheckIntervalMs: 100 });
+    const range = sinon.spy(client.kv, 'range');
+    await waitFor('six consistency checks', () => range.callCount >= 6);
+    expect(range.getCalls().every((call) => call.args[0]?.count_only === true)).to.equal(true);
+    expect(Object.values(source.stats().resyncs)).to.deep.equal([0, 0, 0, 0, 0, 0]);
+    expect(source.stats().connected).to.equal(true);
   });
+
+  for (const [change, how] of [
+    ['a delete, which the count of keys shows', (etcd: EtcdServer) => etcd.delete(`${PREFIX}b`)],
+    ['a change of an existing key, which only an unanswered progress request shows', (etcd: EtcdServer) => etcd.put(`${PREFIX}b`, 'b: 1\n')],
+  ] as const) {
+    it(`resyncs a watch that silently stopped delivering ${change}`, async () => {
+      await etcd.put(`${PREFIX}a`, 'a: 0\n');
+      await etcd.put(`${PREFIX}b`, 'b: 0\n');
+      const { source, client, latest, docs } = await watchPrefix(etcd, { consistencyCheckIntervalMs: 300 });
+      // Fault: the next watch stream delivers its `created` response and swallows every event.
+      const watch = client.watchClient.watch.bind(client.watchClient);
+      let muted = false;
+      sinon.stub(client.watchClient, 'watch').callsFake(async (options) => {
+        const stream = await watch(options);
+        if (muted) return stream;
+        muted = true;
+        const on = stream.on.bind(stream) as (event: string, fn: (...args: unknown[]) => void) => typeof stream;
+        (stream as { on: typeof on }).on = (event, fn) =>
+          on(event, event === 'data' ? (...args: unknown[]) => (args[0] as IWatchResponse).created && fn(...args) : fn);
+        return stream;
+      });
+      await etcd.restart();
+      await waitFor('the muted watcher to be in use', () => muted && source.stats().connected, 30_000);
+      const before = docs.length;
+      await how(etcd);
+      await waitFor('the stalled watch to be resynced', () => docs.length > before, 30_000);
+      expect(source.stats().resyncs.watch_stalled).to.equal(1);
+      expect(latest()).to.deep.equal(await etcdState(etcd));
+      await etcd.put(`${PREFIX}c`, 'c: 0\n');
+      await waitFor('the new watcher to deliver', () => latest().has(`${PREFIX}c`));
+    });
+  }
 
   it('delivers a key over the size limit or not UTF-8 as a fragment with error, naming why, beside the other keys', async () => {
     await etcd.put(`${PREFIX}big`, 'big: 1\n');

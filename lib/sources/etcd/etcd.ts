@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ExponentialBackoff, handleWhen, type IBackoff, noop, retry } from 'cockatiel';
 import {
@@ -54,6 +54,8 @@ export interface EtcdSourceOptions {
   startupTimeoutMs?: number;
   /** Retry backoff (exponential, decorrelated jitter): first delay and cap, in ms. Defaults 100 and 5000. */
   backoff?: { initialMs?: number; maxMs?: number };
+  /** With `prefix`: keys per range request of a read. Default `PREFIX_PAGE_KEYS` (10,000). */
+  pageKeys?: number;
   /** Period of the consistency check while watching, in ms. Default 5000. */
   consistencyCheckIntervalMs?: number;
   /** Builds the etcd3 client (tests wrap it to inject faults). Default `new Etcd3(options)`. */
@@ -78,8 +80,14 @@ interface Snapshot {
   kvs: IKeyValue[];
 }
 
-/** Keys per range request of a prefix read (halved while a page exceeds gRPC's message limit). */
-const PREFIX_PAGE_KEYS = 1000;
+/** Keys per range request of a prefix read (halved while a page exceeds `MAX_RECEIVE_BYTES`): 10,000 keys take 10 pages, 150 ms each. */
+const PREFIX_PAGE_KEYS = 10_000;
+
+/** The watch id of etcd's answer to a progress request: it belongs to no watch. */
+const PROGRESS_WATCH_ID = '-1';
+
+/** Largest message the client accepts, in bytes (gRPC's default is 4 MiB): a page of a prefix read. */
+const MAX_RECEIVE_BYTES = 64 * 1024 * 1024;
 
 /** Attempts of a paged read whose revision is compacted while it reads before the error is passed on. */
 const PAGED_READ_ATTEMPTS = 3;
@@ -114,11 +122,12 @@ const PAGED_READ_ATTEMPTS = 3;
  * `Watcher` resumes from the header of its `created` response, waits forever for a revision a
  * wiped cluster never reaches, and hides why etcd cancelled it). On a lost connection it retries
  * a probe (see `#probe`) with backoff, checks the answer against what it saw (cluster ID, store
- * revision, the range's count and newest mod revision) and watches again from the resume
+ * revision, the key's mod revision, the prefix's key count) and watches again from the resume
  * revision. A compacted resume revision, a changed cluster ID, a store revision that went
  * backwards or a watch that stopped delivering (the same probe every
- * `consistencyCheckIntervalMs`) make it resync: re-read the range at the current revision,
- * report it when it is news, watch from there.
+ * `consistencyCheckIntervalMs`; with a prefix, also a progress request on the watch stream that
+ * went unanswered for two intervals) make it resync: re-read the range at the current
+ * revision, report it when it is news, watch from there.
  *
  * Concurrency: watch events, reconnects and resyncs run on one supervisor loop; `read()` may
  * run concurrently and only records what it saw. `close()` stops the loop, cancels the watch
@@ -166,12 +175,16 @@ export class EtcdSource implements ConfigSource {
   #checking = false;
   /** The previous consistency check saw a change not yet delivered, while the watch stood at `resume`. */
   #lag: { resume: number } | undefined;
+  /** With `prefix`: asks etcd for a progress response on the running watch stream (unset between sessions). */
+  #requestProgress: (() => void) | undefined;
+  /** With `prefix`: checks since a progress request went out unanswered (undefined: none is out). */
+  #progressMisses: number | undefined;
   /** With `prefix`: the set changed; it is reported once the current turn of the event loop is over. */
   #pendingReport: NodeJS.Immediate | undefined;
   /** With `prefix`: the last set reported was empty (logged once until it is not). */
   #reportedEmpty = false;
   /** Keys per page of a prefix read. */
-  #pageKeys = PREFIX_PAGE_KEYS;
+  #pageKeys: number;
   readonly #closing = new Once(() => this.#close());
 
   /**
@@ -193,6 +206,7 @@ export class EtcdSource implements ConfigSource {
     this.#where = options.key !== undefined ? { key: options.key } : { prefix: options.prefix! };
     this.#range = options.key !== undefined ? { key: Buffer.from(options.key) } : prefixRange(options.prefix!);
     this.#maxFragmentBytes = options.maxFragmentBytes ?? DEFAULT_MAX_DOCUMENT_BYTES;
+    this.#pageKeys = options.pageKeys ?? PREFIX_PAGE_KEYS;
     this.#log = (options.logger ?? silentLogger()).child({ component: 'source', source: 'etcd' });
     this.#requestTimeoutMs = options.requestTimeoutMs ?? 5000;
     this.#startupTimeoutMs = options.startupTimeoutMs ?? Number.POSITIVE_INFINITY;
@@ -360,10 +374,14 @@ export class EtcdSource implements ConfigSource {
   }
 
   /**
-   * What the consistency checks compare: the range's key count and its newest key (highest mod
-   * revision), keys only. etcd reads the whole range to sort it; it sends one key.
+   * What the consistency checks compare. The single key: its count (0 or 1) and mod revision,
+   * keys only. A prefix: the count of its keys only (`count_only`: etcd walks its index, reads no
+   * value; 30 to 80 ms at 100,000 keys, where a range sorted by mod revision to find the newest
+   * key reads every value, 600 ms); that the watch still delivers changes to existing keys is
+   * checked with progress requests instead (see `#checkConsistency`).
    */
   #probe(): Promise<IRangeResponse> {
+    if (this.prefix !== undefined) return this.#rangeRequest({ ...this.#range, count_only: true });
     return this.#rangeRequest({ ...this.#range, keys_only: true, sort_order: 'Descend', sort_target: 'Mod', limit: 1 });
   }
 
@@ -636,12 +654,15 @@ export class EtcdSource implements ConfigSource {
         ended = true;
         clearTimeout(connectTimer);
         this.#endSession = undefined;
+        this.#requestProgress = undefined;
         this.#stats.connected = false;
         // The cancel surfaces as a CANCELLED error: the listener below swallows it once ended.
         stream.cancel();
         resolve(result);
       };
       this.#endSession = end;
+      this.#progressMisses = undefined;
+      this.#requestProgress = this.prefix === undefined ? undefined : () => stream.write({ progress_request: {} });
       const connectTimer = setTimeout(
         () => end({ kind: 'disconnected', error: new Error(`watch not established within ${this.#requestTimeoutMs} ms`) }),
         this.#requestTimeoutMs,
@@ -688,6 +709,13 @@ export class EtcdSource implements ConfigSource {
     if (res.created) {
       this.#stats.connected = true;
       connected();
+      return;
+    }
+    if (res.watch_id === PROGRESS_WATCH_ID) {
+      // The answer to a progress request: the stream delivers. It does not say that this watch
+      // has sent everything up to its revision (etcd 3.4 answers at once, even while the watch
+      // is still catching up), so the resume revision stays.
+      this.#progressMisses = undefined;
       return;
     }
     this.#onWatchEvents(res.header, events);
@@ -749,11 +777,19 @@ export class EtcdSource implements ConfigSource {
       if (this.#endSession !== endSession) return;
       const reason = this.#contradiction(probe, before);
       if (reason) return endSession({ kind: 'resync', reason });
-      // Stalled: the range had changed at the previous check and the watch delivered nothing since.
+      // Stalled: the range had changed at the previous check and the watch delivered nothing
+      // since, or (a prefix) a progress request went unanswered for two checks.
       const top = probe.kvs[0];
       const lagging = Number(probe.count) !== before.keys.size || (top !== undefined && Number(top.mod_revision) > before.resume - 1);
       if (lagging && this.#lag?.resume === before.resume) return endSession({ kind: 'resync', reason: 'watch_stalled' });
       this.#lag = lagging ? { resume: before.resume } : undefined;
+      if (this.#progressMisses !== undefined) {
+        this.#progressMisses += 1;
+        if (this.#progressMisses >= 2) return endSession({ kind: 'resync', reason: 'watch_stalled' });
+      } else if (this.#requestProgress) {
+        this.#progressMisses = 0;
+        this.#requestProgress();
+      }
     } finally {
       this.#checking = false;
     }
@@ -771,7 +807,7 @@ export class EtcdSource implements ConfigSource {
 
 /** `MOD_REVISION:SHA256-PREFIX` of a key's value: its document's (fragment's) version. */
 function valueVersion(kv: IKeyValue): string {
-  return `${kv.mod_revision}:${createHash('sha256').update(kv.value).digest('hex').slice(0, 16)}`;
+  return `${kv.mod_revision}:${hash('sha256', kv.value, 'hex').slice(0, 16)}`;
 }
 
 /**
@@ -827,7 +863,7 @@ export function etcdClientOptions(options: Pick<EtcdSourceOptions, 'endpoints' |
         }
       : {}),
     ...(auth ? { auth: { username: auth.username, password: auth.password } } : {}),
-    grpcOptions: { 'grpc.keepalive_time_ms': 10_000, 'grpc.keepalive_timeout_ms': 5000 },
+    grpcOptions: { 'grpc.keepalive_time_ms': 10_000, 'grpc.keepalive_timeout_ms': 5000, 'grpc.max_receive_message_length': MAX_RECEIVE_BYTES },
     faultHandling: {
       host: () => noop,
       // With several endpoints, a recoverable failure tries the next one.

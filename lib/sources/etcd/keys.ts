@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { RawFragment } from '../source.js';
 
 /** One key of the watched range, as the source last saw it. */
@@ -19,9 +19,11 @@ export type KeyValue = readonly [key: string, mod: number, fragment: RawFragment
  * key's mod revision, which the source's consistency checks compare with etcd's answers, and
  * (for a prefix) each key's fragment, from which the source builds its documents.
  *
- * Built for 100,000 keys where a change touches a few: names are kept sorted (binary-search
- * insert and remove, no sort per change), and the set's digest is the XOR of one SHA-256 per
- * fragment, updated per change rather than re-hashed. `fragments()` and `maxMod()` are O(n).
+ * Built for 100,000 keys where a change touches a few: names and fragments are kept in name
+ * order (binary-search insert, replace and remove, no sort per change), and the set's digest is
+ * the XOR of one SHA-256 per fragment, updated per change rather than re-hashed. `fragments()`
+ * is a copy of the ordered array; `maxMod()` is O(n) after the key with the highest mod
+ * revision was deleted.
  *
  * Not thread-safe; owned by one source.
  */
@@ -29,6 +31,8 @@ export class TrackedKeys {
   readonly #entries = new Map<string, Entry>();
   /** Keys in name order (JavaScript string order: the fragments' merge order). */
   #names: string[] = [];
+  /** Each key's fragment, in the order of `#names`. */
+  #ordered: (RawFragment | undefined)[] = [];
   readonly #digest = Buffer.alloc(32);
   #fragmentCount = 0;
   /** Highest mod revision of any key; undefined: to be computed. */
@@ -39,6 +43,7 @@ export class TrackedKeys {
     const keys = new TrackedKeys();
     for (const [key, mod, fragment] of values) keys.#set(key, mod, fragment);
     keys.#names = [...keys.#entries.keys()].sort(compareNames);
+    keys.#ordered = keys.#names.map((name) => keys.#entries.get(name)!.fragment);
     keys.#maxMod = undefined;
     return keys;
   }
@@ -78,7 +83,12 @@ export class TrackedKeys {
 
   /** A put of `key` at `mod`, its value making `fragment`. */
   put(key: string, mod: number, fragment: RawFragment | undefined): void {
-    if (!this.#entries.has(key)) this.#names.splice(insertionIndex(this.#names, key), 0, key);
+    const index = insertionIndex(this.#names, key);
+    if (this.#entries.has(key)) this.#ordered[index] = fragment;
+    else {
+      this.#names.splice(index, 0, key);
+      this.#ordered.splice(index, 0, fragment);
+    }
     this.#set(key, mod, fragment);
     if (this.#maxMod !== undefined) this.#maxMod = Math.max(this.#maxMod, mod);
   }
@@ -89,19 +99,17 @@ export class TrackedKeys {
     if (!entry) return false;
     this.#forget(entry);
     this.#entries.delete(key);
-    this.#names.splice(insertionIndex(this.#names, key), 1);
+    const index = insertionIndex(this.#names, key);
+    this.#names.splice(index, 1);
+    this.#ordered.splice(index, 1);
     if (entry.mod === this.#maxMod) this.#maxMod = undefined;
     return true;
   }
 
   /** The fragments, in name order. */
   fragments(): RawFragment[] {
-    const out: RawFragment[] = [];
-    for (const name of this.#names) {
-      const fragment = this.#entries.get(name)!.fragment;
-      if (fragment) out.push(fragment);
-    }
-    return out;
+    if (this.#fragmentCount === this.#ordered.length) return this.#ordered.slice() as RawFragment[];
+    return this.#ordered.filter((fragment) => fragment !== undefined);
   }
 
   /**
@@ -115,12 +123,12 @@ export class TrackedKeys {
   #set(key: string, mod: number, fragment: RawFragment | undefined): void {
     const known = this.#entries.get(key);
     if (known) this.#forget(known);
-    const hash = fragment ? createHash('sha256').update(fragment.name).update('\0').update(fragment.version).digest() : undefined;
-    if (hash) {
-      xorInto(this.#digest, hash);
+    const digest = fragment ? hash('sha256', `${fragment.name}\0${fragment.version}`, 'buffer') : undefined;
+    if (digest) {
+      xorInto(this.#digest, digest);
       this.#fragmentCount += 1;
     }
-    this.#entries.set(key, { mod, fragment, hash });
+    this.#entries.set(key, { mod, fragment, hash: digest });
   }
 
   #forget(entry: Entry): void {
