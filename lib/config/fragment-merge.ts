@@ -179,6 +179,8 @@ export class FragmentMerger {
   readonly #merged = new Map<string, Merged>();
   readonly #index = new FragmentIndex();
   readonly #statuses = new Map<string, FragmentStatus>();
+  /** Names of the fragments whose state is not `ok`: each plan looks at these again, not at every fragment. */
+  readonly #troubled = new Set<string>();
   #sum = 0n;
   #listeners = new Map<string, ListenerConfig>();
   #upstreams: Readonly<Record<string, UpstreamConfig>> = DEFAULTS.upstreams;
@@ -240,6 +242,8 @@ export class FragmentMerger {
     for (const [name, status] of state.statuses) {
       if (status) this.#statuses.set(name, status);
       else this.#statuses.delete(name);
+      if (status && status.state !== 'ok') this.#troubled.add(name);
+      else this.#troubled.delete(name);
     }
     this.#sum = state.sum;
     this.#listeners = state.listeners;
@@ -416,8 +420,8 @@ export class FragmentMerger {
       );
     }
     // A fragment refused before whose current version is the merged one again (an edit undone).
-    for (const [name, status] of this.#statuses) {
-      if (status.state !== 'ok' && !refused.has(name) && !admitted.has(name)) {
+    for (const name of this.#troubled) {
+      if (!refused.has(name) && !admitted.has(name)) {
         const merged = this.#merged.get(name);
         statuses.set(name, merged && current.has(name) ? { name, version: merged.version, state: 'ok' } : null);
       }
@@ -442,7 +446,8 @@ export class FragmentMerger {
         listeners.set(def.name, listener);
         ordered.push(listener);
       }
-      config = deepFreeze({ ...sections, upstreams: upstreams ?? this.#upstreams, listeners: ordered } as Config);
+      // Only the objects made here are frozen: every section in them is a fragment's, frozen already.
+      config = Object.freeze({ ...sections, upstreams: upstreams ?? this.#upstreams, listeners: Object.freeze(ordered) } as Config);
     }
     const changed = admitted.size;
     const hash = createHash('sha256')
@@ -455,21 +460,25 @@ export class FragmentMerger {
   #mergeUpstreams(admitted: Map<string, Merged | null>): Readonly<Record<string, UpstreamConfig>> {
     const out: Record<string, UpstreamConfig> = {};
     for (const name of this.#index.withUpstreams.get('')) Object.assign(out, this.#fragment(name, admitted).config.upstreams);
-    return deepFreeze(out);
+    return Object.freeze(out);
   }
 
   /** One listener: its definition with the routes of every member fragment, in name order, then document order. */
   #mergeListener(listener: string, admitted: Map<string, Merged | null>): ListenerConfig {
     let definition: ListenerConfig | undefined;
-    const routes: RouteConfig[] = [];
+    const parts: (readonly RouteConfig[])[] = [];
     for (const name of this.#index.members.get(listener)) {
       const fragment = this.#fragment(name, admitted);
       const entry: ListenerEntry = fragment.config.listeners![fragment.facts.members.get(listener)!]!;
       if ('listen' in entry) definition = entry;
-      for (const route of entry.routes) routes.push(route);
+      parts.push(entry.routes);
     }
     if (!definition) throw new Error(`listener ${listener} has no definition`);
-    return deepFreeze({ ...definition, routes });
+    // concat copies whole arrays at once; in slices, as a call has a bounded number of arguments.
+    let routes: RouteConfig[] = [];
+    for (let i = 0; i < parts.length; i += 8192) routes = routes.concat(...parts.slice(i, i + 8192));
+    Object.freeze(routes);
+    return Object.freeze({ ...definition, routes });
   }
 }
 
