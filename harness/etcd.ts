@@ -317,13 +317,13 @@ export interface EtcdDaemon {
 }
 
 /**
- * An in-process daemon (`specDaemon`) on `key` of `etcd`, with short backoff and check intervals
- * so recoveries happen quickly. Stopped after the test. `start: false` returns it unstarted
- * (admin bound by `daemon.start()`).
+ * An in-process daemon (`specDaemon`) on `key` of `etcd` (or every key under `{prefix}`), with
+ * short backoff and check intervals so recoveries happen quickly. Stopped after the test.
+ * `start: false` returns it unstarted (admin bound by `daemon.start()`).
  */
 export async function startEtcdDaemon(
   etcd: EtcdServer | { clientUrl: string },
-  key: string,
+  key: string | { prefix: string },
   options: Partial<EtcdSourceOptions> & { start?: boolean; watch?: boolean } = {},
 ): Promise<EtcdDaemon> {
   const logs = memoryLogger();
@@ -331,7 +331,7 @@ export async function startEtcdDaemon(
   const { start, watch, ...sourceOptions } = options;
   const source = new EtcdSource({
     endpoints: [etcd.clientUrl],
-    key,
+    ...(typeof key === 'string' ? { key } : key),
     logger: logs.logger,
     backoff: { initialMs: 20, maxMs: 500 },
     consistencyCheckIntervalMs: 1000,

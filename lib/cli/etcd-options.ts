@@ -18,6 +18,8 @@ export interface EtcdCliOptions {
   etcd?: string;
   /** The config key (`--key`, `$HOTCONF_ETCD_KEY`). */
   key?: string;
+  /** The prefix whose keys are the config's fragments (`--prefix`, `$HOTCONF_ETCD_PREFIX`); excludes `key`. */
+  prefix?: string;
   etcdCa?: string;
   etcdCert?: string;
   etcdKey?: string;
@@ -33,6 +35,7 @@ export function addEtcdOptions(command: Command): Command {
   return command
     .addOption(new Option('--etcd <urls>', 'etcd client URLs, comma-separated (http://127.0.0.1:2379)').env('HOTCONF_ETCD_ENDPOINTS'))
     .addOption(new Option('--key <key>', 'etcd key holding the config document').env('HOTCONF_ETCD_KEY'))
+    .addOption(new Option('--prefix <prefix>', 'etcd prefix whose every key is a fragment of the config (instead of --key)').env('HOTCONF_ETCD_PREFIX'))
     .addOption(new Option('--etcd-ca <file>', 'PEM CA bundle that verifies etcd (https endpoints)').env('HOTCONF_ETCD_CA'))
     .addOption(new Option('--etcd-cert <file>', 'PEM client certificate for etcd').env('HOTCONF_ETCD_CERT'))
     .addOption(new Option('--etcd-key <file>', 'PEM private key of --etcd-cert').env('HOTCONF_ETCD_CERT_KEY'))
@@ -49,16 +52,17 @@ const Endpoints = z
  * Resolve the bootstrap flags into `EtcdSource` connection options: split and check the URLs,
  * read the TLS files and the password. Undefined when `--etcd` is not given.
  *
- * @throws UsageError naming the flag: `--key` missing or `--key` without `--etcd`, a URL with
+ * @throws UsageError naming the flag: not exactly one of `--key` and `--prefix` (or either without `--etcd`), a URL with
  *   credentials (never quoted), a URL that is not http(s) or http mixed with https, TLS files
  *   with http:// endpoints, `--etcd-user` without a password, an unreadable file
  */
 export async function etcdConnection(
   options: EtcdCliOptions,
   env: NodeJS.ProcessEnv = process.env,
-): Promise<Pick<EtcdSourceOptions, 'endpoints' | 'key' | 'tls' | 'auth'> | undefined> {
+): Promise<Pick<EtcdSourceOptions, 'endpoints' | 'key' | 'prefix' | 'tls' | 'auth'> | undefined> {
   if (options.etcd === undefined) {
     if (options.key !== undefined) throw new UsageError('--key needs --etcd (or $HOTCONF_ETCD_ENDPOINTS)');
+    if (options.prefix !== undefined) throw new UsageError('--prefix needs --etcd (or $HOTCONF_ETCD_ENDPOINTS)');
     return undefined;
   }
   const urls = options.etcd
@@ -76,7 +80,14 @@ export async function etcdConnection(
   const parsed = Endpoints.safeParse(urls);
   if (!parsed.success) throw new UsageError(`--etcd ${options.etcd}: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
   const endpoints = parsed.data;
-  if (!options.key) throw new UsageError('--etcd needs --key (or $HOTCONF_ETCD_KEY): the key holding the config');
+  if (options.key !== undefined && options.prefix !== undefined)
+    throw new UsageError('--key and --prefix exclude each other: one key holds the config, or every key under a prefix');
+  if (options.prefix === '') throw new UsageError('--prefix must not be empty (it would take every key of the cluster)');
+  if (!options.key && options.prefix === undefined) {
+    throw new UsageError(
+      '--etcd needs --key (or $HOTCONF_ETCD_KEY): the key holding the config, or --prefix (or $HOTCONF_ETCD_PREFIX): the prefix of its fragments',
+    );
+  }
 
   const tlsFiles = { ca: options.etcdCa, cert: options.etcdCert, key: options.etcdKey };
   let tls: EtcdSourceOptions['tls'];
@@ -101,7 +112,8 @@ export async function etcdConnection(
   } else if (options.etcdPasswordFile !== undefined) {
     throw new UsageError('--etcd-password-file needs --etcd-user');
   }
-  return { endpoints, key: options.key, ...(tls ? { tls } : {}), ...(auth ? { auth } : {}) };
+  const where = options.prefix !== undefined ? { prefix: options.prefix } : { key: options.key! };
+  return { endpoints, ...where, ...(tls ? { tls } : {}), ...(auth ? { auth } : {}) };
 }
 
 /**

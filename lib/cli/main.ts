@@ -6,7 +6,7 @@ import { COMPLETION_SHELLS, completionCommand } from './completion.js';
 import { addEtcdOptions } from './etcd-options.js';
 import { processIo as io } from './io.js';
 import { leaksCommand } from './leaks.js';
-import { type PutOptions, putCommand } from './put.js';
+import { deleteCommand, type PutOptions, putCommand } from './put.js';
 import { reloadCommand } from './reload.js';
 import { type RunOptions, runCommand } from './run.js';
 import { schemaCommand } from './schema.js';
@@ -25,6 +25,9 @@ export function buildProgram(): Command {
     .command('run')
     .description('run the daemon (SIGHUP reloads, SIGTERM/SIGINT drain and stop)')
     .option('--config <file>', 'config file (YAML or JSON); default: the bundled fixtures/demo.yaml')
+    .option('--config-dir <dir>', 'config directory: every *.yaml, *.yml and *.json file in it is a fragment, merged by name')
+    .option('--max-document-bytes <n>', 'size limit of the config file, or of each fragment (k, m, g suffixes); default 1m')
+    .option('--max-total-bytes <n>', 'with --config-dir or --prefix: size limit of all fragments together (k, m, g suffixes); default 64m')
     .option('--no-watch', 'do not watch the source; reload only on SIGHUP or POST /reload')
     .option('--admin <host:port>', `admin API address (overrides the config's admin.listen; with --etcd default ${DEFAULT_ADMIN_LISTEN})`)
     .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS).default('info'))
@@ -41,8 +44,8 @@ export function buildProgram(): Command {
 
   program
     .command('validate')
-    .description('validate a config file; exit 0 valid, 1 invalid (errors on stderr)')
-    .argument('<file>', 'config file')
+    .description('validate a config file, or a config directory of fragments; exit 0 valid, 1 invalid (errors on stderr)')
+    .argument('<file>', 'config file or directory')
     .action(async (file: string) => {
       process.exitCode = await validateCommand(file, io);
     });
@@ -50,11 +53,24 @@ export function buildProgram(): Command {
   addEtcdOptions(
     program
       .command('put')
-      .description('validate a config file and write it to an etcd key; exit 0 written, 1 not written, 2 etcd unreachable')
-      .argument('<file>', 'config file (YAML or JSON)')
+      .description(
+        'validate a config file and write it to an etcd key (--key KEY FILE), or a fragment to PREFIX+NAME (--prefix PREFIX NAME FILE); exit 0 written, 1 not written, 2 etcd unreachable',
+      )
+      .argument('<name-or-file>', 'with --key: the config file (YAML or JSON); with --prefix: the fragment name under the prefix')
+      .argument('[file]', 'with --prefix: the fragment file (YAML or JSON)')
       .option('--if-revision <n>', "write only if the key's mod revision is still N (0: the key must not exist)"),
-  ).action(async (file: string, opts: PutOptions) => {
-    process.exitCode = await putCommand(file, opts, io);
+  ).action(async (first: string, file: string | undefined, opts: PutOptions) => {
+    process.exitCode = await putCommand(file === undefined ? [first] : [first, file], opts, io);
+  });
+
+  addEtcdOptions(
+    program
+      .command('delete')
+      .description('delete a fragment PREFIX+NAME (--prefix PREFIX NAME), or the key (--key KEY); exit 0 deleted, 1 not deleted, 2 etcd unreachable')
+      .argument('[name]', 'with --prefix: the fragment name under the prefix')
+      .option('--if-revision <n>', "delete only if the key's mod revision is still N"),
+  ).action(async (name: string | undefined, opts: PutOptions) => {
+    process.exitCode = await deleteCommand(name === undefined ? [] : [name], opts, io);
   });
 
   addAdminClientOptions(

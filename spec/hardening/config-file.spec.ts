@@ -175,21 +175,27 @@ describe('hardening: files that are not regular files', function () {
     expect((await child.exited).code).to.equal(0);
   });
 
-  it('hotconf validate refuses a FIFO, a symlink to /dev/zero and a directory at once, naming each', async () => {
+  it('hotconf validate refuses a FIFO and a symlink to /dev/zero at once, naming each, also as fragments of a directory', async () => {
     const dir = await tempDir();
     const pipe = join(dir, 'pipe.yaml');
     mkfifo(pipe);
     const zero = join(dir, 'zero.yaml');
     await symlink('/dev/zero', zero);
-    for (const [path, reason] of [
+    const reasons = [
       [pipe, 'is a FIFO (named pipe), not a regular file'],
       [zero, 'is a character device (such as /dev/zero), not a regular file'],
-      [dir, 'is a directory, not a regular file'],
-    ] as const) {
+    ] as const;
+    for (const [path, reason] of reasons) {
       const { code, stderr } = await runHotconfToEnd(['validate', path]);
       expect(code, path).to.equal(1);
       expect(stderr, path).to.equal(`${path}: cannot read config file: ${reason}\n`);
     }
+    // A directory is validated as `run --config-dir` reads it: each file a fragment.
+    const { code, stderr } = await runHotconfToEnd(['validate', dir]);
+    expect(code, dir).to.equal(1);
+    expect(stderr, dir).to.equal(
+      `${reasons.map(([path, reason]) => `${path}: (document): cannot read fragment file: ${reason}\n`).join('')}${dir}: no valid fragment among 2\n`,
+    );
   });
 
   it('refuses an admin token file that is a FIFO at start, naming it once, with nothing bound', async () => {

@@ -9,8 +9,22 @@ import type { EtcdSourceStats } from './stats.js';
  * - `hotconf_source_reconnects_total` (counter): watches re-established after a lost connection
  * - `hotconf_source_resyncs_total{reason}` (counter): full re-reads, by `ResyncReason`
  * - `hotconf_source_events_total{event}` (counter): watch events on the key, `put` / `delete`
+ * - `hotconf_source_fragments` (gauge, with `fragments`: a prefix source): fragments in the newest set delivered
+ *
+ * With a prefix, `revision` is the store revision of the newest set delivered and the events
+ * are those on the prefix's keys.
  */
-export function registerEtcdSourceMetrics(register: Registry, stats: () => EtcdSourceStats): void {
+export function registerEtcdSourceMetrics(register: Registry, stats: () => EtcdSourceStats, options: { fragments?: boolean } = {}): void {
+  if (options.fragments) {
+    new Gauge({
+      name: 'hotconf_source_fragments',
+      help: 'Keys under the etcd prefix (fragments) in the newest set the source delivered.',
+      registers: [register],
+      collect() {
+        this.set(stats().fragments);
+      },
+    });
+  }
   new Gauge({
     name: 'hotconf_source_revision',
     help: 'etcd mod revision of the newest value of the config key the source delivered.',

@@ -26,13 +26,15 @@ export const RESYNC_REASONS: readonly ResyncReason[] = [
 
 /** Counters and state of one `EtcdSource`, read by its metrics at scrape time. */
 export interface EtcdSourceStats {
-  /** Mod revision of the newest value of the key the source delivered (0: none yet). */
+  /** Mod revision of the newest value of the key the source delivered; with a prefix, the store revision of the newest set (0: none yet). */
   revision: number;
+  /** With a prefix: keys (fragments) in the newest set delivered (0 for a single key). */
+  fragments: number;
   /** A watch is established. */
   connected: boolean;
   /** Watches re-established after a lost connection. */
   reconnects: number;
   resyncs: Record<ResyncReason, number>;
-  /** Watch events on the key, by type. */
+  /** Watch events on the key (the prefix's keys), by type. */
   events: { put: number; delete: number };
 }
