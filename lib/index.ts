@@ -9,6 +9,8 @@ export { DEFAULT_LEAK_TREND, leakReport, leakTrend, leastSquaresSlope } from './
 export { DaemonMetrics, EdgeMetrics, UpstreamMetrics } from './admin/metrics.js';
 export type {
   Config,
+  FragmentConfig,
+  FragmentInput,
   HealthCheckConfig,
   ListenerConfig,
   LoadedConfig,
@@ -26,8 +28,12 @@ export {
   canonicalHash,
   canonicalJson,
   DEFAULT_MAX_DOCUMENT_BYTES,
+  DEFAULT_MAX_TOTAL_BYTES,
   decodeDocument,
+  FragmentMerger,
+  fragmentFacts,
   loadConfig,
+  loadFragment,
   MAX_DOCUMENT_NODES,
   MAX_MAP_KEYS,
   MAX_NESTING_DEPTH,
@@ -35,7 +41,9 @@ export {
   REDACTED,
   redactConfig,
   SECRET_PATHS,
+  SINGLE_SECTIONS,
   validateConfig,
+  validateFragment,
 } from './config/index.js';
 export * from './core/errors.js';
 export { createLogger, silentLogger } from './core/log.js';
@@ -71,11 +79,13 @@ export type { CloseReport, EntrySnapshot, KindStats, RegistryEvent, ResourceFact
 export { Lease, ResourceRegistry, sectionKey } from './registry/index.js';
 export type { ApplierOptions, ApplyOutcome } from './reload/applier.js';
 export { Applier } from './reload/applier.js';
+export type { FragmentLoaderOptions, FragmentState, FragmentStatus, MergePlan, ParseFragments } from './reload/fragments.js';
+export { FragmentLoader, parseFragmentsHere } from './reload/fragments.js';
 export type { GenerationState, ReleaseReport } from './reload/generation.js';
 export { Generation, GenerationStateError } from './reload/generation.js';
 export type { LoadOutcome, ParseConfig, ServedConfig } from './reload/load.js';
-export { loadDocument, loadDocumentWith } from './reload/load.js';
-export type { ConfigParserOptions } from './reload/parser.js';
+export { loadDocument, loadDocumentWith, loadFragments } from './reload/load.js';
+export type { ConfigParserOptions, FragmentParse } from './reload/parser.js';
 export { ConfigParser, ParserClosedError } from './reload/parser.js';
 export type { ProvisionContext, ProvisionReport } from './reload/provision.js';
 export { provision } from './reload/provision.js';
@@ -137,13 +147,15 @@ export {
 } from './resources/tracing.js';
 export type { UpstreamPool, UpstreamPoolFactoryOptions, UpstreamPoolSettings } from './resources/upstream.js';
 export { UPSTREAM_POOL_KIND, upstreamPoolFactory, upstreamPoolKey, upstreamPoolKind, upstreamPoolSettings, upstreamTargets } from './resources/upstream.js';
+export type { DirectorySourceOptions } from './sources/directory.js';
+export { DirectorySource, FRAGMENT_EXTENSIONS, isFragmentName } from './sources/directory.js';
 export type { EtcdSourceOptions } from './sources/etcd/etcd.js';
 export { EtcdSource, etcdClientOptions } from './sources/etcd/etcd.js';
 export type { EtcdSourceStats, ResyncReason } from './sources/etcd/stats.js';
 export { RESYNC_REASONS } from './sources/etcd/stats.js';
 export type { FileSourceOptions } from './sources/file.js';
 export { FileSource } from './sources/file.js';
-export type { ConfigSource, RawDocument, SourceInfo, SourceWatchHandlers } from './sources/source.js';
+export type { ConfigSource, RawDocument, RawFragment, SourceInfo, SourceWatchHandlers } from './sources/source.js';
 export { ForwardingTracerProvider, installGlobalTelemetry } from './telemetry/forwarding-tracer.js';
 export type { Environment, ResolvedTracing, TracingExporter } from './telemetry/otel-env.js';
 export { OtelEnvError, resolveTracing } from './telemetry/otel-env.js';

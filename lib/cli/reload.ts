@@ -20,10 +20,12 @@ export async function reloadCommand(options: AdminClientOptions, io: Io): Promis
   if (body.result === 'applied' || body.result === 'unchanged') {
     io.out(`${body.result} (generation ${body.generation})\n`);
     for (const w of body.warnings ?? []) io.err(`warning: ${w.path}: ${w.message}\n`);
+    // A config of several fragments: the refused ones keep their last good version.
+    for (const e of body.errors ?? []) io.err(`refused, last good version kept: ${e.origin ? `${e.origin}: ` : ''}${e.path || '(document)'}: ${e.message}\n`);
     return 0;
   }
   io.err(`reload ${body.result ?? 'failed'} (generation ${body.generation ?? '?'} keeps serving)\n`);
-  for (const e of body.errors ?? []) io.err(`  ${e.path || '(document)'}: ${e.message}\n`);
+  for (const e of body.errors ?? []) io.err(`  ${e.origin ? `${e.origin}: ` : ''}${e.path || '(document)'}: ${e.message}\n`);
   if (body.error) io.err(`  ${body.error}\n`);
   return 1;
 }

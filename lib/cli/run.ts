@@ -7,6 +7,7 @@ import { errorMessage, UsageError } from '../core/errors.js';
 import { createLogger, type Logger, type LogLevel } from '../core/log.js';
 import { ClusterPrimary, runClusterWorker } from '../daemon/cluster.js';
 import { Daemon, type DaemonOptions } from '../daemon/daemon.js';
+import { DirectorySource } from '../sources/directory.js';
 import { EtcdSource } from '../sources/etcd/etcd.js';
 import { FileSource } from '../sources/file.js';
 import type { ConfigSource } from '../sources/source.js';
@@ -17,6 +18,12 @@ export const DEMO_CONFIG = fileURLToPath(new URL('../../fixtures/demo.yaml', imp
 
 export interface RunOptions extends EtcdCliOptions {
   config?: string;
+  /** `--config-dir`: every `*.yaml`/`*.yml`/`*.json` file in it is a fragment of the config. */
+  configDir?: string;
+  /** `--max-document-bytes`: the size limit of the config file, or of each fragment. */
+  maxDocumentBytes?: string;
+  /** `--max-total-bytes`: the size limit of all fragments together. */
+  maxTotalBytes?: string;
   watch: boolean;
   admin?: string;
   logLevel: LogLevel;
@@ -35,6 +42,21 @@ export function parseWorkers(value: string | undefined): number {
   if (value === 'auto') return availableParallelism();
   if (!/^[1-9]\d*$/.test(value)) throw new UsageError(`--workers ${value}: expected a positive number or auto`);
   return Number(value);
+}
+
+/**
+ * A byte count flag: a positive integer, optionally with a `k`, `m` or `g` suffix (KiB, MiB, GiB).
+ * Undefined when the flag is not given.
+ * @throws UsageError naming `flag` for anything else
+ */
+export function parseBytes(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const match = /^([1-9]\d*)([kmg]?)$/i.exec(value.trim());
+  if (!match) throw new UsageError(`${flag} ${value}: expected a positive number of bytes, optionally with k, m or g (KiB, MiB, GiB)`);
+  const scale = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[match[2]!.toLowerCase() as '' | 'k' | 'm' | 'g'];
+  const bytes = Number(match[1]) * scale;
+  if (!Number.isSafeInteger(bytes)) throw new UsageError(`${flag} ${value}: too large`);
+  return bytes;
 }
 
 /**
@@ -58,31 +80,40 @@ export async function runCommand(options: RunOptions, deps: Pick<DaemonOptions, 
   let workers: number;
   let source: ConfigSource;
   let adminListen = options.admin;
+  let maxDocumentBytes: number | undefined;
+  let maxTotalBytes: number | undefined;
   try {
     const etcd = await etcdConnection(options);
-    if (etcd && options.config !== undefined) throw new UsageError('--config and --etcd exclude each other');
+    const given = [options.config !== undefined && '--config', options.configDir !== undefined && '--config-dir', etcd && '--etcd'].filter(Boolean);
+    if (given.length > 1) throw new UsageError(`${given.join(' and ')} exclude each other`);
     const startupTimeoutMs = parseDuration('--startup-timeout', options.startupTimeout);
+    maxDocumentBytes = parseBytes('--max-document-bytes', options.maxDocumentBytes);
+    maxTotalBytes = parseBytes('--max-total-bytes', options.maxTotalBytes);
     workers = parseWorkers(options.workers);
     if (etcd) {
       source = new EtcdSource({ ...etcd, startupTimeoutMs, logger });
       // The admin API must be up before the first read (`/healthz` 503 while etcd is
       // unreachable), so before any config can name its address.
       adminListen ??= DEFAULT_ADMIN_LISTEN;
+    } else if (options.configDir !== undefined) {
+      source = new DirectorySource({ path: options.configDir, maxFragmentBytes: maxDocumentBytes, maxTotalBytes, logger });
     } else {
-      source = new FileSource({ path: options.config ?? DEMO_CONFIG, logger });
+      source = new FileSource({ path: options.config ?? DEMO_CONFIG, maxDocumentBytes, logger });
     }
   } catch (error) {
     process.stderr.write(`hotconf run: ${errorMessage(error)}\n`);
     process.exit(EXIT_USAGE);
   }
   if (workers > 1) {
-    await runPrimary(source, workers, adminListen, options, logger);
+    await runPrimary(source, workers, adminListen, options, logger, { maxDocumentBytes, maxTotalBytes });
     return;
   }
   const daemon = new Daemon({
     source,
     logger,
     adminListen,
+    maxDocumentBytes,
+    maxTotalBytes,
     adminToken: process.env[ADMIN_TOKEN_ENV],
     watch: options.watch,
     installGlobalTelemetry: true,
@@ -112,8 +143,15 @@ export async function runCommand(options: RunOptions, deps: Pick<DaemonOptions, 
 }
 
 /** `run --workers N` (N ≥ 2): the cluster primary; workers re-run this command as forks. */
-async function runPrimary(source: ConfigSource, workers: number, adminListen: string | undefined, options: RunOptions, logger: Logger): Promise<void> {
-  const primary = new ClusterPrimary({ source, workers, logger, adminListen, adminToken: process.env[ADMIN_TOKEN_ENV], watch: options.watch });
+async function runPrimary(
+  source: ConfigSource,
+  workers: number,
+  adminListen: string | undefined,
+  options: RunOptions,
+  logger: Logger,
+  limits: { maxDocumentBytes?: number; maxTotalBytes?: number },
+): Promise<void> {
+  const primary = new ClusterPrimary({ source, workers, logger, adminListen, adminToken: process.env[ADMIN_TOKEN_ENV], watch: options.watch, ...limits });
   primary.handleSignals();
   try {
     const result = await primary.start();

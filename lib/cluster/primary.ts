@@ -5,10 +5,11 @@ import { errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { Once } from '../core/once.js';
 import { withTimeout } from '../core/timeout.js';
-import { loadDocumentWith } from '../reload/load.js';
+import type { FragmentLoader, FragmentStatus } from '../reload/fragments.js';
+import { type LoadOutcome, loadDocumentWith, loadFragments } from '../reload/load.js';
 import { ConfigParser } from '../reload/parser.js';
 import { type ReloadJob, ReloadQueue, type ReloadTrigger } from '../reload/queue.js';
-import { AdmissionError, type ReloaderOptions, type ReloadResult, reloadResultOf } from '../reload/reloader.js';
+import { AdmissionError, fragmentLoader, type ReloaderOptions, type ReloadResult, reloadResultOf } from '../reload/reloader.js';
 import type { ConfigSource, RawDocument } from '../sources/source.js';
 import { type PrimaryMessage, type WorkerMessage, workerMessage } from './protocol.js';
 
@@ -49,7 +50,10 @@ export type CoordinatorEvent =
 export interface CoordinatorOptions {
   source: ConfigSource;
   logger: Logger;
+  /** As `ReloaderOptions.maxDocumentBytes` (per fragment with a multi-document source). */
   maxDocumentBytes?: number;
+  /** As `ReloaderOptions.maxTotalBytes`. */
+  maxTotalBytes?: number;
   /** How long a worker may take to answer `prepare` or `commit`, in ms. Default 60000. */
   replyTimeoutMs?: number;
   /** Parses and validates documents off the thread serving the admin API. Default: a new one, closed by `stop()`. */
@@ -82,6 +86,9 @@ export class ClusterCoordinator {
   readonly #source: ConfigSource;
   readonly #log: Logger;
   readonly #maxDocumentBytes: number | undefined;
+  readonly #maxTotalBytes: number | undefined;
+  /** Parses and merges the fragments of a multi-document source (made on its first such document). */
+  #fragments: FragmentLoader | undefined;
   readonly #replyTimeoutMs: number;
   readonly #parser: ConfigParser;
   readonly #ownsParser: boolean;
@@ -100,6 +107,7 @@ export class ClusterCoordinator {
     this.#source = options.source;
     this.#log = options.logger.child({ component: 'cluster' });
     this.#maxDocumentBytes = options.maxDocumentBytes;
+    this.#maxTotalBytes = options.maxTotalBytes;
     this.#replyTimeoutMs = options.replyTimeoutMs ?? 60_000;
     this.#ownsParser = options.parser === undefined;
     this.#parser = options.parser ?? new ConfigParser();
@@ -111,6 +119,11 @@ export class ClusterCoordinator {
   /** The committed revision (0 before the first) and its config. */
   get committed(): { revision: number; loaded: LoadedConfig; doc: RawDocument } | undefined {
     return this.#committed;
+  }
+
+  /** Every fragment's state, for a multi-document source (`/config`); undefined for a single document. */
+  fragments(): FragmentStatus[] | undefined {
+    return this.#fragments?.statuses();
   }
 
   /** Send `message` to every worker (health transitions). */
@@ -269,13 +282,15 @@ export class ClusterCoordinator {
       ...(result.error ? { error: result.error, path: result.path } : {}),
       ...(result.warnings ? { warnings: result.warnings } : {}),
     };
-    if ((result.result === 'applied' || result.result === 'unchanged') && !result.warnings) this.#log.info(fields, 'reload');
+    if ((result.result === 'applied' || result.result === 'unchanged') && !result.warnings && !result.errors) this.#log.info(fields, 'reload');
     else this.#log.warn(fields, 'reload');
     this.#events.emit({ type: 'reload', trigger: job.trigger, result, duration_seconds: durationSeconds });
     return result;
   }
 
-  async #apply(doc: RawDocument): Promise<ReloadResult> {
+  async #apply(read: RawDocument): Promise<ReloadResult> {
+    // Workers get the merged config of a multi-document source: the fragments' text stays here.
+    const doc: RawDocument = read.fragments ? { text: '', version: read.version, source: read.source } : read;
     const committed = this.#committed;
     const served = committed && {
       hash: committed.loaded.hash,
@@ -283,8 +298,15 @@ export class ClusterCoordinator {
       source: committed.doc.source,
       tls: { digest: committed.tlsDigest },
     };
-    const outcome = await loadDocumentWith((text, options) => this.#parser.parse(text, options), doc, served, { maxDocumentBytes: this.#maxDocumentBytes });
+    let outcome: LoadOutcome;
+    if (read.fragments) {
+      this.#fragments ??= fragmentLoader(this.#parser, this.#maxDocumentBytes, this.#maxTotalBytes);
+      outcome = await loadFragments(this.#fragments, read, served);
+    } else {
+      outcome = await loadDocumentWith((text, options) => this.#parser.parse(text, options), doc, served, { maxDocumentBytes: this.#maxDocumentBytes });
+    }
     if (outcome.kind === 'unchanged') {
+      if (outcome.plan) this.#fragments?.commit(outcome.plan);
       this.#committed = { ...committed!, doc };
       return { result: 'unchanged', generation: committed!.revision, hash: committed!.loaded.hash };
     }
@@ -301,8 +323,10 @@ export class ClusterCoordinator {
     const failure = await this.#twoPhase(entries, revision, doc, outcome.loaded);
     if (failure) return { ...failure, generation: committed?.revision ?? 0 };
     this.#committed = { revision, doc, loaded: outcome.loaded, tlsDigest: outcome.tls.digest };
+    if (outcome.plan) this.#fragments?.commit(outcome.plan);
     this.#events.emit({ type: 'committed', revision, doc, loaded: outcome.loaded });
-    return { result: 'applied', generation: revision, hash: outcome.loaded.hash, ...(warnings.length > 0 ? { warnings } : {}) };
+    const errors = outcome.plan && outcome.plan.issues.length > 0 ? { errors: [...outcome.plan.issues] } : {};
+    return { result: 'applied', generation: revision, hash: outcome.loaded.hash, ...errors, ...(warnings.length > 0 ? { warnings } : {}) };
   }
 
   /** Prepare on every worker, then commit on all or abort on all. Resolves with the failure, or undefined once all committed. */

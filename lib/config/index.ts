@@ -1,5 +1,7 @@
 export * from './address.js';
 export * from './decode.js';
+export * from './fragment-merge.js';
+export * from './fragments.js';
 export * from './hash.js';
 export * from './parse.js';
 export * from './redact.js';

@@ -284,8 +284,8 @@ function firstLine(message: string): string {
   return message.split('\n')[0]!.replace(/:$/, '');
 }
 
-/** One issue per `PROTOTYPE_KEYS` key found in plain data (own keys only, any depth). */
-function prototypeKeyIssues(data: unknown, path: string[] = [], out: ConfigIssue[] = [], seen = new Set<object>()): ConfigIssue[] {
+/** One issue per `PROTOTYPE_KEYS` key found in plain data (own keys only, any depth); fragments are checked with it too. */
+export function prototypeKeyIssues(data: unknown, path: string[] = [], out: ConfigIssue[] = [], seen = new Set<object>()): ConfigIssue[] {
   // YAML aliases make shared and even cyclic graphs: visit each object once.
   if (data === null || typeof data !== 'object' || seen.has(data)) return out;
   seen.add(data);

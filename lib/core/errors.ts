@@ -8,11 +8,13 @@
 export interface ConfigIssue {
   path: string;
   message: string;
+  /** The fragment (file of `--config-dir`, etcd key under `--prefix`) the issue is in, for a config of several; `path` is within it. */
+  origin?: string;
 }
 
-/** Issues as one line: `path: message` each (the message alone for the whole document), `; `-separated. */
+/** Issues as one line: `[origin: ]path: message` each (the message alone for the whole document), `; `-separated. */
 export function formatIssues(issues: readonly ConfigIssue[]): string {
-  return issues.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message)).join('; ');
+  return issues.map((i) => `${i.origin ? `${i.origin}: ` : ''}${i.path ? `${i.path}: ${i.message}` : i.message}`).join('; ');
 }
 
 /** Base class: `code` is stable across releases, `message` is for humans. */

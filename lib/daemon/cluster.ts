@@ -36,6 +36,8 @@ export interface ClusterPrimaryOptions {
   watch?: boolean;
   httpLimits?: Partial<HttpLimits>;
   maxDocumentBytes?: number;
+  /** As `DaemonOptions.maxTotalBytes`. */
+  maxTotalBytes?: number;
   /** How long a worker has to start and say `ready`, in ms. Default 30000. */
   workerStartTimeoutMs?: number;
 }
@@ -72,6 +74,7 @@ export class ClusterPrimary implements AdminBackend {
       source: options.source,
       logger,
       maxDocumentBytes: options.maxDocumentBytes,
+      maxTotalBytes: options.maxTotalBytes,
       admit: (config) => this.#admit(config),
     });
     this.#admin = new AdminServer(this, logger, { limits: options.httpLimits });
@@ -187,12 +190,14 @@ export class ClusterPrimary implements AdminBackend {
   config(): unknown {
     const committed = this.coordinator.committed;
     if (!committed) return undefined;
+    const fragments = this.coordinator.fragments();
     return {
       generation: committed.revision,
       revision: committed.revision,
       hash: committed.loaded.hash,
       source: committed.doc.source,
       workers: this.coordinator.workers(),
+      ...(fragments ? { fragments } : {}),
       config: redactConfig(committed.loaded.config),
     };
   }

@@ -58,6 +58,8 @@ export interface DaemonOptions {
    * over its own `maxDocumentBytes` (default 1 MiB) before this limit is applied: raise both.
    */
   maxDocumentBytes?: number;
+  /** With a multi-document source (`DirectorySource`), the limit of all fragments together, in bytes (see `ReloaderOptions.maxTotalBytes`). */
+  maxTotalBytes?: number;
   /**
    * Parses and validates documents on a worker thread (see `ConfigParser`). Default: one of its
    * own, terminated by `stop()`; one passed in is left open for its owner to close (specs share
@@ -135,6 +137,7 @@ export class Daemon implements AdminBackend {
       logger: this.#rootLog,
       kinds: options.kinds,
       maxDocumentBytes: options.maxDocumentBytes,
+      maxTotalBytes: options.maxTotalBytes,
       parser: options.parser,
       httpLimits: options.httpLimits,
       sharedListeners: options.sharedListeners,
@@ -268,17 +271,20 @@ export class Daemon implements AdminBackend {
     const source = this.#source.describe();
     if (source.kind === 'etcd') return `its first config from etcd key ${String(source.key)} at ${[source.endpoints].flat().join(',')}`;
     if (source.kind === 'file') return `its first config from ${String(source.path)}`;
+    if (source.kind === 'directory') return `its first config from the directory ${String(source.path)}`;
     return `its first config from its ${source.kind} source`;
   }
 
   config(): unknown {
     const active = this.reloader.active;
     if (!active) return undefined;
+    const fragments = this.reloader.fragments();
     return {
       generation: active.id,
       hash: active.hash,
       loaded_at: active.loadedAt.toISOString(),
       source: active.source,
+      ...(fragments ? { fragments } : {}),
       config: redactConfig(active.config),
     };
   }

@@ -1,6 +1,8 @@
 import { type LoadedConfig, loadConfig, type ParseOptions } from '../config/parse.js';
+import { ConfigInvalidError } from '../core/errors.js';
 import { loadTlsMaterial, type TlsMaterial } from '../net/tls-files.js';
 import type { RawDocument } from '../sources/source.js';
+import type { FragmentLoader, MergePlan } from './fragments.js';
 
 /** What the serving side already has: the hash and document version of the active config, and the digest of its certificate files. */
 export interface ServedConfig {
@@ -10,8 +12,12 @@ export interface ServedConfig {
   readonly tls: Pick<TlsMaterial, 'digest'>;
 }
 
-/** `unchanged`: the document and the files it names produce what is already served; `loaded`: a new config to provision. */
-export type LoadOutcome = { kind: 'unchanged' } | { kind: 'loaded'; loaded: LoadedConfig; tls: TlsMaterial };
+/**
+ * `unchanged`: the document and the files it names produce what is already served; `loaded`: a
+ * new config to provision. `plan` (fragments only): what to commit to the `FragmentLoader` once
+ * the config serves or is unchanged; its `issues` are the fragments left at their last good version.
+ */
+export type LoadOutcome = { kind: 'unchanged'; plan?: MergePlan } | { kind: 'loaded'; loaded: LoadedConfig; tls: TlsMaterial; plan?: MergePlan };
 
 /** Parse, validate and hash a document, as `loadConfig` does (a `ConfigParser` does it on its worker thread). */
 export type ParseConfig = (text: string, options: ParseOptions) => Promise<LoadedConfig>;
@@ -59,6 +65,35 @@ export async function loadDocumentWith(
   if (isServedVersion(doc, served)) return { kind: 'unchanged' };
   const preloaded = await parse(doc.text, { origin: documentOrigin(doc), maxDocumentBytes: options.maxDocumentBytes });
   return loadDocument(doc, served, { preloaded });
+}
+
+/**
+ * `loadDocumentWith` for a multi-document config (`doc.fragments`): `loader` parses the fragments
+ * that changed and plans their merge, each fragment keeping its last good version (see
+ * `FragmentLoader`). A merged config equal to the served one is `unchanged`, unless this read
+ * refused a fragment: then the reload is refused (`ConfigInvalidError` with the fragments'
+ * issues) and the plan committed, so `/config` shows the fragments' states. A merged config that
+ * differs is `loaded`, with the refused fragments' issues in `plan.issues`.
+ *
+ * @throws ConfigInvalidError when no fragment is valid, the fragments exceed the total size
+ *   limit, or the certificate files named cannot be used; each issue's `origin` names its fragment
+ */
+export async function loadFragments(loader: FragmentLoader, doc: RawDocument, served: ServedConfig | undefined): Promise<LoadOutcome> {
+  if (isServedVersion(doc, served)) return { kind: 'unchanged' };
+  const origin = documentOrigin(doc);
+  const fragments = doc.fragments ?? [];
+  const plan = await loader.plan(fragments, origin);
+  if (!plan.loaded) {
+    const none = { path: '', message: `no valid fragment among the ${fragments.length} the source has` };
+    throw new ConfigInvalidError([none, ...plan.issues], origin);
+  }
+  const tls = await loadTlsMaterial(plan.loaded.config, origin);
+  if (served && served.hash === plan.loaded.hash && served.tls.digest === tls.digest) {
+    if (plan.issues.length === 0) return { kind: 'unchanged', plan };
+    loader.commit(plan);
+    throw new ConfigInvalidError(plan.issues, origin);
+  }
+  return { kind: 'loaded', loaded: plan.loaded, tls, plan };
 }
 
 /**

@@ -18,6 +18,15 @@ export const ParseRequestSchema = z.strictObject({
 });
 export type ParseRequest = z.infer<typeof ParseRequestSchema>;
 
+/** Fragments of a multi-document config to parse and validate each on its own (`loadFragment`), in one message. */
+export const FragmentsRequestSchema = z.strictObject({
+  id: z.int().positive(),
+  fragments: z.array(z.strictObject({ name: z.string(), text: z.string() })),
+  /** Size limit of one fragment in bytes (default `DEFAULT_MAX_DOCUMENT_BYTES`). */
+  maxDocumentBytes: z.int().positive().optional(),
+});
+export type FragmentsRequest = z.infer<typeof FragmentsRequestSchema>;
+
 const IssueSchema = z.strictObject({ path: z.string(), message: z.string() });
 
 export const ParseReplySchema = z.discriminatedUnion('kind', [
@@ -25,6 +34,17 @@ export const ParseReplySchema = z.discriminatedUnion('kind', [
   z.strictObject({ id: z.int().positive(), kind: z.literal('loaded'), config: z.record(z.string(), z.unknown()), hash: z.string().regex(/^[0-9a-f]{64}$/) }),
   /** Refused: a `ConfigInvalidError`'s issues and origin. */
   z.strictObject({ id: z.int().positive(), kind: z.literal('invalid'), issues: z.array(IssueSchema), origin: z.string().optional() }),
+  /** The outcome of each fragment of a `FragmentsRequest`, in its order: the fragment and its hash, or its issues. */
+  z.strictObject({
+    id: z.int().positive(),
+    kind: z.literal('fragments'),
+    results: z.array(
+      z.union([
+        z.strictObject({ ok: z.literal(true), config: z.record(z.string(), z.unknown()), hash: z.string().regex(/^[0-9a-f]{64}$/) }),
+        z.strictObject({ ok: z.literal(false), issues: z.array(IssueSchema) }),
+      ]),
+    ),
+  }),
   /** Anything else the parse threw (a bug): its message. */
   z.strictObject({ id: z.int().positive(), kind: z.literal('crashed'), message: z.string() }),
 ]);

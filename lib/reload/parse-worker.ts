@@ -1,7 +1,8 @@
 import { parentPort } from 'node:worker_threads';
+import { loadFragment } from '../config/fragments.js';
 import { loadConfig } from '../config/parse.js';
 import { ConfigInvalidError, errorMessage } from '../core/errors.js';
-import { type ParseReply, type ParseRequest, ParseRequestSchema } from './parse-protocol.js';
+import { type FragmentsRequest, FragmentsRequestSchema, type ParseReply, type ParseRequest, ParseRequestSchema } from './parse-protocol.js';
 
 // The worker thread of `ConfigParser` (parser.ts): parse, validate and hash each document it is
 // sent, one at a time, and send the outcome back. Nothing here touches the serving thread's state.
@@ -11,8 +12,26 @@ if (!port) throw new Error('parse-worker runs as the worker thread of a ConfigPa
 
 port.on('message', (message: unknown) => {
   // A malformed request is a bug in ConfigParser: the throw ends the worker, which rejects what it had.
-  port.postMessage(answer(ParseRequestSchema.parse(message)));
+  const fragments = message !== null && typeof message === 'object' && 'fragments' in message;
+  port.postMessage(fragments ? answerFragments(FragmentsRequestSchema.parse(message)) : answer(ParseRequestSchema.parse(message)));
 });
+
+function answerFragments({ id, fragments, maxDocumentBytes }: FragmentsRequest): ParseReply {
+  try {
+    const results = fragments.map(({ name, text }) => {
+      try {
+        const { config, hash } = loadFragment(text, { origin: name, maxDocumentBytes });
+        return { ok: true as const, config, hash };
+      } catch (error) {
+        if (error instanceof ConfigInvalidError) return { ok: false as const, issues: [...error.issues] };
+        throw error;
+      }
+    });
+    return { id, kind: 'fragments', results };
+  } catch (error) {
+    return { id, kind: 'crashed', message: errorMessage(error) };
+  }
+}
 
 function answer({ id, text, origin, maxDocumentBytes }: ParseRequest): ParseReply {
   try {

@@ -1,9 +1,10 @@
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import type { FragmentConfig, LoadedFragment } from '../config/fragments.js';
 import { deepFreeze, type LoadedConfig, type ParseOptions } from '../config/parse.js';
 import type { Config } from '../config/schema.js';
-import { ConfigInvalidError, errorCode, errorMessage, HotconfError } from '../core/errors.js';
+import { ConfigInvalidError, type ConfigIssue, errorCode, errorMessage, HotconfError } from '../core/errors.js';
 import { Once } from '../core/once.js';
 import { ParseReplySchema } from './parse-protocol.js';
 
@@ -22,8 +23,11 @@ export interface ConfigParserOptions {
   maxHeapMb?: number;
 }
 
+/** One fragment parsed and validated on its own: the fragment and its hash, or why it is refused. */
+export type FragmentParse = { readonly ok: true; readonly loaded: LoadedFragment } | { readonly ok: false; readonly issues: readonly ConfigIssue[] };
+
 interface Pending {
-  resolve(loaded: LoadedConfig): void;
+  resolve(value: LoadedConfig | FragmentParse[]): void;
   reject(error: Error): void;
   origin: string | undefined;
 }
@@ -62,8 +66,25 @@ export class ConfigParser {
     const worker = (this.#worker ??= this.#spawn());
     const id = ++this.#lastId;
     return new Promise<LoadedConfig>((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject, origin: options.origin });
+      this.#pending.set(id, { resolve: resolve as Pending['resolve'], reject, origin: options.origin });
       worker.postMessage({ id, text, origin: options.origin, maxDocumentBytes: options.maxDocumentBytes });
+    });
+  }
+
+  /**
+   * `loadFragment` (parse, validate, canonical hash) of each fragment on the worker thread, in one
+   * message; each outcome comes back in order, the valid fragments deeply frozen. `maxDocumentBytes`
+   * is the limit of one fragment.
+   * @throws ParserClosedError once `close()` was called
+   * @throws Error when the worker dies meanwhile (its heap limit, `ConfigInvalidError` then, for every fragment of the batch)
+   */
+  parseFragments(fragments: readonly { name: string; text: string }[], options: { maxDocumentBytes?: number } = {}): Promise<FragmentParse[]> {
+    if (this.#close.called) return Promise.reject(new ParserClosedError());
+    const worker = (this.#worker ??= this.#spawn());
+    const id = ++this.#lastId;
+    return new Promise<FragmentParse[]>((resolve, reject) => {
+      this.#pending.set(id, { resolve: resolve as Pending['resolve'], reject, origin: fragments.length === 1 ? fragments[0]!.name : undefined });
+      worker.postMessage({ id, fragments: fragments.map(({ name, text }) => ({ name, text })), maxDocumentBytes: options.maxDocumentBytes });
     });
   }
 
@@ -97,7 +118,13 @@ export class ConfigParser {
     if (!pending) return;
     this.#pending.delete(reply.id);
     if (reply.kind === 'loaded') pending.resolve({ config: deepFreeze(reply.config as Config), hash: reply.hash });
-    else if (reply.kind === 'invalid') pending.reject(new ConfigInvalidError(reply.issues, reply.origin));
+    else if (reply.kind === 'fragments') {
+      pending.resolve(
+        reply.results.map(
+          (result): FragmentParse => (result.ok ? { ok: true, loaded: { config: deepFreeze(result.config as FragmentConfig), hash: result.hash } } : result),
+        ),
+      );
+    } else if (reply.kind === 'invalid') pending.reject(new ConfigInvalidError(reply.issues, reply.origin));
     else pending.reject(new Error(`the config parser failed: ${reply.message}`));
   }
 

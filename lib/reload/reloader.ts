@@ -24,8 +24,9 @@ import type { HealthObserver, KindDeps, ResourceKinds } from '../resources/kind.
 import { TRACER_NAME } from '../resources/tracing.js';
 import type { ConfigSource, RawDocument } from '../sources/source.js';
 import { Applier } from './applier.js';
+import { FragmentLoader, type FragmentStatus } from './fragments.js';
 import type { Generation, ReleaseReport } from './generation.js';
-import { loadDocument, loadDocumentWith } from './load.js';
+import { type LoadOutcome, loadDocument, loadDocumentWith, loadFragments } from './load.js';
 import { ConfigParser, ParserClosedError } from './parser.js';
 import type { ProvisionReport } from './provision.js';
 import { type ReloadJob, ReloadQueue, type ReloadTrigger } from './queue.js';
@@ -47,7 +48,9 @@ export type ReloadOutcome = (typeof RELOAD_OUTCOMES)[number];
 
 /**
  * The outcome of one reload. `generation` is the generation serving afterwards (0: none yet).
- * `errors` is set for `invalid`, `error` (and `path` when known) for `failed`; `warnings` (only
+ * `errors` is set for `invalid`, and for an `applied` config of several fragments of which some
+ * are refused (each issue's `origin` names its fragment, which keeps its last good version);
+ * `error` (and `path` when known) for `failed`; `warnings` (only
  * when there are some) for an applied config with settings that do not take effect, such as
  * `admin.listen`, read once at start.
  */
@@ -89,8 +92,10 @@ export interface ReloaderOptions {
   httpLimits?: Partial<HttpLimits>;
   /** Listeners share their ports with the other workers of a node:cluster. */
   sharedListeners?: boolean;
-  /** Documents over this size are invalid, in bytes. Default 1 MiB. */
+  /** Documents over this size are invalid, in bytes; with a multi-document source, the limit of each fragment. Default 1 MiB. */
   maxDocumentBytes?: number;
+  /** With a multi-document source, the limit of all fragments together, in bytes. Default `DEFAULT_MAX_TOTAL_BYTES` (64 MiB). */
+  maxTotalBytes?: number;
   /**
    * Parses and validates documents off the serving thread. Default: a new `ConfigParser`, closed
    * by `stop()`; one passed in is left open (whoever made it closes it).
@@ -131,6 +136,9 @@ export class Reloader {
   readonly #log: Logger;
   readonly #maxDocumentBytes: number | undefined;
   readonly #parser: ConfigParser;
+  /** Parses and merges the fragments of a multi-document source (made on its first such document). */
+  #fragments: FragmentLoader | undefined;
+  readonly #maxTotalBytes: number | undefined;
   readonly #ownsParser: boolean;
   readonly #events: Emitter<ReloaderEvent>;
   readonly #queue: ReloadQueue<ReloadResult>;
@@ -148,6 +156,7 @@ export class Reloader {
     const rootLog = options.logger ?? silentLogger();
     this.#log = rootLog.child({ component: 'reload' });
     this.#maxDocumentBytes = options.maxDocumentBytes;
+    this.#maxTotalBytes = options.maxTotalBytes;
     this.#ownsParser = options.parser === undefined;
     this.#parser = options.parser ?? new ConfigParser();
     this.#tracerProvider = options.tracerProvider;
@@ -188,6 +197,11 @@ export class Reloader {
   /** Generations not yet released: the active one plus those draining. */
   generations(): Generation[] {
     return this.#applier.generations();
+  }
+
+  /** Every fragment's state, for a multi-document source (`/config`); undefined for a single document. */
+  fragments(): FragmentStatus[] | undefined {
+    return this.#fragments?.statuses();
   }
 
   /**
@@ -310,7 +324,7 @@ export class Reloader {
       ...(result.error ? { error: result.error, path: result.path } : {}),
       ...(result.warnings ? { warnings: result.warnings } : {}),
     };
-    if ((result.result === 'applied' || result.result === 'unchanged') && !result.warnings) this.#log.info(fields, 'reload');
+    if ((result.result === 'applied' || result.result === 'unchanged') && !result.warnings && !result.errors) this.#log.info(fields, 'reload');
     else this.#log.warn(fields, 'reload');
     this.#events.emit({ type: 'reload', trigger: job.trigger, result, duration_seconds: durationSeconds, provisioned });
     return result;
@@ -319,11 +333,17 @@ export class Reloader {
   async #apply(doc: RawDocument): Promise<{ result: ReloadResult; provisioned: ProvisionReport }> {
     const active = this.active;
     const preloaded = this.#preloaded?.(doc);
-    const outcome = preloaded
-      ? await loadDocument(doc, active, { preloaded })
-      : await loadDocumentWith((text, options) => this.#parser.parse(text, options), doc, active, { maxDocumentBytes: this.#maxDocumentBytes });
+    let outcome: LoadOutcome;
+    if (preloaded) outcome = await loadDocument(doc, active, { preloaded });
+    else if (doc.fragments) {
+      this.#fragments ??= fragmentLoader(this.#parser, this.#maxDocumentBytes, this.#maxTotalBytes);
+      outcome = await loadFragments(this.#fragments, doc, active);
+    } else {
+      outcome = await loadDocumentWith((text, options) => this.#parser.parse(text, options), doc, active, { maxDocumentBytes: this.#maxDocumentBytes });
+    }
     if (outcome.kind === 'unchanged') {
       // Same config: the newest document that produced it is what `/config` reports.
+      if (outcome.plan) this.#fragments?.commit(outcome.plan);
       this.#applier.sawDocument(doc);
       this.#source.served?.(doc);
       return { result: { result: 'unchanged', generation: active!.id, hash: active!.hash }, provisioned: {} };
@@ -342,8 +362,13 @@ export class Reloader {
       return { result: { result: 'failed', generation: active?.id ?? 0, error: 'aborted: another worker failed to provision it' }, provisioned };
     }
     if (!this.#applier.commit(generation)) return { result: this.#stoppingResult(), provisioned };
+    if (outcome.plan) this.#fragments?.commit(outcome.plan);
     this.#source.served?.(doc);
-    return { result: { result: 'applied', generation: generation.id, hash: generation.hash, ...(warnings.length > 0 ? { warnings } : {}) }, provisioned };
+    const errors = outcome.plan && outcome.plan.issues.length > 0 ? { errors: [...outcome.plan.issues] } : {};
+    return {
+      result: { result: 'applied', generation: generation.id, hash: generation.hash, ...errors, ...(warnings.length > 0 ? { warnings } : {}) },
+      provisioned,
+    };
   }
 
   #resultOf(error: unknown): ReloadResult {
@@ -371,6 +396,11 @@ export function reloadResultOf(error: unknown, generation: number): ReloadResult
   // The parser was closed under a reload: hotconf is stopping.
   if (error instanceof ParserClosedError) return { result: 'failed', generation, error: STOPPING };
   return undefined;
+}
+
+/** The `FragmentLoader` of a reloader or cluster primary: fragments parsed on `parser`'s worker thread. */
+export function fragmentLoader(parser: ConfigParser, maxFragmentBytes: number | undefined, maxTotalBytes: number | undefined): FragmentLoader {
+  return new FragmentLoader({ parse: (fragments, options) => parser.parseFragments(fragments, options), maxFragmentBytes, maxTotalBytes });
 }
 
 function countsOf(report: ProvisionReport, field: 'created' | 'reused'): Record<string, number> {

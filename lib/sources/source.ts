@@ -32,6 +32,12 @@ export interface RawFragment {
   text: string;
   /** Identifies this fragment's content, as `RawDocument.version` does a document's. */
   version: string;
+  /**
+   * Set when the source could not read this fragment (over the per-fragment size limit, not
+   * UTF-8, unreadable): why, naming no path (`name` does). `text` is then empty; the fragment is
+   * refused like one that does not parse, and its last good version stays merged.
+   */
+  error?: string;
 }
 
 /** `{kind, ...}`: shown as `source` in `/config`. */
