@@ -174,6 +174,26 @@ export class ResourceRegistry {
     }
   }
 
+  /**
+   * Another lease on the value `lease` holds, for another owner (the next generation taking over
+   * a section that did not change): counted and emitted as a reuse, as an `acquire` of the same
+   * key would be, without deriving the key again or touching a factory. Synchronous, so the value
+   * cannot be destroyed between the check and the new reference.
+   *
+   * Returns undefined, taking no reference, when `lease` is released or its value is not this
+   * registry's live value for its key (a lease of another registry, or after `close()`): the
+   * caller acquires by key instead.
+   */
+  share<T>(lease: Lease<T>): Lease<T> | undefined {
+    if (lease.released || this.#closing.called) return undefined;
+    const entry = this.#entries.get(entryId(lease.kind, lease.key));
+    if (entry?.state !== 'live' || entry.value !== lease.value) return undefined;
+    entry.refs += 1;
+    this.#count(entry.kind, 'reused');
+    if (this.#events.observed) this.#emit({ type: 'reused', kind: entry.kind, key: entry.key });
+    return this.#lease(entry, false) as Lease<T>;
+  }
+
   /** Leases currently held on `kind`+`key` (0 when absent or still being created). */
   refs(kind: string, key: string): number {
     const entry = this.#entries.get(entryId(kind, key));

@@ -81,7 +81,7 @@ export class Applier {
     this.#provisioning = generation;
     let provisioned: ProvisionReport;
     try {
-      provisioned = await provision(generation, this.#options);
+      provisioned = await provision(generation, this.#options, this.#active);
     } finally {
       this.#provisioning = undefined;
     }

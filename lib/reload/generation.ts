@@ -1,10 +1,12 @@
 import { ProxyTracerProvider, type Tracer } from '@opentelemetry/api';
 import { SECRET_PATHS, secretValues } from '../config/redact.js';
 import type { ConfigReference } from '../config/references.js';
-import type { Config } from '../config/schema.js';
+import type { Config, ListenerConfig } from '../config/schema.js';
 import { Once } from '../core/once.js';
 import type { RouteTable, ServingGeneration } from '../dataplane/ports.js';
 import type { Upstream } from '../dataplane/proxy/proxy.js';
+import type { TrustedProxies } from '../dataplane/proxy/trusted-proxies.js';
+import type { Router } from '../dataplane/route/router.js';
 import type { SniTable } from '../dataplane/serve/sni.js';
 import { NO_TLS_MATERIAL, type TlsMaterial } from '../net/tls-files.js';
 import type { Lease } from '../registry/lease.js';
@@ -27,9 +29,14 @@ export interface ReleaseReport {
 
 /** One listener as a generation serves it: the bound socket, the protocol stack new connections go to, the routes. */
 export interface ServedListener {
+  /** The section it was provisioned from (the next generation compares its routes with it). */
+  readonly config: ListenerConfig;
   readonly handle: ListenerHandle;
   readonly stack: HttpStack;
-  readonly router: RouteTable;
+  /** Compiled from `config.routes`; the next generation may reuse it, or its compiled routes, where they did not change. */
+  readonly router: Router;
+  /** Built from `config.trusted_proxies`; the proxy actions of `router` hold it. */
+  readonly trustedProxies: TrustedProxies;
   /** Its certificates, for a TLS listener. */
   readonly sni?: SniTable;
   /** Canonical JSON of each route section, in order (what tunnels are bound to). */
@@ -76,6 +83,8 @@ export class Generation implements ServingGeneration {
   readonly #onRelease: (() => unknown)[] = [];
   readonly #listeners = new Map<string, ServedListener>();
   readonly #upstreams = new Map<string, Upstream>();
+  /** Per upstream name: the leases whose values its `Upstream` is built from. */
+  readonly #upstreamLeases = new Map<string, readonly Lease<unknown>[]>();
   #tracing: GenerationTracing | undefined;
   readonly #inflight = new Set<() => void>();
   #onIdle: (() => void) | undefined;
@@ -177,9 +186,20 @@ export class Generation implements ServingGeneration {
     this.#listeners.set(key, listener);
   }
 
-  addUpstream(upstream: Upstream): void {
+  /**
+   * Serve `upstream`. `leases` are leases this generation holds (`hold`) on every registry value
+   * `upstream` references (its pools, its targets' health states, its checker): a later
+   * generation that takes `upstream` over unchanged shares them (`upstreamLeases`).
+   */
+  addUpstream(upstream: Upstream, leases: readonly Lease<unknown>[]): void {
     this.#expect('provisioning', 'add an upstream');
     this.#upstreams.set(upstream.name, upstream);
+    this.#upstreamLeases.set(upstream.name, leases);
+  }
+
+  /** The leases `addUpstream` was given for upstream `name`; undefined for an upstream this generation does not serve. */
+  upstreamLeases(name: string): readonly Lease<unknown>[] | undefined {
+    return this.#upstreamLeases.get(name);
   }
 
   /**

@@ -1,14 +1,15 @@
+import equal from 'fast-deep-equal';
 import { canonicalJson } from '../config/hash.js';
 import { scrubError } from '../config/redact.js';
 import type { RouteConfig, UpstreamConfig } from '../config/schema.js';
 import { ProvisionError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { RouteAction } from '../dataplane/ports.js';
-import { compileProxy, type ProxyObserver, ProxyTarget, Upstream } from '../dataplane/proxy/proxy.js';
+import { compileProxy, ProxyAction, type ProxyObserver, ProxyTarget, Upstream } from '../dataplane/proxy/proxy.js';
 import { TrustedProxies } from '../dataplane/proxy/trusted-proxies.js';
-import { compileRedirect } from '../dataplane/route/redirect.js';
-import { compileRespond } from '../dataplane/route/respond.js';
-import { Router } from '../dataplane/route/router.js';
+import { compileRedirect, RedirectAction } from '../dataplane/route/redirect.js';
+import { compileRespond, RespondAction } from '../dataplane/route/respond.js';
+import { compileReusing, type Router } from '../dataplane/route/router.js';
 import { SniTable } from '../dataplane/serve/sni.js';
 import { watchedDirs } from '../net/tls-files.js';
 import type { Lease } from '../registry/lease.js';
@@ -22,7 +23,7 @@ import { type TlsCertificate, tlsCertificateKind } from '../resources/tls-certif
 import { generationTracing, TRACER_PROVIDER_KIND, tracerProviderKind } from '../resources/tracing.js';
 import { upstreamPoolKind, upstreamPoolSettings, upstreamTargets } from '../resources/upstream.js';
 import { type ResolvedTracing, resolveTracing } from '../telemetry/otel-env.js';
-import type { Generation } from './generation.js';
+import type { Generation, ServedListener } from './generation.js';
 
 export interface ProvisionContext {
   registry: ResourceRegistry;
@@ -44,13 +45,27 @@ export interface ProvisionContext {
 export type ProvisionReport = Record<string, { created: number; reused: number }>;
 
 /**
- * Acquire one resource of `kind` for `input`, held by the generation being provisioned.
+ * Acquire one resource of `kind` for `input`, held by the generation being provisioned; its lease
+ * is also pushed onto `into` when given (the leases an upstream is built from).
  * @throws ProvisionError naming `path`, the kind and the key
  */
-type Acquire = <I, T>(path: string, kind: ResourceKind<I, T>, input: I) => Promise<T>;
+type Acquire = <I, T>(path: string, kind: ResourceKind<I, T>, input: I, into?: Lease<unknown>[]) => Promise<T>;
+
+/** What a step provisions with. */
+export interface Provisioner {
+  acquire: Acquire;
+  /**
+   * Another lease on the value `lease` (one of `previous`'s) holds, held by the generation being
+   * provisioned and counted as reused: `ResourceRegistry.share`, no key derived again. Undefined,
+   * holding nothing, when it cannot be shared.
+   */
+  share<T>(lease: Lease<T>): Lease<T> | undefined;
+  /** The generation being replaced (the active one), whose unchanged parts may be taken over; undefined for the first. */
+  readonly previous: Generation | undefined;
+}
 
 /** One step of a provision: acquires what one part of the config needs and adds it to the generation. */
-export type ProvisionStep = (generation: Generation, ctx: ProvisionContext, acquire: Acquire) => Promise<void>;
+export type ProvisionStep = (generation: Generation, ctx: ProvisionContext, provisioner: Provisioner) => Promise<void>;
 
 /**
  * The steps, in order: tracing first (the upstreams' spans use it); then per upstream its
@@ -71,6 +86,13 @@ export const HEALTH_CHECK_STEPS: readonly ProvisionStep[] = [provisionHealthChec
  * Acquire every resource `generation.config` needs, step by step (`PROVISION_STEPS`). Resources
  * whose key is unchanged are reused (their factories never run).
  *
+ * With `previous` (the active generation, which stays live until this one replaces it), what did
+ * not change is taken over rather than built again, so a reload costs what changed: an upstream
+ * whose section and tracer are unchanged is the same `Upstream`, its leases shared rather than
+ * acquired by key (`takeOverUpstream`); a listener's routes whose sections are unchanged keep
+ * their compiled routes, and a listener whose routes are all unchanged its whole route table
+ * (`compileReusing`), as long as every resource those reference is this generation's own.
+ *
  * Health states come before the checker so that a checker rebuilt with new settings finds, and
  * inherits, the states the previous generation still holds.
  *
@@ -84,9 +106,14 @@ export const HEALTH_CHECK_STEPS: readonly ProvisionStep[] = [provisionHealthChec
  *
  * @throws ProvisionError naming the config path (`listeners.1.listen`), kind and key that failed
  */
-export async function provision(generation: Generation, ctx: ProvisionContext): Promise<ProvisionReport> {
+export async function provision(generation: Generation, ctx: ProvisionContext, previous?: Generation): Promise<ProvisionReport> {
   const report: ProvisionReport = {};
-  const acquire: Acquire = async <I, T>(path: string, kindModule: ResourceKind<I, T>, input: I): Promise<T> => {
+  const count = <T>(lease: Lease<T>) => {
+    const counts = (report[lease.kind] ??= { created: 0, reused: 0 });
+    if (lease.created) counts.created += 1;
+    else counts.reused += 1;
+  };
+  const acquire: Acquire = async <I, T>(path: string, kindModule: ResourceKind<I, T>, input: I, into?: Lease<unknown>[]): Promise<T> => {
     const kind = resolveKind(ctx.kinds, kindModule);
     const key = kind.key(input);
     let lease: Lease<T>;
@@ -95,13 +122,20 @@ export async function provision(generation: Generation, ctx: ProvisionContext): 
     } catch (error) {
       throw new ProvisionError(path, kind.kind, key, error);
     }
-    const counts = (report[kind.kind] ??= { created: 0, reused: 0 });
-    if (lease.created) counts.created += 1;
-    else counts.reused += 1;
+    count(lease);
+    into?.push(lease as Lease<unknown>);
     return generation.hold(lease);
   };
+  const share = <T>(lease: Lease<T>): Lease<T> | undefined => {
+    const shared = ctx.registry.share(lease);
+    if (shared === undefined) return undefined;
+    count(shared);
+    generation.hold(shared);
+    return shared;
+  };
+  const provisioner: Provisioner = { acquire, share, previous };
   try {
-    for (const step of ctx.steps ?? PROVISION_STEPS) await step(generation, ctx, acquire);
+    for (const step of ctx.steps ?? PROVISION_STEPS) await step(generation, ctx, provisioner);
   } catch (error) {
     await generation.release();
     throw error;
@@ -114,7 +148,7 @@ export async function provision(generation: Generation, ctx: ProvisionContext): 
  * (`resolveTracing`), so the pipeline's key covers what the environment gave it; the pipeline is
  * shared across `sample_ratio` changes and the generation samples over it at its own ratio.
  */
-async function provisionTracing(generation: Generation, _ctx: ProvisionContext, acquire: Acquire): Promise<void> {
+async function provisionTracing(generation: Generation, _ctx: ProvisionContext, { acquire, previous }: Provisioner): Promise<void> {
   const section = generation.config.tracing;
   if (!section) return;
   let resolved: ResolvedTracing;
@@ -125,56 +159,117 @@ async function provisionTracing(generation: Generation, _ctx: ProvisionContext, 
   }
   // Headers from OTEL_EXPORTER_OTLP_*HEADERS are as secret as the config's own.
   generation.addSecrets(Object.values(resolved.headers));
-  generation.setTracing(generationTracing(await acquire('tracing', tracerProviderKind, resolved), resolved.sample_ratio));
+  const pipeline = await acquire('tracing', tracerProviderKind, resolved);
+  const before = previous?.tracing;
+  // The same pipeline at the same ratio: the previous provider, so its tracer (which upstreams hold) stays the same object.
+  const same = before !== undefined && before.pipeline === pipeline && before.sampleRatio === resolved.sample_ratio;
+  generation.setTracing(same ? before : generationTracing(pipeline, resolved.sample_ratio));
 }
 
-async function provisionUpstreams(generation: Generation, ctx: ProvisionContext, acquire: Acquire): Promise<void> {
+async function provisionUpstreams(generation: Generation, ctx: ProvisionContext, provisioner: Provisioner): Promise<void> {
   for (const [name, section] of Object.entries(generation.config.upstreams)) {
-    generation.addUpstream(await provisionUpstream(name, section, generation, ctx, acquire));
+    if (takeOverUpstream(name, section, generation, provisioner)) continue;
+    const leases: Lease<unknown>[] = [];
+    generation.addUpstream(await provisionUpstream(name, section, generation, ctx, provisioner.acquire, leases), leases);
   }
 }
 
-async function provisionHealthChecks(generation: Generation, _ctx: ProvisionContext, acquire: Acquire): Promise<void> {
+/**
+ * Serve the previous generation's `Upstream` of `name` again when nothing it is built from
+ * changed: its section (deep equality), its tracer (`provisionTracing` keeps the previous one
+ * when tracing did not change), its observer and logger (the same `ProvisionContext`: one
+ * `Applier`), and the registry values it references, whose leases this generation shares one by
+ * one (the same values, one more reference each). Safe because the `Upstream` references no
+ * registry value but those: the generation holds its own lease on each, so releasing the
+ * previous generation destroys none of them. Its balancer's position carries on.
+ *
+ * Returns false when anything differs or a lease cannot be shared: the caller builds the
+ * upstream afresh (leases shared until then stay held, released with the generation).
+ */
+function takeOverUpstream(name: string, section: UpstreamConfig, generation: Generation, { share, previous }: Provisioner): boolean {
+  const before = previous?.upstreams().get(name);
+  const leases = previous?.upstreamLeases(name);
+  if (before === undefined || leases === undefined || before.tracer !== generation.tracer || !equal(before.config, section)) return false;
+  const shared: Lease<unknown>[] = [];
+  for (const lease of leases) {
+    const copy = share(lease);
+    if (copy === undefined) return false;
+    shared.push(copy);
+  }
+  generation.addUpstream(before, shared);
+  return true;
+}
+
+async function provisionHealthChecks(generation: Generation, _ctx: ProvisionContext, { acquire }: Provisioner): Promise<void> {
   for (const [name, section] of Object.entries(generation.config.upstreams)) await provisionHealth(name, section, acquire);
 }
 
-/** An upstream's target health states and its checker, when it has a `health_check`; undefined otherwise. */
-async function provisionHealth(name: string, section: UpstreamConfig, acquire: Acquire): Promise<TargetHealth[] | undefined> {
+/** An upstream's target health states and its checker, when it has a `health_check`; undefined otherwise. Leases go onto `into`. */
+async function provisionHealth(name: string, section: UpstreamConfig, acquire: Acquire, into?: Lease<unknown>[]): Promise<TargetHealth[] | undefined> {
   if (!section.health_check) return undefined;
   const origins = upstreamTargets(section);
   const path = `upstreams.${name}`;
   const states: TargetHealth[] = [];
   for (const [i, origin] of origins.entries()) {
-    states.push(await acquire(`${path}.targets.${i}`, targetHealthKind, { upstream: name, origin }));
+    states.push(await acquire(`${path}.targets.${i}`, targetHealthKind, { upstream: name, origin }, into));
   }
-  await acquire(`${path}.health_check`, healthCheckerKind, { upstream: name, section: section.health_check, origins, targets: states });
+  await acquire(`${path}.health_check`, healthCheckerKind, { upstream: name, section: section.health_check, origins, targets: states }, into);
   return states;
 }
 
-/** One upstream: health states and checker (when configured), then one pool per target. */
-async function provisionUpstream(name: string, section: UpstreamConfig, generation: Generation, ctx: ProvisionContext, acquire: Acquire): Promise<Upstream> {
+/**
+ * One upstream: health states and checker (when configured), then one pool per target; the
+ * leases of every value it references go onto `into`. Whatever else it is built from must be
+ * checked by `takeOverUpstream` too.
+ */
+async function provisionUpstream(
+  name: string,
+  section: UpstreamConfig,
+  generation: Generation,
+  ctx: ProvisionContext,
+  acquire: Acquire,
+  into: Lease<unknown>[],
+): Promise<Upstream> {
   const origins = upstreamTargets(section);
   const path = `upstreams.${name}`;
-  const states = await provisionHealth(name, section, acquire);
+  const states = await provisionHealth(name, section, acquire, into);
   const targets: ProxyTarget[] = [];
   for (const [i, origin] of origins.entries()) {
-    const pool = await acquire(`${path}.targets.${i}`, upstreamPoolKind, upstreamPoolSettings(origin, section));
+    const pool = await acquire(`${path}.targets.${i}`, upstreamPoolKind, upstreamPoolSettings(origin, section), into);
     targets.push(new ProxyTarget(pool, states?.[i]));
   }
   return new Upstream({ name, config: section, targets, tracer: generation.tracer, observer: ctx.observer, logger: ctx.logger });
 }
 
-async function provisionListeners(generation: Generation, ctx: ProvisionContext, acquire: Acquire): Promise<void> {
+/**
+ * Whether `action`, compiled for an equal route section by the previous generation, may serve in
+ * `generation`: `respond` and `redirect` actions reference nothing; a proxy action only when
+ * its upstream is the very `Upstream` this generation serves under that name (taken over, so
+ * every pool and health state it reaches is one this generation holds a lease on) and its
+ * trusted proxies are this listener's. Any other action is compiled again.
+ */
+function actionReusable(action: RouteAction, generation: Generation, trusted: TrustedProxies): boolean {
+  if (action instanceof RespondAction || action instanceof RedirectAction) return true;
+  if (action instanceof ProxyAction) return action.upstream === generation.upstreams().get(action.upstream.name) && action.trustedProxies === trusted;
+  return false;
+}
+
+async function provisionListeners(generation: Generation, ctx: ProvisionContext, { acquire, previous }: Provisioner): Promise<void> {
   for (const [i, listener] of generation.config.listeners.entries()) {
-    const trusted = new TrustedProxies(listener.trusted_proxies);
+    const key = listenerKind.key(listener);
+    const before = previous?.listeners().get(key);
+    const trusted =
+      before !== undefined && equal(before.config.trusted_proxies, listener.trusted_proxies)
+        ? before.trustedProxies
+        : new TrustedProxies(listener.trusted_proxies);
     const compile = (route: RouteConfig, index: number): RouteAction => {
       if (route.upstream !== undefined) return compileProxy(route, generation.upstreams(), trusted);
       if (route.redirect !== undefined) return compileRedirect(route);
       return compileRespond(route, index);
     };
-    const router = Router.fromConfig(listener.routes, compile);
+    const table = before && { sections: before.config.routes, router: before.router };
+    const router = compileReusing(listener.routes, compile, table, (action) => actionReusable(action, generation, trusted));
     const path = `listeners.${i}`;
-    const key = listenerKind.key(listener);
     const handle = await acquire(`${path}.listen`, listenerKind, { listen: listener.listen });
     let sni: SniTable | undefined;
     let tls: StackTlsPolicy | undefined;
@@ -188,14 +283,33 @@ async function provisionListeners(generation: Generation, ctx: ProvisionContext,
     }
     const stack = await acquire(path, httpStackKind, { policy: { listen: listener.listen, tls }, serving: ctx.serving(key), ticketKeys: handle.ticketKeys });
     generation.addListener(key, {
+      config: listener,
       handle,
       stack,
       router,
+      trustedProxies: trusted,
       sni,
-      routeSections: listener.routes.map((route) => canonicalJson(route)),
+      routeSections: routeSections(listener.routes, router, before),
       maxConnections: listener.max_connections,
     });
   }
+}
+
+/**
+ * Canonical JSON of each route section of `router` (what tunnels are bound to): a route compiled
+ * by the previous table keeps its text (its section is equal), only the others are serialised.
+ */
+function routeSections(sections: readonly RouteConfig[], router: Router, before: ServedListener | undefined): readonly string[] {
+  if (before === undefined) return sections.map((section) => canonicalJson(section));
+  if (before.router === router) return before.routeSections;
+  // An action is only ever kept for a section equal to the one it was compiled from.
+  let byAction: Map<RouteAction, string> | undefined;
+  return sections.map((section, index) => {
+    const route = router.routes[index]!;
+    if (route === before.router.routes[index]) return before.routeSections[index]!;
+    byAction ??= new Map(before.router.routes.map((kept, at) => [kept.action, before.routeSections[at]!]));
+    return byAction.get(route.action) ?? canonicalJson(section);
+  });
 }
 
 /**
@@ -203,7 +317,7 @@ async function provisionListeners(generation: Generation, ctx: ProvisionContext,
  * name (`${file:/path}`; with the directory of a symlink's target, as for certificates): a
  * change there runs a reload. A directory is watched once, for the first path that needs it.
  */
-async function provisionFileWatches(generation: Generation, _ctx: ProvisionContext, acquire: Acquire): Promise<void> {
+async function provisionFileWatches(generation: Generation, _ctx: ProvisionContext, { acquire }: Provisioner): Promise<void> {
   const watched = new Set<string>();
   const watch = async (dir: string, path: string) => {
     if (watched.has(dir)) return;

@@ -57,6 +57,8 @@ export interface GenerationTracing {
   readonly provider: TracerProvider;
   /** `provider.getTracer('hotconf')`. */
   readonly tracer: Tracer;
+  /** The ratio `provider` samples root spans at, 0..1. */
+  readonly sampleRatio: number;
 }
 
 /**
@@ -75,7 +77,7 @@ export function generationTracing(pipeline: TracingPipeline, sampleRatio: number
     sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(sampleRatio) }),
     spanProcessors: [...pipeline.spanProcessors],
   });
-  return { pipeline, provider, tracer: provider.getTracer(TRACER_NAME) };
+  return { pipeline, provider, tracer: provider.getTracer(TRACER_NAME), sampleRatio };
 }
 
 export interface TracingFactoryOptions {

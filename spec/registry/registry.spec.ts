@@ -316,6 +316,40 @@ describe('ResourceRegistry', () => {
     });
   });
 
+  describe('share', () => {
+    it('hands another owner a lease on the same value, counted as a reuse, which keeps it alive after the first is released', async () => {
+      const factory = countingFactory();
+      const first = await registry.acquire('thing', 'a', factory);
+      const events: string[] = [];
+      registry.subscribe((event) => events.push(event.type));
+      const second = registry.share(first)!;
+      expect(second.value).to.equal(first.value);
+      expect(second).to.include({ kind: 'thing', key: 'a', created: false });
+      expect(registry.refs('thing', 'a')).to.equal(2);
+      expect(registry.stats().thing).to.include({ created: 1, reused: 1 });
+      expect(events).to.deep.equal(['reused']);
+      expect(await first.release()).to.equal(false);
+      expect(second.value.destroyed).to.equal(false);
+      expect(await second.release()).to.equal(true);
+      expect(factory.create.callCount).to.equal(1);
+      expect(factory.destroy.callCount).to.equal(1);
+    });
+
+    it('takes no reference for a released lease, a lease of another registry, or after close', async () => {
+      const released = await registry.acquire('thing', 'a', countingFactory());
+      const kept = await registry.acquire('thing', 'a', countingFactory());
+      await released.release();
+      expect(registry.share(released)).to.equal(undefined);
+      const other = new ResourceRegistry();
+      const foreign = await other.acquire('thing', 'a', countingFactory());
+      expect(registry.share(foreign)).to.equal(undefined);
+      expect(registry.refs('thing', 'a')).to.equal(1);
+      await other.close();
+      await registry.close();
+      expect(registry.share(kept)).to.equal(undefined);
+    });
+  });
+
   describe('stats, refs and close', () => {
     it('reports zero refs for unknown keys and keeps per-kind counters', async () => {
       expect(registry.refs('nothing', 'here')).to.equal(0);

@@ -129,7 +129,7 @@ describe('Generation', () => {
       const g = generation('active');
       const listener = { handle: {}, router: { match: () => undefined, allowedMethods: () => undefined } } as unknown as ServedListener;
       expect(() => g.addListener('127.0.0.1:1', listener)).to.throw(GenerationStateError, 'generation 7: cannot add a listener in state active');
-      expect(() => g.addUpstream({ name: 'api' } as Upstream)).to.throw(GenerationStateError, 'cannot add an upstream in state active');
+      expect(() => g.addUpstream({ name: 'api' } as Upstream, [])).to.throw(GenerationStateError, 'cannot add an upstream in state active');
       expect(() => g.setTracing({} as GenerationTracing)).to.throw(GenerationStateError, 'cannot set its tracing in state active');
       expect(g.listeners().size).to.equal(0);
       expect(g.upstreams().size).to.equal(0);

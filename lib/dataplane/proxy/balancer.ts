@@ -16,7 +16,8 @@ export interface Balanceable {
  * - `random`: uniform among eligible targets (`random` is injectable, default `Math.random`);
  * - `least_request`: the eligible target with the fewest requests in flight, ties broken in
  *   round-robin order; every target is compared, not Envoy's two random choices.
- * Returns undefined when no target is eligible. One balancer per upstream per generation.
+ * Returns undefined when no target is eligible. One balancer per upstream, kept across
+ * generations while the upstream is unchanged (its position carries on through reloads).
  */
 export class Balancer<T extends Balanceable> {
   readonly policy: LoadBalancing;

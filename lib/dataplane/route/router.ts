@@ -1,3 +1,4 @@
+import equal from 'fast-deep-equal';
 import type { RouteConfig } from '../../config/schema.js';
 import type { CompiledRoute, RouteAction, RouteTable } from '../ports.js';
 import { ANY_METHOD, allowValue, isWildcardHost } from './match.js';
@@ -15,14 +16,93 @@ export type ActionCompiler = (route: RouteConfig, index: number) => RouteAction;
  * builds each route's action (default: `respond` only).
  */
 export function compileRoutes(routes: readonly RouteConfig[], compileAction: ActionCompiler = compileRespond): CompiledRoute[] {
-  return routes.map((route, index) => ({
+  return routes.map((route, index) => compileRoute(route, index, compileAction));
+}
+
+function compileRoute(route: RouteConfig, index: number, compileAction: ActionCompiler): CompiledRoute {
+  return {
     index,
     // A prefix with a malformed escape never matches: such request paths are refused first.
     pathPrefix: routePath(normalizePath(route.path_prefix) ?? route.path_prefix),
     host: route.host?.toLowerCase(),
     methods: route.methods ? new Set(route.methods.includes('GET') ? [...route.methods, 'HEAD'] : route.methods) : undefined,
     action: compileAction(route, index),
-  }));
+  };
+}
+
+/** A listener's route table as one generation compiled it, and the route sections it was compiled from. */
+export interface CompiledTable {
+  readonly sections: readonly RouteConfig[];
+  readonly router: Router;
+}
+
+/**
+ * What `Router.fromConfig(routes, compileAction)` builds, reusing what `previous` compiled, so a
+ * reload costs the routes that changed rather than every route:
+ *
+ * - a route whose section deeply equals one of `previous.sections` (the one at its position;
+ *   when routes were added or removed, else the one as many positions away as the count
+ *   changed by, else one with the same `host` and `path_prefix`) keeps that compiled route (its action
+ *   included) when `reusable(action)` holds, a new `index` being the only difference; every
+ *   other route goes through `compileAction`. `reusable` is the caller's proof that what the
+ *   action references (an upstream's pools, say) is still valid where the table will serve;
+ * - when every route is kept at its position, `previous.router` itself is returned;
+ * - when every position keeps its path prefix and host, the new router shares
+ *   `previous.router`'s index (see `Router`'s constructor).
+ *
+ * Equal sections compile to equal routes (compiling is a pure function of the section and of
+ * what `reusable` vouches for), so the table matches exactly as one compiled from scratch.
+ */
+export function compileReusing(
+  routes: readonly RouteConfig[],
+  compileAction: ActionCompiler,
+  previous: CompiledTable | undefined,
+  reusable: (action: RouteAction) => boolean,
+): Router {
+  if (previous === undefined) return Router.fromConfig(routes, compileAction);
+  const { sections, router } = previous;
+  const before = router.routes;
+  let byPlace: Map<string, number[]> | undefined;
+  let unchanged = routes.length === before.length;
+  // Routes added or removed shift the ones after them by `shift`; equal counts: changed in place.
+  const shift = routes.length - sections.length;
+  const compiled: CompiledRoute[] = new Array(routes.length);
+  for (let index = 0; index < routes.length; index += 1) {
+    const route = routes[index]!;
+    let from = index < sections.length && equal(sections[index], route) ? index : -1;
+    if (from < 0 && shift !== 0) {
+      const shifted = index - shift;
+      if (shifted >= 0 && shifted < sections.length && equal(sections[shifted], route)) from = shifted;
+      else {
+        byPlace ??= placeIndex(sections);
+        from = byPlace.get(placeOf(route))?.find((candidate) => equal(sections[candidate], route)) ?? -1;
+      }
+    }
+    const kept = from >= 0 ? before[from] : undefined;
+    let next: CompiledRoute;
+    if (kept !== undefined && reusable(kept.action)) next = kept.index === index ? kept : { ...kept, index };
+    else next = compileRoute(route, index, compileAction);
+    compiled[index] = next;
+    if (next !== before[index]) unchanged = false;
+  }
+  return unchanged ? router : new Router(compiled, router);
+}
+
+/** Where a route section may have moved to: its host and path prefix. */
+function placeOf(route: RouteConfig): string {
+  return `${route.host ?? ''} ${route.path_prefix}`;
+}
+
+/** The positions of `sections` by `placeOf`, ascending. */
+function placeIndex(sections: readonly RouteConfig[]): Map<string, number[]> {
+  const index = new Map<string, number[]>();
+  for (const [position, section] of sections.entries()) {
+    const place = placeOf(section);
+    const list = index.get(place);
+    if (list === undefined) index.set(place, [position]);
+    else list.push(position);
+  }
+  return index;
 }
 
 /**
@@ -55,14 +135,34 @@ export function compileRoutes(routes: readonly RouteConfig[], compileAction: Act
 export class Router implements RouteTable {
   /** The routes in config order; a route's rank in the index is its position here. */
   readonly routes: readonly CompiledRoute[];
-  readonly #anyHost = new SegmentTrie();
-  readonly #exactHosts = new Map<string, SegmentTrie>();
+  readonly #anyHost: SegmentTrie;
+  readonly #exactHosts: Map<string, SegmentTrie>;
   /** By the suffix a wildcard host matches: `.example.com` for `*.example.com`. */
-  readonly #wildcardHosts = new Map<string, SegmentTrie>();
+  readonly #wildcardHosts: Map<string, SegmentTrie>;
 
-  constructor(routes: readonly CompiledRoute[]) {
+  /**
+   * Index `routes`. With `previous`, a table whose routes have, rank by rank, the same path
+   * prefix and host as `routes`, its index is shared instead of built: the index holds ranks and
+   * strings only (what a rank's route allows and does is read from `routes` at match time), and
+   * is never changed once built.
+   */
+  constructor(routes: readonly CompiledRoute[], previous?: Router) {
     this.routes = routes;
+    if (previous !== undefined && sameIndex(previous.routes, routes)) {
+      this.#anyHost = previous.#anyHost;
+      this.#exactHosts = previous.#exactHosts;
+      this.#wildcardHosts = previous.#wildcardHosts;
+      return;
+    }
+    this.#anyHost = new SegmentTrie();
+    this.#exactHosts = new Map();
+    this.#wildcardHosts = new Map();
     for (const [rank, route] of routes.entries()) this.#trieFor(route.host).add(route.pathPrefix, rank);
+  }
+
+  /** Whether this table shares its index with `other` (built by one, reused by the other). */
+  sharesIndexWith(other: Router): boolean {
+    return this.#anyHost === other.#anyHost;
   }
 
   /** Compile `routes`; `compileAction` builds each route's action (default: `respond` only). */
@@ -119,4 +219,13 @@ export class Router implements RouteTable {
     }
     return trie;
   }
+}
+
+/** Same path prefix and host at every rank: what a `Router`'s index is built from. */
+function sameIndex(a: readonly CompiledRoute[], b: readonly CompiledRoute[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let rank = 0; rank < a.length; rank += 1) {
+    if (a[rank]!.pathPrefix !== b[rank]!.pathPrefix || a[rank]!.host !== b[rank]!.host) return false;
+  }
+  return true;
 }

@@ -108,9 +108,16 @@ function count(model: Model, acquires: Acquire[], failAt: number | undefined): v
 function activate(model: Model, next: ConfigSpec): void {
   const kept = new Set(next.listeners.map((l) => l.port));
   for (const l of model.active.listeners) if (!kept.has(l.port)) model.listenerEpoch[l.port]! += 1;
+  // An upstream provisioned again with the same section and tracing is the same `Upstream`
+  // (taken over, balancer included): its round-robin position carries on; others start over.
+  const carried = (name: string) => {
+    const before = model.active.upstreams.find((u) => u.name === name);
+    const after = next.upstreams.find((u) => u.name === name);
+    return next.tracing === model.active.tracing && before !== undefined && JSON.stringify(before) === JSON.stringify(after);
+  };
+  model.cursors = Object.fromEntries(Object.entries(model.cursors).filter(([name]) => carried(name)));
   model.active = next;
   model.generation += 1;
-  model.cursors = {};
 }
 
 /**

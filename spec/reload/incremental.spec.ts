@@ -1,0 +1,185 @@
+import { expect } from 'chai';
+import sinon from 'sinon';
+import { startDaemon, type TestDaemon } from '../../harness/daemon.js';
+import { getText, httpRequest } from '../../harness/http.js';
+import { freePort } from '../../harness/ports.js';
+import { TestUpstream } from '../../harness/upstream.js';
+import { waitFor } from '../../harness/wait.js';
+import { ProxyAction } from '../../lib/dataplane/proxy/proxy.js';
+import type { Generation } from '../../lib/reload/generation.js';
+import type { ResourceKind, ResourceKinds } from '../../lib/resources/kind.js';
+import { UPSTREAM_POOL_KIND, upstreamPoolKind } from '../../lib/resources/upstream.js';
+
+interface ScaleOptions {
+  routes: number;
+  /** Upstream sections by name; route `i` (odd) proxies to upstream `i / 10` (modulo their count). */
+  upstreams: Record<string, Record<string, unknown>>;
+  /** Body of the last route (a respond route). */
+  last?: string;
+  listener?: Record<string, unknown>;
+  extra?: Record<string, unknown>;
+}
+
+/** One listener of `routes` routes, even ones answering `route i`, odd ones proxying. */
+function scaleConfig(port: number, options: ScaleOptions): Record<string, unknown> {
+  const names = Object.keys(options.upstreams);
+  const routes = Array.from({ length: options.routes }, (_, i) =>
+    i % 2 === 0 || i === options.routes - 1
+      ? { path_prefix: `/r${i}`, respond: { status: 200, body: i === options.routes - 1 ? (options.last ?? 'last') : `route ${i}` } }
+      : { path_prefix: `/r${i}`, upstream: names[Math.floor(i / 10) % names.length] },
+  );
+  return {
+    shutdown_timeout_ms: 2000,
+    upstreams: options.upstreams,
+    listeners: [{ name: 'web', listen: `127.0.0.1:${port}`, routes, ...options.listener }],
+    ...options.extra,
+  };
+}
+
+/** The upstream pool kind, its key derivation and factory counted. */
+function countedPools(): { kinds: ResourceKinds; key: sinon.SinonSpy; factory: sinon.SinonSpy } {
+  const key = sinon.spy(upstreamPoolKind.key);
+  const factory = sinon.spy(upstreamPoolKind.factory);
+  const kind: ResourceKind<never, unknown> = { kind: UPSTREAM_POOL_KIND, key, factory } as unknown as ResourceKind<never, unknown>;
+  return { kinds: { [UPSTREAM_POOL_KIND]: kind }, key, factory };
+}
+
+function onlyRouter(generation: Generation) {
+  const [listener] = [...generation.listeners().values()];
+  return listener!.router;
+}
+
+/**
+ * What makes a reused table safe, checked for `generation`: every proxy route's action points at
+ * the very `Upstream` the generation serves under that name, and every pool that upstream's
+ * targets use is the value of a lease the generation holds and has not released. A table reused
+ * from the previous generation with a stale upstream fails this.
+ */
+function expectOwnResourcesOnly(generation: Generation): void {
+  for (const route of onlyRouter(generation).routes) {
+    if (!(route.action instanceof ProxyAction)) continue;
+    const upstream = route.action.upstream;
+    expect(upstream, `route ${route.index}'s upstream`).to.equal(generation.upstreams().get(upstream.name));
+    const held = new Set((generation.upstreamLeases(upstream.name) ?? []).filter((lease) => !lease.released).map((lease) => lease.value));
+    for (const target of upstream.targets) expect(held.has(target.pool), `route ${route.index}: a held lease on ${target.origin}'s pool`).to.equal(true);
+  }
+}
+
+/** Route positions whose compiled route is not the one `before` had there. */
+function recompiled(before: Generation, after: Generation): number[] {
+  const old = onlyRouter(before).routes;
+  return onlyRouter(after)
+    .routes.filter((route, i) => route !== old[i])
+    .map((route) => route.index);
+}
+
+async function released(d: TestDaemon): Promise<void> {
+  await waitFor('the replaced generation to be released', () => d.daemon.reloader.generations().length === 1);
+}
+
+describe('incremental provisioning', () => {
+  it('compiles one route and derives no pool key for a one-route change among 1,000 routes', async () => {
+    const [a, b] = [await TestUpstream.start(), await TestUpstream.start()];
+    const upstreams = Object.fromEntries(Array.from({ length: 100 }, (_, u) => [`u${u}`, { targets: [a.origin, b.origin] }]));
+    const port = await freePort();
+    const { kinds, key, factory } = countedPools();
+    const d = await startDaemon(scaleConfig(port, { routes: 1000, upstreams }), { kinds });
+    const first = d.daemon.reloader.active!;
+    const pools = d.daemon.registry.stats()[UPSTREAM_POOL_KIND]!;
+    key.resetHistory();
+    factory.resetHistory();
+
+    expect(await d.apply(scaleConfig(port, { routes: 1000, upstreams, last: 'changed' }))).to.include({ result: 'applied', generation: 2 });
+    const second = d.daemon.reloader.active!;
+    expect(key.callCount, 'pool keys derived').to.equal(0);
+    expect(factory.callCount, 'pool factories').to.equal(0);
+    expect(recompiled(first, second)).to.deep.equal([999]);
+    expect(onlyRouter(second).sharesIndexWith(onlyRouter(first))).to.equal(true);
+    for (const [name, upstream] of first.upstreams()) expect(second.upstreams().get(name), name).to.equal(upstream);
+    expect(d.daemon.registry.stats()[UPSTREAM_POOL_KIND]).to.include({ created: pools.created, reused: pools.reused + 200 });
+    expect(await getText(`http://127.0.0.1:${port}/r999`)).to.equal('changed');
+    expect((await httpRequest(`http://127.0.0.1:${port}/r1`)).status).to.equal(200);
+
+    await released(d);
+    expectOwnResourcesOnly(second);
+    expect(d.daemon.registry.stats()[UPSTREAM_POOL_KIND]).to.include({ live: 2, refs: 200, destroyed: 0 });
+  });
+
+  it('compiles again the proxy routes of an upstream whose targets changed, so none points at its released pool', async () => {
+    const [a, b] = [await TestUpstream.start(), await TestUpstream.start()];
+    const port = await freePort();
+    // u0's pool settings are its own: its pool to `a` goes once the first generation is released.
+    const config = (target: string) =>
+      scaleConfig(port, { routes: 40, upstreams: { u0: { targets: [target], pool: { connections: 7 } }, u1: { targets: [a.origin] } } });
+    const d = await startDaemon(config(a.origin));
+    const first = d.daemon.reloader.active!;
+    expect((await httpRequest(`http://127.0.0.1:${port}/r1`)).status).to.equal(200);
+
+    expect(await d.apply(config(b.origin))).to.include({ result: 'applied' });
+    const second = d.daemon.reloader.active!;
+    expect(second.upstreams().get('u0')).to.not.equal(first.upstreams().get('u0'));
+    expect(second.upstreams().get('u1')).to.equal(first.upstreams().get('u1'));
+    // Routes 1..9 and 21..29 proxy to u0, 11..19 and 31..37 to u1.
+    expect(recompiled(first, second)).to.deep.equal([1, 3, 5, 7, 9, 21, 23, 25, 27, 29]);
+    await released(d);
+    expect(d.daemon.registry.stats()[UPSTREAM_POOL_KIND]).to.include({ destroyed: 1, live: 2 });
+    expectOwnResourcesOnly(second);
+    const before = b.requests.length;
+    expect((await httpRequest(`http://127.0.0.1:${port}/r1`)).status).to.equal(200);
+    expect(b.requests.length - before).to.equal(1);
+    expect((await httpRequest(`http://127.0.0.1:${port}/r11`)).status).to.equal(200);
+  });
+
+  it('builds the upstreams and their proxy routes again when the sample ratio changes, keeping the respond routes', async () => {
+    const a = await TestUpstream.start();
+    const port = await freePort();
+    const config = (ratio: number, last = 'last') =>
+      scaleConfig(port, { routes: 20, last, upstreams: { u0: { targets: [a.origin] } }, extra: { tracing: { exporter: 'none', sample_ratio: ratio } } });
+    const d = await startDaemon(config(1));
+    const first = d.daemon.reloader.active!;
+
+    expect(await d.apply(config(1, 'changed'))).to.include({ result: 'applied' });
+    const second = d.daemon.reloader.active!;
+    expect(second.tracing).to.equal(first.tracing);
+    expect(second.upstreams().get('u0')).to.equal(first.upstreams().get('u0'));
+
+    expect(await d.apply(config(0.5, 'changed'))).to.include({ result: 'applied' });
+    const third = d.daemon.reloader.active!;
+    expect(third.tracing!.pipeline).to.equal(second.tracing!.pipeline);
+    expect(third.tracer).to.not.equal(second.tracer);
+    expect(third.upstreams().get('u0')!.tracer).to.equal(third.tracer);
+    expect(recompiled(second, third)).to.deep.equal([1, 3, 5, 7, 9, 11, 13, 15, 17]);
+    await released(d);
+    expectOwnResourcesOnly(third);
+  });
+
+  it('compiles the proxy routes again when the listener trusts other proxies, keeping the respond routes', async () => {
+    const a = await TestUpstream.start();
+    const port = await freePort();
+    const config = (trusted: string[]) => scaleConfig(port, { routes: 10, upstreams: { u0: { targets: [a.origin] } }, listener: { trusted_proxies: trusted } });
+    const d = await startDaemon(config([]));
+    const first = d.daemon.reloader.active!;
+    expect(await d.apply(config(['127.0.0.1']))).to.include({ result: 'applied' });
+    const second = d.daemon.reloader.active!;
+    expect(recompiled(first, second)).to.deep.equal([1, 3, 5, 7]);
+    expect(second.upstreams().get('u0')).to.equal(first.upstreams().get('u0'));
+    const proxied = onlyRouter(second).routes[1]!.action as ProxyAction;
+    expect(proxied.trustedProxies).to.equal([...second.listeners().values()][0]!.trustedProxies);
+  });
+
+  it('holds one lease per pool and one generation after 20 one-route changes, every shared lease counted as a reuse', async () => {
+    const a = await TestUpstream.start();
+    const port = await freePort();
+    const upstreams = Object.fromEntries(Array.from({ length: 10 }, (_, u) => [`u${u}`, { targets: [a.origin], pool: { connections: u + 1 } }]));
+    const d = await startDaemon(scaleConfig(port, { routes: 100, upstreams }));
+    const start = d.daemon.registry.stats()[UPSTREAM_POOL_KIND]!;
+    for (let i = 1; i <= 20; i += 1) {
+      expect(await d.apply(scaleConfig(port, { routes: 100, upstreams, last: `change ${i}` }))).to.include({ result: 'applied' });
+    }
+    expect(await getText(`http://127.0.0.1:${port}/r99`)).to.equal('change 20');
+    await released(d);
+    expect(d.daemon.registry.stats()[UPSTREAM_POOL_KIND]).to.include({ created: 10, destroyed: 0, live: 10, refs: 10, reused: start.reused + 200 });
+    expect(d.daemon.reloader.active!.holds().filter((h) => h.kind === UPSTREAM_POOL_KIND)).to.have.length(10);
+    expectOwnResourcesOnly(d.daemon.reloader.active!);
+  });
+});
