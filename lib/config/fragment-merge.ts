@@ -3,6 +3,7 @@ import type { ConfigIssue } from '../core/errors.js';
 import { BindPlan } from './address.js';
 import { type FragmentConfig, type FragmentFacts, fragmentFacts, type ListenerEntry, type LoadedFragment, SINGLE_SECTIONS } from './fragments.js';
 import { deepFreeze, type LoadedConfig } from './parse.js';
+import type { ConfigReference } from './references.js';
 import { type Config, ConfigSchema, type ListenerConfig, type RouteConfig, type UpstreamConfig } from './schema.js';
 
 /**
@@ -51,6 +52,8 @@ interface Merged {
   readonly facts: FragmentFacts;
   /** This fragment's share of the merged hash (see `combine`). */
   readonly digest: bigint;
+  /** Its secret references, paths within the fragment. */
+  readonly references: readonly ConfigReference[] | undefined;
 }
 
 interface PlanState {
@@ -181,6 +184,8 @@ export class FragmentMerger {
   readonly #statuses = new Map<string, FragmentStatus>();
   /** Names of the fragments whose state is not `ok`: each plan looks at these again, not at every fragment. */
   readonly #troubled = new Set<string>();
+  /** Merged fragments that hold secret references. */
+  readonly #referencing = new Set<string>();
   #sum = 0n;
   #listeners = new Map<string, ListenerConfig>();
   #upstreams: Readonly<Record<string, UpstreamConfig>> = DEFAULTS.upstreams;
@@ -199,11 +204,12 @@ export class FragmentMerger {
     const refused = new Map<string, readonly ConfigIssue[]>();
     for (const input of inputs) {
       const merged = this.#merged.get(input.name);
-      if (merged?.version === input.version) continue;
+      // Same version, same resolved values: a fragment with references is parsed again each time, and may differ.
+      if (merged?.version === input.version && input.parsed.ok && input.parsed.loaded.hash === merged.hash) continue;
       if (!input.parsed.ok) refused.set(input.name, input.parsed.issues);
       else {
-        const { config, hash } = input.parsed.loaded;
-        admitted.set(input.name, { version: input.version, config, hash, facts: fragmentFacts(config), digest: digestOf(input.name, hash) });
+        const { config, hash, references } = input.parsed.loaded;
+        admitted.set(input.name, { version: input.version, config, hash, facts: fragmentFacts(config), digest: digestOf(input.name, hash), references });
       }
     }
     for (const name of this.#merged.keys()) if (!current.has(name)) admitted.set(name, null);
@@ -238,6 +244,8 @@ export class FragmentMerger {
       this.#swap(name, previous, next ?? undefined);
       if (next) this.#merged.set(name, next);
       else this.#merged.delete(name);
+      if (next?.references) this.#referencing.add(name);
+      else this.#referencing.delete(name);
     }
     for (const [name, status] of state.statuses) {
       if (status) this.#statuses.set(name, status);
@@ -432,6 +440,7 @@ export class FragmentMerger {
     const upstreams = touched.upstreamMap ? this.#mergeUpstreams(admitted) : undefined;
     const listeners = new Map<string, ListenerConfig>();
     let config: Config | undefined;
+    let references: readonly ConfigReference[] = [];
     if (count > 0) {
       const sections: Record<string, unknown> = {};
       for (const section of SINGLE_SECTIONS) {
@@ -448,13 +457,56 @@ export class FragmentMerger {
       }
       // Only the objects made here are frozen: every section in them is a fragment's, frozen already.
       config = Object.freeze({ ...sections, upstreams: upstreams ?? this.#upstreams, listeners: Object.freeze(ordered) } as Config);
+      references = this.#mergedReferences(admitted, listeners);
     }
     const changed = admitted.size;
     const hash = createHash('sha256')
       .update(`hotconf-fragments:${sum.toString(16)}`)
       .digest('hex');
     const state: PlanState = { admitted, statuses, sum, listeners, upstreams, config };
-    return { loaded: config && { config, hash }, issues, changed, internal: state };
+    return { loaded: config && { config, hash, ...(references.length > 0 ? { references } : {}) }, issues, changed, internal: state };
+  }
+
+  /**
+   * The secret references of the merged fragments (as the index holds them now), in fragment-name
+   * order, with their keys rewritten to the merged config's paths: a listener entry lands at its
+   * listener's index, and its routes after those of the member fragments named before it. The
+   * sections and upstreams keep their paths (merged by name). `listeners`: the merged ones, in order.
+   */
+  #mergedReferences(admitted: Map<string, Merged | null>, listeners: Map<string, ListenerConfig>): readonly ConfigReference[] {
+    const names = new Set(this.#referencing);
+    for (const [name, next] of admitted) {
+      if (next?.references) names.add(name);
+      else names.delete(name);
+    }
+    if (names.size === 0) return [];
+    const positions = new Map<string, number>();
+    for (const name of listeners.keys()) positions.set(name, positions.size);
+    const out: ConfigReference[] = [];
+    for (const name of [...names].sort()) {
+      const fragment = this.#fragment(name, admitted);
+      for (const reference of fragment.references!) {
+        const keys = [...reference.keys];
+        if (keys[0] === 'listeners') {
+          const listener = fragment.config.listeners![Number(keys[1])]!.name;
+          keys[1] = String(positions.get(listener));
+          if (keys[2] === 'routes' && keys[3] !== undefined) keys[3] = String(this.#routeOffset(listener, name, admitted) + Number(keys[3]));
+        }
+        out.push({ ...reference, keys, path: keys.join('.') });
+      }
+    }
+    return deepFreeze(out);
+  }
+
+  /** How many routes of `listener` come before those of fragment `name`: the member fragments named before it (see `#mergeListener`). */
+  #routeOffset(listener: string, name: string, admitted: Map<string, Merged | null>): number {
+    let offset = 0;
+    for (const member of this.#index.members.get(listener)) {
+      if (member === name) break;
+      const fragment = this.#fragment(member, admitted);
+      offset += fragment.config.listeners![fragment.facts.members.get(listener)!]!.routes.length;
+    }
+    return offset;
   }
 
   #mergeUpstreams(admitted: Map<string, Merged | null>): Readonly<Record<string, UpstreamConfig>> {

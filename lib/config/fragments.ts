@@ -2,7 +2,8 @@ import { z } from 'zod';
 import type { ConfigIssue } from '../core/errors.js';
 import { ConfigInvalidError } from '../core/errors.js';
 import { canonicalHash } from './hash.js';
-import { deepFreeze, type ParseOptions, parseDocument, prototypeKeyIssues, zodIssues } from './parse.js';
+import { deepFreeze, type ParseOptions, parseDocument, prototypeKeyIssues, resolveThenValidate, zodIssues } from './parse.js';
+import type { ConfigReference } from './references.js';
 import { AdminSchema, ConfigSchema, ListenerSchema, RouteSchema, TracingSchema } from './schema.js';
 
 /**
@@ -52,10 +53,12 @@ const FragmentSchema = z.strictObject({
 /** A validated, defaults-filled, deeply frozen fragment. */
 export type FragmentConfig = Omit<z.infer<typeof FragmentSchema>, 'listeners'> & { listeners?: readonly ListenerEntry[] };
 
-/** A valid fragment and its canonical hash (SHA-256 hex of the defaults-filled fragment). */
+/** A valid fragment and its canonical hash (SHA-256 hex of the defaults-filled fragment, references resolved). */
 export interface LoadedFragment {
   config: FragmentConfig;
   hash: string;
+  /** The secret references the fragment held, paths within the fragment (their values are in `config`); absent: none. */
+  references?: readonly ConfigReference[];
 }
 
 /** What a listener entry without `listen` may hold, said where a key is refused. */
@@ -99,13 +102,14 @@ export function validateFragment(data: unknown, origin?: string): FragmentConfig
 }
 
 /**
- * `parseDocument` + `validateFragment` + canonical hash: what `loadConfig` is for a document.
- * `maxDocumentBytes` is the limit of one fragment.
- * @throws ConfigInvalidError as both
+ * `parseDocument` + `resolveReferences` + `validateFragment` + canonical hash: what `loadConfig`
+ * is for a document (the same references, errors and scrubbing). `maxDocumentBytes` is the limit
+ * of one fragment.
+ * @throws ConfigInvalidError as the three
  */
 export function loadFragment(text: string | Uint8Array, options: ParseOptions = {}): LoadedFragment {
-  const config = validateFragment(parseDocument(text, options), options.origin);
-  return { config, hash: canonicalHash(config) };
+  const { value: config, references } = resolveThenValidate(parseDocument(text, options), options, validateFragment);
+  return { config, hash: canonicalHash(config), ...(references.length > 0 ? { references } : {}) };
 }
 
 /** What one valid fragment defines and refers to: the keys the merge indexes it by. Paths are within the fragment. */

@@ -138,19 +138,32 @@ export function validateConfig(data: unknown, origin?: string): Config {
  * references resolved to. Throws like the three.
  */
 export function loadConfig(text: string | Uint8Array, options: ParseOptions = {}): LoadedConfig {
-  const { data, references } = resolveReferences(parseDocument(text, options), options.origin, options.references ?? PROCESS_READER);
-  let config: Config;
+  const { value: config, references } = resolveThenValidate(parseDocument(text, options), options, validateConfig);
+  return { config, hash: canonicalHash(config), ...(references.length > 0 ? { references } : {}) };
+}
+
+/**
+ * `resolveReferences` of parsed `data`, then `validate` of the resolved data, whose issues are
+ * scrubbed of the values references resolved to (a refused value must not be quoted in an error
+ * or log). The step between parse and validation, of a document (`loadConfig`) and of a fragment.
+ * @throws ConfigInvalidError as `resolveReferences` and `validate`, naming `options.origin`
+ */
+export function resolveThenValidate<T>(
+  data: unknown,
+  options: ParseOptions,
+  validate: (data: unknown, origin?: string) => T,
+): { value: T; references: readonly ConfigReference[] } {
+  const resolved = resolveReferences(data, options.origin, options.references ?? PROCESS_READER);
   try {
-    config = validateConfig(data, options.origin);
+    return { value: validate(resolved.data, options.origin), references: resolved.references };
   } catch (error) {
-    const secrets = secretValues(data, [], references);
+    const secrets = secretValues(resolved.data, [], resolved.references);
     if (!(error instanceof ConfigInvalidError) || secrets.length === 0) throw error;
     throw new ConfigInvalidError(
       error.issues.map((issue) => ({ path: issue.path, message: scrubSecrets(issue.message, secrets) })),
       error.origin,
     );
   }
-  return { config, hash: canonicalHash(config), ...(references.length > 0 ? { references } : {}) };
 }
 
 /**

@@ -26,6 +26,8 @@ interface Cached {
   readonly version: string;
   readonly bytes: number;
   readonly parsed: FragmentParse;
+  /** Its text may hold a secret reference (`${`): parsed again at every plan, as the values may have changed under the same version. */
+  readonly resolves: boolean;
 }
 
 /** `loadFragment` of each fragment on the calling thread: for `hotconf validate` and specs. */
@@ -41,8 +43,9 @@ export const parseFragmentsHere: ParseFragments = async (fragments, options) =>
 
 /**
  * The reload layer's side of a multi-document config (`RawDocument.fragments`, from any source:
- * the files of `--config-dir`, the keys under an etcd `--prefix`): parses and validates only the
- * fragments whose version it has not seen (each on its own, through `parse`, in batches), keeps
+ * the files of `--config-dir`, the keys under an etcd `--prefix`): parses, resolves and validates
+ * only the fragments whose version it has not seen, and again those that may hold a secret
+ * reference (each on its own, through `parse`, in batches), keeps
  * the outcome per fragment, and plans the merge with last-good-per-fragment (`FragmentMerger`).
  *
  * Lifecycle per reload: `plan(fragments)`, then `commit(plan)` once the plan's config serves or
@@ -79,7 +82,7 @@ export class FragmentLoader {
     for (const fragment of fragments) {
       seen.add(fragment.name);
       const cached = this.#cache.get(fragment.name);
-      if (cached?.version === fragment.version) total += cached.bytes;
+      if (cached?.version === fragment.version && !cached.resolves) total += cached.bytes;
       else {
         total += Buffer.byteLength(fragment.text);
         fresh.push(fragment);
@@ -95,6 +98,15 @@ export class FragmentLoader {
     await this.#parseFresh(fresh);
     const inputs: FragmentInput[] = fragments.map(({ name, version }) => ({ name, version, parsed: this.#cache.get(name)!.parsed }));
     return this.#merger.plan(inputs);
+  }
+
+  /**
+   * Some fragment last planned may hold a secret reference: the same fragment versions may make
+   * another config (a variable set, a file rotated), so a document of the served version is planned again.
+   */
+  get resolves(): boolean {
+    for (const cached of this.#cache.values()) if (cached.resolves) return true;
+    return false;
   }
 
   /** Make `plan` the merged state (see the class). */
@@ -117,13 +129,14 @@ export class FragmentLoader {
       bytes = 0;
       const results = await this.#parse(sent, { maxDocumentBytes: this.#maxFragmentBytes });
       sent.forEach((fragment, i) => {
-        this.#cache.set(fragment.name, { version: fragment.version, bytes: Buffer.byteLength(fragment.text), parsed: results[i]! });
+        const resolves = fragment.text.includes('${');
+        this.#cache.set(fragment.name, { version: fragment.version, bytes: Buffer.byteLength(fragment.text), parsed: results[i]!, resolves });
       });
     };
     for (const fragment of fresh) {
       if (fragment.error !== undefined) {
         const parsed: FragmentParse = { ok: false, issues: [{ path: '', message: fragment.error }] };
-        this.#cache.set(fragment.name, { version: fragment.version, bytes: 0, parsed });
+        this.#cache.set(fragment.name, { version: fragment.version, bytes: 0, parsed, resolves: false });
         continue;
       }
       batch.push(fragment);

@@ -83,7 +83,8 @@ export async function loadDocumentWith(
  *   limit, or the certificate files named cannot be used; each issue's `origin` names its fragment
  */
 export async function loadFragments(loader: FragmentLoader, doc: RawDocument, served: ServedConfig | undefined): Promise<LoadOutcome> {
-  if (isServedVersion(doc, served)) return { kind: 'unchanged' };
+  // A fragment refused for its reference (a variable unset) is retried even when no served value comes from a reference.
+  if (isServedVersion(doc, served) && !loader.resolves) return { kind: 'unchanged' };
   const origin = documentOrigin(doc);
   const fragments = doc.fragments ?? [];
   const plan = await loader.plan(fragments, origin);

@@ -19,7 +19,7 @@ export const ParseRequestSchema = z.strictObject({
 });
 export type ParseRequest = z.infer<typeof ParseRequestSchema>;
 
-/** Fragments of a multi-document config to parse and validate each on its own (`loadFragment`), in one message. */
+/** Fragments of a multi-document config to parse, resolve and validate each on its own (`loadFragment`), in one message. */
 export const FragmentsRequestSchema = z.strictObject({
   id: z.int().positive(),
   fragments: z.array(z.strictObject({ name: z.string(), text: z.string() })),
@@ -41,13 +41,18 @@ export const ParseReplySchema = z.discriminatedUnion('kind', [
   }),
   /** Refused: a `ConfigInvalidError`'s issues and origin. */
   z.strictObject({ id: z.int().positive(), kind: z.literal('invalid'), issues: z.array(IssueSchema), origin: z.string().optional() }),
-  /** The outcome of each fragment of a `FragmentsRequest`, in its order: the fragment and its hash, or its issues. */
+  /** The outcome of each fragment of a `FragmentsRequest`, in its order: the fragment (references resolved), its hash and references, or its issues. */
   z.strictObject({
     id: z.int().positive(),
     kind: z.literal('fragments'),
     results: z.array(
       z.union([
-        z.strictObject({ ok: z.literal(true), config: z.record(z.string(), z.unknown()), hash: z.string().regex(/^[0-9a-f]{64}$/) }),
+        z.strictObject({
+          ok: z.literal(true),
+          config: z.record(z.string(), z.unknown()),
+          hash: z.string().regex(/^[0-9a-f]{64}$/),
+          references: z.array(ConfigReferenceSchema).optional(),
+        }),
         z.strictObject({ ok: z.literal(false), issues: z.array(IssueSchema) }),
       ]),
     ),

@@ -23,8 +23,8 @@ function answerFragments({ id, fragments, maxDocumentBytes }: FragmentsRequest):
   try {
     const results = fragments.map(({ name, text }) => {
       try {
-        const { config, hash } = loadFragment(text, { origin: name, maxDocumentBytes });
-        return { ok: true as const, config, hash };
+        const { config, hash, references } = loadFragment(text, { origin: name, maxDocumentBytes });
+        return { ok: true as const, config, hash, ...(references ? { references: [...references] } : {}) };
       } catch (error) {
         if (error instanceof ConfigInvalidError) return { ok: false as const, issues: [...error.issues] };
         throw error;

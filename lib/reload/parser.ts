@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { SHARE_ENV, Worker } from 'node:worker_threads';
 import type { FragmentConfig, LoadedFragment } from '../config/fragments.js';
 import { deepFreeze, type LoadedConfig, type ParseOptions } from '../config/parse.js';
+import type { ConfigReference } from '../config/references.js';
 import type { Config } from '../config/schema.js';
 import { ConfigInvalidError, type ConfigIssue, errorCode, errorMessage, HotconfError } from '../core/errors.js';
 import { Once } from '../core/once.js';
@@ -72,7 +73,7 @@ export class ConfigParser {
   }
 
   /**
-   * `loadFragment` (parse, validate, canonical hash) of each fragment on the worker thread, in one
+   * `loadFragment` (parse, resolve references, validate, canonical hash) of each fragment on the worker thread, in one
    * message; each outcome comes back in order, the valid fragments deeply frozen. `maxDocumentBytes`
    * is the limit of one fragment.
    * @throws ParserClosedError once `close()` was called
@@ -118,13 +119,10 @@ export class ConfigParser {
     if (!pending) return;
     this.#pending.delete(reply.id);
     if (reply.kind === 'loaded') {
-      const references = reply.references && deepFreeze(reply.references);
-      pending.resolve({ config: deepFreeze(reply.config as Config), hash: reply.hash, ...(references ? { references } : {}) });
+      pending.resolve(frozen(reply.config as Config, reply));
     } else if (reply.kind === 'fragments') {
       pending.resolve(
-        reply.results.map(
-          (result): FragmentParse => (result.ok ? { ok: true, loaded: { config: deepFreeze(result.config as FragmentConfig), hash: result.hash } } : result),
-        ),
+        reply.results.map((result): FragmentParse => (result.ok ? { ok: true, loaded: frozen(result.config as FragmentConfig, result) } : result)),
       );
     } else if (reply.kind === 'invalid') pending.reject(new ConfigInvalidError(reply.issues, reply.origin));
     else pending.reject(new Error(`the config parser failed: ${reply.message}`));
@@ -150,6 +148,12 @@ export class ConfigParser {
     this.#pending.clear();
     await worker?.terminate();
   }
+}
+
+/** A config (or fragment) the worker sent, with its hash and references, deeply frozen. */
+function frozen<C>(config: C, reply: { hash: string; references?: ConfigReference[] }): { config: C; hash: string; references?: readonly ConfigReference[] } {
+  const references = reply.references && deepFreeze(reply.references);
+  return { config: deepFreeze(config), hash: reply.hash, ...(references ? { references } : {}) };
 }
 
 /**

@@ -1,9 +1,11 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: some specs hold `${env:NAME}` references
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { stringify } from 'yaml';
 import { type FragmentInput, FragmentMerger, type MergePlan } from '../../lib/config/fragment-merge.js';
 import { loadFragment } from '../../lib/config/fragments.js';
 import { validateConfig } from '../../lib/config/parse.js';
+import { PROCESS_READER } from '../../lib/config/references.js';
 import { ConfigInvalidError } from '../../lib/core/errors.js';
 
 /** A fragment input from plain data (or raw text), its version derived from the text. */
@@ -264,5 +266,49 @@ describe('fragment merge', () => {
     expect(again.changed).to.equal(0);
     expect(again.loaded!.hash).to.equal(first.loaded!.hash);
     expect(prefixes(again)).to.deep.equal(['/a']);
+  });
+
+  it('resolves references per fragment: errors name the fragment and path, values are scrubbed, keys land at merged paths, and a new value at the same version applies', () => {
+    const load = (name: string, version: string, data: Record<string, unknown>, env: Record<string, string>): FragmentInput => {
+      try {
+        return {
+          name,
+          version,
+          parsed: { ok: true, loaded: loadFragment(stringify(data), { origin: name, references: { env, readFile: PROCESS_READER.readFile } }) },
+        };
+      } catch (error) {
+        if (!(error instanceof ConfigInvalidError)) throw error;
+        return { name, version, parsed: { ok: false, issues: error.issues } };
+      }
+    };
+    const a = load(
+      'a.yaml',
+      'a1',
+      { listeners: [listener('web', 8080, [respond('/a')])], tracing: { exporter: 'none', headers: { authorization: '${env:H}' } } },
+      { H: 'S3cr3t-h' },
+    );
+    const bData = { listeners: [{ name: 'web', routes: [respond('/b1'), respond('/b2', '${env:B}')] }] };
+    const merger = new FragmentMerger();
+    const first = apply(merger, [a, load('b.yaml', 'b1', bData, { B: 'S3cr3t-1' })]);
+    expect(first.loaded!.references!.map((r) => r.path)).to.deep.equal(['tracing.headers.authorization', 'listeners.0.routes.2.respond.body']);
+    expect(first.loaded!.references![1]!.keys).to.deep.equal(['listeners', '0', 'routes', '2', 'respond', 'body']);
+
+    // b's text (its version) unchanged, the variable changed: b is merged again.
+    const second = apply(merger, [a, load('b.yaml', 'b1', bData, { B: 'S3cr3t-2' })]);
+    expect(second.changed).to.equal(1);
+    expect(second.loaded!.hash).to.not.equal(first.loaded!.hash);
+    expect(second.loaded!.config.listeners[0]!.routes[2]!.respond!.body).to.equal('S3cr3t-2');
+
+    // Unset: refused with the fragment and the path; its last good version stays merged.
+    const unset = merger.plan([a, load('b.yaml', 'b1', bData, {})]);
+    expect(unset.issues).to.deep.equal([
+      { origin: 'b.yaml', path: 'listeners.0.routes.1.respond.body', message: '${env:B}: environment variable B is not set' },
+    ]);
+    expect(unset.loaded!.hash).to.equal(second.loaded!.hash);
+
+    // A value the schema refuses is not quoted in the issue.
+    const bad = load('c.yaml', 'c1', { tracing: { exporter: 'none', endpoint: '${env:E}' } }, { E: 'S3cr3t-collector:4318' });
+    expect(bad.parsed.ok).to.equal(false);
+    expect(JSON.stringify(bad.parsed)).to.contain('tracing.endpoint').and.not.contain('S3cr3t');
   });
 });
