@@ -158,7 +158,9 @@ async function provisionUpstream(name: string, section: UpstreamConfig, generati
     const pool = await acquire(`${path}.targets.${i}`, upstreamPoolKind, upstreamPoolSettings(origin, section));
     targets.push(new ProxyTarget(pool, states?.[i]));
   }
-  return new Upstream({ name, config: section, targets, tracer: generation.tracer, observer: ctx.observer, logger: ctx.logger });
+  const upstream = new Upstream({ name, config: section, targets, tracer: generation.tracer, observer: ctx.observer, logger: ctx.logger });
+  generation.onRelease(() => upstream.close());
+  return upstream;
 }
 
 async function provisionListeners(generation: Generation, ctx: ProvisionContext, acquire: Acquire): Promise<void> {
