@@ -491,6 +491,8 @@ class Attempt implements Dispatcher.DispatchHandler {
   }
 
   onError(error: Error): void {
+    // undici reports a throw from onComplete as an error: the attempt already ended.
+    if (this.#done) return;
     this.#finish();
     const reason = this.#cancelled ?? error;
     const { upstream } = this.exchange;
