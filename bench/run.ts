@@ -15,7 +15,7 @@ import { registryPart } from './parts/registry.js';
 import { reloadEtcdPart } from './parts/reload-etcd.js';
 import { reloadFilePart } from './parts/reload-file.js';
 import { scalePart } from './parts/scale.js';
-import { eagerPart, type SoakRun, soakPart } from './parts/soak.js';
+import { eagerPart, type SoakRun, soakClusterPart, soakPart } from './parts/soak.js';
 import { stormPart } from './parts/storm.js';
 
 const RESULTS = fileURLToPath(new URL('./results/', import.meta.url));
@@ -66,7 +66,7 @@ const PARTS: Part[] = [
     name: 'storm',
     run: stormPart,
     line: (r) =>
-      `storm: hotconf ${fmt(r.baseline_rps)} → ${fmt(r.storm_rps)} rps under ${r.storm_reloads} reloads, ${r.errors} errors; caddy ${fmt(r.caddy_baseline_rps)} → ${fmt(r.caddy_storm_rps)} rps under ${r.caddy_storm_reloads} reloads, ${r.caddy_errors} errors`,
+      `storm: hotconf ${fmt(r.baseline_rps)} → ${fmt(r.storm_rps)} rps under ${r.storm_reloads} reloads, ${r.errors} errors; hotconf --workers 2 ${fmt(r.w2_baseline_rps)} → ${fmt(r.w2_storm_rps)} rps under ${r.w2_storm_reloads} reloads, ${r.w2_errors} errors; caddy ${fmt(r.caddy_baseline_rps)} → ${fmt(r.caddy_storm_rps)} rps under ${r.caddy_storm_reloads} reloads, ${r.caddy_errors} errors`,
   },
   {
     name: 'https_storm',
@@ -106,9 +106,14 @@ const PARTS: Part[] = [
   },
   {
     name: 'soak',
-    run: async (quick) => soakResult('hotconf', await soakPart(quick ? 1000 : 5000)),
+    // One process in this one (GC forced before each sample), then a `--workers 2` cluster as a
+    // child process (fds of every process, handles of every worker), side by side.
+    run: async (quick) => ({
+      ...soakResult('hotconf', await soakPart(quick ? 1000 : 5000)),
+      ...(await soakClusterPart(2, quick ? 300 : 2000)),
+    }),
     line: (r) =>
-      `soak: ${r.reloads} reloads, fd Δ ${r.fd_delta}, handles Δ ${r.handles_delta}, heap Δ ${fmt(r.heap_delta_bytes)} B, exporter sockets leaked ${r.sockets_leaked}; ${trendLine(r)}; the daemon's /leaks: ${r.daemon_growing || 'nothing growing'}`,
+      `soak: ${r.reloads} reloads, fd Δ ${r.fd_delta}, handles Δ ${r.handles_delta}, heap Δ ${fmt(r.heap_delta_bytes)} B, exporter sockets leaked ${r.sockets_leaked}; ${trendLine(r)}; the daemon's /leaks: ${r.daemon_growing || 'nothing growing'}; --workers 2: ${r.w2_reloads} reloads, largest fd Δ ${r.w2_fd_delta} (primary ${r.w2_primary_fd_delta}, workers ${r.w2_worker1_fd_delta} / ${r.w2_worker2_fd_delta}), largest handles Δ ${r.w2_handles_delta}, trend fds ${signed(r.w2_fds_per_reload)} handles ${signed(r.w2_handles_per_reload)} per reload (growing: ${r.w2_growing || 'none'}), /leaks ${r.w2_leaks_ok ? 'ok' : 'NOT ok'}`,
   },
   {
     name: 'eager_counterfactual',
@@ -169,11 +174,19 @@ function goals(r: Results): Goal[] {
       met: ratio >= 0.9 && n('storm', 'errors') === 0,
     });
     out.push({
+      goal: 'storm with --workers 2: zero errors',
+      measured: `${n('storm', 'w2_errors')} errors under ${n('storm', 'w2_storm_reloads')} reloads (${fmt(n('storm', 'w2_baseline_rps'))} → ${fmt(n('storm', 'w2_storm_rps'))} rps)`,
+      met: n('storm', 'w2_errors') === 0,
+    });
+    out.push({
       goal: 'proxy throughput vs Caddy (same machine)',
       measured: `${round(n('storm', 'baseline_rps') / n('storm', 'caddy_baseline_rps'), 2)} ×`,
       met: null,
     });
-  } else out.push({ goal: 'storm throughput ≥ 0.9 × baseline, zero errors', measured: 'not run', met: null });
+  } else {
+    out.push({ goal: 'storm throughput ≥ 0.9 × baseline, zero errors', measured: 'not run', met: null });
+    out.push({ goal: 'storm with --workers 2: zero errors', measured: 'not run', met: null });
+  }
   for (const part of ['https_storm', 'h2_throughput']) {
     if (!has(part)) {
       out.push({ goal: `${part}: zero errors under reloads and rotations`, measured: 'not run', met: null });
@@ -213,6 +226,15 @@ function goals(r: Results): Goal[] {
     const fd = n('soak', 'fd_delta');
     const handles = n('soak', 'handles_delta');
     out.push({ goal: 'soak fd and handle deltas ≤ 3', measured: `fd Δ ${fd}, handles Δ ${handles}`, met: fd <= 3 && handles <= 3 });
+    if (r.soak!.w2_reloads !== undefined) {
+      const w2fd = n('soak', 'w2_fd_delta');
+      const w2handles = n('soak', 'w2_handles_delta');
+      out.push({
+        goal: 'soak with --workers 2: fd and handle deltas ≤ 3 per process',
+        measured: `largest over ${n('soak', 'w2_reloads')} reloads: fd Δ ${w2fd} (primary ${n('soak', 'w2_primary_fd_delta')}, workers ${n('soak', 'w2_worker1_fd_delta')} / ${n('soak', 'w2_worker2_fd_delta')}), handles Δ ${w2handles}`,
+        met: w2fd <= 3 && w2handles <= 3 && r.soak!.w2_leaks_ok === true,
+      });
+    }
   }
   if (has('soak') || has('eager_counterfactual')) {
     const side = (part: string) => (has(part) ? `fds ${signed(n(part, 'fds_per_reload'))}, handles ${signed(n(part, 'handles_per_reload'))}` : 'not run');

@@ -9,11 +9,13 @@ export { DEFAULT_LEAK_TREND, leakReport, leakTrend, leastSquaresSlope } from './
 export { DaemonMetrics, EdgeMetrics, UpstreamMetrics } from './admin/metrics.js';
 export type {
   Config,
+  ConfigReference,
   HealthCheckConfig,
   ListenerConfig,
   LoadedConfig,
   ParseOptions,
   RedirectConfig,
+  ReferenceReader,
   RouteConfig,
   TlsCertificateConfig,
   TlsConfig,
@@ -31,9 +33,11 @@ export {
   MAX_DOCUMENT_NODES,
   MAX_MAP_KEYS,
   MAX_NESTING_DEPTH,
+  PROCESS_READER,
   parseDocument,
   REDACTED,
   redactConfig,
+  resolveReferences,
   SECRET_PATHS,
   validateConfig,
 } from './config/index.js';
@@ -41,7 +45,7 @@ export * from './core/errors.js';
 export { createLogger, silentLogger } from './core/log.js';
 export { Once } from './core/once.js';
 export type { ReadRegularFileOptions } from './core/regular-file.js';
-export { readRegularFile } from './core/regular-file.js';
+export { readRegularFile, readRegularFileSync } from './core/regular-file.js';
 export type { DaemonOptions } from './daemon/daemon.js';
 export { Daemon, StartupError } from './daemon/daemon.js';
 export type { CompiledRoute, RequestContext, RequestTarget, RouteAction, RouteTable, ServingGeneration } from './dataplane/ports.js';

@@ -25,15 +25,21 @@ export function reloadLoop(reload: (i: number) => Promise<void>): { stop: () => 
   };
 }
 
+/**
+ * A warm-up run (not counted), then `durationS` of `run` against `url` without reloads (the
+ * baseline), then `durationS` with `reload(i)` RELOADS_PER_S times a second (the storm).
+ * `warmupS` defaults to a fifth of `durationS` (at least 1 s).
+ */
 export async function measure(
   url: string,
   durationS: number,
   reload: (i: number) => Promise<void>,
   run: (url: string, durationS: number) => Promise<WrkResult> = runWrk,
+  warmupS = Math.max(1, Math.round(durationS / 5)),
 ): Promise<{ baseline: WrkResult; storm: WrkResult; reloads: number }> {
   // Warm up first (JIT, pooled connections), so the baseline is not the slower of the two runs
   // merely because it came first.
-  await run(url, Math.max(1, Math.round(durationS / 5)));
+  await run(url, warmupS);
   const baseline = await run(url, durationS);
   const loop = reloadLoop(reload);
   const storm = await run(url, durationS);

@@ -10,12 +10,19 @@ import { singleSocketAgent } from '../lib/http.js';
 import { measure } from '../lib/load.js';
 import { caddyBenchConfig, caddyProxyRoute, caddyRespondRoute, startBackend, startCaddy } from '../lib/procs.js';
 import { requireTool } from '../lib/util.js';
+import { runWrk } from '../lib/wrk.js';
 
 export interface StormResult {
+  /** hotconf, one process (`--workers 1`). */
   baseline_rps: number;
   storm_rps: number;
   errors: number;
   storm_reloads: number;
+  /** hotconf `--workers 2` under the same storm (each reload two-phase across both workers). */
+  w2_baseline_rps: number;
+  w2_storm_rps: number;
+  w2_errors: number;
+  w2_storm_reloads: number;
   caddy_baseline_rps: number;
   caddy_storm_rps: number;
   caddy_errors: number;
@@ -48,50 +55,86 @@ function caddyConfig(port: number, admin: number, backend: number, revision: num
   });
 }
 
+type Measured = Awaited<ReturnType<typeof measure>>;
+
+/** Socket errors + non-2xx responses over both phases. */
+function errorsOf(m: Measured): number {
+  return m.storm.socket_errors + m.storm.non_2xx + m.baseline.socket_errors + m.baseline.non_2xx;
+}
+
 /**
- * Reload storm: after a short warm-up, wrk keepalive load through a proxy route for `durationS`
- * seconds without reloads, then with 10 reloads per second; the same for Caddy (reverse_proxy to the same
- * backend, reloads through its admin `/load`). Errors = socket errors + non-2xx responses.
+ * hotconf (`hotconf run --workers N` as a child process, reloaded through `POST /reload`, which
+ * answers once every worker has swapped) through `measure`'s baseline and storm.
+ */
+async function hotconfStorm(dir: string, workers: number, backendPort: number, durationS: number): Promise<Measured> {
+  const [port, admin] = [await freePort(), await freePort()];
+  const file = join(dir, `hotconf-w${workers}.yaml`);
+  await writeConfigAtomic(file, hotconfConfig(port, backendPort, 0));
+  const daemon = await startDaemonProcess(['--config', file, '--no-watch', '--workers', String(workers)], `127.0.0.1:${admin}`);
+  const agent = singleSocketAgent();
+  try {
+    return await measure(
+      `http://127.0.0.1:${port}/api`,
+      durationS,
+      async (i) => {
+        await writeConfigAtomic(file, hotconfConfig(port, backendPort, i));
+        const res = await httpRequest(`${daemon.admin}/reload`, { method: 'POST', agent });
+        if (res.status !== 200) throw new Error(`hotconf --workers ${workers} reload ${i}: ${res.status} ${res.body}`);
+      },
+      runWrk,
+      durationS, // warm-up: see stormPart
+    );
+  } finally {
+    agent.destroy();
+    await daemon.stop();
+  }
+}
+
+/**
+ * Reload storm: after a warm-up as long as a phase, wrk keepalive load through a proxy route for `durationS`
+ * seconds without reloads, then with 10 reloads per second; for hotconf with `--workers 1` and
+ * `--workers 2`, and for Caddy (reverse_proxy to the same backend, reloads through its admin
+ * `/load`), each alone. Errors = socket errors + non-2xx responses.
  */
 export async function stormPart(quick: boolean): Promise<StormResult> {
+  // Every proxy warms up for as long as a measured phase: a freshly started Node process (each
+  // --workers 2 worker too) runs at a fraction of its later rate for its first seconds on a
+  // loaded machine, and wrk's 2 s timeouts there are not reload errors.
   const durationS = quick ? 5 : 15;
   requireTool('wrk', 'apt-get install -y wrk');
   requireTool('caddy', 'apt-get install -y caddy');
   const dir = await mkdtemp(join(tmpdir(), 'hotconf-storm-'));
-  const [backendPort, port, admin, caddyPort, caddyAdmin] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
+  const [backendPort, caddyPort, caddyAdmin] = [await freePort(), await freePort(), await freePort()];
   const backend = await startBackend(backendPort);
   try {
-    const file = join(dir, 'hotconf.yaml');
-    await writeConfigAtomic(file, hotconfConfig(port, backendPort, 0));
-    const daemon = await startDaemonProcess(['--config', file, '--no-watch'], `127.0.0.1:${admin}`);
-    const agent = singleSocketAgent();
-    let hot: Awaited<ReturnType<typeof measure>>;
-    try {
-      hot = await measure(`http://127.0.0.1:${port}/api`, durationS, async (i) => {
-        await writeConfigAtomic(file, hotconfConfig(port, backendPort, i));
-        const res = await httpRequest(`${daemon.admin}/reload`, { method: 'POST', agent });
-        if (res.status !== 200) throw new Error(`hotconf reload ${i}: ${res.status} ${res.body}`);
-      });
-    } finally {
-      agent.destroy();
-      await daemon.stop();
-    }
+    const hot = await hotconfStorm(dir, 1, backendPort, durationS);
+    const w2 = await hotconfStorm(dir, 2, backendPort, durationS);
 
     const caddy = await startCaddy(dir, caddyConfig(caddyPort, caddyAdmin, backendPort, 0), `http://127.0.0.1:${caddyPort}/revision`);
-    let cad: Awaited<ReturnType<typeof measure>>;
+    let cad: Measured;
     try {
-      cad = await measure(`http://127.0.0.1:${caddyPort}/api`, durationS, (i) => caddyLoad(caddyAdmin, caddyConfig(caddyPort, caddyAdmin, backendPort, i)));
+      cad = await measure(
+        `http://127.0.0.1:${caddyPort}/api`,
+        durationS,
+        (i) => caddyLoad(caddyAdmin, caddyConfig(caddyPort, caddyAdmin, backendPort, i)),
+        runWrk,
+        durationS, // warm-up: see stormPart
+      );
     } finally {
       await caddy.stop();
     }
     return {
       baseline_rps: Math.round(hot.baseline.requests_per_s),
       storm_rps: Math.round(hot.storm.requests_per_s),
-      errors: hot.storm.socket_errors + hot.storm.non_2xx + hot.baseline.socket_errors + hot.baseline.non_2xx,
+      errors: errorsOf(hot),
       storm_reloads: hot.reloads,
+      w2_baseline_rps: Math.round(w2.baseline.requests_per_s),
+      w2_storm_rps: Math.round(w2.storm.requests_per_s),
+      w2_errors: errorsOf(w2),
+      w2_storm_reloads: w2.reloads,
       caddy_baseline_rps: Math.round(cad.baseline.requests_per_s),
       caddy_storm_rps: Math.round(cad.storm.requests_per_s),
-      caddy_errors: cad.storm.socket_errors + cad.storm.non_2xx + cad.baseline.socket_errors + cad.baseline.non_2xx,
+      caddy_errors: errorsOf(cad),
       caddy_storm_reloads: cad.reloads,
       duration_s: durationS,
     };

@@ -5,6 +5,7 @@ import { errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { Once } from '../core/once.js';
 import { withTimeout } from '../core/timeout.js';
+import type { TlsMaterial } from '../net/tls-files.js';
 import { loadDocumentWith } from '../reload/load.js';
 import { ConfigParser } from '../reload/parser.js';
 import { type ReloadJob, ReloadQueue, type ReloadTrigger } from '../reload/queue.js';
@@ -41,7 +42,8 @@ interface Committed {
 export type CoordinatorEvent =
   | { type: 'reload'; trigger: ReloadTrigger; result: ReloadResult; duration_seconds: number }
   /** Every worker serves `revision` now. */
-  | { type: 'committed'; revision: number; doc: RawDocument; loaded: LoadedConfig }
+  /** `tls`: the certificate files the config names, as read for it (whose directories the primary watches). */
+  | { type: 'committed'; revision: number; doc: RawDocument; loaded: LoadedConfig; tls: TlsMaterial }
   /** A worker that joined serves the committed revision. */
   | { type: 'worker_booted'; id: number }
   | { type: 'source_error'; error: Error };
@@ -282,6 +284,7 @@ export class ClusterCoordinator {
       version: committed.doc.version,
       source: committed.doc.source,
       tls: { digest: committed.tlsDigest },
+      references: committed.loaded.references,
     };
     const outcome = await loadDocumentWith((text, options) => this.#parser.parse(text, options), doc, served, { maxDocumentBytes: this.#maxDocumentBytes });
     if (outcome.kind === 'unchanged') {
@@ -301,13 +304,20 @@ export class ClusterCoordinator {
     const failure = await this.#twoPhase(entries, revision, doc, outcome.loaded);
     if (failure) return { ...failure, generation: committed?.revision ?? 0 };
     this.#committed = { revision, doc, loaded: outcome.loaded, tlsDigest: outcome.tls.digest };
-    this.#events.emit({ type: 'committed', revision, doc, loaded: outcome.loaded });
+    this.#events.emit({ type: 'committed', revision, doc, loaded: outcome.loaded, tls: outcome.tls });
     return { result: 'applied', generation: revision, hash: outcome.loaded.hash, ...(warnings.length > 0 ? { warnings } : {}) };
   }
 
   /** Prepare on every worker, then commit on all or abort on all. Resolves with the failure, or undefined once all committed. */
   async #twoPhase(entries: WorkerEntry[], revision: number, doc: RawDocument, loaded: LoadedConfig): Promise<Omit<ReloadResult, 'generation'> | undefined> {
-    const prepare: PrimaryMessage = { type: 'hotconf:prepare', revision, doc, config: JSON.parse(canonicalJson(loaded.config)), hash: loaded.hash };
+    const prepare: PrimaryMessage = {
+      type: 'hotconf:prepare',
+      revision,
+      doc,
+      config: JSON.parse(canonicalJson(loaded.config)),
+      hash: loaded.hash,
+      ...(loaded.references ? { references: [...loaded.references] } : {}),
+    };
     const replies = entries.map((entry) => {
       const reply = this.#await(entry, 'hotconf:prepared', this.#replyTimeoutMs);
       entry.link.send(prepare);

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ConfigReferenceSchema } from '../config/references.js';
 
 /**
  * The messages between a cluster's primary and its workers (node:cluster IPC), each a zod
@@ -23,8 +24,18 @@ const Document = z.object({
 const Issue = z.object({ path: z.string(), message: z.string() });
 
 export const PrimaryMessageSchema = z.discriminatedUnion('type', [
-  /** Provision this config (validated by the primary: `config` is its defaults-filled JSON, `hash` its canonical hash). */
-  z.object({ type: z.literal('hotconf:prepare'), revision: Revision, doc: Document, config: z.unknown(), hash: z.string() }),
+  /**
+   * Provision this config (validated by the primary: `config` is its defaults-filled JSON with
+   * secret references resolved, `hash` its canonical hash, `references` where the resolved values are, for redaction).
+   */
+  z.object({
+    type: z.literal('hotconf:prepare'),
+    revision: Revision,
+    doc: Document,
+    config: z.unknown(),
+    hash: z.string(),
+    references: z.array(ConfigReferenceSchema).optional(),
+  }),
   z.object({ type: z.literal('hotconf:commit'), revision: Revision }),
   z.object({ type: z.literal('hotconf:abort'), revision: Revision }),
   /** Answer with `leaks` (the worker's leak report), tagged with `request`. */

@@ -106,7 +106,8 @@ export class WorkerAgent {
     const pending: PendingRevision = { revision: message.revision, decision: undefined, decide: undefined, gated: false };
     this.#pending = pending;
     const doc: RawDocument = { text: message.doc.text, version: message.doc.version, source: message.doc.source };
-    this.#configs.set(doc.version, { config: deepFreeze(message.config as Config), hash: message.hash });
+    const references = message.references && deepFreeze(message.references);
+    this.#configs.set(doc.version, { config: deepFreeze(message.config as Config), hash: message.hash, ...(references ? { references } : {}) });
     let result: ReloadResult;
     try {
       result = await host.apply(doc);

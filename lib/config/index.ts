@@ -3,4 +3,5 @@ export * from './decode.js';
 export * from './hash.js';
 export * from './parse.js';
 export * from './redact.js';
+export * from './references.js';
 export * from './schema.js';

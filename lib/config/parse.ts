@@ -3,6 +3,8 @@ import type { z } from 'zod';
 import { ConfigInvalidError, type ConfigIssue } from '../core/errors.js';
 import { decodeDocument } from './decode.js';
 import { canonicalHash } from './hash.js';
+import { scrubSecrets, secretValues } from './redact.js';
+import { type ConfigReference, PROCESS_READER, type ReferenceReader, resolveReferences } from './references.js';
 import { type Config, ConfigSchema } from './schema.js';
 
 /** Documents larger than this are rejected before parsing (1 MiB, as etcd's default request limit). */
@@ -40,12 +42,16 @@ export interface ParseOptions {
   origin?: string;
   /** Size limit in bytes. Default `DEFAULT_MAX_DOCUMENT_BYTES`. */
   maxDocumentBytes?: number;
+  /** Where `${env:NAME}` and `${file:/path}` references are read from. Default `PROCESS_READER`. */
+  references?: ReferenceReader;
 }
 
 /** A validated config and its canonical hash (SHA-256 hex of the defaults-filled config). */
 export interface LoadedConfig {
   config: Config;
   hash: string;
+  /** The secret references the document held (their values are in `config`); absent: none. */
+  references?: readonly ConfigReference[];
 }
 
 /**
@@ -126,10 +132,25 @@ export function validateConfig(data: unknown, origin?: string): Config {
   return deepFreeze(result.data);
 }
 
-/** `parseDocument` + `validateConfig` + canonical hash. Throws like both. */
+/**
+ * `parseDocument` + `resolveReferences` + `validateConfig` + canonical hash (of the resolved
+ * config: a changed secret is a changed config). Validation issues are scrubbed of the values
+ * references resolved to. Throws like the three.
+ */
 export function loadConfig(text: string | Uint8Array, options: ParseOptions = {}): LoadedConfig {
-  const config = validateConfig(parseDocument(text, options), options.origin);
-  return { config, hash: canonicalHash(config) };
+  const { data, references } = resolveReferences(parseDocument(text, options), options.origin, options.references ?? PROCESS_READER);
+  let config: Config;
+  try {
+    config = validateConfig(data, options.origin);
+  } catch (error) {
+    const secrets = secretValues(data, [], references);
+    if (!(error instanceof ConfigInvalidError) || secrets.length === 0) throw error;
+    throw new ConfigInvalidError(
+      error.issues.map((issue) => ({ path: issue.path, message: scrubSecrets(issue.message, secrets) })),
+      error.origin,
+    );
+  }
+  return { config, hash: canonicalHash(config), ...(references.length > 0 ? { references } : {}) };
 }
 
 /**

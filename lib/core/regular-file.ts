@@ -1,4 +1,4 @@
-import { constants, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync, type Stats, statSync } from 'node:fs';
 import { type FileHandle, open, stat } from 'node:fs/promises';
 import { getSystemErrorMap } from 'node:util';
 import { FileReadError, FileTooLargeError } from './errors.js';
@@ -57,6 +57,40 @@ async function readChecked(path: string, maxBytes: number): Promise<Buffer> {
       return await readBounded(path, handle, maxBytes);
     } finally {
       await handle.close();
+    }
+  } catch (error) {
+    if (error instanceof FileReadError) throw error;
+    throw new FileReadError(path, systemReason(error), { cause: error });
+  }
+}
+
+/**
+ * `readRegularFile` without the promise, for a thread that may block: the config parser's worker
+ * thread reads the files a config references (`${file:/path}`) while it parses, never the thread
+ * serving requests. The same checks in the same order (stat, open with `O_NONBLOCK`, fstat, a
+ * bounded read); there is no timeout, as a blocked synchronous read cannot be abandoned.
+ *
+ * @throws FileTooLargeError over `maxBytes`
+ * @throws FileReadError for any other reason, `reason` naming it without the path
+ */
+export function readRegularFileSync(path: string, options: ReadRegularFileOptions): Buffer {
+  try {
+    checkStats(path, statSync(path), options.maxBytes);
+    const fd = openSync(path, OPEN_FLAGS);
+    try {
+      checkStats(path, fstatSync(fd), options.maxBytes);
+      const chunks: Buffer[] = [];
+      let total = 0;
+      for (;;) {
+        const chunk = Buffer.allocUnsafe(Math.min(CHUNK_BYTES, options.maxBytes + 1 - total));
+        const bytesRead = readSync(fd, chunk, 0, chunk.byteLength, null);
+        if (bytesRead === 0) return Buffer.concat(chunks, total);
+        chunks.push(chunk.subarray(0, bytesRead));
+        total += bytesRead;
+        if (total > options.maxBytes) throw new FileTooLargeError(path, total, options.maxBytes, true);
+      }
+    } finally {
+      closeSync(fd);
     }
   } catch (error) {
     if (error instanceof FileReadError) throw error;

@@ -9,7 +9,7 @@ import { HealthPlane } from '../cluster/health-plane.js';
 import { ClusterCoordinator } from '../cluster/primary.js';
 import type { WorkerMessage } from '../cluster/protocol.js';
 import { WorkerAgent } from '../cluster/worker.js';
-import { redactConfig } from '../config/redact.js';
+import { redactConfig, SECRET_PATHS } from '../config/redact.js';
 import type { Config } from '../config/schema.js';
 import type { ConfigIssue } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/log.js';
@@ -84,6 +84,10 @@ export class ClusterPrimary implements AdminBackend {
       logger,
       observer: new UpstreamMetrics(this.#register),
       broadcast: (t) => coordinator.broadcast({ type: 'hotconf:health', upstream: t.upstream, target: t.target, healthy: t.healthy }),
+      // Certificate files and files secret references name are watched here, where reloads run, while the source is watched.
+      requestReload: (trigger) => {
+        if (options.watch ?? true) void coordinator.reload(trigger);
+      },
     });
     new Gauge({
       name: 'hotconf_config_revision',
@@ -104,7 +108,7 @@ export class ClusterPrimary implements AdminBackend {
       if (event.type === 'reload') reloads.inc({ result: event.result.result });
       // Probes start (or change) once every worker serves the config that names them.
       else if (event.type === 'committed') {
-        void this.#health.apply(event.loaded, event.doc);
+        void this.#health.apply(event.loaded, event.doc, event.tls);
         this.#admin.setAllowedHosts(event.loaded.config.admin.allowed_hosts);
       } else if (event.type === 'worker_booted') {
         for (const t of this.#health.snapshot())
@@ -193,7 +197,7 @@ export class ClusterPrimary implements AdminBackend {
       hash: committed.loaded.hash,
       source: committed.doc.source,
       workers: this.coordinator.workers(),
-      config: redactConfig(committed.loaded.config),
+      config: redactConfig(committed.loaded.config, SECRET_PATHS, committed.loaded.references),
     };
   }
 

@@ -7,7 +7,7 @@ import { restartWarnings } from '../admin/restart-warnings.js';
 import { type AdminBackend, type AdminHealth, AdminServer } from '../admin/server.js';
 import { checkAdminToken, readAdminTokenFile } from '../admin/token.js';
 import { isLoopbackAddress } from '../config/address.js';
-import { redactConfig } from '../config/redact.js';
+import { redactConfig, SECRET_PATHS } from '../config/redact.js';
 import type { Config } from '../config/schema.js';
 import { type ConfigIssue, formatIssues, HotconfError } from '../core/errors.js';
 import { type Logger, silentLogger } from '../core/log.js';
@@ -279,7 +279,7 @@ export class Daemon implements AdminBackend {
       hash: active.hash,
       loaded_at: active.loadedAt.toISOString(),
       source: active.source,
-      config: redactConfig(active.config),
+      config: redactConfig(active.config, SECRET_PATHS, active.references),
     };
   }
 

@@ -113,8 +113,12 @@ async function readCertificate(path: string, entry: TlsCertificateConfig, nowMs:
   return { path, certPem, keyPem, names, notAfterMs: notAfter, fingerprint256: cert.fingerprint256, digest };
 }
 
-/** The directory of `file`, and that of its target when it is a symlink elsewhere. */
-async function watchedDirs(file: string): Promise<string[]> {
+/**
+ * The directories to watch for changes of `file`: its own, and its target's when it is a symlink
+ * elsewhere (a Kubernetes Secret mount's `token` → `..data/token` → `..2026_…/token`: the swap
+ * of `..data` shows in the first, an in-place rewrite in the last).
+ */
+export async function watchedDirs(file: string): Promise<string[]> {
   const absolute = resolve(file);
   const target = await realpath(absolute).catch(() => absolute);
   return [...new Set([dirname(absolute), dirname(target)])];

@@ -77,7 +77,7 @@ export class Applier {
    * @throws ProvisionError when a resource could not be provisioned (what was acquired is released)
    */
   async prepare(loaded: LoadedConfig, doc: RawDocument, tls: TlsMaterial = NO_TLS_MATERIAL): Promise<PrepareOutcome> {
-    const generation = new Generation((this.#active?.id ?? 0) + 1, loaded.config, loaded.hash, doc.version, doc.source, tls);
+    const generation = new Generation((this.#active?.id ?? 0) + 1, loaded.config, loaded.hash, doc.version, doc.source, tls, loaded.references);
     this.#provisioning = generation;
     let provisioned: ProvisionReport;
     try {

@@ -1,4 +1,6 @@
 import { ProxyTracerProvider, type Tracer } from '@opentelemetry/api';
+import { SECRET_PATHS, secretValues } from '../config/redact.js';
+import type { ConfigReference } from '../config/references.js';
 import type { Config } from '../config/schema.js';
 import { Once } from '../core/once.js';
 import type { RouteTable, ServingGeneration } from '../dataplane/ports.js';
@@ -63,6 +65,9 @@ export class Generation implements ServingGeneration {
   readonly loadedAt: Date;
   /** The certificate files this config names, as read when it was loaded. */
   readonly tls: TlsMaterial;
+  /** The secret references (`${env:…}`, `${file:…}`) the config held; their values are in `config`. */
+  readonly references: readonly ConfigReference[];
+  readonly #secrets: string[];
   #version: string;
   #source: SourceInfo;
   #state: GenerationState = 'provisioning';
@@ -79,9 +84,19 @@ export class Generation implements ServingGeneration {
   #cutRequested = false;
   readonly #release = new Once(() => this.#releaseAll());
 
-  constructor(id: number, config: Config, hash: string, version: string, source: SourceInfo, tls: TlsMaterial = NO_TLS_MATERIAL) {
+  constructor(
+    id: number,
+    config: Config,
+    hash: string,
+    version: string,
+    source: SourceInfo,
+    tls: TlsMaterial = NO_TLS_MATERIAL,
+    references: readonly ConfigReference[] = [],
+  ) {
     this.id = id;
     this.tls = tls;
+    this.references = references;
+    this.#secrets = secretValues(config, SECRET_PATHS, references);
     this.config = config;
     this.hash = hash;
     this.#version = version;
@@ -106,6 +121,19 @@ export class Generation implements ServingGeneration {
   /** When the generation stopped being active (ms since epoch); undefined before. */
   get retiredAt(): number | undefined {
     return this.#retiredAt;
+  }
+
+  /**
+   * Every secret value this generation knows: those of `SECRET_PATHS`, the values its references
+   * resolved to, and what provisioning added (`addSecrets`). Errors and logs are scrubbed of them.
+   */
+  get secrets(): readonly string[] {
+    return this.#secrets;
+  }
+
+  /** Values provisioning found secret beyond the config's own (OTLP headers from `OTEL_EXPORTER_OTLP_HEADERS`). */
+  addSecrets(values: Iterable<string>): void {
+    for (const value of values) if (value.length > 0 && !this.#secrets.includes(value)) this.#secrets.push(value);
   }
 
   /** A newer document produced this same config (an `unchanged` reload): `/config` reports it. */

@@ -1,4 +1,5 @@
 import { type LoadedConfig, loadConfig, type ParseOptions } from '../config/parse.js';
+import type { ConfigReference } from '../config/references.js';
 import { loadTlsMaterial, type TlsMaterial } from '../net/tls-files.js';
 import type { RawDocument } from '../sources/source.js';
 
@@ -8,6 +9,8 @@ export interface ServedConfig {
   readonly version: string;
   readonly source: RawDocument['source'];
   readonly tls: Pick<TlsMaterial, 'digest'>;
+  /** The secret references the served config resolved: their values may have changed under the same document. */
+  readonly references?: readonly ConfigReference[];
 }
 
 /** `unchanged`: the document and the files it names produce what is already served; `loaded`: a new config to provision. */
@@ -20,7 +23,8 @@ export type ParseConfig = (text: string, options: ParseOptions) => Promise<Loade
  * The primary's half of a reload: document → parse → validate → canonical hash → certificate
  * files read and checked, compared with what is served. A document whose version equals the
  * served one's (same source kind) is `unchanged` without being parsed, unless the served config
- * reads certificate files (they may have changed under the same document); a config whose hash
+ * reads certificate files or holds secret references (they may have changed under the same
+ * document: the document is parsed and its references resolved again); a config whose hash
  * and certificate digest equal the served ones is `unchanged`. With `preloaded` (a cluster
  * worker, given the config the primary validated; a reloader, given what its `ConfigParser`
  * parsed), nothing is parsed; the certificate files are still read here. Pure but for the
@@ -63,10 +67,13 @@ export async function loadDocumentWith(
 
 /**
  * `doc` is the version served, from the same kind of source, and the served config reads no
- * certificate files (which may have changed under the same document): its config is the one served.
+ * certificate files and holds no secret references (either may have changed under the same
+ * document): its config is the one served.
  */
 function isServedVersion(doc: RawDocument, served: ServedConfig | undefined): boolean {
-  return served !== undefined && served.tls.digest === '' && served.source.kind === doc.source.kind && served.version === doc.version;
+  return (
+    served !== undefined && served.tls.digest === '' && !served.references?.length && served.source.kind === doc.source.kind && served.version === doc.version
+  );
 }
 
 /** What errors name as the document's origin: the file path, the etcd key, or else the source kind. */

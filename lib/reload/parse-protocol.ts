@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ConfigReferenceSchema } from '../config/references.js';
 
 /**
  * The messages between `ConfigParser` (the serving thread) and its worker thread: one request
@@ -21,8 +22,14 @@ export type ParseRequest = z.infer<typeof ParseRequestSchema>;
 const IssueSchema = z.strictObject({ path: z.string(), message: z.string() });
 
 export const ParseReplySchema = z.discriminatedUnion('kind', [
-  /** Valid: the defaults-filled config and its canonical hash. */
-  z.strictObject({ id: z.int().positive(), kind: z.literal('loaded'), config: z.record(z.string(), z.unknown()), hash: z.string().regex(/^[0-9a-f]{64}$/) }),
+  /** Valid: the defaults-filled config (references resolved), its canonical hash and the references it held. */
+  z.strictObject({
+    id: z.int().positive(),
+    kind: z.literal('loaded'),
+    config: z.record(z.string(), z.unknown()),
+    hash: z.string().regex(/^[0-9a-f]{64}$/),
+    references: z.array(ConfigReferenceSchema).optional(),
+  }),
   /** Refused: a `ConfigInvalidError`'s issues and origin. */
   z.strictObject({ id: z.int().positive(), kind: z.literal('invalid'), issues: z.array(IssueSchema), origin: z.string().optional() }),
   /** Anything else the parse threw (a bug): its message. */

@@ -1,6 +1,6 @@
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import { SHARE_ENV, Worker } from 'node:worker_threads';
 import { deepFreeze, type LoadedConfig, type ParseOptions } from '../config/parse.js';
 import type { Config } from '../config/schema.js';
 import { ConfigInvalidError, errorCode, errorMessage, HotconfError } from '../core/errors.js';
@@ -29,7 +29,7 @@ interface Pending {
 }
 
 /**
- * `loadConfig` (parse, validate, canonical hash) on a worker thread, so that no document, valid
+ * `loadConfig` (parse, resolve references, validate, canonical hash) on a worker thread, so that no document, valid
  * or not, stalls the thread that serves requests and the admin API: a reload costs that thread
  * only posting the text and freezing the config that comes back.
  *
@@ -96,8 +96,10 @@ export class ConfigParser {
     const pending = this.#pending.get(reply.id);
     if (!pending) return;
     this.#pending.delete(reply.id);
-    if (reply.kind === 'loaded') pending.resolve({ config: deepFreeze(reply.config as Config), hash: reply.hash });
-    else if (reply.kind === 'invalid') pending.reject(new ConfigInvalidError(reply.issues, reply.origin));
+    if (reply.kind === 'loaded') {
+      const references = reply.references && deepFreeze(reply.references);
+      pending.resolve({ config: deepFreeze(reply.config as Config), hash: reply.hash, ...(references ? { references } : {}) });
+    } else if (reply.kind === 'invalid') pending.reject(new ConfigInvalidError(reply.issues, reply.origin));
     else pending.reject(new Error(`the config parser failed: ${reply.message}`));
   }
 
@@ -132,8 +134,10 @@ export class ConfigParser {
 function parseWorker(resourceLimits: Worker['resourceLimits']): Worker {
   const extension = extname(fileURLToPath(import.meta.url));
   const entry = new URL(`./parse-worker${extension}`, import.meta.url);
-  if (extension !== '.ts') return new Worker(entry, { resourceLimits });
+  // SHARE_ENV: `${env:NAME}` references read the process's environment as it is now, not a copy
+  // taken when the worker started.
+  if (extension !== '.ts') return new Worker(entry, { resourceLimits, env: SHARE_ENV });
   const bootstrap = `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(entry.href)}); });`;
   // execArgv: [] rather than the parent's `--import tsx`, which would only start another hooks thread.
-  return new Worker(bootstrap, { eval: true, resourceLimits, execArgv: [] });
+  return new Worker(bootstrap, { eval: true, resourceLimits, execArgv: [], env: SHARE_ENV });
 }

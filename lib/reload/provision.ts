@@ -1,5 +1,5 @@
 import { canonicalJson } from '../config/hash.js';
-import { scrubError, secretValues } from '../config/redact.js';
+import { scrubError } from '../config/redact.js';
 import type { RouteConfig, UpstreamConfig } from '../config/schema.js';
 import { ProvisionError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
@@ -10,6 +10,7 @@ import { compileRedirect } from '../dataplane/route/redirect.js';
 import { compileRespond } from '../dataplane/route/respond.js';
 import { Router } from '../dataplane/route/router.js';
 import { SniTable } from '../dataplane/serve/sni.js';
+import { watchedDirs } from '../net/tls-files.js';
 import type { Lease } from '../registry/lease.js';
 import type { ResourceFactory, ResourceRegistry } from '../registry/registry.js';
 import { fileWatchKind } from '../resources/file-watch.js';
@@ -77,20 +78,20 @@ export const HEALTH_CHECK_STEPS: readonly ProvisionStep[] = [provisionHealthChec
  * reference; values it created are destroyed) and throws.
  *
  * Factory errors may quote config values: every factory's `create` and `destroy` errors are
- * scrubbed of the config's secrets (`SECRET_PATHS`) before the registry, which logs them, or
- * anyone else sees them.
+ * scrubbed of the generation's secrets (`Generation.secrets`: `SECRET_PATHS`, the values of
+ * secret references, OTLP headers from the environment) before the registry, which logs them,
+ * or anyone else sees them.
  *
  * @throws ProvisionError naming the config path (`listeners.1.listen`), kind and key that failed
  */
 export async function provision(generation: Generation, ctx: ProvisionContext): Promise<ProvisionReport> {
   const report: ProvisionReport = {};
-  const secrets = secretValues(generation.config);
   const acquire: Acquire = async <I, T>(path: string, kindModule: ResourceKind<I, T>, input: I): Promise<T> => {
     const kind = resolveKind(ctx.kinds, kindModule);
     const key = kind.key(input);
     let lease: Lease<T>;
     try {
-      lease = await ctx.registry.acquire(kind.kind, key, scrubbingFactory(kind.factory(input, ctx.deps), secrets));
+      lease = await ctx.registry.acquire(kind.kind, key, scrubbingFactory(kind.factory(input, ctx.deps), generation));
     } catch (error) {
       throw new ProvisionError(path, kind.kind, key, error);
     }
@@ -122,6 +123,8 @@ async function provisionTracing(generation: Generation, _ctx: ProvisionContext, 
   } catch (error) {
     throw new ProvisionError('tracing', TRACER_PROVIDER_KIND, '', error);
   }
+  // Headers from OTEL_EXPORTER_OTLP_*HEADERS are as secret as the config's own.
+  generation.addSecrets(Object.values(resolved.headers));
   generation.setTracing(generationTracing(await acquire('tracing', tracerProviderKind, resolved), resolved.sample_ratio));
 }
 
@@ -197,27 +200,45 @@ async function provisionListeners(generation: Generation, ctx: ProvisionContext,
   }
 }
 
-/** One watch per directory of the certificate and key files: a change there runs a reload. */
+/**
+ * One watch per directory of the certificate and key files and of the files secret references
+ * name (`${file:/path}`; with the directory of a symlink's target, as for certificates): a
+ * change there runs a reload. A directory is watched once, for the first path that needs it.
+ */
 async function provisionFileWatches(generation: Generation, _ctx: ProvisionContext, acquire: Acquire): Promise<void> {
-  for (const { dir, path } of generation.tls.watch) await acquire(path, fileWatchKind, { dir });
+  const watched = new Set<string>();
+  const watch = async (dir: string, path: string) => {
+    if (watched.has(dir)) return;
+    watched.add(dir);
+    await acquire(path, fileWatchKind, { dir });
+  };
+  for (const { dir, path } of generation.tls.watch) await watch(dir, path);
+  for (const reference of generation.references) {
+    if (reference.kind === 'file') for (const dir of await watchedDirs(reference.name)) await watch(dir, reference.path);
+  }
 }
 
-/** `factory` with its errors scrubbed of `secrets` (see `scrubError`). */
-function scrubbingFactory<T>(factory: ResourceFactory<T>, secrets: readonly string[]): ResourceFactory<T> {
-  if (secrets.length === 0) return factory;
+/**
+ * The watches of certificate files and of the files secret references name, alone: what a
+ * cluster primary provisions, as it is the process that reloads (its workers get the resolved config).
+ */
+export const FILE_WATCH_STEPS: readonly ProvisionStep[] = [provisionFileWatches];
+
+/** `factory` with its errors scrubbed of the generation's secrets (see `scrubError`), as they are when the error happens. */
+function scrubbingFactory<T>(factory: ResourceFactory<T>, generation: Generation): ResourceFactory<T> {
   return {
     async create() {
       try {
         return await factory.create();
       } catch (error) {
-        throw scrubError(error, secrets);
+        throw scrubError(error, generation.secrets);
       }
     },
     async destroy(value) {
       try {
         await factory.destroy(value);
       } catch (error) {
-        throw scrubError(error, secrets);
+        throw scrubError(error, generation.secrets);
       }
     },
   };

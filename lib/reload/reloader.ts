@@ -1,5 +1,6 @@
 import { SpanStatusCode, type TracerProvider } from '@opentelemetry/api';
 import type { LoadedConfig } from '../config/parse.js';
+import { scrubError } from '../config/redact.js';
 import type { Config } from '../config/schema.js';
 import { Emitter } from '../core/emitter.js';
 import {
@@ -192,11 +193,14 @@ export class Reloader {
 
   /**
    * Log and publish an error a resource's background work caught (see `BackgroundErrorHandler`);
-   * the default kinds report here, injected kinds may too. Each is published (and counted in
+   * the default kinds report here, injected kinds may too. The error is first scrubbed of the
+   * secrets of every live generation (`Generation.secrets`). Each is published (and counted in
    * metrics); the log goes through a `RepeatLimiter` per component: a new error at once, the same
    * one again at most once a minute, with the number `suppressed` since.
    */
   reportBackgroundError(component: string, error: Error): void {
+    // An exporter or checker error may quote what it was configured with.
+    for (const generation of this.generations()) scrubError(error, generation.secrets);
     // Every one is counted (the event); a collector that stays down must not flood the log.
     const { log, suppressed } = this.#backgroundErrors.check(component, `${errorCode(error) ?? ''} ${error.message}`);
     if (log) this.#log.warn({ background: component, err: error, suppressed }, 'background_error');

@@ -2,7 +2,7 @@ import { type FSWatcher, watch } from 'chokidar';
 import type { ResourceFactory } from '../registry/registry.js';
 import type { ResourceKind } from './kind.js';
 
-/** Registry kind (and metric label) of directory watches (certificate and key files). */
+/** Registry kind (and metric label) of directory watches (certificate and key files, files secret references name). */
 export const FILE_WATCH_KIND = 'file_watch';
 
 /** What a watch is built from: the directory, and what to call (debounced) when anything in it changes. */
@@ -58,13 +58,16 @@ export function fileWatchFactory(
   };
 }
 
-/** The `file_watch` kind: one watch per directory holding certificate or key files; changes request a reload. */
+/**
+ * The `file_watch` kind: one watch per directory holding certificate or key files or files
+ * secret references name; changes request a reload (trigger `files`).
+ */
 export const fileWatchKind: ResourceKind<FileWatchInput, FileWatch> = {
   kind: FILE_WATCH_KIND,
   key: (input) => input.dir,
   factory: (input, deps) =>
     fileWatchFactory(input, {
-      onChange: () => deps.requestReload?.('tls_files'),
+      onChange: () => deps.requestReload?.('files'),
       onError: (error) => deps.onBackgroundError('file_watch', error),
     }),
 };

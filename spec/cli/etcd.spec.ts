@@ -6,7 +6,7 @@ import { type HotconfChild, runHotconfToEnd, spawnHotconf } from '../../harness/
 import { basicConfig } from '../../harness/daemon.js';
 import { EtcdServer } from '../../harness/etcd.js';
 import { getText, httpRequest } from '../../harness/http.js';
-import { sampleValue } from '../../harness/metrics.js';
+import { metricValue } from '../../harness/metrics.js';
 import { freePort } from '../../harness/ports.js';
 import { tempDir } from '../../harness/tmp.js';
 import { waitFor } from '../../harness/wait.js';
@@ -196,10 +196,13 @@ describe('hotconf with etcd (CLI, real processes)', function () {
       expect(config.source.revision).to.equal(last);
       const resync = daemon.logs().find((l) => l.msg === 'resync')!;
       expect(resync).to.include({ reason: 'compacted', key: KEY });
-      const metrics = (await httpRequest(`${admin}/metrics`)).body;
-      expect(sampleValue(metrics, 'hotconf_source_resyncs_total', { reason: 'compacted' })).to.equal(1);
-      expect(sampleValue(metrics, 'hotconf_source_connected')).to.equal(1);
-      // The intermediate value was compacted away: only the final one is applied, once.
+      expect(await metricValue(admin, 'hotconf_source_resyncs_total', { reason: 'compacted' })).to.equal(1);
+      // The resync serves the value it read before the new watch exists: `connected` turns 1
+      // only when etcd confirms that watch (`created`), some time after the value is served.
+      await waitFor('the new watch to be confirmed', async () => (await metricValue(admin, 'hotconf_source_connected')) === 1);
+      // The intermediate value was compacted away: only the final one is applied, once (its log
+      // line may reach the pipe after the swap that served it).
+      await waitFor('the reload log line', () => daemon.logs().some((l) => l.msg === 'reload' && l.trigger === 'watch'));
       const applied = daemon.logs().filter((l) => l.msg === 'reload' && l.trigger === 'watch');
       expect(applied.map((l) => l.result)).to.deep.equal(['applied']);
 

@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { stringify } from 'yaml';
-import { event, type HotconfChild, spawnHotconf } from '../../harness/child.js';
+import { event, spawnHotconf } from '../../harness/child.js';
 import { basicConfig, writeConfigAtomic } from '../../harness/daemon.js';
 import { httpRequest } from '../../harness/http.js';
 import { metricValue } from '../../harness/metrics.js';
@@ -10,39 +10,7 @@ import { freePort, occupyPort } from '../../harness/ports.js';
 import { tempDir } from '../../harness/tmp.js';
 import { proxyConfig, TestUpstream } from '../../harness/upstream.js';
 import { waitFor } from '../../harness/wait.js';
-
-interface WorkerStatus {
-  id: number;
-  pid: number;
-  revision: number;
-  generation: number;
-}
-
-interface ClusterConfigBody {
-  revision: number;
-  workers: WorkerStatus[];
-}
-
-/** `hotconf run --workers 2` on a config file; resolves once it logged `started`. */
-async function startCluster(config: Record<string, unknown>): Promise<{ p: HotconfChild; file: string; admin: string }> {
-  const adminPort = await freePort();
-  const file = join(await tempDir(), 'hotconf.yaml');
-  await writeFile(file, stringify(config));
-  const p = spawnHotconf(['run', '--config', file, '--workers', '2', '--admin', `127.0.0.1:${adminPort}`]);
-  await p.waitForLog('started', event('started'), 60_000);
-  return { p, file, admin: `http://127.0.0.1:${adminPort}` };
-}
-
-async function clusterConfig(admin: string): Promise<ClusterConfigBody> {
-  const res = await httpRequest(`${admin}/config`);
-  return JSON.parse(res.body) as ClusterConfigBody;
-}
-
-/** A request on a fresh connection, so the cluster's round-robin spreads them over the workers. */
-async function freshGet(url: string): Promise<{ status: number; body: string }> {
-  const res = await httpRequest(url, { headers: { connection: 'close' } });
-  return { status: res.status, body: res.body };
-}
+import { clusterConfig, freshGet, startCluster } from './processes.js';
 
 describe('cluster: hotconf run --workers 2', function () {
   this.timeout(120_000);

@@ -35,6 +35,32 @@ describe('hardening: config that validates is config that serves', function () {
     }
   });
 
+  it('sends no Content-Length on 204 and 304 (RFC 9110 §8.6, §15.4.5) and content-length: 0 on 205 (§15.3.6), for GET and HEAD', async () => {
+    const port = await freePort();
+    await startDaemon(
+      respondConfig(port, [
+        { path_prefix: '/204', respond: { status: 204, headers: { 'x-kept': 'yes' } } },
+        { path_prefix: '/205', respond: { status: 205 } },
+        { path_prefix: '/304', respond: { status: 304, headers: { etag: '"v1"' } } },
+      ]),
+    );
+    for (const method of ['GET', 'HEAD']) {
+      const headerBlock = async (status: number) => {
+        const res = await rawRequest(port, `/${status}`, {}, method);
+        expect(res.status, `${method} ${status}`).to.equal(status);
+        return res.data.slice(0, res.data.indexOf('\r\n\r\n')).toLowerCase();
+      };
+      const noContent = await headerBlock(204);
+      expect(noContent).to.not.contain('\r\ncontent-length:');
+      expect(noContent).to.not.contain('\r\ncontent-type:');
+      expect(noContent).to.contain('\r\nx-kept: yes');
+      const notModified = await headerBlock(304);
+      expect(notModified).to.not.contain('\r\ncontent-length:');
+      expect(notModified).to.contain('\r\netag: "v1"');
+      expect(await headerBlock(205)).to.contain('\r\ncontent-length: 0');
+    }
+  });
+
   it('refuses at validation what used to pass and then fail or hang every request on the route, and keeps serving', async () => {
     const port = await freePort();
     const t = await startDaemon(basicConfig({ port, body: 'kept' }));

@@ -197,20 +197,34 @@ describe('hardening: secrets never leave the process', function () {
       return secrets.get(field)!;
     };
     const adminToken = secret('admin-token');
+    const dir = await tempDir();
+    // Values from secret references (a variable of the daemon's environment, a file) are secrets
+    // wherever they end up, here response headers; so are OTLP headers from the environment.
+    const referencedFile = join(dir, 'referenced-secret');
+    await writeFile(referencedFile, `${secret('file-reference')}\n`);
     const withSecrets = (config: Record<string, unknown>, round = '') => {
       for (const plant of Object.values(PLANTERS)) plant(config, (field) => secret(field + round), { otlp: receiver.url });
+      const respond = (config.listeners as { routes: { respond: Record<string, unknown> }[] }[])[0]!.routes[0]!.respond;
+      respond.headers = { 'x-from-file': `$\{file:${referencedFile}}`, 'x-from-env': `$\{env:HOTCONF_SPEC_REFERENCED}` };
       return config;
     };
 
-    const dir = await tempDir();
     const file = join(dir, 'hotconf.yaml');
     const [web, clash, adminPort] = [await freePort(), await freePort(), await freePort()];
     const admin = `http://127.0.0.1:${adminPort}`;
     await writeFile(file, stringify(withSecrets(basicConfig({ port: web, body: 'one' }))));
     const child: HotconfChild = spawnHotconf(['run', '--config', file, '--admin', `127.0.0.1:${adminPort}`, '--no-watch', '--log-level', 'debug'], {
-      env: { HOTCONF_ADMIN_TOKEN: adminToken },
+      env: {
+        HOTCONF_ADMIN_TOKEN: adminToken,
+        HOTCONF_SPEC_REFERENCED: secret('env-reference'),
+        HOTCONF_SPEC_ENDPOINT: `${secret('env-endpoint')}:4318`,
+        OTEL_EXPORTER_OTLP_HEADERS: `x-otel-env=${secret('otel-exporter-otlp-headers')}`,
+      },
     });
     await child.waitForLog('started', event('started'));
+    // The referenced values are in force: served, and sent to the collector.
+    const served = await httpRequest(`http://127.0.0.1:${web}/`);
+    expect(served.headers).to.include({ 'x-from-env': secret('env-reference'), 'x-from-file': secret('file-reference') });
     const emitted: { what: string; text: string }[] = [];
     const auth = { authorization: `Bearer ${adminToken}` };
     const adminCall = async (method: string, path: string, headers: Record<string, string> = auth) => {
@@ -225,12 +239,19 @@ describe('hardening: secrets never leave the process', function () {
     };
 
     // Valid: the secrets are in force (redacted in /config), then rotated.
-    await getText(`http://127.0.0.1:${web}/`); // a span for the exporter, which sends the headers
     await waitFor('spans at the receiver', () => receiver.spans.length > 0);
-    const config = JSON.parse((await adminCall('GET', '/config')).body) as { config: { tracing: { headers: Record<string, string> } } };
-    expect(config.config.tracing.headers).to.deep.equal({ authorization: REDACTED, 'x-api-key': REDACTED });
+    expect(receiver.lastHeaders['x-otel-env']).to.equal(secret('otel-exporter-otlp-headers'));
+    const config = JSON.parse((await adminCall('GET', '/config')).body) as { config: Record<string, unknown> };
+    expect(config.config).to.nested.include({
+      'tracing.headers.authorization': REDACTED,
+      'tracing.headers.x-api-key': REDACTED,
+      'listeners[0].routes[0].respond.headers.x-from-env': REDACTED,
+      'listeners[0].routes[0].respond.headers.x-from-file': REDACTED,
+    });
+    await writeFile(referencedFile, secret('file-reference-rotated'));
     await writeFile(file, stringify(withSecrets(basicConfig({ port: web, body: 'two' }), '-rotated')));
     expect((await reloadCli()).code).to.equal(0);
+    expect((await httpRequest(`http://127.0.0.1:${web}/`)).headers['x-from-file']).to.equal(secret('file-reference-rotated'));
 
     // Invalid, in several ways, each document carrying secrets next to the error.
     const invalid = [
@@ -243,6 +264,8 @@ describe('hardening: secrets never leave the process', function () {
         `Bearer ${secret('tracing.headers.authorization')}\\r\\nx: y"`,
       ),
       `tracing:\n  headers:\n    authorization: "Bearer ${secret('tracing.headers.authorization')}\n`,
+      // A referenced value the schema refuses, with a message that quotes what it was given.
+      stringify(withSecrets(basicConfig({ port: web }))).replace(`endpoint: ${receiver.url}`, `endpoint: $\{env:HOTCONF_SPEC_ENDPOINT}`),
     ];
     for (const [i, text] of invalid.entries()) {
       await writeFile(file, text);
@@ -286,30 +309,50 @@ describe('hardening: secrets never leave the process', function () {
 
   it('are scrubbed from factory errors that quote them, in logs, results and the admin API', async () => {
     const mark = `S3cr3t-${randomUUID()}`;
+    // Also secret: an OTLP header from the environment, and a value a reference resolved to.
+    const envMark = `S3cr3t-otel-env-${randomUUID()}`;
+    const referencedMark = `S3cr3t-referenced-${randomUUID()}`;
+    for (const [name, value] of [
+      ['OTEL_EXPORTER_OTLP_HEADERS', `x-otel-env=${envMark}`],
+      ['HOTCONF_SPEC_REFERENCED', referencedMark],
+    ] as const) {
+      process.env[name] = value;
+      onCleanup(() => delete process.env[name]);
+    }
     const logs = memoryLogger();
     const registry = new ResourceRegistry({ logger: logs.logger });
     onCleanup(() => registry.close());
     const faults = new FaultyKinds();
     const web = await freePort();
     const tracing = (service: string) => ({ exporter: 'none', service_name: service, headers: { authorization: `Bearer ${mark}` } });
-    const t = await startDaemon(basicConfig({ port: web, tracing: tracing('a') }), { registry, kinds: faults.kinds, logs });
+    const config = (tracingSection: Record<string, unknown>) => {
+      const c = basicConfig({ port: web, tracing: tracingSection });
+      (c.listeners as { routes: { respond: Record<string, unknown> }[] }[])[0]!.routes[0]!.respond.headers = { 'x-token': `$\{env:HOTCONF_SPEC_REFERENCED}` };
+      return c;
+    };
+    const t = await startDaemon(config(tracing('a')), { registry, kinds: faults.kinds, logs });
 
-    // create quotes the secret: the result, the reload log and the registry's own log line.
-    faults.armCreate({ mode: 'throw', at: 0, kind: 'tracer_provider', message: `exporter rejected header "authorization: Bearer ${mark}"` });
-    await t.write(basicConfig({ port: web, tracing: tracing('b') }));
+    // create quotes the secrets: the result, the reload log and the registry's own log line.
+    faults.armCreate({
+      mode: 'throw',
+      at: 0,
+      kind: 'tracer_provider',
+      message: `exporter rejected headers "authorization: Bearer ${mark}", "x-otel-env: ${envMark}" (route header ${referencedMark})`,
+    });
+    await t.write(config(tracing('b')));
     const res = await httpRequest(`${t.admin}/reload`, { method: 'POST' });
     expect(res.status).to.equal(500);
-    expect(JSON.parse(res.body).error).to.contain(`authorization: ${REDACTED}`);
-    expect(res.body).to.not.contain(mark);
+    expect(JSON.parse(res.body).error).to.contain(`authorization: ${REDACTED}`).and.contain(`x-otel-env: ${REDACTED}`).and.contain(`route header ${REDACTED}`);
+    expect(res.body).to.not.contain(mark).and.not.contain(envMark).and.not.contain(referencedMark);
 
     // destroy quotes the secret of the config that built it.
-    faults.failDestroys('tracer_provider', `flush failed with header Bearer ${mark}`);
+    faults.failDestroys('tracer_provider', `flush failed with header Bearer ${mark} and ${envMark}`);
     expect(await t.apply(basicConfig({ port: web, tracing: { exporter: 'none', service_name: 'c' } }))).to.include({ result: 'applied' });
     await waitFor('the old pipeline to be destroyed', () => logs.lines().some((l) => l.msg === 'resource_destroy_failed'));
 
     const text = logs.text();
     expect(text).to.contain('resource_create_failed').and.contain('resource_destroy_failed').and.contain(REDACTED);
-    expect(text).to.not.contain(mark);
+    expect(text).to.not.contain(mark).and.not.contain(envMark).and.not.contain(referencedMark);
   });
 });
 
