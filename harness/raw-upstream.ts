@@ -18,6 +18,23 @@ export type RawResponder = (request: RawUpstreamRequest) => string | Buffer;
 /** Writes something as soon as a request head arrived, before its body is read (an early `100 Continue`). */
 export type RawHeadHook = (head: string) => string | Buffer | undefined;
 
+/**
+ * What to do when the first byte of a request arrives: read and answer it, or close the
+ * connection at that very moment without answering (`close`: FIN, as a server whose keepalive
+ * timer fired does; `reset`: RST, as a server that crashed does).
+ */
+export type FirstByteAction = 'answer' | 'close' | 'reset';
+
+/** Decides for a request by its position: its connection (0-based, in accept order) and its index on that connection. */
+export type FirstByteHook = (connection: number, request: number) => FirstByteAction;
+
+/** A request whose first byte arrived, and what `onFirstByte` did with it. */
+export interface RequestStart {
+  connection: number;
+  request: number;
+  action: FirstByteAction;
+}
+
 const OK_RESPONSE = 'HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n\r\nok';
 
 /**
@@ -30,6 +47,13 @@ export class ByteLoggingUpstream {
   readonly requests: RawUpstreamRequest[] = [];
   respond: RawResponder;
   onHead: RawHeadHook | undefined;
+  /**
+   * Closes a connection on the first byte of a chosen request: the race of a server closing an
+   * idle kept-alive connection just as the proxy reuses it, made deterministic.
+   */
+  onFirstByte: FirstByteHook | undefined;
+  /** Every request whose first byte arrived (those closed on it included), in order. */
+  readonly started: RequestStart[] = [];
   readonly #server: Server;
   readonly #sockets = new Set<Socket>();
   #connections = 0;
@@ -40,9 +64,10 @@ export class ByteLoggingUpstream {
     this.#server = createServer((socket) => this.#serve(socket));
   }
 
-  static async start(options: { respond?: RawResponder; onHead?: RawHeadHook } = {}): Promise<ByteLoggingUpstream> {
+  static async start(options: { respond?: RawResponder; onHead?: RawHeadHook; onFirstByte?: FirstByteHook } = {}): Promise<ByteLoggingUpstream> {
     const upstream = new ByteLoggingUpstream(options.respond ?? (() => OK_RESPONSE));
     upstream.onHead = options.onHead;
+    upstream.onFirstByte = options.onFirstByte;
     await new Promise<void>((resolve, reject) => {
       upstream.#server.once('error', reject);
       upstream.#server.listen(0, '127.0.0.1', () => resolve());
@@ -73,6 +98,11 @@ export class ByteLoggingUpstream {
       .map(([, v]) => v);
   }
 
+  /** TCP connections accepted so far. */
+  get connections(): number {
+    return this.#connections;
+  }
+
   close(): Promise<void> {
     if (!this.#server.listening) return Promise.resolve();
     for (const socket of this.#sockets) socket.destroy();
@@ -86,9 +116,22 @@ export class ByteLoggingUpstream {
     socket.on('error', () => {});
     let buffered = Buffer.alloc(0);
     let head: string | undefined;
+    let index = 0;
+    let started = false;
+    /** A request began (its first byte is here): false when `onFirstByte` closed the connection. */
+    const begin = (): boolean => {
+      started = true;
+      const action = this.onFirstByte?.(connection, index) ?? 'answer';
+      this.started.push({ connection, request: index, action });
+      if (action === 'close') socket.destroy();
+      else if (action === 'reset') socket.resetAndDestroy();
+      return action === 'answer';
+    };
     socket.on('data', (chunk: Buffer) => {
+      if (!started && !begin()) return;
       buffered = Buffer.concat([buffered, chunk]);
       for (;;) {
+        if (buffered.length > 0 && !started && !begin()) return;
         if (head === undefined) {
           const end = buffered.indexOf('\r\n\r\n');
           if (end < 0) return;
@@ -102,6 +145,8 @@ export class ByteLoggingUpstream {
         const request: RawUpstreamRequest = { head, body: buffered.subarray(0, framed.length), chunked: framed.chunked, connection };
         buffered = buffered.subarray(framed.length);
         head = undefined;
+        index += 1;
+        started = false;
         this.requests.push(request);
         socket.write(this.respond(request));
       }

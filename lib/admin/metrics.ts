@@ -1,5 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import type { UpstreamObserver } from '../dataplane/proxy/proxy.js';
+import type { RetryReason, UpstreamObserver } from '../dataplane/proxy/proxy.js';
 import type { EdgeObserver } from '../dataplane/serve/serving.js';
 import type { KindStats, ResourceRegistry } from '../registry/registry.js';
 import { RELOAD_OUTCOMES, type Reloader } from '../reload/reloader.js';
@@ -196,6 +196,7 @@ export class UpstreamMetrics implements UpstreamObserver {
   readonly #requests: Counter<'upstream' | 'target' | 'code_class'>;
   readonly #duration: Histogram<'upstream' | 'target'>;
   readonly #healthErrors: Counter<'upstream'>;
+  readonly #retries: Counter<'reason'>;
 
   constructor(register: Registry) {
     this.#requests = new Counter({
@@ -217,6 +218,16 @@ export class UpstreamMetrics implements UpstreamObserver {
       labelNames: ['upstream'],
       registers: [register],
     });
+    this.#retries = new Counter({
+      name: 'hotconf_upstream_retries_total',
+      help: 'Upstream attempts retried, by reason: connect_error (to another target), reused_connection_closed (a kept-alive connection closed before any response byte; once per request).',
+      labelNames: ['reason'],
+      registers: [register],
+    });
+  }
+
+  upstreamRetry(_upstream: string, reason: RetryReason): void {
+    this.#retries.inc({ reason });
   }
 
   upstreamRequest(upstream: string, target: string, codeClass: string, durationSeconds: number): void {

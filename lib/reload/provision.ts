@@ -238,7 +238,9 @@ async function provisionUpstream(
     const pool = await acquire(`${path}.targets.${i}`, upstreamPoolKind, upstreamPoolSettings(origin, section), into);
     targets.push(new ProxyTarget(pool, states?.[i]));
   }
-  return new Upstream({ name, config: section, targets, tracer: generation.tracer, observer: ctx.observer, logger: ctx.logger });
+  const upstream = new Upstream({ name, config: section, targets, tracer: generation.tracer, observer: ctx.observer, logger: ctx.logger });
+  generation.onRelease(() => upstream.close());
+  return upstream;
 }
 
 /**

@@ -60,10 +60,28 @@ function isContinue(data: Buffer): boolean {
 
 const STATE = Symbol('hotconf.interimState');
 
-/** Per connection: whether the response to the request just sent has not started yet, and bytes held meanwhile. */
+/**
+ * Per connection: whether the response to the request just sent has not started yet, and bytes
+ * held meanwhile; how many requests were sent on it, and whether any byte came since the last.
+ */
 interface InterimState {
   awaitingResponse: boolean;
   held: Buffer | undefined;
+  requests: number;
+  receivedSinceRequest: boolean;
+}
+
+const LOST_REUSED = Symbol('hotconf.lostReusedConnection');
+
+/**
+ * Whether `error` ended a request sent on a kept-alive connection (one that carried an earlier
+ * request) that was closed or reset before any byte of the response came: the upstream closed
+ * it as idle while the request was on its way, and never saw it or never answered it. A client
+ * may send an idempotent request again on a new connection (RFC 9112 section 9.3.1), as browsers
+ * and Envoy's `reset` retry policy do. Only errors of connections this connector made are marked.
+ */
+export function lostReusedConnection(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as { [LOST_REUSED]?: true })[LOST_REUSED] === true;
 }
 
 type TrackedSocket = Socket & { [STATE]?: InterimState };
@@ -71,7 +89,11 @@ type TrackedSocket = Socket & { [STATE]?: InterimState };
 // Stateless and process-wide (see above): it only flags sockets this connector made.
 subscribe('undici:client:sendHeaders', (message) => {
   const state = (message as { socket?: TrackedSocket }).socket?.[STATE];
-  if (state) state.awaitingResponse = true;
+  if (state) {
+    state.awaitingResponse = true;
+    state.requests += 1;
+    state.receivedSinceRequest = false;
+  }
 });
 
 /**
@@ -80,10 +102,15 @@ subscribe('undici:client:sendHeaders', (message) => {
  * which handles them, and the final response ends the watch.
  */
 function dropInterimContinue(socket: TrackedSocket): void {
-  const state: InterimState = { awaitingResponse: false, held: undefined };
+  const state: InterimState = { awaitingResponse: false, held: undefined, requests: 0, receivedSinceRequest: false };
   socket[STATE] = state;
+  // Registered before undici's own listener, so the error is marked before undici fails the request with it.
+  socket.on('error', (error: Error & { [LOST_REUSED]?: true }) => {
+    if (state.requests > 1 && !state.receivedSinceRequest) error[LOST_REUSED] = true;
+  });
   const push = socket.push;
   socket.push = function pushWithoutContinue(this: Socket, chunk: unknown, encoding?: BufferEncoding): boolean {
+    if (chunk !== null) state.receivedSinceRequest = true;
     if (!state.awaitingResponse || !Buffer.isBuffer(chunk)) {
       if (chunk === null && state.held) push.call(this, state.held);
       state.held = undefined;

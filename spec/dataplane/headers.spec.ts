@@ -226,32 +226,51 @@ describe('upstreamRequestHeaders', () => {
 });
 
 describe('downstreamResponseHeaders', () => {
-  it('drops hop-by-hop headers and those the Connection header names, keeping the rest as they are', () => {
-    const upstream: IncomingHttpHeaders = {
-      'content-type': 'text/plain',
-      'set-cookie': ['a=1', 'b=2'],
-      connection: 'keep-alive, x-internal',
-      'keep-alive': 'timeout=5',
-      'transfer-encoding': 'chunked',
-      upgrade: 'h2c',
-      'proxy-authenticate': 'Basic',
-      trailer: 'x-checksum',
-      'x-internal': 'secret',
-      'x-kept': 'yes',
-    };
-    const out = downstreamResponseHeaders(upstream);
-    expect(out).to.deep.equal({ 'content-type': 'text/plain', 'set-cookie': ['a=1', 'b=2'], 'x-kept': 'yes' });
-    expect(out).to.not.equal(upstream);
-    expect(upstream).to.have.property('x-internal', 'secret');
+  /** undici's raw form: names and values as Buffers, in the order received. */
+  const raw = (...pairs: string[]) => pairs.map((v) => Buffer.from(v, 'latin1'));
+
+  it('drops hop-by-hop headers and those the Connection header names, keeping the rest as they are, in order', () => {
+    const upstream = raw(
+      'Content-Type',
+      'text/plain',
+      'Set-Cookie',
+      'a=1',
+      'Connection',
+      'keep-alive, X-Internal',
+      'Keep-Alive',
+      'timeout=5',
+      'Transfer-Encoding',
+      'chunked',
+      'Upgrade',
+      'h2c',
+      'Proxy-Authenticate',
+      'Basic',
+      'Trailer',
+      'x-checksum',
+      'X-Internal',
+      'secret',
+      'set-cookie',
+      'b=2',
+      'X-Kept',
+      'yes',
+    );
+    expect(downstreamResponseHeaders(upstream)).to.deep.equal(['content-type', 'text/plain', 'set-cookie', 'a=1', 'set-cookie', 'b=2', 'x-kept', 'yes']);
   });
 
-  it('leaves out fields whose value is undefined', () => {
-    expect(downstreamResponseHeaders({ 'content-length': undefined, etag: '"x"' })).to.deep.equal({ etag: '"x"' });
+  it('reads every Connection line, and never drops an end-to-end field a Connection line names', () => {
+    const upstream = raw('connection', 'x-a', 'x-a', '1', 'connection', 'x-b, content-length', 'x-b', '2', 'content-length', '3', 'x-c', '4');
+    expect(downstreamResponseHeaders(upstream)).to.deep.equal(['content-length', '3', 'x-c', '4']);
+  });
+
+  it('relays values byte for byte (latin1), and takes strings as well as Buffers', () => {
+    const value = Buffer.from([0x61, 0xe9, 0xff]);
+    expect(downstreamResponseHeaders([Buffer.from('x-bytes'), value, 'etag', '"x"'])).to.deep.equal(['x-bytes', value.toString('latin1'), 'etag', '"x"']);
+    expect(Buffer.from(downstreamResponseHeaders([Buffer.from('x-bytes'), value])[1]!, 'latin1').equals(value)).to.equal(true);
   });
 
   it('keeps everything when there is no Connection header and nothing hop-by-hop', () => {
-    const headers = { 'content-type': 'application/json', 'cache-control': 'no-store' };
-    expect(downstreamResponseHeaders(headers)).to.deep.equal(headers);
+    const headers = ['content-type', 'application/json', 'cache-control', 'no-store'];
+    expect(downstreamResponseHeaders(raw(...headers))).to.deep.equal(headers);
   });
 });
 

@@ -344,6 +344,30 @@ describe('proxy', () => {
       for (const span of [server, client]) expect(span.attributes).to.include({ 'http.request.method': '_OTHER', 'http.request.method_original': 'PURGE' });
     });
 
+    it("passes a request's trace context upstream as it is when the request is not recorded, and sends none without one", async () => {
+      const upstream = await TestUpstream.start();
+      const { base } = await proxyTo({ api: { targets: [upstream.origin] } });
+      const caller = `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-01`;
+      await httpRequest(`${base}/off`, { headers: { traceparent: caller, tracestate: 'vendor=1' } });
+      expect(upstream.requests[0]!.headers).to.include({ traceparent: caller, tracestate: 'vendor=1' });
+      await httpRequest(`${base}/none`);
+      expect(upstream.requests[1]!.headers).to.not.have.any.keys('traceparent', 'tracestate');
+    });
+
+    it('sends an unsampled request its trace context with the sampled flag off, and exports no span for it', async () => {
+      const receiver = await OtlpReceiver.start();
+      const upstream = await TestUpstream.start();
+      const tracing = { exporter: 'otlp-http', endpoint: receiver.url, service_name: 'proxy-spec', sample_ratio: 0, batch: { scheduled_delay_ms: 20 } };
+      const { base } = await proxyTo({ api: { targets: [upstream.origin] } }, [{ path_prefix: '/', upstream: 'api' }], { tracing });
+      await httpRequest(`${base}/unsampled`);
+      expect(upstream.requests[0]!.headers.traceparent).to.match(/^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/);
+      // A sampled caller is followed: its request is recorded, and its spans reach the receiver after the unsampled one's would have.
+      const traceId = randomBytes(16).toString('hex');
+      await httpRequest(`${base}/sampled`, { headers: { traceparent: `00-${traceId}-${randomBytes(8).toString('hex')}-01` } });
+      await waitFor("the sampled request's spans", () => receiver.spans.filter((s) => s.traceId === traceId).length === 2);
+      expect(receiver.spans.map((s) => s.traceId)).to.deep.equal([traceId, traceId]);
+    });
+
     it('records no response status on the server span of a request whose client left before any response', async () => {
       const { receiver, upstream: slow, port } = await tracedProxy(hang);
       await leaveMidRequest(port, slow);

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
 import { HotconfError } from '../../core/errors.js';
 import { sendJson } from '../../net/json.js';
 
@@ -89,32 +90,57 @@ export function bufferRequestBody(
 }
 
 /**
- * `body` as an iterable that reads `req` only when undici starts sending it, so an attempt that
- * fails to connect leaves it unread for the next one. Iterating with `destroyOnReturn: false`
- * keeps the client connection alive when an attempt gives up mid-body (undici destroys stream
- * bodies on error, which would kill the client socket). `onIdle` is called when the client sends
- * nothing for `idleMs` while it is awaited (time the upstream takes to accept a chunk does not count).
+ * `body` as a `Readable` for undici to send: the chunks read first, then `req` as the client
+ * sends it, with backpressure both ways (`req` is paused while undici's socket is full, and
+ * resumed when undici reads again). `req` is read only once undici starts sending it
+ * (`body.started`), so an attempt that fails to connect leaves it unread for the next one.
+ * Destroying the reader (undici does on any error or abort) detaches it from `req` without
+ * destroying `req`, whose socket is the client's connection. `onIdle` is called when the client
+ * sends nothing for `idleMs` while undici waits for it (time the upstream takes to accept a chunk
+ * does not count). One reader, one listener set and one timer per streamed attempt; nothing per chunk.
  */
-export function streamedBody(req: IncomingMessage, body: StreamedBody, idleMs: number, onIdle: () => void): AsyncIterable<Buffer> {
-  return {
-    async *[Symbol.asyncIterator]() {
-      body.started = true;
-      let awaitingClient = false;
-      // A timer that fires while the upstream holds a chunk is ignored; refresh() re-arms it.
-      const idle = setTimeout(() => awaitingClient && onIdle(), idleMs).unref();
-      try {
-        for (const chunk of body.head) yield chunk;
-        awaitingClient = true;
-        idle.refresh();
-        for await (const chunk of req.iterator({ destroyOnReturn: false })) {
-          awaitingClient = false;
-          yield chunk as Buffer;
-          awaitingClient = true;
-          idle.refresh();
-        }
-      } finally {
-        clearTimeout(idle);
-      }
-    },
+export function streamedBody(req: IncomingMessage, body: StreamedBody, idleMs: number, onIdle: () => void): Readable {
+  let idle: NodeJS.Timeout | undefined;
+  // Set while undici wants more and the client has not sent it yet: only then does idleness count.
+  let awaitingClient = false;
+  const onData = (chunk: Buffer) => {
+    awaitingClient = false;
+    if (!reader.push(chunk)) req.pause();
   };
+  const onEnd = () => {
+    detach();
+    reader.push(null);
+  };
+  const onAborted = () => reader.destroy(new Error('the client closed the connection'));
+  const detach = () => {
+    clearTimeout(idle);
+    req.off('data', onData);
+    req.off('end', onEnd);
+    req.off('close', onAborted);
+  };
+  const reader = new Readable({
+    read() {
+      if (!body.started) {
+        body.started = true;
+        for (const chunk of body.head) this.push(chunk);
+        if (req.readableEnded) {
+          this.push(null);
+          return;
+        }
+        req.on('data', onData);
+        req.once('end', onEnd);
+        req.once('close', onAborted);
+        idle = setTimeout(() => awaitingClient && onIdle(), idleMs).unref();
+      }
+      awaitingClient = true;
+      idle?.refresh();
+      req.resume();
+    },
+    destroy(error, callback) {
+      detach();
+      req.pause();
+      callback(error);
+    },
+  });
+  return reader;
 }

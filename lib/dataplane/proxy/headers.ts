@@ -1,4 +1,4 @@
-import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import { isIP } from 'node:net';
 import type { UpstreamConfig } from '../../config/schema.js';
 import type { RequestTarget } from '../ports.js';
@@ -178,15 +178,35 @@ function quoteIfNeeded(value: string): string {
   return /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(value) ? value : `"${value.replace(/["\\]/g, '\\$&')}"`;
 }
 
-/** The upstream's response headers minus hop-by-hop ones. Pure. */
-export function downstreamResponseHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
-  const dropped = connectionTokens(headers.connection);
-  const out: OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || HOP_BY_HOP.has(name) || dropped.has(name)) continue;
-    out[name] = value;
+/**
+ * The upstream's response headers as a flat `[name, value, ...]` list for `writeHead`, minus
+ * hop-by-hop ones and those its `Connection` names, in the upstream's order with repeated fields
+ * kept as separate lines (`set-cookie`). `raw` is undici's raw list (names and values as Buffers,
+ * or strings); names come out lowercased, values byte for byte (latin1, as Node writes them).
+ * Relayed without building an object: one pass, and a second only when `Connection` names a
+ * header (rare). Pure.
+ */
+export function downstreamResponseHeaders(raw: readonly (Buffer | string)[]): string[] {
+  const out: string[] = [];
+  let connection: string | undefined;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = latin1(raw[i]!).toLowerCase();
+    const value = latin1(raw[i + 1]!);
+    if (HOP_BY_HOP.has(name)) {
+      if (name === 'connection') connection = connection === undefined ? value : `${connection},${value}`;
+      continue;
+    }
+    out.push(name, value);
   }
-  return out;
+  const dropped = connectionTokens(connection);
+  if (dropped.size === 0) return out;
+  const kept: string[] = [];
+  for (let i = 0; i < out.length; i += 2) if (!dropped.has(out[i]!)) kept.push(out[i]!, out[i + 1]!);
+  return kept;
+}
+
+function latin1(value: Buffer | string): string {
+  return typeof value === 'string' ? value : value.toString('latin1');
 }
 
 /**

@@ -89,14 +89,7 @@ export function proxyUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer,
     onHeaders(status, rawHeaders, resumeRead) {
       resume = resumeRead;
       const out = answer();
-      const headersObject: Record<string, string | string[]> = {};
-      for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
-        const name = String(rawHeaders[i]).toLowerCase();
-        const value = String(rawHeaders[i + 1]);
-        const previous = headersObject[name];
-        headersObject[name] = previous === undefined ? value : [...(Array.isArray(previous) ? previous : [previous]), value];
-      }
-      out.writeHead(status, downstreamResponseHeaders(headersObject));
+      out.writeHead(status, downstreamResponseHeaders(rawHeaders));
       return true;
     },
     onData(chunk) {
