@@ -197,6 +197,7 @@ function takeOverUpstream(name: string, section: UpstreamConfig, generation: Gen
     shared.push(copy);
   }
   generation.addUpstream(before, shared);
+  generation.onRelease(before.hold());
   return true;
 }
 
@@ -239,7 +240,7 @@ async function provisionUpstream(
     targets.push(new ProxyTarget(pool, states?.[i]));
   }
   const upstream = new Upstream({ name, config: section, targets, tracer: generation.tracer, observer: ctx.observer, logger: ctx.logger });
-  generation.onRelease(() => upstream.close());
+  generation.onRelease(upstream.hold());
   return upstream;
 }
 

@@ -3,7 +3,7 @@ import sinon from 'sinon';
 import { startDaemon, type TestDaemon } from '../../harness/daemon.js';
 import { getText, httpRequest } from '../../harness/http.js';
 import { freePort } from '../../harness/ports.js';
-import { TestUpstream } from '../../harness/upstream.js';
+import { hang, TestUpstream } from '../../harness/upstream.js';
 import { waitFor } from '../../harness/wait.js';
 import { ProxyAction } from '../../lib/dataplane/proxy/proxy.js';
 import type { Generation } from '../../lib/reload/generation.js';
@@ -181,5 +181,18 @@ describe('incremental provisioning', () => {
     expect(d.daemon.registry.stats()[UPSTREAM_POOL_KIND]).to.include({ created: 10, destroyed: 0, live: 10, refs: 10, reused: start.reused + 200 });
     expect(d.daemon.reloader.active!.holds().filter((h) => h.kind === UPSTREAM_POOL_KIND)).to.have.length(10);
     expectOwnResourcesOnly(d.daemon.reloader.active!);
+  });
+
+  it('keeps timing out requests through an upstream taken over after the generation that built it is released', async () => {
+    const slow = await TestUpstream.start({ handler: hang });
+    const port = await freePort();
+    const config = (last: string) => scaleConfig(port, { routes: 4, upstreams: { u0: { targets: [slow.origin], timeout_ms: 300 } }, last });
+    const d = await startDaemon(config('one'));
+    const first = d.daemon.reloader.active!;
+    expect(await d.apply(config('two'))).to.include({ result: 'applied' });
+    expect(d.daemon.reloader.active!.upstreams().get('u0'), 'taken over').to.equal(first.upstreams().get('u0'));
+    await released(d);
+    // The first generation's release must not stop the sweep the second one's requests rely on.
+    expect((await httpRequest(`http://127.0.0.1:${port}/r1`)).status).to.equal(504);
   });
 });

@@ -102,7 +102,26 @@ export class Upstream {
     this.deadlines = new DeadlineList(options.config.timeout_ms);
   }
 
-  /** Stop the deadline sweep: called when the generation is released (nothing is in flight then). Idempotent. */
+  /** Generations serving this upstream (a reload takes an unchanged one over: `hold` again). */
+  #holders = 0;
+
+  /**
+   * Count one more generation serving this upstream; call the returned function (once) when that
+   * generation is released. The deadline sweep stops when the last one is: a generation that took
+   * the upstream over still has requests in flight through it when the one that built it goes.
+   */
+  hold(): () => void {
+    this.#holders += 1;
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      this.#holders -= 1;
+      if (this.#holders === 0) this.close();
+    };
+  }
+
+  /** Stop the deadline sweep: entries still listed never expire. Idempotent; `hold`'s release calls it for the last holder. */
   close(): void {
     this.deadlines.close();
   }
