@@ -1,9 +1,10 @@
+import http from 'node:http';
 import { expect } from 'chai';
 import sinon from 'sinon';
 import { startDaemon, type TestDaemon } from '../../harness/daemon.js';
 import { getText, httpRequest } from '../../harness/http.js';
 import { freePort } from '../../harness/ports.js';
-import { hang, TestUpstream } from '../../harness/upstream.js';
+import { holding, TestUpstream } from '../../harness/upstream.js';
 import { waitFor } from '../../harness/wait.js';
 import { ProxyAction } from '../../lib/dataplane/proxy/proxy.js';
 import type { Generation } from '../../lib/reload/generation.js';
@@ -184,15 +185,44 @@ describe('incremental provisioning', () => {
   });
 
   it('keeps timing out requests through an upstream taken over after the generation that built it is released', async () => {
-    const slow = await TestUpstream.start({ handler: hang });
+    // Headers at once, then a byte every 50 ms: undici's own header and idle-body timeouts never
+    // fire, so only the upstream's timeout_ms sweep can end this exchange.
+    let ended = 0;
+    const trickle = await TestUpstream.start({
+      handler: (_req, res) => {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        const timer = setInterval(() => res.write('x'), 50);
+        res.on('close', () => {
+          clearInterval(timer);
+          ended += 1;
+        });
+      },
+    });
+    const held = holding();
+    const keeper = await TestUpstream.start({ handler: held.handler });
     const port = await freePort();
-    const config = (last: string) => scaleConfig(port, { routes: 4, upstreams: { u0: { targets: [slow.origin], timeout_ms: 300 } }, last });
+    // r1 proxies to u0 (trickling), r11 to u1 (held), r13 is the respond route that changes.
+    const upstreams = { u0: { targets: [trickle.origin], timeout_ms: 300 }, u1: { targets: [keeper.origin] } };
+    const config = (last: string) => scaleConfig(port, { routes: 14, upstreams, last });
     const d = await startDaemon(config('one'));
     const first = d.daemon.reloader.active!;
+    // A request held on the first generation keeps it draining after the reload.
+    const pinned = httpRequest(`http://127.0.0.1:${port}/r11`);
+    await waitFor('the first generation to hold a request', () => held.held.length === 1);
     expect(await d.apply(config('two'))).to.include({ result: 'applied' });
     expect(d.daemon.reloader.active!.upstreams().get('u0'), 'taken over').to.equal(first.upstreams().get('u0'));
-    await released(d);
-    // The first generation's release must not stop the sweep the second one's requests rely on.
-    expect((await httpRequest(`http://127.0.0.1:${port}/r1`)).status).to.equal(504);
+    const client = http.get(`http://127.0.0.1:${port}/r1`, (res) => res.resume());
+    client.on('error', () => {});
+    try {
+      await waitFor('the request to reach the upstream', () => trickle.requests.length === 1);
+      // The first generation goes while the second one's request is in flight through the
+      // upstream they share: its release must not drop that request's deadline.
+      held.held[0]!.end('done');
+      expect((await pinned).status).to.equal(200);
+      await released(d);
+      await waitFor('timeout_ms to end the trickling exchange', () => ended === 1);
+    } finally {
+      client.destroy();
+    }
   });
 });
