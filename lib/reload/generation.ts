@@ -1,7 +1,7 @@
 import { ProxyTracerProvider, type Tracer } from '@opentelemetry/api';
 import type { Config } from '../config/schema.js';
 import { Once } from '../core/once.js';
-import type { RouteTable, ServingGeneration } from '../dataplane/ports.js';
+import type { RequestLog, RouteTable, ServingGeneration } from '../dataplane/ports.js';
 import type { Upstream } from '../dataplane/proxy/proxy.js';
 import type { SniTable } from '../dataplane/serve/sni.js';
 import { NO_TLS_MATERIAL, type TlsMaterial } from '../net/tls-files.js';
@@ -71,6 +71,7 @@ export class Generation implements ServingGeneration {
   readonly #onRelease: (() => unknown)[] = [];
   readonly #listeners = new Map<string, ServedListener>();
   readonly #upstreams = new Map<string, Upstream>();
+  readonly #accessLogs = new Map<string, RequestLog>();
   #tracing: GenerationTracing | undefined;
   readonly #inflight = new Set<() => void>();
   #onIdle: (() => void) | undefined;
@@ -149,6 +150,12 @@ export class Generation implements ServingGeneration {
     this.#listeners.set(key, listener);
   }
 
+  /** The access log of the listener with registry key `key` (absent: that listener logs nothing). */
+  addAccessLog(key: string, log: RequestLog): void {
+    this.#expect('provisioning', 'add an access log');
+    this.#accessLogs.set(key, log);
+  }
+
   addUpstream(upstream: Upstream): void {
     this.#expect('provisioning', 'add an upstream');
     this.#upstreams.set(upstream.name, upstream);
@@ -192,6 +199,10 @@ export class Generation implements ServingGeneration {
 
   tunnels(listenKey: string): TunnelSet | undefined {
     return this.#listeners.get(listenKey)?.handle.tunnels;
+  }
+
+  accessLog(listenKey: string): RequestLog | undefined {
+    return this.#accessLogs.get(listenKey);
   }
 
   routeSection(listenKey: string, index: number): string | undefined {

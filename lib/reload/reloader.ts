@@ -89,6 +89,8 @@ export interface ReloaderOptions {
   httpLimits?: Partial<HttpLimits>;
   /** Listeners share their ports with the other workers of a node:cluster. */
   sharedListeners?: boolean;
+  /** Where open access log files register, for SIGUSR1 (see `KindDeps.logFiles`). */
+  logFiles?: KindDeps['logFiles'];
   /** Documents over this size are invalid, in bytes. Default 1 MiB. */
   maxDocumentBytes?: number;
   /**
@@ -165,6 +167,7 @@ export class Reloader {
         if (this.#watching) void this.reload(trigger);
       },
       sharedListeners: options.sharedListeners,
+      logFiles: options.logFiles,
     };
     this.#applier = new Applier({
       registry: options.registry,
