@@ -1,10 +1,11 @@
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, rename } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { expect } from 'chai';
+import { event, spawnHotconf } from '../../harness/child.js';
 import { onCleanup } from '../../harness/cleanup.js';
-import { type MemoryLogs, startDaemon } from '../../harness/daemon.js';
+import { type MemoryLogs, startDaemon, writeConfigAtomic } from '../../harness/daemon.js';
 import { httpRequest } from '../../harness/http.js';
 import { freePort } from '../../harness/ports.js';
 import { rawRequest } from '../../harness/raw-socket.js';
@@ -291,6 +292,58 @@ describe('access log', function () {
       expect(descriptorsOn(file)).to.equal(1);
       expect(t.daemon.registry.stats().access_log_file).to.include({ created: 1, reused: 1 });
       expect(readFileSync(file, 'utf8').endsWith('\n')).to.equal(true);
+    });
+  });
+
+  describe('SIGUSR1 (logrotate)', () => {
+    /**
+     * `hotconf run` logging `port` to `file`; requests `/r/<n>` numbered across batches. Rotates
+     * as logrotate's create mode does: rename, then SIGUSR1, then the daemon writes a new file.
+     */
+    async function rotation(workers: number) {
+      const dir = await tempDir();
+      const file = join(dir, 'access.log');
+      const config = join(dir, 'hotconf.yaml');
+      const port = await freePort();
+      await writeConfigAtomic(config, { listeners: [listener(port, [{ path_prefix: '/', respond: { status: 200 } }], { path: file })] });
+      const args = ['run', '--config', config, '--no-watch', '--admin', `127.0.0.1:${await freePort()}`, '--workers', String(workers)];
+      const child = spawnHotconf(args);
+      await child.waitForLog('started', event('started'));
+      let n = 0;
+      const batch = async (count: number) => {
+        const sent: string[] = [];
+        for (let i = 0; i < count; i += 1) {
+          n += 1;
+          sent.push(`/r/${n}`);
+          expect((await httpRequest(`http://127.0.0.1:${port}/r/${n}`)).status).to.equal(200);
+        }
+        return sent;
+      };
+      const paths = async (path: string) => (await fileLines(path)).map((l) => String(l.path));
+      const before = await batch(20);
+      await waitFor('the first batch in the file', async () => (await paths(file)).length === 20);
+      await rename(file, `${file}.1`);
+      const between = await batch(20);
+      child.process.kill('SIGUSR1');
+      await waitFor(`${workers} reopened`, () => child.logs().filter(event('access_log_reopened', { path: file })).length === workers);
+      const after = await batch(20);
+      const all = [...before, ...between, ...after];
+      await waitFor('every line in one of the two files', async () => [...(await paths(`${file}.1`)), ...(await paths(file))].length === all.length);
+      const rotated = await paths(`${file}.1`);
+      const current = await paths(file);
+      expect([...rotated, ...current].sort()).to.deep.equal([...all].sort());
+      expect(rotated).to.include.members(before);
+      expect(current).to.include.members(after);
+      child.process.kill('SIGTERM');
+      expect((await child.exited).code).to.equal(0);
+    }
+
+    it('reopens the file after logrotate renamed it, losing no line', async () => {
+      await rotation(1);
+    });
+
+    it('passes SIGUSR1 from the cluster primary to every worker', async () => {
+      await rotation(2);
     });
   });
 });
