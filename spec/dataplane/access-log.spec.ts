@@ -1,18 +1,23 @@
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { readFile, rename } from 'node:fs/promises';
+import { createServer } from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
+import { trace } from '@opentelemetry/api';
 import { expect } from 'chai';
 import { event, spawnHotconf } from '../../harness/child.js';
 import { onCleanup } from '../../harness/cleanup.js';
-import { type MemoryLogs, startDaemon, writeConfigAtomic } from '../../harness/daemon.js';
+import { type MemoryLogs, memoryLogger, startDaemon, writeConfigAtomic } from '../../harness/daemon.js';
 import { httpRequest } from '../../harness/http.js';
-import { freePort } from '../../harness/ports.js';
+import { freePort, listenOn } from '../../harness/ports.js';
 import { rawRequest } from '../../harness/raw-socket.js';
 import { tempDir } from '../../harness/tmp.js';
 import { hang, TestUpstream } from '../../harness/upstream.js';
 import { waitFor } from '../../harness/wait.js';
 import { closed, echo, openWebSocket, WsEchoUpstream } from '../../harness/websocket.js';
+import type { RequestContext, RouteAction, ServingGeneration } from '../../lib/dataplane/ports.js';
+import { AccessLog } from '../../lib/dataplane/serve/access-log.js';
+import { createRequestHandler } from '../../lib/dataplane/serve/handler.js';
 
 type Line = Record<string, unknown>;
 
@@ -229,6 +234,43 @@ describe('access log', function () {
     expect(line.span_id)
       .to.match(/^[0-9a-f]{16}$/)
       .and.not.equal('00f067aa0ba902b7');
+  });
+
+  it('writes what the action recorded in ctx.outcome: upstream, target, attempts and how it ended', async () => {
+    // The proxy's part of the contract, played by an action that records what the proxy does
+    // after two failed attempts, on the real request handler and a real socket.
+    const logs = memoryLogger('info');
+    const outcomes: RequestContext['outcome'][] = [
+      { upstream: 'api', target: '10.0.0.1:80', attempts: 2, ended: 'upstream_error' },
+      { upstream: 'api', target: '10.0.0.2:80', attempts: 1, ended: 'timeout' },
+    ];
+    const action: RouteAction = {
+      type: 'recording',
+      run(req, res, ctx) {
+        Object.assign(ctx.outcome, outcomes[Number(req.url?.slice(1))]);
+        res.writeHead(ctx.outcome.ended === 'timeout' ? 504 : 502).end();
+      },
+    };
+    const accessLog = new AccessLog({ listener: 'web', sink: logs.logger, includeQuery: false, requestHeaders: [], redacted: new Set() });
+    const generation: ServingGeneration = {
+      id: 7,
+      tracer: trace.getTracer('spec'),
+      router: () => ({ match: () => ({ index: 3, pathPrefix: '/', host: undefined, methods: undefined, action }), allowedMethods: () => undefined }),
+      sni: () => undefined,
+      tunnels: () => undefined,
+      accessLog: () => accessLog,
+      routeSection: () => undefined,
+      pin: () => () => {},
+    };
+    const server = createServer(createRequestHandler({ active: () => generation, listenKey: '127.0.0.1:0', logger: logs.logger }));
+    onCleanup(() => new Promise((done) => server.close(done)));
+    const port = await freePort();
+    await listenOn(server, port);
+    expect((await httpRequest(`http://127.0.0.1:${port}/0`)).status).to.equal(502);
+    expect((await httpRequest(`http://127.0.0.1:${port}/1`)).status).to.equal(504);
+    const [a, b] = (await waitFor('two lines', () => (accessLines(logs).length === 2 ? accessLines(logs) : undefined))) as [Line, Line];
+    expect(a).to.include({ generation: 7, route: 3, status: 502, upstream: 'api', target: '10.0.0.1:80', attempts: 2, ended: 'upstream_error' });
+    expect(b).to.include({ status: 504, upstream: 'api', target: '10.0.0.2:80', attempts: 1, ended: 'timeout' });
   });
 
   describe('to a file', () => {
