@@ -43,10 +43,11 @@ export async function startCaddy(dir: string, config: string, readyUrl: string):
 
 /**
  * nginx (Debian's package) in the foreground with `workers` worker processes, proxying every path
- * on 127.0.0.1:`port` to `backendPort` over keepalive upstream connections (`keepalive 32`, HTTP/1.1,
- * no access log), its prefix, pid and temp paths in `dir`.
+ * on 127.0.0.1:`port` to `backendPort` over keepalive upstream connections (`keepalive 32`, HTTP/1.1),
+ * its prefix, pid and temp paths in `dir`. No access log unless `accessLog` names a file (nginx's
+ * default `combined` format, unbuffered: one write per request, as nginx ships it).
  */
-export async function startNginx(dir: string, port: number, backendPort: number, workers: number): Promise<BenchServer> {
+export async function startNginx(dir: string, port: number, backendPort: number, workers: number, accessLog?: string): Promise<BenchServer> {
   const bin = requireTool('nginx', 'apt-get install -y nginx');
   const conf = `worker_processes ${workers};
 daemon off;
@@ -54,7 +55,7 @@ pid ${dir}/nginx.pid;
 error_log ${dir}/error.log warn;
 events { worker_connections 4096; }
 http {
-  access_log off;
+  access_log ${accessLog ?? 'off'};
   client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fastcgi;
   uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
   upstream backend { server 127.0.0.1:${backendPort}; keepalive 32; }

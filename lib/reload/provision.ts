@@ -1,15 +1,15 @@
 import { canonicalJson } from '../config/hash.js';
 import { scrubError, secretValues } from '../config/redact.js';
-import { ACCESS_LOG_REDACTED_HEADERS, type ListenerConfig, type RouteConfig, type UpstreamConfig } from '../config/schema.js';
+import { ACCESS_LOG_REDACTED_HEADERS, type RouteConfig, type UpstreamConfig } from '../config/schema.js';
 import { ProvisionError } from '../core/errors.js';
-import type { Logger } from '../core/log.js';
+import { type Logger, logDestination } from '../core/log.js';
 import type { RouteAction } from '../dataplane/ports.js';
 import { compileProxy, type ProxyObserver, ProxyTarget, Upstream } from '../dataplane/proxy/proxy.js';
 import { TrustedProxies } from '../dataplane/proxy/trusted-proxies.js';
 import { compileRedirect } from '../dataplane/route/redirect.js';
 import { compileRespond } from '../dataplane/route/respond.js';
 import { Router } from '../dataplane/route/router.js';
-import { AccessLog } from '../dataplane/serve/access-log.js';
+import { type AccessLineSink, AccessLog } from '../dataplane/serve/access-log.js';
 import { SniTable } from '../dataplane/serve/sni.js';
 import type { Lease } from '../registry/lease.js';
 import type { ResourceFactory, ResourceRegistry } from '../registry/registry.js';
@@ -206,25 +206,26 @@ async function provisionListeners(generation: Generation, ctx: ProvisionContext,
  * silent (a library user who asked for no output).
  */
 async function provisionAccessLogs(generation: Generation, ctx: ProvisionContext, acquire: Acquire): Promise<void> {
+  const logger = ctx.deps.logger;
   for (const [i, listener] of generation.config.listeners.entries()) {
     const section = listener.access_log;
     if (!section.enabled) continue;
-    let sink: Logger | undefined;
-    if (section.path !== undefined) sink = (await acquire(`listeners.${i}.access_log.path`, accessLogFileKind, { path: section.path })).logger;
-    else if (ctx.deps.logger.level !== 'silent') sink = ctx.deps.logger;
-    if (sink) generation.addAccessLog(listenerKind.key(listener), accessLog(listener, sink));
+    let sink: AccessLineSink | undefined;
+    if (section.path !== undefined) sink = await acquire(`listeners.${i}.access_log.path`, accessLogFileKind, { path: section.path });
+    else if (logger.level !== 'silent') sink = logDestination(logger);
+    if (!sink) continue;
+    generation.addAccessLog(
+      listenerKind.key(listener),
+      new AccessLog({
+        listener: listener.name,
+        sink,
+        bindings: { pid: process.pid, ...logger.bindings() },
+        includeQuery: section.include_query,
+        requestHeaders: section.request_headers.map((name) => name.toLowerCase()),
+        redacted: new Set([...ACCESS_LOG_REDACTED_HEADERS, ...section.redact_headers.map((name) => name.toLowerCase())]),
+      }),
+    );
   }
-}
-
-function accessLog(listener: ListenerConfig, sink: Logger): AccessLog {
-  const section = listener.access_log;
-  return new AccessLog({
-    listener: listener.name,
-    sink: sink.child({ component: 'access' }, { level: 'info' }),
-    includeQuery: section.include_query,
-    requestHeaders: section.request_headers.map((name) => name.toLowerCase()),
-    redacted: new Set([...ACCESS_LOG_REDACTED_HEADERS, ...section.redact_headers.map((name) => name.toLowerCase())]),
-  });
 }
 
 /** One watch per directory of the certificate and key files: a change there runs a reload. */

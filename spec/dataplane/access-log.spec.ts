@@ -15,6 +15,7 @@ import { tempDir } from '../../harness/tmp.js';
 import { hang, TestUpstream } from '../../harness/upstream.js';
 import { waitFor } from '../../harness/wait.js';
 import { closed, echo, openWebSocket, WsEchoUpstream } from '../../harness/websocket.js';
+import { logDestination } from '../../lib/core/log.js';
 import type { RequestContext, RouteAction, ServingGeneration } from '../../lib/dataplane/ports.js';
 import { AccessLog } from '../../lib/dataplane/serve/access-log.js';
 import { createRequestHandler } from '../../lib/dataplane/serve/handler.js';
@@ -251,7 +252,14 @@ describe('access log', function () {
         res.writeHead(ctx.outcome.ended === 'timeout' ? 504 : 502).end();
       },
     };
-    const accessLog = new AccessLog({ listener: 'web', sink: logs.logger, includeQuery: false, requestHeaders: [], redacted: new Set() });
+    const accessLog = new AccessLog({
+      listener: 'web',
+      sink: logDestination(logs.logger),
+      bindings: {},
+      includeQuery: false,
+      requestHeaders: [],
+      redacted: new Set(),
+    });
     const generation: ServingGeneration = {
       id: 7,
       tracer: trace.getTracer('spec'),

@@ -1,15 +1,21 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { REDACTED } from '../../config/redact.js';
-import type { Logger } from '../../core/log.js';
 import type { AccessEnded, ConnectionByteCounter, RequestContext, RequestLog, TunnelAccess } from '../ports.js';
+
+/** Where access lines go: a destination that takes whole lines (a pino destination, an access log file). */
+export interface AccessLineSink {
+  write(line: string): void;
+}
 
 /** What the access log of one listener, in one generation, writes and where. */
 export interface AccessLogOptions {
   /** The listener's `name` (the `listener` field). */
   readonly listener: string;
-  /** Where lines go: the daemon's logger (stdout) or an access log file's, as a child. */
-  readonly sink: Logger;
+  /** Where lines go: the daemon logger's destination (stdout) or an access log file. */
+  readonly sink: AccessLineSink;
+  /** Fields every line starts with, after `level` and `time`: the daemon logger's (`pid`, a worker's `worker`). */
+  readonly bindings: Readonly<Record<string, unknown>>;
   /** Keep the query in `path`. */
   readonly includeQuery: boolean;
   /** Request headers to log, lowercased. */
@@ -79,9 +85,11 @@ interface AccessLine {
 
 /**
  * The access log of one listener in one generation (nginx's `access_log`, Caddy's `log`): one
- * pino line, `msg: "access"`, per request when its response closes, and per WebSocket tunnel
- * when it closes. Called on the hot path, callback-based: one object per line and the strings it
- * holds, no closure, nothing asynchronous (the sink's destination writes in the background).
+ * line per request when its response closes, and per WebSocket tunnel when it closes, in pino's
+ * shape (`level` 30, `time`, the daemon logger's bindings, `component` and `msg` `access`, then
+ * the fields), whatever the daemon's log level. Called on the hot path, callback-based: one
+ * object per line, serialised by one `JSON.stringify` (a third of what pino's per-field
+ * serialiser costs here), no closure, nothing asynchronous (a file sink writes in the background).
  *
  * `ended` is what the action recorded (`ctx.outcome.ended`: `upstream_error`, `timeout`,
  * `client_aborted`), else `client_aborted` when the response closed before it finished, else
@@ -91,11 +99,14 @@ interface AccessLine {
  */
 export class AccessLog implements RequestLog {
   readonly #options: AccessLogOptions;
-  readonly #sink: Logger;
+  readonly #sink: AccessLineSink;
+  /** `"pid":1,"component":"access","msg":"access"`: the fields every line has, serialised once. */
+  readonly #fixed: string;
 
   constructor(options: AccessLogOptions) {
     this.#options = options;
     this.#sink = options.sink;
+    this.#fixed = JSON.stringify({ ...options.bindings, component: 'access', msg: 'access' }).slice(1, -1);
   }
 
   /** Write the line of a request whose response just closed. */
@@ -128,7 +139,7 @@ export class AccessLog implements RequestLog {
       request_headers: this.#options.requestHeaders.length > 0 ? this.#headers(req) : undefined,
     };
     if (req.httpVersionMajor < 2) bytes.take(req.socket, line);
-    this.#sink.info(line, 'access');
+    this.#write(line);
   }
 
   /** Write the line of a WebSocket upgrade: its tunnel closed, or it was answered without one. */
@@ -158,7 +169,12 @@ export class AccessLog implements RequestLog {
       request_headers: this.#options.requestHeaders.length > 0 ? this.#headers(req) : undefined,
     };
     bytes.take(socket, line);
-    this.#sink.info(line, 'access');
+    this.#write(line);
+  }
+
+  /** Unset fields are left out (`JSON.stringify` skips undefined); `listener` is always there, so the object is never empty. */
+  #write(line: AccessLine): void {
+    this.#sink.write(`{"level":30,"time":"${new Date().toISOString()}",${this.#fixed},${JSON.stringify(line).slice(1)}\n`);
   }
 
   /** The normalised path (the raw target's path when it did not parse), with the query only when configured. */

@@ -41,7 +41,8 @@ const CLOSED_EARLY = { type: 'aborted', message: 'connection closed before the r
  * The per-request entry point of a listener. For each request: read the active generation once
  * and pin it (the whole request is served by it, even across a reload), route it, start a
  * server span (OTel HTTP semantic conventions, parented on an incoming `traceparent`), create a
- * fresh `RequestContext`, run the action, and end the span and unpin when the response closes.
+ * fresh `RequestContext`, run the action, and when the response closes write the access line
+ * (the generation's `accessLog`, if on), end the span and unpin.
  *
  * Routing reads the target once (`normalizeTarget`: the path routes match, without segment
  * parameters (`routePath`), is the path the upstream gets) and the host from an absolute-form
