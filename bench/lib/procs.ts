@@ -119,7 +119,8 @@ export function processTree(pid: number): number[] {
 /**
  * Caddy's JSON config for the benches: the admin API on 127.0.0.1:`admin`, one server `bench` on
  * 127.0.0.1:`port` without automatic HTTPS, serving `routes` in order. `server` adds fields to the
- * server (protocols, TLS policies) and `apps` apps beside `http` (tls).
+ * server (protocols, TLS policies, `logs`), `apps` apps beside `http` (tls), and `logging` is
+ * Caddy's top-level logging section (where access logs are written).
  */
 export function caddyBenchConfig(options: {
   port: number;
@@ -127,9 +128,11 @@ export function caddyBenchConfig(options: {
   routes: readonly unknown[];
   server?: Record<string, unknown>;
   apps?: Record<string, unknown>;
+  logging?: Record<string, unknown>;
 }): string {
   return JSON.stringify({
     admin: { listen: `127.0.0.1:${options.admin}` },
+    ...(options.logging ? { logging: options.logging } : {}),
     apps: {
       http: {
         servers: {

@@ -66,18 +66,16 @@ function caddy(name: string, slug: string, accessLog: boolean): Subject {
     async start(dir, port, backendPort) {
       const admin = await freePort();
       const logging = {
-        logging: {
-          logs: {
-            default: { exclude: ['http.log.access'] },
-            access: { writer: { output: 'file', filename: join(dir, 'access.log') }, encoder: { format: 'json' }, include: ['http.log.access'] },
-          },
+        logs: {
+          default: { exclude: ['http.log.access'] },
+          access: { writer: { output: 'file', filename: join(dir, 'access.log') }, encoder: { format: 'json' }, include: ['http.log.access'] },
         },
       };
       const config = caddyBenchConfig({
         port,
         admin,
         routes: [caddyRespondRoute('/ready', 'ok'), caddyProxyRoute(`127.0.0.1:${backendPort}`)],
-        ...(accessLog ? { server: { logs: {} }, apps: logging } : {}),
+        ...(accessLog ? { server: { logs: {} }, logging } : {}),
       });
       const server = await startCaddy(dir, config, `http://127.0.0.1:${port}/ready`);
       return { ...server, pid: server.child.pid! };
