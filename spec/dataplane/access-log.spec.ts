@@ -207,6 +207,50 @@ describe('access log', function () {
     expect(line.bytes_out as number).to.be.greaterThan(500);
   });
 
+  it('logs upgrades answered without a tunnel: relayed from the upstream, failed upstream, or by a route that is no tunnel', async () => {
+    const port = await freePort();
+    const plain = await TestUpstream.start();
+    const t = await startDaemon({
+      upstreams: { plain: { targets: [plain.origin] }, gone: { targets: [`http://127.0.0.1:${await freePort()}`] } },
+      listeners: [
+        listener(port, [
+          { path_prefix: '/gone', upstream: 'gone' },
+          { path_prefix: '/answer', respond: { status: 403, body: 'no' } },
+          { path_prefix: '/', upstream: 'plain' },
+        ]),
+      ],
+    });
+    const refused = await openWebSocket(`ws://127.0.0.1:${port}/chat`).then(
+      () => 'opened',
+      (error: Error) => error.message,
+    );
+    expect(refused).to.equal('upgrade answered 200');
+    const failed = await openWebSocket(`ws://127.0.0.1:${port}/gone`).then(
+      () => 'opened',
+      (error: Error) => error.message,
+    );
+    expect(failed).to.equal('upgrade answered 502');
+    // A route that is no tunnel answers the upgrade as a plain request.
+    const answered = await openWebSocket(`ws://127.0.0.1:${port}/answer`).then(
+      () => 'opened',
+      (error: Error) => error.message,
+    );
+    expect(answered).to.equal('upgrade answered 403');
+    const [a, b, c] = (await waitFor('three lines', () => (accessLines(t.logs).length === 3 ? accessLines(t.logs) : undefined))) as [Line, Line, Line];
+    expect(c).to.include({ route: 1, path: '/answer', status: 403, ended: 'complete' });
+    expect(a).to.include({
+      route: 2,
+      path: '/chat',
+      status: 200,
+      upstream: 'plain',
+      target: plain.origin.slice('http://'.length),
+      attempts: 1,
+      ended: 'complete',
+    });
+    expect(a).not.to.have.property('close_reason');
+    expect(b).to.include({ route: 0, path: '/gone', status: 502, upstream: 'gone', ended: 'upstream_error' });
+  });
+
   it('writes nothing for a listener whose access log is off', async () => {
     const [off, on] = [await freePort(), await freePort()];
     const t = await startDaemon({
