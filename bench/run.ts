@@ -90,7 +90,7 @@ const PARTS: Part[] = [
     name: 'proxy_cpu',
     run: proxyCpuPart,
     line: (r) =>
-      `proxy_cpu: µs of proxy CPU per request: hotconf ${r.hotconf_w1_cpu_us} (1 worker, ${fmt(r.hotconf_w1_rps)} rps), ${r.hotconf_w2_cpu_us} (2 workers, ${fmt(r.hotconf_w2_rps)} rps), traced ${r.hotconf_w1_traced_cpu_us} / 1% ${r.hotconf_w1_sampled_1pct_cpu_us}; caddy ${r.caddy_cpu_us} (${fmt(r.caddy_rps)} rps); nginx ${r.nginx_cpu_us} (${fmt(r.nginx_rps)} rps)`,
+      `proxy_cpu: µs of proxy CPU per request: hotconf ${r.hotconf_w1_cpu_us} (1 worker, ${fmt(r.hotconf_w1_rps)} rps), ${r.hotconf_w2_cpu_us} (2 workers, ${fmt(r.hotconf_w2_rps)} rps), traced ${r.hotconf_w1_traced_cpu_us} / 1% ${r.hotconf_w1_sampled_1pct_cpu_us}, access log to a file ${r.hotconf_w1_access_log_cpu_us}; caddy ${r.caddy_cpu_us} (${fmt(r.caddy_rps)} rps, access log ${r.caddy_access_log_cpu_us}); nginx ${r.nginx_cpu_us} (${fmt(r.nginx_rps)} rps, access log ${r.nginx_access_log_cpu_us})`,
   },
   {
     name: 'scale',

@@ -56,7 +56,19 @@ export type { ReadRegularFileOptions } from './core/regular-file.js';
 export { readRegularFile, readRegularFileSync } from './core/regular-file.js';
 export type { DaemonOptions } from './daemon/daemon.js';
 export { Daemon, StartupError } from './daemon/daemon.js';
-export type { CompiledRoute, RequestContext, RequestTarget, RouteAction, RouteTable, ServingGeneration } from './dataplane/ports.js';
+export type {
+  AccessEnded,
+  CompiledRoute,
+  ConnectionByteCounter,
+  RequestContext,
+  RequestLog,
+  RequestOutcome,
+  RequestTarget,
+  RouteAction,
+  RouteTable,
+  ServingGeneration,
+  TunnelAccess,
+} from './dataplane/ports.js';
 export type { Balanceable, LoadBalancing } from './dataplane/proxy/balancer.js';
 export { Balancer } from './dataplane/proxy/balancer.js';
 export { downstreamResponseHeaders, upstreamPath, upstreamRequestHeaders } from './dataplane/proxy/headers.js';
@@ -66,6 +78,8 @@ export { normalizeHost, normalizePath, normalizeTarget } from './dataplane/route
 export { compileRedirect, RedirectAction } from './dataplane/route/redirect.js';
 export { compileRespond, RespondAction } from './dataplane/route/respond.js';
 export { Router } from './dataplane/route/router.js';
+export type { AccessLogOptions } from './dataplane/serve/access-log.js';
+export { AccessLog, ConnectionBytes } from './dataplane/serve/access-log.js';
 export { currentRequest } from './dataplane/serve/context.js';
 export { createRequestHandler } from './dataplane/serve/handler.js';
 export type { EdgeObserver, ListenerServingOptions } from './dataplane/serve/serving.js';
@@ -97,6 +111,8 @@ export type { ReloadJob } from './reload/queue.js';
 export { ReloadQueue } from './reload/queue.js';
 export type { ReloaderEvent, ReloaderOptions, ReloadOutcome, ReloadResult, ReloadTrigger } from './reload/reloader.js';
 export { AdmissionError, Reloader } from './reload/reloader.js';
+export type { AccessLogFile, AccessLogFileInput, AccessLogFileOptions } from './resources/access-log.js';
+export { ACCESS_LOG_FILE_KIND, AccessLogFiles, accessLogFileFactory, accessLogFileKind } from './resources/access-log.js';
 export type { FileWatch, FileWatchFactoryOptions, FileWatchInput } from './resources/file-watch.js';
 export { FILE_WATCH_KIND, fileWatchFactory, fileWatchKind } from './resources/file-watch.js';
 export type { HealthCheckerFactoryOptions, HealthCheckerInput, HealthCheckerOptions, TargetHealthInput } from './resources/health.js';

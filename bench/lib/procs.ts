@@ -43,10 +43,11 @@ export async function startCaddy(dir: string, config: string, readyUrl: string):
 
 /**
  * nginx (Debian's package) in the foreground with `workers` worker processes, proxying every path
- * on 127.0.0.1:`port` to `backendPort` over keepalive upstream connections (`keepalive 32`, HTTP/1.1,
- * no access log), its prefix, pid and temp paths in `dir`.
+ * on 127.0.0.1:`port` to `backendPort` over keepalive upstream connections (`keepalive 32`, HTTP/1.1),
+ * its prefix, pid and temp paths in `dir`. No access log unless `accessLog` names a file (nginx's
+ * default `combined` format, unbuffered: one write per request, as nginx ships it).
  */
-export async function startNginx(dir: string, port: number, backendPort: number, workers: number): Promise<BenchServer> {
+export async function startNginx(dir: string, port: number, backendPort: number, workers: number, accessLog?: string): Promise<BenchServer> {
   const bin = requireTool('nginx', 'apt-get install -y nginx');
   const conf = `worker_processes ${workers};
 daemon off;
@@ -54,7 +55,7 @@ pid ${dir}/nginx.pid;
 error_log ${dir}/error.log warn;
 events { worker_connections 4096; }
 http {
-  access_log off;
+  access_log ${accessLog ?? 'off'};
   client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fastcgi;
   uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
   upstream backend { server 127.0.0.1:${backendPort}; keepalive 32; }
@@ -118,7 +119,8 @@ export function processTree(pid: number): number[] {
 /**
  * Caddy's JSON config for the benches: the admin API on 127.0.0.1:`admin`, one server `bench` on
  * 127.0.0.1:`port` without automatic HTTPS, serving `routes` in order. `server` adds fields to the
- * server (protocols, TLS policies) and `apps` apps beside `http` (tls).
+ * server (protocols, TLS policies, `logs`), `apps` apps beside `http` (tls), and `logging` is
+ * Caddy's top-level logging section (where access logs are written).
  */
 export function caddyBenchConfig(options: {
   port: number;
@@ -126,9 +128,11 @@ export function caddyBenchConfig(options: {
   routes: readonly unknown[];
   server?: Record<string, unknown>;
   apps?: Record<string, unknown>;
+  logging?: Record<string, unknown>;
 }): string {
   return JSON.stringify({
     admin: { listen: `127.0.0.1:${options.admin}` },
+    ...(options.logging ? { logging: options.logging } : {}),
     apps: {
       http: {
         servers: {

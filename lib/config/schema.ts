@@ -214,6 +214,29 @@ const CidrSchema = z.string().refine((value) => {
   return /^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
 }, 'must be an IP address or a CIDR block (10.0.0.0/8, fd00::/8)');
 
+/**
+ * Request headers never written to an access log, whatever `request_headers` asks: credentials
+ * and session state (as Envoy's and Caddy's logs hide them). `redact_headers` adds to them.
+ */
+export const ACCESS_LOG_REDACTED_HEADERS: readonly string[] = ['authorization', 'cookie', 'set-cookie', 'proxy-authorization'];
+
+/**
+ * A listener's access log: one line per request, or per WebSocket tunnel at its end (nginx's
+ * `access_log`, Caddy's `log`, Envoy's file access log). On by default, to stdout beside the
+ * daemon's own events; `path` writes to that file instead (relative paths resolve against the
+ * working directory), reopened on SIGUSR1 for logrotate.
+ */
+export const AccessLogSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  path: z.string().min(1).optional(),
+  /** Keep the query string in `path` (it may carry tokens, so it is left out by default). */
+  include_query: z.boolean().default(false),
+  /** Request headers logged under `request_headers` (lowercased); a redacted one is logged as `[REDACTED]`. */
+  request_headers: z.array(HeaderNameSchema).default([]),
+  /** Headers redacted besides `ACCESS_LOG_REDACTED_HEADERS` (your API keys: `x-api-key`). */
+  redact_headers: z.array(HeaderNameSchema).default([]),
+});
+
 export const ListenerSchema = z.strictObject({
   name: NameSchema,
   listen: ListenAddressSchema,
@@ -227,6 +250,7 @@ export const ListenerSchema = z.strictObject({
   trusted_proxies: z.array(CidrSchema).default([]),
   /** Client connections open at once; more are closed as they are accepted (Node's `server.maxConnections`). */
   max_connections: z.int().min(1).max(1_000_000).default(4096),
+  access_log: AccessLogSchema.prefault({}),
 });
 
 export const BatchSchema = z
@@ -438,4 +462,5 @@ export type TracingConfig = z.infer<typeof TracingSchema>;
 export type UpstreamConfig = z.infer<typeof UpstreamSchema>;
 export type HealthCheckConfig = z.infer<typeof HealthCheckSchema>;
 export type TlsConfig = z.infer<typeof TlsSchema>;
+export type AccessLogConfig = z.infer<typeof AccessLogSchema>;
 export type TlsCertificateConfig = z.infer<typeof TlsCertificateSchema>;

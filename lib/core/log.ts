@@ -16,6 +16,14 @@ export function createLogger(level: LogLevel = 'info', destination?: Destination
   return pino({ level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime }, dest);
 }
 
+/**
+ * The destination `logger` writes to (shared by its children): for writers of whole pre-built
+ * lines that must go where the daemon's events go, one writer per stream (the access log).
+ */
+export function logDestination(logger: Logger): DestinationStream {
+  return (logger as unknown as Record<symbol, DestinationStream>)[pino.symbols.streamSym]!;
+}
+
 /** A logger that drops everything: the default for library users who pass none. */
 export function silentLogger(): Logger {
   return pino({ level: 'silent' });

@@ -258,9 +258,34 @@ export class ClusterPrimary implements AdminBackend {
     );
   }
 
-  /** SIGHUP reloads every worker; SIGTERM/SIGINT stop gracefully and exit 0 (1 on a second signal). Returns the remover. */
+  /**
+   * SIGHUP reloads every worker; SIGUSR1 is passed on to every worker, each reopening its access
+   * log files (`reopenWorkerLogs`); SIGTERM/SIGINT stop gracefully and exit 0 (1 on a second
+   * signal). Returns the remover.
+   */
   handleSignals(exit: (code: number) => void = (code) => process.exit(code)): () => void {
-    return handleProcessSignals({ log: this.#log, reload: () => void this.coordinator.reload('signal'), stop: () => this.stop(), exit });
+    return handleProcessSignals({
+      log: this.#log,
+      reload: () => void this.coordinator.reload('signal'),
+      reopen: () => this.reopenWorkerLogs(),
+      stop: () => this.stop(),
+      exit,
+    });
+  }
+
+  /**
+   * Send SIGUSR1 to every live worker (each reopens its access log files: the primary writes
+   * none). Returns how many were signalled. `systemctl kill -s USR1` reaches the workers
+   * directly too; a second reopen in a row is harmless.
+   */
+  reopenWorkerLogs(): number {
+    let signalled = 0;
+    for (const worker of Object.values(cluster.workers ?? {})) {
+      if (!worker || worker.isDead()) continue;
+      worker.process.kill('SIGUSR1');
+      signalled += 1;
+    }
+    return signalled;
   }
 }
 
@@ -341,6 +366,8 @@ export function runClusterWorker(options: Pick<DaemonOptions, 'logger' | 'httpLi
   // The primary handles signals for the whole cluster; a worker stops when told to, or when the primary is gone.
   process.on('SIGHUP', () => {});
   process.on('SIGINT', () => {});
+  // The primary passes SIGUSR1 on: each worker reopens the access log files it writes.
+  process.on('SIGUSR1', () => void daemon.reopenLogs());
   process.on('SIGTERM', () => void daemon.stop().then(() => process.exit(0)));
   process.on('disconnect', () => void daemon.destroy().then(() => process.exit(0)));
 }

@@ -17,6 +17,7 @@ import type { HttpLimits } from '../net/limits.js';
 import { ResourceRegistry, type ResourceRegistryOptions } from '../registry/registry.js';
 import type { ConfigParser } from '../reload/parser.js';
 import { Reloader, type ReloaderOptions, type ReloadResult, type ReloadTrigger } from '../reload/reloader.js';
+import { AccessLogFiles } from '../resources/access-log.js';
 import type { ResourceKinds } from '../resources/kind.js';
 import { listenerKey } from '../resources/listener.js';
 import type { ConfigSource } from '../sources/source.js';
@@ -98,6 +99,8 @@ export class Daemon implements AdminBackend {
   readonly registry: ResourceRegistry;
   readonly reloader: Reloader;
   readonly metrics: DaemonMetrics;
+  /** The access log files open now (every generation's), reopened by `reopenLogs` (SIGUSR1). */
+  readonly logFiles = new AccessLogFiles();
   readonly #leakTrend: LeakTrendRecorder;
   readonly #source: ConfigSource;
   /** Follows the active generation's tracer provider; hotconf's reload spans go through it. */
@@ -141,6 +144,7 @@ export class Daemon implements AdminBackend {
       parser: options.parser,
       httpLimits: options.httpLimits,
       sharedListeners: options.sharedListeners,
+      logFiles: this.logFiles,
       commitGate: options.commitGate,
       preloaded: options.preloaded,
       admit: (config) => this.#admit(config),
@@ -341,11 +345,23 @@ export class Daemon implements AdminBackend {
   }
 
   /**
-   * Install process signal handlers: SIGHUP reloads; SIGTERM and SIGINT stop and then call
+   * Reopen every access log file (logrotate's `postrotate`, as nginx on SIGUSR1): what is pending
+   * goes to the file open now, later lines to a file opened at the same path. Returns how many
+   * files were reopened; each logs `access_log_reopened` once it is open again.
+   */
+  reopenLogs(): number {
+    const files = this.logFiles.reopen();
+    this.#log.info({ files }, 'reopen_logs');
+    return files;
+  }
+
+  /**
+   * Install process signal handlers: SIGHUP reloads; SIGUSR1 reopens the access log files
+   * (`reopenLogs`); SIGTERM and SIGINT stop and then call
    * `exit(0)` (1 if the stop itself failed); a second SIGTERM/SIGINT during the stop exits 1 at
    * once. Returns a function that removes the handlers.
    */
   handleSignals(exit: (code: number) => void = (code) => process.exit(code)): () => void {
-    return handleProcessSignals({ log: this.#log, reload: () => void this.reload('signal'), stop: () => this.stop(), exit });
+    return handleProcessSignals({ log: this.#log, reload: () => void this.reload('signal'), reopen: () => this.reopenLogs(), stop: () => this.stop(), exit });
   }
 }

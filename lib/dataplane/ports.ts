@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { Span, Tracer } from '@opentelemetry/api';
 import type { TunnelSet } from '../resources/listener.js';
 import type { SniTable } from './serve/sni.js';
@@ -96,6 +97,46 @@ export interface RequestOutcome {
   ended?: 'client_aborted' | 'upstream_error' | 'timeout';
 }
 
+/**
+ * Bytes a connection read and wrote, counted across its requests (one counter per listener,
+ * surviving reloads, since a keepalive connection outlives a generation).
+ */
+export interface ConnectionByteCounter {
+  /** Sets `into.bytes_in` and `into.bytes_out` to what `socket` read and wrote since the previous call for it. */
+  take(socket: Duplex, into: { bytes_in: number | undefined; bytes_out: number | undefined }): void;
+}
+
+/** How a request or tunnel ended, as the access log writes it: `complete`, or the `RequestOutcome.ended` reason. */
+export type AccessEnded = 'complete' | NonNullable<RequestOutcome['ended']>;
+
+/** A tunnel's line, written when it closed (or when its upgrade was answered without one). */
+export interface TunnelAccess {
+  readonly generation: number;
+  /** The route that matched the upgrade: its index and `path_prefix` (not the route itself, which holds its upstream). */
+  readonly route: number;
+  readonly pathPrefix: string;
+  /** The upgrade request's normalised target. */
+  readonly target: RequestTarget;
+  /** `process.hrtime.bigint()` when the upgrade request arrived. */
+  readonly startedAt: bigint;
+  /** 101 for a tunnel; the status of the answer otherwise; 0 when the client left before any. */
+  readonly status: number;
+  readonly upstream: string;
+  /** The upstream target's origin (`http://host:port`, logged as `host:port`); unset when none was chosen (no healthy target). */
+  readonly origin: string | undefined;
+  readonly ended: AccessEnded;
+  /** Why the tunnel closed (`client`, `upstream`, `route_changed`, `shutdown`, `lifetime`); unset when there was none. */
+  readonly closeReason?: string;
+}
+
+/** A listener's access log in one generation (`AccessLog` in serve/access-log.ts). */
+export interface RequestLog {
+  /** Write the line of a request whose response just closed. */
+  request(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, bytes: ConnectionByteCounter): void;
+  /** Write the line of a WebSocket upgrade: its tunnel closed, or it was answered without one. */
+  tunnel(req: IncomingMessage, socket: Duplex, entry: TunnelAccess, bytes: ConnectionByteCounter): void;
+}
+
 /** What the data plane needs from a generation. Implemented by the reload layer's `Generation`. */
 export interface ServingGeneration {
   readonly id: number;
@@ -107,6 +148,8 @@ export interface ServingGeneration {
   sni(listenKey: string): SniTable | undefined;
   /** The WebSocket tunnels of a listener (they belong to the listener, not to the generation). */
   tunnels(listenKey: string): TunnelSet | undefined;
+  /** The access log of a listener; undefined when it is off (`access_log.enabled: false`) or the listener is not in this generation. */
+  accessLog(listenKey: string): RequestLog | undefined;
   /** Canonical JSON of route `index` of a listener: what a tunnel opened by that route is bound to. */
   routeSection(listenKey: string, index: number): string | undefined;
   /**

@@ -3,7 +3,7 @@ import { SECRET_PATHS, secretValues } from '../config/redact.js';
 import type { ConfigReference } from '../config/references.js';
 import type { Config, ListenerConfig } from '../config/schema.js';
 import { Once } from '../core/once.js';
-import type { RouteTable, ServingGeneration } from '../dataplane/ports.js';
+import type { RequestLog, RouteTable, ServingGeneration } from '../dataplane/ports.js';
 import type { Upstream } from '../dataplane/proxy/proxy.js';
 import type { TrustedProxies } from '../dataplane/proxy/trusted-proxies.js';
 import type { Router } from '../dataplane/route/router.js';
@@ -85,6 +85,7 @@ export class Generation implements ServingGeneration {
   readonly #upstreams = new Map<string, Upstream>();
   /** Per upstream name: the leases whose values its `Upstream` is built from. */
   readonly #upstreamLeases = new Map<string, readonly Lease<unknown>[]>();
+  readonly #accessLogs = new Map<string, RequestLog>();
   #tracing: GenerationTracing | undefined;
   readonly #inflight = new Set<() => void>();
   #onIdle: (() => void) | undefined;
@@ -186,6 +187,12 @@ export class Generation implements ServingGeneration {
     this.#listeners.set(key, listener);
   }
 
+  /** The access log of the listener with registry key `key` (absent: that listener logs nothing). */
+  addAccessLog(key: string, log: RequestLog): void {
+    this.#expect('provisioning', 'add an access log');
+    this.#accessLogs.set(key, log);
+  }
+
   /**
    * Serve `upstream`. `leases` are leases this generation holds (`hold`) on every registry value
    * `upstream` references (its pools, its targets' health states, its checker): a later
@@ -240,6 +247,10 @@ export class Generation implements ServingGeneration {
 
   tunnels(listenKey: string): TunnelSet | undefined {
     return this.#listeners.get(listenKey)?.handle.tunnels;
+  }
+
+  accessLog(listenKey: string): RequestLog | undefined {
+    return this.#accessLogs.get(listenKey);
   }
 
   routeSection(listenKey: string, index: number): string | undefined {

@@ -1,19 +1,21 @@
 import equal from 'fast-deep-equal';
 import { canonicalJson } from '../config/hash.js';
 import { scrubError } from '../config/redact.js';
-import type { RouteConfig, UpstreamConfig } from '../config/schema.js';
+import { ACCESS_LOG_REDACTED_HEADERS, type RouteConfig, type UpstreamConfig } from '../config/schema.js';
 import { ProvisionError } from '../core/errors.js';
-import type { Logger } from '../core/log.js';
+import { type Logger, logDestination } from '../core/log.js';
 import type { RouteAction } from '../dataplane/ports.js';
 import { compileProxy, ProxyAction, type ProxyObserver, ProxyTarget, Upstream } from '../dataplane/proxy/proxy.js';
 import { TrustedProxies } from '../dataplane/proxy/trusted-proxies.js';
 import { compileRedirect, RedirectAction } from '../dataplane/route/redirect.js';
 import { compileRespond, RespondAction } from '../dataplane/route/respond.js';
 import { compileReusing, type Router } from '../dataplane/route/router.js';
+import { type AccessLineSink, AccessLog } from '../dataplane/serve/access-log.js';
 import { SniTable } from '../dataplane/serve/sni.js';
 import { watchedDirs } from '../net/tls-files.js';
 import type { Lease } from '../registry/lease.js';
 import type { ResourceFactory, ResourceRegistry } from '../registry/registry.js';
+import { accessLogFileKind } from '../resources/access-log.js';
 import { fileWatchKind } from '../resources/file-watch.js';
 import { healthCheckerKind, type TargetHealth, targetHealthKind } from '../resources/health.js';
 import { httpStackKind, type StackServing, type StackTlsPolicy } from '../resources/http-stack.js';
@@ -70,11 +72,12 @@ export type ProvisionStep = (generation: Generation, ctx: ProvisionContext, prov
 /**
  * The steps, in order: tracing first (the upstreams' spans use it); then per upstream its
  * targets' health states, its checker and its pools; then listeners (socket, certificates, protocol
- * stack), whose routes are compiled against this generation's upstreams; last, the watches of
+ * stack), whose routes are compiled against this generation's upstreams; their access logs (an
+ * open file per distinct `access_log.path`, else the daemon's logger); last, the watches of
  * the certificate files' directories. A new config section gets a step here; a new kind of
  * resource gets a module exporting its `ResourceKind` and is acquired by a step.
  */
-export const PROVISION_STEPS: readonly ProvisionStep[] = [provisionTracing, provisionUpstreams, provisionListeners, provisionFileWatches];
+export const PROVISION_STEPS: readonly ProvisionStep[] = [provisionTracing, provisionUpstreams, provisionListeners, provisionAccessLogs, provisionFileWatches];
 
 /**
  * Health checking alone: per upstream with a `health_check`, its targets' states and its checker.
@@ -313,6 +316,36 @@ function routeSections(sections: readonly RouteConfig[], router: Router, before:
     byAction ??= new Map(before.router.routes.map((kept, at) => [kept.action, before.routeSections[at]!]));
     return byAction.get(route.action) ?? canonicalJson(section);
   });
+}
+
+/**
+ * Each listener's access log, unless `access_log.enabled` is false: to its `path`, an open file
+ * shared by every listener and generation naming that path (`access_log_file`), else to the
+ * daemon's logger (stdout, beside its own events). Lines are written whatever `--log-level`
+ * says, as nginx's `access_log` ignores `error_log`'s level, except when the daemon's logger is
+ * silent (a library user who asked for no output).
+ */
+async function provisionAccessLogs(generation: Generation, ctx: ProvisionContext, { acquire }: Provisioner): Promise<void> {
+  const logger = ctx.deps.logger;
+  for (const [i, listener] of generation.config.listeners.entries()) {
+    const section = listener.access_log;
+    if (!section.enabled) continue;
+    let sink: AccessLineSink | undefined;
+    if (section.path !== undefined) sink = await acquire(`listeners.${i}.access_log.path`, accessLogFileKind, { path: section.path });
+    else if (logger.level !== 'silent') sink = logDestination(logger);
+    if (!sink) continue;
+    generation.addAccessLog(
+      listenerKind.key(listener),
+      new AccessLog({
+        listener: listener.name,
+        sink,
+        bindings: { pid: process.pid, ...logger.bindings() },
+        includeQuery: section.include_query,
+        requestHeaders: section.request_headers.map((name) => name.toLowerCase()),
+        redacted: new Set([...ACCESS_LOG_REDACTED_HEADERS, ...section.redact_headers.map((name) => name.toLowerCase())]),
+      }),
+    );
+  }
 }
 
 /**

@@ -93,6 +93,8 @@ export interface ReloaderOptions {
   httpLimits?: Partial<HttpLimits>;
   /** Listeners share their ports with the other workers of a node:cluster. */
   sharedListeners?: boolean;
+  /** Where open access log files register, for SIGUSR1 (see `KindDeps.logFiles`). */
+  logFiles?: KindDeps['logFiles'];
   /** Documents over this size are invalid, in bytes; with a multi-document source, the limit of each fragment. Default 1 MiB. */
   maxDocumentBytes?: number;
   /** With a multi-document source, the limit of all fragments together, in bytes. Default `DEFAULT_MAX_TOTAL_BYTES` (64 MiB). */
@@ -175,6 +177,7 @@ export class Reloader {
         if (this.#watching) void this.reload(trigger);
       },
       sharedListeners: options.sharedListeners,
+      logFiles: options.logFiles,
     };
     this.#applier = new Applier({
       registry: options.registry,

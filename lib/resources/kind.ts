@@ -18,6 +18,12 @@ export interface HealthObserver {
   healthChanged?(upstream: string, target: string, healthy: boolean): void;
 }
 
+/** A file the process reopens on SIGUSR1 (logrotate's `postrotate`, as nginx): an access log file. */
+export interface ReopenableFile {
+  /** Finish writing to the file open now, then open its path again. Never throws. */
+  reopen(): void;
+}
+
 /** What a kind's factory may use besides its input: the process's shared services, injected once. */
 export interface KindDeps {
   readonly onBackgroundError: BackgroundErrorHandler;
@@ -34,6 +40,8 @@ export interface KindDeps {
    * `exclusive`, so the primary hands connections round-robin). Default false: bound exclusively.
    */
   readonly sharedListeners?: boolean;
+  /** Where open log files register for SIGUSR1 reopening (the daemon's `AccessLogFiles`). */
+  readonly logFiles?: { add(file: ReopenableFile): () => void };
 }
 
 /**

@@ -1,3 +1,4 @@
+import { accessLogFileKind } from './access-log.js';
 import { fileWatchKind } from './file-watch.js';
 import { healthCheckerKind, targetHealthKind } from './health.js';
 import { httpStackKind } from './http-stack.js';
@@ -20,6 +21,7 @@ export const RESOURCE_KINDS: readonly ResourceKind<never, unknown>[] = [
   tlsCertificateKind,
   httpStackKind,
   fileWatchKind,
+  accessLogFileKind,
 ] as ResourceKind<never, unknown>[];
 
 /** `RESOURCE_KINDS` as a table by kind name, with `overrides` (by kind name) replacing entries. */

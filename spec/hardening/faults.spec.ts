@@ -1,4 +1,5 @@
 import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { expect } from 'chai';
 import { onCleanup } from '../../harness/cleanup.js';
 import { basicConfig, memoryLogger, startDaemon, type TestDaemon } from '../../harness/daemon.js';
@@ -50,7 +51,7 @@ describe('hardening: faults while provisioning', function () {
 
   /**
    * Generation 1 has tracing `a` and listener `web`; generation 2 changes tracing, adds an
-   * upstream with a health check and adds two listeners, so it creates, in provisioning order,
+   * upstream with a health check and adds two listeners (the first logging to a file), so it creates, in provisioning order,
    * one resource per position below (and reuses `web`). Every kind must have a position: add one
    * here when adding a kind.
    */
@@ -64,6 +65,7 @@ describe('hardening: faults while provisioning', function () {
     { kind: 'listener', path: 'listeners.2.listen' },
     { kind: 'tls_certificate', path: 'listeners.2.tls.certificates.0' },
     { kind: 'http_stack', path: 'listeners.2' },
+    { kind: 'access_log_file', path: 'listeners.1.access_log.path' },
     { kind: 'file_watch', path: 'listeners.2.tls.certificates.0.cert_file' },
   ];
 
@@ -83,7 +85,12 @@ describe('hardening: faults while provisioning', function () {
       extra: { upstreams: { api: upstream([target], { interval_ms: 60_000 }) } },
     });
     (next.listeners as unknown[]).push(
-      { name: 'second', listen: `127.0.0.1:${second}`, routes: [{ path_prefix: '/', respond: { status: 200, body: 'second' } }] },
+      {
+        name: 'second',
+        listen: `127.0.0.1:${second}`,
+        access_log: { path: join(await tempDir(), 'access.log') },
+        routes: [{ path_prefix: '/', respond: { status: 200, body: 'second' } }],
+      },
       { name: 'third', listen: `127.0.0.1:${third}`, tls: { certificates: [{ cert_file: cert.certFile, key_file: cert.keyFile }] }, routes: [] },
     );
     return { web, added: [second, third], first, next };
@@ -173,6 +180,16 @@ describe('hardening: faults while provisioning', function () {
     tls_certificate: async (web) => {
       const dir = await tempDir();
       return [await tlsOn(web, dir, 'one'), await tlsOn(web, dir, 'two')];
+    },
+    // Another path: the old file is closed.
+    access_log_file: async (web) => {
+      const dir = await tempDir();
+      const logging = (body: string) => {
+        const config = basicConfig({ port: web, body });
+        (config.listeners as Record<string, unknown>[])[0]!.access_log = { path: join(dir, `${body}.log`) };
+        return config;
+      };
+      return [logging('one'), logging('two')];
     },
     // The certificate moves to another directory: the old directory's watch goes.
     file_watch: async (web) => [await tlsOn(web, await tempDir(), 'one'), await tlsOn(web, await tempDir(), 'two')],

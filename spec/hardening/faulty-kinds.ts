@@ -1,5 +1,6 @@
 import sinon, { type SinonStub } from 'sinon';
 import type { ResourceFactory } from '../../lib/registry/registry.js';
+import type { ACCESS_LOG_FILE_KIND } from '../../lib/resources/access-log.js';
 import type { FILE_WATCH_KIND } from '../../lib/resources/file-watch.js';
 import type { HEALTH_CHECKER_KIND, TARGET_HEALTH_KIND } from '../../lib/resources/health.js';
 import type { HTTP_STACK_KIND } from '../../lib/resources/http-stack.js';
@@ -19,7 +20,8 @@ export type KindName =
   | typeof FILE_WATCH_KIND
   | typeof TARGET_HEALTH_KIND
   | typeof HEALTH_CHECKER_KIND
-  | typeof UPSTREAM_POOL_KIND;
+  | typeof UPSTREAM_POOL_KIND
+  | typeof ACCESS_LOG_FILE_KIND;
 export const KIND_NAMES = RESOURCE_KINDS.map((kind) => kind.kind as KindName);
 
 /**

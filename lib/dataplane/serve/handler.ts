@@ -19,6 +19,7 @@ import { HTTP_PROPAGATOR } from '../../telemetry/forwarding-tracer.js';
 import { endHttpSpan, setRequestMethod, spanMethodName } from '../../telemetry/semconv.js';
 import type { CompiledRoute, RequestContext, RequestTarget, RouteTable, ServingGeneration } from '../ports.js';
 import { BadHost, normalizeHost, normalizeTarget, requestHost, routePath } from '../route/normalize.js';
+import { ConnectionBytes } from './access-log.js';
 import type { ConnectionAuthority } from './authority.js';
 import { runInRequestContext } from './context.js';
 
@@ -30,6 +31,8 @@ export interface RequestHandlerOptions {
   logger: Logger;
   /** Checks a TLS request's host against its connection's certificate (421 when not covered). */
   authority?: ConnectionAuthority;
+  /** Byte counts of the listener's connections, for the access log (shared with its tunnels); default: the handler's own. */
+  connectionBytes?: ConnectionBytes;
 }
 
 const CLOSED_EARLY = { type: 'aborted', message: 'connection closed before the response finished' };
@@ -38,7 +41,8 @@ const CLOSED_EARLY = { type: 'aborted', message: 'connection closed before the r
  * The per-request entry point of a listener. For each request: read the active generation once
  * and pin it (the whole request is served by it, even across a reload), route it, start a
  * server span (OTel HTTP semantic conventions, parented on an incoming `traceparent`), create a
- * fresh `RequestContext`, run the action, and end the span and unpin when the response closes.
+ * fresh `RequestContext`, run the action, and when the response closes write the access line
+ * (the generation's `accessLog`, if on), end the span and unpin.
  *
  * Routing reads the target once (`normalizeTarget`: the path routes match, without segment
  * parameters (`routePath`), is the path the upstream gets) and the host from an absolute-form
@@ -50,6 +54,7 @@ const CLOSED_EARLY = { type: 'aborted', message: 'connection closed before the r
  */
 export function createRequestHandler(options: RequestHandlerOptions): (req: IncomingMessage, res: ServerResponse) => void {
   const { active, listenKey, logger, authority } = options;
+  const bytes = options.connectionBytes ?? new ConnectionBytes();
   return (req, res) => {
     const generation = active();
     if (!generation) {
@@ -88,10 +93,13 @@ export function createRequestHandler(options: RequestHandlerOptions): (req: Inco
       startedAt: process.hrtime.bigint(),
       outcome: { attempts: 0 },
     };
-    res.once('close', () =>
+    const accessLog = generation.accessLog(listenKey);
+    res.once('close', () => {
+      // Before the span ends: the line carries its ids while it is still recording.
+      accessLog?.request(req, res, ctx, bytes);
       // Only a status that was sent: before writeHead, statusCode is just the default 200.
-      endHttpSpan(span, res.headersSent ? res.statusCode : undefined, res.writableFinished ? undefined : CLOSED_EARLY, 500),
-    );
+      endHttpSpan(span, res.headersSent ? res.statusCode : undefined, res.writableFinished ? undefined : CLOSED_EARLY, 500);
+    });
     const run = () => runInRequestContext(ctx, () => runAction(req, res, ctx, router, host, target, badHost, misdirected, logger));
     // The OpenTelemetry context (the active span for code that asks) is entered only when it
     // carries something: a recorded span, or a parent to continue. hotconf's own code passes

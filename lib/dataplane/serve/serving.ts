@@ -2,11 +2,12 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../core/log.js';
 import type { StackServing } from '../../resources/http-stack.js';
-import type { ServingGeneration } from '../ports.js';
+import type { RequestTarget, ServingGeneration } from '../ports.js';
 import { ProxyAction } from '../proxy/proxy.js';
 import { BadHost, normalizeTarget, routePath } from '../route/normalize.js';
 import type { TunnelObserver } from '../tunnel/tunnel.js';
-import { isWebSocketUpgrade, proxyUpgrade } from '../tunnel/upgrade.js';
+import { isWebSocketUpgrade, proxyUpgrade, type UpgradeEnd } from '../tunnel/upgrade.js';
+import { ConnectionBytes } from './access-log.js';
 import { ConnectionAuthority } from './authority.js';
 import { createRequestHandler, routingHost } from './handler.js';
 import { responseOnUpgradeSocket } from './upgrade-response.js';
@@ -34,11 +35,12 @@ export interface ListenerServingOptions {
 export function createListenerServing(options: ListenerServingOptions): StackServing {
   const { active, listenKey, observer } = options;
   const authority = new ConnectionAuthority();
-  const onRequest = createRequestHandler({ ...options, authority });
+  const connectionBytes = new ConnectionBytes();
+  const onRequest = createRequestHandler({ ...options, authority, connectionBytes });
   return {
     onRequest,
     onUpgrade: (req, socket, head) => {
-      if (!tunnelUpgrade(options, authority, req, socket, head)) answerOnUpgradeSocket(req, socket, head, onRequest);
+      if (!tunnelUpgrade(options, authority, connectionBytes, req, socket, head)) answerOnUpgradeSocket(req, socket, head, onRequest);
     },
     // The generation active at ClientHello picks the certificate; undefined: the stack's default.
     sni: (servername) => active()?.sni(listenKey)?.lookup(servername).context,
@@ -51,7 +53,14 @@ export function createListenerServing(options: ListenerServingOptions): StackSer
  * upstream; false when it does not (the request is then answered as any other: a bad or
  * misdirected host gets its 400 or 421 there). The generation is pinned until the upstream answered.
  */
-function tunnelUpgrade(options: ListenerServingOptions, authority: ConnectionAuthority, req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
+function tunnelUpgrade(
+  options: ListenerServingOptions,
+  authority: ConnectionAuthority,
+  bytes: ConnectionBytes,
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+): boolean {
   const { listenKey } = options;
   const generation = options.active();
   const target = normalizeTarget(req.url);
@@ -72,8 +81,39 @@ function tunnelUpgrade(options: ListenerServingOptions, authority: ConnectionAut
     observer: options.observer,
     logger: options.logger,
     unpin,
+    onEnd:
+      generation.accessLog(listenKey) &&
+      upgradeAccess(options, bytes, req, socket, generation.id, route.index, route.pathPrefix, target, route.action.upstream.name),
   });
   return true;
+}
+
+/**
+ * The access line of an upgrade, written when it ends to the access log of the generation active
+ * then (a tunnel outlives the generation that routed it, and holds none: only these values).
+ */
+function upgradeAccess(
+  options: ListenerServingOptions,
+  bytes: ConnectionBytes,
+  req: IncomingMessage,
+  socket: Duplex,
+  generation: number,
+  route: number,
+  pathPrefix: string,
+  target: RequestTarget,
+  upstream: string,
+): (end: UpgradeEnd) => void {
+  const startedAt = process.hrtime.bigint();
+  return (end) =>
+    options
+      .active()
+      ?.accessLog(options.listenKey)
+      ?.tunnel(
+        req,
+        socket,
+        { generation, route, pathPrefix, target, startedAt, upstream, origin: end.origin, status: end.status, ended: end.ended, closeReason: end.closeReason },
+        bytes,
+      );
 }
 
 /** Answer an `Upgrade` request as a plain request (`respond`, `redirect`, 404 work for it as for any request). */

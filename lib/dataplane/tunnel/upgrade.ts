@@ -5,8 +5,8 @@ import type { Dispatcher } from 'undici';
 import { errorCode } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import { sendFailure, sendJson } from '../../net/json.js';
-import type { TunnelSet } from '../../resources/listener.js';
-import type { RequestTarget } from '../ports.js';
+import type { TunnelCloseReason, TunnelSet } from '../../resources/listener.js';
+import type { AccessEnded, RequestTarget } from '../ports.js';
 import { downstreamResponseHeaders, upstreamPath, upstreamRequestHeaders } from '../proxy/headers.js';
 import type { ProxyAction } from '../proxy/proxy.js';
 import { responseOnUpgradeSocket } from '../serve/upgrade-response.js';
@@ -25,6 +25,19 @@ export interface UpgradeRequest {
   readonly logger: Logger;
   /** Unpins the generation that routed the upgrade: called after the 101, or when the answer ended. */
   readonly unpin: () => void;
+  /** Called once when the upgrade is over (its tunnel closed, or its answer did), for the access log. */
+  readonly onEnd?: (end: UpgradeEnd) => void;
+}
+
+/** How an upgrade ended: what the access log writes of it. */
+export interface UpgradeEnd {
+  /** 101 for a tunnel, the answer's status otherwise, 0 when the client left before any. */
+  readonly status: number;
+  /** The target chosen, unset when none was (no healthy target). */
+  readonly origin: string | undefined;
+  readonly ended: AccessEnded;
+  /** Why its tunnel closed; unset without a tunnel. */
+  readonly closeReason?: TunnelCloseReason;
 }
 
 const TIMEOUT_CODES: ReadonlySet<string> = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
@@ -45,7 +58,22 @@ export function proxyUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer,
   const { upstream } = u.action;
   const chosen = upstream.balancer.pick();
   let res: ServerResponse | undefined;
-  const answer = () => (res ??= responseOnUpgradeSocket(req, socket, head));
+  let reported = false;
+  const report = (status: number, ended: AccessEnded, closeReason?: TunnelCloseReason) => {
+    if (reported || !u.onEnd) return;
+    reported = true;
+    u.onEnd({ status, origin: chosen?.origin, ended, closeReason });
+  };
+  /** How an answer that is not a 101 ended when it did not complete on its own terms. */
+  let failure: AccessEnded | undefined;
+  const answer = (): ServerResponse => {
+    if (res) return res;
+    const created = responseOnUpgradeSocket(req, socket, head);
+    res = created;
+    if (u.onEnd)
+      created.once('close', () => report(created.headersSent ? created.statusCode : 0, failure ?? (created.writableFinished ? 'complete' : 'client_aborted')));
+    return created;
+  };
   let done = false;
   const finish = () => {
     if (done) return;
@@ -53,6 +81,7 @@ export function proxyUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer,
     u.unpin();
   };
   if (!chosen) {
+    failure = 'upstream_error';
     sendJson(answer(), 503, { error: 'no healthy upstream target', upstream: upstream.name }, true);
     finish();
     return;
@@ -74,6 +103,7 @@ export function proxyUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer,
       finish();
       if (socket.destroyed) {
         upstreamSocket.destroy();
+        report(0, 'client_aborted');
         return;
       }
       const lines = ['HTTP/1.1 101 Switching Protocols'];
@@ -83,7 +113,15 @@ export function proxyUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer,
       if (head.byteLength > 0) upstreamSocket.write(head);
       const binding = { listenKey: u.listenKey, route: u.routeSection, upstream: upstream.name, target: chosen.origin };
       let leave = () => {};
-      const tunnel = new Tunnel(socket, upstreamSocket, binding, u.observer, () => leave());
+      const observer: TunnelObserver | undefined = u.onEnd
+        ? {
+            tunnelClosed: (reason) => {
+              u.observer?.tunnelClosed(reason);
+              report(101, 'complete', reason);
+            },
+          }
+        : u.observer;
+      const tunnel = new Tunnel(socket, upstreamSocket, binding, observer, () => leave());
       leave = u.tunnels.add(tunnel);
     },
     onHeaders(status, rawHeaders, resumeRead) {
@@ -105,8 +143,12 @@ export function proxyUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer,
     onError(error) {
       socket.off('close', onClientGone);
       finish();
-      if (socket.destroyed) return;
+      if (socket.destroyed) {
+        report(0, 'client_aborted');
+        return;
+      }
       const code = errorCode(error) ?? '';
+      failure = TIMEOUT_CODES.has(code) ? 'timeout' : 'upstream_error';
       if (TIMEOUT_CODES.has(code)) sendFailure(answer(), 504, { error: 'upstream timeout', upstream: upstream.name });
       else sendFailure(answer(), 502, { error: 'upstream connect error', upstream: upstream.name });
       u.logger.warn({ err: error, target: chosen.origin, upstream: upstream.name }, 'upgrade_failed');
