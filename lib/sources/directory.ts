@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Stats } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { basename, extname, join, resolve } from 'node:path';
-import { type FSWatcher, watch } from 'chokidar';
+import type { FSWatcher } from 'chokidar';
 import { decodeDocument } from '../config/decode.js';
 import { DEFAULT_MAX_TOTAL_BYTES } from '../config/fragments.js';
 import { DEFAULT_MAX_DOCUMENT_BYTES } from '../config/parse.js';
@@ -11,6 +11,7 @@ import { type Logger, silentLogger } from '../core/log.js';
 import { Once } from '../core/once.js';
 import { DEFAULT_READ_TIMEOUT_MS, readRegularFile } from '../core/regular-file.js';
 import type { ConfigSource, RawDocument, RawFragment, SourceInfo, SourceWatchHandlers } from './source.js';
+import { reportIfChanged, watchConfigDirs, whenReady } from './watch.js';
 
 /** The file extensions of fragments; other files (and hidden ones, `..data` included) are not config. */
 export const FRAGMENT_EXTENSIONS: readonly string[] = ['.yaml', '.yml', '.json'];
@@ -178,25 +179,16 @@ export class DirectorySource implements ConfigSource {
 
   async watch(handlers: SourceWatchHandlers): Promise<void> {
     if (this.#watcher) throw new Error('DirectorySource.watch() called twice');
-    const watcher = watch(this.path, {
-      depth: 0,
-      ignoreInitial: true,
-      // Every event re-reads what it names, so chokidar's own unlink/add folding would only add delay.
-      atomic: false,
-      // Report a replaced symlink (`..data`) as a change of the link instead of descending into it.
-      followSymlinks: false,
+    const watcher = watchConfigDirs([this.path], {
+      log: this.#log,
+      onEvent: (path) => this.#changed(path, handlers),
+      onRaw: (name) => {
+        if (name) this.#changed(String(name), handlers);
+      },
+      onError: (error) => handlers.onError(error),
     });
     this.#watcher = watcher;
-    watcher.on('all', (event, path) => {
-      this.#log.debug({ event, path }, 'file_event');
-      this.#changed(path, handlers);
-    });
-    // Renames of a symlink over another can reach us only as raw events.
-    watcher.on('raw', (_event, name) => {
-      if (name) this.#changed(String(name), handlers);
-    });
-    watcher.on('error', (error) => handlers.onError(error instanceof Error ? error : new Error(String(error))));
-    await new Promise<void>((resolveReady) => watcher.once('ready', resolveReady));
+    await whenReady(watcher);
     // A write between the caller's last read() and the watch being ready produced no event.
     this.#dirty = 'all';
     this.#schedule(handlers);
@@ -224,16 +216,12 @@ export class DirectorySource implements ConfigSource {
     if (this.#closing.called) return;
     const dirty = this.#dirty;
     this.#dirty = new Set();
-    const previous = this.#lastVersion;
-    let doc: RawDocument;
-    try {
-      doc = await this.#scan(dirty);
-    } catch (error) {
-      handlers.onError(error as Error);
-      return;
-    }
-    if (this.#closing.called || doc.version === previous) return;
-    handlers.onDocument(doc);
+    await reportIfChanged(
+      () => this.#scan(dirty),
+      this.#lastVersion,
+      () => this.#closing.called,
+      handlers,
+    );
   }
 
   /** Stop watching. Idempotent: every caller, concurrent or later, returns once the watcher is closed. */

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { realpath } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
-import { type FSWatcher, watch } from 'chokidar';
+import type { FSWatcher } from 'chokidar';
 import { decodeDocument } from '../config/decode.js';
 import { DEFAULT_MAX_DOCUMENT_BYTES } from '../config/parse.js';
 import { errorMessage, FileReadError, SourceReadError } from '../core/errors.js';
@@ -9,6 +9,7 @@ import { type Logger, silentLogger } from '../core/log.js';
 import { Once } from '../core/once.js';
 import { DEFAULT_READ_TIMEOUT_MS, readRegularFile } from '../core/regular-file.js';
 import type { ConfigSource, RawDocument, SourceInfo, SourceWatchHandlers } from './source.js';
+import { reportIfChanged, watchConfigDirs, whenReady } from './watch.js';
 
 export interface FileSourceOptions {
   /** The config file (YAML or JSON). Relative paths resolve against the working directory. */
@@ -90,26 +91,17 @@ export class FileSource implements ConfigSource {
       dirs.add(dirname(target));
       names.add(basename(target));
     }
-    const watcher = watch([...dirs], {
-      depth: 0,
-      ignoreInitial: true,
-      // Every event re-reads the file, so chokidar's own unlink/add folding would only add delay.
-      atomic: false,
-      // Report a replaced symlink (`..data`) as a change of the link instead of descending into it.
-      followSymlinks: false,
-      ignored: (path: string) => !dirs.has(path) && !names.has(basename(path)),
+    const watcher = watchConfigDirs([...dirs], {
+      accept: (path) => dirs.has(path) || names.has(basename(path)),
+      log: this.#log,
+      onEvent: () => this.#schedule(handlers),
+      onRaw: (name) => {
+        if (names.has(basename(String(name)))) this.#schedule(handlers);
+      },
+      onError: (error) => handlers.onError(error),
     });
     this.#watcher = watcher;
-    watcher.on('all', (event, path) => {
-      this.#log.debug({ event, path }, 'file_event');
-      this.#schedule(handlers);
-    });
-    // Renames of a symlink over another can reach us only as raw events; they are cheap to add.
-    watcher.on('raw', (_event, name) => {
-      if (names.has(basename(String(name)))) this.#schedule(handlers);
-    });
-    watcher.on('error', (error) => handlers.onError(error instanceof Error ? error : new Error(String(error))));
-    await new Promise<void>((resolveReady) => watcher.once('ready', resolveReady));
+    await whenReady(watcher);
     // A write between the caller's last read() and the watch being ready produced no event:
     // compare once now, so it is not lost.
     this.#schedule(handlers);
@@ -123,16 +115,12 @@ export class FileSource implements ConfigSource {
 
   async #check(handlers: SourceWatchHandlers): Promise<void> {
     if (this.#closing.called) return;
-    const previous = this.#lastVersion;
-    let doc: RawDocument;
-    try {
-      doc = await this.read();
-    } catch (error) {
-      handlers.onError(error as Error);
-      return;
-    }
-    if (this.#closing.called || doc.version === previous) return;
-    handlers.onDocument(doc);
+    await reportIfChanged(
+      () => this.read(),
+      this.#lastVersion,
+      () => this.#closing.called,
+      handlers,
+    );
   }
 
   /** Stop watching. Idempotent: every caller, concurrent or later, returns once the watcher is closed. */
