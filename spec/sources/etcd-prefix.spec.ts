@@ -10,6 +10,7 @@ import { sampleValue } from '../../harness/metrics.js';
 import { waitFor } from '../../harness/wait.js';
 import { EtcdSource, type EtcdSourceOptions, prefixRange } from '../../lib/sources/etcd/etcd.js';
 import type { RawDocument } from '../../lib/sources/source.js';
+import { muteNextWatch } from './etcd-faults.js';
 
 const PREFIX = '/hotconf/routes/';
 
@@ -45,6 +46,20 @@ async function watchPrefix(etcd: EtcdServer, options: Partial<EtcdSourceOptions>
   return { source, client, docs, errors, logs, latest: () => texts(docs.at(-1)!) };
 }
 
+/**
+ * Keys `a`, `b`, `c` under the prefix, watched; then etcd killed (the source sees its watch
+ * lost) and restarted with the source's reads failing (`range`, restore it to let them
+ * through), so that writes made now can only reach the source through its resumed watch.
+ */
+async function outage(etcd: EtcdServer): Promise<Watched & { range: sinon.SinonStub }> {
+  for (const name of ['a', 'b', 'c']) await etcd.put(PREFIX + name, `${name}: 0\n`);
+  const watched = await watchPrefix(etcd);
+  await etcd.kill();
+  await waitFor('the source to see the watch lost', () => !watched.source.stats().connected);
+  const range = sinon.stub(watched.client.kv, 'range').rejects(new Error('injected: etcd unreachable'));
+  await etcd.restart();
+  return { ...watched, range };
+}
 function texts(doc: RawDocument): Map<string, string> {
   return new Map((doc.fragments ?? []).map((f) => [f.name, f.text]));
 }
@@ -210,14 +225,7 @@ describe('EtcdSource --prefix with a real etcd', function () {
   });
 
   it('resumes after kill -9 and a restart from the last revision + 1: puts and deletes of the outage all arrive, nothing missed', async () => {
-    for (const name of ['a', 'b', 'c']) await etcd.put(PREFIX + name, `${name}: 0\n`);
-    const { source, client, latest, logs } = await watchPrefix(etcd);
-    await etcd.kill();
-    await waitFor('the source to see the watch lost', () => !source.stats().connected);
-    // Keep the source from reconnecting (its probes fail) until the writes are done: they must
-    // come from the resumed watch, not a fresh read.
-    const range = sinon.stub(client.kv, 'range').rejects(new Error('injected: etcd unreachable'));
-    await etcd.restart();
+    const { source, latest, logs, range } = await outage(etcd);
     await etcd.put(`${PREFIX}a`, 'a: 1\n');
     await etcd.delete(`${PREFIX}b`);
     await etcd.put(`${PREFIX}d`, 'd: 1\n');
@@ -238,12 +246,7 @@ describe('EtcdSource --prefix with a real etcd', function () {
   });
 
   it('resyncs from a compacted resume revision: the set at the current revision, deletes included', async () => {
-    for (const name of ['a', 'b', 'c']) await etcd.put(PREFIX + name, `${name}: 0\n`);
-    const { source, client, latest, logs } = await watchPrefix(etcd);
-    await etcd.kill();
-    await waitFor('the source to see the watch lost', () => !source.stats().connected);
-    const range = sinon.stub(client.kv, 'range').rejects(new Error('injected: etcd unreachable'));
-    await etcd.restart();
+    const { source, latest, logs, range } = await outage(etcd);
     await etcd.put(`${PREFIX}a`, 'a: 1\n');
     await etcd.delete(`${PREFIX}b`);
     await etcd.put(`${PREFIX}a`, 'a: 2\n');
@@ -288,19 +291,9 @@ describe('EtcdSource --prefix with a real etcd', function () {
       await etcd.put(`${PREFIX}b`, 'b: 0\n');
       const { source, client, latest, docs } = await watchPrefix(etcd, { consistencyCheckIntervalMs: 300 });
       // Fault: the next watch stream delivers its `created` response and swallows every event.
-      const watch = client.watchClient.watch.bind(client.watchClient);
-      let muted = false;
-      sinon.stub(client.watchClient, 'watch').callsFake(async (options) => {
-        const stream = await watch(options);
-        if (muted) return stream;
-        muted = true;
-        const on = stream.on.bind(stream) as (event: string, fn: (...args: unknown[]) => void) => typeof stream;
-        (stream as { on: typeof on }).on = (event, fn) =>
-          on(event, event === 'data' ? (...args: unknown[]) => (args[0] as IWatchResponse).created && fn(...args) : fn);
-        return stream;
-      });
+      const muted = muteNextWatch(client);
       await etcd.restart();
-      await waitFor('the muted watcher to be in use', () => muted && source.stats().connected, 30_000);
+      await waitFor('the muted watcher to be in use', () => muted() && source.stats().connected, 30_000);
       const before = docs.length;
       await how(etcd);
       await waitFor('the stalled watch to be resynced', () => docs.length > before, 30_000);

@@ -1,5 +1,4 @@
 import { expect } from 'chai';
-import type { IWatchResponse } from 'etcd3';
 import sinon from 'sinon';
 import { stringify } from 'yaml';
 import { onCleanup } from '../../harness/cleanup.js';
@@ -12,6 +11,7 @@ import { freePort } from '../../harness/ports.js';
 import { rejectionOf, waitFor } from '../../harness/wait.js';
 import { SourceUnavailableError } from '../../lib/core/errors.js';
 import { EtcdSource } from '../../lib/sources/etcd/etcd.js';
+import { muteNextWatch } from './etcd-faults.js';
 
 const KEY = '/hotconf/config';
 
@@ -287,20 +287,10 @@ describe('EtcdSource with a real etcd', function () {
     const { source, client, admin, logs } = await startEtcdDaemon(etcd, KEY, { consistencyCheckIntervalMs: 300 });
     // Fault: the next watch stream delivers its `created` response and swallows every event, as
     // a stream stuck behind a broken proxy would.
-    const watch = client.watchClient.watch.bind(client.watchClient);
-    let muted = false;
-    sinon.stub(client.watchClient, 'watch').callsFake(async (options) => {
-      const stream = await watch(options);
-      if (muted) return stream;
-      muted = true;
-      const on = stream.on.bind(stream) as (event: string, fn: (...args: unknown[]) => void) => typeof stream;
-      (stream as { on: typeof on }).on = (event, fn) =>
-        on(event, event === 'data' ? (...args: unknown[]) => (args[0] as IWatchResponse).created && fn(...args) : fn);
-      return stream;
-    });
+    const muted = muteNextWatch(client);
     // Restart the session so the muted watcher is the one in use.
     await etcd.restart();
-    await waitFor('the muted watcher to be in use', () => muted && source.stats().connected, 30_000);
+    await waitFor('the muted watcher to be in use', () => muted() && source.stats().connected, 30_000);
     const stuck = await etcd.put(KEY, body('stuck'));
     await waitFor('the stalled watch to be resynced and the value served', async () => (await served()) === 'stuck', 30_000);
     expect(source.stats().resyncs.watch_stalled).to.equal(1);
