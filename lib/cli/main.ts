@@ -88,8 +88,9 @@ export function buildProgram(): Command {
   program
     .command('schema')
     .description("print the config's JSON Schema (for editors: # yaml-language-server: $schema=FILE)")
-    .action(() => {
-      process.exitCode = schemaCommand(io);
+    .option('--fragment', 'the schema of one fragment of --config-dir or an etcd --prefix instead')
+    .action((opts: { fragment?: boolean }) => {
+      process.exitCode = schemaCommand(io, opts);
     });
 
   program

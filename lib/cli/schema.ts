@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { FragmentDocumentSchema } from '../config/fragments.js';
 import { ConfigSchema } from '../config/schema.js';
 import type { Io } from './io.js';
 
@@ -12,8 +13,20 @@ export function configJsonSchema(): Record<string, unknown> {
   return z.toJSONSchema(ConfigSchema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
 }
 
-/** `hotconf schema`: print `configJsonSchema()` for editors (`# yaml-language-server: $schema=...`). */
-export function schemaCommand(io: Io): number {
-  io.out(`${JSON.stringify(configJsonSchema(), null, 2)}\n`);
+/**
+ * The JSON Schema of one fragment (a file of `--config-dir`, a key under an etcd `--prefix`):
+ * every section optional, each `listeners` entry either a listener definition (`name`, `listen`,
+ * ...) or routes added to a listener by name (`name`, `routes`), as `FragmentDocumentSchema`.
+ * Checks across fragments (a name defined twice, an upstream no fragment defines) are left to
+ * `hotconf validate DIR`.
+ */
+export function fragmentJsonSchema(): Record<string, unknown> {
+  return z.toJSONSchema(FragmentDocumentSchema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+}
+
+/** `hotconf schema [--fragment]`: print `configJsonSchema()` (or `fragmentJsonSchema()`) for editors (`# yaml-language-server: $schema=...`). */
+export function schemaCommand(io: Io, options: { fragment?: boolean } = {}): number {
+  const schema = options.fragment ? fragmentJsonSchema() : configJsonSchema();
+  io.out(`${JSON.stringify(schema, null, 2)}\n`);
   return 0;
 }

@@ -50,6 +50,16 @@ const FragmentSchema = z.strictObject({
   listeners: z.array(z.unknown()).optional(),
 });
 
+/**
+ * The shape of a fragment document for JSON Schema (`hotconf schema --fragment`): `FragmentSchema`
+ * with each `listeners` entry a listener definition or routes added by name, as
+ * `validateFragment` checks them one by one. Not used to validate (its messages would name the
+ * union, not the entry's own problem).
+ */
+export const FragmentDocumentSchema = FragmentSchema.extend({
+  listeners: z.array(z.union([ListenerSchema, ListenerRoutesSchema])).optional(),
+});
+
 /** A validated, defaults-filled, deeply frozen fragment. */
 export type FragmentConfig = Omit<z.infer<typeof FragmentSchema>, 'listeners'> & { listeners?: readonly ListenerEntry[] };
 

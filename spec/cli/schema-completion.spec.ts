@@ -11,7 +11,7 @@ import { freePort } from '../../harness/ports.js';
 import { tempDir } from '../../harness/tmp.js';
 import { completionScript } from '../../lib/cli/completion.js';
 import { buildProgram } from '../../lib/cli/main.js';
-import { configJsonSchema } from '../../lib/cli/schema.js';
+import { configJsonSchema, fragmentJsonSchema } from '../../lib/cli/schema.js';
 
 const run = promisify(execFile);
 
@@ -22,6 +22,7 @@ interface JsonSchema {
   properties?: Record<string, JsonSchema>;
   additionalProperties?: boolean | JsonSchema;
   items?: JsonSchema;
+  anyOf?: JsonSchema[];
   enum?: string[];
   default?: unknown;
 }
@@ -71,6 +72,26 @@ describe('hotconf --version, schema and completion', () => {
       const { code, stdout } = await runHotconfToEnd(['schema']);
       expect(code).to.equal(0);
       expect(JSON.parse(stdout)).to.deep.equal(configJsonSchema());
+    });
+
+    it('--fragment: every section optional, a listener entry a definition or routes added by name', async () => {
+      const schema = fragmentJsonSchema() as JsonSchema;
+      expect(schema.required ?? []).to.deep.equal([]);
+      expect(schema.additionalProperties).to.equal(false);
+      expect(Object.keys(schema.properties!)).to.have.members(['admin', 'shutdown_timeout_ms', 'tunnel_close_delay_ms', 'tracing', 'upstreams', 'listeners']);
+      // A fragment's sections carry no document defaults: the merge fills them.
+      expect(schema.properties!.shutdown_timeout_ms).to.not.have.property('default');
+      const entries = schema.properties!.listeners!.items!.anyOf!;
+      expect(entries.map((e) => e.required)).to.have.deep.members([
+        ['name', 'listen'],
+        ['name', 'routes'],
+      ]);
+      const routesOnly = entries.find((e) => !e.required!.includes('listen'))!;
+      expect(Object.keys(routesOnly.properties!)).to.have.members(['name', 'routes']);
+      expect(routesOnly.additionalProperties).to.equal(false);
+      const { code, stdout } = await runHotconfToEnd(['schema', '--fragment']);
+      expect(code).to.equal(0);
+      expect(JSON.parse(stdout)).to.deep.equal(schema);
     });
   });
 
