@@ -136,6 +136,7 @@ export class Generation implements ServingGeneration {
   /**
    * Every secret value this generation knows: those of `SECRET_PATHS`, the values its references
    * resolved to, and what provisioning added (`addSecrets`). Errors and logs are scrubbed of them.
+   * One array for the generation's life (`addSecrets` appends to it): a holder of it sees later additions.
    */
   get secrets(): readonly string[] {
     return this.#secrets;

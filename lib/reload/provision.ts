@@ -372,21 +372,28 @@ async function provisionFileWatches(generation: Generation, _ctx: ProvisionConte
  */
 export const FILE_WATCH_STEPS: readonly ProvisionStep[] = [provisionFileWatches];
 
-/** `factory` with its errors scrubbed of the generation's secrets (see `scrubError`), as they are when the error happens. */
+/**
+ * `factory` with its errors scrubbed of the generation's secrets (see `scrubError`), as they are
+ * when the error happens. It holds the secrets list, not the generation: the registry keeps a
+ * value's factory (for its destroy) as long as the value lives, often long after the generation
+ * that created it is released, and a generation holds its whole config and route tables.
+ */
 function scrubbingFactory<T>(factory: ResourceFactory<T>, generation: Generation): ResourceFactory<T> {
+  // The same array all along: `Generation.addSecrets` appends to it.
+  const secrets = generation.secrets;
   return {
     async create() {
       try {
         return await factory.create();
       } catch (error) {
-        throw scrubError(error, generation.secrets);
+        throw scrubError(error, secrets);
       }
     },
     async destroy(value) {
       try {
         await factory.destroy(value);
       } catch (error) {
-        throw scrubError(error, generation.secrets);
+        throw scrubError(error, secrets);
       }
     },
   };
