@@ -139,7 +139,7 @@ interface Frame {
   nullKey: boolean;
 }
 
-/** What an anchored collection stands for: its nodes (aliases expanded) and its height. */
+/** What an anchored collection stands for: its nodes (aliases expanded) and its height (collections nested below it). */
 interface Extent {
   nodes: number;
   height: number;
@@ -208,7 +208,8 @@ class DocumentShape {
       if (collection) {
         height = frame.children > 0 ? frame.childHeight + 1 : 0;
         if (height > MAX_NESTING_DEPTH) throw new LimitPassed(DEPTH_MESSAGE);
-        this.#extents.set(value, { nodes: this.#expanded - frame.expandedAtOpen, height });
+        // Only an anchored collection can be aliased (js-yaml restores a collection's own anchor before it closes).
+        if ((state as State & { anchor: string | null }).anchor !== null) this.#extents.set(value, { nodes: this.#expanded - frame.expandedAtOpen, height });
         if (state.kind === 'mapping') this.#closeMap(frame, value as Record<string, unknown>);
       }
     }
@@ -236,8 +237,11 @@ class DocumentShape {
   #closeMap(frame: Frame, map: Record<string, unknown>): void {
     if (frame.keyCount > MAX_MAP_KEYS) throw new LimitPassed(`the map at ${this.#start(frame)} has ${frame.keyCount} keys; the limit is ${MAX_MAP_KEYS}`);
     if (frame.keyProblems) this.problems.push(...frame.keyProblems);
-    // js-yaml names a null key "null"; the yaml library named it "" (and "null" beside it is a repeat, found above).
-    if (frame.nullKey && Object.hasOwn(map, 'null') && !frame.keys!.has('null')) {
+    if (!frame.nullKey) return;
+    // js-yaml names a null key "null", as it names the key "null": the yaml library named it "".
+    if (frame.keys!.has('null'))
+      this.problems.push([frame.open, `the map at ${this.#start(frame)} has a null key (~) and the key "null", which would become one key`]);
+    else {
       map[''] = map.null;
       delete map.null;
     }

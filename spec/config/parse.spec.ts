@@ -74,6 +74,9 @@ describe('parseDocument with js-yaml', () => {
   it('keeps merge keys, a null key and __proto__ as plain keys', () => {
     expect(parseDocument('base: &b {x: 1}\nuse:\n  <<: *b\n')).to.deep.equal({ base: { x: 1 }, use: { '<<': { x: 1 } } });
     expect(parseDocument('a:\n  ~: z\n')).to.deep.equal({ a: { '': 'z' } });
+    expect(messagesOf(() => parseDocument('a:\n  ~: z\n  "null": y\n'))).to.deep.equal([
+      'the map at line 2, column 3 has a null key (~) and the key "null", which would become one key',
+    ]);
     const polluted = parseDocument('__proto__: {polluted: yes}\n') as Record<string, unknown>;
     expect(Object.keys(polluted)).to.deep.equal(['__proto__']);
     expect(Object.getPrototypeOf(polluted)).to.equal(Object.prototype);
