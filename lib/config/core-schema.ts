@@ -19,15 +19,18 @@ const NOT_A_NUMBER = /^\.(?:nan|NaN|NAN)$/;
 
 const isNumber = (value: unknown): value is number => typeof value === 'number';
 
+/** js-yaml resolves an explicitly tagged empty node (`a: !!int`) from null: it is the empty text. */
+type Text = string | null;
+
 /** Whether `text` may be a number (starts with a digit, a sign or a dot): most plain scalars are words, and skip the patterns. */
-const numeric = (text: string): boolean => {
-  const c = text.charCodeAt(0);
+const numeric = (text: Text): text is string => {
+  const c = text === null ? Number.NaN : text.charCodeAt(0);
   return (c >= 48 && c <= 57) || c === 43 || c === 45 || c === 46;
 };
 
 const nullTag = new Type('tag:yaml.org,2002:null', {
   kind: 'scalar',
-  resolve: (text: string) => text.length <= 4 && NULL.test(text),
+  resolve: (text: Text) => text === null || (text.length <= 4 && NULL.test(text)),
   construct: () => null,
   predicate: (value: unknown) => value === null,
   represent: () => 'null',
@@ -35,7 +38,7 @@ const nullTag = new Type('tag:yaml.org,2002:null', {
 
 const boolTag = new Type('tag:yaml.org,2002:bool', {
   kind: 'scalar',
-  resolve: (text: string) => (text.length === 4 || text.length === 5) && (TRUE.test(text) || FALSE.test(text)),
+  resolve: (text: Text) => text !== null && (text.length === 4 || text.length === 5) && (TRUE.test(text) || FALSE.test(text)),
   construct: (text: string) => TRUE.test(text),
   predicate: (value: unknown) => typeof value === 'boolean',
   represent: (value: object) => String(value),
@@ -43,7 +46,7 @@ const boolTag = new Type('tag:yaml.org,2002:bool', {
 
 const intTag = new Type('tag:yaml.org,2002:int', {
   kind: 'scalar',
-  resolve: (text: string) => numeric(text) && (DECIMAL.test(text) || OCTAL.test(text) || HEX.test(text)),
+  resolve: (text: Text) => numeric(text) && (DECIMAL.test(text) || OCTAL.test(text) || HEX.test(text)),
   construct: (text: string) =>
     OCTAL.test(text) ? Number.parseInt(text.slice(2), 8) : HEX.test(text) ? Number.parseInt(text.slice(2), 16) : Number.parseInt(text, 10),
   predicate: (value: unknown) => isNumber(value) && Number.isInteger(value),
@@ -52,7 +55,7 @@ const intTag = new Type('tag:yaml.org,2002:int', {
 
 const floatTag = new Type('tag:yaml.org,2002:float', {
   kind: 'scalar',
-  resolve: (text: string) => numeric(text) && (FLOAT.test(text) || INFINITE.test(text) || NOT_A_NUMBER.test(text)),
+  resolve: (text: Text) => numeric(text) && (FLOAT.test(text) || INFINITE.test(text) || NOT_A_NUMBER.test(text)),
   construct: (text: string) => {
     if (INFINITE.test(text)) return text.startsWith('-') ? Number.NEGATIVE_INFINITY : Number.POSITIVE_INFINITY;
     return NOT_A_NUMBER.test(text) ? Number.NaN : Number.parseFloat(text);

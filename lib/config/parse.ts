@@ -280,6 +280,8 @@ class DocumentShape {
     // The node being composed carries the tag; js-yaml points past it.
     const top = this.#frames.at(-1);
     if (tag && top) return [`unknown tag: ${tag[1]} at ${this.#start(top)}`];
+    const unfit = /^cannot resolve a node with !<(.*)> explicit tag$/.exec(reason);
+    if (unfit && top) return [`the value at ${this.#start(top)} is not a valid ${unfit[1]}`];
     if (reason.startsWith('expected a single document')) {
       const second = this.#firstDocumentEnd === undefined ? '' : `: the second starts at ${this.where(this.#contentStart(this.#firstDocumentEnd))}`;
       return [`multiple documents${second}; hotconf reads one document per file or key`];

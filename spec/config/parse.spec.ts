@@ -47,6 +47,20 @@ describe('parseDocument with js-yaml', () => {
     );
   });
 
+  it('returns data or refuses with ConfigInvalidError whatever the text, never another error', () => {
+    const yamlish = fc.string({ unit: fc.constantFrom(...'ab1 :-?[]{},&*!|>\'"#%@`~.\n\t\\<'), maxLength: 60 });
+    fc.assert(
+      fc.property(yamlish, (text) => {
+        try {
+          parseDocument(text);
+        } catch (error) {
+          if (!(error instanceof ConfigInvalidError)) throw error;
+        }
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
   it('reads scalars by the YAML 1.2 core schema: YAML 1.1 booleans, binary and sexagesimal numbers stay strings', () => {
     const text =
       'a: yes\nb: on\nc: 0o17\nd: 0x1F\ne: 012\nf: .inf\ng: -.inf\nh: ~\ni: 0b11\nj: 1_000\nk: -.5\nl: 12:30\nm: 2001-01-01\nn: !!str 5\no: !!int "7"\n';
@@ -69,6 +83,11 @@ describe('parseDocument with js-yaml', () => {
     });
     expect(Object.is((parseDocument('a: -0\n') as { a: number }).a, -0)).to.equal(true);
     expect(Number.isNaN((parseDocument('a: .nan\n') as { a: number }).a)).to.equal(true);
+    // An explicitly tagged empty value.
+    expect(parseDocument('a: !!null\nb: !!str\n')).to.deep.equal({ a: null, b: '' });
+    for (const tag of ['int', 'float', 'bool']) {
+      expect(messagesOf(() => parseDocument(`a: !!${tag}\n`))).to.deep.equal([`the value at line 1, column 4 is not a valid tag:yaml.org,2002:${tag}`]);
+    }
   });
 
   it('keeps merge keys, a null key and __proto__ as plain keys', () => {
