@@ -1,6 +1,7 @@
-import { CST, type Document, isMap, isScalar, isSeq, Lexer, LineCounter, Parser, parseDocument as parseYamlDocument } from 'yaml';
+import { type LoadOptions, load, type State, YAMLException } from 'js-yaml';
 import type { z } from 'zod';
 import { ConfigInvalidError, type ConfigIssue } from '../core/errors.js';
+import { YAML_CORE_SCHEMA } from './core-schema.js';
 import { decodeDocument } from './decode.js';
 import { canonicalHash } from './hash.js';
 import { scrubSecrets, secretValues } from './redact.js';
@@ -11,31 +12,40 @@ import { type Config, ConfigSchema } from './schema.js';
 export const DEFAULT_MAX_DOCUMENT_BYTES = 1024 * 1024;
 
 /**
- * YAML alias expansions allowed per document. The yaml library's own default; set explicitly so
- * a "billion laughs" document fails instead of exhausting memory.
- */
-const MAX_ALIAS_COUNT = 100;
-
-/**
- * Deepest collection nesting a document may have (real configs nest fewer than 10 levels).
- * The yaml library composes documents recursively: a few thousand nested `[` (a 10 KiB file)
- * overflow the stack, and when the overflow lands in V8's regexp compiler the process aborts
- * with a fatal out-of-memory error instead of throwing. Depth is measured on yaml's concrete
- * syntax tree, which its parser builds iteratively, before anything recursive runs.
+ * Deepest nesting a document may have: a node inside N collections is at depth N (real configs
+ * nest fewer than 10 levels). js-yaml composes recursively: a few thousand nested `[` (a 10 KiB
+ * file) would overflow the stack, and an overflow that lands in V8's regexp compiler aborts the
+ * process instead of throwing. Its `maxDepth` stops the descent a few calls past this limit
+ * (`MAX_COMPOSE_CALLS`); `DocumentShape` refuses the exact depth, also where aliases add to it.
  */
 export const MAX_NESTING_DEPTH = 64;
 
 /**
+ * Nested composeNode calls js-yaml may make: one per level, and one more where a block value
+ * turns out not to be a block mapping, so a document within `MAX_NESTING_DEPTH` never reaches it.
+ */
+const MAX_COMPOSE_CALLS = 2 * MAX_NESTING_DEPTH + 2;
+
+/**
  * Most nodes (keys, values and collections; an alias counts once) a document may have. A 1 MiB
  * document can hold about 500 000 (`[[],[],...]`): 8000 copies of a 60-deep list (480 000) took
- * 10 s and over a gigabyte to be refused. A real config of 1 MiB, the size limit, has fewer
- * (16 000 routes in JSON are about 115 000), so this refuses only documents shaped to cost, and
- * bounds the work of every later step (counted before anything is composed).
+ * 10 s and over a gigabyte to be refused with the yaml library. A real config of 1 MiB, the size
+ * limit, has fewer (16 000 routes in JSON are about 115 000), so this refuses only documents
+ * shaped to cost, and bounds the work of every later step (counted while the document is read).
  */
 export const MAX_DOCUMENT_NODES = 250_000;
 
 /** Most keys one map may have (a `headers` map, `upstreams`), counted like `MAX_DOCUMENT_NODES`. */
 export const MAX_MAP_KEYS = 10_000;
+
+/**
+ * Most nodes a document may stand for once its aliases are expanded. js-yaml shares an aliased
+ * value instead of copying it, but every later step (reference resolution, validation, hashing,
+ * freezing) walks the data as a tree, so a "billion laughs" document (ten aliases of ten aliases
+ * of ...) is refused by what it expands to, as it is read. The same bound as the document's own
+ * nodes: aliases may not make a document costlier than the largest allowed one.
+ */
+const MAX_EXPANDED_NODES = MAX_DOCUMENT_NODES;
 
 export interface ParseOptions {
   /** Where the document came from (file path, etcd key), named in every error. */
@@ -56,60 +66,267 @@ export interface LoadedConfig {
 
 /**
  * Parse a YAML or JSON document (JSON is parsed as YAML 1.2, of which it is a subset) into plain
- * data; bytes are decoded by `decodeDocument` (UTF-8 only). Refused: documents over the size
- * limit, with a NUL character, nested deeper than `MAX_NESTING_DEPTH`, with more than
- * `MAX_DOCUMENT_NODES` nodes or a map of more than `MAX_MAP_KEYS` keys, empty, with duplicate
- * keys (also `1` beside `"1"`, which would become one key), with a tag the core schema does not
- * know (`!foo`: the yaml library only warns and keeps the value as a plain string; YAML 1.1's
- * `!!binary`, `!!set`, `!!timestamp` are unknown too), with several
- * documents, or expanding too many aliases.
+ * data: objects, arrays, strings, numbers (also Infinity and NaN), booleans and null. Read by
+ * js-yaml 4 with the YAML 1.2 core schema (`YAML_CORE_SCHEMA`: `yes`, `no`, `on` stay strings,
+ * `0o17` is 15, `.inf` is Infinity, `~` is null); a null key becomes `""` and a `__proto__` key an
+ * own property (both as the yaml library's `toJS` made them); merge keys (`<<`) are plain keys,
+ * which the strict schema refuses; an alias is the same object as its anchor, not a copy. Bytes
+ * are decoded by `decodeDocument` (UTF-8 only).
  *
- * The work is linear in the document's size: the limits are checked on the concrete syntax tree
- * before anything is composed, and duplicate keys are found with one set per map (the yaml
- * library's own check compares each key with every earlier one: 25 s for a 40 000-key map).
+ * Refused: documents over the size limit (checked first), with a NUL character, nested deeper
+ * than `MAX_NESTING_DEPTH` (also through aliases), with more than `MAX_DOCUMENT_NODES` nodes or a
+ * map of more than `MAX_MAP_KEYS` keys, empty, with duplicate keys (also `1` beside `"1"`, which
+ * would become one key), with a key that is a collection, with a tag the core schema does not know
+ * (`!foo`; YAML 1.1's `!!binary`, `!!set`, `!!timestamp`, `!!merge` are unknown too), with several
+ * documents, with an alias inside the node it refers to, or whose aliases expand it to more than
+ * `MAX_EXPANDED_NODES` nodes.
  *
- * @throws ConfigInvalidError with one issue per problem (path ''; the message says where)
+ * The work is linear in the document's size: js-yaml reads the text once, and a listener on each
+ * node it composes (`DocumentShape`) counts nodes, depth and keys, finds duplicate keys with one
+ * map per mapping and stops the reading as soon as a limit is passed.
+ *
+ * @throws ConfigInvalidError with one issue per problem (path ''; the message says where: `line L,
+ *   column C`, 1-based, columns in UTF-16 code units)
  */
 export function parseDocument(text: string | Uint8Array, options: ParseOptions = {}): unknown {
   const maxBytes = options.maxDocumentBytes ?? DEFAULT_MAX_DOCUMENT_BYTES;
-  const invalid = (message: string) => new ConfigInvalidError([{ path: '', message }], options.origin);
-  const size = typeof text === 'string' ? Buffer.byteLength(text) : text.byteLength;
-  if (size > maxBytes) throw invalid(`document is ${size} bytes; the limit is ${maxBytes} bytes`);
-  const source = typeof text === 'string' ? text : decodeDocument(text, options.origin);
-  const early = lexicalLimit(source);
-  if (early === 'depth') throw invalid(`document nests deeper than the limit of ${MAX_NESTING_DEPTH} levels`);
-  if (early === 'nodes') throw invalid(`document has more than ${MAX_DOCUMENT_NODES} nodes (keys, values and collections), the limit`);
-  const lines = new LineCounter();
-  const shape = documentShape(source, lines);
-  if (shape.depth > MAX_NESTING_DEPTH) throw invalid(`document nests deeper than the limit of ${MAX_NESTING_DEPTH} levels`);
-  if (shape.nodes > MAX_DOCUMENT_NODES) throw invalid(`document has more than ${MAX_DOCUMENT_NODES} nodes (keys, values and collections), the limit`);
-  if (shape.largestMap.keys > MAX_MAP_KEYS) {
-    throw invalid(`the map at ${where(lines, shape.largestMap.offset)} has ${shape.largestMap.keys} keys; the limit is ${MAX_MAP_KEYS}`);
-  }
-  const nul = source.indexOf('\0');
-  if (nul >= 0) throw invalid(`document looks binary: it has a NUL character at ${where(lines, nul)}; hotconf reads UTF-8 text`);
-  // resolveKnownTags: false: YAML 1.1's `!!binary`, `!!set`, `!!timestamp`... would build Buffers, Sets and Dates.
-  const doc = parseYamlDocument(source, { uniqueKeys: false, prettyErrors: true, strict: true, resolveKnownTags: false });
-  const problems = [
-    ...doc.errors.map((e) => `syntax error: ${firstLine(e.message)}`),
-    ...doc.warnings.map((w) => (w.code === 'TAG_RESOLVE_FAILED' ? firstLine(w.message).replace(/^Unresolved tag/, 'unknown tag') : firstLine(w.message))),
-  ];
-  if (problems.length === 0) problems.push(...duplicateKeys(doc, lines));
-  if (problems.length > 0)
-    throw new ConfigInvalidError(
-      problems.map((message) => ({ path: '', message })),
+  const invalid = (messages: string[]) =>
+    new ConfigInvalidError(
+      messages.map((message) => ({ path: '', message })),
       options.origin,
     );
+  const size = typeof text === 'string' ? Buffer.byteLength(text) : text.byteLength;
+  if (size > maxBytes) throw invalid([`document is ${size} bytes; the limit is ${maxBytes} bytes`]);
+  const source = typeof text === 'string' ? text : decodeDocument(text, options.origin);
+  const shape = new DocumentShape(source);
+  const nul = source.indexOf('\0');
+  if (nul >= 0) throw invalid([`document looks binary: it has a NUL character at ${shape.where(nul)}; hotconf reads UTF-8 text`]);
   let data: unknown;
   try {
-    data = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+    // json: duplicate keys are DocumentShape's to find (all of them, naming both places).
+    const loadOptions: LoadOptions & { maxDepth: number } = { schema: YAML_CORE_SCHEMA, json: true, maxDepth: MAX_COMPOSE_CALLS, listener: shape.listener };
+    data = load(source, loadOptions);
   } catch (error) {
-    throw invalid(`cannot expand document: ${(error as Error).message}`);
+    throw invalid(shape.refusal(error));
   }
-  if (data === null || data === undefined) throw invalid('document is empty');
+  if (shape.problems.length > 0) throw invalid(shape.problems.sort((a, b) => a[0] - b[0]).map(([, message]) => message));
+  if (data === null || data === undefined) throw invalid(['document is empty']);
   return data;
 }
 
+const DEPTH_MESSAGE = `document nests deeper than the limit of ${MAX_NESTING_DEPTH} levels`;
+
+/** A limit passed while js-yaml reads: thrown from the listener, which stops the reading. */
+class LimitPassed extends Error {}
+
+/** A node js-yaml is composing (one composeNode call), while its children are read. */
+interface Frame {
+  /** js-yaml's position when the node opened (before any separating space). */
+  open: number;
+  /** Nodes counted, aliases expanded, when it opened. */
+  expandedAtOpen: number;
+  children: number;
+  /** Deepest child height (-1: none). */
+  childHeight: number;
+  /** The last child's value, end and height: a call whose one child is itself only wraps it. */
+  lastValue: unknown;
+  lastEnd: number;
+  lastHeight: number;
+  /** Keys seen (as the object keys they become) with their offsets, their count, and the problems of keys (kept if the node is a map). */
+  keys: Map<string, number> | undefined;
+  keyCount: number;
+  keyProblems: [offset: number, message: string][] | undefined;
+  nullKey: boolean;
+}
+
+/** What an anchored collection stands for: its nodes (aliases expanded) and its height (collections nested below it). */
+interface Extent {
+  nodes: number;
+  height: number;
+}
+
+/**
+ * js-yaml's `listener`, called when each node opens and closes: counts nodes, measures heights
+ * (collections nested below a node) and the extent of every collection so aliases are charged
+ * for what they expand to, counts and compares map keys, and names where in the text. js-yaml
+ * gives no event per key: a node is a key when the text after it (past spaces and line breaks)
+ * is `:`, which is where a value can never end.
+ */
+class DocumentShape {
+  /** Problems that do not stop the reading, with their offsets. */
+  readonly problems: [offset: number, message: string][] = [];
+  readonly #source: string;
+  readonly #frames: Frame[] = [];
+  readonly #extents = new Map<object, Extent>();
+  #lineStarts: number[] | undefined;
+  #nodes = 0;
+  #expanded = 0;
+  /** Where the first document's root node ended, to say where a second one starts. */
+  #firstDocumentEnd: number | undefined;
+
+  constructor(source: string) {
+    this.#source = source;
+  }
+
+  readonly listener = (event: 'open' | 'close', state: State): void => {
+    if (event === 'open') {
+      this.#frames.push({
+        open: state.position,
+        expandedAtOpen: this.#expanded,
+        children: 0,
+        childHeight: -1,
+        lastValue: undefined,
+        lastEnd: -1,
+        lastHeight: 0,
+        keys: undefined,
+        keyCount: 0,
+        keyProblems: undefined,
+        nullKey: false,
+      });
+    } else {
+      this.#close(state);
+    }
+  };
+
+  #close(state: State): void {
+    const frame = this.#frames.pop()!;
+    const value: unknown = state.result;
+    const end = state.position;
+    const collection = value !== null && typeof value === 'object';
+    let height = 0;
+    if (frame.children === 1 && frame.lastEnd === end && Object.is(frame.lastValue, value)) {
+      height = frame.lastHeight; // a wrapper: its child was counted
+    } else if (collection && state.kind === null && this.#source.charCodeAt(this.#contentStart(frame.open)) === 42) {
+      // An alias (`*name`) of a collection: charged for its extent.
+      const extent = this.#extents.get(value);
+      if (!extent) throw new LimitPassed(`cannot expand document: the alias at ${this.#start(frame)} is inside the node it refers to`);
+      this.#count(1, extent.nodes);
+      height = extent.height;
+      if (height > MAX_NESTING_DEPTH) throw new LimitPassed(`${DEPTH_MESSAGE} once the alias at ${this.#start(frame)} is expanded`);
+    } else {
+      this.#count(1, 1);
+      if (collection) {
+        height = frame.children > 0 ? frame.childHeight + 1 : 0;
+        if (height > MAX_NESTING_DEPTH) throw new LimitPassed(DEPTH_MESSAGE);
+        // Only an anchored collection can be aliased (js-yaml restores a collection's own anchor before it closes).
+        if ((state as State & { anchor: string | null }).anchor !== null) this.#extents.set(value, { nodes: this.#expanded - frame.expandedAtOpen, height });
+        if (state.kind === 'mapping') this.#closeMap(frame, value as Record<string, unknown>);
+      }
+    }
+    const parent = this.#frames.at(-1);
+    if (!parent) {
+      this.#firstDocumentEnd ??= end;
+      return;
+    }
+    parent.children += 1;
+    parent.lastValue = value;
+    parent.lastEnd = end;
+    parent.lastHeight = height;
+    if (height > parent.childHeight) parent.childHeight = height;
+    if (this.#isKey(end)) this.#addKey(parent, frame, value, collection);
+  }
+
+  #count(nodes: number, expanded: number): void {
+    this.#nodes += nodes;
+    this.#expanded += expanded;
+    if (this.#nodes > MAX_DOCUMENT_NODES) throw new LimitPassed(`document has more than ${MAX_DOCUMENT_NODES} nodes (keys, values and collections), the limit`);
+    if (this.#expanded > MAX_EXPANDED_NODES)
+      throw new LimitPassed(`cannot expand document: its aliases expand it to more than ${MAX_EXPANDED_NODES} nodes, the limit`);
+  }
+
+  #closeMap(frame: Frame, map: Record<string, unknown>): void {
+    if (frame.keyCount > MAX_MAP_KEYS) throw new LimitPassed(`the map at ${this.#start(frame)} has ${frame.keyCount} keys; the limit is ${MAX_MAP_KEYS}`);
+    if (frame.keyProblems) this.problems.push(...frame.keyProblems);
+    if (!frame.nullKey) return;
+    // js-yaml names a null key "null", as it names the key "null": the yaml library named it "".
+    if (frame.keys!.has('null'))
+      this.problems.push([frame.open, `the map at ${this.#start(frame)} has a null key (~) and the key "null", which would become one key`]);
+    else {
+      map[''] = map.null;
+      delete map.null;
+    }
+  }
+
+  /** Whether the node that ended at `end` is a key: the next text past spaces and line breaks is `:`. */
+  #isKey(end: number): boolean {
+    const text = this.#source;
+    let at = end;
+    for (let c = text.charCodeAt(at); c === 32 || c === 9 || c === 10 || c === 13; c = text.charCodeAt(at)) at += 1;
+    return text.charCodeAt(at) === 58;
+  }
+
+  #addKey(map: Frame, frame: Frame, value: unknown, collection: boolean): void {
+    const at = this.#contentStart(frame.open);
+    if (collection) {
+      (map.keyProblems ??= []).push([at, `the map key at ${this.where(at)} is a collection; hotconf keys are plain text`]);
+      return;
+    }
+    const key = value === null ? '' : String(value);
+    map.keyCount += 1;
+    if (value === null) map.nullKey = true;
+    map.keys ??= new Map();
+    const first = map.keys.get(key);
+    if (first === undefined) map.keys.set(key, at);
+    else (map.keyProblems ??= []).push([at, `Map keys must be unique: ${JSON.stringify(key)} at ${this.where(at)} repeats the key at ${this.where(first)}`]);
+  }
+
+  /** The messages for what stopped js-yaml: a limit, or one of its errors, naming where. */
+  refusal(error: unknown): string[] {
+    if (error instanceof LimitPassed) return [error.message];
+    if (!(error instanceof YAMLException)) throw error;
+    const reason = error.reason;
+    if (reason.startsWith('nesting exceeded maxDepth')) return [DEPTH_MESSAGE];
+    const tag = /^unknown tag !<(.*)>$/.exec(reason);
+    // The node being composed carries the tag; js-yaml points past it.
+    const top = this.#frames.at(-1);
+    if (tag && top) return [`unknown tag: ${tag[1]} at ${this.#start(top)}`];
+    const unfit = /^cannot resolve a node with !<(.*)> explicit tag$/.exec(reason);
+    if (unfit && top) return [`the value at ${this.#start(top)} is not a valid ${unfit[1]}`];
+    if (reason.startsWith('expected a single document')) {
+      const second = this.#firstDocumentEnd === undefined ? '' : `: the second starts at ${this.where(this.#contentStart(this.#firstDocumentEnd))}`;
+      return [`multiple documents${second}; hotconf reads one document per file or key`];
+    }
+    const mark = error.mark as { line: number; column: number } | undefined;
+    return [`syntax error: ${reason}${mark ? ` at line ${mark.line + 1}, column ${mark.column + 1}` : ''}`];
+  }
+
+  /** `line L, column C` (1-based) of an offset. */
+  where(offset: number): string {
+    // Built on first use: only documents that are refused need it.
+    if (!this.#lineStarts) {
+      this.#lineStarts = [0];
+      for (let at = this.#source.indexOf('\n'); at >= 0; at = this.#source.indexOf('\n', at + 1)) this.#lineStarts.push(at + 1);
+    }
+    const starts = this.#lineStarts;
+    let low = 0;
+    let high = starts.length - 1;
+    while (low < high) {
+      const mid = (low + high + 1) >> 1;
+      if (starts[mid]! <= offset) low = mid;
+      else high = mid - 1;
+    }
+    return `line ${low + 1}, column ${offset - starts[low]! + 1}`;
+  }
+
+  #start(frame: Frame): string {
+    return this.where(this.#contentStart(frame.open));
+  }
+
+  /** The first offset from `at` past spaces, line breaks and comments: where a node's text starts. */
+  #contentStart(at: number): number {
+    const text = this.#source;
+    let offset = at;
+    for (;;) {
+      const c = text.charCodeAt(offset);
+      if (c === 32 || c === 9 || c === 10 || c === 13) offset += 1;
+      else if (c === 35) {
+        const eol = text.indexOf('\n', offset);
+        if (eol < 0) return text.length;
+        offset = eol + 1;
+      } else return offset;
+    }
+  }
+}
 /**
  * Keys that address an object's prototype machinery. Strict objects already reject them as
  * unknown keys, but record-typed sections (header maps) accept any token, and zod builds records
@@ -205,117 +422,6 @@ function valueAt(data: unknown, path: readonly PropertyKey[]): { present: boolea
 function typeName(value: unknown): string {
   if (value === null) return 'null';
   return Array.isArray(value) ? 'array' : typeof value;
-}
-
-/**
- * A first, cheap pass over yaml's token stream, before any tree is built: the limit a document
- * visibly passes, if any. Flow collections (`[`, `{`) are nested and counted as they come, and
- * so are scalars and aliases, so a bomb is refused after reading as far as its first excess (a
- * 1 MiB one of 60-deep lists: building its syntax tree took 3 s and 600 MB). Block collections
- * are not counted here (their nesting needs the tree): `documentShape` measures everything.
- */
-function lexicalLimit(source: string): 'depth' | 'nodes' | undefined {
-  let depth = 0;
-  let nodes = 0;
-  for (const token of new Lexer().lex(source)) {
-    switch (CST.tokenType(token)) {
-      case 'flow-seq-start':
-      case 'flow-map-start':
-        depth += 1;
-        nodes += 1;
-        if (depth > MAX_NESTING_DEPTH) return 'depth';
-        break;
-      case 'flow-seq-end':
-      case 'flow-map-end':
-        depth -= 1;
-        break;
-      case 'scalar':
-      case 'single-quoted-scalar':
-      case 'double-quoted-scalar':
-      case 'alias':
-        nodes += 1;
-        break;
-    }
-    if (nodes > MAX_DOCUMENT_NODES) return 'nodes';
-  }
-  return undefined;
-}
-
-/** What `documentShape` measured; `largestMap.offset` is where that map starts in the text. */
-interface DocumentShape {
-  depth: number;
-  nodes: number;
-  largestMap: { keys: number; offset: number };
-}
-
-/**
- * Deepest collection nesting, node count and largest map of `source`, from yaml's concrete
- * syntax tree (which its parser builds iteratively), walked with an explicit stack: nothing
- * recursive runs before the depth is known. Stops once the nesting passes the limit. `lines`
- * learns where lines start, for messages.
- */
-function documentShape(source: string, lines: LineCounter): DocumentShape {
-  const shape: DocumentShape = { depth: 0, nodes: 0, largestMap: { keys: 0, offset: 0 } };
-  const stack: [CST.Token | undefined, number][] = [];
-  for (const token of new Parser(lines.addNewLine).parse(source)) {
-    stack.push([token, 0]);
-    while (stack.length > 0) {
-      const [node, depth] = stack.pop()!;
-      if (!node) continue;
-      if (depth > shape.depth) shape.depth = depth;
-      if (shape.depth > MAX_NESTING_DEPTH) return shape;
-      if (node.type === 'document') {
-        stack.push([node.value, depth]);
-        continue;
-      }
-      shape.nodes += 1;
-      if (node.type === 'block-map' || node.type === 'block-seq' || node.type === 'flow-collection') {
-        const keyed = node.type === 'block-map' || (node.type === 'flow-collection' && node.start.source === '{');
-        if (keyed && node.items.length > shape.largestMap.keys) shape.largestMap = { keys: node.items.length, offset: node.offset };
-        for (const item of node.items) stack.push([item.key ?? undefined, depth + 1], [item.value, depth + 1]);
-      }
-    }
-  }
-  return shape;
-}
-
-/**
- * One message per key that repeats in its map, in linear time. Keys are compared as the object
- * keys they become (`1`, `"1"` and `1.0` are one key, and so are `~` and `""`); keys that are
- * collections are left to the schema, where no such key is valid.
- */
-function duplicateKeys(doc: Document.Parsed, lines: LineCounter): string[] {
-  const out: [offset: number, message: string][] = [];
-  const stack: unknown[] = [doc.contents];
-  while (stack.length > 0) {
-    const node = stack.pop();
-    if (isMap(node)) {
-      const seen = new Map<string, number>();
-      for (const pair of node.items) {
-        stack.push(pair.value);
-        if (!isScalar(pair.key) || (pair.key.value !== null && typeof pair.key.value === 'object')) continue;
-        const key = pair.key.value === null ? '' : String(pair.key.value);
-        const at = pair.key.range?.[0] ?? 0;
-        const first = seen.get(key);
-        if (first === undefined) seen.set(key, at);
-        else out.push([at, `Map keys must be unique: ${JSON.stringify(key)} at ${where(lines, at)} repeats the key at ${where(lines, first)}`]);
-      }
-    } else if (isSeq(node)) {
-      for (const item of node.items) stack.push(item);
-    }
-  }
-  return out.sort((a, b) => a[0] - b[0]).map(([, message]) => message);
-}
-
-/** `line L, column C` of `offset` in the text `lines` has seen (1-based). */
-function where(lines: LineCounter, offset: number): string {
-  const { line, col } = lines.linePos(offset);
-  return `line ${line}, column ${col}`;
-}
-
-/** The first line of a yaml error, without the colon that introduced its excerpt of the document. */
-function firstLine(message: string): string {
-  return message.split('\n')[0]!.replace(/:$/, '');
 }
 
 /** One issue per `PROTOTYPE_KEYS` key found in plain data (own keys only, any depth); fragments are checked with it too. */

@@ -139,7 +139,9 @@ describe('config parsing and validation', () => {
 
   it('rejects duplicate keys and multi-document YAML', () => {
     expect(issuesOf(() => parseDocument('a: 1\na: 2\n'))[0]!.message).to.contain('Map keys must be unique');
-    expect(issuesOf(() => parseDocument('a: 1\n---\nb: 2\n'))[0]!.message).to.contain('multiple documents');
+    expect(issuesOf(() => parseDocument('a: 1\n---\nb: 2\n'))).to.deep.equal([
+      { path: '', message: 'multiple documents: the second starts at line 2, column 1; hotconf reads one document per file or key' },
+    ]);
   });
 
   it('finds a duplicate key in a large map, and one spelled differently that would become the same key', () => {
@@ -178,10 +180,17 @@ describe('config parsing and validation', () => {
     expect(issuesOf(() => parseDocument('shutdown_timeout_ms: !duration 5s\nlisteners: []\n'))).to.deep.equal([
       { path: '', message: 'unknown tag: !duration at line 1, column 22' },
     ]);
+    // js-yaml stops at the first unknown tag.
     expect(issuesOf(() => parseDocument('a: !!binary aGk=\nb: !!timestamp 2001-01-01\n')).map((i) => i.message)).to.deep.equal([
       'unknown tag: tag:yaml.org,2002:binary at line 1, column 4',
-      'unknown tag: tag:yaml.org,2002:timestamp at line 2, column 4',
     ]);
+    for (const [text, tag] of [
+      ['a: !!timestamp 2001-01-01\n', 'tag:yaml.org,2002:timestamp'],
+      ['a: !!set {x}\n', 'tag:yaml.org,2002:set'],
+      ['a: !!merge <<\n', 'tag:yaml.org,2002:merge'],
+    ]) {
+      expect(issuesOf(() => parseDocument(text!))).to.deep.equal([{ path: '', message: `unknown tag: ${tag} at line 1, column 4` }]);
+    }
     expect(parseDocument('a: !!str 5\nb: !!int "7"\n')).to.deep.equal({ a: '5', b: 7 });
   });
 
