@@ -62,6 +62,12 @@ export interface Provisioner {
    * holding nothing, when it cannot be shared.
    */
   share<T>(lease: Lease<T>): Lease<T> | undefined;
+  /**
+   * `share` of every lease of `leases` in one registry step (`ResourceRegistry.shareAll`, all or
+   * nothing), held by the generation being provisioned as one group and each counted as reused:
+   * the new leases in the same order, or undefined, holding nothing.
+   */
+  shareAll(leases: readonly Lease<unknown>[]): readonly Lease<unknown>[] | undefined;
   /** The generation being replaced (the active one), whose unchanged parts may be taken over; undefined for the first. */
   readonly previous: Generation | undefined;
 }
@@ -136,7 +142,14 @@ export async function provision(generation: Generation, ctx: ProvisionContext, p
     generation.hold(shared);
     return shared;
   };
-  const provisioner: Provisioner = { acquire, share, previous };
+  const shareAll = (leases: readonly Lease<unknown>[]): readonly Lease<unknown>[] | undefined => {
+    const group = ctx.registry.shareAll(leases);
+    if (group === undefined) return undefined;
+    for (const lease of group.leases) count(lease);
+    generation.holdGroup(group);
+    return group.leases;
+  };
+  const provisioner: Provisioner = { acquire, share, shareAll, previous };
   try {
     for (const step of ctx.steps ?? PROVISION_STEPS) await step(generation, ctx, provisioner);
   } catch (error) {
@@ -170,37 +183,90 @@ async function provisionTracing(generation: Generation, _ctx: ProvisionContext, 
 }
 
 async function provisionUpstreams(generation: Generation, ctx: ProvisionContext, provisioner: Provisioner): Promise<void> {
+  const taken = takeOverUpstreams(generation, provisioner);
   for (const [name, section] of Object.entries(generation.config.upstreams)) {
-    if (takeOverUpstream(name, section, generation, provisioner)) continue;
-    const leases: Lease<unknown>[] = [];
-    generation.addUpstream(await provisionUpstream(name, section, generation, ctx, provisioner.acquire, leases), leases);
+    const kept = taken.get(name);
+    if (kept !== undefined) generation.addUpstream(kept.upstream, kept.leases);
+    else if (!takeOverUpstream(name, section, generation, provisioner)) {
+      const leases: Lease<unknown>[] = [];
+      generation.addUpstream(await provisionUpstream(name, section, generation, ctx, provisioner.acquire, leases), leases);
+    }
   }
 }
 
 /**
- * Serve the previous generation's `Upstream` of `name` again when nothing it is built from
- * changed: its section (deep equality), its tracer (`provisionTracing` keeps the previous one
- * when tracing did not change), its observer and logger (the same `ProvisionContext`: one
- * `Applier`), and the registry values it references, whose leases this generation shares one by
- * one (the same values, one more reference each). Safe because the `Upstream` references no
+ * The previous generation's `Upstream` of `name`, with the leases it is built from, when nothing
+ * it is built from changed: its section (the same frozen object when its fragment did not change,
+ * else deep equality), its tracer (`provisionTracing` keeps the previous one when tracing did not
+ * change), its observer and logger (the same `ProvisionContext`: one `Applier`), and the registry
+ * values it references (whose leases the caller shares). Safe because the `Upstream` references no
  * registry value but those: the generation holds its own lease on each, so releasing the
  * previous generation destroys none of them. Its balancer's position carries on.
- *
- * Returns false when anything differs or a lease cannot be shared: the caller builds the
- * upstream afresh (leases shared until then stay held, released with the generation).
+ */
+function unchangedUpstream(
+  name: string,
+  section: UpstreamConfig,
+  generation: Generation,
+  previous: Generation | undefined,
+): { upstream: Upstream; leases: readonly Lease<unknown>[] } | undefined {
+  const upstream = previous?.upstreams().get(name);
+  const leases = previous?.upstreamLeases(name);
+  if (upstream === undefined || leases === undefined || upstream.tracer !== generation.tracer) return undefined;
+  return upstream.config === section || equal(upstream.config, section) ? { upstream, leases } : undefined;
+}
+
+/**
+ * Every upstream `unchangedUpstream` finds, taken over at once: their leases shared in one
+ * registry step (`Provisioner.shareAll`) and one release hook for all their `hold`s, so a reload
+ * of a config of 10,000 upstreams pays neither 20,000 leak registrations nor 10,000 hooks. Empty
+ * when a lease cannot be shared: `takeOverUpstream` then tries them one by one.
+ */
+function takeOverUpstreams(
+  generation: Generation,
+  { shareAll, previous }: Provisioner,
+): ReadonlyMap<string, { upstream: Upstream; leases: readonly Lease<unknown>[] }> {
+  const taken = new Map<string, { upstream: Upstream; leases: readonly Lease<unknown>[] }>();
+  if (previous === undefined) return taken;
+  const all: Lease<unknown>[] = [];
+  for (const [name, section] of Object.entries(generation.config.upstreams)) {
+    const unchanged = unchangedUpstream(name, section, generation, previous);
+    if (unchanged === undefined) continue;
+    taken.set(name, unchanged);
+    for (const lease of unchanged.leases) all.push(lease);
+  }
+  if (taken.size === 0) return taken;
+  const shared = shareAll(all);
+  if (shared === undefined) return new Map();
+  let at = 0;
+  const holds: (() => void)[] = [];
+  for (const kept of taken.values()) {
+    kept.leases = shared.slice(at, at + kept.leases.length);
+    at += kept.leases.length;
+    holds.push(kept.upstream.hold());
+  }
+  generation.onRelease(() => {
+    for (const release of holds) release();
+  });
+  return taken;
+}
+
+/**
+ * `unchangedUpstream` for one upstream, its leases shared one by one (`Provisioner.share`): when
+ * `takeOverUpstreams` could not share them all at once. Returns false when anything differs or
+ * a lease cannot be shared: the caller builds the upstream afresh (leases shared until then stay
+ * held, released with the generation).
  */
 function takeOverUpstream(name: string, section: UpstreamConfig, generation: Generation, { share, previous }: Provisioner): boolean {
-  const before = previous?.upstreams().get(name);
-  const leases = previous?.upstreamLeases(name);
-  if (before === undefined || leases === undefined || before.tracer !== generation.tracer || !equal(before.config, section)) return false;
+  const unchanged = unchangedUpstream(name, section, generation, previous);
+  if (unchanged === undefined) return false;
   const shared: Lease<unknown>[] = [];
-  for (const lease of leases) {
+  for (const lease of unchanged.leases) {
     const copy = share(lease);
     if (copy === undefined) return false;
     shared.push(copy);
   }
-  generation.addUpstream(before, shared);
-  generation.onRelease(before.hold());
+  generation.addUpstream(unchanged.upstream, shared);
+  generation.onRelease(unchanged.upstream.hold());
   return true;
 }
 
