@@ -9,7 +9,7 @@ import { compileProxy, ProxyAction, type ProxyObserver, ProxyTarget, Upstream } 
 import { TrustedProxies } from '../dataplane/proxy/trusted-proxies.js';
 import { compileRedirect, RedirectAction } from '../dataplane/route/redirect.js';
 import { compileRespond, RespondAction } from '../dataplane/route/respond.js';
-import { compileReusing, type Router } from '../dataplane/route/router.js';
+import { compileReusing, type Router, sameEnds } from '../dataplane/route/router.js';
 import { type AccessLineSink, AccessLog } from '../dataplane/serve/access-log.js';
 import { SniTable } from '../dataplane/serve/sni.js';
 import { watchedDirs } from '../net/tls-files.js';
@@ -70,6 +70,12 @@ export interface Provisioner {
   shareAll(leases: readonly Lease<unknown>[]): readonly Lease<unknown>[] | undefined;
   /** The generation being replaced (the active one), whose unchanged parts may be taken over; undefined for the first. */
   readonly previous: Generation | undefined;
+  /**
+   * Set by the upstreams step: every upstream `previous` serves is served by this generation as
+   * the very same `Upstream`, so no proxy action `previous` compiled points at anything this
+   * generation does not hold (the listeners step then reuses unchanged routes without a test each).
+   */
+  upstreamsKept: boolean;
 }
 
 /** One step of a provision: acquires what one part of the config needs and adds it to the generation. */
@@ -149,7 +155,7 @@ export async function provision(generation: Generation, ctx: ProvisionContext, p
     generation.holdGroup(group);
     return group.leases;
   };
-  const provisioner: Provisioner = { acquire, share, shareAll, previous };
+  const provisioner: Provisioner = { acquire, share, shareAll, previous, upstreamsKept: false };
   try {
     for (const step of ctx.steps ?? PROVISION_STEPS) await step(generation, ctx, provisioner);
   } catch (error) {
@@ -184,14 +190,18 @@ async function provisionTracing(generation: Generation, _ctx: ProvisionContext, 
 
 async function provisionUpstreams(generation: Generation, ctx: ProvisionContext, provisioner: Provisioner): Promise<void> {
   const taken = takeOverUpstreams(generation, provisioner);
+  let kept = taken.size;
   for (const [name, section] of Object.entries(generation.config.upstreams)) {
-    const kept = taken.get(name);
-    if (kept !== undefined) generation.addUpstream(kept.upstream, kept.leases);
-    else if (!takeOverUpstream(name, section, generation, provisioner)) {
+    const upstream = taken.get(name);
+    if (upstream !== undefined) generation.addUpstream(upstream.upstream, upstream.leases);
+    else if (takeOverUpstream(name, section, generation, provisioner)) kept += 1;
+    else {
       const leases: Lease<unknown>[] = [];
       generation.addUpstream(await provisionUpstream(name, section, generation, ctx, provisioner.acquire, leases), leases);
     }
   }
+  // Names are unique and each taken over is one of `previous`'s: as many means all of them.
+  provisioner.upstreamsKept = provisioner.previous !== undefined && kept === provisioner.previous.upstreams().size;
 }
 
 /**
@@ -326,7 +336,7 @@ function actionReusable(action: RouteAction, generation: Generation, trusted: Tr
   return false;
 }
 
-async function provisionListeners(generation: Generation, ctx: ProvisionContext, { acquire, previous }: Provisioner): Promise<void> {
+async function provisionListeners(generation: Generation, ctx: ProvisionContext, { acquire, previous, upstreamsKept }: Provisioner): Promise<void> {
   for (const [i, listener] of generation.config.listeners.entries()) {
     const key = listenerKind.key(listener);
     const before = previous?.listeners().get(key);
@@ -340,7 +350,9 @@ async function provisionListeners(generation: Generation, ctx: ProvisionContext,
       return compileRespond(route, index);
     };
     const table = before && { sections: before.config.routes, router: before.router };
-    const router = compileReusing(listener.routes, compile, table, (action) => actionReusable(action, generation, trusted));
+    // Every action `before` compiled references only what this generation holds: reuse them untested.
+    const all = upstreamsKept && before !== undefined && trusted === before.trustedProxies;
+    const router = compileReusing(listener.routes, compile, table, all ? 'all' : (action) => actionReusable(action, generation, trusted));
     const path = `listeners.${i}`;
     const handle = await acquire(`${path}.listen`, listenerKind, { listen: listener.listen });
     let sni: SniTable | undefined;
@@ -368,20 +380,29 @@ async function provisionListeners(generation: Generation, ctx: ProvisionContext,
 }
 
 /**
- * Canonical JSON of each route section of `router` (what tunnels are bound to): a route compiled
- * by the previous table keeps its text (its section is equal), only the others are serialised.
+ * Canonical JSON of each route section of `router` (what tunnels are bound to): the leading and
+ * trailing sections that are the previous table's very objects keep their text as a whole (an
+ * array copy); between them, a route compiled by the previous table keeps its text (its section
+ * is equal), only the others are serialised.
  */
 function routeSections(sections: readonly RouteConfig[], router: Router, before: ServedListener | undefined): readonly string[] {
   if (before === undefined) return sections.map((section) => canonicalJson(section));
   if (before.router === router) return before.routeSections;
+  const previous = before.config.routes;
+  const { head, tail } = sameEnds(previous, sections);
+  const end = sections.length - tail;
+  const out = before.routeSections.slice(0, head);
   // An action is only ever kept for a section equal to the one it was compiled from.
   let byAction: Map<RouteAction, string> | undefined;
-  return sections.map((section, index) => {
+  for (let index = head; index < end; index += 1) {
     const route = router.routes[index]!;
-    if (route === before.router.routes[index]) return before.routeSections[index]!;
-    byAction ??= new Map(before.router.routes.map((kept, at) => [kept.action, before.routeSections[at]!]));
-    return byAction.get(route.action) ?? canonicalJson(section);
-  });
+    if (route === before.router.routes[index]) out.push(before.routeSections[index]!);
+    else {
+      byAction ??= new Map(before.router.routes.slice(head, previous.length - tail).map((kept, at) => [kept.action, before.routeSections[head + at]!]));
+      out.push(byAction.get(route.action) ?? canonicalJson(sections[index]!));
+    }
+  }
+  return out.concat(before.routeSections.slice(previous.length - tail));
 }
 
 /**

@@ -79,7 +79,7 @@ async function released(d: TestDaemon): Promise<void> {
 }
 
 describe('incremental provisioning', () => {
-  it('compiles one route and derives no pool key for a one-route change among 1,000 routes', async () => {
+  it('compiles one route, derives no pool key and takes the 100 upstreams over in one registry step for a one-route change among 1,000 routes', async () => {
     const [a, b] = [await TestUpstream.start(), await TestUpstream.start()];
     const upstreams = Object.fromEntries(Array.from({ length: 100 }, (_, u) => [`u${u}`, { targets: [a.origin, b.origin] }]));
     const port = await freePort();
@@ -89,11 +89,16 @@ describe('incremental provisioning', () => {
     const pools = d.daemon.registry.stats()[UPSTREAM_POOL_KIND]!;
     key.resetHistory();
     factory.resetHistory();
+    const share = sinon.spy(d.daemon.registry, 'share');
+    const shareAll = sinon.spy(d.daemon.registry, 'shareAll');
 
     expect(await d.apply(scaleConfig(port, { routes: 1000, upstreams, last: 'changed' }))).to.include({ result: 'applied', generation: 2 });
     const second = d.daemon.reloader.active!;
     expect(key.callCount, 'pool keys derived').to.equal(0);
     expect(factory.callCount, 'pool factories').to.equal(0);
+    expect(share.callCount, 'leases shared one by one').to.equal(0);
+    expect(shareAll.callCount, 'registry steps sharing leases').to.equal(1);
+    expect(shareAll.firstCall.args[0], 'leases shared in that step').to.have.length(200);
     expect(recompiled(first, second)).to.deep.equal([999]);
     expect(onlyRouter(second).sharesIndexWith(onlyRouter(first))).to.equal(true);
     for (const [name, upstream] of first.upstreams()) expect(second.upstreams().get(name), name).to.equal(upstream);
