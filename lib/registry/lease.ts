@@ -43,6 +43,11 @@ export class Lease<T> {
     this.#onRelease = onRelease;
   }
 
+  /** @internal The registry's entry this lease holds a reference on (`ResourceRegistry.shareAll` reads it instead of looking the key up). */
+  static ownerOf<T>(lease: Lease<T>): unknown {
+    return lease.#owner;
+  }
+
   /** The shared resource. Throws `LeaseReleasedError` once this lease is released. */
   get value(): T {
     if (this.#released) throw new LeaseReleasedError(this.kind, this.key);

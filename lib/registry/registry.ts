@@ -71,6 +71,8 @@ export interface ResourceRegistryOptions {
 }
 
 interface Entry {
+  /** The registry whose entry this is (a lease of another registry is never shared). */
+  registry: ResourceRegistry;
   kind: string;
   key: string;
   state: 'creating' | 'live' | 'destroying';
@@ -212,8 +214,9 @@ export class ResourceRegistry {
     for (let i = 0; i < leases.length; i += 1) {
       const lease = leases[i]!;
       if (lease.released) return undefined;
-      const entry = this.#entries.get(entryId(lease.kind, lease.key));
-      if (entry?.state !== 'live' || entry.value !== lease.value) return undefined;
+      // The lease's own entry, not a lookup by key: live means it is still this key's value (a destroyed entry never comes back).
+      const entry = Lease.ownerOf(lease) as Entry;
+      if (entry.registry !== this || entry.state !== 'live') return undefined;
       entries[i] = entry;
     }
     const observed = this.#events.observed;
@@ -286,7 +289,7 @@ export class ResourceRegistry {
   }
 
   async #create(id: string, kind: string, key: string, factory: ResourceFactory<unknown>): Promise<Lease<unknown>> {
-    const entry: Entry = { kind, key, state: 'creating', factory, value: undefined, refs: 0, waiters: 1, settled: Promise.resolve() };
+    const entry: Entry = { registry: this, kind, key, state: 'creating', factory, value: undefined, refs: 0, waiters: 1, settled: Promise.resolve() };
     this.#entries.set(id, entry);
     entry.settled = (async () => {
       let value: unknown;

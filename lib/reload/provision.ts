@@ -188,20 +188,38 @@ async function provisionTracing(generation: Generation, _ctx: ProvisionContext, 
   generation.setTracing(same ? before : generationTracing(pipeline, resolved.sample_ratio));
 }
 
+/** An upstream of the config, in config order, and what `unchangedUpstream` found for it. */
+interface UpstreamPlan {
+  readonly name: string;
+  readonly section: UpstreamConfig;
+  taken: TakenUpstream | undefined;
+}
+
+/** The previous generation's `Upstream`, and the leases it is built from (the previous generation's, then this one's). */
+interface TakenUpstream {
+  readonly upstream: Upstream;
+  leases: readonly Lease<unknown>[];
+}
+
 async function provisionUpstreams(generation: Generation, ctx: ProvisionContext, provisioner: Provisioner): Promise<void> {
-  const taken = takeOverUpstreams(generation, provisioner);
-  let kept = taken.size;
-  for (const [name, section] of Object.entries(generation.config.upstreams)) {
-    const upstream = taken.get(name);
-    if (upstream !== undefined) generation.addUpstream(upstream.upstream, upstream.leases);
-    else if (takeOverUpstream(name, section, generation, provisioner)) kept += 1;
-    else {
+  const { previous } = provisioner;
+  const plans: UpstreamPlan[] = [];
+  for (const [name, section] of Object.entries(generation.config.upstreams))
+    plans.push({ name, section, taken: unchangedUpstream(name, section, generation, previous) });
+  const together = takeOverUpstreams(plans, generation, provisioner);
+  let kept = 0;
+  for (const { name, section, taken } of plans) {
+    const served = taken && (together ? taken : takeOverUpstream(taken, generation, provisioner));
+    if (served) {
+      generation.addUpstream(served.upstream, served.leases);
+      kept += 1;
+    } else {
       const leases: Lease<unknown>[] = [];
       generation.addUpstream(await provisionUpstream(name, section, generation, ctx, provisioner.acquire, leases), leases);
     }
   }
   // Names are unique and each taken over is one of `previous`'s: as many means all of them.
-  provisioner.upstreamsKept = provisioner.previous !== undefined && kept === provisioner.previous.upstreams().size;
+  provisioner.upstreamsKept = previous !== undefined && kept === previous.upstreams().size;
 }
 
 /**
@@ -213,71 +231,59 @@ async function provisionUpstreams(generation: Generation, ctx: ProvisionContext,
  * registry value but those: the generation holds its own lease on each, so releasing the
  * previous generation destroys none of them. Its balancer's position carries on.
  */
-function unchangedUpstream(
-  name: string,
-  section: UpstreamConfig,
-  generation: Generation,
-  previous: Generation | undefined,
-): { upstream: Upstream; leases: readonly Lease<unknown>[] } | undefined {
+function unchangedUpstream(name: string, section: UpstreamConfig, generation: Generation, previous: Generation | undefined): TakenUpstream | undefined {
   const upstream = previous?.upstreams().get(name);
-  const leases = previous?.upstreamLeases(name);
-  if (upstream === undefined || leases === undefined || upstream.tracer !== generation.tracer) return undefined;
-  return upstream.config === section || equal(upstream.config, section) ? { upstream, leases } : undefined;
+  if (upstream === undefined || upstream.tracer !== generation.tracer || (upstream.config !== section && !equal(upstream.config, section))) return undefined;
+  const leases = previous!.upstreamLeases(name);
+  return leases === undefined ? undefined : { upstream, leases };
 }
 
 /**
- * Every upstream `unchangedUpstream` finds, taken over at once: their leases shared in one
- * registry step (`Provisioner.shareAll`) and one release hook for all their `hold`s, so a reload
- * of a config of 10,000 upstreams pays neither 20,000 leak registrations nor 10,000 hooks. Empty
- * when a lease cannot be shared: `takeOverUpstream` then tries them one by one.
+ * Every upstream that `unchangedUpstream` found, taken over at once: their leases shared in one
+ * registry step (`Provisioner.shareAll`; each `taken.leases` become the shared ones) and one
+ * release hook for all their `hold`s, so a reload of a config of 10,000 upstreams pays neither
+ * 20,000 leak registrations nor 10,000 hooks. False, holding nothing, when there is none or a
+ * lease cannot be shared: `takeOverUpstream` then tries them one by one.
  */
-function takeOverUpstreams(
-  generation: Generation,
-  { shareAll, previous }: Provisioner,
-): ReadonlyMap<string, { upstream: Upstream; leases: readonly Lease<unknown>[] }> {
-  const taken = new Map<string, { upstream: Upstream; leases: readonly Lease<unknown>[] }>();
-  if (previous === undefined) return taken;
+function takeOverUpstreams(plans: readonly UpstreamPlan[], generation: Generation, { shareAll }: Provisioner): boolean {
+  const taken: TakenUpstream[] = [];
   const all: Lease<unknown>[] = [];
-  for (const [name, section] of Object.entries(generation.config.upstreams)) {
-    const unchanged = unchangedUpstream(name, section, generation, previous);
-    if (unchanged === undefined) continue;
-    taken.set(name, unchanged);
-    for (const lease of unchanged.leases) all.push(lease);
+  for (const plan of plans) {
+    if (plan.taken === undefined) continue;
+    taken.push(plan.taken);
+    for (const lease of plan.taken.leases) all.push(lease);
   }
-  if (taken.size === 0) return taken;
+  if (taken.length === 0) return false;
   const shared = shareAll(all);
-  if (shared === undefined) return new Map();
+  if (shared === undefined) return false;
   let at = 0;
-  const holds: (() => void)[] = [];
-  for (const kept of taken.values()) {
+  const holds: (() => void)[] = new Array(taken.length);
+  for (const [i, kept] of taken.entries()) {
     kept.leases = shared.slice(at, at + kept.leases.length);
     at += kept.leases.length;
-    holds.push(kept.upstream.hold());
+    holds[i] = kept.upstream.hold();
   }
   generation.onRelease(() => {
     for (const release of holds) release();
   });
-  return taken;
+  return true;
 }
 
 /**
- * `unchangedUpstream` for one upstream, its leases shared one by one (`Provisioner.share`): when
- * `takeOverUpstreams` could not share them all at once. Returns false when anything differs or
- * a lease cannot be shared: the caller builds the upstream afresh (leases shared until then stay
- * held, released with the generation).
+ * An upstream `unchangedUpstream` found, its leases shared one by one (`Provisioner.share`): when
+ * `takeOverUpstreams` could not share them all at once. Undefined when a lease cannot be shared:
+ * the caller builds the upstream afresh (leases shared until then stay held, released with the
+ * generation).
  */
-function takeOverUpstream(name: string, section: UpstreamConfig, generation: Generation, { share, previous }: Provisioner): boolean {
-  const unchanged = unchangedUpstream(name, section, generation, previous);
-  if (unchanged === undefined) return false;
+function takeOverUpstream(taken: TakenUpstream, generation: Generation, { share }: Provisioner): TakenUpstream | undefined {
   const shared: Lease<unknown>[] = [];
-  for (const lease of unchanged.leases) {
+  for (const lease of taken.leases) {
     const copy = share(lease);
-    if (copy === undefined) return false;
+    if (copy === undefined) return undefined;
     shared.push(copy);
   }
-  generation.addUpstream(unchanged.upstream, shared);
-  generation.onRelease(unchanged.upstream.hold());
-  return true;
+  generation.onRelease(taken.upstream.hold());
+  return { upstream: taken.upstream, leases: shared };
 }
 
 async function provisionHealthChecks(generation: Generation, _ctx: ProvisionContext, { acquire }: Provisioner): Promise<void> {

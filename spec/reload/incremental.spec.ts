@@ -189,6 +189,26 @@ describe('incremental provisioning', () => {
     expectOwnResourcesOnly(d.daemon.reloader.active!);
   });
 
+  it('takes the upstreams over one lease at a time when the registry cannot share them all in one step', async () => {
+    const a = await TestUpstream.start();
+    const port = await freePort();
+    const upstreams = Object.fromEntries(Array.from({ length: 10 }, (_, u) => [`u${u}`, { targets: [a.origin], pool: { connections: u + 1 } }]));
+    const d = await startDaemon(scaleConfig(port, { routes: 100, upstreams }));
+    const first = d.daemon.reloader.active!;
+    const start = d.daemon.registry.stats()[UPSTREAM_POOL_KIND]!;
+    const shareAll = sinon.stub(d.daemon.registry, 'shareAll').returns(undefined);
+    const share = sinon.spy(d.daemon.registry, 'share');
+    expect(await d.apply(scaleConfig(port, { routes: 100, upstreams, last: 'changed' }))).to.include({ result: 'applied' });
+    const second = d.daemon.reloader.active!;
+    expect(shareAll.callCount).to.equal(1);
+    expect(share.callCount).to.equal(10);
+    for (const [name, upstream] of first.upstreams()) expect(second.upstreams().get(name), name).to.equal(upstream);
+    await released(d);
+    expect(d.daemon.registry.stats()[UPSTREAM_POOL_KIND]).to.include({ created: 10, destroyed: 0, refs: 10, reused: start.reused + 10 });
+    expectOwnResourcesOnly(second);
+    expect((await httpRequest(`http://127.0.0.1:${port}/r1`)).status).to.equal(200);
+  });
+
   it('keeps timing out requests through an upstream taken over after the generation that built it is released', async () => {
     // Headers at once, then a byte every 50 ms: undici's own header and idle-body timeouts never
     // fire, so only the upstream's timeout_ms sweep can end this exchange.
