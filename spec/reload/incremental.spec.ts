@@ -6,8 +6,12 @@ import { getText, httpRequest } from '../../harness/http.js';
 import { freePort } from '../../harness/ports.js';
 import { holding, TestUpstream } from '../../harness/upstream.js';
 import { waitFor } from '../../harness/wait.js';
+import { validateConfig } from '../../lib/config/parse.js';
+import { silentLogger } from '../../lib/core/log.js';
 import { ProxyAction } from '../../lib/dataplane/proxy/proxy.js';
-import type { Generation } from '../../lib/reload/generation.js';
+import { ResourceRegistry } from '../../lib/registry/registry.js';
+import { Generation } from '../../lib/reload/generation.js';
+import { type ProvisionContext, provision } from '../../lib/reload/provision.js';
 import type { ResourceKind, ResourceKinds } from '../../lib/resources/kind.js';
 import { UPSTREAM_POOL_KIND, upstreamPoolKind } from '../../lib/resources/upstream.js';
 
@@ -249,5 +253,49 @@ describe('incremental provisioning', () => {
     } finally {
       client.destroy();
     }
+  });
+});
+
+describe('provisioning against the very upstreams record of the previous generation', () => {
+  it('takes 1,000 upstreams over in one registry step without walking the record, and the previous generation releases destroying nothing', async () => {
+    const targets = ['http://127.0.0.1:1', 'http://127.0.0.1:2'];
+    const config = validateConfig({ listeners: [], upstreams: Object.fromEntries(Array.from({ length: 1000 }, (_, u) => [`u${u}`, { targets }])) });
+    const registry = new ResourceRegistry();
+    const ctx: ProvisionContext = {
+      registry,
+      deps: { onBackgroundError: () => {}, logger: silentLogger() },
+      serving: () => {
+        throw new Error('no listener here');
+      },
+    };
+    const source = { kind: 'file', path: '/x' } as const;
+    const first = new Generation(1, config, 'h1', 'v1', source);
+    await provision(first, ctx);
+    first.activate();
+    // What a fragment merge hands over when no upstream changed: a new config, the same upstreams record.
+    const second = new Generation(2, Object.freeze({ ...config }), 'h2', 'v2', source);
+    const entries = sinon.spy(Object, 'entries');
+    const shareAll = sinon.spy(registry, 'shareAll');
+    const share = sinon.spy(registry, 'share');
+    let report: Awaited<ReturnType<typeof provision>>;
+    try {
+      report = await provision(second, ctx, first);
+    } finally {
+      entries.restore();
+    }
+    expect(entries.calledWith(config.upstreams), 'the record walked').to.equal(false);
+    expect(shareAll.callCount).to.equal(1);
+    expect(share.callCount).to.equal(0);
+    expect(report[UPSTREAM_POOL_KIND]).to.deep.equal({ created: 0, reused: 2000 });
+    expect([...second.upstreams().keys()]).to.deep.equal(Object.keys(config.upstreams));
+    for (const [name, upstream] of first.upstreams()) expect(second.upstreams().get(name), name).to.equal(upstream);
+    second.activate();
+    await first.drain(0);
+    expect(await first.release()).to.deep.equal({});
+    expect(registry.stats()[UPSTREAM_POOL_KIND]).to.include({ live: 2, refs: 2000, leakedLeases: 0 });
+    expect(second.holds().filter((held) => held.kind === UPSTREAM_POOL_KIND)).to.have.length(2000);
+    expect(await second.release()).to.deep.equal({ [UPSTREAM_POOL_KIND]: 2 });
+    expect(registry.stats()[UPSTREAM_POOL_KIND]).to.include({ live: 0, refs: 0 });
+    await registry.close();
   });
 });
