@@ -168,7 +168,7 @@ export class DaemonMetrics {
         if (event.result.result === 'applied' || event.result.result === 'unchanged') lastSuccess.set(Date.now() / 1000);
       } else if (event.type === 'generation_released') {
         if (event.report.aborted > 0) aborted.inc(event.report.aborted);
-        options.upstreamMetrics?.removeUnused(() => upstreamsInUse(reloader)).catch(() => background.inc({ component: 'metrics' }));
+        options.upstreamMetrics?.removeUnused(upstreamsInUse(reloader)).catch(() => background.inc({ component: 'metrics' }));
       } else if (event.type === 'source_error') {
         sourceErrors.inc();
       } else if (event.type === 'background_error') {
@@ -240,16 +240,16 @@ export class UpstreamMetrics implements UpstreamObserver {
   }
 
   /**
-   * Remove the series of every upstream and target `inUse()` no longer lists, so a config that
+   * Remove the series of every upstream and target `inUse` no longer lists, so a config that
    * keeps changing targets does not grow the exposition forever (ingress-nginx kept the series of
-   * removed endpoints: a slow memory leak). `inUse` is called after the series are read and right
-   * before they are removed, so a target that came back meanwhile keeps its series. Series of
-   * targets in use are kept as they are (counters never reset).
+   * removed endpoints: a slow memory leak). `inUse` is asked after the series are read and right
+   * before they are removed, so a target that came back meanwhile keeps its series; it is asked
+   * about the series' upstreams only, so the cost follows the series, not the config's size.
+   * Series of targets in use are kept as they are (counters never reset).
    */
-  async removeUnused(inUse: () => UpstreamsInUse): Promise<void> {
+  async removeUnused(inUse: UpstreamsInUse): Promise<void> {
     const [requests, duration, healthErrors] = await Promise.all([this.#requests.get(), this.#duration.get(), this.#healthErrors.get()]);
-    const { upstreams, targets } = inUse();
-    const unused = (labels: Partial<Record<string, string | number>>) => !targets.get(String(labels.upstream))?.has(String(labels.target));
+    const unused = (labels: Partial<Record<string, string | number>>) => !inUse.target(String(labels.upstream), String(labels.target));
     for (const { labels } of requests.values) if (unused(labels)) this.#requests.remove(labels as Record<'upstream' | 'target' | 'code_class', string>);
     const gone = new Set<string>();
     for (const { labels } of duration.values) {
@@ -259,28 +259,31 @@ export class UpstreamMetrics implements UpstreamObserver {
         this.#duration.remove({ upstream: String(labels.upstream), target: String(labels.target) });
       }
     }
-    for (const { labels } of healthErrors.values) if (!upstreams.has(String(labels.upstream))) this.#healthErrors.remove({ upstream: String(labels.upstream) });
+    for (const { labels } of healthErrors.values)
+      if (!inUse.upstream(String(labels.upstream))) this.#healthErrors.remove({ upstream: String(labels.upstream) });
   }
 }
 
-/** The upstream names and, per upstream, the target origins some live generation serves. */
+/** Whether some live generation serves an upstream (by name), and a target (by origin) of it. */
 export interface UpstreamsInUse {
-  upstreams: ReadonlySet<string>;
-  targets: ReadonlyMap<string, ReadonlySet<string>>;
+  upstream(name: string): boolean;
+  target(upstream: string, origin: string): boolean;
 }
 
-/** What every generation not yet released (the active one and those draining) uses. */
+/** What every generation not yet released (the active one and those draining) uses, looked up per name in their upstream maps. */
 function upstreamsInUse(reloader: Reloader): UpstreamsInUse {
-  const targets = new Map<string, Set<string>>();
-  for (const generation of reloader.generations()) {
-    if (generation.state === 'released') continue;
-    for (const upstream of generation.upstreams().values()) {
-      const origins = targets.get(upstream.name) ?? new Set<string>();
-      for (const target of upstream.targets) origins.add(target.origin);
-      targets.set(upstream.name, origins);
-    }
-  }
-  return { upstreams: new Set(targets.keys()), targets };
+  const live = () => reloader.generations().filter((generation) => generation.state !== 'released');
+  return {
+    upstream: (name) => live().some((generation) => generation.upstreams().has(name)),
+    target: (upstream, origin) =>
+      live().some(
+        (generation) =>
+          generation
+            .upstreams()
+            .get(upstream)
+            ?.targets.some((target) => target.origin === origin) === true,
+      ),
+  };
 }
 
 /** Every listener of a live generation once, named as the newest generation naming it calls it. */

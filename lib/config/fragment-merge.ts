@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import equal from 'fast-deep-equal';
 import type { ConfigIssue } from '../core/errors.js';
 import { BindPlan } from './address.js';
 import { type FragmentConfig, type FragmentFacts, fragmentFacts, type ListenerEntry, type LoadedFragment, SINGLE_SECTIONS } from './fragments.js';
@@ -437,7 +438,7 @@ export class FragmentMerger {
 
     let count = this.#merged.size;
     for (const [name, next] of admitted) count += (next ? 1 : 0) - (this.#merged.has(name) ? 1 : 0);
-    const upstreams = touched.upstreamMap ? this.#mergeUpstreams(admitted) : undefined;
+    const upstreams = touched.upstreamMap && !this.#sameUpstreams(admitted) ? this.#mergeUpstreams(admitted) : undefined;
     const listeners = new Map<string, ListenerConfig>();
     let config: Config | undefined;
     let references: readonly ConfigReference[] = [];
@@ -507,6 +508,21 @@ export class FragmentMerger {
       offset += fragment.config.listeners![fragment.facts.members.get(listener)!]!.routes.length;
     }
     return offset;
+  }
+
+  /**
+   * Whether every admitted fragment defines the same upstreams as its merged version (a fragment
+   * whose routes changed, re-parsed into new but equal sections): the merged record is then kept,
+   * the very same object, so provisioning finds each upstream section unchanged by identity.
+   * Costs the admitted fragments' upstreams, not the merged ones.
+   */
+  #sameUpstreams(admitted: Map<string, Merged | null>): boolean {
+    for (const [name, next] of admitted) {
+      const before = this.#merged.get(name)?.config.upstreams;
+      const after = next?.config.upstreams;
+      if (before !== after && !equal(before ?? {}, after ?? {})) return false;
+    }
+    return true;
   }
 
   #mergeUpstreams(admitted: Map<string, Merged | null>): Readonly<Record<string, UpstreamConfig>> {

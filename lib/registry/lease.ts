@@ -1,6 +1,13 @@
 import { LeaseReleasedError } from '../core/errors.js';
 
 /**
+ * What `Lease.release()` returns whenever the value outlives that release (another lease holds
+ * it, or it was already released): always this one resolved promise, so a caller releasing many
+ * leases awaits only the releases that destroy (see `releaseNewestFirst`).
+ */
+export const LEASE_KEPT: Promise<false> = Promise.resolve(false);
+
+/**
  * One reference to a registry resource. The holder reads `value` while it holds the lease and
  * calls `release()` exactly once when done; the registry destroys the value when the last lease
  * on it is released.
@@ -36,6 +43,11 @@ export class Lease<T> {
     this.#onRelease = onRelease;
   }
 
+  /** @internal The registry's entry this lease holds a reference on (`ResourceRegistry.shareAll` reads it instead of looking the key up). */
+  static ownerOf<T>(lease: Lease<T>): unknown {
+    return lease.#owner;
+  }
+
   /** The shared resource. Throws `LeaseReleasedError` once this lease is released. */
   get value(): T {
     if (this.#released) throw new LeaseReleasedError(this.kind, this.key);
@@ -54,7 +66,7 @@ export class Lease<T> {
    * reference.
    */
   release(): Promise<boolean> {
-    if (this.#released) return Promise.resolve(false);
+    if (this.#released) return LEASE_KEPT;
     this.#released = true;
     this.#value = undefined as T;
     return this.#onRelease(this, this.#owner as never);
@@ -63,5 +75,59 @@ export class Lease<T> {
   /** `await using lease = await registry.acquire(...)` releases at scope exit. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.release();
+  }
+}
+
+/**
+ * Leases taken in one step (`ResourceRegistry.shareAll`), watched as one: the registry registers
+ * the group, not each lease, with its leak finalizer (a registration costs about a microsecond,
+ * which 20,000 leases of a 10,000-upstream takeover would pay at every reload). Each member is
+ * an ordinary `Lease` (one reference, `value`, `release()`); `release()` releases every member
+ * still held, newest first. A group collected with members unreleased counts each of them as a
+ * leaked lease and reclaims its reference.
+ *
+ * Groups are created only by `ResourceRegistry.shareAll`.
+ */
+export class LeaseGroup {
+  readonly leases: readonly Lease<unknown>[];
+  #released = false;
+  readonly #onRelease: (group: LeaseGroup) => void;
+
+  /** @internal Use `ResourceRegistry.shareAll`. `onRelease(group)` stops watching the group. */
+  constructor(leases: readonly Lease<unknown>[], onRelease: (group: LeaseGroup) => void) {
+    this.leases = leases;
+    this.#onRelease = onRelease;
+  }
+
+  /** True once `release()` has been called. */
+  get released(): boolean {
+    return this.#released;
+  }
+
+  /**
+   * Release every member not yet released, newest first (see `releaseNewestFirst`). Resolves
+   * with the values destroyed per kind. Idempotent: a second call releases nothing.
+   */
+  async release(): Promise<Record<string, number>> {
+    const destroyed: Record<string, number> = {};
+    if (this.#released) return destroyed;
+    this.#released = true;
+    this.#onRelease(this);
+    await releaseNewestFirst(this.leases, destroyed);
+    return destroyed;
+  }
+}
+
+/**
+ * Release `leases` newest first, each after the previous one's destroy (if it ran) finished;
+ * a release that destroys nothing (`LEASE_KEPT`) is not awaited, so releasing 20,000 leases on
+ * values that live on costs no 20,000 turns of the microtask queue. Counts each value destroyed
+ * into `destroyed` by kind.
+ */
+export async function releaseNewestFirst(leases: readonly Lease<unknown>[], destroyed: Record<string, number>): Promise<void> {
+  for (let i = leases.length - 1; i >= 0; i -= 1) {
+    const lease = leases[i]!;
+    const done = lease.release();
+    if (done !== LEASE_KEPT && (await done)) destroyed[lease.kind] = (destroyed[lease.kind] ?? 0) + 1;
   }
 }

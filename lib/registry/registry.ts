@@ -3,7 +3,7 @@ import { CreateTimeoutError, DestroyTimeoutError, RegistryClosedError } from '..
 import { type Logger, silentLogger } from '../core/log.js';
 import { Once } from '../core/once.js';
 import { withTimeout } from '../core/timeout.js';
-import { Lease } from './lease.js';
+import { LEASE_KEPT, Lease, LeaseGroup } from './lease.js';
 
 /**
  * How to build and tear down one resource. `create` runs only on the create path (the key is
@@ -71,6 +71,8 @@ export interface ResourceRegistryOptions {
 }
 
 interface Entry {
+  /** The registry whose entry this is (a lease of another registry is never shared). */
+  registry: ResourceRegistry;
   kind: string;
   key: string;
   state: 'creating' | 'live' | 'destroying';
@@ -82,8 +84,6 @@ interface Entry {
   /** Settles when the in-flight create or destroy does. */
   settled: Promise<unknown>;
 }
-
-const RESOLVED_FALSE = Promise.resolve(false);
 
 const EMPTY_STATS: KindStats = Object.freeze({
   live: 0,
@@ -125,12 +125,17 @@ export class ResourceRegistry {
   readonly #entries = new Map<string, Entry>();
   readonly #stats = new Map<string, Omit<KindStats, 'live' | 'refs'>>();
   readonly #events: Emitter<RegistryEvent>;
-  // Held value: the lease's entry (never the lease itself); unregister token: the lease.
-  readonly #finalizer = new FinalizationRegistry<Entry>((entry) => this.#onLeaseCollected(entry));
+  // Held value: the lease's entry (never the lease itself), or a group's members; unregister token: the lease or group.
+  readonly #finalizer = new FinalizationRegistry<Entry | readonly Lease<unknown>[]>((held) => this.#onCollected(held));
   // One release callback for every lease, instead of a closure per lease (the reuse path is hot).
   readonly #releaseLease = (lease: Lease<unknown>, entry: Entry): Promise<boolean> => {
     this.#finalizer.unregister(lease);
     return this.#release(entry);
+  };
+  // A group's members are not registered one by one: the group is (see `shareAll`).
+  readonly #releaseMember = (_lease: Lease<unknown>, entry: Entry): Promise<boolean> => this.#release(entry);
+  readonly #releaseGroup = (group: LeaseGroup): void => {
+    this.#finalizer.unregister(group);
   };
   /** Destroys of values that arrived after their create timed out. */
   readonly #late = new Set<Promise<void>>();
@@ -194,6 +199,38 @@ export class ResourceRegistry {
     return this.#lease(entry, false) as Lease<T>;
   }
 
+  /**
+   * `share` of every lease of `leases` in one step, for one owner (a generation taking over
+   * thousands of unchanged upstreams): one more reference on each value, each counted and
+   * emitted as a reuse, exactly as that many `share` calls would; the new leases, in the same
+   * order, are the members of the returned group (see `LeaseGroup`: leak detection per group).
+   *
+   * All or nothing: returns undefined, taking no reference, when any lease cannot be shared
+   * (see `share`); the caller shares or acquires one by one instead.
+   */
+  shareAll<T>(leases: readonly Lease<T>[]): LeaseGroup | undefined {
+    if (this.#closing.called) return undefined;
+    const entries: Entry[] = new Array(leases.length);
+    for (let i = 0; i < leases.length; i += 1) {
+      const lease = leases[i]!;
+      if (lease.released) return undefined;
+      // The lease's own entry, not a lookup by key: live means it is still this key's value (a destroyed entry never comes back).
+      const entry = Lease.ownerOf(lease) as Entry;
+      if (entry.registry !== this || entry.state !== 'live') return undefined;
+      entries[i] = entry;
+    }
+    const observed = this.#events.observed;
+    const members = entries.map((entry) => {
+      entry.refs += 1;
+      this.#count(entry.kind, 'reused');
+      if (observed) this.#emit({ type: 'reused', kind: entry.kind, key: entry.key });
+      return new Lease(entry.kind, entry.key, entry.value, false, entry, this.#releaseMember);
+    });
+    const group = new LeaseGroup(members, this.#releaseGroup);
+    this.#finalizer.register(group, members, group);
+    return group;
+  }
+
   /** Leases currently held on `kind`+`key` (0 when absent or still being created). */
   refs(kind: string, key: string): number {
     const entry = this.#entries.get(entryId(kind, key));
@@ -252,7 +289,7 @@ export class ResourceRegistry {
   }
 
   async #create(id: string, kind: string, key: string, factory: ResourceFactory<unknown>): Promise<Lease<unknown>> {
-    const entry: Entry = { kind, key, state: 'creating', factory, value: undefined, refs: 0, waiters: 1, settled: Promise.resolve() };
+    const entry: Entry = { registry: this, kind, key, state: 'creating', factory, value: undefined, refs: 0, waiters: 1, settled: Promise.resolve() };
     this.#entries.set(id, entry);
     entry.settled = (async () => {
       let value: unknown;
@@ -297,9 +334,9 @@ export class ResourceRegistry {
   }
 
   #release(entry: Entry): Promise<boolean> {
-    if (entry.state !== 'live') return RESOLVED_FALSE; // destroyed by close(): nothing left to drop
+    if (entry.state !== 'live') return LEASE_KEPT; // destroyed by close(): nothing left to drop
     entry.refs -= 1;
-    if (entry.refs > 0) return RESOLVED_FALSE;
+    if (entry.refs > 0) return LEASE_KEPT;
     return this.#destroy(entry).then(() => true);
   }
 
@@ -351,6 +388,21 @@ export class ResourceRegistry {
       )
       .finally(() => this.#late.delete(late));
     this.#late.add(late);
+  }
+
+  #onCollected(held: Entry | readonly Lease<unknown>[]): void {
+    if (!Array.isArray(held)) {
+      this.#onLeaseCollected(held as Entry);
+      return;
+    }
+    // A group dropped without release(): each member still held is a leaked lease.
+    for (const lease of held as readonly Lease<unknown>[]) {
+      if (lease.released) continue;
+      this.#count(lease.kind, 'leakedLeases');
+      this.#log.error({ kind: lease.kind, key: lease.key }, 'lease_leaked');
+      this.#emit({ type: 'leaked', kind: lease.kind, key: lease.key });
+      void lease.release();
+    }
   }
 
   #onLeaseCollected(entry: Entry): void {

@@ -9,7 +9,7 @@ import type { TrustedProxies } from '../dataplane/proxy/trusted-proxies.js';
 import type { Router } from '../dataplane/route/router.js';
 import type { SniTable } from '../dataplane/serve/sni.js';
 import { NO_TLS_MATERIAL, type TlsMaterial } from '../net/tls-files.js';
-import type { Lease } from '../registry/lease.js';
+import { LEASE_KEPT, type Lease, LeaseGroup } from '../registry/lease.js';
 import type { HttpStack } from '../resources/http-stack.js';
 import type { ListenerHandle, TunnelSet } from '../resources/listener.js';
 import { type GenerationTracing, TRACER_NAME } from '../resources/tracing.js';
@@ -79,7 +79,7 @@ export class Generation implements ServingGeneration {
   #source: SourceInfo;
   #state: GenerationState = 'provisioning';
   #retiredAt: number | undefined;
-  readonly #leases: Lease<unknown>[] = [];
+  readonly #leases: (Lease<unknown> | LeaseGroup)[] = [];
   readonly #onRelease: (() => unknown)[] = [];
   readonly #listeners = new Map<string, ServedListener>();
   readonly #upstreams = new Map<string, Upstream>();
@@ -163,6 +163,17 @@ export class Generation implements ServingGeneration {
     this.#expect('provisioning', 'hold a lease');
     this.#leases.push(lease as Lease<unknown>);
     return lease.value;
+  }
+
+  /**
+   * Keep every lease of `group` (`ResourceRegistry.shareAll`) until `release()`, released in
+   * its place in the order of holds, its own members newest first.
+   * @throws GenerationStateError unless provisioning
+   */
+  holdGroup(group: LeaseGroup): void {
+    if (this.#state === 'released') void group.release();
+    this.#expect('provisioning', 'hold a lease group');
+    this.#leases.push(group);
   }
 
   /**
@@ -265,7 +276,11 @@ export class Generation implements ServingGeneration {
 
   /** `{kind, key}` of every lease held, for leak reports. */
   holds(): { kind: string; key: string }[] {
-    return this.#leases.filter((l) => !l.released).map((l) => ({ kind: l.kind, key: l.key }));
+    const out: { kind: string; key: string }[] = [];
+    for (const held of this.#leases) {
+      for (const lease of held instanceof LeaseGroup ? held.leases : [held]) if (!lease.released) out.push({ kind: lease.kind, key: lease.key });
+    }
+    return out;
   }
 
   /** Requests in flight on this generation. */
@@ -328,8 +343,16 @@ export class Generation implements ServingGeneration {
   async #releaseAll(): Promise<Record<string, number>> {
     this.#state = 'released';
     const destroyed: Record<string, number> = {};
-    for (const lease of this.#leases.splice(0).reverse()) {
-      if (await lease.release()) destroyed[lease.kind] = (destroyed[lease.kind] ?? 0) + 1;
+    const held = this.#leases.splice(0);
+    for (let i = held.length - 1; i >= 0; i -= 1) {
+      const next = held[i]!;
+      if (next instanceof LeaseGroup) {
+        for (const [kind, count] of Object.entries(await next.release())) destroyed[kind] = (destroyed[kind] ?? 0) + count;
+        continue;
+      }
+      // A release that destroys nothing is not awaited (see `LEASE_KEPT`).
+      const done = next.release();
+      if (done !== LEASE_KEPT && (await done)) destroyed[next.kind] = (destroyed[next.kind] ?? 0) + 1;
     }
     for (const fn of this.#onRelease.splice(0).reverse()) await fn();
     return destroyed;

@@ -257,6 +257,24 @@ describe('fragment merge', () => {
     expect(changed.loaded!.config.listeners[0]).to.not.equal(first.loaded!.config.listeners[0]);
   });
 
+  it('keeps the merged upstreams record itself when a changed fragment defines the same upstreams, and rebuilds it when one changes', () => {
+    const merger = new FragmentMerger();
+    const base = fragment('a.yaml', { listeners: [listener('web', 8080, [proxied('/a', 'ua')])], upstreams: { ua: upstream(9001) } });
+    const tenant = (body: string, port = 9002) =>
+      fragment('b.yaml', {
+        upstreams: { ub: upstream(port), uc: upstream(9003) },
+        listeners: [{ name: 'web', routes: [proxied('/b', 'ub'), respond('/c', body)] }],
+      });
+    const first = apply(merger, [base, tenant('one')]);
+    const routesChanged = apply(merger, [base, tenant('two')]);
+    expect(routesChanged.loaded!.config.upstreams).to.equal(first.loaded!.config.upstreams);
+    expect(routesChanged.loaded!.config.listeners[0]!.routes[2]!.respond!.body).to.equal('two');
+    const upstreamChanged = apply(merger, [base, tenant('two', 9004)]);
+    expect(upstreamChanged.loaded!.config.upstreams).to.not.equal(first.loaded!.config.upstreams);
+    expect(upstreamChanged.loaded!.config.upstreams.ub!.targets).to.deep.equal(['http://127.0.0.1:9004']);
+    expect(upstreamChanged.loaded!.config.upstreams.ua).to.equal(first.loaded!.config.upstreams.ua);
+  });
+
   it('changes nothing for a plan that is not committed', () => {
     const merger = new FragmentMerger();
     const a = fragment('a.yaml', { listeners: [listener('web', 8080, [respond('/a')])] });

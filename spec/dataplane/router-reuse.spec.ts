@@ -49,6 +49,35 @@ describe('compileReusing', () => {
     expect(after.match('GET', undefined, '/r9999')?.action).to.equal(after.routes[9_999]!.action);
   });
 
+  it('keeps the routes whose sections are the same objects without testing their actions when the caller vouches for all, and compiles the one changed', () => {
+    const sections = many(10_000);
+    const before = table(sections);
+    const changed = [...sections];
+    changed[5_000] = many(10_000, 5_000)[5_000]!;
+    const compile = counting();
+    const vouch = sinon.spy(always);
+    const after = compileReusing(changed, compile, before, 'all');
+    expect(compile.args.map(([, index]) => index)).to.deep.equal([5_000]);
+    expect(after.sharesIndexWith(before.router)).to.equal(true);
+    expect(after.routes.filter((route, i) => route !== before.router.routes[i]).map((route) => route.index)).to.deep.equal([5_000]);
+    // The same edit with a test per action: every kept route is tested, none recompiled.
+    compileReusing(changed, counting(), before, vouch);
+    expect(vouch.callCount).to.equal(9_999);
+  });
+
+  it('keeps the trailing routes shifted by an insertion with their new index, and compiles only the route inserted', () => {
+    const sections = many(1000);
+    const before = table(sections);
+    const added = routeSections([{ path_prefix: '/new', body: 'new' }])[0]!;
+    const compile = counting();
+    const after = compileReusing([...sections.slice(0, 500), added, ...sections.slice(500)], compile, before, 'all');
+    expect(compile.args.map(([, index]) => index)).to.deep.equal([500]);
+    expect(after.routes[501]!.action).to.equal(before.router.routes[500]!.action);
+    expect(after.routes.map((route) => route.index)).to.deep.equal(Array.from({ length: 1001 }, (_, i) => i));
+    expect(after.match('GET', undefined, '/r999')?.index).to.equal(1000);
+    expect(after.match('GET', undefined, '/new')?.index).to.equal(500);
+  });
+
   it('returns the previous table itself when no route changed, compiling nothing', () => {
     const before = table(many(1000));
     const compile = counting();
@@ -98,18 +127,21 @@ describe('compileReusing', () => {
           minLength: 1,
           maxLength: 8,
         }),
-        (initial, edits, requests) => {
-          const first = initial.map(clean);
+        fc.boolean(),
+        (initial, edits, requests, vouchAll) => {
+          // Sections kept by an edit stay the very objects (as an unchanged fragment's do); edited ones are new.
+          const first = routeSections(initial.map(clean));
           const next = [...first];
           for (const [edit, at, route] of edits) {
             const i = next.length === 0 ? 0 : at % next.length;
-            if (edit === 'insert') next.splice(i, 0, clean(route));
+            const section = routeSections([clean(route)])[0]!;
+            if (edit === 'insert') next.splice(i, 0, section);
             else if (edit === 'remove') next.splice(i, 1);
-            else if (next.length > 0) next[i] = clean(route);
+            else if (next.length > 0) next[i] = section;
           }
-          const before = table(routeSections(first));
-          const sections = routeSections(next);
-          const reused = compileReusing(sections, counting(), before, always);
+          const before = table(first);
+          const sections = next;
+          const reused = compileReusing(sections, counting(), before, vouchAll ? 'all' : always);
           const fresh = new LinearRouter(compileRoutes(sections));
           reused.routes.forEach((route, index) => {
             expect(route.index).to.equal(index);

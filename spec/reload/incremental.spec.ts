@@ -6,8 +6,12 @@ import { getText, httpRequest } from '../../harness/http.js';
 import { freePort } from '../../harness/ports.js';
 import { holding, TestUpstream } from '../../harness/upstream.js';
 import { waitFor } from '../../harness/wait.js';
+import { validateConfig } from '../../lib/config/parse.js';
+import { silentLogger } from '../../lib/core/log.js';
 import { ProxyAction } from '../../lib/dataplane/proxy/proxy.js';
-import type { Generation } from '../../lib/reload/generation.js';
+import { ResourceRegistry } from '../../lib/registry/registry.js';
+import { Generation } from '../../lib/reload/generation.js';
+import { type ProvisionContext, provision } from '../../lib/reload/provision.js';
 import type { ResourceKind, ResourceKinds } from '../../lib/resources/kind.js';
 import { UPSTREAM_POOL_KIND, upstreamPoolKind } from '../../lib/resources/upstream.js';
 
@@ -79,7 +83,7 @@ async function released(d: TestDaemon): Promise<void> {
 }
 
 describe('incremental provisioning', () => {
-  it('compiles one route and derives no pool key for a one-route change among 1,000 routes', async () => {
+  it('compiles one route, derives no pool key and takes the 100 upstreams over in one registry step for a one-route change among 1,000 routes', async () => {
     const [a, b] = [await TestUpstream.start(), await TestUpstream.start()];
     const upstreams = Object.fromEntries(Array.from({ length: 100 }, (_, u) => [`u${u}`, { targets: [a.origin, b.origin] }]));
     const port = await freePort();
@@ -89,11 +93,16 @@ describe('incremental provisioning', () => {
     const pools = d.daemon.registry.stats()[UPSTREAM_POOL_KIND]!;
     key.resetHistory();
     factory.resetHistory();
+    const share = sinon.spy(d.daemon.registry, 'share');
+    const shareAll = sinon.spy(d.daemon.registry, 'shareAll');
 
     expect(await d.apply(scaleConfig(port, { routes: 1000, upstreams, last: 'changed' }))).to.include({ result: 'applied', generation: 2 });
     const second = d.daemon.reloader.active!;
     expect(key.callCount, 'pool keys derived').to.equal(0);
     expect(factory.callCount, 'pool factories').to.equal(0);
+    expect(share.callCount, 'leases shared one by one').to.equal(0);
+    expect(shareAll.callCount, 'registry steps sharing leases').to.equal(1);
+    expect(shareAll.firstCall.args[0], 'leases shared in that step').to.have.length(200);
     expect(recompiled(first, second)).to.deep.equal([999]);
     expect(onlyRouter(second).sharesIndexWith(onlyRouter(first))).to.equal(true);
     for (const [name, upstream] of first.upstreams()) expect(second.upstreams().get(name), name).to.equal(upstream);
@@ -184,6 +193,26 @@ describe('incremental provisioning', () => {
     expectOwnResourcesOnly(d.daemon.reloader.active!);
   });
 
+  it('takes the upstreams over one lease at a time when the registry cannot share them all in one step', async () => {
+    const a = await TestUpstream.start();
+    const port = await freePort();
+    const upstreams = Object.fromEntries(Array.from({ length: 10 }, (_, u) => [`u${u}`, { targets: [a.origin], pool: { connections: u + 1 } }]));
+    const d = await startDaemon(scaleConfig(port, { routes: 100, upstreams }));
+    const first = d.daemon.reloader.active!;
+    const start = d.daemon.registry.stats()[UPSTREAM_POOL_KIND]!;
+    const shareAll = sinon.stub(d.daemon.registry, 'shareAll').returns(undefined);
+    const share = sinon.spy(d.daemon.registry, 'share');
+    expect(await d.apply(scaleConfig(port, { routes: 100, upstreams, last: 'changed' }))).to.include({ result: 'applied' });
+    const second = d.daemon.reloader.active!;
+    expect(shareAll.callCount).to.equal(1);
+    expect(share.callCount).to.equal(10);
+    for (const [name, upstream] of first.upstreams()) expect(second.upstreams().get(name), name).to.equal(upstream);
+    await released(d);
+    expect(d.daemon.registry.stats()[UPSTREAM_POOL_KIND]).to.include({ created: 10, destroyed: 0, refs: 10, reused: start.reused + 10 });
+    expectOwnResourcesOnly(second);
+    expect((await httpRequest(`http://127.0.0.1:${port}/r1`)).status).to.equal(200);
+  });
+
   it('keeps timing out requests through an upstream taken over after the generation that built it is released', async () => {
     // Headers at once, then a byte every 50 ms: undici's own header and idle-body timeouts never
     // fire, so only the upstream's timeout_ms sweep can end this exchange.
@@ -224,5 +253,49 @@ describe('incremental provisioning', () => {
     } finally {
       client.destroy();
     }
+  });
+});
+
+describe('provisioning against the very upstreams record of the previous generation', () => {
+  it('takes 1,000 upstreams over in one registry step without walking the record, and the previous generation releases destroying nothing', async () => {
+    const targets = ['http://127.0.0.1:1', 'http://127.0.0.1:2'];
+    const config = validateConfig({ listeners: [], upstreams: Object.fromEntries(Array.from({ length: 1000 }, (_, u) => [`u${u}`, { targets }])) });
+    const registry = new ResourceRegistry();
+    const ctx: ProvisionContext = {
+      registry,
+      deps: { onBackgroundError: () => {}, logger: silentLogger() },
+      serving: () => {
+        throw new Error('no listener here');
+      },
+    };
+    const source = { kind: 'file', path: '/x' } as const;
+    const first = new Generation(1, config, 'h1', 'v1', source);
+    await provision(first, ctx);
+    first.activate();
+    // What a fragment merge hands over when no upstream changed: a new config, the same upstreams record.
+    const second = new Generation(2, Object.freeze({ ...config }), 'h2', 'v2', source);
+    const entries = sinon.spy(Object, 'entries');
+    const shareAll = sinon.spy(registry, 'shareAll');
+    const share = sinon.spy(registry, 'share');
+    let report: Awaited<ReturnType<typeof provision>>;
+    try {
+      report = await provision(second, ctx, first);
+    } finally {
+      entries.restore();
+    }
+    expect(entries.calledWith(config.upstreams), 'the record walked').to.equal(false);
+    expect(shareAll.callCount).to.equal(1);
+    expect(share.callCount).to.equal(0);
+    expect(report[UPSTREAM_POOL_KIND]).to.deep.equal({ created: 0, reused: 2000 });
+    expect([...second.upstreams().keys()]).to.deep.equal(Object.keys(config.upstreams));
+    for (const [name, upstream] of first.upstreams()) expect(second.upstreams().get(name), name).to.equal(upstream);
+    second.activate();
+    await first.drain(0);
+    expect(await first.release()).to.deep.equal({});
+    expect(registry.stats()[UPSTREAM_POOL_KIND]).to.include({ live: 2, refs: 2000, leakedLeases: 0 });
+    expect(second.holds().filter((held) => held.kind === UPSTREAM_POOL_KIND)).to.have.length(2000);
+    expect(await second.release()).to.deep.equal({ [UPSTREAM_POOL_KIND]: 2 });
+    expect(registry.stats()[UPSTREAM_POOL_KIND]).to.include({ live: 0, refs: 0 });
+    await registry.close();
   });
 });

@@ -37,37 +37,52 @@ export interface CompiledTable {
 }
 
 /**
+ * Which compiled actions of a previous table may serve again: a test per action, or `'all'`
+ * when the caller vouches for every one (nothing any action references changed), which spares
+ * the test over the routes whose sections are the very objects the previous table was compiled from.
+ */
+export type Reusable = ((action: RouteAction) => boolean) | 'all';
+
+/**
  * What `Router.fromConfig(routes, compileAction)` builds, reusing what `previous` compiled, so a
  * reload costs the routes that changed rather than every route:
  *
- * - a route whose section deeply equals one of `previous.sections` (the one at its position;
- *   when routes were added or removed, else the one as many positions away as the count
- *   changed by, else one with the same `host` and `path_prefix`) keeps that compiled route (its action
- *   included) when `reusable(action)` holds, a new `index` being the only difference; every
- *   other route goes through `compileAction`. `reusable` is the caller's proof that what the
- *   action references (an upstream's pools, say) is still valid where the table will serve;
+ * - the leading and trailing routes whose sections are the very objects of `previous.sections`
+ *   (an unchanged fragment's frozen sections are the same objects from one merge to the next)
+ *   keep their compiled routes without being compared, as a whole (an array copy), when
+ *   `reusable` is `'all'`; else each when `reusable(action)` holds;
+ * - between them, a route whose section deeply equals one of `previous.sections` (the one at
+ *   its position; when routes were added or removed, else the one as many positions away as
+ *   the count changed by, else one with the same `host` and `path_prefix`) keeps that compiled
+ *   route (its action included) when `reusable` vouches for its action, a new `index` being the
+ *   only difference; every other route goes through `compileAction`. `reusable` is the caller's
+ *   proof that what the action references (an upstream's pools, say) is still valid where the
+ *   table will serve;
  * - when every route is kept at its position, `previous.router` itself is returned;
  * - when every position keeps its path prefix and host, the new router shares
- *   `previous.router`'s index (see `Router`'s constructor).
+ *   `previous.router`'s index (see `Router`'s constructor), checked over the changed positions only.
  *
  * Equal sections compile to equal routes (compiling is a pure function of the section and of
  * what `reusable` vouches for), so the table matches exactly as one compiled from scratch.
  */
-export function compileReusing(
-  routes: readonly RouteConfig[],
-  compileAction: ActionCompiler,
-  previous: CompiledTable | undefined,
-  reusable: (action: RouteAction) => boolean,
-): Router {
+export function compileReusing(routes: readonly RouteConfig[], compileAction: ActionCompiler, previous: CompiledTable | undefined, reusable: Reusable): Router {
   if (previous === undefined) return Router.fromConfig(routes, compileAction);
   const { sections, router } = previous;
   const before = router.routes;
-  let byPlace: Map<string, number[]> | undefined;
-  let unchanged = routes.length === before.length;
+  const { head, tail } = sameEnds(sections, routes);
+  const vouches = reusable === 'all' ? () => true : reusable;
+  const keep = (from: number, index: number): CompiledRoute => {
+    const kept = before[from]!;
+    if (!vouches(kept.action)) return compileRoute(routes[index]!, index, compileAction);
+    return kept.index === index ? kept : { ...kept, index };
+  };
   // Routes added or removed shift the ones after them by `shift`; equal counts: changed in place.
   const shift = routes.length - sections.length;
-  const compiled: CompiledRoute[] = new Array(routes.length);
-  for (let index = 0; index < routes.length; index += 1) {
+  const end = routes.length - tail;
+  const compiled: CompiledRoute[] = before.slice(0, head);
+  if (reusable !== 'all') for (let index = 0; index < head; index += 1) compiled[index] = keep(index, index);
+  let byPlace: Map<string, number[]> | undefined;
+  for (let index = head; index < end; index += 1) {
     const route = routes[index]!;
     let from = index < sections.length && equal(sections[index], route) ? index : -1;
     if (from < 0 && shift !== 0) {
@@ -78,14 +93,27 @@ export function compileReusing(
         from = byPlace.get(placeOf(route))?.find((candidate) => equal(sections[candidate], route)) ?? -1;
       }
     }
-    const kept = from >= 0 ? before[from] : undefined;
-    let next: CompiledRoute;
-    if (kept !== undefined && reusable(kept.action)) next = kept.index === index ? kept : { ...kept, index };
-    else next = compileRoute(route, index, compileAction);
-    compiled[index] = next;
-    if (next !== before[index]) unchanged = false;
+    compiled.push(from >= 0 ? keep(from, index) : compileRoute(route, index, compileAction));
   }
-  return unchanged ? router : new Router(compiled, router);
+  if (shift === 0 && reusable === 'all') for (let index = end; index < routes.length; index += 1) compiled.push(before[index]!);
+  else for (let index = end; index < routes.length; index += 1) compiled.push(keep(index - shift, index));
+  let unchanged = shift === 0;
+  for (let index = head; unchanged && index < end; index += 1) if (compiled[index] !== before[index]) unchanged = false;
+  if (unchanged && reusable !== 'all') unchanged = compiled.every((route, index) => route === before[index]);
+  return unchanged ? router : new Router(compiled, router, shift === 0 ? { from: head, to: end } : undefined);
+}
+
+/**
+ * How many leading (`head`) and trailing (`tail`) elements `a` and `b` have in common by
+ * identity, the two ranges not overlapping in either: what lies between is what changed.
+ */
+export function sameEnds<T>(a: readonly T[], b: readonly T[]): { head: number; tail: number } {
+  const limit = Math.min(a.length, b.length);
+  let head = 0;
+  while (head < limit && a[head] === b[head]) head += 1;
+  let tail = 0;
+  while (tail < limit - head && a[a.length - 1 - tail] === b[b.length - 1 - tail]) tail += 1;
+  return { head, tail };
 }
 
 /** Where a route section may have moved to: its host and path prefix. */
@@ -144,11 +172,13 @@ export class Router implements RouteTable {
    * Index `routes`. With `previous`, a table whose routes have, rank by rank, the same path
    * prefix and host as `routes`, its index is shared instead of built: the index holds ranks and
    * strings only (what a rank's route allows and does is read from `routes` at match time), and
-   * is never changed once built.
+   * is never changed once built. `changed`: the only ranks whose route may differ in path prefix
+   * or host from `previous`'s (the caller knows the others are compiled from the same sections);
+   * default every rank.
    */
-  constructor(routes: readonly CompiledRoute[], previous?: Router) {
+  constructor(routes: readonly CompiledRoute[], previous?: Router, changed?: { readonly from: number; readonly to: number }) {
     this.routes = routes;
-    if (previous !== undefined && sameIndex(previous.routes, routes)) {
+    if (previous !== undefined && sameIndex(previous.routes, routes, changed)) {
       this.#anyHost = previous.#anyHost;
       this.#exactHosts = previous.#exactHosts;
       this.#wildcardHosts = previous.#wildcardHosts;
@@ -221,10 +251,10 @@ export class Router implements RouteTable {
   }
 }
 
-/** Same path prefix and host at every rank: what a `Router`'s index is built from. */
-function sameIndex(a: readonly CompiledRoute[], b: readonly CompiledRoute[]): boolean {
+/** Same path prefix and host at every rank (of `changed`, default all): what a `Router`'s index is built from. */
+function sameIndex(a: readonly CompiledRoute[], b: readonly CompiledRoute[], changed = { from: 0, to: a.length }): boolean {
   if (a.length !== b.length) return false;
-  for (let rank = 0; rank < a.length; rank += 1) {
+  for (let rank = changed.from; rank < changed.to; rank += 1) {
     if (a[rank]!.pathPrefix !== b[rank]!.pathPrefix || a[rank]!.host !== b[rank]!.host) return false;
   }
   return true;
