@@ -1,0 +1,292 @@
+import { ConfigHasher } from './hash.js';
+import { deepFreeze, type LoadedConfig, type ParseOptions, parseDocument, prototypeKeyIssues, resolveThenValidate, validateConfig } from './parse.js';
+import { type Config, ConfigSchema, type ListenerConfig, ListenerSchema, type RouteConfig, type UpstreamConfig, UpstreamSchema } from './schema.js';
+
+/** The schema of one route, and of one upstream's name, as `ConfigSchema` applies them. */
+const RouteSchema = ListenerSchema.shape.routes.unwrap().element;
+const UpstreamNameSchema = ConfigSchema.shape.upstreams.unwrap().keyType;
+
+/** How many sections the last `load` ran through their schema (the rest were the previous document's). */
+export interface ValidationCounts {
+  /** Routes validated one by one. */
+  routes: number;
+  /** Upstreams validated one by one. */
+  upstreams: number;
+  /** 1 when the rest (every listener but its routes, `admin`, `tracing`, the top-level values) was validated. */
+  rest: number;
+  /** 1 when the whole document went through `validateConfig` (the first one, an invalid one, or one of another shape). */
+  full: number;
+}
+
+/** Plain data that is an object and not an array. */
+type Data = Record<string, unknown>;
+
+/**
+ * The parsed document cut into its sections, each with its JSON text (`JSON.stringify`, key
+ * order kept), the key a section is recognised by in the next document.
+ */
+interface Sections {
+  /** The document without its routes (each listener's `routes`, if set, is `[]`) and with `upstreams`, if set, `{}`. */
+  readonly rest: Data;
+  readonly restJson: string;
+  /** JSON of each top-level value but `listeners` and `upstreams`, by key. */
+  readonly topJson: ReadonlyMap<string, string>;
+  /** JSON of each listener without its routes. */
+  readonly listenerJson: readonly string[];
+  /** Each listener's routes and their JSON. */
+  readonly routes: readonly (readonly { data: unknown; json: string }[])[];
+  /** Each upstream in document order: name, data, JSON. */
+  readonly upstreams: readonly { name: string; data: unknown; json: string }[];
+}
+
+/** What the last valid document left to the next one. */
+interface Previous {
+  readonly config: Config;
+  readonly sections: Sections;
+  /** Validated routes by their data's JSON (several when the document repeats a route). */
+  readonly routes: ReadonlyMap<string, readonly RouteConfig[]>;
+  /** Validated upstreams by their data's JSON. */
+  readonly upstreams: ReadonlyMap<string, readonly UpstreamConfig[]>;
+}
+
+/**
+ * `loadConfig` for a sequence of documents that differ a little each time (one file, saved
+ * again): the result of each `load` is exactly `loadConfig`'s (the same config, deeply equal;
+ * the same hash; the same `ConfigInvalidError`, issue for issue), and costs in proportion to
+ * what changed since the last valid document, parsing aside.
+ *
+ * Sections are each route of each listener, each upstream, and the rest (every listener but its
+ * routes, the top-level values). A section whose data has the same JSON text as one of the last
+ * valid document's (anywhere in it: a route moved keeps its validated self) is that section's
+ * validated, frozen object again, the same object; only the others run through their schema
+ * (`RouteSchema`, `UpstreamSchema`; the rest through `ConfigSchema`, whose checks across
+ * listeners run on it then). What spans sections is checked over the whole config by lookups:
+ * every route's `upstream` names an upstream. Anything invalid, and any document not shaped as
+ * a config (so its sections cannot be told apart), goes through `validateConfig` whole: errors
+ * are its errors. A config is structurally shared with the last one: unchanged listeners,
+ * routes and upstreams are the same frozen objects, so `ConfigHasher` hashes what is new.
+ *
+ * Secret references (`${env:..}`, `${file:..}`) are resolved before validation, as
+ * `loadConfig` does, in a document that holds any `${` (its sections are then cut from the
+ * resolved data: a secret that changed is a changed section); one without skips that walk.
+ * JSON does not tell `-0` from `0`: a section differing only so is the same section, as its
+ * canonical hash is the same.
+ *
+ * Not safe for concurrent use (one document at a time); the parser's worker owns one.
+ */
+export class IncrementalLoader {
+  readonly #hasher = new ConfigHasher();
+  #previous: Previous | undefined;
+  #counts: ValidationCounts = { routes: 0, upstreams: 0, rest: 0, full: 0 };
+
+  /** What the last `load` validated. */
+  get counts(): Readonly<ValidationCounts> {
+    return this.#counts;
+  }
+
+  /**
+   * `loadConfig(text, options)`.
+   * @throws ConfigInvalidError as `loadConfig` does
+   */
+  load(text: string | Uint8Array, options: ParseOptions = {}): LoadedConfig {
+    this.#counts = { routes: 0, upstreams: 0, rest: 0, full: 0 };
+    const data = parseDocument(text, options);
+    const sections = sectionsOf(data);
+    let config: Config;
+    let references: LoadedConfig['references'];
+    if (sections !== undefined && !mayReference(sections)) {
+      config = this.#validate(data, sections, options.origin);
+    } else {
+      const resolved = resolveThenValidate(data, options, (resolvedData, origin) => this.#validate(resolvedData, sectionsOf(resolvedData), origin));
+      config = resolved.value;
+      if (resolved.references.length > 0) references = resolved.references;
+    }
+    return { config, hash: this.#hasher.hash(config), ...(references ? { references } : {}) };
+  }
+
+  #validate(data: unknown, sections: Sections | undefined, origin: string | undefined): Config {
+    const config = (sections && this.#previous && this.#incremental(sections)) ?? this.#full(data, origin);
+    this.#previous = sections && remember(config, sections);
+    return config;
+  }
+
+  /** `validateConfig(data)`, which throws what is wrong. */
+  #full(data: unknown, origin: string | undefined): Config {
+    this.#counts.full = 1;
+    return validateConfig(data, origin);
+  }
+
+  /** The config of valid `sections`, sharing the last config's objects; undefined when anything is invalid. */
+  #incremental(sections: Sections): Config | undefined {
+    const previous = this.#previous!;
+    const rest = this.#rest(sections, previous);
+    if (rest === undefined) return undefined;
+    const upstreams = this.#upstreams(sections, previous);
+    if (upstreams === undefined) return undefined;
+    const listeners: ListenerConfig[] = [];
+    const taken = new Map<string, number>();
+    for (const [i, shell] of rest.listeners.entries()) {
+      const routes = this.#routes(sections.routes[i]!, previous, taken);
+      if (routes === undefined) return undefined;
+      // ConfigSchema's one check across sections: every route names a defined upstream.
+      if (routes.some((route) => route.upstream !== undefined && !Object.hasOwn(upstreams, route.upstream))) return undefined;
+      const before = previous.config.listeners[i];
+      const same = before !== undefined && sameItems(before.routes, routes) && sameValues(before, shell, 'routes');
+      listeners.push(same ? before : { ...shell, routes });
+    }
+    const config = { ...rest, upstreams, listeners };
+    const before = previous.config;
+    if (sameValues(before, config, 'listeners') && sameItems(before.listeners, listeners)) return before;
+    return deepFreeze(config);
+  }
+
+  /**
+   * Everything but routes and upstreams: the last config's when the rest's JSON is the same,
+   * else `ConfigSchema` of it (its checks across listeners included), each top-level value
+   * and listener whose JSON is unchanged replaced by the last config's object.
+   */
+  #rest(sections: Sections, previous: Previous): Config | undefined {
+    if (sections.restJson === previous.sections.restJson) return previous.config;
+    if (prototypeKeyIssues(sections.rest).length > 0) return undefined;
+    this.#counts.rest = 1;
+    const result = ConfigSchema.safeParse(sections.rest);
+    if (!result.success) return undefined;
+    const rest: Data = { ...result.data };
+    for (const key of Object.keys(rest)) {
+      // Unset in both (a default) is unchanged too.
+      const same = key !== 'listeners' && key !== 'upstreams' && previous.sections.topJson.get(key) === sections.topJson.get(key);
+      if (same && Object.hasOwn(previous.config, key)) rest[key] = (previous.config as Data)[key];
+    }
+    rest.listeners = result.data.listeners.map((listener, i) => {
+      const before = previous.config.listeners[i];
+      return before !== undefined && previous.sections.listenerJson[i] === sections.listenerJson[i] ? before : listener;
+    });
+    return rest as Config;
+  }
+
+  /** The upstreams, each the last config's when its JSON is one of the last; undefined if any is invalid. */
+  #upstreams(sections: Sections, previous: Previous): Config['upstreams'] | undefined {
+    const taken = new Map<string, number>();
+    const upstreams: Config['upstreams'] = {};
+    for (const { name, data, json } of sections.upstreams) {
+      if (!Object.hasOwn(previous.config.upstreams, name)) {
+        if (prototypeKeyIssues({ [name]: data }).length > 0 || !UpstreamNameSchema.safeParse(name).success) return undefined;
+      }
+      let upstream = reuse(previous.upstreams, json, taken);
+      if (upstream === undefined) {
+        if (prototypeKeyIssues(data).length > 0) return undefined;
+        this.#counts.upstreams += 1;
+        const result = UpstreamSchema.safeParse(data);
+        if (!result.success) return undefined;
+        upstream = result.data;
+      }
+      upstreams[name] = upstream;
+    }
+    const before = previous.config.upstreams;
+    return sameValues(before, upstreams) ? before : upstreams;
+  }
+
+  /** A listener's routes, each the last config's when its JSON is one of the last; undefined if any is invalid. */
+  #routes(routes: Sections['routes'][number], previous: Previous, taken: Map<string, number>): RouteConfig[] | undefined {
+    const out: RouteConfig[] = [];
+    for (const { data, json } of routes) {
+      let route = reuse(previous.routes, json, taken);
+      if (route === undefined) {
+        if (prototypeKeyIssues(data).length > 0) return undefined;
+        this.#counts.routes += 1;
+        const result = RouteSchema.safeParse(data);
+        if (!result.success) return undefined;
+        route = deepFreeze(result.data);
+      }
+      out.push(route);
+    }
+    return out;
+  }
+}
+
+/**
+ * The next unused object validated from data of JSON `json` (`taken` counts those used), so
+ * that a document repeating a section gets one object per occurrence, as a full validation does.
+ */
+function reuse<T>(validated: ReadonlyMap<string, readonly T[]>, json: string, taken: Map<string, number>): T | undefined {
+  const all = validated.get(json);
+  const used = taken.get(json) ?? 0;
+  if (all === undefined || used >= all.length) return undefined;
+  taken.set(json, used + 1);
+  return all[used];
+}
+
+/** What `config` (validated from data cut into `sections`) leaves to the next document. */
+function remember(config: Config, sections: Sections): Previous {
+  const routes = new Map<string, RouteConfig[]>();
+  sections.routes.forEach((list, i) => {
+    list.forEach(({ json }, j) => {
+      append(routes, json, config.listeners[i]!.routes[j]!);
+    });
+  });
+  const upstreams = new Map<string, UpstreamConfig[]>();
+  for (const { name, json } of sections.upstreams) append(upstreams, json, config.upstreams[name]!);
+  return { config, sections, routes, upstreams };
+}
+
+function append<T>(map: Map<string, T[]>, key: string, value: T): void {
+  const list = map.get(key);
+  if (list) list.push(value);
+  else map.set(key, [value]);
+}
+
+/** Whether `a` and `b` have the same keys in the same order with identical values, `except` one key. */
+function sameValues(a: object, b: object, except?: string): boolean {
+  const keys = Object.keys(a);
+  if (!sameItems(keys, Object.keys(b))) return false;
+  return keys.every((key) => key === except || (a as Data)[key] === (b as Data)[key]);
+}
+
+function sameItems(a: readonly unknown[], b: readonly unknown[]): boolean {
+  return a.length === b.length && a.every((item, i) => item === b[i]);
+}
+
+function isData(value: unknown): value is Data {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+/**
+ * `data` cut into sections, or undefined when it is not shaped as a config (not an object,
+ * `listeners` not a list of objects, `routes` or `upstreams` of the wrong type) or is cyclic:
+ * such a document is invalid, and `validateConfig` says why.
+ */
+function sectionsOf(data: unknown): Sections | undefined {
+  if (!isData(data) || !Array.isArray(data.listeners) || !data.listeners.every(isData)) return undefined;
+  if (Object.hasOwn(data, 'upstreams') && !isData(data.upstreams)) return undefined;
+  const listeners = data.listeners as Data[];
+  if (listeners.some((listener) => Object.hasOwn(listener, 'routes') && !Array.isArray(listener.routes))) return undefined;
+  try {
+    // Spread defines own properties: a `__proto__` key stays a key, for the prototype check to refuse.
+    const shells = listeners.map((listener) => (Object.hasOwn(listener, 'routes') ? { ...listener, routes: [] } : listener));
+    const rest: Data = { ...data, listeners: shells, ...(Object.hasOwn(data, 'upstreams') ? { upstreams: {} } : {}) };
+    const topJson = new Map<string, string>();
+    for (const [key, value] of Object.entries(data)) {
+      if (key !== 'listeners' && key !== 'upstreams') topJson.set(key, JSON.stringify(value));
+    }
+    return {
+      rest,
+      restJson: JSON.stringify(rest),
+      topJson,
+      listenerJson: shells.map((shell) => JSON.stringify(shell)),
+      routes: listeners.map((listener) => ((listener.routes as unknown[] | undefined) ?? []).map((route) => ({ data: route, json: JSON.stringify(route) }))),
+      upstreams: Object.entries((data.upstreams as Data | undefined) ?? {}).map(([name, upstream]) => ({
+        name,
+        data: upstream,
+        json: JSON.stringify(upstream),
+      })),
+    };
+  } catch {
+    return undefined; // a cycle (YAML aliases can make one): validateConfig refuses it
+  }
+}
+
+/** Whether any value may be a secret reference (`resolveReferences` changes only strings holding `${`). */
+function mayReference(sections: Sections): boolean {
+  const has = (json: string) => json.includes('${');
+  return has(sections.restJson) || sections.routes.some((list) => list.some(({ json }) => has(json))) || sections.upstreams.some(({ json }) => has(json));
+}
