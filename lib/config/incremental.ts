@@ -130,20 +130,19 @@ export class IncrementalLoader {
       if (routes === undefined) return undefined;
       // ConfigSchema's one check across sections: every route names a defined upstream.
       if (routes.some((route) => route.upstream !== undefined && !Object.hasOwn(upstreams, route.upstream))) return undefined;
-      const before = previous.config.listeners[i];
-      const same = before !== undefined && sameItems(before.routes, routes) && sameValues(before, shell, 'routes');
-      listeners.push(same ? before : { ...shell, routes });
+      // `shell` is the last config's listener when it is unchanged but for its routes.
+      const same = previous.config.listeners.includes(shell) && sameItems(shell.routes, routes);
+      listeners.push(same ? shell : { ...shell, routes });
     }
-    const config = { ...rest, upstreams, listeners };
     const before = previous.config;
-    if (sameValues(before, config, 'listeners') && sameItems(before.listeners, listeners)) return before;
-    return deepFreeze(config);
+    const config = { ...rest, upstreams, listeners: sameItems(before.listeners, listeners) ? before.listeners : listeners };
+    return sameValues(before, config) ? before : deepFreeze(config);
   }
 
   /**
    * Everything but routes and upstreams: the last config's when the rest's JSON is the same,
    * else `ConfigSchema` of it (its checks across listeners included), each top-level value
-   * and listener whose JSON is unchanged replaced by the last config's object.
+   * and listener (routes aside) whose JSON is unchanged replaced by the last config's object.
    */
   #rest(sections: Sections, previous: Previous): Config | undefined {
     if (sections.restJson === previous.sections.restJson) return previous.config;
@@ -157,10 +156,9 @@ export class IncrementalLoader {
       const same = key !== 'listeners' && key !== 'upstreams' && previous.sections.topJson.get(key) === sections.topJson.get(key);
       if (same && Object.hasOwn(previous.config, key)) rest[key] = (previous.config as Data)[key];
     }
-    rest.listeners = result.data.listeners.map((listener, i) => {
-      const before = previous.config.listeners[i];
-      return before !== undefined && previous.sections.listenerJson[i] === sections.listenerJson[i] ? before : listener;
-    });
+    // Listeners by their JSON, wherever they were (names are unique, so their JSON is too).
+    const was = new Map(previous.sections.listenerJson.map((json, i) => [json, previous.config.listeners[i]!]));
+    rest.listeners = result.data.listeners.map((listener, i) => was.get(sections.listenerJson[i]!) ?? listener);
     return rest as Config;
   }
 
