@@ -36,22 +36,47 @@ export function canonicalHash(section: unknown): string {
  */
 export class ConfigHasher {
   readonly #json = new WeakMap<object, string>();
+  /** Each listener's routes at the last `hash`, by position, and their JSON joined in blocks of `ROUTE_BLOCK`. */
+  #blocks: RouteBlocks[] = [];
 
   /** `canonicalHash(config)`. @throws TypeError for cycles or values JSON cannot represent */
   hash(config: Config): string {
+    const blocks: RouteBlocks[] = [];
     const text = objectJson(config, (key, value) => {
-      if (key === 'listeners') return arrayJson(value as Config['listeners'], (listener) => this.#listener(listener));
+      if (key === 'listeners') return arrayJson(value as Config['listeners'], (listener, i) => this.#listener(listener, i, blocks));
       if (key === 'upstreams') return this.#kept(value as object, () => objectJson(value as object, (_, upstream) => this.#kept(upstream as object)));
       return value === undefined ? undefined : canonicalJson(value);
     });
+    this.#blocks = blocks;
     return createHash('sha256').update(text).digest('hex');
   }
 
-  #listener(listener: Config['listeners'][number]): string {
+  /** Listener `i`'s JSON; `blocks[i]` gets its routes' blocks. */
+  #listener(listener: Config['listeners'][number], i: number, blocks: RouteBlocks[]): string {
+    const routes = listener.routes as readonly object[];
+    // Kept for the next hash whether or not this listener's JSON is (blocks are checked by identity before use).
+    if (this.#blocks[i]) blocks[i] = this.#blocks[i];
     return this.#kept(listener, () =>
       objectJson(listener, (key, value) => {
-        if (key === 'routes') return arrayJson(value as object[], (route) => this.#kept(route));
-        return value === undefined ? undefined : canonicalJson(value);
+        if (key !== 'routes') return value === undefined ? undefined : canonicalJson(value);
+        // Joining 10,000 routes' JSON costs more than serialising one: a block whose routes are the
+        // ones at its place last time is joined already.
+        const before = this.#blocks[i];
+        const texts: string[] = [];
+        for (let from = 0; from < routes.length; from += ROUTE_BLOCK) {
+          const to = Math.min(routes.length, from + ROUTE_BLOCK);
+          const same = before !== undefined && to === Math.min(before.routes.length, from + ROUTE_BLOCK) && sameRange(routes, before.routes, from, to);
+          texts.push(
+            same
+              ? before.texts[from / ROUTE_BLOCK]!
+              : routes
+                  .slice(from, to)
+                  .map((route) => this.#kept(route))
+                  .join(','),
+          );
+        }
+        blocks[i] = { routes, texts };
+        return `[${texts.join(',')}]`;
       }),
     );
   }
@@ -67,6 +92,21 @@ export class ConfigHasher {
   }
 }
 
+/** A listener's routes and their JSON joined in blocks of `ROUTE_BLOCK` routes. */
+interface RouteBlocks {
+  routes: readonly object[];
+  texts: string[];
+}
+
+/** Routes per block of a listener's joined route JSON (`ConfigHasher`). */
+const ROUTE_BLOCK = 256;
+
+/** Whether `a` and `b` hold the same objects from index `from` to `to` (exclusive). */
+function sameRange(a: readonly object[], b: readonly object[], from: number, to: number): boolean {
+  for (let i = from; i < to; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 /** `{...}` as `canonicalJson` writes an object, each value written by `write` (undefined: left out). */
 function objectJson(object: object, write: (key: string, value: unknown) => string | undefined): string {
   const parts: string[] = [];
@@ -78,6 +118,6 @@ function objectJson(object: object, write: (key: string, value: unknown) => stri
 }
 
 /** `[...]` as `canonicalJson` writes an array, each item written by `write`. */
-function arrayJson<T>(items: readonly T[], write: (item: T) => string): string {
+function arrayJson<T>(items: readonly T[], write: (item: T, index: number) => string): string {
   return `[${items.map(write).join(',')}]`;
 }

@@ -89,8 +89,15 @@ export class IncrementalLoader {
    * @throws ConfigInvalidError as `loadConfig` does
    */
   load(text: string | Uint8Array, options: ParseOptions = {}): LoadedConfig {
+    return this.loadParsed(parseDocument(text, options), options);
+  }
+
+  /**
+   * `load` of a document already parsed (`parseDocument`'s `data`): references, validation, hash.
+   * @throws ConfigInvalidError as `loadConfig` does
+   */
+  loadParsed(data: unknown, options: ParseOptions = {}): LoadedConfig {
     this.#counts = { routes: 0, upstreams: 0, rest: 0, full: 0 };
-    const data = parseDocument(text, options);
     const sections = sectionsOf(data);
     let config: Config;
     let references: LoadedConfig['references'];

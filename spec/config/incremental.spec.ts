@@ -115,8 +115,19 @@ describe('config: incremental loading of one document after another', () => {
   it('hashes as canonicalHash does, reusing what it serialised for the sections a config shares', () => {
     const hasher = new ConfigHasher();
     const loader = new IncrementalLoader();
-    for (const changed of [-1, 3, 8]) {
-      const { config } = loader.load(JSON.stringify(routesConfig(30, changed)));
+    // Route counts across the hasher's blocks of 256 routes, growing and shrinking.
+    for (const [routes, changed] of [
+      [30, -1],
+      [30, 3],
+      [600, 8],
+      [600, 300],
+      [520, 300],
+      [600, 300],
+      [257, -1],
+      [256, 255],
+      [30, 3],
+    ] as const) {
+      const { config } = loader.load(JSON.stringify(routesConfig(routes, changed)));
       expect(hasher.hash(config)).to.equal(canonicalHash(config));
     }
   });
