@@ -1,3 +1,4 @@
+import equal from 'fast-deep-equal';
 import { ConfigHasher } from './hash.js';
 import { deepFreeze, type LoadedConfig, type ParseOptions, parseDocument, prototypeKeyIssues, resolveThenValidate, validateConfig } from './parse.js';
 import { type Config, ConfigSchema, type ListenerConfig, ListenerSchema, type RouteConfig, type UpstreamConfig, UpstreamSchema } from './schema.js';
@@ -33,8 +34,8 @@ interface Sections {
   readonly topJson: ReadonlyMap<string, string>;
   /** JSON of each listener without its routes. */
   readonly listenerJson: readonly string[];
-  /** Each listener's routes and their JSON. */
-  readonly routes: readonly (readonly { data: unknown; json: string }[])[];
+  /** Each listener's routes. */
+  readonly routes: readonly (readonly unknown[])[];
   /** Each upstream in document order: name, data, JSON. */
   readonly upstreams: readonly { name: string; data: unknown; json: string }[];
 }
@@ -43,8 +44,8 @@ interface Sections {
 interface Previous {
   readonly config: Config;
   readonly sections: Sections;
-  /** Validated routes by their data's JSON (several when the document repeats a route). */
-  readonly routes: ReadonlyMap<string, readonly RouteConfig[]>;
+  /** The JSON of each route's data, by listener and position, where it was needed (a route that was not where it had been). */
+  readonly routeJson: (string | undefined)[][];
   /** Validated upstreams by their data's JSON. */
   readonly upstreams: ReadonlyMap<string, readonly UpstreamConfig[]>;
 }
@@ -101,7 +102,7 @@ export class IncrementalLoader {
     const sections = sectionsOf(data);
     let config: Config;
     let references: LoadedConfig['references'];
-    if (sections !== undefined && !mayReference(sections)) {
+    if (sections !== undefined && !mayReference(data)) {
       config = this.#validate(data, sections, options.origin);
     } else {
       const resolved = resolveThenValidate(data, options, (resolvedData, origin) => this.#validate(resolvedData, sectionsOf(resolvedData), origin));
@@ -112,8 +113,9 @@ export class IncrementalLoader {
   }
 
   #validate(data: unknown, sections: Sections | undefined, origin: string | undefined): Config {
-    const config = (sections && this.#previous && this.#incremental(sections)) ?? this.#full(data, origin);
-    this.#previous = sections && remember(config, sections);
+    const incremental = sections && this.#previous && this.#incremental(sections);
+    const config = incremental?.config ?? this.#full(data, origin);
+    this.#previous = sections && remember(config, sections, incremental?.routeJson);
     return config;
   }
 
@@ -123,17 +125,17 @@ export class IncrementalLoader {
     return validateConfig(data, origin);
   }
 
-  /** The config of valid `sections`, sharing the last config's objects; undefined when anything is invalid. */
-  #incremental(sections: Sections): Config | undefined {
+  /** The config of valid `sections`, sharing the last config's objects, and the JSON of routes it computed; undefined when anything is invalid. */
+  #incremental(sections: Sections): { config: Config; routeJson: Previous['routeJson'] } | undefined {
     const previous = this.#previous!;
     const rest = this.#rest(sections, previous);
     if (rest === undefined) return undefined;
     const upstreams = this.#upstreams(sections, previous);
     if (upstreams === undefined) return undefined;
     const listeners: ListenerConfig[] = [];
-    const taken = new Map<string, number>();
+    const found: RouteSearch = { used: new Set(), misses: 0, json: sections.routes.map((list) => new Array(list.length)) };
     for (const [i, shell] of rest.listeners.entries()) {
-      const routes = this.#routes(sections.routes[i]!, previous, taken);
+      const routes = this.#routes(i, sections.routes[i]!, previous, found);
       if (routes === undefined) return undefined;
       // ConfigSchema's one check across sections: every route names a defined upstream.
       if (routes.some((route) => route.upstream !== undefined && !Object.hasOwn(upstreams, route.upstream))) return undefined;
@@ -143,7 +145,7 @@ export class IncrementalLoader {
     }
     const before = previous.config;
     const config = { ...rest, upstreams, listeners: sameItems(before.listeners, listeners) ? before.listeners : listeners };
-    return sameValues(before, config) ? before : deepFreeze(config);
+    return { config: sameValues(before, config) ? before : deepFreeze(config), routeJson: found.json };
   }
 
   /**
@@ -191,22 +193,81 @@ export class IncrementalLoader {
     return sameValues(before, upstreams) ? before : upstreams;
   }
 
-  /** A listener's routes, each the last config's when its JSON is one of the last; undefined if any is invalid. */
-  #routes(routes: Sections['routes'][number], previous: Previous, taken: Map<string, number>): RouteConfig[] | undefined {
+  /**
+   * Listener `i`'s routes, each the last config's route at the same place (or one off, once a
+   * route was inserted or removed before it) when its data is deeply equal to that one's, else
+   * (routes moved: more than `SEARCH_AFTER` were not near where they had been) one of the last
+   * config's routes with data of the same JSON, else validated; undefined if any is invalid. No
+   * route of the last config is used twice.
+   */
+  #routes(i: number, routes: readonly unknown[], previous: Previous, found: RouteSearch): RouteConfig[] | undefined {
     const out: RouteConfig[] = [];
-    for (const { data, json } of routes) {
-      let route = reuse(previous.routes, json, taken);
-      if (route === undefined) {
-        if (prototypeKeyIssues(data).length > 0) return undefined;
-        this.#counts.routes += 1;
-        const result = RouteSchema.safeParse(data);
-        if (!result.success) return undefined;
-        route = deepFreeze(result.data);
+    const dataBefore = previous.sections.routes[i] ?? [];
+    const before = previous.config.listeners[i]?.routes ?? [];
+    /** Where the last route found was, relative to its place now: -1 after a route was inserted, 1 after one was removed. */
+    let shift = 0;
+    const at = (k: number, data: unknown) => k >= 0 && k < before.length && !found.used.has(before[k]!) && equal(data, dataBefore[k]);
+    for (const [j, data] of routes.entries()) {
+      let route: RouteConfig | undefined;
+      let k = j + shift;
+      if (!at(k, data)) k = at(k - 1, data) ? k - 1 : at(k + 1, data) ? k + 1 : -1;
+      if (k >= 0) {
+        shift = k - j;
+        route = before[k]!;
+        found.json[i]![j] = previous.routeJson[i]![k];
+      } else {
+        let json: string;
+        try {
+          json = JSON.stringify(data);
+        } catch {
+          return undefined; // a cycle: validateConfig refuses it
+        }
+        found.json[i]![j] = json;
+        found.misses += 1;
+        if (found.misses > SEARCH_AFTER) {
+          found.byJson ??= routesByJson(previous);
+          route = found.byJson.get(json)?.find((candidate) => !found.used.has(candidate));
+        }
+        if (route === undefined) {
+          if (prototypeKeyIssues(data).length > 0) return undefined;
+          this.#counts.routes += 1;
+          const result = RouteSchema.safeParse(data);
+          if (!result.success) return undefined;
+          route = deepFreeze(result.data);
+        }
       }
+      found.used.add(route);
       out.push(route);
     }
     return out;
   }
+}
+
+/** Routes not where they had been, after which the last config's routes are searched by JSON (a route inserted early moves every later one). */
+const SEARCH_AFTER = 16;
+
+/** What `#routes` keeps across the listeners of one document. */
+interface RouteSearch {
+  /** Routes of the last config given to this one. */
+  readonly used: Set<RouteConfig>;
+  /** Routes not found where they had been. */
+  misses: number;
+  /** The last config's routes by their data's JSON, once searched. */
+  byJson?: ReadonlyMap<string, readonly RouteConfig[]>;
+  /** The JSON of this document's routes, where known. */
+  readonly json: (string | undefined)[][];
+}
+
+/** The last config's routes by their data's JSON (several when the document repeated a route), computing what JSON was not known. */
+function routesByJson(previous: Previous): Map<string, RouteConfig[]> {
+  const byJson = new Map<string, RouteConfig[]>();
+  previous.sections.routes.forEach((list, i) => {
+    list.forEach((data, j) => {
+      const json = (previous.routeJson[i]![j] ??= JSON.stringify(data));
+      append(byJson, json, previous.config.listeners[i]!.routes[j]!);
+    });
+  });
+  return byJson;
 }
 
 /**
@@ -221,17 +282,11 @@ function reuse<T>(validated: ReadonlyMap<string, readonly T[]>, json: string, ta
   return all[used];
 }
 
-/** What `config` (validated from data cut into `sections`) leaves to the next document. */
-function remember(config: Config, sections: Sections): Previous {
-  const routes = new Map<string, RouteConfig[]>();
-  sections.routes.forEach((list, i) => {
-    list.forEach(({ json }, j) => {
-      append(routes, json, config.listeners[i]!.routes[j]!);
-    });
-  });
+/** What `config` (validated from data cut into `sections`; `routeJson` of its routes where known) leaves to the next document. */
+function remember(config: Config, sections: Sections, routeJson = sections.routes.map((list) => new Array<string | undefined>(list.length))): Previous {
   const upstreams = new Map<string, UpstreamConfig[]>();
   for (const { name, json } of sections.upstreams) append(upstreams, json, config.upstreams[name]!);
-  return { config, sections, routes, upstreams };
+  return { config, sections, routeJson, upstreams };
 }
 
 function append<T>(map: Map<string, T[]>, key: string, value: T): void {
@@ -278,7 +333,7 @@ function sectionsOf(data: unknown): Sections | undefined {
       restJson: JSON.stringify(rest),
       topJson,
       listenerJson: shells.map((shell) => JSON.stringify(shell)),
-      routes: listeners.map((listener) => ((listener.routes as unknown[] | undefined) ?? []).map((route) => ({ data: route, json: JSON.stringify(route) }))),
+      routes: listeners.map((listener) => (listener.routes as unknown[] | undefined) ?? []),
       upstreams: Object.entries((data.upstreams as Data | undefined) ?? {}).map(([name, upstream]) => ({
         name,
         data: upstream,
@@ -290,8 +345,17 @@ function sectionsOf(data: unknown): Sections | undefined {
   }
 }
 
-/** Whether any value may be a secret reference (`resolveReferences` changes only strings holding `${`). */
-function mayReference(sections: Sections): boolean {
-  const has = (json: string) => json.includes('${');
-  return has(sections.restJson) || sections.routes.some((list) => list.some(({ json }) => has(json))) || sections.upstreams.some(({ json }) => has(json));
+/** Deeper than any document parses to without aliases making a cycle (`MAX_NESTING_DEPTH` is 64). */
+const MAX_WALK_DEPTH = 1000;
+
+/**
+ * Whether any string value of `data` may be a secret reference (`resolveReferences` changes only
+ * strings holding `${`); true too when `data` is nested deeper than `MAX_WALK_DEPTH` (a cycle).
+ */
+function mayReference(data: unknown, depth = 0): boolean {
+  if (typeof data === 'string') return data.includes('${');
+  if (data === null || typeof data !== 'object') return false;
+  if (depth > MAX_WALK_DEPTH) return true;
+  for (const value of Array.isArray(data) ? data : Object.values(data)) if (mayReference(value, depth + 1)) return true;
+  return false;
 }

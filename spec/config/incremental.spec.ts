@@ -54,6 +54,23 @@ describe('config: incremental loading of one document after another', () => {
     expect(loader.counts).to.deep.equal({ routes: 1, upstreams: 0, rest: 0, full: 0 });
   });
 
+  it('validates no route when one is removed, and finds routes that moved far by their content', () => {
+    const loader = new IncrementalLoader();
+    const config = routesConfig(100);
+    const before = loader.load(JSON.stringify(config)).config.listeners[0]!.routes;
+    const listener = (config.listeners as { routes: unknown[] }[])[0]!;
+    listener.routes.splice(50, 1);
+    const removed = JSON.stringify(config);
+    expect(loader.load(removed)).to.deep.equal(loadConfig(removed));
+    expect(loader.counts.routes).to.equal(0);
+    listener.routes.reverse();
+    const reversed = JSON.stringify(config);
+    const loaded = loader.load(reversed);
+    expect(loaded).to.deep.equal(loadConfig(reversed));
+    expect(loader.counts.routes, 'the routes validated before the search by content starts').to.equal(16);
+    expect(loaded.config.listeners[0]!.routes.filter((route) => before.includes(route))).to.have.length(99 - 16);
+  });
+
   it('gives one object per occurrence of a repeated route, as a full validation does', () => {
     const loader = new IncrementalLoader();
     const route = { path_prefix: '/', respond: { status: 200 } };
