@@ -135,7 +135,9 @@ export class IncrementalLoader {
     const listeners: ListenerConfig[] = [];
     const found: RouteSearch = { used: new Set(), misses: 0, json: sections.routes.map((list) => new Array(list.length)) };
     for (const [i, shell] of rest.listeners.entries()) {
-      const routes = this.#routes(i, sections.routes[i]!, previous, found);
+      // Routes are looked for in the last config's listener this one was (it may have moved), else in the one at its place.
+      const was = previous.config.listeners.indexOf(shell);
+      const routes = this.#routes(i, was >= 0 ? was : i, sections.routes[i]!, previous, found);
       if (routes === undefined) return undefined;
       // ConfigSchema's one check across sections: every route names a defined upstream.
       if (routes.some((route) => route.upstream !== undefined && !Object.hasOwn(upstreams, route.upstream))) return undefined;
@@ -194,16 +196,16 @@ export class IncrementalLoader {
   }
 
   /**
-   * Listener `i`'s routes, each the last config's route at the same place (or one off, once a
+   * Listener `i`'s routes, each the last config's route at the same place in listener `from` (or one off, once a
    * route was inserted or removed before it) when its data is deeply equal to that one's, else
    * (routes moved: more than `SEARCH_AFTER` were not near where they had been) one of the last
    * config's routes with data of the same JSON, else validated; undefined if any is invalid. No
    * route of the last config is used twice.
    */
-  #routes(i: number, routes: readonly unknown[], previous: Previous, found: RouteSearch): RouteConfig[] | undefined {
+  #routes(i: number, from: number, routes: readonly unknown[], previous: Previous, found: RouteSearch): RouteConfig[] | undefined {
     const out: RouteConfig[] = [];
-    const dataBefore = previous.sections.routes[i] ?? [];
-    const before = previous.config.listeners[i]?.routes ?? [];
+    const dataBefore = previous.sections.routes[from] ?? [];
+    const before = previous.config.listeners[from]?.routes ?? [];
     /** Where the last route found was, relative to its place now: -1 after a route was inserted, 1 after one was removed. */
     let shift = 0;
     const at = (k: number, data: unknown) => k >= 0 && k < before.length && !found.used.has(before[k]!) && equal(data, dataBefore[k]);
@@ -214,7 +216,7 @@ export class IncrementalLoader {
       if (k >= 0) {
         shift = k - j;
         route = before[k]!;
-        found.json[i]![j] = previous.routeJson[i]![k];
+        found.json[i]![j] = previous.routeJson[from]![k];
       } else {
         let json: string;
         try {
