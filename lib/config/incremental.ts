@@ -57,9 +57,12 @@ interface Previous {
  * what changed since the last valid document, parsing aside.
  *
  * Sections are each route of each listener, each upstream, and the rest (every listener but its
- * routes, the top-level values). A section whose data has the same JSON text as one of the last
- * valid document's (anywhere in it: a route moved keeps its validated self) is that section's
- * validated, frozen object again, the same object; only the others run through their schema
+ * routes, the top-level values). A section whose data is the same as one of the last valid
+ * document's is that section's validated, frozen object again, the same object: a route is
+ * compared (deep equality) with the one at its place, or one place off once a route was
+ * inserted or removed before it, and when many moved, looked up by its JSON text among all of
+ * the last document's; an upstream, a listener and the rest by their JSON text. Only the others
+ * run through their schema
  * (`RouteSchema`, `UpstreamSchema`; the rest through `ConfigSchema`, whose checks across
  * listeners run on it then). What spans sections is checked over the whole config by lookups:
  * every route's `upstream` names an upstream. Anything invalid, and any document not shaped as
@@ -70,8 +73,11 @@ interface Previous {
  * Secret references (`${env:..}`, `${file:..}`) are resolved before validation, as
  * `loadConfig` does, in a document that holds any `${` (its sections are then cut from the
  * resolved data: a secret that changed is a changed section); one without skips that walk.
- * JSON does not tell `-0` from `0`: a section differing only so is the same section, as its
- * canonical hash is the same.
+ * Neither JSON nor deep equality tells `-0` from `0`: a section differing only so is the same
+ * section, as its canonical hash is the same.
+ *
+ * Memory: it keeps the last valid document's parsed data and config, and its `ConfigHasher` the
+ * canonical JSON of that config's sections.
  *
  * Not safe for concurrent use (one document at a time); the parser's worker owns one.
  */
