@@ -30,12 +30,54 @@ export type FragmentsRequest = z.infer<typeof FragmentsRequestSchema>;
 
 const IssueSchema = z.strictObject({ path: z.string(), message: z.string() });
 
+const IndexSchema = z.int().nonnegative();
+const SectionSchema = z.record(z.string(), z.unknown());
+
+/**
+ * A config told as its differences from the config of an earlier reply (`base`, that reply's
+ * id), which the serving thread kept: what is unchanged is named by where it is in the base
+ * config, and is the base config's object again. See `configDelta`.
+ */
+export const ConfigDeltaSchema = z.strictObject({
+  /** The id of the reply whose config this one is told against. */
+  base: z.int().positive(),
+  /** The config's keys, in order. */
+  keys: z.array(z.string()),
+  /** Top-level values (not `upstreams`, `listeners`) that are not the base config's. */
+  changed: SectionSchema,
+  /** `base`: the base config's upstreams, all of them; else each name's upstream: `changed`, else the base's of name `from[name]`, else of the same name. */
+  upstreams: z.union([
+    z.literal('base'),
+    z.strictObject({ names: z.array(z.string()), from: z.record(z.string(), z.string()), changed: z.record(z.string(), SectionSchema) }),
+  ]),
+  /**
+   * Each listener: the base config's listener at index `base`, or a new one, given with its
+   * `routes` empty and its routes apart, each a new route or a run of the base config's routes
+   * `[listener index, first route index, count]`.
+   */
+  listeners: z.array(
+    z.union([
+      z.strictObject({ base: IndexSchema }),
+      z.strictObject({ listener: SectionSchema, routes: z.array(z.union([z.tuple([IndexSchema, IndexSchema, z.int().positive()]), SectionSchema])) }),
+    ]),
+  ),
+});
+export type ConfigDelta = z.infer<typeof ConfigDeltaSchema>;
+
 export const ParseReplySchema = z.discriminatedUnion('kind', [
   /** Valid: the defaults-filled config (references resolved), its canonical hash and the references it held. */
   z.strictObject({
     id: z.int().positive(),
     kind: z.literal('loaded'),
     config: z.record(z.string(), z.unknown()),
+    hash: z.string().regex(/^[0-9a-f]{64}$/),
+    references: z.array(ConfigReferenceSchema).optional(),
+  }),
+  /** Valid, as `loaded`, the config told by its differences from an earlier reply's (the worker's last `loaded` or `changed` reply). */
+  z.strictObject({
+    id: z.int().positive(),
+    kind: z.literal('changed'),
+    delta: ConfigDeltaSchema,
     hash: z.string().regex(/^[0-9a-f]{64}$/),
     references: z.array(ConfigReferenceSchema).optional(),
   }),

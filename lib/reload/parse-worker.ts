@@ -1,7 +1,9 @@
 import { parentPort } from 'node:worker_threads';
 import { loadFragment } from '../config/fragments.js';
-import { loadConfig } from '../config/parse.js';
+import { IncrementalLoader } from '../config/incremental.js';
+import type { Config } from '../config/schema.js';
 import { ConfigInvalidError, errorMessage } from '../core/errors.js';
+import { configDelta } from './config-delta.js';
 import { type FragmentsRequest, FragmentsRequestSchema, type ParseReply, type ParseRequest, ParseRequestSchema } from './parse-protocol.js';
 
 // The worker thread of `ConfigParser` (parser.ts): parse, validate and hash each document it is
@@ -9,9 +11,18 @@ import { type FragmentsRequest, FragmentsRequestSchema, type ParseReply, type Pa
 // The files a config references (`${file:/path}`) are read here, synchronously: this thread may
 // block, the serving one never does. Its `process.env` is the process's own (SHARE_ENV), so a
 // `${env:NAME}` is read as it is at each reload.
+//
+// Documents are loaded by one `IncrementalLoader`: a document validates and hashes at the cost of
+// what changed since the last valid one. Each valid config after the first is sent as its
+// differences from the last one sent (`configDelta`), which `ConfigParser` keeps: a new worker
+// (the first, or one replacing a dead one) sends its first config whole.
 
 const port = parentPort;
 if (!port) throw new Error('parse-worker runs as the worker thread of a ConfigParser');
+
+const loader = new IncrementalLoader();
+/** The config of the last `loaded` or `changed` reply, and that reply's id. */
+let sent: { id: number; config: Config } | undefined;
 
 port.on('message', (message: unknown) => {
   // A malformed request is a bug in ConfigParser: the throw ends the worker, which rejects what it had.
@@ -38,8 +49,12 @@ function answerFragments({ id, fragments, maxDocumentBytes }: FragmentsRequest):
 
 function answer({ id, text, origin, maxDocumentBytes }: ParseRequest): ParseReply {
   try {
-    const { config, hash, references } = loadConfig(text, { origin, maxDocumentBytes });
-    return { id, kind: 'loaded', config, hash, ...(references ? { references: [...references] } : {}) };
+    const { config, hash, references } = loader.load(text, { origin, maxDocumentBytes });
+    const base = sent;
+    sent = { id, config };
+    const refs = references ? { references: [...references] } : {};
+    if (base === undefined) return { id, kind: 'loaded', config, hash, ...refs };
+    return { id, kind: 'changed', delta: configDelta(base.config, config, base.id), hash, ...refs };
   } catch (error) {
     if (error instanceof ConfigInvalidError) return { id, kind: 'invalid', issues: [...error.issues], origin: error.origin };
     return { id, kind: 'crashed', message: errorMessage(error) };

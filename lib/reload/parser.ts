@@ -7,7 +7,8 @@ import type { ConfigReference } from '../config/references.js';
 import type { Config } from '../config/schema.js';
 import { ConfigInvalidError, type ConfigIssue, errorCode, errorMessage, HotconfError } from '../core/errors.js';
 import { Once } from '../core/once.js';
-import { ParseReplySchema } from './parse-protocol.js';
+import { applyConfigDelta } from './config-delta.js';
+import { type ParseReply, ParseReplySchema } from './parse-protocol.js';
 
 /** Heap a parse may use, in MiB: far above what the document limits allow (a 1 MiB document at every limit needs about 100). */
 export const DEFAULT_PARSER_HEAP_MB = 512;
@@ -44,7 +45,12 @@ interface Pending {
  * parses it had (`ConfigInvalidError` for the one whose heap it exhausted) and is replaced by
  * the next `parse`. Concurrency: any number of `parse` calls may be pending.
  *
- * Messages both ways are zod schemas (`parse-protocol.ts`).
+ * Messages both ways are zod schemas (`parse-protocol.ts`). The worker loads one document after
+ * another incrementally (`IncrementalLoader`: what did not change is not validated or hashed
+ * again) and sends a config as its differences from the last one it sent (`configDelta`), which
+ * this side keeps and rebuilds on: unchanged listeners, routes and upstreams are the last
+ * config's frozen objects, so only what changed crosses threads and is frozen, and provisioning
+ * can tell unchanged sections by identity.
  */
 export class ConfigParser {
   readonly #maxHeapMb: number;
@@ -52,6 +58,8 @@ export class ConfigParser {
   readonly #close = new Once(() => this.#closeNow());
   #worker: Worker | undefined;
   #lastId = 0;
+  /** The config of the worker's last `loaded` or `changed` reply, which its next `changed` reply is told against. */
+  #base: { id: number; config: Config } | undefined;
 
   constructor(options: ConfigParserOptions = {}) {
     this.#maxHeapMb = options.maxHeapMb ?? DEFAULT_PARSER_HEAP_MB;
@@ -108,6 +116,7 @@ export class ConfigParser {
   }
 
   #settle(worker: Worker, message: unknown): void {
+    if (this.#worker !== worker) return; // a replaced worker's late reply: its parses were rejected
     const parsed = ParseReplySchema.safeParse(message);
     if (!parsed.success) {
       void worker.terminate();
@@ -115,11 +124,19 @@ export class ConfigParser {
       return;
     }
     const reply = parsed.data;
+    let config: Config | undefined;
+    try {
+      config = this.#configOf(reply);
+    } catch (error) {
+      void worker.terminate();
+      this.#lost(worker, error as Error);
+      return;
+    }
     const pending = this.#pending.get(reply.id);
     if (!pending) return;
     this.#pending.delete(reply.id);
-    if (reply.kind === 'loaded') {
-      pending.resolve(frozen(reply.config as Config, reply));
+    if (reply.kind === 'loaded' || reply.kind === 'changed') {
+      pending.resolve(frozen(config!, reply));
     } else if (reply.kind === 'fragments') {
       pending.resolve(
         reply.results.map((result): FragmentParse => (result.ok ? { ok: true, loaded: frozen(result.config as FragmentConfig, result) } : result)),
@@ -128,10 +145,28 @@ export class ConfigParser {
     else pending.reject(new Error(`the config parser failed: ${reply.message}`));
   }
 
+  /**
+   * The config of a `loaded` or `changed` reply (kept as the base of the next `changed` one), else undefined.
+   * @throws Error when a `changed` reply is not told against the kept config
+   */
+  #configOf(reply: ParseReply): Config | undefined {
+    let config: Config;
+    if (reply.kind === 'loaded') config = deepFreeze(reply.config as Config);
+    else if (reply.kind === 'changed') {
+      const base = this.#base;
+      if (base?.id !== reply.delta.base)
+        throw new Error(`the config parser's worker sent a config told against parse ${reply.delta.base}, not the last one (${base?.id ?? 'none'})`);
+      config = applyConfigDelta(base.config, reply.delta);
+    } else return undefined;
+    this.#base = { id: reply.id, config };
+    return config;
+  }
+
   /** `worker` died or misbehaved: reject what it had; the next `parse` starts a new one. */
   #lost(worker: Worker, error: Error): void {
     if (this.#worker !== worker) return; // replaced or closed already: its parses are settled
     this.#worker = undefined;
+    this.#base = undefined; // the next worker sends its first config whole
     const exhausted = errorCode(error) === 'ERR_WORKER_OUT_OF_MEMORY';
     for (const { reject, origin } of this.#pending.values()) {
       if (exhausted) {
@@ -144,6 +179,7 @@ export class ConfigParser {
   async #closeNow(): Promise<void> {
     const worker = this.#worker;
     this.#worker = undefined;
+    this.#base = undefined;
     for (const { reject } of this.#pending.values()) reject(new ParserClosedError());
     this.#pending.clear();
     await worker?.terminate();
