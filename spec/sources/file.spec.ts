@@ -3,6 +3,7 @@ import { mkdir, rename, rm, symlink, unlink, utimes, writeFile } from 'node:fs/p
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { onCleanup } from '../../harness/cleanup.js';
+import { writeConfigAtomic } from '../../harness/daemon.js';
 import { handleCount } from '../../harness/handles.js';
 import { tempDir } from '../../harness/tmp.js';
 import { rejectionOf, waitFor } from '../../harness/wait.js';
@@ -105,9 +106,11 @@ describe('FileSource', () => {
 
     it('reports nothing when the file is touched without a content change', async () => {
       const { file, ...w } = await watchedFile();
-      await writeFile(file, 'v: 0\n');
+      // Whole-file replacements: an in-place write truncates first, and a check that lands between
+      // the truncation and the write (a loaded machine) rightly reports the empty file it read.
+      await writeConfigAtomic(file, 'v: 0\n');
       await utimes(file, new Date(), new Date());
-      await writeFile(file, 'v: 4\n'); // a real change after the no-ops, to know the events were processed
+      await writeConfigAtomic(file, 'v: 4\n'); // a real change after the no-ops, to know the events were processed
       await waitFor('the real change', () => w.texts().includes('v: 4\n'));
       expect(w.texts()).to.deep.equal(['v: 4\n']);
     });
