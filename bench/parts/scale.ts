@@ -354,7 +354,8 @@ async function scaleCase(label: string, start: ScaleStarter, routes: number, bas
  * routes as one file, and (full run only) 100,000 routes as a `--config-dir` of 100 fragments of
  * 1,000 routes; Caddy on the same 10,000 routes (`/load` of its JSON config). Per case: start-up,
  * RSS (and per 1,000 routes over a 10-route start), a one-route change → served (p50/p99 over 20
- * changes), RSS across 100 reloads (`--quick`: 30 for 10,000 routes and more), and requests/s on
+ * changes), RSS, peak RSS and (hotconf, through its inspector) the live heap after a forced full
+ * collection across 100 reloads (`--quick`: 30 for 10,000 routes and more), and requests/s on
  * the first and the last route (wrk, 32 keepalive connections; both `respond` routes). The
  * upstreams' two targets are two bench backends; no request is proxied, they exist so that
  * provisioning carries them. Fields are prefixed by case: `r1000_`, `r10000_`, `dir100000_`,
