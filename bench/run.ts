@@ -14,7 +14,7 @@ import { proxyCpuPart } from './parts/proxy-cpu.js';
 import { registryPart } from './parts/registry.js';
 import { reloadEtcdPart } from './parts/reload-etcd.js';
 import { reloadFilePart } from './parts/reload-file.js';
-import { scalePart } from './parts/scale.js';
+import { SCALE_CHANGES, scalePart } from './parts/scale.js';
 import { eagerPart, type SoakRun, soakClusterPart, soakPart } from './parts/soak.js';
 import { stormPart } from './parts/storm.js';
 
@@ -96,16 +96,18 @@ const PARTS: Part[] = [
     name: 'scale',
     run: scalePart,
     line: (r) =>
-      [
-        ['r1000', 'hotconf 1,000 routes (file)'],
-        ['r10000', 'hotconf 10,000 routes (file)'],
-        ['caddy10000', 'caddy 10,000 routes'],
-        ['dir100000', 'hotconf 100,000 routes (--config-dir)'],
-      ]
+      (
+        [
+          ['r1000', 'hotconf 1,000 routes (file)'],
+          ['r10000', 'hotconf 10,000 routes (file)'],
+          ['caddy10000', 'caddy 10,000 routes'],
+          ['dir100000', 'hotconf 100,000 routes (--config-dir)'],
+        ] as const
+      )
         .filter(([prefix]) => r[`${prefix}_startup_ms`] !== undefined)
         .map(
           ([prefix, label]) =>
-            `scale ${label}: start ${fmt(r[`${prefix}_startup_ms`])} ms, RSS ${fmt(Number(r[`${prefix}_rss_after_start_bytes`]) / 2 ** 20)} MiB (${fmt(Number(r[`${prefix}_rss_per_1000_routes_bytes`]) / 2 ** 20)} MiB per 1,000 routes, ${fmt(Number(r[`${prefix}_rss_growth_over_reloads_bytes`]) / 2 ** 20)} MiB over ${r[`${prefix}_reloads`]} reloads), one-route change → served p50 ${r[`${prefix}_change_p50_ms`]} ms / p99 ${r[`${prefix}_change_p99_ms`]} ms, last/first route ${fmt(r[`${prefix}_last_route_rps`])} / ${fmt(r[`${prefix}_first_route_rps`])} rps`,
+            `scale ${label}: start ${fmt(r[`${prefix}_startup_ms`])} ms, RSS ${fmt(Number(r[`${prefix}_rss_after_start_bytes`]) / 2 ** 20)} MiB (${fmt(Number(r[`${prefix}_rss_per_1000_routes_bytes`]) / 2 ** 20)} MiB per 1,000 routes, ${fmt(Number(r[`${prefix}_rss_growth_over_reloads_bytes`]) / 2 ** 20)} MiB over ${r[`${prefix}_reloads`]} reloads, peak ${fmt(Number(r[`${prefix}_peak_rss_over_reloads_bytes`]) / 2 ** 20)} MiB), ${scaleHeapLine(r, prefix)}, one-route change → served p50 ${r[`${prefix}_change_p50_ms`]} ms / p99 ${r[`${prefix}_change_p99_ms`]} ms, last/first route ${fmt(r[`${prefix}_last_route_rps`])} / ${fmt(r[`${prefix}_first_route_rps`])} rps`,
         )
         .join('; '),
   },
@@ -127,6 +129,25 @@ const PARTS: Part[] = [
       `eager counterfactual: ${r.reloads} reloads, sockets leaked ${r.sockets_leaked}, fd Δ ${r.fd_delta}, handles Δ ${r.handles_delta}, heap Δ ${fmt(r.heap_delta_bytes)} B; ${trendLine(r)}`,
   },
 ];
+
+/** The scale part's live heap after a full collection across its reloads, or that the server has none to read (Caddy). */
+function scaleHeapLine(r: Record<string, unknown>, prefix: string): string {
+  if (typeof r[`${prefix}_heap_after_gc_reloads_bytes`] !== 'number') return 'live heap not measured (no inspector)';
+  const mib = (field: string) => fmt(Number(r[`${prefix}_${field}`]) / 2 ** 20);
+  return `live heap after a full collection ${mib('heap_after_gc_start_bytes')} → ${mib('heap_after_gc_changes_bytes')} → ${mib('heap_after_gc_reloads_bytes')} MiB (start → ${SCALE_CHANGES} changes → all reloads: ${signed(Number(r[`${prefix}_heap_growth_over_reloads_bytes`]) / 2 ** 20)} MiB)`;
+}
+
+/**
+ * Bound on the scale part's live-heap growth over its untimed reloads: 1 % of the live heap or
+ * 2 MiB, whichever is larger. A reload that kept its generation alive would add the whole
+ * generation's tables each time (about 1.2 MB per 1,000 routes, README "RSS across reloads"),
+ * tens of MiB over 80 reloads even at 1,000 routes; what does move without a leak is V8's own
+ * bookkeeping (hash tables that double, compiled code, feedback): 1 MB at 100,000 routes
+ * (141 MB live) in the README's run. 2 MiB over 80 reloads still catches ~26 KB kept per reload.
+ */
+function scaleHeapBound(heapBytes: number): number {
+  return Math.max(0.01 * heapBytes, 2 * 2 ** 20);
+}
 
 /** The least-squares slopes of a soak run and what grows past 0.5 per reload. */
 function trendLine(r: Record<string, unknown>): string {
@@ -226,6 +247,25 @@ function goals(r: Results): Goal[] {
     const ratio = n('scale', 'r10000_last_to_first');
     out.push({ goal: 'scale: one-route change in a 10,000-route file served p50 ≤ 50 ms', measured: `${change} ms`, met: change <= 50 });
     out.push({ goal: 'scale: last-route requests/s ≥ 0.9 × first-route at 10,000 routes', measured: `${round(ratio, 3)} ×`, met: ratio >= 0.9 });
+  }
+  if (has('scale')) {
+    const cases = ['r1000', 'r10000', 'dir100000'].filter((prefix) => typeof r.scale![`${prefix}_heap_growth_over_reloads_bytes`] === 'number');
+    const goal = 'scale: live heap flat across 100 reloads (after a full collection)';
+    if (cases.length === 0) out.push({ goal, measured: 'not run', met: null });
+    else {
+      const growth = (prefix: string) => n('scale', `${prefix}_heap_growth_over_reloads_bytes`);
+      const bound = (prefix: string) => scaleHeapBound(n('scale', `${prefix}_heap_after_gc_changes_bytes`));
+      out.push({
+        goal,
+        measured: cases
+          .map(
+            (prefix) =>
+              `${prefix} ${signed(growth(prefix) / 2 ** 20)} MiB over ${n('scale', `${prefix}_reloads`) - SCALE_CHANGES} reloads (bound ${fmt(bound(prefix) / 2 ** 20)} MiB, live ${fmt(n('scale', `${prefix}_heap_after_gc_reloads_bytes`) / 2 ** 20)} MiB)`,
+          )
+          .join('; '),
+        met: cases.every((prefix) => growth(prefix) <= bound(prefix)),
+      });
+    }
   }
   if (has('scale') && r.scale!.dir100000_startup_ms !== undefined) {
     const change = n('scale', 'dir100000_change_p50_ms');

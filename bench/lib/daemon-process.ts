@@ -1,9 +1,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { httpRequest } from '../../harness/http.js';
 import { sleep } from '../../harness/wait.js';
 
+/** Lines node writes to stderr for `--inspect` and its sessions. */
+const INSPECTOR_NOTICE = /^(Debugger (listening on|attached|ending on)|For help, see: https:\/\/nodejs\.org)/;
 const BIN = fileURLToPath(new URL('../../bin/hotconf.js', import.meta.url));
 const DIST = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 
@@ -16,12 +19,22 @@ export interface DaemonProcess {
 }
 
 /**
- * Start `node bin/hotconf.js ...args` and wait until `/healthz` answers 200 on `admin`
- * (`HOST:PORT`). The compiled CLI must exist (`npm ci` or `npm run build`).
+ * Start `node ...nodeOptions bin/hotconf.js ...args` and wait until `/healthz` answers 200 on
+ * `admin` (`HOST:PORT`). `nodeOptions` are node's own flags (e.g. `--inspect=127.0.0.1:PORT`);
+ * with any, the child's stderr is passed on without node's inspector notices ("Debugger
+ * listening on ...", "For help, see ...", "Debugger attached."). The compiled CLI must exist
+ * (`npm ci` or `npm run build`).
  */
-export async function startDaemonProcess(args: string[], admin: string, timeoutMs = 30_000): Promise<DaemonProcess> {
+export async function startDaemonProcess(args: string[], admin: string, timeoutMs = 30_000, nodeOptions: readonly string[] = []): Promise<DaemonProcess> {
   if (!existsSync(DIST)) throw new Error('dist/ is missing: run npm run build first');
-  const child = spawn(process.execPath, [BIN, 'run', ...args, '--admin', admin, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const child = spawn(process.execPath, [...nodeOptions, BIN, 'run', ...args, '--admin', admin, '--log-level', 'warn'], {
+    stdio: ['ignore', 'ignore', nodeOptions.length > 0 ? 'pipe' : 'inherit'],
+  });
+  if (child.stderr) {
+    createInterface({ input: child.stderr }).on('line', (line) => {
+      if (!INSPECTOR_NOTICE.test(line)) process.stderr.write(`${line}\n`);
+    });
+  }
   try {
     await waitServing(child, 'hotconf', `http://${admin}/healthz`, timeoutMs);
   } catch (error) {

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import type { Agent } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -6,9 +6,11 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { httpRequest } from '../../harness/http.js';
 import { freePort } from '../../harness/ports.js';
+import { sleep } from '../../harness/wait.js';
 import { caddyLoad } from '../lib/caddy.js';
 import { type DaemonProcess, startDaemonProcess, stopProcess } from '../lib/daemon-process.js';
 import { servedAt, singleSocketAgent } from '../lib/http.js';
+import { liveHeapAfterGc } from '../lib/inspector.js';
 import { caddyBenchConfig, startBackend, startCaddy } from '../lib/procs.js';
 import { percentile, progress, round } from '../lib/util.js';
 import { runWrk } from '../lib/wrk.js';
@@ -31,17 +33,32 @@ export interface ScaleCase {
   /** Reloads in all (the timed changes included), each a one-route change waited until served. */
   reloads: number;
   rss_after_reloads_bytes: number;
-  /** RSS after every reload minus RSS after the timed changes: what the later reloads added. */
+  /**
+   * RSS after every reload minus RSS after the timed changes. Not a leak measure for hotconf:
+   * V8's old generation fills with garbage between full collections (one every 35–45 reloads at
+   * 100,000 routes), so two RSS samples say where the sawtooth was (README "RSS across reloads").
+   */
   rss_growth_over_reloads_bytes: number;
+  /** Highest RSS over all `reloads` (VmHWM, reset through /proc/PID/clear_refs after the start's numbers). */
+  peak_rss_over_reloads_bytes: number;
+  /** Main isolate's heap in use after a forced full collection (inspector), once started; null for Caddy. */
+  heap_after_gc_start_bytes: number | null;
+  /** The same after the timed changes; null for Caddy. */
+  heap_after_gc_changes_bytes: number | null;
+  /** The same after every reload; null for Caddy. */
+  heap_after_gc_reloads_bytes: number | null;
+  /** heap_after_gc_reloads_bytes − heap_after_gc_changes_bytes: what the later reloads kept alive; null for Caddy. */
+  heap_growth_over_reloads_bytes: number | null;
   first_route_rps: number;
   last_route_rps: number;
   /** last_route_rps / first_route_rps: 1 when matching does not depend on the route's position. */
   last_to_first: number;
 }
 
-export type ScaleResult = Record<string, number>;
+export type ScaleResult = Record<string, number | null>;
 
-const CHANGES = 20;
+/** Timed one-route changes per case; the reloads after them are the ones the growth fields cover. */
+export const SCALE_CHANGES = 20;
 /** Fragments of the 100,000-route directory (1,000 routes and 100 upstreams each). */
 const FRAGMENT_ROUTES = 1000;
 
@@ -95,9 +112,24 @@ function yaml(value: unknown): string {
 
 /** Resident set size of `pid`, in bytes (/proc/<pid>/status VmRSS). */
 function rssBytes(pid: number): number {
+  return procStatusBytes(pid, 'VmRSS');
+}
+
+/** Peak resident set size of `pid` since it started or since `resetPeakRss`, in bytes (/proc/<pid>/status VmHWM). */
+function peakRssBytes(pid: number): number {
+  return procStatusBytes(pid, 'VmHWM');
+}
+
+/** Reset `pid`'s VmHWM to its current RSS (writing 5 to /proc/<pid>/clear_refs, Linux ≥ 4.0). */
+function resetPeakRss(pid: number): void {
+  writeFileSync(`/proc/${pid}/clear_refs`, '5');
+}
+
+/** A `kB` field of /proc/<pid>/status, in bytes. */
+function procStatusBytes(pid: number, field: string): number {
   const line = readFileSync(`/proc/${pid}/status`, 'utf8')
     .split('\n')
-    .find((l) => l.startsWith('VmRSS:'));
+    .find((l) => l.startsWith(`${field}:`));
   return Number(line?.split(/\s+/)[1]) * 1024;
 }
 
@@ -110,6 +142,8 @@ interface ScaleServer {
   change(revision: number): Promise<void>;
   /** A reload closes the client connections (Caddy's `/load` replaces its servers): polling reconnects. */
   closesConnections?: boolean;
+  /** Once retired generations are released, the live heap after a forced full collection, in bytes (hotconf only: Caddy has no inspector). */
+  liveHeapAfterGc?(): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -124,8 +158,11 @@ function hotconfFile(targets: readonly string[]): ScaleStarter {
     const text = yaml(scaleConfig(port, routes, targets, 0));
     await writeFile(file, text);
     // A 10,000-route file is ~0.8 MB; the default limit (1 MiB) would refuse much more.
-    const daemon = await startDaemonProcess(['--config', file, '--max-document-bytes', '64m'], `127.0.0.1:${await freePort()}`, 300_000);
-    return daemonServer(daemon, dir, Buffer.byteLength(text), (revision) => writeFile(file, yaml(scaleConfig(port, routes, targets, revision))));
+    const inspect = await freePort();
+    const daemon = await startDaemonProcess(['--config', file, '--max-document-bytes', '64m'], `127.0.0.1:${await freePort()}`, 300_000, [
+      `--inspect=127.0.0.1:${inspect}`,
+    ]);
+    return daemonServer(daemon, inspect, dir, Buffer.byteLength(text), (revision) => writeFile(file, yaml(scaleConfig(port, routes, targets, revision))));
   };
 }
 
@@ -146,8 +183,13 @@ function hotconfDirectory(targets: readonly string[]): ScaleStarter {
       await writeFile(name(f), text);
       bytes += Buffer.byteLength(text);
     }
-    const daemon = await startDaemonProcess(['--config-dir', config, '--max-total-bytes', '1g'], `127.0.0.1:${await freePort()}`, 600_000);
-    return daemonServer(daemon, dir, bytes, (revision) => writeFile(name(fragments - 1), yaml(scaleFragment(fragments - 1, routes, targets, revision))));
+    const inspect = await freePort();
+    const daemon = await startDaemonProcess(['--config-dir', config, '--max-total-bytes', '1g'], `127.0.0.1:${await freePort()}`, 600_000, [
+      `--inspect=127.0.0.1:${inspect}`,
+    ]);
+    return daemonServer(daemon, inspect, dir, bytes, (revision) =>
+      writeFile(name(fragments - 1), yaml(scaleFragment(fragments - 1, routes, targets, revision))),
+    );
   };
 }
 
@@ -171,11 +213,18 @@ function caddy(dials: readonly string[]): ScaleStarter {
   };
 }
 
-/** A hotconf child whose config lives in `dir`: a change is `rewrite` then `POST /reload`; stopping removes `dir`. */
-function daemonServer(daemon: DaemonProcess, dir: string, bytes: number, rewrite: (revision: number) => Promise<void>): ScaleServer {
+/**
+ * A hotconf child whose config lives in `dir` and whose inspector listens on `inspect`: a change
+ * is `rewrite` then `POST /reload`; stopping removes `dir`.
+ */
+function daemonServer(daemon: DaemonProcess, inspect: number, dir: string, bytes: number, rewrite: (revision: number) => Promise<void>): ScaleServer {
   return {
     pid: daemon.pid,
     bytes,
+    async liveHeapAfterGc() {
+      await generationsReleased(daemon.admin);
+      return liveHeapAfterGc(inspect);
+    },
     async change(revision) {
       await rewrite(revision);
       const res = await httpRequest(`${daemon.admin}/reload`, { method: 'POST' });
@@ -186,6 +235,22 @@ function daemonServer(daemon: DaemonProcess, dir: string, bytes: number, rewrite
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Wait until `/leaks` on `admin` counts one live generation (the retired ones drained and
+ * released; the bench's configs drain within `shutdown_timeout_ms` = 2 s), polling every 50 ms
+ * for at most 30 s. Past that it warns and returns: the heap then measured holds the unreleased
+ * generations, and the growth shows them.
+ */
+async function generationsReleased(admin: string): Promise<void> {
+  let live = 0;
+  for (let i = 0; i < 600; i++) {
+    live = (JSON.parse((await httpRequest(`${admin}/leaks`)).body) as { generations_live: number }).generations_live;
+    if (live === 1) return;
+    await sleep(50);
+  }
+  process.stderr.write(`scale: ${live} generations still live after 30 s; heap measured with them\n`);
 }
 
 /** `servedAt`, polling again on a new connection when `server` closed the one polled on by reloading. */
@@ -215,7 +280,7 @@ async function baselineRss(start: ScaleStarter): Promise<number> {
 }
 
 /**
- * One server on `routes` routes: start-up, `CHANGES` timed one-route changes, more untimed ones
+ * One server on `routes` routes: start-up, `SCALE_CHANGES` timed one-route changes, more untimed ones
  * up to `reloads`, then wrk on its first and its last route.
  */
 async function scaleCase(label: string, start: ScaleStarter, routes: number, baseline: number, reloads: number, wrkSeconds: number): Promise<ScaleCase> {
@@ -228,17 +293,26 @@ async function scaleCase(label: string, start: ScaleStarter, routes: number, bas
   try {
     const startupMs = (await servedAt(last, 'last 0', agent, started, 600_000)) - started;
     const rssAfterStart = rssBytes(server.pid);
+    // Forced collections run between timed phases only, after the RSS they would change was read.
+    const heapAfterStart = (await server.liveHeapAfterGc?.()) ?? null;
+    resetPeakRss(server.pid);
     const latencies: number[] = [];
     let rssAfterChanges = rssAfterStart;
+    let heapAfterChanges: number | null = null;
     for (let i = 1; i <= reloads; i++) {
       const changed = performance.now();
       await server.change(i);
       const served = (await servedAfter(server, last, `last ${i}`, agent, changed)) - changed;
-      if (i <= CHANGES) latencies.push(served);
-      if (i === CHANGES) rssAfterChanges = rssBytes(server.pid);
+      if (i <= SCALE_CHANGES) latencies.push(served);
+      if (i === SCALE_CHANGES) {
+        rssAfterChanges = rssBytes(server.pid);
+        heapAfterChanges = (await server.liveHeapAfterGc?.()) ?? null;
+      }
       tick(i, reloads);
     }
     const rssAfterReloads = rssBytes(server.pid);
+    const peakRss = peakRssBytes(server.pid);
+    const heapAfterReloads = (await server.liveHeapAfterGc?.()) ?? null;
     const first = await runWrk(`http://127.0.0.1:${port}/r0`, wrkSeconds);
     const lastRun = await runWrk(last, wrkSeconds);
     for (const [name, run] of [
@@ -260,6 +334,11 @@ async function scaleCase(label: string, start: ScaleStarter, routes: number, bas
       reloads,
       rss_after_reloads_bytes: rssAfterReloads,
       rss_growth_over_reloads_bytes: rssAfterReloads - rssAfterChanges,
+      peak_rss_over_reloads_bytes: peakRss,
+      heap_after_gc_start_bytes: heapAfterStart,
+      heap_after_gc_changes_bytes: heapAfterChanges,
+      heap_after_gc_reloads_bytes: heapAfterReloads,
+      heap_growth_over_reloads_bytes: heapAfterReloads !== null && heapAfterChanges !== null ? heapAfterReloads - heapAfterChanges : null,
       first_route_rps: round(first.requests_per_s),
       last_route_rps: round(lastRun.requests_per_s),
       last_to_first: round(lastRun.requests_per_s / first.requests_per_s, 3),
@@ -275,7 +354,8 @@ async function scaleCase(label: string, start: ScaleStarter, routes: number, bas
  * routes as one file, and (full run only) 100,000 routes as a `--config-dir` of 100 fragments of
  * 1,000 routes; Caddy on the same 10,000 routes (`/load` of its JSON config). Per case: start-up,
  * RSS (and per 1,000 routes over a 10-route start), a one-route change → served (p50/p99 over 20
- * changes), RSS across 100 reloads (`--quick`: 30 for 10,000 routes and more), and requests/s on
+ * changes), RSS, peak RSS and (hotconf, through its inspector) the live heap after a forced full
+ * collection across 100 reloads (`--quick`: 30 for 10,000 routes and more), and requests/s on
  * the first and the last route (wrk, 32 keepalive connections; both `respond` routes). The
  * upstreams' two targets are two bench backends; no request is proxied, they exist so that
  * provisioning carries them. Fields are prefixed by case: `r1000_`, `r10000_`, `dir100000_`,
