@@ -328,6 +328,12 @@ class DocumentShape {
   /** The items of a node's children with the step to each child added; those whose step is unsure are dropped. */
   #stepInto(frame: Frame, value: unknown): SequenceItem[] {
     const out: SequenceItem[] = [];
+    // A map's keys by their collection values, read once (a map of 1000 upstreams each with items).
+    let keys: Map<unknown, string> | undefined;
+    if (value !== null && typeof value === 'object' && !Array.isArray(value) && frame.groups!.length > 1) {
+      keys = new Map();
+      for (const [key, child] of Object.entries(value)) if (child !== null && typeof child === 'object' && !keys.has(child)) keys.set(child, key);
+    }
     for (const group of frame.groups!) {
       let step: string | number | undefined;
       if (frame.children === 1 && Object.is(group.value, value)) {
@@ -337,6 +343,8 @@ class DocumentShape {
       if (Array.isArray(value)) {
         // A `- ` with nothing after it is an item without a node of its own: indexes would be off.
         if (frame.children === value.length && Object.is(value[group.index], group.value)) step = group.index;
+      } else if (keys) {
+        step = keys.get(group.value);
       } else if (value !== null && typeof value === 'object' && group.value !== null && typeof group.value === 'object') {
         for (const key of Object.keys(value)) {
           if ((value as Record<string, unknown>)[key] === group.value) {

@@ -131,12 +131,22 @@ export class SpliceParser {
   }
 }
 
+/** Characters compared at once while looking for the common prefix and suffix. */
+const CHUNK = 1024;
+
 /** The lines that differ: from the line start before the common prefix to the line start after it, in both texts (the rest is common). */
 function changedLines(old: string, text: string): { start: number; oldEnd: number; newEnd: number } | undefined {
   const shorter = Math.min(old.length, text.length);
+  // Whole chunks compare as strings (memcmp), the differing one char by char.
   let prefix = 0;
+  while (prefix + CHUNK <= shorter && old.slice(prefix, prefix + CHUNK) === text.slice(prefix, prefix + CHUNK)) prefix += CHUNK;
   while (prefix < shorter && old.charCodeAt(prefix) === text.charCodeAt(prefix)) prefix += 1;
   let suffix = 0;
+  while (
+    suffix + CHUNK <= shorter - prefix &&
+    old.slice(old.length - suffix - CHUNK, old.length - suffix) === text.slice(text.length - suffix - CHUNK, text.length - suffix)
+  )
+    suffix += CHUNK;
   while (suffix < shorter - prefix && old.charCodeAt(old.length - 1 - suffix) === text.charCodeAt(text.length - 1 - suffix)) suffix += 1;
   const start = prefix === 0 ? 0 : old.lastIndexOf('\n', prefix - 1) + 1;
   let oldEnd = old.length - suffix;
