@@ -36,7 +36,8 @@ const INDENTATION_INDICATOR = /[|>][+-]?[1-9]/;
  * (a route of a listener, typically) is read by parsing that item alone (its lines, indentation
  * kept, are a one-item block sequence) and putting it in place of the old item, copy-on-write
  * along its path: everything else is the previous data's very objects, so `IncrementalLoader`
- * recognises them by identity. The result is always `parseDocument(text, options)`'s (deeply
+ * recognises them by identity. A change that spans items is read by the innermost item holding
+ * all of it (the listener, for two of its routes), if any. The result is always `parseDocument(text, options)`'s (deeply
  * equal data, or the same `ConfigInvalidError`): whenever anything is unsure the whole document
  * is read. Unsure: the previous document had an anchor, alias, tag or directive (or was not
  * parsed, or refused); another `origin` or size limit; a change not inside one item whose line is
@@ -214,7 +215,8 @@ function isItemLine(text: string, start: number, indent: number): boolean {
 /**
  * Where the item whose line starts at `start` ends: the first later line, not blank nor a
  * comment, indented `indent` spaces or fewer; the text's end. -1 (unsure) when that line is at
- * the item's indent and is not the next item, or a line has a tab or carriage return in its indentation.
+ * the item's indent and is not the next item, starts with `:` or `?`, or a line has a tab or
+ * carriage return in its indentation.
  */
 function itemEnd(text: string, start: number, indent: number): number {
   let line = text.indexOf('\n', start) + 1;
@@ -225,7 +227,8 @@ function itemEnd(text: string, start: number, indent: number): number {
     if (c === 9 || c === 13) return -1;
     const blank = c === 10 || c === 35 || at === text.length;
     if (!blank && at - line <= indent) {
-      if (at - line < indent) return line;
+      // Past a node's end the full parse looks for `:` (a key): the piece, read alone, would not see it.
+      if (at - line < indent) return c === 58 || c === 63 ? -1 : line;
       return c === 45 && text.charCodeAt(at + 1) === 32 ? line : -1;
     }
     line = text.indexOf('\n', at) + 1;
