@@ -89,6 +89,50 @@ export interface LoadedConfig {
  *   column C`, 1-based, columns in UTF-16 code units)
  */
 export function parseDocument(text: string | Uint8Array, options: ParseOptions = {}): unknown {
+  return readDocument(text, options, false).data;
+}
+
+/**
+ * A block-sequence item a parse saw (`splice.ts` re-reads one alone): the line it starts on is
+ * `<indent spaces>- ` and its content starts on that line.
+ */
+export interface SequenceItem {
+  /** Offset of the item's line start. */
+  start: number;
+  /** Spaces before its `-`. */
+  indent: number;
+  /** Its nodes (keys, values and collections). */
+  nodes: number;
+  /** Keys and indexes from the document's root to it (`['listeners', 0, 'routes', 9999]`). */
+  path: (string | number)[];
+}
+
+/** What `parseDocumentShape` saw besides the data. */
+export interface DocumentRecord {
+  /** Nodes of the document (aliases counted once). */
+  nodes: number;
+  /** The root's height (levels below it, scalars included; 0 for a scalar). */
+  height: number;
+  /** No anchor, alias, non-plain tag or directive anywhere. */
+  plain: boolean;
+  /** Block-sequence items (see `SequenceItem`), by `start`; empty when not `plain`. */
+  items: SequenceItem[];
+}
+
+/**
+ * `parseDocument` of a string that also returns its `DocumentRecord` (for `SpliceParser`).
+ * @throws ConfigInvalidError as `parseDocument`
+ */
+export function parseDocumentShape(text: string, options: ParseOptions = {}): { data: unknown; record: DocumentRecord } {
+  const { data, shape } = readDocument(text, options, true);
+  const record = shape.record!;
+  record.plain &&= !text.startsWith('%') && !text.includes('\n%') && !text.startsWith('\uFEFF');
+  if (!record.plain) record.items = [];
+  else record.items.sort((a, b) => a.start - b.start);
+  return { data, record };
+}
+
+function readDocument(text: string | Uint8Array, options: ParseOptions, record: boolean): { data: unknown; shape: DocumentShape } {
   const maxBytes = options.maxDocumentBytes ?? DEFAULT_MAX_DOCUMENT_BYTES;
   const invalid = (messages: string[]) =>
     new ConfigInvalidError(
@@ -98,7 +142,7 @@ export function parseDocument(text: string | Uint8Array, options: ParseOptions =
   const size = typeof text === 'string' ? Buffer.byteLength(text) : text.byteLength;
   if (size > maxBytes) throw invalid([`document is ${size} bytes; the limit is ${maxBytes} bytes`]);
   const source = typeof text === 'string' ? text : decodeDocument(text, options.origin);
-  const shape = new DocumentShape(source);
+  const shape = new DocumentShape(source, record);
   const nul = source.indexOf('\0');
   if (nul >= 0) throw invalid([`document looks binary: it has a NUL character at ${shape.where(nul)}; hotconf reads UTF-8 text`]);
   let data: unknown;
@@ -111,7 +155,7 @@ export function parseDocument(text: string | Uint8Array, options: ParseOptions =
   }
   if (shape.problems.length > 0) throw invalid(shape.problems.sort((a, b) => a[0] - b[0]).map(([, message]) => message));
   if (data === null || data === undefined) throw invalid(['document is empty']);
-  return data;
+  return { data, shape };
 }
 
 const DEPTH_MESSAGE = `document nests deeper than the limit of ${MAX_NESTING_DEPTH} levels`;
@@ -137,6 +181,17 @@ interface Frame {
   keyCount: number;
   keyProblems: [offset: number, message: string][] | undefined;
   nullKey: boolean;
+  /** Recording only: nodes counted when it opened; where it starts if it is a block-sequence item; its children's items. */
+  nodesAtOpen: number;
+  item: { start: number; indent: number } | undefined;
+  groups: ItemGroup[] | undefined;
+}
+
+/** The items found in one child of a node: their paths (reversed) start below `value`, the child at `index` (if the node is a sequence). */
+interface ItemGroup {
+  value: unknown;
+  index: number;
+  items: SequenceItem[];
 }
 
 /** What an anchored collection stands for: its nodes (aliases expanded) and its height (collections nested below it). */
@@ -164,8 +219,12 @@ class DocumentShape {
   /** Where the first document's root node ended, to say where a second one starts. */
   #firstDocumentEnd: number | undefined;
 
-  constructor(source: string) {
+  /** Set when recording (`parseDocumentShape`). */
+  readonly record: DocumentRecord | undefined;
+
+  constructor(source: string, record: boolean) {
     this.#source = source;
+    if (record) this.record = { nodes: 0, height: 0, plain: true, items: [] };
   }
 
   readonly listener = (event: 'open' | 'close', state: State): void => {
@@ -182,6 +241,9 @@ class DocumentShape {
         keyCount: 0,
         keyProblems: undefined,
         nullKey: false,
+        nodesAtOpen: this.#nodes,
+        item: this.record ? this.#itemAt(state.position) : undefined,
+        groups: undefined,
       });
     } else {
       this.#close(state);
@@ -214,6 +276,7 @@ class DocumentShape {
       }
     }
     const parent = this.#frames.at(-1);
+    if (this.record) this.#recordClose(frame, parent, state, height);
     if (!parent) {
       this.#firstDocumentEnd ??= end;
       return;
@@ -224,6 +287,79 @@ class DocumentShape {
     parent.lastHeight = height;
     if (height > parent.childHeight) parent.childHeight = height;
     if (this.#isKey(end)) this.#addKey(parent, frame, value, collection);
+  }
+
+  /**
+   * Where a node opening at `position` starts if it is a block-sequence item whose content starts
+   * on its `-` line: js-yaml opens it past `- `, and its line is `<spaces>- ` up to there (a key
+   * opening at the item's own position is the item's content, not an item).
+   */
+  #itemAt(position: number): { start: number; indent: number } | undefined {
+    const text = this.#source;
+    let dash = position - 1;
+    while (text.charCodeAt(dash) === 32) dash -= 1;
+    if (dash === position - 1 || text.charCodeAt(dash) !== 45) return undefined;
+    let start = dash;
+    while (start > 0 && text.charCodeAt(start - 1) === 32) start -= 1;
+    if (start > 0 && text.charCodeAt(start - 1) !== 10) return undefined;
+    const parent = this.#frames.at(-1);
+    if (!parent || parent.open === position) return undefined;
+    return { start, indent: dash - start };
+  }
+
+  /** Recording: plainness, and the items of the closing node (with the steps from it to them) handed to its parent. */
+  #recordClose(frame: Frame, parent: Frame | undefined, state: State, height: number): void {
+    const record = this.record!;
+    // An alias needs an anchor; a tag (`!`) starts its node's text, where no plain scalar can start.
+    if ((state as State & { anchor: string | null }).anchor !== null || this.#source.charCodeAt(this.#contentStart(frame.open)) === 33) record.plain = false;
+    const value: unknown = state.result;
+    let items = frame.groups ? this.#stepInto(frame, value) : undefined;
+    if (frame.item) (items ??= []).push({ start: frame.item.start, indent: frame.item.indent, nodes: this.#nodes - frame.nodesAtOpen, path: [] });
+    if (parent) {
+      if (items && items.length > 0) (parent.groups ??= []).push({ value, index: parent.children, items });
+      return;
+    }
+    record.nodes = this.#nodes;
+    record.height = height;
+    record.items = items ?? [];
+    for (const item of record.items) item.path.reverse();
+  }
+
+  /** The items of a node's children with the step to each child added; those whose step is unsure are dropped. */
+  #stepInto(frame: Frame, value: unknown): SequenceItem[] {
+    const out: SequenceItem[] = [];
+    // A map's keys by their collection values, read once (a map of 1000 upstreams each with items).
+    let keys: Map<unknown, string> | undefined;
+    if (value !== null && typeof value === 'object' && !Array.isArray(value) && frame.groups!.length > 1) {
+      keys = new Map();
+      for (const [key, child] of Object.entries(value)) if (child !== null && typeof child === 'object' && !keys.has(child)) keys.set(child, key);
+    }
+    for (const group of frame.groups!) {
+      let step: string | number | undefined;
+      if (frame.children === 1 && Object.is(group.value, value)) {
+        for (const item of group.items) out.push(item); // a wrapper
+        continue;
+      }
+      if (Array.isArray(value)) {
+        // A `- ` with nothing after it is an item without a node of its own: indexes would be off.
+        if (frame.children === value.length && Object.is(value[group.index], group.value)) step = group.index;
+      } else if (keys) {
+        step = keys.get(group.value);
+      } else if (value !== null && typeof value === 'object' && group.value !== null && typeof group.value === 'object') {
+        for (const key of Object.keys(value)) {
+          if ((value as Record<string, unknown>)[key] === group.value) {
+            step = key;
+            break;
+          }
+        }
+      }
+      if (step === undefined) continue;
+      for (const item of group.items) {
+        item.path.push(step);
+        out.push(item);
+      }
+    }
+    return out;
   }
 
   #count(nodes: number, expanded: number): void {

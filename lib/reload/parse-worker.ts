@@ -2,6 +2,7 @@ import { parentPort } from 'node:worker_threads';
 import { loadFragment } from '../config/fragments.js';
 import { IncrementalLoader } from '../config/incremental.js';
 import type { Config } from '../config/schema.js';
+import { SpliceParser } from '../config/splice.js';
 import { ConfigInvalidError, errorMessage } from '../core/errors.js';
 import { configDelta } from './config-delta.js';
 import { type FragmentsRequest, FragmentsRequestSchema, type ParseReply, type ParseRequest, ParseRequestSchema } from './parse-protocol.js';
@@ -12,7 +13,7 @@ import { type FragmentsRequest, FragmentsRequestSchema, type ParseReply, type Pa
 // block, the serving one never does. Its `process.env` is the process's own (SHARE_ENV), so a
 // `${env:NAME}` is read as it is at each reload.
 //
-// Documents are loaded by one `IncrementalLoader`: a document validates and hashes at the cost of
+// Documents are parsed by one `SpliceParser` (a one-route edit re-reads that route alone) and loaded by one `IncrementalLoader`: a document validates and hashes at the cost of
 // what changed since the last valid one. Each valid config after the first is sent as its
 // differences from the last one sent (`configDelta`), which `ConfigParser` keeps: a new worker
 // (the first, or one replacing a dead one) sends its first config whole.
@@ -21,6 +22,8 @@ const port = parentPort;
 if (!port) throw new Error('parse-worker runs as the worker thread of a ConfigParser');
 
 const loader = new IncrementalLoader();
+/** Reads a document that differs from the last one inside one block-sequence item (a route) by that item alone. */
+const parser = new SpliceParser();
 /** The config of the last `loaded` or `changed` reply, and that reply's id. */
 let sent: { id: number; config: Config } | undefined;
 
@@ -49,7 +52,8 @@ function answerFragments({ id, fragments, maxDocumentBytes }: FragmentsRequest):
 
 function answer({ id, text, origin, maxDocumentBytes }: ParseRequest): ParseReply {
   try {
-    const { config, hash, references } = loader.load(text, { origin, maxDocumentBytes });
+    const options = { origin, maxDocumentBytes };
+    const { config, hash, references } = loader.loadParsed(parser.parse(text, options), options);
     const base = sent;
     sent = { id, config };
     const refs = references ? { references: [...references] } : {};
