@@ -57,7 +57,9 @@ describe('fragment merge', () => {
     const route = fc.oneof(
       fc.record({
         path_prefix: fc.constantFrom('/', '/a', '/b/c', '/d'),
-        respond: fc.record({ status: fc.constantFrom(200, 404), body: fc.string({ maxLength: 4 }) }),
+        // A body holding `${` reads as a malformed secret reference, refused in a fragment (references
+        // are resolved per fragment, specced with them) while `validateConfig` below takes it as text.
+        respond: fc.record({ status: fc.constantFrom(200, 404), body: fc.string({ maxLength: 4 }).filter((body) => !body.includes('${')) }),
       }),
       fc.record({ path_prefix: fc.constantFrom('/', '/up', '/x'), upstream: fc.constantFrom('u0', 'u1') }),
     );
