@@ -73,18 +73,21 @@ export class SpliceParser {
     }
     const spliced = this.#splice(text, options);
     if (spliced !== undefined) return spliced.data;
-    this.#previous = undefined;
+    // A document that does not parse leaves the last one that did as the base of the next splice:
+    // an editor's save caught half-written (a watch event between truncation and write) must
+    // not cost the next, complete save a full parse.
     const { data, record } = parseDocumentShape(text, options);
     this.#counts = { spliced: 0, nodes: record.nodes };
-    if (record.plain)
-      this.#previous = {
-        source: text,
-        data,
-        origin: options.origin,
-        maxBytes: options.maxDocumentBytes ?? DEFAULT_MAX_DOCUMENT_BYTES,
-        nodes: record.nodes,
-        items: record.items,
-      };
+    this.#previous = record.plain
+      ? {
+          source: text,
+          data,
+          origin: options.origin,
+          maxBytes: options.maxDocumentBytes ?? DEFAULT_MAX_DOCUMENT_BYTES,
+          nodes: record.nodes,
+          items: record.items,
+        }
+      : undefined;
     return data;
   }
 

@@ -194,6 +194,19 @@ describe('SpliceParser', () => {
     }
   });
 
+  it('splices against the last document that parsed when one in between did not (a save caught half-written)', () => {
+    const parser = new SpliceParser();
+    const text = routesDocument(200);
+    parser.parse(text);
+    const truncated = text.slice(0, text.indexOf('route 120')) + '"unterminated';
+    expect(outcome(() => parser.parse(truncated))).to.deep.equal(outcome(() => parseDocument(truncated)));
+    expect(outcome(() => parser.parse(''))).to.deep.equal(outcome(() => parseDocument('')));
+    const edited = routesDocument(200, 150);
+    expect(parser.parse(edited)).to.deep.equal(parseDocument(edited));
+    expect(parser.counts.spliced).to.equal(1);
+    expect(parser.counts.nodes).to.be.within(1, 12);
+  });
+
   it('makes IncrementalLoader validate only the edited route', () => {
     const parser = new SpliceParser();
     const loader = new IncrementalLoader();
