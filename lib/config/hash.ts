@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { configure } from 'safe-stable-stringify';
+import { sameRange } from '../core/identity.js';
 import type { Config } from './schema.js';
 
 // Keys sorted at every depth; cycles are an error, never a silently different string.
@@ -114,12 +115,6 @@ interface RouteBlocks {
 
 /** Routes per block of a listener's joined route JSON (`ConfigHasher`). */
 const ROUTE_BLOCK = 256;
-
-/** Whether `a` and `b` hold the same objects from index `from` to `to` (exclusive). */
-function sameRange(a: readonly object[], b: readonly object[], from: number, to: number): boolean {
-  for (let i = from; i < to; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
 
 /** `{...}` as `canonicalJson` writes an object, each value written by `write` (undefined: left out). */
 function objectJson(object: object, write: (key: string, value: unknown) => string | undefined): string {

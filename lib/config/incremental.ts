@@ -1,4 +1,5 @@
 import equal from 'fast-deep-equal';
+import { sameItems, sameValues } from '../core/identity.js';
 import { ConfigHasher } from './hash.js';
 import { deepFreeze, type LoadedConfig, type ParseOptions, parseDocument, prototypeKeyIssues, resolveThenValidate, validateConfig } from './parse.js';
 import { type Config, ConfigSchema, type ListenerConfig, ListenerSchema, type RouteConfig, type UpstreamConfig, UpstreamSchema } from './schema.js';
@@ -301,17 +302,6 @@ function append<T>(map: Map<string, T[]>, key: string, value: T): void {
   const list = map.get(key);
   if (list) list.push(value);
   else map.set(key, [value]);
-}
-
-/** Whether `a` and `b` have the same keys in the same order with identical values, `except` one key. */
-function sameValues(a: object, b: object, except?: string): boolean {
-  const keys = Object.keys(a);
-  if (!sameItems(keys, Object.keys(b))) return false;
-  return keys.every((key) => key === except || (a as Data)[key] === (b as Data)[key]);
-}
-
-function sameItems(a: readonly unknown[], b: readonly unknown[]): boolean {
-  return a.length === b.length && a.every((item, i) => item === b[i]);
 }
 
 function isData(value: unknown): value is Data {

@@ -1,5 +1,6 @@
 import { deepFreeze } from '../config/parse.js';
 import type { Config, ListenerConfig, RouteConfig, UpstreamConfig } from '../config/schema.js';
+import { sameItems, sameValues } from '../core/identity.js';
 import type { ConfigDelta } from './parse-protocol.js';
 
 /**
@@ -48,7 +49,7 @@ export function applyConfigDelta(base: Config, delta: ConfigDelta): Config {
     }
     return { ...entry.listener, routes };
   });
-  const listeners = rebuilt.length === base.listeners.length && rebuilt.every((listener, i) => listener === base.listeners[i]) ? base.listeners : rebuilt;
+  const listeners = sameItems(rebuilt, base.listeners) ? base.listeners : rebuilt;
   const config: Record<string, unknown> = {};
   for (const key of delta.keys) {
     if (key === 'listeners') config[key] = listeners;
@@ -57,10 +58,8 @@ export function applyConfigDelta(base: Config, delta: ConfigDelta): Config {
     else if (Object.hasOwn(base, key)) config[key] = baseValues[key];
     else throw new Error(`the config delta keeps the base config's ${key}, which it does not have`);
   }
-  const keys = Object.keys(base);
-  const same = keys.length === delta.keys.length && keys.every((key, i) => delta.keys[i] === key && config[key] === baseValues[key]);
-  if (same) return base;
-  return deepFreeze(config as Config);
+  // `config`'s keys are `delta.keys`, in order: the same keys and values as `base` is `base`.
+  return sameValues(base, config) ? base : deepFreeze(config as Config);
 }
 
 /** Where each route of `config` is: listener index, route index. */

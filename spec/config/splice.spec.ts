@@ -198,7 +198,7 @@ describe('SpliceParser', () => {
     const parser = new SpliceParser();
     const text = routesDocument(200);
     parser.parse(text);
-    const truncated = text.slice(0, text.indexOf('route 120')) + '"unterminated';
+    const truncated = `${text.slice(0, text.indexOf('route 120'))}"unterminated`;
     expect(outcome(() => parser.parse(truncated))).to.deep.equal(outcome(() => parseDocument(truncated)));
     expect(outcome(() => parser.parse(''))).to.deep.equal(outcome(() => parseDocument('')));
     const edited = routesDocument(200, 150);

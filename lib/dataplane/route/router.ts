@@ -1,5 +1,6 @@
 import equal from 'fast-deep-equal';
 import type { RouteConfig } from '../../config/schema.js';
+import { sameEnds } from '../../core/identity.js';
 import type { CompiledRoute, RouteAction, RouteTable } from '../ports.js';
 import { ANY_METHOD, allowValue, isWildcardHost } from './match.js';
 import { normalizePath, routePath } from './normalize.js';
@@ -101,19 +102,6 @@ export function compileReusing(routes: readonly RouteConfig[], compileAction: Ac
   for (let index = head; unchanged && index < end; index += 1) if (compiled[index] !== before[index]) unchanged = false;
   if (unchanged && reusable !== 'all') unchanged = compiled.every((route, index) => route === before[index]);
   return unchanged ? router : new Router(compiled, router, shift === 0 ? { from: head, to: end } : undefined);
-}
-
-/**
- * How many leading (`head`) and trailing (`tail`) elements `a` and `b` have in common by
- * identity, the two ranges not overlapping in either: what lies between is what changed.
- */
-export function sameEnds<T>(a: readonly T[], b: readonly T[]): { head: number; tail: number } {
-  const limit = Math.min(a.length, b.length);
-  let head = 0;
-  while (head < limit && a[head] === b[head]) head += 1;
-  let tail = 0;
-  while (tail < limit - head && a[a.length - 1 - tail] === b[b.length - 1 - tail]) tail += 1;
-  return { head, tail };
 }
 
 /** Where a route section may have moved to: its host and path prefix. */
