@@ -190,12 +190,10 @@ export class ResourceRegistry {
    * caller acquires by key instead.
    */
   share<T>(lease: Lease<T>): Lease<T> | undefined {
-    if (lease.released || this.#closing.called) return undefined;
-    const entry = this.#entries.get(entryId(lease.kind, lease.key));
-    if (entry?.state !== 'live' || entry.value !== lease.value) return undefined;
-    entry.refs += 1;
-    this.#count(entry.kind, 'reused');
-    if (this.#events.observed) this.#emit({ type: 'reused', kind: entry.kind, key: entry.key });
+    if (this.#closing.called) return undefined;
+    const entry = this.#shareable(lease);
+    if (entry === undefined) return undefined;
+    this.#reuse(entry);
     return this.#lease(entry, false) as Lease<T>;
   }
 
@@ -212,18 +210,12 @@ export class ResourceRegistry {
     if (this.#closing.called) return undefined;
     const entries: Entry[] = new Array(leases.length);
     for (let i = 0; i < leases.length; i += 1) {
-      const lease = leases[i]!;
-      if (lease.released) return undefined;
-      // The lease's own entry, not a lookup by key: live means it is still this key's value (a destroyed entry never comes back).
-      const entry = Lease.ownerOf(lease) as Entry;
-      if (entry.registry !== this || entry.state !== 'live') return undefined;
+      const entry = this.#shareable(leases[i]!);
+      if (entry === undefined) return undefined;
       entries[i] = entry;
     }
-    const observed = this.#events.observed;
     const members = entries.map((entry) => {
-      entry.refs += 1;
-      this.#count(entry.kind, 'reused');
-      if (observed) this.#emit({ type: 'reused', kind: entry.kind, key: entry.key });
+      this.#reuse(entry);
       return new Lease(entry.kind, entry.key, entry.value, false, entry, this.#releaseMember);
     });
     const group = new LeaseGroup(members, this.#releaseGroup);
@@ -327,6 +319,24 @@ export class ResourceRegistry {
     return this.#lease(entry, created);
   }
 
+  /**
+   * The entry `lease` holds when another reference may be taken on it: the lease is not released
+   * and its entry is this registry's and live. The lease's own entry, not a lookup by key: live
+   * means it is still its key's value (a destroyed entry never comes back).
+   */
+  #shareable<T>(lease: Lease<T>): Entry | undefined {
+    if (lease.released) return undefined;
+    const entry = Lease.ownerOf(lease) as Entry;
+    return entry.registry === this && entry.state === 'live' ? entry : undefined;
+  }
+
+  /** One more reference on `entry`, counted and emitted as a reuse (`share`, `shareAll`). */
+  #reuse(entry: Entry): void {
+    entry.refs += 1;
+    this.#count(entry.kind, 'reused');
+    if (this.#events.observed) this.#emit({ type: 'reused', kind: entry.kind, key: entry.key });
+  }
+
   #lease(entry: Entry, created: boolean): Lease<unknown> {
     const lease = new Lease(entry.kind, entry.key, entry.value, created, entry, this.#releaseLease);
     this.#finalizer.register(lease, entry, lease);
@@ -398,19 +408,21 @@ export class ResourceRegistry {
     // A group dropped without release(): each member still held is a leaked lease.
     for (const lease of held as readonly Lease<unknown>[]) {
       if (lease.released) continue;
-      this.#count(lease.kind, 'leakedLeases');
-      this.#log.error({ kind: lease.kind, key: lease.key }, 'lease_leaked');
-      this.#emit({ type: 'leaked', kind: lease.kind, key: lease.key });
+      this.#leaked(lease.kind, lease.key);
       void lease.release();
     }
   }
 
   #onLeaseCollected(entry: Entry): void {
-    const { kind, key } = entry;
+    this.#leaked(entry.kind, entry.key);
+    void this.#release(entry);
+  }
+
+  /** A lease on `kind`+`key` was collected unreleased: counted, logged and emitted (its reference is then reclaimed). */
+  #leaked(kind: string, key: string): void {
     this.#count(kind, 'leakedLeases');
     this.#log.error({ kind, key }, 'lease_leaked');
     this.#emit({ type: 'leaked', kind, key });
-    void this.#release(entry);
   }
 
   #count(kind: string, field: keyof Omit<KindStats, 'live' | 'refs'>): void {
