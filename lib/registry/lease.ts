@@ -106,10 +106,10 @@ export class LeaseGroup {
 
   /**
    * Release every member not yet released, newest first (see `releaseNewestFirst`). Resolves
-   * with the values destroyed per kind. Idempotent: a second call releases nothing.
+   * with the values destroyed per kind, counted into `destroyed` (default a new record).
+   * Idempotent: a second call releases nothing.
    */
-  async release(): Promise<Record<string, number>> {
-    const destroyed: Record<string, number> = {};
+  async release(destroyed: Record<string, number> = {}): Promise<Record<string, number>> {
     if (this.#released) return destroyed;
     this.#released = true;
     this.#onRelease(this);
@@ -126,8 +126,20 @@ export class LeaseGroup {
  */
 export async function releaseNewestFirst(leases: readonly Lease<unknown>[], destroyed: Record<string, number>): Promise<void> {
   for (let i = leases.length - 1; i >= 0; i -= 1) {
-    const lease = leases[i]!;
-    const done = lease.release();
-    if (done !== LEASE_KEPT && (await done)) destroyed[lease.kind] = (destroyed[lease.kind] ?? 0) + 1;
+    const destroying = releaseCounted(leases[i]!, destroyed);
+    if (destroying) await destroying;
   }
+}
+
+/**
+ * `lease.release()`, counting the value into `destroyed` by kind if the release destroyed it.
+ * Undefined when the value lives on (`LEASE_KEPT`): nothing to wait for; else the destroy, to be
+ * awaited before the next release (never rejects).
+ */
+export function releaseCounted(lease: Lease<unknown>, destroyed: Record<string, number>): Promise<void> | undefined {
+  const done = lease.release();
+  if (done === LEASE_KEPT) return undefined;
+  return done.then((gone) => {
+    if (gone) destroyed[lease.kind] = (destroyed[lease.kind] ?? 0) + 1;
+  });
 }

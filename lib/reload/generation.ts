@@ -9,7 +9,7 @@ import type { TrustedProxies } from '../dataplane/proxy/trusted-proxies.js';
 import type { Router } from '../dataplane/route/router.js';
 import type { SniTable } from '../dataplane/serve/sni.js';
 import { NO_TLS_MATERIAL, type TlsMaterial } from '../net/tls-files.js';
-import { LEASE_KEPT, type Lease, LeaseGroup } from '../registry/lease.js';
+import { type Lease, LeaseGroup, releaseCounted } from '../registry/lease.js';
 import type { HttpStack } from '../resources/http-stack.js';
 import type { ListenerHandle, TunnelSet } from '../resources/listener.js';
 import { type GenerationTracing, TRACER_NAME } from '../resources/tracing.js';
@@ -346,13 +346,9 @@ export class Generation implements ServingGeneration {
     const held = this.#leases.splice(0);
     for (let i = held.length - 1; i >= 0; i -= 1) {
       const next = held[i]!;
-      if (next instanceof LeaseGroup) {
-        for (const [kind, count] of Object.entries(await next.release())) destroyed[kind] = (destroyed[kind] ?? 0) + count;
-        continue;
-      }
-      // A release that destroys nothing is not awaited (see `LEASE_KEPT`).
-      const done = next.release();
-      if (done !== LEASE_KEPT && (await done)) destroyed[next.kind] = (destroyed[next.kind] ?? 0) + 1;
+      // A release that destroys nothing is not awaited (see `releaseCounted`).
+      const destroying = next instanceof LeaseGroup ? next.release(destroyed) : releaseCounted(next, destroyed);
+      if (destroying) await destroying;
     }
     for (const fn of this.#onRelease.splice(0).reverse()) await fn();
     return destroyed;
