@@ -2,6 +2,7 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom
 import type { RetryReason, UpstreamObserver } from '../dataplane/proxy/proxy.js';
 import type { EdgeObserver } from '../dataplane/serve/serving.js';
 import type { KindStats, ResourceRegistry } from '../registry/registry.js';
+import type { Generation } from '../reload/generation.js';
 import { RELOAD_OUTCOMES, type Reloader } from '../reload/reloader.js';
 import { type ListenerHandle, listenerKey, type TunnelCloseReason } from '../resources/listener.js';
 import type { ConfigSource } from '../sources/source.js';
@@ -272,7 +273,10 @@ export interface UpstreamsInUse {
 
 /** What every generation not yet released (the active one and those draining) uses, looked up per name in their upstream maps. */
 function upstreamsInUse(reloader: Reloader): UpstreamsInUse {
-  const live = () => reloader.generations().filter((generation) => generation.state !== 'released');
+  // Listed at the first question, after the series were read, and kept for the rest: the
+  // questions come in one synchronous pass (a series each), during which no generation changes.
+  let generations: Generation[] | undefined;
+  const live = () => (generations ??= reloader.generations().filter((generation) => generation.state !== 'released'));
   return {
     upstream: (name) => live().some((generation) => generation.upstreams().has(name)),
     target: (upstream, origin) =>
