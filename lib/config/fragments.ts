@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { ConfigIssue } from '../core/errors.js';
 import { ConfigInvalidError } from '../core/errors.js';
 import { canonicalHash } from './hash.js';
+import type { Data, DocumentKind } from './incremental.js';
 import { deepFreeze, type ParseOptions, parseDocument, prototypeKeyIssues, resolveThenValidate, zodIssues } from './parse.js';
 import type { ConfigReference } from './references.js';
 import { AdminSchema, ConfigSchema, ListenerSchema, RouteSchema, TracingSchema } from './schema.js';
@@ -110,6 +111,36 @@ export function validateFragment(data: unknown, origin?: string): FragmentConfig
   const { listeners: _entries, ...sections } = result.data;
   return deepFreeze(entries.length > 0 ? { ...sections, listeners } : sections);
 }
+
+/** A listener entry without `listen` as `IncrementalLoader` validates it: its routes taken out (`[]`), checked one by one. */
+const RoutesShellSchema = ListenerRoutesSchema.extend({ routes: z.tuple([]) });
+
+/**
+ * Fragments for `IncrementalLoader` (`new IncrementalLoader(FRAGMENT_DOCUMENT)` loads the
+ * versions of one fragment as `loadFragment` does): `validateFragment`, and the rest checked as
+ * it checks it, each listener entry a definition or routes added (which must have a route), no
+ * name twice. No check across sections: a route may name an upstream of another fragment.
+ */
+export const FRAGMENT_DOCUMENT: DocumentKind<FragmentConfig> = {
+  validate: validateFragment,
+  rest: (rest) => {
+    const result = FragmentSchema.safeParse(rest);
+    if (!result.success) return undefined;
+    const { listeners: entries = [], ...sections } = result.data;
+    const listeners: Data[] = [];
+    const names = new Set<string>();
+    for (const entry of entries) {
+      const defines = Object.hasOwn(entry as Data, 'listen');
+      const parsed = (defines ? ListenerSchema : RoutesShellSchema).safeParse(entry);
+      if (!parsed.success || names.has(parsed.data.name)) return undefined;
+      names.add(parsed.data.name);
+      listeners.push(parsed.data);
+    }
+    return listeners.length > 0 ? { ...sections, listeners } : sections;
+  },
+  upstreamsNamed: false,
+  routesRequired: (listener) => !Object.hasOwn(listener, 'listen'),
+};
 
 /**
  * `parseDocument` + `resolveReferences` + `validateFragment` + canonical hash: what `loadConfig`

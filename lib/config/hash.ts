@@ -54,8 +54,8 @@ export class ConfigHasher {
   /** Each listener's routes at the last `hash`, by position, and their JSON joined in blocks of `ROUTE_BLOCK`. */
   #blocks: RouteBlocks[] = [];
 
-  /** `canonicalHash(config)`. @throws TypeError for cycles or values JSON cannot represent */
-  hash(config: Config): string {
+  /** `canonicalHash(config)`, of a config or a fragment config. @throws TypeError for cycles or values JSON cannot represent */
+  hash(config: object): string {
     const blocks: RouteBlocks[] = [];
     const text = objectJson(config, (key, value) => {
       if (key === 'listeners') return arrayJson(value as Config['listeners'], (listener, i) => this.#listener(listener, i, blocks));

@@ -2,7 +2,7 @@ import equal from 'fast-deep-equal';
 import { sameItems, sameValues } from '../core/identity.js';
 import { ConfigHasher } from './hash.js';
 import { deepFreeze, type LoadedConfig, type ParseOptions, parseDocument, prototypeKeyIssues, resolveThenValidate, validateConfig } from './parse.js';
-import { type Config, ConfigSchema, type ListenerConfig, ListenerSchema, type RouteConfig, type UpstreamConfig, UpstreamSchema } from './schema.js';
+import { type Config, ConfigSchema, ListenerSchema, type RouteConfig, type UpstreamConfig, UpstreamSchema } from './schema.js';
 
 /** The schema of one route, and of one upstream's name, as `ConfigSchema` applies them. */
 const RouteSchema = ListenerSchema.shape.routes.unwrap().element;
@@ -21,7 +21,56 @@ export interface ValidationCounts {
 }
 
 /** Plain data that is an object and not an array. */
-type Data = Record<string, unknown>;
+export type Data = Record<string, unknown>;
+
+/**
+ * A validated document as `IncrementalLoader` cuts it into sections: a config, or a fragment
+ * config (`FragmentConfig`), whose `listeners` and `upstreams` may be unset (read as none).
+ */
+export interface Sectioned {
+  readonly listeners?: readonly { readonly routes: readonly RouteConfig[] }[];
+  readonly upstreams?: Readonly<Record<string, UpstreamConfig>>;
+}
+
+/**
+ * What `IncrementalLoader` needs to know of a kind of document: a config (`CONFIG_DOCUMENT`), a
+ * fragment (`FRAGMENT_DOCUMENT`, fragments.ts). Routes are checked by `RouteSchema` and upstreams
+ * by `UpstreamSchema` one by one; everything else is the kind's.
+ */
+export interface DocumentKind<C extends Sectioned> {
+  /**
+   * The whole document validated and deeply frozen (`validateConfig`), what any document the
+   * loader cannot take section by section gets.
+   * @throws ConfigInvalidError naming what is wrong
+   */
+  validate(data: unknown, origin?: string): C;
+  /**
+   * The rest of a document validated: `rest` is the document with each listener's `routes` (where
+   * set) `[]` and `upstreams` (where set) `{}`. The result is what `validate` would give for
+   * `rest` (listeners with `routes: []`), keys in its order; undefined when `validate` of the
+   * whole document would throw for anything in the rest (its checks across listeners included).
+   * Its prototype keys were checked.
+   */
+  rest(rest: Data): Data | undefined;
+  /** Whether every route's `upstream` must name an upstream of the same document (`ConfigSchema`'s one check across sections). */
+  readonly upstreamsNamed: boolean;
+  /** Whether listener `listener` (validated, its routes taken out) must have a route. */
+  routesRequired(listener: object): boolean;
+}
+
+/** Configs for `IncrementalLoader`: `validateConfig`, and `ConfigSchema` of the rest. */
+export const CONFIG_DOCUMENT: DocumentKind<Config> = {
+  validate: validateConfig,
+  rest: (rest) => {
+    const result = ConfigSchema.safeParse(rest);
+    return result.success ? result.data : undefined;
+  },
+  upstreamsNamed: true,
+  routesRequired: () => false,
+};
+
+/** A loaded document: the config (or fragment config) and its canonical hash (`LoadedConfig`, `LoadedFragment`). */
+export type Loaded<C> = Omit<LoadedConfig, 'config'> & { config: C };
 
 /**
  * The parsed document cut into its sections, each with its JSON text (`JSON.stringify`, key
@@ -43,7 +92,7 @@ interface Sections {
 
 /** What the last valid document left to the next one. */
 interface Previous {
-  readonly config: Config;
+  readonly config: Sectioned;
   readonly sections: Sections;
   /** The JSON of each route's data, by listener and position, where it was needed (a route that was not where it had been). */
   readonly routeJson: (string | undefined)[][];
@@ -55,7 +104,9 @@ interface Previous {
  * `loadConfig` for a sequence of documents that differ a little each time (one file, saved
  * again): the result of each `load` is exactly `loadConfig`'s (the same config, deeply equal;
  * the same hash; the same `ConfigInvalidError`, issue for issue), and costs in proportion to
- * what changed since the last valid document, parsing aside.
+ * what changed since the last valid document, parsing aside. Given `FRAGMENT_DOCUMENT`
+ * (fragments.ts), the same of `loadFragment` for the versions of one fragment; the text below
+ * says config and `ConfigSchema` for what is the kind's (`DocumentKind`).
  *
  * Sections are each route of each listener, each upstream, and the rest (every listener but its
  * routes, the top-level values). A section whose data is the same as one of the last valid
@@ -82,10 +133,16 @@ interface Previous {
  *
  * Not safe for concurrent use (one document at a time); the parser's worker owns one.
  */
-export class IncrementalLoader {
+export class IncrementalLoader<C extends Sectioned = Config> {
+  readonly #kind: DocumentKind<C>;
   readonly #hasher = new ConfigHasher();
   #previous: Previous | undefined;
   #counts: ValidationCounts = { routes: 0, upstreams: 0, rest: 0, full: 0 };
+
+  /** `kind`: what the documents are (default `CONFIG_DOCUMENT`; `FRAGMENT_DOCUMENT` for a fragment's versions). */
+  constructor(kind?: DocumentKind<C>) {
+    this.#kind = kind ?? (CONFIG_DOCUMENT as unknown as DocumentKind<C>);
+  }
 
   /** What the last `load` validated. */
   get counts(): Readonly<ValidationCounts> {
@@ -96,7 +153,7 @@ export class IncrementalLoader {
    * `loadConfig(text, options)`.
    * @throws ConfigInvalidError as `loadConfig` does
    */
-  load(text: string | Uint8Array, options: ParseOptions = {}): LoadedConfig {
+  load(text: string | Uint8Array, options: ParseOptions = {}): Loaded<C> {
     return this.loadParsed(parseDocument(text, options), options);
   }
 
@@ -104,10 +161,10 @@ export class IncrementalLoader {
    * `load` of a document already parsed (`parseDocument`'s `data`): references, validation, hash.
    * @throws ConfigInvalidError as `loadConfig` does
    */
-  loadParsed(data: unknown, options: ParseOptions = {}): LoadedConfig {
+  loadParsed(data: unknown, options: ParseOptions = {}): Loaded<C> {
     this.#counts = { routes: 0, upstreams: 0, rest: 0, full: 0 };
     const sections = sectionsOf(data);
-    let config: Config;
+    let config: C;
     let references: LoadedConfig['references'];
     if (sections !== undefined && !mayReference(data)) {
       config = this.#validate(data, sections, options.origin);
@@ -119,41 +176,44 @@ export class IncrementalLoader {
     return { config, hash: this.#hasher.hash(config), ...(references ? { references } : {}) };
   }
 
-  #validate(data: unknown, sections: Sections | undefined, origin: string | undefined): Config {
+  #validate(data: unknown, sections: Sections | undefined, origin: string | undefined): C {
     const incremental = sections && this.#previous && this.#incremental(sections);
-    const config = incremental?.config ?? this.#full(data, origin);
+    const config = (incremental?.config as C | undefined) ?? this.#full(data, origin);
     this.#previous = sections && remember(config, sections, incremental?.routeJson);
     return config;
   }
 
   /** `validateConfig(data)`, which throws what is wrong. */
-  #full(data: unknown, origin: string | undefined): Config {
+  #full(data: unknown, origin: string | undefined): C {
     this.#counts.full = 1;
-    return validateConfig(data, origin);
+    return this.#kind.validate(data, origin);
   }
 
   /** The config of valid `sections`, sharing the last config's objects, and the JSON of routes it computed; undefined when anything is invalid. */
-  #incremental(sections: Sections): { config: Config; routeJson: Previous['routeJson'] } | undefined {
+  #incremental(sections: Sections): { config: Sectioned; routeJson: Previous['routeJson'] } | undefined {
     const previous = this.#previous!;
     const rest = this.#rest(sections, previous);
     if (rest === undefined) return undefined;
-    const upstreams = this.#upstreams(sections, previous);
+    const upstreams = Object.hasOwn(rest, 'upstreams') ? this.#upstreams(sections, previous) : NO_UPSTREAMS;
     if (upstreams === undefined) return undefined;
-    const listeners: ListenerConfig[] = [];
+    const listeners: Listener[] = [];
     const found: RouteSearch = { used: new Set(), misses: 0, json: sections.routes.map((list) => new Array(list.length)) };
-    for (const [i, shell] of rest.listeners.entries()) {
+    const beforeListeners = previous.config.listeners ?? [];
+    for (const [i, shell] of (rest.listeners ?? []).entries()) {
       // Routes are looked for in the last config's listener this one was (it may have moved), else in the one at its place.
-      const was = previous.config.listeners.indexOf(shell);
+      const was = beforeListeners.indexOf(shell);
       const routes = this.#routes(i, was >= 0 ? was : i, sections.routes[i]!, previous, found);
-      if (routes === undefined) return undefined;
+      if (routes === undefined || (routes.length === 0 && this.#kind.routesRequired(shell))) return undefined;
       // ConfigSchema's one check across sections: every route names a defined upstream.
-      if (routes.some((route) => route.upstream !== undefined && !Object.hasOwn(upstreams, route.upstream))) return undefined;
+      if (this.#kind.upstreamsNamed && routes.some((route) => route.upstream !== undefined && !Object.hasOwn(upstreams, route.upstream))) return undefined;
       // `shell` is the last config's listener when it is unchanged but for its routes.
-      const same = previous.config.listeners.includes(shell) && sameItems(shell.routes, routes);
+      const same = was >= 0 && sameItems(shell.routes, routes);
       listeners.push(same ? shell : { ...shell, routes });
     }
     const before = previous.config;
-    const config = { ...rest, upstreams, listeners: sameItems(before.listeners, listeners) ? before.listeners : listeners };
+    const config: Data = { ...rest };
+    if (Object.hasOwn(rest, 'upstreams')) config.upstreams = upstreams;
+    if (Object.hasOwn(rest, 'listeners')) config.listeners = before.listeners && sameItems(before.listeners, listeners) ? before.listeners : listeners;
     return { config: sameValues(before, config) ? before : deepFreeze(config), routeJson: found.json };
   }
 
@@ -162,30 +222,33 @@ export class IncrementalLoader {
    * else `ConfigSchema` of it (its checks across listeners included), each top-level value
    * and listener (routes aside) whose JSON is unchanged replaced by the last config's object.
    */
-  #rest(sections: Sections, previous: Previous): Config | undefined {
-    if (sections.restJson === previous.sections.restJson) return previous.config;
+  #rest(sections: Sections, previous: Previous): Rest | undefined {
+    if (sections.restJson === previous.sections.restJson) return previous.config as Rest;
     if (prototypeKeyIssues(sections.rest).length > 0) return undefined;
     this.#counts.rest = 1;
-    const result = ConfigSchema.safeParse(sections.rest);
-    if (!result.success) return undefined;
-    const rest: Data = { ...result.data };
+    const validated = this.#kind.rest(sections.rest);
+    if (validated === undefined) return undefined;
+    const rest: Data = { ...validated };
     for (const key of Object.keys(rest)) {
       // Unset in both (a default) is unchanged too.
       const same = key !== 'listeners' && key !== 'upstreams' && previous.sections.topJson.get(key) === sections.topJson.get(key);
       if (same && Object.hasOwn(previous.config, key)) rest[key] = (previous.config as Data)[key];
     }
     // Listeners by their JSON, wherever they were (names are unique, so their JSON is too).
-    const was = new Map(previous.sections.listenerJson.map((json, i) => [json, previous.config.listeners[i]!]));
-    rest.listeners = result.data.listeners.map((listener, i) => was.get(sections.listenerJson[i]!) ?? listener);
-    return rest as Config;
+    const listeners = validated.listeners as Listener[] | undefined;
+    if (listeners !== undefined) {
+      const was = new Map(previous.sections.listenerJson.map((json, i) => [json, previous.config.listeners![i]!]));
+      rest.listeners = listeners.map((listener, i) => was.get(sections.listenerJson[i]!) ?? listener);
+    }
+    return rest as Rest;
   }
 
   /** The upstreams, each the last config's when its JSON is one of the last; undefined if any is invalid. */
-  #upstreams(sections: Sections, previous: Previous): Config['upstreams'] | undefined {
+  #upstreams(sections: Sections, previous: Previous): Upstreams | undefined {
     const taken = new Map<string, number>();
-    const upstreams: Config['upstreams'] = {};
+    const upstreams: Record<string, UpstreamConfig> = {};
     for (const { name, data, json } of sections.upstreams) {
-      if (!Object.hasOwn(previous.config.upstreams, name)) {
+      if (!Object.hasOwn(previous.config.upstreams ?? NO_UPSTREAMS, name)) {
         if (prototypeKeyIssues({ [name]: data }).length > 0 || !UpstreamNameSchema.safeParse(name).success) return undefined;
       }
       let upstream = reuse(previous.upstreams, json, taken);
@@ -199,7 +262,7 @@ export class IncrementalLoader {
       upstreams[name] = upstream;
     }
     const before = previous.config.upstreams;
-    return sameValues(before, upstreams) ? before : upstreams;
+    return before !== undefined && sameValues(before, upstreams) ? before : upstreams;
   }
 
   /**
@@ -212,7 +275,7 @@ export class IncrementalLoader {
   #routes(i: number, from: number, routes: readonly unknown[], previous: Previous, found: RouteSearch): RouteConfig[] | undefined {
     const out: RouteConfig[] = [];
     const dataBefore = previous.sections.routes[from] ?? [];
-    const before = previous.config.listeners[from]?.routes ?? [];
+    const before = previous.config.listeners?.[from]?.routes ?? [];
     /** Where the last route found was, relative to its place now: -1 after a route was inserted, 1 after one was removed. */
     let shift = 0;
     const at = (k: number, data: unknown) => k >= 0 && k < before.length && !found.used.has(before[k]!) && equal(data, dataBefore[k]);
@@ -252,6 +315,14 @@ export class IncrementalLoader {
   }
 }
 
+type Listener = NonNullable<Sectioned['listeners']>[number];
+type Upstreams = NonNullable<Sectioned['upstreams']>;
+
+/** The rest of a document validated (`DocumentKind.rest`), or the last config when the rest is unchanged. */
+type Rest = Data & Sectioned;
+
+const NO_UPSTREAMS: Upstreams = Object.freeze({});
+
 /** Routes not where they had been, after which the last config's routes are searched by JSON (a route inserted early moves every later one). */
 const SEARCH_AFTER = 16;
 
@@ -273,7 +344,7 @@ function routesByJson(previous: Previous): Map<string, RouteConfig[]> {
   previous.sections.routes.forEach((list, i) => {
     list.forEach((data, j) => {
       const json = (previous.routeJson[i]![j] ??= JSON.stringify(data));
-      append(byJson, json, previous.config.listeners[i]!.routes[j]!);
+      append(byJson, json, previous.config.listeners![i]!.routes[j]!);
     });
   });
   return byJson;
@@ -292,9 +363,9 @@ function reuse<T>(validated: ReadonlyMap<string, readonly T[]>, json: string, ta
 }
 
 /** What `config` (validated from data cut into `sections`; `routeJson` of its routes where known) leaves to the next document. */
-function remember(config: Config, sections: Sections, routeJson = sections.routes.map((list) => new Array<string | undefined>(list.length))): Previous {
+function remember(config: Sectioned, sections: Sections, routeJson = sections.routes.map((list) => new Array<string | undefined>(list.length))): Previous {
   const upstreams = new Map<string, UpstreamConfig[]>();
-  for (const { name, json } of sections.upstreams) append(upstreams, json, config.upstreams[name]!);
+  for (const { name, json } of sections.upstreams) append(upstreams, json, config.upstreams![name]!);
   return { config, sections, routeJson, upstreams };
 }
 
@@ -311,17 +382,20 @@ function isData(value: unknown): value is Data {
 /**
  * `data` cut into sections, or undefined when it is not shaped as a config (not an object,
  * `listeners` not a list of objects, `routes` or `upstreams` of the wrong type) or is cyclic:
- * such a document is invalid, and `validateConfig` says why.
+ * such a document is invalid, and `validateConfig` says why. Unset `listeners` are none (a
+ * fragment may have none; a config without is refused by the kind's `rest`).
  */
 function sectionsOf(data: unknown): Sections | undefined {
-  if (!isData(data) || !Array.isArray(data.listeners) || !data.listeners.every(isData)) return undefined;
+  if (!isData(data)) return undefined;
+  const hasListeners = Object.hasOwn(data, 'listeners');
+  if (hasListeners && (!Array.isArray(data.listeners) || !data.listeners.every(isData))) return undefined;
   if (Object.hasOwn(data, 'upstreams') && !isData(data.upstreams)) return undefined;
-  const listeners = data.listeners as Data[];
+  const listeners = hasListeners ? (data.listeners as Data[]) : [];
   if (listeners.some((listener) => Object.hasOwn(listener, 'routes') && !Array.isArray(listener.routes))) return undefined;
   try {
     // Spread defines own properties: a `__proto__` key stays a key, for the prototype check to refuse.
     const shells = listeners.map((listener) => (Object.hasOwn(listener, 'routes') ? { ...listener, routes: [] } : listener));
-    const rest: Data = { ...data, listeners: shells, ...(Object.hasOwn(data, 'upstreams') ? { upstreams: {} } : {}) };
+    const rest: Data = { ...data, ...(hasListeners ? { listeners: shells } : {}), ...(Object.hasOwn(data, 'upstreams') ? { upstreams: {} } : {}) };
     const topJson = new Map<string, string>();
     for (const [key, value] of Object.entries(data)) {
       if (key !== 'listeners' && key !== 'upstreams') topJson.set(key, JSON.stringify(value));

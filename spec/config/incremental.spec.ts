@@ -5,17 +5,7 @@ import { ConfigHasher, canonicalHash } from '../../lib/config/hash.js';
 import { IncrementalLoader } from '../../lib/config/incremental.js';
 import { loadConfig, type ParseOptions } from '../../lib/config/parse.js';
 import { PROCESS_READER, type ReferenceReader } from '../../lib/config/references.js';
-import { ConfigInvalidError } from '../../lib/core/errors.js';
-
-/** `loadConfig`'s outcome, comparable: the loaded config, or the error's origin and issues. */
-function outcome(load: () => unknown): unknown {
-  try {
-    return { ok: load() };
-  } catch (error) {
-    if (!(error instanceof ConfigInvalidError)) throw error;
-    return { origin: error.origin, issues: error.issues, message: error.message };
-  }
-}
+import { applyEdit, editOf, listener, listenerOf, orBad, outcome, topFields, upstreams } from './arbitraries.js';
 
 /** `routes` routes on one listener, every other one proxying to one of `routes / 10` upstreams; route `changed` says `changed`. */
 function routesConfig(routes: number, changed = -1): Record<string, unknown> {
@@ -150,100 +140,15 @@ describe('config: incremental loading of one document after another', () => {
   });
 
   describe('against loadConfig, on random edits of random configs, valid and invalid', () => {
-    /** Mostly `valid`, one time in twenty one of `invalid`. */
-    const orBad = <T>(valid: fc.Arbitrary<T>, invalid: readonly unknown[]) =>
-      fc.oneof({ arbitrary: valid as fc.Arbitrary<unknown>, weight: 19 }, { arbitrary: fc.constantFrom(...invalid), weight: 1 });
-    const pick = <T>(valid: readonly T[], invalid: readonly unknown[]) => orBad(fc.constantFrom(...valid), invalid);
-    // Routes name `a` and `b` mostly, which every config defines; `c` may be missing.
-    const name = orBad(fc.constantFrom('a', 'b', 'a', 'b', 'c'), ['', 'bad name', 'constructor']);
-    const prefix = pick(['/', '/a', '/b/c'], ['a', '/a b']);
-    const route = orBad(
-      fc.oneof(
-        fc.record(
-          {
-            path_prefix: prefix,
-            respond: fc.record(
-              { status: pick([200, 404], [100, 204]), body: fc.constantFrom('', 'hi'), headers: pick([{ 'x-a': '1' }], [{ connection: 'x' }]) },
-              { requiredKeys: ['status'] },
-            ),
-          },
-          { requiredKeys: ['path_prefix', 'respond'] },
-        ),
-        fc.record({ path_prefix: prefix, upstream: name, strip_prefix: fc.boolean() }, { requiredKeys: ['path_prefix', 'upstream'] }),
-        fc.record({ path_prefix: prefix, redirect: fc.record({ scheme: pick(['http', 'https'], ['ftp']), status: pick([301, 308], [200]) }) }),
-      ),
-      [null, 'route', {}, { path_prefix: '/', respond: { status: 200 }, extra: 1 }, { path_prefix: '/', upstream: 'a', respond: { status: 200 } }],
-    );
-    const upstream = fc.record(
-      {
-        targets: orBad(fc.uniqueArray(fc.constantFrom('http://127.0.0.1:1', 'http://127.0.0.1:2', 'https://h:3'), { minLength: 1, maxLength: 3 }), [
-          [],
-          ['ftp://x'],
-          ['127.0.0.1:3'],
-          ['http://127.0.0.1:1/'],
-          ['http://127.0.0.1:1', 'http://127.0.0.1:1'],
-        ]),
-        retries: pick([0, 2], [11, -1, '1']),
-      },
-      { requiredKeys: ['targets'] },
-    );
-    /** Listener `id`: its own name and port, but now and then another's, or a bad one. */
-    const listenerOf = (id: number) =>
-      fc.record(
-        {
-          name: pick([`l${id}`], ['l0', '-x']),
-          listen: pick([`127.0.0.1:${8080 + id}`], ['localhost:8080', '127.0.0.1:9901', 'nope']),
-          routes: orBad(fc.array(route, { maxLength: 5 }), ['x']),
-          max_connections: pick([10], [0]),
-        },
-        { requiredKeys: ['name', 'listen'] },
-      );
-    const listener = fc.nat({ max: 3 }).chain(listenerOf);
-    const upstreams = fc.record({ a: upstream, b: upstream, c: upstream }, { requiredKeys: ['a', 'b'], noNullPrototype: true });
     const config = fc.record(
       {
         listeners: fc.uniqueArray(fc.nat({ max: 3 }), { maxLength: 3 }).chain((ids) => fc.tuple(...ids.map(listenerOf))),
         upstreams: orBad(upstreams, [[], 'x']),
-        shutdown_timeout_ms: pick([0, 100], [-1]),
-        admin: fc.record({ listen: pick(['127.0.0.1:9901', '127.0.0.1:9902'], ['127.0.0.1:8080']) }),
-        tracing: fc.record({ sample_ratio: pick([0.5], [2]) }),
+        ...topFields,
       },
       { requiredKeys: ['listeners'] },
     );
-    /** One edit: what it changes, at which (wrapped) indices, to what. */
-    const edit = fc.record({
-      kind: fc.constantFrom('route', 'insert', 'remove', 'upstream', 'unset-upstream', 'listener', 'rename', 'top', 'same'),
-      i: fc.nat(),
-      j: fc.nat(),
-      route,
-      upstream,
-      listener,
-      name,
-      config,
-    });
-    type Edit = typeof edit extends fc.Arbitrary<infer E> ? E : never;
-
-    /** `data` with `e` applied (a copy). */
-    function applyEdit(data: Record<string, unknown>, e: Edit): Record<string, unknown> {
-      // biome-ignore lint/suspicious/noExplicitAny: random data, edited wherever it has the shape the edit needs
-      const next = structuredClone(data) as Record<string, any>;
-      const listeners = Array.isArray(next.listeners) ? next.listeners : [];
-      const target = listeners.length > 0 ? listeners[e.i % listeners.length] : undefined;
-      const routes = Array.isArray(target?.routes) ? (target.routes as unknown[]) : undefined;
-      const map = next.upstreams !== null && typeof next.upstreams === 'object' && !Array.isArray(next.upstreams) ? next.upstreams : undefined;
-      const names = Object.keys(map ?? {});
-      if (e.kind === 'route' && routes?.length) routes[e.j % routes.length] = e.route;
-      else if (e.kind === 'insert' && routes) routes.splice(e.j % (routes.length + 1), 0, e.route);
-      else if (e.kind === 'remove' && routes?.length) routes.splice(e.j % routes.length, 1);
-      else if (e.kind === 'upstream' && map) map[e.name as string] = e.upstream;
-      else if (e.kind === 'unset-upstream' && names.length > 0) delete map[names[e.j % names.length]!];
-      else if (e.kind === 'listener' && target) listeners[e.i % listeners.length] = e.listener;
-      else if (e.kind === 'rename' && target) target.name = e.name;
-      else if (e.kind === 'top') {
-        for (const key of ['shutdown_timeout_ms', 'admin', 'tracing'] as const) if (key in e.config) next[key] = e.config[key];
-      }
-      return next;
-    }
+    const edit = editOf(listener);
 
     it('gives the same config, hash and errors as loadConfig for every document of a sequence', () => {
       let incremental = 0;
