@@ -1,5 +1,6 @@
+import type { Sectioned } from '../config/incremental.js';
 import { deepFreeze } from '../config/parse.js';
-import type { Config, ListenerConfig, RouteConfig, UpstreamConfig } from '../config/schema.js';
+import type { RouteConfig, UpstreamConfig } from '../config/schema.js';
 import { sameItems, sameValues } from '../core/identity.js';
 import type { ConfigDelta } from './parse-protocol.js';
 
@@ -9,15 +10,16 @@ import type { ConfigDelta } from './parse-protocol.js';
  * (the same object: `IncrementalLoader` shares what did not change) is named by where it is in
  * `base`; the rest is sent. The cost is one pass over `next`'s listeners and upstreams, and a
  * clone of what changed. `applyConfigDelta(base, delta)` on the other side rebuilds `next`.
+ * A config or a fragment config (`Sectioned`: unset listeners and upstreams are none).
  */
-export function configDelta(base: Config, next: Config, baseId: number): ConfigDelta {
+export function configDelta<C extends Sectioned>(base: C, next: C, baseId: number): ConfigDelta {
   const changed: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(next)) {
     if (key !== 'listeners' && key !== 'upstreams' && value !== (base as Record<string, unknown>)[key]) changed[key] = value;
   }
-  const baseListeners = new Map<ListenerConfig, number>(base.listeners.map((listener, i) => [listener, i]));
+  const baseListeners = new Map<object, number>((base.listeners ?? []).map((listener, i) => [listener, i]));
   let baseRoutes: Map<RouteConfig, [number, number]> | undefined;
-  const listeners = next.listeners.map((listener): ConfigDelta['listeners'][number] => {
+  const listeners = (next.listeners ?? []).map((listener): ConfigDelta['listeners'][number] => {
     const same = baseListeners.get(listener);
     if (same !== undefined) return { base: same };
     baseRoutes ??= routeIndex(base);
@@ -28,20 +30,22 @@ export function configDelta(base: Config, next: Config, baseId: number): ConfigD
 
 /**
  * The config `delta` tells, rebuilt on `base` (the config of reply `delta.base`), deeply frozen:
- * unchanged sections are `base`'s objects, and `base` itself when nothing changed.
+ * unchanged sections are `base`'s objects, and `base` itself when nothing changed. A config or
+ * a fragment config (`Sectioned`).
  * @throws Error when `delta` names what `base` does not have (not a delta of `base`)
  */
-export function applyConfigDelta(base: Config, delta: ConfigDelta): Config {
+export function applyConfigDelta<C extends Sectioned>(base: C, delta: ConfigDelta): C {
   const baseValues = base as Record<string, unknown>;
-  const upstreams = applyUpstreams(base.upstreams, delta.upstreams);
+  const baseListeners = base.listeners ?? [];
+  const upstreams = applyUpstreams(base.upstreams ?? NONE, delta.upstreams);
   const rebuilt = delta.listeners.map((entry, i) => {
-    if ('base' in entry) return at(base.listeners, entry.base, `listener ${i}`);
+    if ('base' in entry) return at(baseListeners, entry.base, `listener ${i}`);
     const routes: unknown[] = [];
     for (const item of entry.routes) {
       if (!Array.isArray(item)) routes.push(item);
       else {
         const [listener, first, count] = item;
-        const from = at(base.listeners, listener, `listener ${i}'s routes`).routes;
+        const from = at(baseListeners, listener, `listener ${i}'s routes`).routes;
         if (first + count > from.length)
           throw new Error(`the config delta names routes ${first}-${first + count - 1} of base listener ${listener}, which has ${from.length}`);
         for (let j = first; j < first + count; j++) routes.push(from[j]);
@@ -49,7 +53,7 @@ export function applyConfigDelta(base: Config, delta: ConfigDelta): Config {
     }
     return { ...entry.listener, routes };
   });
-  const listeners = sameItems(rebuilt, base.listeners) ? base.listeners : rebuilt;
+  const listeners = base.listeners !== undefined && sameItems(rebuilt, base.listeners) ? base.listeners : rebuilt;
   const config: Record<string, unknown> = {};
   for (const key of delta.keys) {
     if (key === 'listeners') config[key] = listeners;
@@ -59,13 +63,13 @@ export function applyConfigDelta(base: Config, delta: ConfigDelta): Config {
     else throw new Error(`the config delta keeps the base config's ${key}, which it does not have`);
   }
   // `config`'s keys are `delta.keys`, in order: the same keys and values as `base` is `base`.
-  return sameValues(base, config) ? base : deepFreeze(config as Config);
+  return sameValues(base, config) ? base : deepFreeze(config as C);
 }
 
 /** Where each route of `config` is: listener index, route index. */
-function routeIndex(config: Config): Map<RouteConfig, [number, number]> {
+function routeIndex(config: Sectioned): Map<RouteConfig, [number, number]> {
   const index = new Map<RouteConfig, [number, number]>();
-  config.listeners.forEach((listener, i) => {
+  (config.listeners ?? []).forEach((listener, i) => {
     listener.routes.forEach((route, j) => {
       index.set(route, [i, j]);
     });
@@ -94,7 +98,8 @@ function routeRuns(
   return out;
 }
 
-function upstreamsDelta(base: Config['upstreams'], next: Config['upstreams']): ConfigDelta['upstreams'] {
+/** Unset upstreams (a fragment's) are none. */
+function upstreamsDelta(base: Sectioned['upstreams'] = NONE, next: Sectioned['upstreams'] = NONE): ConfigDelta['upstreams'] {
   if (next === base) return 'base';
   const names = new Map<UpstreamConfig, string>(Object.entries(base).map(([name, upstream]) => [upstream, name]));
   const from: Record<string, string> = {};
@@ -107,7 +112,9 @@ function upstreamsDelta(base: Config['upstreams'], next: Config['upstreams']): C
   return { names: Object.keys(next), from, changed };
 }
 
-function applyUpstreams(base: Config['upstreams'], delta: ConfigDelta['upstreams']): Config['upstreams'] {
+const NONE: NonNullable<Sectioned['upstreams']> = Object.freeze({});
+
+function applyUpstreams(base: NonNullable<Sectioned['upstreams']>, delta: ConfigDelta['upstreams']): Sectioned['upstreams'] {
   if (delta === 'base') return base;
   const upstreams: Record<string, unknown> = {};
   for (const name of delta.names) {
@@ -116,7 +123,7 @@ function applyUpstreams(base: Config['upstreams'], delta: ConfigDelta['upstreams
     else if (Object.hasOwn(base, was)) upstreams[name] = base[was];
     else throw new Error(`the config delta keeps upstream ${was} of the base config, which has none of that name`);
   }
-  return upstreams as Config['upstreams'];
+  return upstreams as Sectioned['upstreams'];
 }
 
 function at<T>(items: readonly T[], index: number, what: string): T {

@@ -7,8 +7,15 @@ import type { FragmentParse } from './parser.js';
 
 export type { FragmentState, FragmentStatus, MergePlan } from '../config/fragment-merge.js';
 
-/** Parses fragments each on its own, in order (a `ConfigParser`'s `parseFragments`, or `parseFragmentsHere`). */
-export type ParseFragments = (fragments: readonly { name: string; text: string }[], options: { maxDocumentBytes?: number }) => Promise<FragmentParse[]>;
+/**
+ * Parses fragments each on its own, in order (a `ConfigParser`'s `parseFragments`, or
+ * `parseFragmentsHere`); `removed` names the fragments gone since the last call, for a parser
+ * that keeps state per fragment to drop.
+ */
+export type ParseFragments = (
+  fragments: readonly { name: string; text: string }[],
+  options: { maxDocumentBytes?: number; removed?: readonly string[] },
+) => Promise<FragmentParse[]>;
 
 /** Most bytes of fragment text sent to the parser in one message: bounds the parser's heap when a whole directory is new. */
 const BATCH_BYTES = 4 * 1024 * 1024;
@@ -94,8 +101,9 @@ export class FragmentLoader {
         origin,
       );
     }
-    for (const name of this.#cache.keys()) if (!seen.has(name)) this.#cache.delete(name);
-    await this.#parseFresh(fresh);
+    const removed = [...this.#cache.keys()].filter((name) => !seen.has(name));
+    for (const name of removed) this.#cache.delete(name);
+    await this.#parseFresh(fresh, removed);
     const inputs: FragmentInput[] = fragments.map(({ name, version }) => ({ name, version, parsed: this.#cache.get(name)!.parsed }));
     return this.#merger.plan(inputs);
   }
@@ -119,15 +127,18 @@ export class FragmentLoader {
     return this.#merger.statuses();
   }
 
-  async #parseFresh(fresh: readonly RawFragment[]): Promise<void> {
+  /** Parse `fresh`, in batches; the first (empty if need be) tells the parser the `removed` fragments. */
+  async #parseFresh(fresh: readonly RawFragment[], removed: readonly string[]): Promise<void> {
     let batch: RawFragment[] = [];
     let bytes = 0;
+    let told = removed.length === 0;
     const flush = async () => {
-      if (batch.length === 0) return;
+      if (batch.length === 0 && told) return;
       const sent = batch;
       batch = [];
       bytes = 0;
-      const results = await this.#parse(sent, { maxDocumentBytes: this.#maxFragmentBytes });
+      const results = await this.#parse(sent, { maxDocumentBytes: this.#maxFragmentBytes, ...(told ? {} : { removed }) });
+      told = true;
       sent.forEach((fragment, i) => {
         const resolves = fragment.text.includes('${');
         this.#cache.set(fragment.name, { version: fragment.version, bytes: Buffer.byteLength(fragment.text), parsed: results[i]!, resolves });

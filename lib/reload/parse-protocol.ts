@@ -19,12 +19,18 @@ export const ParseRequestSchema = z.strictObject({
 });
 export type ParseRequest = z.infer<typeof ParseRequestSchema>;
 
-/** Fragments of a multi-document config to parse, resolve and validate each on its own (`loadFragment`), in one message. */
+/**
+ * Fragments of a multi-document config to parse, resolve and validate each on its own
+ * (`loadFragment`), in one message; names unique. The worker keeps what it needs to load the next
+ * version of a fragment it saw (by name) incrementally.
+ */
 export const FragmentsRequestSchema = z.strictObject({
   id: z.int().positive(),
   fragments: z.array(z.strictObject({ name: z.string(), text: z.string() })),
   /** Size limit of one fragment in bytes (default `DEFAULT_MAX_DOCUMENT_BYTES`). */
   maxDocumentBytes: z.int().positive().optional(),
+  /** Fragments gone from the config (none of `fragments`): the worker forgets them, and their next version, if any, is sent whole. */
+  removed: z.array(z.string()).optional(),
 });
 export type FragmentsRequest = z.infer<typeof FragmentsRequestSchema>;
 
@@ -83,7 +89,12 @@ export const ParseReplySchema = z.discriminatedUnion('kind', [
   }),
   /** Refused: a `ConfigInvalidError`'s issues and origin. */
   z.strictObject({ id: z.int().positive(), kind: z.literal('invalid'), issues: z.array(IssueSchema), origin: z.string().optional() }),
-  /** The outcome of each fragment of a `FragmentsRequest`, in its order: the fragment (references resolved), its hash and references, or its issues. */
+  /**
+   * The outcome of each fragment of a `FragmentsRequest`, in its order: the fragment (references
+   * resolved), its hash and references, or its issues. A valid fragment is sent whole, or as its
+   * differences (`delta`, as a `changed` reply's) from the fragment config of the last reply
+   * that held a valid version of that name (`delta.base` is that reply's id): see `ConfigParser`.
+   */
   z.strictObject({
     id: z.int().positive(),
     kind: z.literal('fragments'),
@@ -95,6 +106,12 @@ export const ParseReplySchema = z.discriminatedUnion('kind', [
           hash: z.string().regex(/^[0-9a-f]{64}$/),
           references: z.array(ConfigReferenceSchema).optional(),
         }),
+        z.strictObject({
+          ok: z.literal(true),
+          delta: ConfigDeltaSchema,
+          hash: z.string().regex(/^[0-9a-f]{64}$/),
+          references: z.array(ConfigReferenceSchema).optional(),
+        }),
         z.strictObject({ ok: z.literal(false), issues: z.array(IssueSchema) }),
       ]),
     ),
@@ -103,3 +120,6 @@ export const ParseReplySchema = z.discriminatedUnion('kind', [
   z.strictObject({ id: z.int().positive(), kind: z.literal('crashed'), message: z.string() }),
 ]);
 export type ParseReply = z.infer<typeof ParseReplySchema>;
+
+/** The outcome of one fragment in a `fragments` reply. */
+export type FragmentOutcome = Extract<ParseReply, { kind: 'fragments' }>['results'][number];

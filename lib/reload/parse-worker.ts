@@ -1,11 +1,11 @@
 import { parentPort } from 'node:worker_threads';
-import { loadFragment } from '../config/fragments.js';
 import { IncrementalLoader } from '../config/incremental.js';
 import type { Config } from '../config/schema.js';
 import { SpliceParser } from '../config/splice.js';
 import { ConfigInvalidError, errorMessage } from '../core/errors.js';
 import { configDelta } from './config-delta.js';
 import { type FragmentsRequest, FragmentsRequestSchema, type ParseReply, type ParseRequest, ParseRequestSchema } from './parse-protocol.js';
+import { WorkerFragments } from './worker-fragments.js';
 
 // The worker thread of `ConfigParser` (parser.ts): parse, validate and hash each document it is
 // sent, one at a time, and send the outcome back. Nothing here touches the serving thread's state.
@@ -16,7 +16,8 @@ import { type FragmentsRequest, FragmentsRequestSchema, type ParseReply, type Pa
 // Documents are parsed by one `SpliceParser` (a one-route edit re-reads that route alone) and loaded by one `IncrementalLoader`: a document validates and hashes at the cost of
 // what changed since the last valid one. Each valid config after the first is sent as its
 // differences from the last one sent (`configDelta`), which `ConfigParser` keeps: a new worker
-// (the first, or one replacing a dead one) sends its first config whole.
+// (the first, or one replacing a dead one) sends its first config whole. Fragments are loaded
+// the same way, by `WorkerFragments`, for the few that changed last.
 
 const port = parentPort;
 if (!port) throw new Error('parse-worker runs as the worker thread of a ConfigParser');
@@ -26,6 +27,8 @@ const loader = new IncrementalLoader();
 const parser = new SpliceParser();
 /** The config of the last `loaded` or `changed` reply, and that reply's id. */
 let sent: { id: number; config: Config } | undefined;
+/** The fragments of `FragmentsRequest`s, with incremental state for those changed last. */
+const workerFragments = new WorkerFragments();
 
 port.on('message', (message: unknown) => {
   // A malformed request is a bug in ConfigParser: the throw ends the worker, which rejects what it had.
@@ -33,18 +36,10 @@ port.on('message', (message: unknown) => {
   port.postMessage(fragments ? answerFragments(FragmentsRequestSchema.parse(message)) : answer(ParseRequestSchema.parse(message)));
 });
 
-function answerFragments({ id, fragments, maxDocumentBytes }: FragmentsRequest): ParseReply {
+function answerFragments(request: FragmentsRequest): ParseReply {
+  const { id } = request;
   try {
-    const results = fragments.map(({ name, text }) => {
-      try {
-        const { config, hash, references } = loadFragment(text, { origin: name, maxDocumentBytes });
-        return { ok: true as const, config, hash, ...(references ? { references: [...references] } : {}) };
-      } catch (error) {
-        if (error instanceof ConfigInvalidError) return { ok: false as const, issues: [...error.issues] };
-        throw error;
-      }
-    });
-    return { id, kind: 'fragments', results };
+    return { id, kind: 'fragments', results: workerFragments.answer(request) };
   } catch (error) {
     return { id, kind: 'crashed', message: errorMessage(error) };
   }

@@ -8,7 +8,7 @@ import type { Config } from '../config/schema.js';
 import { ConfigInvalidError, type ConfigIssue, errorCode, errorMessage, HotconfError } from '../core/errors.js';
 import { Once } from '../core/once.js';
 import { applyConfigDelta } from './config-delta.js';
-import { type ParseReply, ParseReplySchema } from './parse-protocol.js';
+import { type FragmentOutcome, type ParseReply, ParseReplySchema } from './parse-protocol.js';
 
 /** Heap a parse may use, in MiB: far above what the document limits allow (a 1 MiB document at every limit needs about 100). */
 export const DEFAULT_PARSER_HEAP_MB = 512;
@@ -32,6 +32,8 @@ interface Pending {
   resolve(value: LoadedConfig | FragmentParse[]): void;
   reject(error: Error): void;
   origin: string | undefined;
+  /** A `parseFragments`: the names of its fragments, in order, and the fragments it removed. */
+  fragments?: { readonly names: readonly string[]; readonly removed: readonly string[] };
 }
 
 /**
@@ -50,7 +52,10 @@ interface Pending {
  * again) and sends a config as its differences from the last one it sent (`configDelta`), which
  * this side keeps and rebuilds on: unchanged listeners, routes and upstreams are the last
  * config's frozen objects, so only what changed crosses threads and is frozen, and provisioning
- * can tell unchanged sections by identity.
+ * can tell unchanged sections by identity. Fragments likewise, per name: a valid fragment comes
+ * whole or as its differences from the last valid version of that name this side got (kept
+ * until the fragment is removed), which the worker tells for the fragments it changed last
+ * (`WorkerFragments`).
  */
 export class ConfigParser {
   readonly #maxHeapMb: number;
@@ -60,6 +65,8 @@ export class ConfigParser {
   #lastId = 0;
   /** The config of the worker's last `loaded` or `changed` reply, which its next `changed` reply is told against. */
   #base: { id: number; config: Config } | undefined;
+  /** The fragment configs the worker's next deltas are told against. */
+  readonly #fragmentBases = new FragmentBases();
 
   constructor(options: ConfigParserOptions = {}) {
     this.#maxHeapMb = options.maxHeapMb ?? DEFAULT_PARSER_HEAP_MB;
@@ -83,17 +90,32 @@ export class ConfigParser {
   /**
    * `loadFragment` (parse, resolve references, validate, canonical hash) of each fragment on the worker thread, in one
    * message; each outcome comes back in order, the valid fragments deeply frozen. `maxDocumentBytes`
-   * is the limit of one fragment.
+   * is the limit of one fragment. Fragment names are unique within a config; `removed` names
+   * the fragments gone from it since (none of `fragments`), which the worker and this side forget.
+   * A valid fragment's unchanged sections (listeners, routes, upstreams, top-level values) are
+   * the objects of the last valid version of its name this parser gave, when the worker kept that
+   * fragment's state (`KEPT_FRAGMENTS`).
    * @throws ParserClosedError once `close()` was called
    * @throws Error when the worker dies meanwhile (its heap limit, `ConfigInvalidError` then, for every fragment of the batch)
    */
-  parseFragments(fragments: readonly { name: string; text: string }[], options: { maxDocumentBytes?: number } = {}): Promise<FragmentParse[]> {
+  parseFragments(
+    fragments: readonly { name: string; text: string }[],
+    options: { maxDocumentBytes?: number; removed?: readonly string[] } = {},
+  ): Promise<FragmentParse[]> {
     if (this.#close.called) return Promise.reject(new ParserClosedError());
     const worker = (this.#worker ??= this.#spawn());
     const id = ++this.#lastId;
+    const names = fragments.map(({ name }) => name);
+    const removed = options.removed ?? [];
     return new Promise<FragmentParse[]>((resolve, reject) => {
-      this.#pending.set(id, { resolve: resolve as Pending['resolve'], reject, origin: fragments.length === 1 ? fragments[0]!.name : undefined });
-      worker.postMessage({ id, fragments: fragments.map(({ name, text }) => ({ name, text })), maxDocumentBytes: options.maxDocumentBytes });
+      const origin = fragments.length === 1 ? fragments[0]!.name : undefined;
+      this.#pending.set(id, { resolve: resolve as Pending['resolve'], reject, origin, fragments: { names, removed } });
+      worker.postMessage({
+        id,
+        fragments: fragments.map(({ name, text }) => ({ name, text })),
+        maxDocumentBytes: options.maxDocumentBytes,
+        ...(removed.length > 0 ? { removed: [...removed] } : {}),
+      });
     });
   }
 
@@ -124,23 +146,31 @@ export class ConfigParser {
       return;
     }
     const reply = parsed.data;
+    const pending = this.#pending.get(reply.id);
     let config: Config | undefined;
+    let fragments: FragmentParse[] | undefined;
     try {
       config = this.#configOf(reply);
+      if (reply.kind === 'fragments') {
+        const asked = pending?.fragments;
+        if (asked?.names.length !== reply.results.length) {
+          throw new Error(
+            `the config parser's worker sent ${reply.results.length} fragments for parse ${reply.id}, which had ${asked?.names.length ?? 'none'}`,
+          );
+        }
+        fragments = this.#fragmentBases.take(reply.id, asked.names, reply.results, asked.removed);
+      }
     } catch (error) {
       void worker.terminate();
       this.#lost(worker, error as Error);
       return;
     }
-    const pending = this.#pending.get(reply.id);
     if (!pending) return;
     this.#pending.delete(reply.id);
     if (reply.kind === 'loaded' || reply.kind === 'changed') {
       pending.resolve(frozen(config!, reply));
     } else if (reply.kind === 'fragments') {
-      pending.resolve(
-        reply.results.map((result): FragmentParse => (result.ok ? { ok: true, loaded: frozen(result.config as FragmentConfig, result) } : result)),
-      );
+      pending.resolve(fragments!);
     } else if (reply.kind === 'invalid') pending.reject(new ConfigInvalidError(reply.issues, reply.origin));
     else pending.reject(new Error(`the config parser failed: ${reply.message}`));
   }
@@ -167,6 +197,7 @@ export class ConfigParser {
     if (this.#worker !== worker) return; // replaced or closed already: its parses are settled
     this.#worker = undefined;
     this.#base = undefined; // the next worker sends its first config whole
+    this.#fragmentBases.clear(); // and every fragment whole
     const exhausted = errorCode(error) === 'ERR_WORKER_OUT_OF_MEMORY';
     for (const { reject, origin } of this.#pending.values()) {
       if (exhausted) {
@@ -180,9 +211,51 @@ export class ConfigParser {
     const worker = this.#worker;
     this.#worker = undefined;
     this.#base = undefined;
+    this.#fragmentBases.clear();
     for (const { reject } of this.#pending.values()) reject(new ParserClosedError());
     this.#pending.clear();
     await worker?.terminate();
+  }
+}
+
+/**
+ * The serving thread's side of the fragments the parser's worker sends as deltas: by name, the
+ * fragment config of the worker's last reply that held that fragment valid, and the reply's id,
+ * which the worker's next `delta` of that name is told against (`WorkerFragments` keeps the same
+ * on its side). Every valid outcome replaces its name's, used or not by the caller; a removed
+ * fragment's is dropped; all are dropped with the worker.
+ */
+export class FragmentBases {
+  readonly #bases = new Map<string, { id: number; config: FragmentConfig }>();
+
+  /**
+   * The fragments of reply `id`'s `results` (of fragments `names`, in order), deeply frozen, each
+   * valid one rebuilt on the kept one of its name if told as a delta, and kept; then the
+   * `removed` fragments are forgotten.
+   * @throws Error when a `delta` is not told against the kept fragment of its name, or names what it does not have
+   */
+  take(id: number, names: readonly string[], results: readonly FragmentOutcome[], removed: readonly string[] = []): FragmentParse[] {
+    const out = results.map((result, i): FragmentParse => {
+      if (!result.ok) return result;
+      const name = names[i]!;
+      let config: FragmentConfig;
+      if ('delta' in result) {
+        const base = this.#bases.get(name);
+        if (base?.id !== result.delta.base) {
+          throw new Error(`the config parser's worker sent fragment ${name} told against parse ${result.delta.base}, not the last one (${base?.id ?? 'none'})`);
+        }
+        config = applyConfigDelta(base.config, result.delta);
+      } else config = deepFreeze(result.config as FragmentConfig);
+      this.#bases.set(name, { id, config });
+      return { ok: true, loaded: frozen(config, result) };
+    });
+    for (const name of removed) this.#bases.delete(name);
+    return out;
+  }
+
+  /** Forget every fragment: the next worker sends each whole. */
+  clear(): void {
+    this.#bases.clear();
   }
 }
 

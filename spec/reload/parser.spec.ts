@@ -4,6 +4,7 @@ import { onCleanup } from '../../harness/cleanup.js';
 import { basicConfig } from '../../harness/daemon.js';
 import { workerThreadCount } from '../../harness/handles.js';
 import { rejectionOf } from '../../harness/wait.js';
+import { loadFragment } from '../../lib/config/fragments.js';
 import { loadConfig } from '../../lib/config/parse.js';
 import { ConfigInvalidError } from '../../lib/core/errors.js';
 import { ConfigParser, ParserClosedError } from '../../lib/reload/parser.js';
@@ -61,6 +62,37 @@ describe('ConfigParser', function () {
     expect(third.config.listeners[0]).to.equal(first.config.listeners[1]);
   });
 
+  it('sends a one-route change of a fragment as what changed: its unchanged routes are the last version’s frozen objects', async () => {
+    const parser = newParser();
+    const fragment = (body: string) =>
+      stringify({
+        upstreams: { a: { targets: ['http://127.0.0.1:1'] } },
+        listeners: [
+          { name: 'web', routes: Array.from({ length: 200 }, (_, i) => ({ path_prefix: `/r${i}`, respond: { status: 200, body: i === 7 ? body : `r${i}` } })) },
+        ],
+      });
+    const other = { name: 'conf.d/b.yaml', text: stringify({ listeners: [{ name: 'web', listen: '127.0.0.1:8080' }] }) };
+    const loaded = async (fragments: { name: string; text: string }[], options?: { removed?: string[] }) =>
+      (await parser.parseFragments(fragments, options)).map((parsed) => {
+        if (!parsed.ok) throw new Error(JSON.stringify(parsed.issues));
+        return parsed.loaded;
+      });
+    await loaded([{ name: 'conf.d/a.yaml', text: fragment('zero') }, other]);
+    const [first] = await loaded([{ name: 'conf.d/a.yaml', text: fragment('one') }]);
+    const text = fragment('two');
+    const [second] = await loaded([{ name: 'conf.d/a.yaml', text }]);
+    expect(second).to.deep.equal(loadFragment(text, { origin: 'conf.d/a.yaml' }));
+    const [before, after] = [first!.config.listeners![0]!.routes, second!.config.listeners![0]!.routes];
+    expect(after.filter((route, i) => route !== before[i]).map((route) => route.path_prefix)).to.deep.equal(['/r7']);
+    expect(second!.config.upstreams, 'unchanged upstreams are the same object').to.equal(first!.config.upstreams);
+    expect(Object.isFrozen(second!.config.listeners![0]) && Object.isFrozen(after[7]!.respond)).to.equal(true);
+    // A fragment removed, then added again, comes whole: the worker forgot it.
+    await loaded([], { removed: ['conf.d/a.yaml'] });
+    const [again] = await loaded([{ name: 'conf.d/a.yaml', text }]);
+    expect(again).to.deep.equal(second);
+    expect(again!.config.listeners![0]!.routes[0]).not.to.equal(after[0]);
+  });
+
   it('rejects an invalid document with the ConfigInvalidError loadConfig throws, naming its origin', async () => {
     const parser = newParser();
     const error = await rejectionOf(parser.parse('listeners: [{name: web}]\n', { origin: '/etc/hotconf.yaml' }));
@@ -89,6 +121,11 @@ describe('ConfigParser', function () {
     const workers = workerThreadCount();
     const parser = newParser({ maxHeapMb: 16 });
     await parser.parse(stringify(basicConfig({ port: 8080, body: 'before' })));
+    const fragment = (body: string) => ({
+      name: 'conf.d/a.yaml',
+      text: stringify({ listeners: [{ name: 'web', routes: [{ path_prefix: '/', respond: { status: 200, body } }] }] }),
+    });
+    for (const body of ['zero', 'one', 'two']) await parser.parseFragments([fragment(body)]);
     // Within every document limit, yet more than 16 MiB of heap to compose and validate.
     const routes = Array.from({ length: 10 }, (_, r) => ({
       path_prefix: `/r${r}`,
@@ -100,6 +137,8 @@ describe('ConfigParser', function () {
     expect(workerThreadCount(), 'the worker that ran out is gone').to.equal(workers);
     const text = stringify(basicConfig({ port: 8080 }));
     expect(await parser.parse(text), 'the new worker sends its first config whole').to.deep.equal(loadConfig(text));
+    const [parsed] = await parser.parseFragments([fragment('three')]);
+    expect(parsed, 'and its first fragment whole').to.deep.equal({ ok: true, loaded: loadFragment(fragment('three').text, { origin: 'conf.d/a.yaml' }) });
     expect(workerThreadCount()).to.equal(workers + 1);
   });
 });

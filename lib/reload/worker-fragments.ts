@@ -1,0 +1,108 @@
+import { FRAGMENT_DOCUMENT, type FragmentConfig, loadFragment } from '../config/fragments.js';
+import { IncrementalLoader } from '../config/incremental.js';
+import type { ParseOptions } from '../config/parse.js';
+import { SpliceParser } from '../config/splice.js';
+import { ConfigInvalidError } from '../core/errors.js';
+import { configDelta } from './config-delta.js';
+import type { FragmentOutcome, FragmentsRequest } from './parse-protocol.js';
+
+/**
+ * Fragments whose incremental state the parser's worker keeps, the most recently changed: a
+ * fragment of 1,000 routes keeps about 1.6 MB (its text, parsed data, the JSON of its sections,
+ * its config), so that 100 fragments of 100,000 routes do not keep 160 MB; an edit session
+ * touches a few files at a time.
+ */
+export const KEPT_FRAGMENTS = 8;
+
+/** What the worker keeps to load the next version of one fragment at the cost of what changed. */
+interface Kept {
+  readonly parser: SpliceParser;
+  readonly loader: IncrementalLoader<FragmentConfig>;
+  /** The fragment config of the last reply that held this fragment valid, and that reply's id: the one `ConfigParser` keeps for this name. */
+  sent?: { readonly id: number; readonly config: FragmentConfig };
+}
+
+/**
+ * The parser worker's side of fragments (`FragmentsRequest`): `loadFragment` of each fragment, its
+ * outcome exactly `loadFragment`'s, at the cost of what changed for the fragments that changed
+ * recently.
+ *
+ * A fragment seen for the first time (by name: every fragment at start-up) is loaded whole and
+ * nothing is kept of it. A fragment seen again (a new version) gets a `SpliceParser` and an
+ * `IncrementalLoader` of its own, kept for the `capacity` (default `KEPT_FRAGMENTS`) most recently
+ * changed fragments, least recently changed dropped first: its next versions are read and
+ * validated by what changed, and each valid one after the first is sent as its differences
+ * (`configDelta`) from the last one sent for that name, so that `ConfigParser` rebuilds it on the
+ * frozen fragment config it kept, sharing every unchanged section. A fragment's state is dropped
+ * when it is removed (`removed`), and for every fragment of a request that threw anything but
+ * `ConfigInvalidError` (its `sent` may then not be what `ConfigParser` kept).
+ *
+ * Not safe for concurrent use: the worker answers one request at a time.
+ */
+export class WorkerFragments {
+  readonly #capacity: number;
+  /** By name, least recently changed first. */
+  readonly #kept = new Map<string, Kept>();
+  /** Names of the fragments loaded once at least, not removed since. */
+  readonly #seen = new Set<string>();
+
+  constructor(capacity = KEPT_FRAGMENTS) {
+    this.#capacity = capacity;
+  }
+
+  /** How many fragments have incremental state kept (at most `capacity`). */
+  get kept(): number {
+    return this.#kept.size;
+  }
+
+  /**
+   * The outcome of each fragment of `request`, in its order: a valid one whole (`config`) or as
+   * its differences from the last one sent of its name (`delta`), an invalid one's issues.
+   * @throws whatever loading throws but `ConfigInvalidError` (a bug), the state of every fragment of the request dropped
+   */
+  answer({ id, fragments, maxDocumentBytes, removed = [] }: FragmentsRequest): FragmentOutcome[] {
+    for (const name of removed) {
+      this.#kept.delete(name);
+      this.#seen.delete(name);
+    }
+    try {
+      return fragments.map(({ name, text }) => this.#answer(id, name, text, { origin: name, maxDocumentBytes }));
+    } catch (error) {
+      for (const { name } of fragments) this.#kept.delete(name);
+      throw error;
+    }
+  }
+
+  #answer(id: number, name: string, text: string, options: ParseOptions): FragmentOutcome {
+    const kept = this.#state(name);
+    try {
+      if (kept === undefined) {
+        const { config, hash, references } = loadFragment(text, options);
+        return { ok: true, config, hash, ...(references ? { references: [...references] } : {}) };
+      }
+      const { config, hash, references } = kept.loader.loadParsed(kept.parser.parse(text, options), options);
+      const refs = references ? { references: [...references] } : {};
+      const base = kept.sent;
+      kept.sent = { id, config };
+      if (base === undefined) return { ok: true, config, hash, ...refs };
+      return { ok: true, delta: configDelta(base.config, config, base.id), hash, ...refs };
+    } catch (error) {
+      if (error instanceof ConfigInvalidError) return { ok: false, issues: [...error.issues] };
+      throw error;
+    }
+  }
+
+  /** The state of fragment `name`, made the most recent; made for a fragment seen before; undefined for one seen the first time. */
+  #state(name: string): Kept | undefined {
+    let kept = this.#kept.get(name);
+    if (kept !== undefined) this.#kept.delete(name);
+    else if (this.#seen.has(name)) kept = { parser: new SpliceParser(), loader: new IncrementalLoader(FRAGMENT_DOCUMENT) };
+    else {
+      this.#seen.add(name);
+      return undefined;
+    }
+    this.#kept.set(name, kept);
+    if (this.#kept.size > this.#capacity) this.#kept.delete(this.#kept.keys().next().value!);
+    return kept;
+  }
+}
