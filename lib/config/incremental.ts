@@ -183,7 +183,7 @@ export class IncrementalLoader<C extends Sectioned = Config> {
     return config;
   }
 
-  /** `validateConfig(data)`, which throws what is wrong. */
+  /** The kind's `validate(data)` (`validateConfig`), which throws what is wrong. */
   #full(data: unknown, origin: string | undefined): C {
     this.#counts.full = 1;
     return this.#kind.validate(data, origin);
