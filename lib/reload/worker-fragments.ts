@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { FRAGMENT_DOCUMENT, type FragmentConfig, loadFragment } from '../config/fragments.js';
 import { IncrementalLoader } from '../config/incremental.js';
 import type { ParseOptions } from '../config/parse.js';
@@ -28,8 +29,9 @@ interface Kept {
  * recently.
  *
  * A fragment seen for the first time (by name: every fragment at start-up) is loaded whole and
- * nothing is kept of it. A fragment seen again (a new version) gets a `SpliceParser` and an
- * `IncrementalLoader` of its own, kept for the `capacity` (default `KEPT_FRAGMENTS`) most recently
+ * nothing is kept of it but a digest of its text. A fragment seen again with another text (a new
+ * version; the same text, sent again to resolve its secret references, is loaded whole again and
+ * takes no place) gets a `SpliceParser` and an `IncrementalLoader` of its own, kept for the `capacity` (default `KEPT_FRAGMENTS`) most recently
  * changed fragments, least recently changed dropped first: its next versions are read and
  * validated by what changed, and each valid one after the first is sent as its differences
  * (`configDelta`) from the last one sent for that name, so that `ConfigParser` rebuilds it on the
@@ -43,8 +45,8 @@ export class WorkerFragments {
   readonly #capacity: number;
   /** By name, least recently changed first. */
   readonly #kept = new Map<string, Kept>();
-  /** Names of the fragments loaded once at least, not removed since. */
-  readonly #seen = new Set<string>();
+  /** The fragments loaded once at least (not removed since) and not kept: the SHA-256 of the text last loaded, by name. */
+  readonly #seen = new Map<string, string>();
 
   constructor(capacity = KEPT_FRAGMENTS) {
     this.#capacity = capacity;
@@ -74,7 +76,7 @@ export class WorkerFragments {
   }
 
   #answer(id: number, name: string, text: string, options: ParseOptions): FragmentOutcome {
-    const kept = this.#state(name);
+    const kept = this.#state(name, text);
     try {
       if (kept === undefined) {
         const { config, hash, references } = loadFragment(text, options);
@@ -92,14 +94,19 @@ export class WorkerFragments {
     }
   }
 
-  /** The state of fragment `name`, made the most recent; made for a fragment seen before; undefined for one seen the first time. */
-  #state(name: string): Kept | undefined {
+  /**
+   * The state of fragment `name`, whose text is now `text`, made the most recent; made for a
+   * fragment seen before with another text; undefined for one seen the first time or with the same text.
+   */
+  #state(name: string, text: string): Kept | undefined {
     let kept = this.#kept.get(name);
     if (kept !== undefined) this.#kept.delete(name);
-    else if (this.#seen.has(name)) kept = { parser: new SpliceParser(), loader: new IncrementalLoader(FRAGMENT_DOCUMENT) };
     else {
-      this.#seen.add(name);
-      return undefined;
+      const digest = createHash('sha256').update(text).digest('base64');
+      const seen = this.#seen.get(name);
+      this.#seen.set(name, digest);
+      if (seen === undefined || seen === digest) return undefined;
+      kept = { parser: new SpliceParser(), loader: new IncrementalLoader(FRAGMENT_DOCUMENT) };
     }
     this.#kept.set(name, kept);
     if (this.#kept.size > this.#capacity) this.#kept.delete(this.#kept.keys().next().value!);

@@ -29,7 +29,7 @@ describe('reload: the parser worker’s fragments', () => {
     fc.assert(
       fc.property(
         fc.array(fc.tuple(fc.constantFrom('a', 'b', 'c'), fragment), { minLength: 1, maxLength: 3 }),
-        fc.array(fc.tuple(fc.constantFrom('a', 'b', 'c'), editOf(fragmentEntry)), { minLength: 1, maxLength: 10 }),
+        fc.array(fc.tuple(fc.constantFrom('a', 'b', 'c'), editOf(fragmentEntry)), { minLength: 4, maxLength: 16 }),
         (initial, edits) => {
           // Two kept of three names: fragments are dropped and taken up again.
           const worker = new WorkerFragments(2);
@@ -57,13 +57,15 @@ describe('reload: the parser worker’s fragments', () => {
     expect(deltas, 'fragments told as their differences').to.be.greaterThan(100);
   });
 
-  it(`keeps incremental state for the ${KEPT_FRAGMENTS} fragments changed last, none at start-up, and drops a removed fragment's`, () => {
+  it(`keeps incremental state for the ${KEPT_FRAGMENTS} fragments changed last, none at start-up or for an unchanged one, and drops a removed fragment's`, () => {
     const worker = new WorkerFragments();
     const names = Array.from({ length: 20 }, (_, i) => `conf.d/f${i}.yaml`);
     let id = 0;
     const answer = (fragments: { name: string; text: string }[], removed?: string[]) => worker.answer({ id: ++id, fragments, ...(removed ? { removed } : {}) });
     answer(names.map((name) => ({ name, text: routesFragment(50) })));
     expect(worker.kept, 'start-up keeps nothing').to.equal(0);
+    answer(names.slice(0, 10).map((name) => ({ name, text: routesFragment(50) })));
+    expect(worker.kept, 'a fragment sent again unchanged (to resolve its references again) takes no place').to.equal(0);
     for (const [i, name] of names.entries()) {
       const [first] = answer([{ name, text: routesFragment(50, i, 'one') }]);
       expect(first, 'the first change of a fragment is sent whole').to.have.property('config');
