@@ -5,10 +5,13 @@ import type { ProxyObserver, Upstream } from '../dataplane/proxy/proxy.js';
 import { type Lease, releaseNewestFirst } from '../registry/lease.js';
 import type { ResourceRegistry } from '../registry/registry.js';
 
-/** A lease given to a holder already released (a provision abandoned by a stop, whose acquire finished late). */
+/**
+ * An upstream table or entry given more to hold after its release: a provision abandoned by a
+ * stop (its generation released) whose acquire finished late. What was given is released at once.
+ */
 export class UpstreamReleasedError extends Error {
-  constructor(name: string) {
-    super(`upstream ${name}: its table was released while it was being provisioned`);
+  constructor(what: string) {
+    super(`${what}: released while being provisioned`);
   }
 }
 
@@ -58,7 +61,7 @@ export class UpstreamEntry {
   hold<T>(lease: Lease<T>): T {
     if (this.#refs === 0) {
       void lease.release();
-      throw new UpstreamReleasedError(this.name);
+      throw new UpstreamReleasedError(`upstream ${this.name}`);
     }
     this.#leases.push(lease as Lease<unknown>);
     return lease.value;
@@ -182,8 +185,10 @@ export class UpstreamTable {
   /**
    * Take `entry` (another table's, unchanged) into this table with one more reference on it.
    * False, taking nothing, when the entry is released.
+   * @throws UpstreamReleasedError when this table is released
    */
   adopt(entry: UpstreamEntry): boolean {
+    this.#expectLive();
     if (!entry.share()) return false;
     this.#add(entry);
     for (const lease of entry.leases) this.#counts[lease.kind] = (this.#counts[lease.kind] ?? 0) + 1;
@@ -193,8 +198,10 @@ export class UpstreamTable {
   /**
    * A new entry for upstream `name`, held by this table from now on (its leases go with the table
    * even if its provision fails half-way); `done` counts its leases once they are all acquired.
+   * @throws UpstreamReleasedError when this table is released
    */
   begin(name: string, section: UpstreamConfig): { entry: UpstreamEntry; done: () => void } {
+    this.#expectLive();
     const entry = new UpstreamEntry(name, section);
     this.#entries.set(name, entry);
     return {
@@ -204,6 +211,10 @@ export class UpstreamTable {
         if (entry.upstream !== undefined) this.#upstreams.set(name, entry.upstream);
       },
     };
+  }
+
+  #expectLive(): void {
+    if (this.#refs === 0) throw new UpstreamReleasedError('upstream table');
   }
 
   #add(entry: UpstreamEntry): void {

@@ -1,12 +1,13 @@
 import { expect } from 'chai';
 import sinon from 'sinon';
-import { waitForCollection } from '../../harness/wait.js';
+import { waitFor, waitForCollection } from '../../harness/wait.js';
 import { validateConfig } from '../../lib/config/parse.js';
 import type { Config } from '../../lib/config/schema.js';
 import { silentLogger } from '../../lib/core/log.js';
 import { ResourceRegistry } from '../../lib/registry/registry.js';
 import { Generation, heldLeases } from '../../lib/reload/generation.js';
 import { HEALTH_CHECK_STEPS, PROVISION_STEPS, type ProvisionContext, type ProvisionStep, provision } from '../../lib/reload/provision.js';
+import { UpstreamReleasedError } from '../../lib/reload/upstream-table.js';
 import { HEALTH_CHECKER_KIND, TARGET_HEALTH_KIND } from '../../lib/resources/health.js';
 import type { ResourceKind, ResourceKinds } from '../../lib/resources/kind.js';
 import { UPSTREAM_POOL_KIND, type UpstreamPoolSettings, upstreamPoolKind } from '../../lib/resources/upstream.js';
@@ -150,6 +151,46 @@ describe('upstream tables', () => {
     // u0 was taken over (2 reuses), u1's first pool created and released again; u2 never reached.
     expect(registry.stats()[UPSTREAM_POOL_KIND]).to.include({ live: 2, refs: 6, created: before.created + 1, destroyed: 1, reused: before.reused + 2 });
     for (const entry of first.upstreamTable!.entries.values()) expect(entry.released, entry.name).to.equal(false);
+    expect(await first.release()).to.deep.equal({ [UPSTREAM_POOL_KIND]: 2 });
+    expect(registry.stats()[UPSTREAM_POOL_KIND]).to.include({ live: 0, refs: 0 });
+    await registry.close();
+  });
+
+  it('releases at once a pool whose create finishes after a stop released the generation being provisioned', async () => {
+    const registry = new ResourceRegistry();
+    const config = upstreamsConfig(3);
+    const first = await provisioned(1, config, context(registry));
+    let open: () => void = () => {};
+    const gate = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    let creating = false;
+    const kind: ResourceKind<UpstreamPoolSettings, unknown> = {
+      kind: UPSTREAM_POOL_KIND,
+      key: upstreamPoolKind.key,
+      factory: (input, deps) => {
+        const real = upstreamPoolKind.factory(input, deps);
+        if (input.origin !== 'http://127.0.0.1:3') return real;
+        return {
+          create: async () => {
+            creating = true;
+            await gate;
+            return real.create();
+          },
+          destroy: (value) => real.destroy(value as never),
+        };
+      },
+    };
+    const changed = validateConfig({ listeners: [], upstreams: { ...config.upstreams, u1: { targets: ['http://127.0.0.1:3'] } } });
+    const second = new Generation(2, changed, 'h2', 'v2', SOURCE);
+    const kinds = { [UPSTREAM_POOL_KIND]: kind as unknown as ResourceKind<never, unknown> };
+    const provisioning = provision(second, context(registry, { kinds }), first).catch((e: unknown) => e);
+    await waitFor('the pool create to start', () => creating);
+    expect(await second.release()).to.deep.equal({});
+    open();
+    expect(await provisioning).to.be.instanceOf(UpstreamReleasedError);
+    await waitFor('the late pool to be destroyed', () => registry.stats()[UPSTREAM_POOL_KIND]!.destroyed === 1);
+    expect(registry.stats()[UPSTREAM_POOL_KIND]).to.include({ live: 2, refs: 6 });
     expect(await first.release()).to.deep.equal({ [UPSTREAM_POOL_KIND]: 2 });
     expect(registry.stats()[UPSTREAM_POOL_KIND]).to.include({ live: 0, refs: 0 });
     await registry.close();
