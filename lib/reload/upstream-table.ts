@@ -67,7 +67,7 @@ export class UpstreamEntry {
     return lease.value;
   }
 
-  /** Serve `upstream`, built from the values of `leases`: held (`Upstream.hold`) until the entry is released. */
+  /** Serve `upstream`, built from the values of its leases: held (`Upstream.hold`) until the entry is released. */
   serve(upstream: Upstream): void {
     this.#upstream = upstream;
     this.#unhold = upstream.hold();

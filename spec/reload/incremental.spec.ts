@@ -294,6 +294,7 @@ describe('provisioning against the very upstreams record of the previous generat
     // What a fragment merge hands over when no upstream changed: a new config, the same upstreams record.
     const second = new Generation(2, Object.freeze({ ...config }), 'h2', 'v2', source);
     const entries = sinon.spy(Object, 'entries');
+    const keys = sinon.spy(Object, 'keys');
     const acquire = sinon.spy(registry, 'acquire');
     const share = sinon.spy(registry, 'share');
     const countReused = sinon.spy(registry, 'countReused');
@@ -303,9 +304,10 @@ describe('provisioning against the very upstreams record of the previous generat
       report = await provision(second, ctx, first);
     } finally {
       entries.restore();
+      keys.restore();
       hold.restore();
     }
-    expect(entries.calledWith(config.upstreams), 'the record walked').to.equal(false);
+    expect(entries.calledWith(config.upstreams) || keys.calledWith(config.upstreams), 'the record walked').to.equal(false);
     expect(acquire.callCount, 'acquires').to.equal(0);
     expect(share.callCount, 'shares').to.equal(0);
     expect(countReused.args, 'reuses counted per kind').to.deep.equal([[UPSTREAM_POOL_KIND, 2000]]);
