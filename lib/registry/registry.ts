@@ -178,8 +178,9 @@ export class ResourceRegistry {
   }
 
   /**
-   * Another lease on the value `lease` holds, for another owner (the next generation taking over
-   * a section that did not change): counted and emitted as a reuse, as an `acquire` of the same
+   * Another lease on the value `lease` holds, for another owner (one that takes over a single
+   * value another acquired; a reload takes upstreams over as whole tables, see
+   * `UpstreamTable`): counted and emitted as a reuse, as an `acquire` of the same
    * key would be, without deriving the key again or touching a factory. Synchronous, so the value
    * cannot be destroyed between the check and the new reference.
    *

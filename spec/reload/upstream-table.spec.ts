@@ -196,6 +196,24 @@ describe('upstream tables', () => {
     await registry.close();
   });
 
+  it('builds every upstream afresh, acquiring by key, when the previous generation released its table already', async () => {
+    const registry = new ResourceRegistry();
+    const ctx = context(registry);
+    const config = upstreamsConfig(2);
+    const first = await provisioned(1, config, ctx);
+    const upstream = first.upstreams().get('u0');
+    const keep = await registry.acquire(UPSTREAM_POOL_KIND, first.upstreamLeases('u0')![0]!.key, { create: () => undefined, destroy: () => {} });
+    await first.release();
+    const second = new Generation(2, sameUpstreams(config), 'h2', 'v2', SOURCE);
+    expect(await provision(second, ctx, first)).to.deep.equal({ [UPSTREAM_POOL_KIND]: { created: 1, reused: 3 } });
+    expect(second.upstreamTable).to.not.equal(first.upstreamTable);
+    expect(second.upstreams().get('u0')).to.not.equal(upstream);
+    await second.release();
+    await keep.release();
+    expect(registry.stats()[UPSTREAM_POOL_KIND]).to.include({ live: 0, refs: 0 });
+    await registry.close();
+  });
+
   it('reports a shared table per kind as reused, and a partly changed one as created and reused', async () => {
     const registry = new ResourceRegistry();
     const ctx = context(registry);
