@@ -1,4 +1,5 @@
 import type { KindStats, ResourceRegistry } from '../registry/registry.js';
+import { heldLeases } from '../reload/generation.js';
 import type { Reloader } from '../reload/reloader.js';
 import type { HttpStack } from '../resources/http-stack.js';
 import type { ListenerHandle } from '../resources/listener.js';
@@ -60,7 +61,8 @@ export function leakReport(registry: ResourceRegistry, reloader: Reloader, now: 
   }
 
   const held = new Map<string, number>();
-  for (const g of generations) for (const { kind, key } of g.holds()) held.set(`${kind}\0${key}`, (held.get(`${kind}\0${key}`) ?? 0) + 1);
+  // Each lease once, though generations share an upstream table (or tables an entry): one registry ref each.
+  for (const { kind, key } of heldLeases(generations)) held.set(`${kind}\0${key}`, (held.get(`${kind}\0${key}`) ?? 0) + 1);
   if (!reloader.busy) {
     for (const entry of registry.entries()) {
       if (entry.state !== 'live') continue;

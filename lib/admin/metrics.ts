@@ -157,7 +157,12 @@ export class DaemonMetrics {
     perKind('hotconf_resource_refs', 'Leases held on live resources.', 'refs', 'gauge');
     perKind('hotconf_resources_created_total', 'Resources created (factory create ran).', 'created', 'counter');
     perKind('hotconf_resources_destroyed_total', 'Resources destroyed (last lease released).', 'destroyed', 'counter');
-    perKind('hotconf_resources_reused_total', 'Acquires served by a live resource without create.', 'reused', 'counter');
+    perKind(
+      'hotconf_resources_reused_total',
+      'Values a provision found live: acquires served without create, and values of upstream tables or entries taken over.',
+      'reused',
+      'counter',
+    );
     perKind('hotconf_resource_create_failures_total', 'Factory create calls that threw.', 'createFailures', 'counter');
     perKind('hotconf_resource_destroy_failures_total', 'Destroys that threw or timed out.', 'destroyFailures', 'counter');
     perKind('hotconf_leases_leaked_total', 'Leases garbage-collected without release().', 'leakedLeases', 'counter');

@@ -43,7 +43,7 @@ export class Lease<T> {
     this.#onRelease = onRelease;
   }
 
-  /** @internal The registry's entry this lease holds a reference on (`ResourceRegistry.shareAll` reads it instead of looking the key up). */
+  /** @internal The registry's entry this lease holds a reference on (`ResourceRegistry.share` reads it instead of looking the key up). */
   static ownerOf<T>(lease: Lease<T>): unknown {
     return lease.#owner;
   }
@@ -75,46 +75,6 @@ export class Lease<T> {
   /** `await using lease = await registry.acquire(...)` releases at scope exit. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.release();
-  }
-}
-
-/**
- * Leases taken in one step (`ResourceRegistry.shareAll`), watched as one: the registry registers
- * the group, not each lease, with its leak finalizer (a registration costs about a microsecond,
- * which 20,000 leases of a 10,000-upstream takeover would pay at every reload). Each member is
- * an ordinary `Lease` (one reference, `value`, `release()`); `release()` releases every member
- * still held, newest first. A group collected with members unreleased counts each of them as a
- * leaked lease and reclaims its reference.
- *
- * Groups are created only by `ResourceRegistry.shareAll`.
- */
-export class LeaseGroup {
-  readonly leases: readonly Lease<unknown>[];
-  #released = false;
-  readonly #onRelease: (group: LeaseGroup) => void;
-
-  /** @internal Use `ResourceRegistry.shareAll`. `onRelease(group)` stops watching the group. */
-  constructor(leases: readonly Lease<unknown>[], onRelease: (group: LeaseGroup) => void) {
-    this.leases = leases;
-    this.#onRelease = onRelease;
-  }
-
-  /** True once `release()` has been called. */
-  get released(): boolean {
-    return this.#released;
-  }
-
-  /**
-   * Release every member not yet released, newest first (see `releaseNewestFirst`). Resolves
-   * with the values destroyed per kind, counted into `destroyed` (default a new record).
-   * Idempotent: a second call releases nothing.
-   */
-  async release(destroyed: Record<string, number> = {}): Promise<Record<string, number>> {
-    if (this.#released) return destroyed;
-    this.#released = true;
-    this.#onRelease(this);
-    await releaseNewestFirst(this.leases, destroyed);
-    return destroyed;
   }
 }
 

@@ -3,7 +3,7 @@ import { CreateTimeoutError, DestroyTimeoutError, RegistryClosedError } from '..
 import { type Logger, silentLogger } from '../core/log.js';
 import { Once } from '../core/once.js';
 import { withTimeout } from '../core/timeout.js';
-import { LEASE_KEPT, Lease, LeaseGroup } from './lease.js';
+import { LEASE_KEPT, Lease } from './lease.js';
 
 /**
  * How to build and tear down one resource. `create` runs only on the create path (the key is
@@ -24,7 +24,10 @@ export interface KindStats {
   refs: number;
   created: number;
   destroyed: number;
-  /** Acquires served without calling `create` (a live value, or joining an in-flight create). */
+  /**
+   * Acquires and shares served without calling `create` (a live value, or joining an in-flight
+   * create), and values taken over in a holder shared whole (`countReused`).
+   */
   reused: number;
   createFailures: number;
   /** Destroys that threw or did not finish within `destroyTimeoutMs`. */
@@ -125,17 +128,12 @@ export class ResourceRegistry {
   readonly #entries = new Map<string, Entry>();
   readonly #stats = new Map<string, Omit<KindStats, 'live' | 'refs'>>();
   readonly #events: Emitter<RegistryEvent>;
-  // Held value: the lease's entry (never the lease itself), or a group's members; unregister token: the lease or group.
-  readonly #finalizer = new FinalizationRegistry<Entry | readonly Lease<unknown>[]>((held) => this.#onCollected(held));
+  // Held value: the lease's entry (never the lease itself); unregister token: the lease.
+  readonly #finalizer = new FinalizationRegistry<Entry>((entry) => this.#onLeaseCollected(entry));
   // One release callback for every lease, instead of a closure per lease (the reuse path is hot).
   readonly #releaseLease = (lease: Lease<unknown>, entry: Entry): Promise<boolean> => {
     this.#finalizer.unregister(lease);
     return this.#release(entry);
-  };
-  // A group's members are not registered one by one: the group is (see `shareAll`).
-  readonly #releaseMember = (_lease: Lease<unknown>, entry: Entry): Promise<boolean> => this.#release(entry);
-  readonly #releaseGroup = (group: LeaseGroup): void => {
-    this.#finalizer.unregister(group);
   };
   /** Destroys of values that arrived after their create timed out. */
   readonly #late = new Set<Promise<void>>();
@@ -180,8 +178,9 @@ export class ResourceRegistry {
   }
 
   /**
-   * Another lease on the value `lease` holds, for another owner (the next generation taking over
-   * a section that did not change): counted and emitted as a reuse, as an `acquire` of the same
+   * Another lease on the value `lease` holds, for another owner (one that takes over a single
+   * value another acquired; a reload takes upstreams over as whole tables, see
+   * `UpstreamTable`): counted and emitted as a reuse, as an `acquire` of the same
    * key would be, without deriving the key again or touching a factory. Synchronous, so the value
    * cannot be destroyed between the check and the new reference.
    *
@@ -198,29 +197,19 @@ export class ResourceRegistry {
   }
 
   /**
-   * `share` of every lease of `leases` in one step, for one owner (a generation taking over
-   * thousands of unchanged upstreams): one more reference on each value, each counted and
-   * emitted as a reuse, exactly as that many `share` calls would; the new leases, in the same
-   * order, are the members of the returned group (see `LeaseGroup`: leak detection per group).
-   *
-   * All or nothing: returns undefined, taking no reference, when any lease cannot be shared
-   * (see `share`); the caller shares or acquires one by one instead.
+   * Count `count` reuses of `kind` values that took no registry call: values a new owner took
+   * over inside a holder shared whole (a reload sharing the previous generation's upstream table,
+   * or an upstream's entry in it, takes one reference on the holder, none on each value). So
+   * `reused` keeps counting every value a provision found live, whether acquired, shared or taken
+   * over, at a cost per kind rather than per value; no `reused` event is emitted (events are per key).
    */
-  shareAll<T>(leases: readonly Lease<T>[]): LeaseGroup | undefined {
-    if (this.#closing.called) return undefined;
-    const entries: Entry[] = new Array(leases.length);
-    for (let i = 0; i < leases.length; i += 1) {
-      const entry = this.#shareable(leases[i]!);
-      if (entry === undefined) return undefined;
-      entries[i] = entry;
-    }
-    const members = entries.map((entry) => {
-      this.#reuse(entry);
-      return new Lease(entry.kind, entry.key, entry.value, false, entry, this.#releaseMember);
-    });
-    const group = new LeaseGroup(members, this.#releaseGroup);
-    this.#finalizer.register(group, members, group);
-    return group;
+  countReused(kind: string, count: number): void {
+    if (count > 0) this.#count(kind, 'reused', count);
+  }
+
+  /** True once `close()` was called: values still live are being destroyed, and nothing is handed out again. */
+  get closed(): boolean {
+    return this.#closing.called;
   }
 
   /** Leases currently held on `kind`+`key` (0 when absent or still being created). */
@@ -330,7 +319,7 @@ export class ResourceRegistry {
     return entry.registry === this && entry.state === 'live' ? entry : undefined;
   }
 
-  /** One more reference on `entry`, counted and emitted as a reuse (`share`, `shareAll`). */
+  /** One more reference on `entry`, counted and emitted as a reuse (`share`). */
   #reuse(entry: Entry): void {
     entry.refs += 1;
     this.#count(entry.kind, 'reused');
@@ -400,19 +389,6 @@ export class ResourceRegistry {
     this.#late.add(late);
   }
 
-  #onCollected(held: Entry | readonly Lease<unknown>[]): void {
-    if (!Array.isArray(held)) {
-      this.#onLeaseCollected(held as Entry);
-      return;
-    }
-    // A group dropped without release(): each member still held is a leaked lease.
-    for (const lease of held as readonly Lease<unknown>[]) {
-      if (lease.released) continue;
-      this.#leaked(lease.kind, lease.key);
-      void lease.release();
-    }
-  }
-
   #onLeaseCollected(entry: Entry): void {
     this.#leaked(entry.kind, entry.key);
     void this.#release(entry);
@@ -425,13 +401,13 @@ export class ResourceRegistry {
     this.#emit({ type: 'leaked', kind, key });
   }
 
-  #count(kind: string, field: keyof Omit<KindStats, 'live' | 'refs'>): void {
+  #count(kind: string, field: keyof Omit<KindStats, 'live' | 'refs'>, by = 1): void {
     let s = this.#stats.get(kind);
     if (!s) {
       s = { created: 0, destroyed: 0, reused: 0, createFailures: 0, destroyFailures: 0, leakedLeases: 0 };
       this.#stats.set(kind, s);
     }
-    s[field] += 1;
+    s[field] += by;
   }
 
   #emit(event: RegistryEvent): void {

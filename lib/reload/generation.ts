@@ -9,13 +9,15 @@ import type { TrustedProxies } from '../dataplane/proxy/trusted-proxies.js';
 import type { Router } from '../dataplane/route/router.js';
 import type { SniTable } from '../dataplane/serve/sni.js';
 import { NO_TLS_MATERIAL, type TlsMaterial } from '../net/tls-files.js';
-import { type Lease, LeaseGroup, releaseCounted } from '../registry/lease.js';
+import { type Lease, releaseCounted } from '../registry/lease.js';
 import type { HttpStack } from '../resources/http-stack.js';
 import type { ListenerHandle, TunnelSet } from '../resources/listener.js';
 import { type GenerationTracing, TRACER_NAME } from '../resources/tracing.js';
 import type { SourceInfo } from '../sources/source.js';
+import { type UpstreamEntry, UpstreamTable } from './upstream-table.js';
 
 const NOOP_TRACER = new ProxyTracerProvider().getTracer(TRACER_NAME);
+const NO_UPSTREAMS: ReadonlyMap<string, Upstream> = new Map();
 
 /** provisioning → active → draining → released; a failed provision goes straight to released. */
 export type GenerationState = 'provisioning' | 'active' | 'draining' | 'released';
@@ -79,12 +81,11 @@ export class Generation implements ServingGeneration {
   #source: SourceInfo;
   #state: GenerationState = 'provisioning';
   #retiredAt: number | undefined;
-  readonly #leases: (Lease<unknown> | LeaseGroup)[] = [];
+  /** Its own leases and its upstream table, in the order taken (released newest first). */
+  readonly #leases: (Lease<unknown> | UpstreamTable)[] = [];
   readonly #onRelease: (() => unknown)[] = [];
   readonly #listeners = new Map<string, ServedListener>();
-  readonly #upstreams = new Map<string, Upstream>();
-  /** Per upstream name: the leases whose values its `Upstream` is built from. */
-  readonly #upstreamLeases = new Map<string, readonly Lease<unknown>[]>();
+  #upstreamTable: UpstreamTable | undefined;
   readonly #accessLogs = new Map<string, RequestLog>();
   #tracing: GenerationTracing | undefined;
   readonly #inflight = new Set<() => void>();
@@ -166,14 +167,24 @@ export class Generation implements ServingGeneration {
   }
 
   /**
-   * Keep every lease of `group` (`ResourceRegistry.shareAll`) until `release()`, released in
-   * its place in the order of holds, its own members newest first.
-   * @throws GenerationStateError unless provisioning
+   * Serve the upstreams of `table`, holding one reference on it (the one it was built with, or
+   * one `UpstreamTable.share` took) until `release()`, released in its place in the order of
+   * holds. Its entries hold the leases on every registry value the upstreams reference; a later
+   * generation takes the table, or its unchanged entries, over (`upstreamTable`). A table handed
+   * to a generation already released is released at once.
+   * @throws GenerationStateError unless provisioning, or when it already has a table
    */
-  holdGroup(group: LeaseGroup): void {
-    if (this.#state === 'released') void group.release();
-    this.#expect('provisioning', 'hold a lease group');
-    this.#leases.push(group);
+  holdUpstreams(table: UpstreamTable): void {
+    if (this.#state === 'released') void table.release({});
+    this.#expect('provisioning', 'hold an upstream table');
+    if (this.#upstreamTable !== undefined) throw new GenerationStateError(this.id, 'hold a second upstream table', this.#state);
+    this.#upstreamTable = table;
+    this.#leases.push(table);
+  }
+
+  /** The upstream table this generation holds (see `holdUpstreams`); undefined before the upstreams step, or without one. */
+  get upstreamTable(): UpstreamTable | undefined {
+    return this.#upstreamTable;
   }
 
   /**
@@ -206,19 +217,12 @@ export class Generation implements ServingGeneration {
   }
 
   /**
-   * Serve `upstream`. `leases` are leases this generation holds (`hold`) on every registry value
-   * `upstream` references (its pools, its targets' health states, its checker): a later
-   * generation that takes `upstream` over unchanged shares them (`upstreamLeases`).
+   * The leases on every registry value upstream `name`'s `Upstream` references (its pools, its
+   * targets' health states, its checker), held by its upstream table's entry (maybe shared with
+   * other generations); undefined for an upstream this generation does not have.
    */
-  addUpstream(upstream: Upstream, leases: readonly Lease<unknown>[]): void {
-    this.#expect('provisioning', 'add an upstream');
-    this.#upstreams.set(upstream.name, upstream);
-    this.#upstreamLeases.set(upstream.name, leases);
-  }
-
-  /** The leases `addUpstream` was given for upstream `name`; undefined for an upstream this generation does not serve. */
   upstreamLeases(name: string): readonly Lease<unknown>[] | undefined {
-    return this.#upstreamLeases.get(name);
+    return this.#upstreamTable?.entries.get(name)?.leases;
   }
 
   /**
@@ -238,7 +242,7 @@ export class Generation implements ServingGeneration {
 
   /** Upstreams by name, as this generation serves them (its pools, health states, balancers). */
   upstreams(): ReadonlyMap<string, Upstream> {
-    return this.#upstreams;
+    return this.#upstreamTable?.upstreams ?? NO_UPSTREAMS;
   }
 
   get tracing(): GenerationTracing | undefined {
@@ -274,13 +278,24 @@ export class Generation implements ServingGeneration {
     return this.#listeners;
   }
 
-  /** `{kind, key}` of every lease held, for leak reports. */
+  /**
+   * `{kind, key}` of every live lease this generation holds, itself or through its upstream table
+   * (whose leases other generations may hold too: `heldLeases` counts each lease once).
+   */
   holds(): { kind: string; key: string }[] {
-    const out: { kind: string; key: string }[] = [];
+    return heldLeases([this]);
+  }
+
+  /**
+   * @internal For `heldLeases`: `fn` for each of its own leases, and its upstream table (if it
+   * holds one, and has not released it) added to `tables`.
+   */
+  eachHeld(fn: (lease: Lease<unknown>) => void, tables: Set<UpstreamTable>): void {
     for (const held of this.#leases) {
-      for (const lease of held instanceof LeaseGroup ? held.leases : [held]) if (!lease.released) out.push({ kind: lease.kind, key: lease.key });
+      if (held instanceof UpstreamTable) {
+        if (!held.released) tables.add(held);
+      } else fn(held);
     }
-    return out;
   }
 
   /** Requests in flight on this generation. */
@@ -347,7 +362,7 @@ export class Generation implements ServingGeneration {
     for (let i = held.length - 1; i >= 0; i -= 1) {
       const next = held[i]!;
       // A release that destroys nothing is not awaited (see `releaseCounted`).
-      const destroying = next instanceof LeaseGroup ? next.release(destroyed) : releaseCounted(next, destroyed);
+      const destroying = next instanceof UpstreamTable ? next.release(destroyed) : releaseCounted(next, destroyed);
       if (destroying) await destroying;
     }
     for (const fn of this.#onRelease.splice(0).reverse()) await fn();
@@ -357,4 +372,28 @@ export class Generation implements ServingGeneration {
   #expect(state: GenerationState, action: string): void {
     if (this.#state !== state) throw new GenerationStateError(this.id, action, this.#state);
   }
+}
+
+/**
+ * `{kind, key}` of every live lease `generations` hold, each lease once: a generation's own, and
+ * those of the upstream tables they hold, a table shared by several generations and an entry
+ * shared by several tables counted once (one registry reference each). What the registry's
+ * `refs` of a live value should equal when these are every live generation (`leakReport`).
+ */
+export function heldLeases(generations: Iterable<Generation>): { kind: string; key: string }[] {
+  const out: { kind: string; key: string }[] = [];
+  const add = (lease: Lease<unknown>) => {
+    if (!lease.released) out.push({ kind: lease.kind, key: lease.key });
+  };
+  const tables = new Set<UpstreamTable>();
+  for (const generation of generations) generation.eachHeld(add, tables);
+  const entries = new Set<UpstreamEntry>();
+  for (const table of tables) {
+    for (const entry of table.entries.values()) {
+      if (entries.has(entry)) continue;
+      entries.add(entry);
+      for (const lease of entry.leases) add(lease);
+    }
+  }
+  return out;
 }

@@ -27,6 +27,7 @@ import { generationTracing, TRACER_PROVIDER_KIND, tracerProviderKind } from '../
 import { upstreamPoolKind, upstreamPoolSettings, upstreamTargets } from '../resources/upstream.js';
 import { type ResolvedTracing, resolveTracing } from '../telemetry/otel-env.js';
 import type { Generation, ServedListener } from './generation.js';
+import { UpstreamTable } from './upstream-table.js';
 
 export interface ProvisionContext {
   registry: ResourceRegistry;
@@ -47,28 +48,27 @@ export interface ProvisionContext {
 /** Per kind: how many of the generation's leases created a value and how many reused one. */
 export type ProvisionReport = Record<string, { created: number; reused: number }>;
 
+/** What keeps a lease until it is released: the generation, or an upstream's entry in its upstream table. */
+interface LeaseHolder {
+  /** Keep `lease` and return its value; a holder already released releases it at once and throws. */
+  hold<T>(lease: Lease<T>): T;
+}
+
 /**
- * Acquire one resource of `kind` for `input`, held by the generation being provisioned; its lease
- * is also pushed onto `into` when given (the leases an upstream is built from).
+ * Acquire one resource of `kind` for `input`, held by `holder` (default the generation being
+ * provisioned; an upstream's leases are held by its `UpstreamEntry`).
  * @throws ProvisionError naming `path`, the kind and the key
  */
-type Acquire = <I, T>(path: string, kind: ResourceKind<I, T>, input: I, into?: Lease<unknown>[]) => Promise<T>;
+type Acquire = <I, T>(path: string, kind: ResourceKind<I, T>, input: I, holder?: LeaseHolder) => Promise<T>;
 
 /** What a step provisions with. */
 export interface Provisioner {
   acquire: Acquire;
   /**
-   * Another lease on the value `lease` (one of `previous`'s) holds, held by the generation being
-   * provisioned and counted as reused: `ResourceRegistry.share`, no key derived again. Undefined,
-   * holding nothing, when it cannot be shared.
+   * Count values taken over without a registry call, as reused: `counts` leases per kind that an
+   * upstream table or entry shared from `previous` holds (in the report and the registry's `reused`).
    */
-  share<T>(lease: Lease<T>): Lease<T> | undefined;
-  /**
-   * `share` of every lease of `leases` in one registry step (`ResourceRegistry.shareAll`, all or
-   * nothing), held by the generation being provisioned as one group and each counted as reused:
-   * the new leases in the same order, or undefined, holding nothing.
-   */
-  shareAll(leases: readonly Lease<unknown>[]): readonly Lease<unknown>[] | undefined;
+  countReused(counts: Readonly<Record<string, number>>): void;
   /** The generation being replaced (the active one), whose unchanged parts may be taken over; undefined for the first. */
   readonly previous: Generation | undefined;
   /**
@@ -103,17 +103,24 @@ export const HEALTH_CHECK_STEPS: readonly ProvisionStep[] = [provisionHealthChec
  * whose key is unchanged are reused (their factories never run).
  *
  * With `previous` (the active generation, which stays live until this one replaces it), what did
- * not change is taken over rather than built again, so a reload costs what changed: an upstream
- * whose section and tracer are unchanged is the same `Upstream`, its leases shared rather than
- * acquired by key (`takeOverUpstream`); a listener's routes whose sections are unchanged keep
+ * not change is taken over rather than built again, so a reload costs what changed: the upstreams
+ * of the very same `upstreams` record, with the same tracer, are `previous`'s upstream table,
+ * shared whole (one reference, whatever their number); else an upstream whose section is
+ * unchanged is the same `Upstream`, its table entry (with the leases it is built from) shared
+ * (`provisionUpstreamTable`); a listener's routes whose sections are unchanged keep
  * their compiled routes, and a listener whose routes are all unchanged its whole route table
  * (`compileReusing`), as long as every resource those reference is this generation's own.
  *
  * Health states come before the checker so that a checker rebuilt with new settings finds, and
  * inherits, the states the previous generation still holds.
  *
- * On failure, releases exactly the leases this generation acquired (reused values just lose a
- * reference; values it created are destroyed) and throws.
+ * On failure, releases exactly what this generation took: the leases it acquired (reused values
+ * just lose a reference; values it created are destroyed) and its reference on the upstream
+ * table it built or shared (a shared one, and shared entries, live on with `previous`), then throws.
+ *
+ * Reuse is counted per kind in the report and the registry's `reused`: a lease acquired on a live
+ * value, and each lease of an upstream table or entry taken over (`UpstreamTable.counts`: O(kinds)
+ * for a table shared whole).
  *
  * Factory errors may quote config values: every factory's `create` and `destroy` errors are
  * scrubbed of the generation's secrets (`Generation.secrets`: `SECRET_PATHS`, the values of
@@ -129,7 +136,7 @@ export async function provision(generation: Generation, ctx: ProvisionContext, p
     if (lease.created) counts.created += 1;
     else counts.reused += 1;
   };
-  const acquire: Acquire = async <I, T>(path: string, kindModule: ResourceKind<I, T>, input: I, into?: Lease<unknown>[]): Promise<T> => {
+  const acquire: Acquire = async <I, T>(path: string, kindModule: ResourceKind<I, T>, input: I, holder: LeaseHolder = generation): Promise<T> => {
     const kind = resolveKind(ctx.kinds, kindModule);
     const key = kind.key(input);
     let lease: Lease<T>;
@@ -139,24 +146,16 @@ export async function provision(generation: Generation, ctx: ProvisionContext, p
       throw new ProvisionError(path, kind.kind, key, error);
     }
     count(lease);
-    into?.push(lease as Lease<unknown>);
-    return generation.hold(lease);
+    return holder.hold(lease);
   };
-  const share = <T>(lease: Lease<T>): Lease<T> | undefined => {
-    const shared = ctx.registry.share(lease);
-    if (shared === undefined) return undefined;
-    count(shared);
-    generation.hold(shared);
-    return shared;
+  const countReused = (counts: Readonly<Record<string, number>>) => {
+    for (const kind in counts) {
+      const n = counts[kind]!;
+      (report[kind] ??= { created: 0, reused: 0 }).reused += n;
+      ctx.registry.countReused(kind, n);
+    }
   };
-  const shareAll = (leases: readonly Lease<unknown>[]): readonly Lease<unknown>[] | undefined => {
-    const group = ctx.registry.shareAll(leases);
-    if (group === undefined) return undefined;
-    for (const lease of group.leases) count(lease);
-    generation.holdGroup(group);
-    return group.leases;
-  };
-  const provisioner: Provisioner = { acquire, share, shareAll, previous, upstreamsKept: false };
+  const provisioner: Provisioner = { acquire, countReused, previous, upstreamsKept: false };
   try {
     for (const step of ctx.steps ?? PROVISION_STEPS) await step(generation, ctx, provisioner);
   } catch (error) {
@@ -189,138 +188,84 @@ async function provisionTracing(generation: Generation, _ctx: ProvisionContext, 
   generation.setTracing(same ? before : generationTracing(pipeline, resolved.sample_ratio));
 }
 
-/** An upstream of the config, in config order, and what `unchangedUpstream` found for it. */
-interface UpstreamPlan {
-  readonly name: string;
-  readonly section: UpstreamConfig;
-  taken: TakenUpstream | undefined;
-}
-
-/** The previous generation's `Upstream`, and the leases it is built from (the previous generation's, then this one's). */
-interface TakenUpstream {
-  readonly upstream: Upstream;
-  leases: readonly Lease<unknown>[];
-}
-
 async function provisionUpstreams(generation: Generation, ctx: ProvisionContext, provisioner: Provisioner): Promise<void> {
+  await provisionUpstreamTable(generation, ctx, provisioner, true);
+}
+
+/**
+ * The generation's upstream table (`UpstreamTable`): `previous`'s, shared whole, when it was built
+ * for the very same `upstreams` record with the same tracer, observer, logger and registry (the
+ * fragment merge and the single-document delta keep the record when no upstream changed): one
+ * reference and its per-kind counts, whatever the number of upstreams. Else a table of its own,
+ * in config order: an upstream whose section is `previous`'s (the same frozen object, else deep
+ * equality) takes `previous`'s entry over (the same `Upstream`, its balancer's position carrying
+ * on, and the leases it is built from: one reference on the entry); the others are built
+ * (`provisionUpstream`; `provisionHealth` alone when not `serving`). Safe because an
+ * `Upstream` references no registry value but those its entry holds leases on, and an entry is
+ * released only by the last table holding it.
+ */
+async function provisionUpstreamTable(generation: Generation, ctx: ProvisionContext, provisioner: Provisioner, serving: boolean): Promise<void> {
   const { previous } = provisioner;
-  const plans: UpstreamPlan[] = [];
-  for (const [name, section] of upstreamSections(generation, previous))
-    plans.push({ name, section, taken: unchangedUpstream(name, section, generation, previous) });
-  const together = takeOverUpstreams(plans, generation, provisioner);
+  const basis = { registry: ctx.registry, record: generation.config.upstreams, serving, tracer: generation.tracer, observer: ctx.observer, logger: ctx.logger };
+  const before = ctx.registry.closed ? undefined : previous?.upstreamTable;
+  if (before?.sameBasis(basis) && before.share()) {
+    generation.holdUpstreams(before);
+    provisioner.countReused(before.counts);
+    provisioner.upstreamsKept = true;
+    return;
+  }
+  const table = new UpstreamTable(basis);
+  generation.holdUpstreams(table);
+  const from = before?.canServe(basis) ? before : undefined;
+  const reused: Record<string, number> = {};
   let kept = 0;
-  for (const { name, section, taken } of plans) {
-    const served = taken && (together ? taken : takeOverUpstream(taken, generation, provisioner));
-    if (served) {
-      generation.addUpstream(served.upstream, served.leases);
-      kept += 1;
-    } else {
-      const leases: Lease<unknown>[] = [];
-      generation.addUpstream(await provisionUpstream(name, section, generation, ctx, provisioner.acquire, leases), leases);
+  try {
+    // `Object.keys` and a lookup each: `Object.entries` over a frozen record of 10,000 keys (a
+    // dictionary-mode object) costs about 2.5 times as much (its pairs are allocated).
+    const record = basis.record;
+    for (const name of Object.keys(record)) {
+      const section = record[name]!;
+      const old = from?.entries.get(name);
+      if (old !== undefined && (old.section === section || equal(old.section, section)) && table.adopt(old)) {
+        for (const lease of old.leases) reused[lease.kind] = (reused[lease.kind] ?? 0) + 1;
+        kept += 1;
+        continue;
+      }
+      const { entry, done } = table.begin(name, section);
+      if (serving) entry.serve(await provisionUpstream(name, section, generation, ctx, provisioner.acquire, entry));
+      else await provisionHealth(name, section, provisioner.acquire, entry);
+      done();
     }
+  } finally {
+    // What was taken over before a failure is held (until the generation's release) and counted.
+    provisioner.countReused(reused);
   }
   // Names are unique and each taken over is one of `previous`'s: as many means all of them.
   provisioner.upstreamsKept = previous !== undefined && kept === previous.upstreams().size;
 }
 
-/**
- * The config's upstream sections by name, in config order. When the record is the previous
- * generation's very own (a fragment merge keeps it when no upstream changed), read from that
- * generation's upstreams, which the same steps built from every one of its sections in that
- * order: `Object.entries` over a frozen record of 10,000 keys (a dictionary-mode object) costs
- * more than taking all of them over.
- */
-function upstreamSections(generation: Generation, previous: Generation | undefined): Iterable<readonly [string, UpstreamConfig]> {
-  const record = generation.config.upstreams;
-  if (previous === undefined || previous.config.upstreams !== record) return Object.entries(record);
-  return Array.from(previous.upstreams().values(), (upstream) => [upstream.name, upstream.config] as const);
+/** The upstream table of health states and checkers alone (`provisionUpstreamTable`, not serving). */
+async function provisionHealthChecks(generation: Generation, ctx: ProvisionContext, provisioner: Provisioner): Promise<void> {
+  await provisionUpstreamTable(generation, ctx, provisioner, false);
 }
 
-/**
- * The previous generation's `Upstream` of `name`, with the leases it is built from, when nothing
- * it is built from changed: its section (the same frozen object when its fragment did not change,
- * else deep equality), its tracer (`provisionTracing` keeps the previous one when tracing did not
- * change), its observer and logger (the same `ProvisionContext`: one `Applier`), and the registry
- * values it references (whose leases the caller shares). Safe because the `Upstream` references no
- * registry value but those: the generation holds its own lease on each, so releasing the
- * previous generation destroys none of them. Its balancer's position carries on.
- */
-function unchangedUpstream(name: string, section: UpstreamConfig, generation: Generation, previous: Generation | undefined): TakenUpstream | undefined {
-  const upstream = previous?.upstreams().get(name);
-  if (upstream === undefined || upstream.tracer !== generation.tracer || (upstream.config !== section && !equal(upstream.config, section))) return undefined;
-  const leases = previous!.upstreamLeases(name);
-  return leases === undefined ? undefined : { upstream, leases };
-}
-
-/**
- * Every upstream that `unchangedUpstream` found, taken over at once: their leases shared in one
- * registry step (`Provisioner.shareAll`; each `taken.leases` become the shared ones) and one
- * release hook for all their `hold`s, so a reload of a config of 10,000 upstreams pays neither
- * 20,000 leak registrations nor 10,000 hooks. False, holding nothing, when there is none or a
- * lease cannot be shared: `takeOverUpstream` then tries them one by one.
- */
-function takeOverUpstreams(plans: readonly UpstreamPlan[], generation: Generation, { shareAll }: Provisioner): boolean {
-  const taken: TakenUpstream[] = [];
-  const all: Lease<unknown>[] = [];
-  for (const plan of plans) {
-    if (plan.taken === undefined) continue;
-    taken.push(plan.taken);
-    for (const lease of plan.taken.leases) all.push(lease);
-  }
-  if (taken.length === 0) return false;
-  const shared = shareAll(all);
-  if (shared === undefined) return false;
-  let at = 0;
-  const holds: (() => void)[] = new Array(taken.length);
-  for (const [i, kept] of taken.entries()) {
-    kept.leases = shared.slice(at, at + kept.leases.length);
-    at += kept.leases.length;
-    holds[i] = kept.upstream.hold();
-  }
-  generation.onRelease(() => {
-    for (const release of holds) release();
-  });
-  return true;
-}
-
-/**
- * An upstream `unchangedUpstream` found, its leases shared one by one (`Provisioner.share`): when
- * `takeOverUpstreams` could not share them all at once. Undefined when a lease cannot be shared:
- * the caller builds the upstream afresh (leases shared until then stay held, released with the
- * generation).
- */
-function takeOverUpstream(taken: TakenUpstream, generation: Generation, { share }: Provisioner): TakenUpstream | undefined {
-  const shared: Lease<unknown>[] = [];
-  for (const lease of taken.leases) {
-    const copy = share(lease);
-    if (copy === undefined) return undefined;
-    shared.push(copy);
-  }
-  generation.onRelease(taken.upstream.hold());
-  return { upstream: taken.upstream, leases: shared };
-}
-
-async function provisionHealthChecks(generation: Generation, _ctx: ProvisionContext, { acquire }: Provisioner): Promise<void> {
-  for (const [name, section] of Object.entries(generation.config.upstreams)) await provisionHealth(name, section, acquire);
-}
-
-/** An upstream's target health states and its checker, when it has a `health_check`; undefined otherwise. Leases go onto `into`. */
-async function provisionHealth(name: string, section: UpstreamConfig, acquire: Acquire, into?: Lease<unknown>[]): Promise<TargetHealth[] | undefined> {
+/** An upstream's target health states and its checker, when it has a `health_check`; undefined otherwise. Leases are `holder`'s. */
+async function provisionHealth(name: string, section: UpstreamConfig, acquire: Acquire, holder: LeaseHolder): Promise<TargetHealth[] | undefined> {
   if (!section.health_check) return undefined;
   const origins = upstreamTargets(section);
   const path = `upstreams.${name}`;
   const states: TargetHealth[] = [];
   for (const [i, origin] of origins.entries()) {
-    states.push(await acquire(`${path}.targets.${i}`, targetHealthKind, { upstream: name, origin }, into));
+    states.push(await acquire(`${path}.targets.${i}`, targetHealthKind, { upstream: name, origin }, holder));
   }
-  await acquire(`${path}.health_check`, healthCheckerKind, { upstream: name, section: section.health_check, origins, targets: states }, into);
+  await acquire(`${path}.health_check`, healthCheckerKind, { upstream: name, section: section.health_check, origins, targets: states }, holder);
   return states;
 }
 
 /**
  * One upstream: health states and checker (when configured), then one pool per target; the
- * leases of every value it references go onto `into`. Whatever else it is built from must be
- * checked by `takeOverUpstream` too.
+ * leases of every value it references are `holder`'s (its table entry, which holds the `Upstream`
+ * too). Whatever else it is built from must be in `UpstreamTableBasis` (checked by `canServe`).
  */
 async function provisionUpstream(
   name: string,
@@ -328,19 +273,17 @@ async function provisionUpstream(
   generation: Generation,
   ctx: ProvisionContext,
   acquire: Acquire,
-  into: Lease<unknown>[],
+  holder: LeaseHolder,
 ): Promise<Upstream> {
   const origins = upstreamTargets(section);
   const path = `upstreams.${name}`;
-  const states = await provisionHealth(name, section, acquire, into);
+  const states = await provisionHealth(name, section, acquire, holder);
   const targets: ProxyTarget[] = [];
   for (const [i, origin] of origins.entries()) {
-    const pool = await acquire(`${path}.targets.${i}`, upstreamPoolKind, upstreamPoolSettings(origin, section), into);
+    const pool = await acquire(`${path}.targets.${i}`, upstreamPoolKind, upstreamPoolSettings(origin, section), holder);
     targets.push(new ProxyTarget(pool, states?.[i]));
   }
-  const upstream = new Upstream({ name, config: section, targets, tracer: generation.tracer, observer: ctx.observer, logger: ctx.logger });
-  generation.onRelease(upstream.hold());
-  return upstream;
+  return new Upstream({ name, config: section, targets, tracer: generation.tracer, observer: ctx.observer, logger: ctx.logger });
 }
 
 /**

@@ -172,6 +172,25 @@ describe('admin API', () => {
       expect(report.body.suspects).to.deep.include({ reason: 'leaked_leases', kind: 'cache', detail: '1 lease(s) garbage-collected without release()' });
     });
 
+    it('suspects nothing while a draining generation and the active one share an upstream table', async () => {
+      const port = await freePort();
+      const extra = { shutdown_timeout_ms: 60_000, upstreams: { api: { targets: ['http://127.0.0.1:1', 'http://127.0.0.1:2'] } } };
+      const t = await startDaemon(basicConfig({ port, extra }));
+      const first = t.daemon.reloader.active!;
+      const unpin = first.pin(() => {});
+      await t.apply(basicConfig({ port, body: 'next', extra }));
+      const second = t.daemon.reloader.active!;
+      expect(second.upstreamTable, 'the upstream table').to.equal(first.upstreamTable);
+      expect(t.daemon.reloader.generations()).to.have.length(2);
+      expect(t.daemon.registry.stats().upstream_pool).to.include({ live: 2, refs: 2 });
+      const report = t.daemon.leaks();
+      expect(report.suspects).to.deep.equal([]);
+      unpin();
+      await waitFor('generation 1 to be released', () => t.daemon.reloader.generations().length === 1);
+      expect(t.daemon.registry.stats().upstream_pool).to.include({ live: 2, refs: 2, destroyed: 0 });
+      expect(t.daemon.leaks().suspects).to.deep.equal([]);
+    });
+
     it('suspects a retired generation still live after its drain timeout', async () => {
       const port = await freePort();
       const t = await startDaemon(basicConfig({ port, extra: { shutdown_timeout_ms: 60_000 } }));

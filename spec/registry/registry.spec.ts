@@ -350,74 +350,24 @@ describe('ResourceRegistry', () => {
     });
   });
 
-  describe('shareAll', () => {
-    it('takes one more reference on each value in one step, counted as one reuse each, released as a group newest first', async () => {
-      const factory = countingFactory();
-      const firsts = [
-        await registry.acquire('thing', 'a', factory),
-        await registry.acquire('thing', 'b', factory),
-        await registry.acquire('other', 'c', factory),
-      ];
+  describe('countReused', () => {
+    it('adds reuses of a kind taken over outside the registry to its reused count, taking no reference and emitting no event', async () => {
+      const lease = await registry.acquire('thing', 'a', countingFactory());
       const events: string[] = [];
-      registry.subscribe((event) => events.push(`${event.type} ${event.key}`));
-      const group = registry.shareAll(firsts)!;
-      expect(group.leases.map((lease) => [lease.kind, lease.key, lease.created])).to.deep.equal([
-        ['thing', 'a', false],
-        ['thing', 'b', false],
-        ['other', 'c', false],
-      ]);
-      expect(group.leases.map((lease) => lease.value)).to.deep.equal(firsts.map((lease) => lease.value));
-      expect(registry.stats().thing).to.include({ refs: 4, reused: 2 });
-      expect(registry.stats().other).to.include({ refs: 2, reused: 1 });
-      for (const lease of firsts) expect(await lease.release()).to.equal(false);
-      events.length = 0;
-      expect(await group.release()).to.deep.equal({ thing: 2, other: 1 });
-      expect(events).to.deep.equal(['destroyed c', 'destroyed b', 'destroyed a']);
-      expect(group.released).to.equal(true);
-      expect(await group.release()).to.deep.equal({});
-      expect(factory.destroy.callCount).to.equal(3);
+      registry.subscribe((event) => events.push(event.type));
+      registry.countReused('thing', 2000);
+      registry.countReused('other', 0);
+      expect(registry.stats().thing).to.include({ created: 1, reused: 2000, refs: 1, live: 1 });
+      expect(registry.stats()).to.not.have.property('other');
+      expect(events).to.deep.equal([]);
+      await lease.release();
     });
+  });
 
-    it('lets a member be released alone, and the group then releases only the others', async () => {
-      const factory = countingFactory();
-      const firsts = [await registry.acquire('thing', 'a', factory), await registry.acquire('thing', 'b', factory)];
-      const group = registry.shareAll(firsts)!;
-      for (const lease of firsts) await lease.release();
-      expect(await group.leases[0]!.release()).to.equal(true);
-      expect(await group.release()).to.deep.equal({ thing: 1 });
-      expect(registry.stats().thing).to.include({ live: 0, refs: 0, destroyed: 2 });
-    });
-
-    it('takes no reference at all when one lease cannot be shared', async () => {
-      const a = await registry.acquire('thing', 'a', countingFactory());
-      const b = await registry.acquire('thing', 'b', countingFactory());
-      await b.release();
-      expect(registry.shareAll([a, b])).to.equal(undefined);
-      expect(registry.stats().thing).to.include({ refs: 1, reused: 0 });
-      await a.release();
-    });
-
-    it('counts and reclaims each member still held of a group garbage-collected without release', async () => {
-      const { logger, lines } = memoryLogger();
-      const reg = new ResourceRegistry({ logger });
-      const kept = [await reg.acquire('thing', 'a', countingFactory()), await reg.acquire('thing', 'b', countingFactory())];
-      await (async () => {
-        const group = reg.shareAll(kept)!; // dropped on the floor, one member released
-        await group.leases[0]!.release();
-      })();
-      expect(reg.refs('thing', 'b')).to.equal(2);
-      await waitForCollection('the dropped group to be collected', () => reg.stats().thing!.leakedLeases === 1);
-      expect(
-        lines()
-          .filter((l) => l.msg === 'lease_leaked')
-          .map((l) => l.key),
-      ).to.deep.equal(['b']);
-      expect(reg.refs('thing', 'a')).to.equal(1);
-      expect(reg.refs('thing', 'b')).to.equal(1);
-      for (const lease of kept) await lease.release();
-      expect(reg.stats().thing).to.include({ live: 0, refs: 0, leakedLeases: 1 });
-      await reg.close();
-    });
+  it('says whether it is closed', async () => {
+    expect(registry.closed).to.equal(false);
+    await registry.close();
+    expect(registry.closed).to.equal(true);
   });
 
   describe('stats, refs and close', () => {

@@ -3,9 +3,9 @@ import sinon from 'sinon';
 import { onCleanup } from '../../harness/cleanup.js';
 import { rejectionOf, turnsUntil } from '../../harness/wait.js';
 import { loadConfig } from '../../lib/config/parse.js';
-import type { Upstream } from '../../lib/dataplane/proxy/proxy.js';
 import { ResourceRegistry } from '../../lib/registry/registry.js';
 import { Generation, GenerationStateError, type ServedListener } from '../../lib/reload/generation.js';
+import { UpstreamTable } from '../../lib/reload/upstream-table.js';
 import type { GenerationTracing } from '../../lib/resources/tracing.js';
 
 /** A generation of an empty config, activated unless `provisioning`. */
@@ -129,7 +129,15 @@ describe('Generation', () => {
       const g = generation('active');
       const listener = { handle: {}, router: { match: () => undefined, allowedMethods: () => undefined } } as unknown as ServedListener;
       expect(() => g.addListener('127.0.0.1:1', listener)).to.throw(GenerationStateError, 'generation 7: cannot add a listener in state active');
-      expect(() => g.addUpstream({ name: 'api' } as Upstream, [])).to.throw(GenerationStateError, 'cannot add an upstream in state active');
+      const table = new UpstreamTable({
+        registry: new ResourceRegistry(),
+        record: {},
+        serving: true,
+        tracer: g.tracer,
+        observer: undefined,
+        logger: undefined,
+      });
+      expect(() => g.holdUpstreams(table)).to.throw(GenerationStateError, 'cannot hold an upstream table in state active');
       expect(() => g.setTracing({} as GenerationTracing)).to.throw(GenerationStateError, 'cannot set its tracing in state active');
       expect(g.listeners().size).to.equal(0);
       expect(g.upstreams().size).to.equal(0);

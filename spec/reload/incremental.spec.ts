@@ -1,6 +1,7 @@
 import http from 'node:http';
 import { expect } from 'chai';
 import sinon from 'sinon';
+import { onCleanup } from '../../harness/cleanup.js';
 import { startDaemon, type TestDaemon } from '../../harness/daemon.js';
 import { getText, httpRequest } from '../../harness/http.js';
 import { freePort } from '../../harness/ports.js';
@@ -8,7 +9,7 @@ import { holding, TestUpstream } from '../../harness/upstream.js';
 import { waitFor } from '../../harness/wait.js';
 import { validateConfig } from '../../lib/config/parse.js';
 import { silentLogger } from '../../lib/core/log.js';
-import { ProxyAction } from '../../lib/dataplane/proxy/proxy.js';
+import { ProxyAction, Upstream } from '../../lib/dataplane/proxy/proxy.js';
 import { ResourceRegistry } from '../../lib/registry/registry.js';
 import { Generation } from '../../lib/reload/generation.js';
 import { type ProvisionContext, provision } from '../../lib/reload/provision.js';
@@ -83,7 +84,7 @@ async function released(d: TestDaemon): Promise<void> {
 }
 
 describe('incremental provisioning', () => {
-  it('compiles one route, derives no pool key and takes the 100 upstreams over in one registry step for a one-route change among 1,000 routes', async () => {
+  it('compiles one route, derives no pool key and takes the 100 upstreams over as one table, with no registry call, for a one-route change among 1,000 routes', async () => {
     const [a, b] = [await TestUpstream.start(), await TestUpstream.start()];
     const upstreams = Object.fromEntries(Array.from({ length: 100 }, (_, u) => [`u${u}`, { targets: [a.origin, b.origin] }]));
     const port = await freePort();
@@ -94,15 +95,20 @@ describe('incremental provisioning', () => {
     key.resetHistory();
     factory.resetHistory();
     const share = sinon.spy(d.daemon.registry, 'share');
-    const shareAll = sinon.spy(d.daemon.registry, 'shareAll');
+    const acquire = sinon.spy(d.daemon.registry, 'acquire');
+    const countReused = sinon.spy(d.daemon.registry, 'countReused');
 
     expect(await d.apply(scaleConfig(port, { routes: 1000, upstreams, last: 'changed' }))).to.include({ result: 'applied', generation: 2 });
     const second = d.daemon.reloader.active!;
     expect(key.callCount, 'pool keys derived').to.equal(0);
     expect(factory.callCount, 'pool factories').to.equal(0);
-    expect(share.callCount, 'leases shared one by one').to.equal(0);
-    expect(shareAll.callCount, 'registry steps sharing leases').to.equal(1);
-    expect(shareAll.firstCall.args[0], 'leases shared in that step').to.have.length(200);
+    expect(share.callCount, 'leases shared').to.equal(0);
+    expect(
+      acquire.args.filter(([kind]) => kind === UPSTREAM_POOL_KIND),
+      'pools acquired',
+    ).to.deep.equal([]);
+    expect(countReused.args, 'reuses counted per kind').to.deep.equal([[UPSTREAM_POOL_KIND, 200]]);
+    expect(second.upstreamTable, 'the upstream table').to.equal(first.upstreamTable);
     expect(recompiled(first, second)).to.deep.equal([999]);
     expect(onlyRouter(second).sharesIndexWith(onlyRouter(first))).to.equal(true);
     for (const [name, upstream] of first.upstreams()) expect(second.upstreams().get(name), name).to.equal(upstream);
@@ -193,24 +199,37 @@ describe('incremental provisioning', () => {
     expectOwnResourcesOnly(d.daemon.reloader.active!);
   });
 
-  it('takes the upstreams over one lease at a time when the registry cannot share them all in one step', async () => {
+  it('acquires only the changed upstream and takes the other entries over when one upstream of 10 changes', async () => {
     const a = await TestUpstream.start();
     const port = await freePort();
     const upstreams = Object.fromEntries(Array.from({ length: 10 }, (_, u) => [`u${u}`, { targets: [a.origin], pool: { connections: u + 1 } }]));
     const d = await startDaemon(scaleConfig(port, { routes: 100, upstreams }));
     const first = d.daemon.reloader.active!;
     const start = d.daemon.registry.stats()[UPSTREAM_POOL_KIND]!;
-    const shareAll = sinon.stub(d.daemon.registry, 'shareAll').returns(undefined);
-    const share = sinon.spy(d.daemon.registry, 'share');
-    expect(await d.apply(scaleConfig(port, { routes: 100, upstreams, last: 'changed' }))).to.include({ result: 'applied' });
+    const acquire = sinon.spy(d.daemon.registry, 'acquire');
+    const hold = sinon.spy(Upstream.prototype, 'hold');
+    onCleanup(() => hold.restore());
+    const changed = { ...upstreams, u3: { targets: [a.origin], pool: { connections: 33 } } };
+    expect(await d.apply(scaleConfig(port, { routes: 100, upstreams: changed }))).to.include({ result: 'applied' });
     const second = d.daemon.reloader.active!;
-    expect(shareAll.callCount).to.equal(1);
-    expect(share.callCount).to.equal(10);
-    for (const [name, upstream] of first.upstreams()) expect(second.upstreams().get(name), name).to.equal(upstream);
+    expect(
+      acquire.args.filter(([kind]) => kind === UPSTREAM_POOL_KIND),
+      'pools acquired',
+    ).to.have.length(1);
+    expect(hold.callCount, 'upstreams held').to.equal(1);
+    expect(second.upstreamTable).to.not.equal(first.upstreamTable);
+    expect([...second.upstreams().keys()]).to.deep.equal(Object.keys(changed));
+    for (const [name, upstream] of first.upstreams()) {
+      if (name === 'u3') expect(second.upstreams().get(name), name).to.not.equal(upstream);
+      else {
+        expect(second.upstreams().get(name), name).to.equal(upstream);
+        expect(second.upstreamTable!.entries.get(name), name).to.equal(first.upstreamTable!.entries.get(name));
+      }
+    }
     await released(d);
-    expect(d.daemon.registry.stats()[UPSTREAM_POOL_KIND]).to.include({ created: 10, destroyed: 0, refs: 10, reused: start.reused + 10 });
+    expect(d.daemon.registry.stats()[UPSTREAM_POOL_KIND]).to.include({ created: 11, destroyed: 1, live: 10, refs: 10, reused: start.reused + 9 });
     expectOwnResourcesOnly(second);
-    expect((await httpRequest(`http://127.0.0.1:${port}/r1`)).status).to.equal(200);
+    expect((await httpRequest(`http://127.0.0.1:${port}/r31`)).status).to.equal(200);
   });
 
   it('keeps timing out requests through an upstream taken over after the generation that built it is released', async () => {
@@ -257,7 +276,7 @@ describe('incremental provisioning', () => {
 });
 
 describe('provisioning against the very upstreams record of the previous generation', () => {
-  it('takes 1,000 upstreams over in one registry step without walking the record, and the previous generation releases destroying nothing', async () => {
+  it('takes 1,000 upstreams over as one table with no registry call, no hold and no walk of the record, and the previous generation releases destroying nothing', async () => {
     const targets = ['http://127.0.0.1:1', 'http://127.0.0.1:2'];
     const config = validateConfig({ listeners: [], upstreams: Object.fromEntries(Array.from({ length: 1000 }, (_, u) => [`u${u}`, { targets }])) });
     const registry = new ResourceRegistry();
@@ -275,17 +294,25 @@ describe('provisioning against the very upstreams record of the previous generat
     // What a fragment merge hands over when no upstream changed: a new config, the same upstreams record.
     const second = new Generation(2, Object.freeze({ ...config }), 'h2', 'v2', source);
     const entries = sinon.spy(Object, 'entries');
-    const shareAll = sinon.spy(registry, 'shareAll');
+    const keys = sinon.spy(Object, 'keys');
+    const acquire = sinon.spy(registry, 'acquire');
     const share = sinon.spy(registry, 'share');
+    const countReused = sinon.spy(registry, 'countReused');
+    const hold = sinon.spy(Upstream.prototype, 'hold');
     let report: Awaited<ReturnType<typeof provision>>;
     try {
       report = await provision(second, ctx, first);
     } finally {
       entries.restore();
+      keys.restore();
+      hold.restore();
     }
-    expect(entries.calledWith(config.upstreams), 'the record walked').to.equal(false);
-    expect(shareAll.callCount).to.equal(1);
-    expect(share.callCount).to.equal(0);
+    expect(entries.calledWith(config.upstreams) || keys.calledWith(config.upstreams), 'the record walked').to.equal(false);
+    expect(acquire.callCount, 'acquires').to.equal(0);
+    expect(share.callCount, 'shares').to.equal(0);
+    expect(countReused.args, 'reuses counted per kind').to.deep.equal([[UPSTREAM_POOL_KIND, 2000]]);
+    expect(hold.callCount, 'upstreams held').to.equal(0);
+    expect(second.upstreamTable).to.equal(first.upstreamTable);
     expect(report[UPSTREAM_POOL_KIND]).to.deep.equal({ created: 0, reused: 2000 });
     expect([...second.upstreams().keys()]).to.deep.equal(Object.keys(config.upstreams));
     for (const [name, upstream] of first.upstreams()) expect(second.upstreams().get(name), name).to.equal(upstream);

@@ -102,12 +102,12 @@ export class Upstream {
     this.deadlines = new DeadlineList(options.config.timeout_ms);
   }
 
-  /** Generations serving this upstream (a reload takes an unchanged one over: `hold` again). */
+  /** Holders serving this upstream (the reload layer's upstream table entry, which every generation taking the upstream over shares). */
   #holders = 0;
 
   /**
-   * Count one more generation serving this upstream; call the returned function (once) when that
-   * generation is released. The deadline sweep stops when the last one is: a generation that took
+   * Count one more holder serving this upstream; call the returned function (once) when that
+   * holder is released. The deadline sweep stops when the last one is: a generation that took
    * the upstream over still has requests in flight through it when the one that built it goes.
    */
   hold(): () => void {
