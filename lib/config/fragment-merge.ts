@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import equal from 'fast-deep-equal';
 import type { ConfigIssue } from '../core/errors.js';
+import { concatEnds, noteEnds, sameItems } from '../core/identity.js';
 import { BindPlan } from './address.js';
 import { type FragmentConfig, type FragmentFacts, fragmentFacts, type ListenerEntry, type LoadedFragment, SINGLE_SECTIONS } from './fragments.js';
 import { deepFreeze, type LoadedConfig } from './parse.js';
@@ -191,6 +192,8 @@ export class FragmentMerger {
   #listeners = new Map<string, ListenerConfig>();
   #upstreams: Readonly<Record<string, UpstreamConfig>> = DEFAULTS.upstreams;
   #config: Config | undefined;
+  /** A merged listener's routes → the member fragments' route arrays they are the concatenation of, in order. */
+  readonly #parts = new WeakMap<readonly RouteConfig[], readonly (readonly RouteConfig[])[]>();
 
   /** Every fragment's state after the last committed plan, in name order. */
   statuses(): FragmentStatus[] {
@@ -266,7 +269,8 @@ export class FragmentMerger {
   }
 
   #swap(name: string, from: Merged | undefined, to: Merged | undefined): void {
-    if (from === to) return;
+    // Most edits keep the keys a fragment defines and uses (a route changed): the index holds only those.
+    if (from === to || (from && to && sameKeys(from.facts, to.facts))) return;
     if (from) this.#index.remove(name, from.facts);
     if (to) this.#index.add(name, to.facts);
   }
@@ -531,7 +535,12 @@ export class FragmentMerger {
     return Object.freeze(out);
   }
 
-  /** One listener: its definition with the routes of every member fragment, in name order, then document order. */
+  /**
+   * One listener: its definition with the routes of every member fragment, in name order, then
+   * document order. What the routes share with the merged listener's (`sameEnds`) is noted from
+   * the member fragments that changed (`concatEnds`), so that those who compare the two (route
+   * compiling, provisioning) need not scan 100,000 routes for a one-fragment change.
+   */
   #mergeListener(listener: string, admitted: Map<string, Merged | null>): ListenerConfig {
     let definition: ListenerConfig | undefined;
     const parts: (readonly RouteConfig[])[] = [];
@@ -546,8 +555,26 @@ export class FragmentMerger {
     let routes: RouteConfig[] = [];
     for (let i = 0; i < parts.length; i += 8192) routes = routes.concat(...parts.slice(i, i + 8192));
     Object.freeze(routes);
+    const previous = this.#listeners.get(listener)?.routes;
+    const previousParts = previous && this.#parts.get(previous);
+    if (previousParts) noteEnds(previous, routes, concatEnds(previous, previousParts, routes, parts));
+    this.#parts.set(routes, parts);
     return Object.freeze({ ...definition, routes });
   }
+}
+
+/** Whether two fragment versions define and use the same keys, in the same order: all `FragmentIndex` holds of them. */
+function sameKeys(a: FragmentFacts, b: FragmentFacts): boolean {
+  return (
+    sameItems(a.sections, b.sections) &&
+    sameItems(a.upstreams, b.upstreams) &&
+    sameItems(
+      a.listeners.map((l) => l.name),
+      b.listeners.map((l) => l.name),
+    ) &&
+    sameItems([...a.members.keys()], [...b.members.keys()]) &&
+    sameItems([...a.refs.keys()], [...b.refs.keys()])
+  );
 }
 
 /** A fragment's share of the merged hash: SHA-256 of its name and canonical hash, as a number. */
