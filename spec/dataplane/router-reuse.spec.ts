@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import sinon from 'sinon';
 import { validateConfig } from '../../lib/config/parse.js';
 import type { RouteConfig } from '../../lib/config/schema.js';
+import { noteEnds, scanEnds } from '../../lib/core/identity.js';
 import type { RouteAction } from '../../lib/dataplane/ports.js';
 import { LinearRouter } from '../../lib/dataplane/route/linear.js';
 import { compileRespond } from '../../lib/dataplane/route/respond.js';
@@ -76,6 +77,31 @@ describe('compileReusing', () => {
     expect(after.routes.map((route) => route.index)).to.deep.equal(Array.from({ length: 1001 }, (_, i) => i));
     expect(after.match('GET', undefined, '/r999')?.index).to.equal(1000);
     expect(after.match('GET', undefined, '/new')?.index).to.equal(500);
+  });
+
+  it('reads and compiles only the changed route of 10,000 when the producer of the new routes noted what they share with the old', () => {
+    const sections = many(10_000);
+    const changed = Object.freeze([...sections.slice(0, 5_000), many(10_000, 5_000)[5_000]!, ...sections.slice(5_001)]);
+    let reads = 0;
+    const readCounted = (target: readonly RouteConfig[]): readonly RouteConfig[] =>
+      new Proxy(target, {
+        get(array, key, receiver) {
+          if (typeof key === 'string' && /^\d+$/.test(key)) reads += 1;
+          return Reflect.get(array, key, receiver);
+        },
+      });
+    const [old, next] = [readCounted(sections), readCounted(changed)];
+    noteEnds(old, next, scanEnds(sections, changed));
+    const before = table(sections);
+    for (const reusable of ['all', always] as const) {
+      reads = 0;
+      const compile = counting();
+      const after = compileReusing(next, compile, { ...before, sections: old }, reusable);
+      expect(compile.callCount, String(reusable)).to.equal(1);
+      expect(reads, `route sections read (${String(reusable)})`).to.be.at.most(4);
+      expect(after.routes[5_001]).to.equal(before.router.routes[5_001]);
+      expect(after.sharesIndexWith(before.router)).to.equal(true);
+    }
   });
 
   it('returns the previous table itself when no route changed, compiling nothing', () => {

@@ -1,5 +1,6 @@
 import equal from 'fast-deep-equal';
 import type { RouteConfig } from '../../config/schema.js';
+import { spliced } from '../../core/arrays.js';
 import { sameEnds } from '../../core/identity.js';
 import type { CompiledRoute, RouteAction, RouteTable } from '../ports.js';
 import { ANY_METHOD, allowValue, isWildcardHost } from './match.js';
@@ -50,8 +51,11 @@ export type Reusable = ((action: RouteAction) => boolean) | 'all';
  *
  * - the leading and trailing routes whose sections are the very objects of `previous.sections`
  *   (an unchanged fragment's frozen sections are the same objects from one merge to the next)
- *   keep their compiled routes without being compared, as a whole (an array copy), when
- *   `reusable` is `'all'`; else each when `reusable(action)` holds;
+ *   keep their compiled routes without being compared, as a whole (one array copy, the routes
+ *   between spliced in, when none moved), when `reusable` is `'all'`; else each when
+ *   `reusable(action)` holds. How many lead and trail is `sameEnds`: O(1) when the producer
+ *   of `routes` noted it (the fragment merge does), else a scan that it notes for the next
+ *   caller (provisioning's route texts);
  * - between them, a route whose section deeply equals one of `previous.sections` (the one at
  *   its position; when routes were added or removed, else the one as many positions away as
  *   the count changed by, else one with the same `host` and `path_prefix`) keeps that compiled
@@ -70,18 +74,17 @@ export function compileReusing(routes: readonly RouteConfig[], compileAction: Ac
   if (previous === undefined) return Router.fromConfig(routes, compileAction);
   const { sections, router } = previous;
   const before = router.routes;
+  // From a note when the merge that built `routes` from `sections` made one: no scan.
   const { head, tail } = sameEnds(sections, routes);
-  const vouches = reusable === 'all' ? () => true : reusable;
   const keep = (from: number, index: number): CompiledRoute => {
     const kept = before[from]!;
-    if (!vouches(kept.action)) return compileRoute(routes[index]!, index, compileAction);
+    if (reusable !== 'all' && !reusable(kept.action)) return compileRoute(routes[index]!, index, compileAction);
     return kept.index === index ? kept : { ...kept, index };
   };
   // Routes added or removed shift the ones after them by `shift`; equal counts: changed in place.
   const shift = routes.length - sections.length;
   const end = routes.length - tail;
-  const compiled: CompiledRoute[] = before.slice(0, head);
-  if (reusable !== 'all') for (let index = 0; index < head; index += 1) compiled[index] = keep(index, index);
+  const middle: CompiledRoute[] = [];
   let byPlace: Map<string, number[]> | undefined;
   for (let index = head; index < end; index += 1) {
     const route = routes[index]!;
@@ -94,14 +97,22 @@ export function compileReusing(routes: readonly RouteConfig[], compileAction: Ac
         from = byPlace.get(placeOf(route))?.find((candidate) => equal(sections[candidate], route)) ?? -1;
       }
     }
-    compiled.push(from >= 0 ? keep(from, index) : compileRoute(route, index, compileAction));
+    middle.push(from >= 0 ? keep(from, index) : compileRoute(route, index, compileAction));
   }
-  if (shift === 0 && reusable === 'all') for (let index = end; index < routes.length; index += 1) compiled.push(before[index]!);
-  else for (let index = end; index < routes.length; index += 1) compiled.push(keep(index - shift, index));
-  let unchanged = shift === 0;
-  for (let index = head; unchanged && index < end; index += 1) if (compiled[index] !== before[index]) unchanged = false;
-  if (unchanged && reusable !== 'all') unchanged = compiled.every((route, index) => route === before[index]);
-  return unchanged ? router : new Router(compiled, router, shift === 0 ? { from: head, to: end } : undefined);
+  // The leading and trailing routes, vouched for and at their position: the very objects, copied by a builtin.
+  const inPlace = shift === 0 && reusable === 'all';
+  if (inPlace && middle.every((route, at) => route === before[head + at])) return router;
+  const kept = (from: number, to: number): CompiledRoute[] => {
+    const out: CompiledRoute[] = [];
+    for (let index = from; index < to; index += 1) out.push(keep(index < head ? index : index - shift, index));
+    return out;
+  };
+  let compiled: CompiledRoute[];
+  if (inPlace) compiled = spliced(before, head, end, middle);
+  else if (reusable === 'all') compiled = before.slice(0, head).concat(middle, kept(end, routes.length));
+  else compiled = kept(0, head).concat(middle, kept(end, routes.length));
+  if (!inPlace && shift === 0 && compiled.every((route, index) => route === before[index])) return router;
+  return new Router(compiled, router, shift === 0 ? { from: head, to: end } : undefined);
 }
 
 /** Where a route section may have moved to: its host and path prefix. */
