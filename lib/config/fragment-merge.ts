@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import equal from 'fast-deep-equal';
 import type { ConfigIssue } from '../core/errors.js';
-import { concatEnds, noteEnds, sameItems } from '../core/identity.js';
+import { concatEnds, lengthOf, noteEnds, sameItems, scanEnds } from '../core/identity.js';
 import { BindPlan } from './address.js';
 import { type FragmentConfig, type FragmentFacts, fragmentFacts, type ListenerEntry, type LoadedFragment, SINGLE_SECTIONS } from './fragments.js';
 import { deepFreeze, type LoadedConfig } from './parse.js';
@@ -551,16 +551,38 @@ export class FragmentMerger {
       parts.push(entry.routes);
     }
     if (!definition) throw new Error(`listener ${listener} has no definition`);
-    // concat copies whole arrays at once; in slices, as a call has a bounded number of arguments.
-    let routes: RouteConfig[] = [];
-    for (let i = 0; i < parts.length; i += 8192) routes = routes.concat(...parts.slice(i, i + 8192));
-    Object.freeze(routes);
     const previous = this.#listeners.get(listener)?.routes;
     const previousParts = previous && this.#parts.get(previous);
+    const routes = (previousParts && replacedParts(previous, previousParts, parts)) ?? concatAll(parts);
+    Object.freeze(routes);
     if (previousParts) noteEnds(previous, routes, concatEnds(previous, previousParts, routes, parts));
     this.#parts.set(routes, parts);
     return Object.freeze({ ...definition, routes });
   }
+}
+
+/** The concatenation of `parts`: concat copies whole arrays at once; in slices, as a call has a bounded number of arguments. */
+function concatAll<T>(parts: readonly (readonly T[])[]): T[] {
+  let all: T[] = [];
+  for (let i = 0; i < parts.length; i += 8192) all = all.concat(...parts.slice(i, i + 8192));
+  return all;
+}
+
+/**
+ * The concatenation of `parts` made from `previous`, that of `previousParts`, when the parts that
+ * differ hold as many items as those they replace (a fragment's routes edited, none added): a
+ * copy of `previous` (spread: the builtin that copies a frozen array fast, where slice and
+ * concat go item by item) with the differing parts' items written over. Undefined otherwise.
+ */
+function replacedParts<T>(previous: readonly T[], previousParts: readonly (readonly T[])[], parts: readonly (readonly T[])[]): T[] | undefined {
+  const same = scanEnds(previousParts, parts);
+  const from = lengthOf(parts, 0, same.head);
+  const changed = lengthOf(parts, same.head, parts.length - same.tail);
+  if (changed !== lengthOf(previousParts, same.head, previousParts.length - same.tail) || changed > previous.length / 4) return undefined;
+  const routes = [...previous];
+  let at = from;
+  for (let i = same.head; i < parts.length - same.tail; i += 1) for (const item of parts[i]!) routes[at++] = item;
+  return routes;
 }
 
 /** Whether two fragment versions define and use the same keys, in the same order: all `FragmentIndex` holds of them. */

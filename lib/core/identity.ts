@@ -87,14 +87,16 @@ export function scanEnds<T>(a: readonly T[], b: readonly T[]): Ends {
  * answers exactly what a scan of `a` and `b` would.
  */
 export function concatEnds<T>(a: readonly T[], aParts: readonly (readonly T[])[], b: readonly T[], bParts: readonly (readonly T[])[]): Ends {
-  const parts = Math.min(aParts.length, bParts.length);
-  let head = 0;
-  let i = 0;
-  for (; i < parts && aParts[i] === bParts[i]; i += 1) head += aParts[i]!.length;
-  let tail = 0;
-  // Parts counted at the head are not counted again at the tail (ranges never overlap).
-  for (let j = 1; j <= parts - i && aParts[aParts.length - j] === bParts[bParts.length - j]; j += 1) tail += aParts[aParts.length - j]!.length;
-  return extendEnds(a, b, head, tail);
+  // The parts' own ends (parts are the items here) never overlap: none is counted at both.
+  const parts = scanEnds(aParts, bParts);
+  return extendEnds(a, b, lengthOf(aParts, 0, parts.head), lengthOf(aParts, aParts.length - parts.tail, aParts.length));
+}
+
+/** How many items the parts from `from` to `to` (exclusive) hold together. */
+export function lengthOf(parts: readonly (readonly unknown[])[], from: number, to: number): number {
+  let length = 0;
+  for (let i = from; i < to; i += 1) length += parts[i]!.length;
+  return length;
 }
 
 /** The common ends of `a` and `b`, knowing they share at least `head` leading and `tail` trailing items. */

@@ -8,7 +8,7 @@ import { deepFreeze, validateConfig } from '../../lib/config/parse.js';
 import { PROCESS_READER } from '../../lib/config/references.js';
 import type { RouteConfig } from '../../lib/config/schema.js';
 import { ConfigInvalidError } from '../../lib/core/errors.js';
-import { notedEnds, scanEnds } from '../../lib/core/identity.js';
+import { notedEnds, sameItems, scanEnds } from '../../lib/core/identity.js';
 
 /** A fragment input from plain data (or raw text), its version derived from the text. */
 function fragment(name: string, data: Record<string, unknown> | string): FragmentInput {
@@ -354,7 +354,7 @@ describe('fragment merge: what a rebuilt listener shares with the last one', () 
     expect(scanEnds(before, after)).to.deep.equal({ head: 9_900, tail: 0 });
   });
 
-  it('notes for every rebuilt listener exactly the ends a scan finds, over any series of fragment edits', () => {
+  it("builds every listener from its members' very sections and notes exactly the ends a scan finds, over any series of fragment edits", () => {
     // Route sections from one pool, so that fragments share sections as parsed documents rebuilt copy-on-write do.
     const pool = validateConfig({
       listeners: [
@@ -397,6 +397,8 @@ describe('fragment merge: what a rebuilt listener shares with the last one', () 
             const plan = apply(merger, [...current.values()]);
             expect(plan.issues).to.deep.equal([]);
             const after = routesOf(plan);
+            const members = [...current].sort(([x], [y]) => (x < y ? -1 : 1)).map(([, f]) => (f.parsed.ok ? f.parsed.loaded.config.listeners![0]!.routes : []));
+            expect(sameItems(after, members.flat()), 'the very sections of the members, in name order').to.equal(true);
             if (after !== before) expect(notedEnds(before, after), `${kind} ${name}`).to.deep.equal(scanEnds(before, after));
             before = after;
           }
