@@ -8,6 +8,7 @@ import type { RouteAction } from '../../lib/dataplane/ports.js';
 import { LinearRouter } from '../../lib/dataplane/route/linear.js';
 import { compileRespond } from '../../lib/dataplane/route/respond.js';
 import { type ActionCompiler, type CompiledTable, compileReusing, compileRoutes, Router } from '../../lib/dataplane/route/router.js';
+import { SegmentTrie } from '../../lib/dataplane/route/segment-trie.js';
 
 /** The routes of a valid one-listener config, each answering `body`. */
 function routeSections(routes: readonly { path_prefix: string; host?: string; body: string }[]): readonly RouteConfig[] {
@@ -144,6 +145,20 @@ describe('compileReusing', () => {
   const clean = (r: { path_prefix: string; host: string | undefined; body: string }) =>
     r.host === undefined ? { path_prefix: r.path_prefix, body: r.body } : r;
 
+  type Edit = readonly ['insert' | 'remove' | 'change', number, { path_prefix: string; host: string | undefined; body: string }];
+  /** `sections` with `edits` applied: the sections an edit keeps stay the very objects (as an unchanged fragment's do), edited ones are new. */
+  const edited = (sections: readonly RouteConfig[], edits: readonly Edit[]): RouteConfig[] => {
+    const next = [...sections];
+    for (const [edit, at, route] of edits) {
+      const i = next.length === 0 ? 0 : at % next.length;
+      const section = routeSections([clean(route)])[0]!;
+      if (edit === 'insert') next.splice(i, 0, section);
+      else if (edit === 'remove') next.splice(i, 1);
+      else if (next.length > 0) next[i] = section;
+    }
+    return next;
+  };
+
   it('matches exactly as a table compiled from scratch, after any edit of random routes, and keeps an action only for an equal section', () => {
     fc.assert(
       fc.property(
@@ -155,18 +170,9 @@ describe('compileReusing', () => {
         }),
         fc.boolean(),
         (initial, edits, requests, vouchAll) => {
-          // Sections kept by an edit stay the very objects (as an unchanged fragment's do); edited ones are new.
           const first = routeSections(initial.map(clean));
-          const next = [...first];
-          for (const [edit, at, route] of edits) {
-            const i = next.length === 0 ? 0 : at % next.length;
-            const section = routeSections([clean(route)])[0]!;
-            if (edit === 'insert') next.splice(i, 0, section);
-            else if (edit === 'remove') next.splice(i, 1);
-            else if (next.length > 0) next[i] = section;
-          }
           const before = table(first);
-          const sections = next;
+          const sections = edited(first, edits);
           const reused = compileReusing(sections, counting(), before, vouchAll ? 'all' : always);
           const fresh = new LinearRouter(compileRoutes(sections));
           reused.routes.forEach((route, index) => {
@@ -183,5 +189,70 @@ describe('compileReusing', () => {
       ),
       { seed: 12, numRuns: 1000 },
     );
+  });
+
+  const REQUESTS = ['GET', 'POST'].flatMap((method) =>
+    [undefined, 'a.test', 'x.test'].flatMap((host) => ['/', '/a', '/a/b', '/ab', '/b/a'].map((path) => [method, host, path] as const)),
+  );
+
+  it('matches exactly as a table compiled from scratch after any series of edits, each table compiled from the last (patched indexes on patched ones)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(routeArb, { minLength: 8, maxLength: 48 }),
+        fc.array(fc.array(fc.tuple(fc.constantFrom('change', 'change', 'change', 'insert', 'remove'), fc.nat(), routeArb), { minLength: 1, maxLength: 3 }), {
+          minLength: 1,
+          maxLength: 6,
+        }),
+        (initial, steps) => {
+          let sections = routeSections(initial.map(clean));
+          let last = table(sections);
+          for (const edits of steps) {
+            sections = edited(sections, edits);
+            last = { sections, router: compileReusing(sections, counting(), last, 'all') };
+            const fresh = new LinearRouter(compileRoutes(sections));
+            for (const [method, host, path] of REQUESTS) {
+              const label = `${method} ${String(host)} ${path}`;
+              expect(last.router.match(method, host, path)?.index, label).to.equal(fresh.match(method, host, path)?.index);
+              expect(last.router.allowedMethods(host, path), label).to.equal(fresh.allowedMethods(host, path));
+            }
+          }
+        },
+      ),
+      { seed: 12, numRuns: 500 },
+    );
+  });
+
+  it('indexes again only the routes whose path prefix or host changed, and all of them once the changes span more than an eighth', () => {
+    const add = sinon.spy(SegmentTrie.prototype, 'add');
+    try {
+      const sections = many(10_000);
+      const before = table(sections);
+      const moved = (at: number[]) => {
+        const next = [...sections];
+        for (const i of at) next[i] = routeSections([{ path_prefix: `/moved${i}`, body: `route ${i}` }])[0]!;
+        return next;
+      };
+      add.resetHistory();
+      const one = compileReusing(moved([9_000]), counting(), before, 'all');
+      expect(add.callCount).to.equal(1);
+      expect(one.sharesIndexWith(before.router)).to.equal(true);
+      expect(one.match('GET', undefined, '/moved9000')?.index).to.equal(9_000);
+      expect(one.match('GET', undefined, '/r9000')).to.equal(undefined);
+      // The next edit from the patched table: the patch spans both edits (ranks 8,000 to 9,000).
+      add.resetHistory();
+      const two = compileReusing(moved([8_000, 9_000]), counting(), { sections: moved([9_000]), router: one }, 'all');
+      expect(add.callCount).to.equal(1001);
+      expect(two.sharesIndexWith(before.router)).to.equal(true);
+      expect(two.match('GET', undefined, '/moved8000')?.index).to.equal(8_000);
+      expect(two.match('GET', undefined, '/r8500')?.index).to.equal(8_500);
+      // Past an eighth of the table (1,250 routes), the index is built again, whole.
+      add.resetHistory();
+      const far = compileReusing(moved([0, 9_000]), counting(), { sections: moved([9_000]), router: one }, 'all');
+      expect(add.callCount).to.equal(10_000);
+      expect(far.sharesIndexWith(before.router)).to.equal(false);
+      expect(far.match('GET', undefined, '/moved0')?.index).to.equal(0);
+    } finally {
+      add.restore();
+    }
   });
 });

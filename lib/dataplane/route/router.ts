@@ -64,8 +64,9 @@ export type Reusable = ((action: RouteAction) => boolean) | 'all';
  *   proof that what the action references (an upstream's pools, say) is still valid where the
  *   table will serve;
  * - when every route is kept at its position, `previous.router` itself is returned;
- * - when every position keeps its path prefix and host, the new router shares
- *   `previous.router`'s index (see `Router`'s constructor), checked over the changed positions only.
+ * - when no route was added or removed, the new router shares `previous.router`'s index, with
+ *   the positions whose path prefix or host changed indexed again apart (see `Router`'s
+ *   constructor), checked over the changed positions only.
  *
  * Equal sections compile to equal routes (compiling is a pure function of the section and of
  * what `reusable` vouches for), so the table matches exactly as one compiled from scratch.
@@ -162,36 +163,47 @@ function placeIndex(sections: readonly RouteConfig[]): Map<string, number[]> {
 export class Router implements RouteTable {
   /** The routes in config order; a route's rank in the index is its position here. */
   readonly routes: readonly CompiledRoute[];
-  readonly #anyHost: SegmentTrie;
-  readonly #exactHosts: Map<string, SegmentTrie>;
-  /** By the suffix a wildcard host matches: `.example.com` for `*.example.com`. */
-  readonly #wildcardHosts: Map<string, SegmentTrie>;
+  /** The index, shared by the tables whose routes have the path prefix and host it was built from outside the patched ranks. */
+  readonly #index: HostIndex;
+  /** The ranks `#patchFrom` to `#patchTo` (exclusive), indexed again: `#index`'s entries for them are stale and skipped. */
+  readonly #patch: HostIndex | undefined;
+  readonly #patchFrom: number;
+  readonly #patchTo: number;
 
   /**
-   * Index `routes`. With `previous`, a table whose routes have, rank by rank, the same path
-   * prefix and host as `routes`, its index is shared instead of built: the index holds ranks and
-   * strings only (what a rank's route allows and does is read from `routes` at match time), and
-   * is never changed once built. `changed`: the only ranks whose route may differ in path prefix
-   * or host from `previous`'s (the caller knows the others are compiled from the same sections);
-   * default every rank.
+   * Index `routes`. With `previous`, a table of as many routes, its index is shared instead of
+   * built: the index holds ranks and strings only (what a rank's route allows and does is read
+   * from `routes` at match time), and is never changed once built. When some ranks' path prefix
+   * or host differ from `previous`'s, only the range from the first to the last of them (joined
+   * with the range `previous` patched) is indexed again, as a patch whose ranks the shared index
+   * skips, as long as that range holds at most an eighth of the routes; else the whole index is
+   * built again. `changed`: the only ranks whose route may differ in path prefix or host from
+   * `previous`'s (the caller knows the others are compiled from the same sections); default every rank.
    */
   constructor(routes: readonly CompiledRoute[], previous?: Router, changed?: { readonly from: number; readonly to: number }) {
     this.routes = routes;
-    if (previous !== undefined && sameIndex(previous.routes, routes, changed)) {
-      this.#anyHost = previous.#anyHost;
-      this.#exactHosts = previous.#exactHosts;
-      this.#wildcardHosts = previous.#wildcardHosts;
-      return;
+    if (previous !== undefined && previous.routes.length === routes.length) {
+      const differ = differingRanks(previous.routes, routes, changed ?? { from: 0, to: routes.length });
+      const patched = previous.#patch !== undefined;
+      const from = differ === undefined ? previous.#patchFrom : patched ? Math.min(differ.from, previous.#patchFrom) : differ.from;
+      const to = differ === undefined ? previous.#patchTo : patched ? Math.max(differ.to, previous.#patchTo) : differ.to;
+      if (to - from <= routes.length >> 3) {
+        this.#index = previous.#index;
+        this.#patch = differ === undefined ? previous.#patch : new HostIndex(routes, from, to);
+        this.#patchFrom = from;
+        this.#patchTo = to;
+        return;
+      }
     }
-    this.#anyHost = new SegmentTrie();
-    this.#exactHosts = new Map();
-    this.#wildcardHosts = new Map();
-    for (const [rank, route] of routes.entries()) this.#trieFor(route.host).add(route.pathPrefix, rank);
+    this.#index = new HostIndex(routes, 0, routes.length);
+    this.#patch = undefined;
+    this.#patchFrom = 0;
+    this.#patchTo = 0;
   }
 
-  /** Whether this table shares its index with `other` (built by one, reused by the other). */
+  /** Whether this table shares its index with `other` (built by one, reused by the other, patched or not). */
   sharesIndexWith(other: Router): boolean {
-    return this.#anyHost === other.#anyHost;
+    return this.#index === other.#index;
   }
 
   /** Compile `routes`; `compileAction` builds each route's action (default: `respond` only). */
@@ -202,31 +214,61 @@ export class Router implements RouteTable {
   /** First route matching; `host` is already normalised (`normalizeHost`), `path` is a `routePath`. */
   match(method: string, host: string | undefined, path: string): CompiledRoute | undefined {
     const routes = this.routes;
-    let best = this.#anyHost.first(routes, method, path, routes.length);
-    if (host !== undefined) {
-      const exact = this.#exactHosts.get(host);
-      if (exact !== undefined) best = exact.first(routes, method, path, best);
-      if (this.#wildcardHosts.size > 0) {
-        // A wildcard matches a host longer than its suffix: every suffix from a dot but the first character.
-        for (let dot = host.indexOf('.', 1); dot >= 0; dot = host.indexOf('.', dot + 1)) {
-          const trie = this.#wildcardHosts.get(host.slice(dot));
-          if (trie !== undefined) best = trie.first(routes, method, path, best);
-        }
-      }
-    }
+    let best = this.#index.first(routes, method, host, path, routes.length, this.#patchFrom, this.#patchTo);
+    if (this.#patch !== undefined) best = this.#patch.first(routes, method, host, path, best, 0, 0);
     return best < routes.length ? routes[best] : undefined;
   }
 
   allowedMethods(host: string | undefined, path: string): string | undefined {
     const allowed = new Set<string>();
-    for (const trie of this.#triesFor(host)) {
-      for (const rank of trie.matching(path)) for (const method of this.routes[rank]!.methods ?? ANY_METHOD) allowed.add(method);
-    }
+    const add = (index: HostIndex, skipFrom: number, skipTo: number) => {
+      for (const trie of index.triesFor(host)) {
+        for (const rank of trie.matching(path)) {
+          if (rank >= skipFrom && rank < skipTo) continue;
+          for (const method of this.routes[rank]!.methods ?? ANY_METHOD) allowed.add(method);
+        }
+      }
+    };
+    add(this.#index, this.#patchFrom, this.#patchTo);
+    if (this.#patch !== undefined) add(this.#patch, 0, 0);
     return allowValue(allowed);
   }
+}
 
-  /** The tries holding every route whose `host` matches `host` (see `match`). */
-  #triesFor(host: string | undefined): SegmentTrie[] {
+/**
+ * The routes of ranks `from` to `to` (exclusive) by host, each entry a `SegmentTrie` (see
+ * `Router`): exact hosts in a map, wildcards by the suffix they match, routes without `host` apart.
+ * Immutable once built.
+ */
+class HostIndex {
+  readonly #anyHost = new SegmentTrie();
+  readonly #exactHosts = new Map<string, SegmentTrie>();
+  /** By the suffix a wildcard host matches: `.example.com` for `*.example.com`. */
+  readonly #wildcardHosts = new Map<string, SegmentTrie>();
+
+  constructor(routes: readonly CompiledRoute[], from: number, to: number) {
+    for (let rank = from; rank < to; rank += 1) this.#trieFor(routes[rank]!.host).add(routes[rank]!.pathPrefix, rank);
+  }
+
+  /** The lowest rank below `best` matching (see `SegmentTrie.first`), ranks from `skipFrom` to `skipTo` (exclusive) left out; `best` when none. */
+  first(routes: readonly CompiledRoute[], method: string, host: string | undefined, path: string, best: number, skipFrom: number, skipTo: number): number {
+    best = this.#anyHost.first(routes, method, path, best, skipFrom, skipTo);
+    if (host !== undefined) {
+      const exact = this.#exactHosts.get(host);
+      if (exact !== undefined) best = exact.first(routes, method, path, best, skipFrom, skipTo);
+      if (this.#wildcardHosts.size > 0) {
+        // A wildcard matches a host longer than its suffix: every suffix from a dot but the first character.
+        for (let dot = host.indexOf('.', 1); dot >= 0; dot = host.indexOf('.', dot + 1)) {
+          const trie = this.#wildcardHosts.get(host.slice(dot));
+          if (trie !== undefined) best = trie.first(routes, method, path, best, skipFrom, skipTo);
+        }
+      }
+    }
+    return best;
+  }
+
+  /** The tries holding every route whose `host` matches `host` (see `Router.match`). */
+  triesFor(host: string | undefined): SegmentTrie[] {
     const tries = [this.#anyHost];
     if (host === undefined) return tries;
     const exact = this.#exactHosts.get(host);
@@ -250,11 +292,17 @@ export class Router implements RouteTable {
   }
 }
 
-/** Same path prefix and host at every rank (of `changed`, default all): what a `Router`'s index is built from. */
-function sameIndex(a: readonly CompiledRoute[], b: readonly CompiledRoute[], changed = { from: 0, to: a.length }): boolean {
-  if (a.length !== b.length) return false;
-  for (let rank = changed.from; rank < changed.to; rank += 1) {
-    if (a[rank]!.pathPrefix !== b[rank]!.pathPrefix || a[rank]!.host !== b[rank]!.host) return false;
-  }
-  return true;
+/** The ranks of `within` whose path prefix or host differ between `a` and `b`: from the first to past the last, or undefined when none do. */
+function differingRanks(
+  a: readonly CompiledRoute[],
+  b: readonly CompiledRoute[],
+  within: { readonly from: number; readonly to: number },
+): { from: number; to: number } | undefined {
+  const differs = (rank: number) => a[rank]!.pathPrefix !== b[rank]!.pathPrefix || a[rank]!.host !== b[rank]!.host;
+  let from = within.from;
+  while (from < within.to && !differs(from)) from += 1;
+  if (from === within.to) return undefined;
+  let to = within.to;
+  while (!differs(to - 1)) to -= 1;
+  return { from, to };
 }
