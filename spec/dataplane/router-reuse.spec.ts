@@ -80,9 +80,11 @@ describe('compileReusing', () => {
     expect(after.match('GET', undefined, '/new')?.index).to.equal(500);
   });
 
-  it('reads and compiles only the changed route of 10,000 when the producer of the new routes noted what they share with the old', () => {
+  it('reads and compiles only the changed or added route of 10,000 when the producer of the new routes noted what they share with the old', () => {
     const sections = many(10_000);
     const changed = Object.freeze([...sections.slice(0, 5_000), many(10_000, 5_000)[5_000]!, ...sections.slice(5_001)]);
+    // A route added: it equals no section at its place nor as far back as it shifts the others.
+    const grown = Object.freeze([...sections.slice(0, 5_000), routeSections([{ path_prefix: '/new', body: 'new' }])[0]!, ...sections.slice(5_000)]);
     let reads = 0;
     const readCounted = (target: readonly RouteConfig[]): readonly RouteConfig[] =>
       new Proxy(target, {
@@ -103,6 +105,15 @@ describe('compileReusing', () => {
       expect(after.routes[5_001]).to.equal(before.router.routes[5_001]);
       expect(after.sharesIndexWith(before.router)).to.equal(true);
     }
+    const bigger = readCounted(grown);
+    noteEnds(old, bigger, scanEnds(sections, grown));
+    reads = 0;
+    const compile = counting();
+    const after = compileReusing(bigger, compile, { ...before, sections: old }, 'all');
+    expect(compile.callCount).to.equal(1);
+    expect(reads, 'route sections read for an added route').to.be.at.most(4);
+    expect(after.match('GET', undefined, '/new')?.index).to.equal(5_000);
+    expect(after.match('GET', undefined, '/r5000')?.index).to.equal(5_001);
   });
 
   it('returns the previous table itself when no route changed, compiling nothing', () => {
@@ -112,14 +123,15 @@ describe('compileReusing', () => {
     expect(compile.callCount).to.equal(0);
   });
 
-  it('compiles only the route added at the top, keeping the shifted ones with their new index', () => {
+  it('compiles only the route added at the top, keeping the shifted ones with their new index and the index, patched with the one added', () => {
     const sections = many(1000);
     const before = table(sections);
     const added = routeSections([{ path_prefix: '/new', body: 'new' }])[0]!;
     const compile = counting();
     const after = compileReusing([added, ...sections], compile, before, always);
     expect(compile.callCount).to.equal(1);
-    expect(after.sharesIndexWith(before.router)).to.equal(false);
+    expect(after.sharesIndexWith(before.router)).to.equal(true);
+    expect(after.match('GET', undefined, '/new')?.index).to.equal(0);
     expect(after.routes[1]!.action).to.equal(before.router.routes[0]!.action);
     expect(after.routes[1]!.index).to.equal(1);
     expect(after.match('GET', undefined, '/r0')?.index).to.equal(1);
@@ -245,6 +257,27 @@ describe('compileReusing', () => {
       expect(two.sharesIndexWith(before.router)).to.equal(true);
       expect(two.match('GET', undefined, '/moved8000')?.index).to.equal(8_000);
       expect(two.match('GET', undefined, '/r8500')?.index).to.equal(8_500);
+      // Routes added and removed: the shared index's ranks after the patch stand for ranks further on.
+      add.resetHistory();
+      const added = [
+        ...moved([9_000]).slice(0, 9_500),
+        ...routeSections([
+          { path_prefix: '/a', body: 'a' },
+          { path_prefix: '/b', body: 'b' },
+        ]),
+        ...sections.slice(9_500),
+      ];
+      const grown = compileReusing(added, counting(), { sections: moved([9_000]), router: one }, 'all');
+      expect(add.callCount, 'the patch: ranks 9,000 to 9,502').to.equal(502);
+      expect(grown.sharesIndexWith(before.router)).to.equal(true);
+      expect(grown.match('GET', undefined, '/b')?.index).to.equal(9_501);
+      expect(grown.match('GET', undefined, '/r9999')?.index).to.equal(10_001);
+      expect(grown.match('GET', undefined, '/r8999')?.index).to.equal(8_999);
+      add.resetHistory();
+      const shrunk = compileReusing(added.toSpliced(9_700, 1), counting(), { sections: added, router: grown }, 'all');
+      expect(add.callCount, 'the patch: ranks 9,000 to 9,700').to.equal(700);
+      expect(shrunk.match('GET', undefined, '/r9999')?.index).to.equal(10_000);
+      expect(shrunk.match('GET', undefined, '/r9698')).to.equal(undefined);
       // Past an eighth of the table (1,250 routes), the index is built again, whole.
       add.resetHistory();
       const far = compileReusing(moved([0, 9_000]), counting(), { sections: moved([9_000]), router: one }, 'all');

@@ -58,15 +58,15 @@ export type Reusable = ((action: RouteAction) => boolean) | 'all';
  *   caller (provisioning's route texts);
  * - between them, a route whose section deeply equals one of `previous.sections` (the one at
  *   its position; when routes were added or removed, else the one as many positions away as
- *   the count changed by, else one with the same `host` and `path_prefix`) keeps that compiled
- *   route (its action included) when `reusable` vouches for its action, a new `index` being the
- *   only difference; every other route goes through `compileAction`. `reusable` is the caller's
- *   proof that what the action references (an upstream's pools, say) is still valid where the
- *   table will serve;
+ *   the count changed by, else one between the kept leading and trailing sections with the same
+ *   `host` and `path_prefix`) keeps that compiled route (its action included) when `reusable`
+ *   vouches for its action, a new `index` being the only difference; every other route goes
+ *   through `compileAction`. `reusable` is the caller's proof that what the action references
+ *   (an upstream's pools, say) is still valid where the table will serve;
  * - when every route is kept at its position, `previous.router` itself is returned;
- * - when no route was added or removed, the new router shares `previous.router`'s index, with
- *   the positions whose path prefix or host changed indexed again apart (see `Router`'s
- *   constructor), checked over the changed positions only.
+ * - the new router shares `previous.router`'s index, the positions between the kept leading and
+ *   trailing routes (narrowed to those whose path prefix or host changed, when no route was
+ *   added or removed) indexed again apart (see `Router`'s constructor).
  *
  * Equal sections compile to equal routes (compiling is a pure function of the section and of
  * what `reusable` vouches for), so the table matches exactly as one compiled from scratch.
@@ -94,7 +94,8 @@ export function compileReusing(routes: readonly RouteConfig[], compileAction: Ac
       const shifted = index - shift;
       if (shifted >= 0 && shifted < sections.length && equal(sections[shifted], route)) from = shifted;
       else {
-        byPlace ??= placeIndex(sections);
+        // Among the previous sections that changed: the others are kept at their own place.
+        byPlace ??= placeIndex(sections, head, sections.length - tail);
         from = byPlace.get(placeOf(route))?.find((candidate) => equal(sections[candidate], route)) ?? -1;
       }
     }
@@ -113,7 +114,7 @@ export function compileReusing(routes: readonly RouteConfig[], compileAction: Ac
   else if (reusable === 'all') compiled = before.slice(0, head).concat(middle, kept(end, routes.length));
   else compiled = kept(0, head).concat(middle, kept(end, routes.length));
   if (!inPlace && shift === 0 && compiled.every((route, index) => route === before[index])) return router;
-  return new Router(compiled, router, shift === 0 ? { from: head, to: end } : undefined);
+  return new Router(compiled, router, { from: head, to: end });
 }
 
 /** Where a route section may have moved to: its host and path prefix. */
@@ -121,11 +122,11 @@ function placeOf(route: RouteConfig): string {
   return `${route.host ?? ''} ${route.path_prefix}`;
 }
 
-/** The positions of `sections` by `placeOf`, ascending. */
-function placeIndex(sections: readonly RouteConfig[]): Map<string, number[]> {
+/** The positions of `sections` from `from` to `to` (exclusive) by `placeOf`, ascending. */
+function placeIndex(sections: readonly RouteConfig[], from: number, to: number): Map<string, number[]> {
   const index = new Map<string, number[]>();
-  for (const [position, section] of sections.entries()) {
-    const place = placeOf(section);
+  for (let position = from; position < to; position += 1) {
+    const place = placeOf(sections[position]!);
     const list = index.get(place);
     if (list === undefined) index.set(place, [position]);
     else list.push(position);
@@ -163,42 +164,64 @@ function placeIndex(sections: readonly RouteConfig[]): Map<string, number[]> {
 export class Router implements RouteTable {
   /** The routes in config order; a route's rank in the index is its position here. */
   readonly routes: readonly CompiledRoute[];
-  /** The index, shared by the tables whose routes have the path prefix and host it was built from outside the patched ranks. */
+  /**
+   * The index, shared by the tables whose routes have the path prefixes and hosts it was built
+   * from outside the patched ranks. Its ranks from `#patchFrom` to `#staleTo` (exclusive) are
+   * stale and skipped; those from `#staleTo` on are ranks `#shift` further in `routes` (routes
+   * added or removed before them since it was built).
+   */
   readonly #index: HostIndex;
-  /** The ranks `#patchFrom` to `#patchTo` (exclusive), indexed again: `#index`'s entries for them are stale and skipped. */
+  /** The ranks `#patchFrom` to `#staleTo + #shift` of `routes`, indexed again. */
   readonly #patch: HostIndex | undefined;
   readonly #patchFrom: number;
-  readonly #patchTo: number;
+  readonly #staleTo: number;
+  readonly #shift: number;
 
   /**
-   * Index `routes`. With `previous`, a table of as many routes, its index is shared instead of
-   * built: the index holds ranks and strings only (what a rank's route allows and does is read
-   * from `routes` at match time), and is never changed once built. When some ranks' path prefix
-   * or host differ from `previous`'s, only the range from the first to the last of them (joined
-   * with the range `previous` patched) is indexed again, as a patch whose ranks the shared index
-   * skips, as long as that range holds at most an eighth of the routes; else the whole index is
-   * built again. `changed`: the only ranks whose route may differ in path prefix or host from
-   * `previous`'s (the caller knows the others are compiled from the same sections); default every rank.
+   * Index `routes`. With `previous`, its index is shared instead of built: the index holds ranks
+   * and strings only (what a rank's route allows and does is read from `routes` at match time),
+   * and is never changed once built. The ranks whose path prefix or host may differ from
+   * `previous`'s (`changed`; with as many routes as `previous`, narrowed to the first and last
+   * that do differ), joined with the range `previous` patched, are indexed again as a patch whose
+   * ranks the shared index skips, the ranks after them shifted by the routes added or removed, as
+   * long as that range holds at most an eighth of the routes; else the whole index is built again.
+   *
+   * `changed`: the only ranks of `routes` whose route may differ in path prefix or host from
+   * `previous`'s (the caller knows the others are compiled from the same sections): those before
+   * `from` are `previous`'s at the same rank, those from `to` on are `previous`'s as many ranks
+   * back as routes were added. Default: every rank, and with a different count, no sharing.
    */
   constructor(routes: readonly CompiledRoute[], previous?: Router, changed?: { readonly from: number; readonly to: number }) {
     this.routes = routes;
-    if (previous !== undefined && previous.routes.length === routes.length) {
-      const differ = differingRanks(previous.routes, routes, changed ?? { from: 0, to: routes.length });
-      const patched = previous.#patch !== undefined;
-      const from = differ === undefined ? previous.#patchFrom : patched ? Math.min(differ.from, previous.#patchFrom) : differ.from;
-      const to = differ === undefined ? previous.#patchTo : patched ? Math.max(differ.to, previous.#patchTo) : differ.to;
-      if (to - from <= routes.length >> 3) {
+    const shift = previous === undefined ? 0 : routes.length - previous.routes.length;
+    if (previous !== undefined && (shift === 0 || changed !== undefined)) {
+      const change = shift === 0 ? differingRanks(previous.routes, routes, changed ?? { from: 0, to: routes.length }) : changed;
+      if (change === undefined) {
         this.#index = previous.#index;
-        this.#patch = differ === undefined ? previous.#patch : new HostIndex(routes, from, to);
+        this.#patch = previous.#patch;
+        this.#patchFrom = previous.#patchFrom;
+        this.#staleTo = previous.#staleTo;
+        this.#shift = previous.#shift;
+        return;
+      }
+      // In `previous`'s ranks: what changed, joined with what it patched (its patch ends where its ranks map to the index's again).
+      const patched = previous.#patch !== undefined;
+      const from = patched ? Math.min(change.from, previous.#patchFrom) : change.from;
+      const to = patched ? Math.max(change.to - shift, previous.#staleTo + previous.#shift) : change.to - shift;
+      if (to + shift - from <= routes.length >> 3) {
+        this.#index = previous.#index;
+        this.#patch = new HostIndex(routes, from, to + shift);
         this.#patchFrom = from;
-        this.#patchTo = to;
+        this.#staleTo = patched ? to - previous.#shift : to;
+        this.#shift = (patched ? previous.#shift : 0) + shift;
         return;
       }
     }
     this.#index = new HostIndex(routes, 0, routes.length);
     this.#patch = undefined;
-    this.#patchFrom = 0;
-    this.#patchTo = 0;
+    this.#patchFrom = UNPATCHED;
+    this.#staleTo = UNPATCHED;
+    this.#shift = 0;
   }
 
   /** Whether this table shares its index with `other` (built by one, reused by the other, patched or not). */
@@ -214,26 +237,32 @@ export class Router implements RouteTable {
   /** First route matching; `host` is already normalised (`normalizeHost`), `path` is a `routePath`. */
   match(method: string, host: string | undefined, path: string): CompiledRoute | undefined {
     const routes = this.routes;
-    let best = this.#index.first(routes, method, host, path, routes.length, this.#patchFrom, this.#patchTo);
-    if (this.#patch !== undefined) best = this.#patch.first(routes, method, host, path, best, 0, 0);
+    let best = this.#index.first(routes, method, host, path, routes.length, this.#patchFrom, this.#staleTo, this.#shift);
+    if (this.#patch !== undefined) best = this.#patch.first(routes, method, host, path, best, UNPATCHED, UNPATCHED, 0);
     return best < routes.length ? routes[best] : undefined;
   }
 
   allowedMethods(host: string | undefined, path: string): string | undefined {
     const allowed = new Set<string>();
-    const add = (index: HostIndex, skipFrom: number, skipTo: number) => {
+    const add = (index: HostIndex, skipFrom: number, skipTo: number, shift: number) => {
       for (const trie of index.triesFor(host)) {
-        for (const rank of trie.matching(path)) {
-          if (rank >= skipFrom && rank < skipTo) continue;
+        for (let rank of trie.matching(path)) {
+          if (rank >= skipFrom) {
+            if (rank < skipTo) continue;
+            rank += shift;
+          }
           for (const method of this.routes[rank]!.methods ?? ANY_METHOD) allowed.add(method);
         }
       }
     };
-    add(this.#index, this.#patchFrom, this.#patchTo);
-    if (this.#patch !== undefined) add(this.#patch, 0, 0);
+    add(this.#index, this.#patchFrom, this.#staleTo, this.#shift);
+    if (this.#patch !== undefined) add(this.#patch, UNPATCHED, UNPATCHED, 0);
     return allowValue(allowed);
   }
 }
+
+/** A rank no table reaches: where an unpatched index's stale ranks begin and end. */
+const UNPATCHED = Number.MAX_SAFE_INTEGER;
 
 /**
  * The routes of ranks `from` to `to` (exclusive) by host, each entry a `SegmentTrie` (see
@@ -250,17 +279,26 @@ class HostIndex {
     for (let rank = from; rank < to; rank += 1) this.#trieFor(routes[rank]!.host).add(routes[rank]!.pathPrefix, rank);
   }
 
-  /** The lowest rank below `best` matching (see `SegmentTrie.first`), ranks from `skipFrom` to `skipTo` (exclusive) left out; `best` when none. */
-  first(routes: readonly CompiledRoute[], method: string, host: string | undefined, path: string, best: number, skipFrom: number, skipTo: number): number {
-    best = this.#anyHost.first(routes, method, path, best, skipFrom, skipTo);
+  /** The lowest rank below `best` matching (see `SegmentTrie.first` for `skipFrom`, `skipTo` and `shift`); `best` when none. */
+  first(
+    routes: readonly CompiledRoute[],
+    method: string,
+    host: string | undefined,
+    path: string,
+    best: number,
+    skipFrom: number,
+    skipTo: number,
+    shift: number,
+  ): number {
+    best = this.#anyHost.first(routes, method, path, best, skipFrom, skipTo, shift);
     if (host !== undefined) {
       const exact = this.#exactHosts.get(host);
-      if (exact !== undefined) best = exact.first(routes, method, path, best, skipFrom, skipTo);
+      if (exact !== undefined) best = exact.first(routes, method, path, best, skipFrom, skipTo, shift);
       if (this.#wildcardHosts.size > 0) {
         // A wildcard matches a host longer than its suffix: every suffix from a dot but the first character.
         for (let dot = host.indexOf('.', 1); dot >= 0; dot = host.indexOf('.', dot + 1)) {
           const trie = this.#wildcardHosts.get(host.slice(dot));
-          if (trie !== undefined) best = trie.first(routes, method, path, best, skipFrom, skipTo);
+          if (trie !== undefined) best = trie.first(routes, method, path, best, skipFrom, skipTo, shift);
         }
       }
     }
