@@ -2,6 +2,7 @@ import equal from 'fast-deep-equal';
 import { canonicalJson } from '../config/hash.js';
 import { scrubError } from '../config/redact.js';
 import { ACCESS_LOG_REDACTED_HEADERS, type RouteConfig, type UpstreamConfig } from '../config/schema.js';
+import { spliced } from '../core/arrays.js';
 import { ProvisionError } from '../core/errors.js';
 import { sameEnds } from '../core/identity.js';
 import { type Logger, logDestination } from '../core/log.js';
@@ -344,9 +345,10 @@ async function provisionListeners(generation: Generation, ctx: ProvisionContext,
 
 /**
  * Canonical JSON of each route section of `router` (what tunnels are bound to): the leading and
- * trailing sections that are the previous table's very objects keep their text as a whole (an
+ * trailing sections that are the previous table's very objects keep their text as a whole (one
  * array copy); between them, a route compiled by the previous table keeps its text (its section
- * is equal), only the others are serialised.
+ * is equal), only the others are serialised. Those ends are the ones `compileReusing` found
+ * (`sameEnds` answers again from its note): no second scan of the routes.
  */
 function routeSections(sections: readonly RouteConfig[], router: Router, before: ServedListener | undefined): readonly string[] {
   if (before === undefined) return sections.map((section) => canonicalJson(section));
@@ -354,18 +356,18 @@ function routeSections(sections: readonly RouteConfig[], router: Router, before:
   const previous = before.config.routes;
   const { head, tail } = sameEnds(previous, sections);
   const end = sections.length - tail;
-  const out = before.routeSections.slice(0, head);
+  const changed: string[] = [];
   // An action is only ever kept for a section equal to the one it was compiled from.
   let byAction: Map<RouteAction, string> | undefined;
   for (let index = head; index < end; index += 1) {
     const route = router.routes[index]!;
-    if (route === before.router.routes[index]) out.push(before.routeSections[index]!);
+    if (route === before.router.routes[index]) changed.push(before.routeSections[index]!);
     else {
       byAction ??= new Map(before.router.routes.slice(head, previous.length - tail).map((kept, at) => [kept.action, before.routeSections[head + at]!]));
-      out.push(byAction.get(route.action) ?? canonicalJson(sections[index]!));
+      changed.push(byAction.get(route.action) ?? canonicalJson(sections[index]!));
     }
   }
-  return out.concat(before.routeSections.slice(previous.length - tail));
+  return spliced(before.routeSections, head, previous.length - tail, changed);
 }
 
 /**

@@ -3,10 +3,12 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import { stringify } from 'yaml';
 import { type FragmentInput, FragmentMerger, type MergePlan } from '../../lib/config/fragment-merge.js';
-import { loadFragment } from '../../lib/config/fragments.js';
-import { validateConfig } from '../../lib/config/parse.js';
+import { type FragmentConfig, loadFragment } from '../../lib/config/fragments.js';
+import { deepFreeze, validateConfig } from '../../lib/config/parse.js';
 import { PROCESS_READER } from '../../lib/config/references.js';
+import type { RouteConfig } from '../../lib/config/schema.js';
 import { ConfigInvalidError } from '../../lib/core/errors.js';
+import { notedEnds, sameItems, scanEnds } from '../../lib/core/identity.js';
 
 /** A fragment input from plain data (or raw text), its version derived from the text. */
 function fragment(name: string, data: Record<string, unknown> | string): FragmentInput {
@@ -330,5 +332,79 @@ describe('fragment merge', () => {
     const bad = load('c.yaml', 'c1', { tracing: { exporter: 'none', endpoint: '${env:E}' } }, { E: 'S3cr3t-collector:4318' });
     expect(bad.parsed.ok).to.equal(false);
     expect(JSON.stringify(bad.parsed)).to.contain('tracing.endpoint').and.not.contain('S3cr3t');
+  });
+});
+
+describe('fragment merge: what a rebuilt listener shares with the last one', () => {
+  const routesOf = (plan: MergePlan) => plan.loaded!.config.listeners.find((l) => l.name === 'web')!.routes;
+
+  it('notes the ends a one-route change in the last of 100 fragments leaves (that fragment parsed again: its sections all new), so that comparing the listeners reads nothing', () => {
+    const part = (f: number, changed = false) =>
+      fragment(`f${String(f).padStart(3, '0')}.yaml`, {
+        listeners: [f === 0 ? listener('web', 8080, routes(f, changed)) : { name: 'web', routes: routes(f, changed) }],
+      });
+    const routes = (f: number, changed: boolean) => Array.from({ length: 100 }, (_, r) => respond(`/f${f}/r${r}`, changed && r === 99 ? 'changed' : 'same'));
+    const merger = new FragmentMerger();
+    const inputs = Array.from({ length: 100 }, (_, f) => part(f));
+    const before = routesOf(apply(merger, inputs));
+    inputs[99] = part(99, true);
+    const after = routesOf(apply(merger, inputs));
+    expect(after).to.have.length(10_000);
+    expect(notedEnds(before, after)).to.deep.equal({ head: 9_900, tail: 0 });
+    expect(scanEnds(before, after)).to.deep.equal({ head: 9_900, tail: 0 });
+  });
+
+  it("builds every listener from its members' very sections and notes exactly the ends a scan finds, over any series of fragment edits", () => {
+    // Route sections from one pool, so that fragments share sections as parsed documents rebuilt copy-on-write do.
+    const pool = validateConfig({
+      listeners: [
+        listener(
+          'web',
+          8080,
+          ['/a', '/b', '/c', '/d', '/e'].map((p) => respond(p)),
+        ),
+      ],
+    }).listeners[0]!;
+    const definition = { ...pool, routes: [] as RouteConfig[] };
+    let versions = 0;
+    /** Fragment `name` holding `picks` of the pool (the very section objects), or exactly `routes`. */
+    const input = (name: string, routes: readonly RouteConfig[]): FragmentInput => {
+      versions += 1;
+      const entry = name === 'a' ? { ...definition, routes } : { name: 'web', routes };
+      return {
+        name,
+        version: `v${versions}`,
+        parsed: { ok: true, loaded: { config: deepFreeze({ listeners: [entry] }) as unknown as FragmentConfig, hash: `h${versions}` } },
+      };
+    };
+    const picks = fc.array(fc.nat({ max: pool.routes.length - 1 }), { minLength: 1, maxLength: 4 }).map((at) => at.map((i) => pool.routes[i]!));
+    const edit = fc.tuple(fc.constantFrom('routes', 'same-routes', 'add', 'remove'), fc.constantFrom('a', 'b', 'c', 'd', 'e'), picks);
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.constantFrom('b', 'c', 'd', 'e'), picks), { maxLength: 4 }),
+        picks,
+        fc.array(edit, { minLength: 1, maxLength: 6 }),
+        (members, first, edits) => {
+          const merger = new FragmentMerger();
+          const current = new Map<string, FragmentInput>([['a', input('a', first)]]);
+          for (const [name, routes] of members) current.set(name, input(name, routes));
+          let before = routesOf(apply(merger, [...current.values()]));
+          for (const [kind, name, routes] of edits) {
+            const now = current.get(name);
+            if (kind === 'remove' && name !== 'a') current.delete(name);
+            else if (kind === 'same-routes' && now?.parsed.ok) current.set(name, input(name, now.parsed.loaded.config.listeners![0]!.routes));
+            else if (kind !== 'remove') current.set(name, input(name, routes));
+            const plan = apply(merger, [...current.values()]);
+            expect(plan.issues).to.deep.equal([]);
+            const after = routesOf(plan);
+            const members = [...current].sort(([x], [y]) => (x < y ? -1 : 1)).map(([, f]) => (f.parsed.ok ? f.parsed.loaded.config.listeners![0]!.routes : []));
+            expect(sameItems(after, members.flat()), 'the very sections of the members, in name order').to.equal(true);
+            if (after !== before) expect(notedEnds(before, after), `${kind} ${name}`).to.deep.equal(scanEnds(before, after));
+            before = after;
+          }
+        },
+      ),
+      { seed: 12, numRuns: 500 },
+    );
   });
 });

@@ -1,5 +1,6 @@
 import equal from 'fast-deep-equal';
 import type { RouteConfig } from '../../config/schema.js';
+import { spliced } from '../../core/arrays.js';
 import { sameEnds } from '../../core/identity.js';
 import type { CompiledRoute, RouteAction, RouteTable } from '../ports.js';
 import { ANY_METHOD, allowValue, isWildcardHost } from './match.js';
@@ -50,18 +51,22 @@ export type Reusable = ((action: RouteAction) => boolean) | 'all';
  *
  * - the leading and trailing routes whose sections are the very objects of `previous.sections`
  *   (an unchanged fragment's frozen sections are the same objects from one merge to the next)
- *   keep their compiled routes without being compared, as a whole (an array copy), when
- *   `reusable` is `'all'`; else each when `reusable(action)` holds;
+ *   keep their compiled routes without being compared, as a whole (one array copy, the routes
+ *   between spliced in, when none moved), when `reusable` is `'all'`; else each when
+ *   `reusable(action)` holds. How many lead and trail is `sameEnds`: O(1) when the producer
+ *   of `routes` noted it (the fragment merge does), else a scan that it notes for the next
+ *   caller (provisioning's route texts);
  * - between them, a route whose section deeply equals one of `previous.sections` (the one at
  *   its position; when routes were added or removed, else the one as many positions away as
- *   the count changed by, else one with the same `host` and `path_prefix`) keeps that compiled
- *   route (its action included) when `reusable` vouches for its action, a new `index` being the
- *   only difference; every other route goes through `compileAction`. `reusable` is the caller's
- *   proof that what the action references (an upstream's pools, say) is still valid where the
- *   table will serve;
+ *   the count changed by, else one between the kept leading and trailing sections with the same
+ *   `host` and `path_prefix`) keeps that compiled route (its action included) when `reusable`
+ *   vouches for its action, a new `index` being the only difference; every other route goes
+ *   through `compileAction`. `reusable` is the caller's proof that what the action references
+ *   (an upstream's pools, say) is still valid where the table will serve;
  * - when every route is kept at its position, `previous.router` itself is returned;
- * - when every position keeps its path prefix and host, the new router shares
- *   `previous.router`'s index (see `Router`'s constructor), checked over the changed positions only.
+ * - the new router shares `previous.router`'s index, the positions between the kept leading and
+ *   trailing routes (narrowed to those whose path prefix or host changed, when no route was
+ *   added or removed) indexed again apart (see `Router`'s constructor).
  *
  * Equal sections compile to equal routes (compiling is a pure function of the section and of
  * what `reusable` vouches for), so the table matches exactly as one compiled from scratch.
@@ -70,18 +75,17 @@ export function compileReusing(routes: readonly RouteConfig[], compileAction: Ac
   if (previous === undefined) return Router.fromConfig(routes, compileAction);
   const { sections, router } = previous;
   const before = router.routes;
+  // From a note when the merge that built `routes` from `sections` made one: no scan.
   const { head, tail } = sameEnds(sections, routes);
-  const vouches = reusable === 'all' ? () => true : reusable;
   const keep = (from: number, index: number): CompiledRoute => {
     const kept = before[from]!;
-    if (!vouches(kept.action)) return compileRoute(routes[index]!, index, compileAction);
+    if (reusable !== 'all' && !reusable(kept.action)) return compileRoute(routes[index]!, index, compileAction);
     return kept.index === index ? kept : { ...kept, index };
   };
   // Routes added or removed shift the ones after them by `shift`; equal counts: changed in place.
   const shift = routes.length - sections.length;
   const end = routes.length - tail;
-  const compiled: CompiledRoute[] = before.slice(0, head);
-  if (reusable !== 'all') for (let index = 0; index < head; index += 1) compiled[index] = keep(index, index);
+  const middle: CompiledRoute[] = [];
   let byPlace: Map<string, number[]> | undefined;
   for (let index = head; index < end; index += 1) {
     const route = routes[index]!;
@@ -90,18 +94,27 @@ export function compileReusing(routes: readonly RouteConfig[], compileAction: Ac
       const shifted = index - shift;
       if (shifted >= 0 && shifted < sections.length && equal(sections[shifted], route)) from = shifted;
       else {
-        byPlace ??= placeIndex(sections);
+        // Among the previous sections that changed: the others are kept at their own place.
+        byPlace ??= placeIndex(sections, head, sections.length - tail);
         from = byPlace.get(placeOf(route))?.find((candidate) => equal(sections[candidate], route)) ?? -1;
       }
     }
-    compiled.push(from >= 0 ? keep(from, index) : compileRoute(route, index, compileAction));
+    middle.push(from >= 0 ? keep(from, index) : compileRoute(route, index, compileAction));
   }
-  if (shift === 0 && reusable === 'all') for (let index = end; index < routes.length; index += 1) compiled.push(before[index]!);
-  else for (let index = end; index < routes.length; index += 1) compiled.push(keep(index - shift, index));
-  let unchanged = shift === 0;
-  for (let index = head; unchanged && index < end; index += 1) if (compiled[index] !== before[index]) unchanged = false;
-  if (unchanged && reusable !== 'all') unchanged = compiled.every((route, index) => route === before[index]);
-  return unchanged ? router : new Router(compiled, router, shift === 0 ? { from: head, to: end } : undefined);
+  // The leading and trailing routes, vouched for and at their position: the very objects, copied by a builtin.
+  const inPlace = shift === 0 && reusable === 'all';
+  if (inPlace && middle.every((route, at) => route === before[head + at])) return router;
+  const kept = (from: number, to: number): CompiledRoute[] => {
+    const out: CompiledRoute[] = [];
+    for (let index = from; index < to; index += 1) out.push(keep(index < head ? index : index - shift, index));
+    return out;
+  };
+  let compiled: CompiledRoute[];
+  if (inPlace) compiled = spliced(before, head, end, middle);
+  else if (reusable === 'all') compiled = before.slice(0, head).concat(middle, kept(end, routes.length));
+  else compiled = kept(0, head).concat(middle, kept(end, routes.length));
+  if (!inPlace && shift === 0 && compiled.every((route, index) => route === before[index])) return router;
+  return new Router(compiled, router, { from: head, to: end });
 }
 
 /** Where a route section may have moved to: its host and path prefix. */
@@ -109,11 +122,11 @@ function placeOf(route: RouteConfig): string {
   return `${route.host ?? ''} ${route.path_prefix}`;
 }
 
-/** The positions of `sections` by `placeOf`, ascending. */
-function placeIndex(sections: readonly RouteConfig[]): Map<string, number[]> {
+/** The positions of `sections` from `from` to `to` (exclusive) by `placeOf`, ascending. */
+function placeIndex(sections: readonly RouteConfig[], from: number, to: number): Map<string, number[]> {
   const index = new Map<string, number[]>();
-  for (const [position, section] of sections.entries()) {
-    const place = placeOf(section);
+  for (let position = from; position < to; position += 1) {
+    const place = placeOf(sections[position]!);
     const list = index.get(place);
     if (list === undefined) index.set(place, [position]);
     else list.push(position);
@@ -151,36 +164,69 @@ function placeIndex(sections: readonly RouteConfig[]): Map<string, number[]> {
 export class Router implements RouteTable {
   /** The routes in config order; a route's rank in the index is its position here. */
   readonly routes: readonly CompiledRoute[];
-  readonly #anyHost: SegmentTrie;
-  readonly #exactHosts: Map<string, SegmentTrie>;
-  /** By the suffix a wildcard host matches: `.example.com` for `*.example.com`. */
-  readonly #wildcardHosts: Map<string, SegmentTrie>;
+  /**
+   * The index, shared by the tables whose routes have the path prefixes and hosts it was built
+   * from outside the patched ranks. Its ranks from `#patchFrom` to `#staleTo` (exclusive) are
+   * stale and skipped; those from `#staleTo` on are ranks `#shift` further in `routes` (routes
+   * added or removed before them since it was built).
+   */
+  readonly #index: HostIndex;
+  /** The ranks `#patchFrom` to `#staleTo + #shift` of `routes`, indexed again. */
+  readonly #patch: HostIndex | undefined;
+  readonly #patchFrom: number;
+  readonly #staleTo: number;
+  readonly #shift: number;
 
   /**
-   * Index `routes`. With `previous`, a table whose routes have, rank by rank, the same path
-   * prefix and host as `routes`, its index is shared instead of built: the index holds ranks and
-   * strings only (what a rank's route allows and does is read from `routes` at match time), and
-   * is never changed once built. `changed`: the only ranks whose route may differ in path prefix
-   * or host from `previous`'s (the caller knows the others are compiled from the same sections);
-   * default every rank.
+   * Index `routes`. With `previous`, its index is shared instead of built: the index holds ranks
+   * and strings only (what a rank's route allows and does is read from `routes` at match time),
+   * and is never changed once built. The ranks whose path prefix or host may differ from
+   * `previous`'s (`changed`; with as many routes as `previous`, narrowed to the first and last
+   * that do differ), joined with the range `previous` patched, are indexed again as a patch whose
+   * ranks the shared index skips, the ranks after them shifted by the routes added or removed, as
+   * long as that range holds at most an eighth of the routes; else the whole index is built again.
+   *
+   * `changed`: the only ranks of `routes` whose route may differ in path prefix or host from
+   * `previous`'s (the caller knows the others are compiled from the same sections): those before
+   * `from` are `previous`'s at the same rank, those from `to` on are `previous`'s as many ranks
+   * back as routes were added. Default: every rank, and with a different count, no sharing.
    */
   constructor(routes: readonly CompiledRoute[], previous?: Router, changed?: { readonly from: number; readonly to: number }) {
     this.routes = routes;
-    if (previous !== undefined && sameIndex(previous.routes, routes, changed)) {
-      this.#anyHost = previous.#anyHost;
-      this.#exactHosts = previous.#exactHosts;
-      this.#wildcardHosts = previous.#wildcardHosts;
-      return;
+    const shift = previous === undefined ? 0 : routes.length - previous.routes.length;
+    if (previous !== undefined && (shift === 0 || changed !== undefined)) {
+      const change = shift === 0 ? differingRanks(previous.routes, routes, changed ?? { from: 0, to: routes.length }) : changed;
+      if (change === undefined) {
+        this.#index = previous.#index;
+        this.#patch = previous.#patch;
+        this.#patchFrom = previous.#patchFrom;
+        this.#staleTo = previous.#staleTo;
+        this.#shift = previous.#shift;
+        return;
+      }
+      // In `previous`'s ranks: what changed, joined with what it patched (its patch ends where its ranks map to the index's again).
+      const patched = previous.#patch !== undefined;
+      const from = patched ? Math.min(change.from, previous.#patchFrom) : change.from;
+      const to = patched ? Math.max(change.to - shift, previous.#staleTo + previous.#shift) : change.to - shift;
+      if (to + shift - from <= routes.length >> 3) {
+        this.#index = previous.#index;
+        this.#patch = new HostIndex(routes, from, to + shift);
+        this.#patchFrom = from;
+        this.#staleTo = patched ? to - previous.#shift : to;
+        this.#shift = (patched ? previous.#shift : 0) + shift;
+        return;
+      }
     }
-    this.#anyHost = new SegmentTrie();
-    this.#exactHosts = new Map();
-    this.#wildcardHosts = new Map();
-    for (const [rank, route] of routes.entries()) this.#trieFor(route.host).add(route.pathPrefix, rank);
+    this.#index = new HostIndex(routes, 0, routes.length);
+    this.#patch = undefined;
+    this.#patchFrom = UNPATCHED;
+    this.#staleTo = UNPATCHED;
+    this.#shift = 0;
   }
 
-  /** Whether this table shares its index with `other` (built by one, reused by the other). */
+  /** Whether this table shares its index with `other` (built by one, reused by the other, patched or not). */
   sharesIndexWith(other: Router): boolean {
-    return this.#anyHost === other.#anyHost;
+    return this.#index === other.#index;
   }
 
   /** Compile `routes`; `compileAction` builds each route's action (default: `respond` only). */
@@ -191,31 +237,76 @@ export class Router implements RouteTable {
   /** First route matching; `host` is already normalised (`normalizeHost`), `path` is a `routePath`. */
   match(method: string, host: string | undefined, path: string): CompiledRoute | undefined {
     const routes = this.routes;
-    let best = this.#anyHost.first(routes, method, path, routes.length);
-    if (host !== undefined) {
-      const exact = this.#exactHosts.get(host);
-      if (exact !== undefined) best = exact.first(routes, method, path, best);
-      if (this.#wildcardHosts.size > 0) {
-        // A wildcard matches a host longer than its suffix: every suffix from a dot but the first character.
-        for (let dot = host.indexOf('.', 1); dot >= 0; dot = host.indexOf('.', dot + 1)) {
-          const trie = this.#wildcardHosts.get(host.slice(dot));
-          if (trie !== undefined) best = trie.first(routes, method, path, best);
-        }
-      }
-    }
+    let best = this.#index.first(routes, method, host, path, routes.length, this.#patchFrom, this.#staleTo, this.#shift);
+    if (this.#patch !== undefined) best = this.#patch.first(routes, method, host, path, best, UNPATCHED, UNPATCHED, 0);
     return best < routes.length ? routes[best] : undefined;
   }
 
   allowedMethods(host: string | undefined, path: string): string | undefined {
     const allowed = new Set<string>();
-    for (const trie of this.#triesFor(host)) {
-      for (const rank of trie.matching(path)) for (const method of this.routes[rank]!.methods ?? ANY_METHOD) allowed.add(method);
-    }
+    const add = (index: HostIndex, skipFrom: number, skipTo: number, shift: number) => {
+      for (const trie of index.triesFor(host)) {
+        for (let rank of trie.matching(path)) {
+          if (rank >= skipFrom) {
+            if (rank < skipTo) continue;
+            rank += shift;
+          }
+          for (const method of this.routes[rank]!.methods ?? ANY_METHOD) allowed.add(method);
+        }
+      }
+    };
+    add(this.#index, this.#patchFrom, this.#staleTo, this.#shift);
+    if (this.#patch !== undefined) add(this.#patch, UNPATCHED, UNPATCHED, 0);
     return allowValue(allowed);
   }
+}
 
-  /** The tries holding every route whose `host` matches `host` (see `match`). */
-  #triesFor(host: string | undefined): SegmentTrie[] {
+/** A rank no table reaches: where an unpatched index's stale ranks begin and end. */
+const UNPATCHED = Number.MAX_SAFE_INTEGER;
+
+/**
+ * The routes of ranks `from` to `to` (exclusive) by host, each entry a `SegmentTrie` (see
+ * `Router`): exact hosts in a map, wildcards by the suffix they match, routes without `host` apart.
+ * Immutable once built.
+ */
+class HostIndex {
+  readonly #anyHost = new SegmentTrie();
+  readonly #exactHosts = new Map<string, SegmentTrie>();
+  /** By the suffix a wildcard host matches: `.example.com` for `*.example.com`. */
+  readonly #wildcardHosts = new Map<string, SegmentTrie>();
+
+  constructor(routes: readonly CompiledRoute[], from: number, to: number) {
+    for (let rank = from; rank < to; rank += 1) this.#trieFor(routes[rank]!.host).add(routes[rank]!.pathPrefix, rank);
+  }
+
+  /** The lowest rank below `best` matching (see `SegmentTrie.first` for `skipFrom`, `skipTo` and `shift`); `best` when none. */
+  first(
+    routes: readonly CompiledRoute[],
+    method: string,
+    host: string | undefined,
+    path: string,
+    best: number,
+    skipFrom: number,
+    skipTo: number,
+    shift: number,
+  ): number {
+    best = this.#anyHost.first(routes, method, path, best, skipFrom, skipTo, shift);
+    if (host !== undefined) {
+      const exact = this.#exactHosts.get(host);
+      if (exact !== undefined) best = exact.first(routes, method, path, best, skipFrom, skipTo, shift);
+      if (this.#wildcardHosts.size > 0) {
+        // A wildcard matches a host longer than its suffix: every suffix from a dot but the first character.
+        for (let dot = host.indexOf('.', 1); dot >= 0; dot = host.indexOf('.', dot + 1)) {
+          const trie = this.#wildcardHosts.get(host.slice(dot));
+          if (trie !== undefined) best = trie.first(routes, method, path, best, skipFrom, skipTo, shift);
+        }
+      }
+    }
+    return best;
+  }
+
+  /** The tries holding every route whose `host` matches `host` (see `Router.match`). */
+  triesFor(host: string | undefined): SegmentTrie[] {
     const tries = [this.#anyHost];
     if (host === undefined) return tries;
     const exact = this.#exactHosts.get(host);
@@ -239,11 +330,17 @@ export class Router implements RouteTable {
   }
 }
 
-/** Same path prefix and host at every rank (of `changed`, default all): what a `Router`'s index is built from. */
-function sameIndex(a: readonly CompiledRoute[], b: readonly CompiledRoute[], changed = { from: 0, to: a.length }): boolean {
-  if (a.length !== b.length) return false;
-  for (let rank = changed.from; rank < changed.to; rank += 1) {
-    if (a[rank]!.pathPrefix !== b[rank]!.pathPrefix || a[rank]!.host !== b[rank]!.host) return false;
-  }
-  return true;
+/** The ranks of `within` whose path prefix or host differ between `a` and `b`: from the first to past the last, or undefined when none do. */
+function differingRanks(
+  a: readonly CompiledRoute[],
+  b: readonly CompiledRoute[],
+  within: { readonly from: number; readonly to: number },
+): { from: number; to: number } | undefined {
+  const differs = (rank: number) => a[rank]!.pathPrefix !== b[rank]!.pathPrefix || a[rank]!.host !== b[rank]!.host;
+  let from = within.from;
+  while (from < within.to && !differs(from)) from += 1;
+  if (from === within.to) return undefined;
+  let to = within.to;
+  while (!differs(to - 1)) to -= 1;
+  return { from, to };
 }

@@ -53,29 +53,49 @@ export class SegmentTrie {
 
   /**
    * The lowest rank below `below` whose prefix matches `path` and whose route (`routes[rank]`)
-   * allows `method`; `below` when there is none. The request hot path: no allocation but the
-   * path's segment strings, and only while the trie has children to compare them with.
+   * allows `method`; `below` when there is none. The ranks held from `skipFrom` to `skipTo`
+   * (exclusive) are left out and those from `skipTo` on stand for `shift` ranks further (a
+   * patched table, see `Router`): `skipFrom` must not exceed `skipTo + shift`, so that ranks keep
+   * their order. The request hot path: no allocation but the path's segment strings, and only
+   * while the trie has children to compare them with.
    */
-  first(routes: readonly CompiledRoute[], method: string, path: string, below: number): number {
-    return this.#walk(path, routes, method, below, undefined);
+  first(
+    routes: readonly CompiledRoute[],
+    method: string,
+    path: string,
+    below: number,
+    skipFrom = Number.MAX_SAFE_INTEGER,
+    skipTo = skipFrom,
+    shift = 0,
+  ): number {
+    return this.#walk(path, routes, method, below, undefined, skipFrom, skipTo, shift);
   }
 
   /** Every rank whose prefix matches `path`, whatever the method, in no particular order. */
   matching(path: string): number[] {
     const ranks: number[] = [];
-    this.#walk(path, [], '', 0, ranks);
+    this.#walk(path, [], '', 0, ranks, Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER, 0);
     return ranks;
   }
 
   /** One walk for both: with `into`, every matching rank is added to it; else as `first`. */
-  #walk(path: string, routes: readonly CompiledRoute[], method: string, below: number, into: number[] | undefined): number {
+  #walk(
+    path: string,
+    routes: readonly CompiledRoute[],
+    method: string,
+    below: number,
+    into: number[] | undefined,
+    skipFrom: number,
+    skipTo: number,
+    shift: number,
+  ): number {
     let best = below;
     let node = this.#root;
     // Where the path's next segment begins; -1 once its last segment is consumed.
     let start = 0;
     for (;;) {
-      if (node.exact !== undefined) best = visit(node.exact, routes, method, best, into);
-      if (start >= 0 && node.slash !== undefined) best = visit(node.slash, routes, method, best, into);
+      if (node.exact !== undefined) best = visit(node.exact, routes, method, best, into, skipFrom, skipTo, shift);
+      if (start >= 0 && node.slash !== undefined) best = visit(node.slash, routes, method, best, into, skipFrom, skipTo, shift);
       if (start < 0 || node.children === undefined) return best;
       const slash = path.indexOf('/', start);
       const next = node.children.get(slash < 0 ? path.slice(start) : path.slice(start, slash));
@@ -89,15 +109,28 @@ export class SegmentTrie {
 /**
  * With `into`: add every rank of `ranks` to it (not push(...ranks): a list may hold more ranks
  * than a call may take arguments) and return `best`. Without: the first rank in `ranks`
- * (ascending) below `best` whose route allows `method`, else `best`.
+ * (ascending, as `first` maps them: `skipFrom`, `skipTo`, `shift`) below `best` whose route allows `method`, else `best`.
  */
-function visit(ranks: readonly number[], routes: readonly CompiledRoute[], method: string, best: number, into: number[] | undefined): number {
+function visit(
+  ranks: readonly number[],
+  routes: readonly CompiledRoute[],
+  method: string,
+  best: number,
+  into: number[] | undefined,
+  skipFrom: number,
+  skipTo: number,
+  shift: number,
+): number {
   if (into !== undefined) {
     for (const rank of ranks) into.push(rank);
     return best;
   }
   for (let i = 0; i < ranks.length; i += 1) {
-    const rank = ranks[i]!;
+    let rank = ranks[i]!;
+    if (rank >= skipFrom) {
+      if (rank < skipTo) continue;
+      rank += shift;
+    }
     if (rank >= best) return best;
     if (methodAllows(routes[rank]!, method)) return rank;
   }
