@@ -1,8 +1,7 @@
 import { createHash } from 'node:crypto';
-import type { Stats } from 'node:fs';
+import { type FSWatcher, type Stats, watch } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
-import { basename, extname, join, resolve } from 'node:path';
-import type { FSWatcher } from 'chokidar';
+import { extname, join, resolve } from 'node:path';
 import { decodeDocument } from '../config/decode.js';
 import { DEFAULT_MAX_TOTAL_BYTES } from '../config/fragments.js';
 import { DEFAULT_MAX_DOCUMENT_BYTES } from '../config/parse.js';
@@ -11,7 +10,7 @@ import { type Logger, silentLogger } from '../core/log.js';
 import { Once } from '../core/once.js';
 import { DEFAULT_READ_TIMEOUT_MS, readRegularFile } from '../core/regular-file.js';
 import type { ConfigSource, RawDocument, RawFragment, SourceInfo, SourceWatchHandlers } from './source.js';
-import { reportIfChanged, watchConfigDirs, whenReady } from './watch.js';
+import { reportIfChanged } from './watch.js';
 
 /** The file extensions of fragments; other files (and hidden ones, `..data` included) are not config. */
 export const FRAGMENT_EXTENSIONS: readonly string[] = ['.yaml', '.yml', '.json'];
@@ -59,11 +58,14 @@ interface Entry {
  *
  * `read()` lists the directory and reads the files whose status (inode, size, times) changed
  * since they were last read (or that changed within `RACY_WINDOW_MS` of it), so a reload of a
- * directory of 1,000 files reads the one that changed. `watch()` watches the directory with
- * chokidar, as `FileSource` does (in-place writes, editor rename-saves, delete + recreate, the
- * Kubernetes ConfigMap `..data` symlink swap); an event names a fragment file and only that file
- * is read again, while an event on anything else (`..data`) re-reads the directory. A document
- * is reported when the set's version changed.
+ * directory of 1,000 files reads the one that changed. `watch()` watches the directory itself
+ * (`fs.watch`: one inotify watch on Linux, whose events name the entry that changed: in-place
+ * writes, editor rename-saves, delete + recreate, the Kubernetes ConfigMap `..data` symlink swap);
+ * an event naming a fragment file reads that file again, one naming a `..` entry (`..data`) or
+ * none re-reads the directory. Not chokidar, as `FileSource` uses: chokidar lists the whole
+ * directory again (an `lstat` per entry) on every event in it, which for a directory of 100
+ * fragments cost more than the reload the event asked for. A document is reported when the
+ * set's version changed.
  */
 export class DirectorySource implements ConfigSource {
   readonly kind = 'directory';
@@ -179,27 +181,30 @@ export class DirectorySource implements ConfigSource {
 
   async watch(handlers: SourceWatchHandlers): Promise<void> {
     if (this.#watcher) throw new Error('DirectorySource.watch() called twice');
-    const watcher = watchConfigDirs([this.path], {
-      log: this.#log,
-      onEvent: (path) => this.#changed(path, handlers),
-      onRaw: (name) => {
-        if (name) this.#changed(String(name), handlers);
-      },
-      onError: (error) => handlers.onError(error),
-    });
+    let watcher: FSWatcher;
+    try {
+      watcher = watch(this.path, { encoding: 'utf8' }, (event, name) => {
+        this.#log.debug({ event, name }, 'file_event');
+        this.#changed(name ?? undefined, handlers);
+      });
+    } catch (error) {
+      throw new SourceReadError(this.path, `cannot watch config directory: ${errorMessage(error)}`, { cause: error });
+    }
+    watcher.on('error', (error) => handlers.onError(error));
     this.#watcher = watcher;
-    await whenReady(watcher);
     // A write between the caller's last read() and the watch being ready produced no event.
     this.#dirty = 'all';
     this.#schedule(handlers);
   }
 
-  /** `path` (a full path, or a raw event's file name) changed: read that file again, or the whole directory when it is not a fragment file. */
-  #changed(path: string, handlers: SourceWatchHandlers): void {
-    const name = basename(path);
-    if (resolve(this.path, path) === this.path) return; // the directory's own times
+  /**
+   * The entry `name` of the directory changed (undefined: the event did not say which): read that
+   * file again, or the whole directory when it is not a fragment file.
+   */
+  #changed(name: string | undefined, handlers: SourceWatchHandlers): void {
     if (this.#dirty !== 'all') {
-      if (isFragmentName(name)) this.#dirty.add(name);
+      if (name === undefined) this.#dirty = 'all';
+      else if (isFragmentName(name)) this.#dirty.add(name);
       else if (name.startsWith('..')) this.#dirty = 'all';
       else return; // editor swap files, other hidden files: not config
     }
@@ -233,7 +238,7 @@ export class DirectorySource implements ConfigSource {
     clearTimeout(this.#timer);
     const watcher = this.#watcher;
     this.#watcher = undefined;
-    await watcher?.close();
+    watcher?.close();
   }
 }
 

@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto';
 import { mkdir, rename, rm, symlink, unlink, writeFile } from 'node:fs/promises';
+import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { join } from 'node:path';
 import { expect } from 'chai';
+import sinon from 'sinon';
 import { onCleanup } from '../../harness/cleanup.js';
 import { handleCount } from '../../harness/handles.js';
 import { tempDir } from '../../harness/tmp.js';
@@ -121,6 +123,31 @@ describe('DirectorySource', () => {
       await unlink(join(dir, 'b.yaml'));
       await waitFor('the swap to be reported', () => w.text('a.yaml') === 'v: 2\n' && w.docs.at(-1)!.fragments!.length === 1);
       expect(w.docs.at(-1)!.fragments!.map((f) => f.name)).to.deep.equal([join(dir, 'a.yaml')]);
+    });
+
+    it('reads only the file an event names: a write among 200 fragments neither lists the directory nor looks at the others', async () => {
+      const dir = await tempDir();
+      for (let i = 0; i < 200; i += 1) await writeFile(join(dir, `f${String(i).padStart(3, '0')}.yaml`), `v: ${i}\n`);
+      const w = await watched(dir);
+      await writeFile(join(dir, 'f000.yaml'), 'v: a\n');
+      // Reported by the check that lists the directory once after the watch started (and reads what changed).
+      await waitFor('the first write to be reported', () => w.text('f000.yaml') === 'v: a\n');
+      // The named exports of node:fs/promises follow its CommonJS object once synced: the source's calls go through the spies.
+      const fsp = createRequire(import.meta.url)('node:fs/promises') as typeof import('node:fs/promises');
+      const readdir = sinon.spy(fsp, 'readdir');
+      const stat = sinon.spy(fsp, 'stat');
+      syncBuiltinESMExports();
+      onCleanup(() => {
+        readdir.restore();
+        stat.restore();
+        syncBuiltinESMExports();
+      });
+      await writeFile(join(dir, 'f123.yaml'), 'v: b\n');
+      await waitFor('the second write to be reported', () => w.text('f123.yaml') === 'v: b\n');
+      expect(readdir.callCount).to.equal(0);
+      expect(stat.callCount).to.be.within(1, 4);
+      for (const call of stat.getCalls()) expect(call.args[0]).to.equal(join(dir, 'f123.yaml'));
+      expect(w.docs.at(-1)!.fragments).to.have.length(200);
     });
 
     it('reports nothing for files that are not fragments, and stops reporting on close', async () => {
