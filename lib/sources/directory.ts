@@ -188,7 +188,9 @@ export class DirectorySource implements ConfigSource {
         this.#changed(name ?? undefined, handlers);
       });
     } catch (error) {
-      throw new SourceReadError(this.path, `cannot watch config directory: ${errorMessage(error)}`, { cause: error });
+      // Reported, not thrown (as a watcher's later errors are): reads (SIGHUP, POST /reload) still serve.
+      handlers.onError(new SourceReadError(this.path, `cannot watch config directory: ${errorMessage(error)}`, { cause: error }));
+      return;
     }
     watcher.on('error', (error) => handlers.onError(error));
     this.#watcher = watcher;

@@ -150,6 +150,25 @@ describe('DirectorySource', () => {
       expect(w.docs.at(-1)!.fragments).to.have.length(200);
     });
 
+    it('reports a directory it cannot watch to onError, naming it, and still reads', async () => {
+      const dir = await tempDir();
+      const path = join(dir, 'conf.d');
+      await mkdir(path);
+      await writeFile(join(path, 'a.yaml'), 'v: 0\n');
+      const source = new DirectorySource({ path });
+      onCleanup(() => source.close());
+      await source.read();
+      await rm(path, { recursive: true });
+      const errors: Error[] = [];
+      await source.watch({ onDocument: () => expect.fail('nothing to report'), onError: (e) => errors.push(e) });
+      expect(errors).to.have.length(1);
+      expect(errors[0]).to.be.instanceOf(SourceReadError);
+      expect(errors[0]!.message).to.contain('cannot watch config directory').and.contain(path).and.contain('ENOENT');
+      await mkdir(path);
+      await writeFile(join(path, 'b.yaml'), 'v: 1\n');
+      expect(names(await source.read())).to.deep.equal([join(path, 'b.yaml')]);
+    });
+
     it('reports nothing for files that are not fragments, and stops reporting on close', async () => {
       const fsWatchers = () => handleCount('FSEventWrap');
       const before = fsWatchers();
