@@ -29,6 +29,24 @@ export function configDelta<C extends Sectioned>(base: C, next: C, baseId: numbe
 }
 
 /**
+ * The config the parser's worker sent for a document (the single config, or one fragment): whole
+ * (`sent.config`, deeply frozen here), or as a delta rebuilt on `base`, the config of the reply it
+ * must be told against (`applyConfigDelta`: unchanged sections are `base`'s frozen objects).
+ * @throws Error naming `what` ("a config", "fragment NAME") when a delta is told against another reply than `base`'s (a worker that misbehaves)
+ */
+export function receivedConfig<C extends Sectioned>(
+  base: { readonly id: number; readonly config: C } | undefined,
+  sent: { readonly config: unknown } | { readonly delta: ConfigDelta },
+  what: string,
+): C {
+  if ('config' in sent) return deepFreeze(sent.config as C);
+  if (base?.id !== sent.delta.base) {
+    throw new Error(`the config parser's worker sent ${what} told against parse ${sent.delta.base}, not the last one (${base?.id ?? 'none'})`);
+  }
+  return applyConfigDelta(base.config, sent.delta);
+}
+
+/**
  * The config `delta` tells, rebuilt on `base` (the config of reply `delta.base`), deeply frozen:
  * unchanged sections are `base`'s objects, and `base` itself when nothing changed. A config or
  * a fragment config (`Sectioned`).

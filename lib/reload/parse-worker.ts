@@ -1,9 +1,7 @@
 import { parentPort } from 'node:worker_threads';
 import { IncrementalLoader } from '../config/incremental.js';
-import type { Config } from '../config/schema.js';
-import { SpliceParser } from '../config/splice.js';
 import { ConfigInvalidError, errorMessage } from '../core/errors.js';
-import { configDelta } from './config-delta.js';
+import { IncrementalDocument } from './incremental-document.js';
 import { type FragmentsRequest, FragmentsRequestSchema, type ParseReply, type ParseRequest, ParseRequestSchema } from './parse-protocol.js';
 import { WorkerFragments } from './worker-fragments.js';
 
@@ -13,20 +11,17 @@ import { WorkerFragments } from './worker-fragments.js';
 // block, the serving one never does. Its `process.env` is the process's own (SHARE_ENV), so a
 // `${env:NAME}` is read as it is at each reload.
 //
-// Documents are parsed by one `SpliceParser` (a one-route edit re-reads that route alone) and loaded by one `IncrementalLoader`: a document validates and hashes at the cost of
-// what changed since the last valid one. Each valid config after the first is sent as its
-// differences from the last one sent (`configDelta`), which `ConfigParser` keeps: a new worker
-// (the first, or one replacing a dead one) sends its first config whole. Fragments are loaded
-// the same way, by `WorkerFragments`, for the few that changed last.
+// Documents are loaded by one `IncrementalDocument` (a one-route edit re-reads that route alone;
+// a document validates and hashes at the cost of what changed since the last valid one). Each
+// valid config after the first is sent as its differences from the last one sent, which
+// `ConfigParser` keeps: a new worker (the first, or one replacing a dead one) sends its first
+// config whole. Fragments are loaded the same way, by `WorkerFragments`, for the few that changed last.
 
 const port = parentPort;
 if (!port) throw new Error('parse-worker runs as the worker thread of a ConfigParser');
 
-const loader = new IncrementalLoader();
-/** Reads a document that differs from the last one inside one block-sequence item (a route) by that item alone. */
-const parser = new SpliceParser();
-/** The config of the last `loaded` or `changed` reply, and that reply's id. */
-let sent: { id: number; config: Config } | undefined;
+/** The single document's versions (`ParseRequest`s). */
+const document = new IncrementalDocument(new IncrementalLoader());
 /** The fragments of `FragmentsRequest`s, with incremental state for those changed last. */
 const workerFragments = new WorkerFragments();
 
@@ -47,13 +42,8 @@ function answerFragments(request: FragmentsRequest): ParseReply {
 
 function answer({ id, text, origin, maxDocumentBytes }: ParseRequest): ParseReply {
   try {
-    const options = { origin, maxDocumentBytes };
-    const { config, hash, references } = loader.loadParsed(parser.parse(text, options), options);
-    const base = sent;
-    sent = { id, config };
-    const refs = references ? { references: [...references] } : {};
-    if (base === undefined) return { id, kind: 'loaded', config, hash, ...refs };
-    return { id, kind: 'changed', delta: configDelta(base.config, config, base.id), hash, ...refs };
+    const sent = document.load(id, text, { origin, maxDocumentBytes });
+    return 'config' in sent ? { id, kind: 'loaded', ...sent } : { id, kind: 'changed', ...sent };
   } catch (error) {
     if (error instanceof ConfigInvalidError) return { id, kind: 'invalid', issues: [...error.issues], origin: error.origin };
     return { id, kind: 'crashed', message: errorMessage(error) };

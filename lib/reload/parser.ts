@@ -7,7 +7,7 @@ import type { ConfigReference } from '../config/references.js';
 import type { Config } from '../config/schema.js';
 import { ConfigInvalidError, type ConfigIssue, errorCode, errorMessage, HotconfError } from '../core/errors.js';
 import { Once } from '../core/once.js';
-import { applyConfigDelta } from './config-delta.js';
+import { receivedConfig } from './config-delta.js';
 import { type FragmentOutcome, type ParseReply, ParseReplySchema } from './parse-protocol.js';
 
 /** Heap a parse may use, in MiB: far above what the document limits allow (a 1 MiB document at every limit needs about 100). */
@@ -180,14 +180,8 @@ export class ConfigParser {
    * @throws Error when a `changed` reply is not told against the kept config
    */
   #configOf(reply: ParseReply): Config | undefined {
-    let config: Config;
-    if (reply.kind === 'loaded') config = deepFreeze(reply.config as Config);
-    else if (reply.kind === 'changed') {
-      const base = this.#base;
-      if (base?.id !== reply.delta.base)
-        throw new Error(`the config parser's worker sent a config told against parse ${reply.delta.base}, not the last one (${base?.id ?? 'none'})`);
-      config = applyConfigDelta(base.config, reply.delta);
-    } else return undefined;
+    if (reply.kind !== 'loaded' && reply.kind !== 'changed') return undefined;
+    const config = receivedConfig(this.#base, reply, 'a config');
     this.#base = { id: reply.id, config };
     return config;
   }
@@ -238,14 +232,7 @@ export class FragmentBases {
     const out = results.map((result, i): FragmentParse => {
       if (!result.ok) return result;
       const name = names[i]!;
-      let config: FragmentConfig;
-      if ('delta' in result) {
-        const base = this.#bases.get(name);
-        if (base?.id !== result.delta.base) {
-          throw new Error(`the config parser's worker sent fragment ${name} told against parse ${result.delta.base}, not the last one (${base?.id ?? 'none'})`);
-        }
-        config = applyConfigDelta(base.config, result.delta);
-      } else config = deepFreeze(result.config as FragmentConfig);
+      const config = receivedConfig(this.#bases.get(name), result, `fragment ${name}`);
       this.#bases.set(name, { id, config });
       return { ok: true, loaded: frozen(config, result) };
     });

@@ -28,7 +28,7 @@ import { generationTracing, TRACER_PROVIDER_KIND, tracerProviderKind } from '../
 import { upstreamPoolKind, upstreamPoolSettings, upstreamTargets } from '../resources/upstream.js';
 import { type ResolvedTracing, resolveTracing } from '../telemetry/otel-env.js';
 import type { Generation, ServedListener } from './generation.js';
-import { UpstreamTable } from './upstream-table.js';
+import { countKinds, UpstreamTable } from './upstream-table.js';
 
 export interface ProvisionContext {
   registry: ResourceRegistry;
@@ -228,7 +228,7 @@ async function provisionUpstreamTable(generation: Generation, ctx: ProvisionCont
       const section = record[name]!;
       const old = from?.entries.get(name);
       if (old !== undefined && (old.section === section || equal(old.section, section)) && table.adopt(old)) {
-        for (const lease of old.leases) reused[lease.kind] = (reused[lease.kind] ?? 0) + 1;
+        countKinds(old.leases, reused);
         kept += 1;
         continue;
       }

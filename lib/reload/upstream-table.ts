@@ -191,7 +191,7 @@ export class UpstreamTable {
     this.#expectLive();
     if (!entry.share()) return false;
     this.#add(entry);
-    for (const lease of entry.leases) this.#counts[lease.kind] = (this.#counts[lease.kind] ?? 0) + 1;
+    countKinds(entry.leases, this.#counts);
     return true;
   }
 
@@ -207,7 +207,7 @@ export class UpstreamTable {
     return {
       entry,
       done: () => {
-        for (const lease of entry.leases) this.#counts[lease.kind] = (this.#counts[lease.kind] ?? 0) + 1;
+        countKinds(entry.leases, this.#counts);
         if (entry.upstream !== undefined) this.#upstreams.set(name, entry.upstream);
       },
     };
@@ -240,4 +240,9 @@ export class UpstreamTable {
       if (releasing) await releasing;
     }
   }
+}
+
+/** Add one to `counts[kind]` for each of `leases`, by its kind. */
+export function countKinds(leases: readonly Lease<unknown>[], counts: Record<string, number>): void {
+  for (const lease of leases) counts[lease.kind] = (counts[lease.kind] ?? 0) + 1;
 }

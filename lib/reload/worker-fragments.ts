@@ -2,9 +2,8 @@ import { createHash } from 'node:crypto';
 import { FRAGMENT_DOCUMENT, type FragmentConfig, loadFragment } from '../config/fragments.js';
 import { IncrementalLoader } from '../config/incremental.js';
 import type { ParseOptions } from '../config/parse.js';
-import { SpliceParser } from '../config/splice.js';
 import { ConfigInvalidError } from '../core/errors.js';
-import { configDelta } from './config-delta.js';
+import { IncrementalDocument } from './incremental-document.js';
 import type { FragmentOutcome, FragmentsRequest } from './parse-protocol.js';
 
 /**
@@ -15,13 +14,8 @@ import type { FragmentOutcome, FragmentsRequest } from './parse-protocol.js';
  */
 export const KEPT_FRAGMENTS = 8;
 
-/** What the worker keeps to load the next version of one fragment at the cost of what changed. */
-interface Kept {
-  readonly parser: SpliceParser;
-  readonly loader: IncrementalLoader<FragmentConfig>;
-  /** The fragment config of the last reply that held this fragment valid, and that reply's id: the one `ConfigParser` keeps for this name. */
-  sent?: { readonly id: number; readonly config: FragmentConfig };
-}
+/** What the worker keeps to load the next version of one fragment at the cost of what changed (its last version sent: the one `ConfigParser` keeps for this name). */
+type Kept = IncrementalDocument<FragmentConfig>;
 
 /**
  * The parser worker's side of fragments (`FragmentsRequest`): `loadFragment` of each fragment, its
@@ -82,12 +76,7 @@ export class WorkerFragments {
         const { config, hash, references } = loadFragment(text, options);
         return { ok: true, config, hash, ...(references ? { references: [...references] } : {}) };
       }
-      const { config, hash, references } = kept.loader.loadParsed(kept.parser.parse(text, options), options);
-      const refs = references ? { references: [...references] } : {};
-      const base = kept.sent;
-      kept.sent = { id, config };
-      if (base === undefined) return { ok: true, config, hash, ...refs };
-      return { ok: true, delta: configDelta(base.config, config, base.id), hash, ...refs };
+      return { ok: true, ...kept.load(id, text, options) };
     } catch (error) {
       if (error instanceof ConfigInvalidError) return { ok: false, issues: [...error.issues] };
       throw error;
@@ -106,7 +95,7 @@ export class WorkerFragments {
       const seen = this.#seen.get(name);
       this.#seen.set(name, digest);
       if (seen === undefined || seen === digest) return undefined;
-      kept = { parser: new SpliceParser(), loader: new IncrementalLoader(FRAGMENT_DOCUMENT) };
+      kept = new IncrementalDocument(new IncrementalLoader(FRAGMENT_DOCUMENT));
     }
     this.#kept.set(name, kept);
     if (this.#kept.size > this.#capacity) this.#kept.delete(this.#kept.keys().next().value!);
